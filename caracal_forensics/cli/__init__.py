@@ -1,0 +1,13 @@
+"""The command line: a thin typer layer over the library (one module per command group).
+
+Imports stay inside functions so ``caracal-forensics --help`` starts instantly.
+"""
+
+from __future__ import annotations
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from .app import run
+
+    run()

@@ -1,0 +1,112 @@
+"""The typer application, the options every command shares, and error presentation."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+
+SOURCE_ENV = "CARACAL_FORENSICS_SOURCE"
+
+app = typer.Typer(
+    name="caracal-forensics",
+    help="Offline forensics for exported Caracal audit data: filter, explain, verify.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+audit_app = typer.Typer(
+    help="Read the audit stream (mirrors `caracal audit`).", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
+
+SourcesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--source",
+        "-s",
+        help=f"Export file, directory or glob (repeatable). Default: ${SOURCE_ENV} "
+        "(several separated by the OS path separator).",
+        show_default=False,
+    ),
+]
+OnBadLineOption = Annotated[
+    str,
+    typer.Option(
+        "--on-bad-line",
+        help="'error' stops at the first malformed line; 'skip' continues and counts them.",
+    ),
+]
+
+
+def resolve_sources(sources: list[str] | None) -> list[str]:
+    """--source values, else $CARACAL_FORENSICS_SOURCE; a usage error when neither is set."""
+    from ..errors import UsageError
+
+    if sources:
+        return list(sources)
+    env = os.environ.get(SOURCE_ENV, "").strip()
+    if env:
+        return [part for part in env.split(os.pathsep) if part]
+    raise UsageError(f"no input: pass --source PATH or set {SOURCE_ENV}")
+
+
+def open_snapshot(sources: list[str] | None, on_bad_line: str = "error"):
+    """Open the sources as a Snapshot, reporting skipped lines on stderr."""
+    from ..errors import UsageError
+    from ..snapshot import open_sources
+
+    if on_bad_line not in ("error", "skip"):
+        raise UsageError(f"--on-bad-line must be 'error' or 'skip', not {on_bad_line!r}")
+    snap = open_sources(resolve_sources(sources), on_bad_line=on_bad_line)
+    if snap.skipped_lines:
+        warn(f"skipped {snap.skipped_lines} malformed line(s) (--on-bad-line skip)")
+    return snap
+
+
+def warn(message: str) -> None:
+    """One line on stderr, prefixed with the program name."""
+    print(f"caracal-forensics: {message}", file=sys.stderr)
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        print(f"caracal-forensics {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True)
+    ] = False,
+) -> None:
+    """Offline forensics for exported Caracal audit data."""
+
+
+def _register_commands() -> None:
+    """Import the command modules; each registers itself on ``app`` or ``audit_app``."""
+    from . import commands  # noqa: F401
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Run the CLI; a ForensicsError becomes one stderr line and its exit code."""
+    from ..errors import ForensicsError
+
+    _register_commands()
+    try:
+        app(args=argv, standalone_mode=True)
+    except ForensicsError as error:
+        warn(f"error: {error}")
+        sys.exit(error.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        # `... | head` closed the pipe: not an error for a filter command.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)

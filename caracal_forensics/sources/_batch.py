@@ -1,0 +1,147 @@
+"""Turning parsed rows into record batches of the one event (or alert) schema.
+
+Readers of row-oriented shapes (JSON lines, search pages) parse each row into a dict of
+model field names; this module columnises them, converts timestamps with Arrow, and
+names the offending line when a value does not fit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import InputError
+from ..model import ALERT_SCHEMA, EVENT_SCHEMA, UTC_MICROS
+
+BATCH_ROWS = 65536
+
+_TIMESTAMP_CACHE: dict[str, int] = {}
+
+
+@dataclass
+class BadLines:
+    """What to do with a malformed row, and how many were skipped."""
+
+    skip: bool = False
+    count: int = 0
+    first: str | None = None
+
+    def handle(self, error: InputError) -> None:
+        """Raise the error, or count it when skipping."""
+        if not self.skip:
+            raise error
+        self.count += 1
+        if self.first is None:
+            self.first = str(error)
+
+
+def parse_timestamps(values: list[str | None], path: str, lines: list[int], field: str) -> pa.Array:
+    """ISO 8601 / PostgreSQL timestamptz texts to UTC microseconds; names the bad line."""
+    array = pa.array(values, pa.string())
+    try:
+        return pc.cast(array, UTC_MICROS)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    for value, line in zip(values, lines, strict=True):
+        if value is None:
+            continue
+        try:
+            pc.cast(pa.array([value]), UTC_MICROS)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InputError(
+                path, f"{field} is not a timestamp: {value[:60]!r}", f"line {line}"
+            ) from None
+    raise InputError(path, f"{field}: unparseable timestamp")  # pragma: no cover
+
+
+def rows_to_batches(
+    rows: Iterable[dict],
+    path: str,
+    schema: pa.Schema = EVENT_SCHEMA,
+    timestamp_fields: tuple[str, ...] = ("occurred_at", "ingested_at"),
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[pa.RecordBatch]:
+    """Group dict rows (with ``source_line``) into record batches of ``schema``."""
+    names = schema.names
+    buffer: list[dict] = []
+    for row in rows:
+        buffer.append(row)
+        if len(buffer) >= batch_rows:
+            yield _columnise(buffer, path, schema, names, timestamp_fields)
+            buffer = []
+    if buffer:
+        yield _columnise(buffer, path, schema, names, timestamp_fields)
+
+
+def _columnise(
+    rows: list[dict],
+    path: str,
+    schema: pa.Schema,
+    names: list[str],
+    timestamp_fields: tuple[str, ...],
+) -> pa.RecordBatch:
+    lines = [row["source_line"] for row in rows]
+    arrays = []
+    for name in names:
+        column = [row.get(name) for row in rows]
+        field_type = schema.field(name).type
+        if name in timestamp_fields and field_type == UTC_MICROS:
+            if column and isinstance(next((v for v in column if v is not None), None), int):
+                arrays.append(pa.array(column, pa.int64()).cast(UTC_MICROS))
+            else:
+                arrays.append(parse_timestamps(column, path, lines, name))
+        else:
+            arrays.append(pa.array(column, field_type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def empty_alerts() -> pa.Table:
+    return ALERT_SCHEMA.empty_table()
+
+
+#: Columns a reader fills itself rather than reading from the file.
+DERIVED_COLUMNS = (
+    "occurred_at_digits",
+    "absent_fields",
+    "source_file",
+    "source_line",
+    "source_shape",
+)
+
+
+def assemble_events(
+    columns: dict[str, pa.Array],
+    rows: int,
+    *,
+    path: str,
+    first_line: int,
+    shape: str,
+    digits: int,
+    absent: str | None,
+) -> pa.RecordBatch:
+    """A batch of EVENT_SCHEMA from the columns a columnar reader has; the rest filled in."""
+    derived = {
+        "occurred_at_digits": lambda: pa.array([digits] * rows, pa.int8()),
+        "absent_fields": lambda: pa.array([absent] * rows, pa.string()),
+        "source_file": lambda: pa.array([path] * rows, pa.string()),
+        "source_line": lambda: pa.array(range(first_line, first_line + rows), pa.int64()),
+        "source_shape": lambda: pa.array([shape] * rows, pa.string()),
+    }
+    out = []
+    for field in EVENT_SCHEMA:
+        if field.name in columns:
+            out.append(columns[field.name])
+        elif field.name in derived:
+            out.append(derived[field.name]())
+        else:
+            out.append(pa.nulls(rows, field.type))
+    return pa.RecordBatch.from_arrays(out, schema=EVENT_SCHEMA)
+
+
+def absent_list(present: set[str] | list[str] | dict) -> str | None:
+    """The comma list of model fields a columnar shape does not carry."""
+    names = [n for n in EVENT_SCHEMA.names if n not in present and n not in DERIVED_COLUMNS]
+    return ",".join(names) or None

@@ -1,0 +1,122 @@
+"""Opening inputs: read-only, with gzip/zstd decompression detected from the bytes."""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import io
+import os
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from ..errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+PARQUET_MAGIC = b"PAR1"
+
+#: File endings a directory walk considers; anything else in a directory is not an export.
+DATA_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json", ".parquet", ".txt", ".log")
+COMPRESSED_SUFFIXES = (".gz", ".zst", ".zstd")
+
+
+def compression_of(path: str) -> str | None:
+    """'gzip', 'zstd' or None, from the file's first bytes (not its name)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as error:
+        raise InputError(path, f"cannot read: {error.strerror or error}") from None
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return None
+
+
+def open_binary(path: str) -> BinaryIO:
+    """The file's decompressed bytes as a stream, opened read-only."""
+    kind = compression_of(path)
+    raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if kind == "zstd":
+        import zstandard
+
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+        return io.BufferedReader(reader)  # type: ignore[arg-type]
+    return raw
+
+
+def peek(path: str, size: int = 65536) -> bytes:
+    """Up to ``size`` decompressed bytes from the start of the file."""
+    try:
+        with open_binary(path) as stream:
+            return stream.read(size)
+    except (OSError, EOFError) as error:
+        raise InputError(path, f"cannot decompress: {error}") from None
+    except Exception as error:  # zstandard.ZstdError and friends
+        raise InputError(path, f"cannot decompress: {error}") from None
+
+
+def file_sha256(path: str) -> tuple[int, str]:
+    """(size in bytes, SHA-256 hex) of the file as stored (compressed bytes, as handed over)."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _is_data_file(name: str) -> bool:
+    lowered = name.lower()
+    for suffix in COMPRESSED_SUFFIXES:
+        if lowered.endswith(suffix):
+            lowered = lowered[: -len(suffix)]
+            break
+    return lowered.endswith(DATA_SUFFIXES)
+
+
+def expand_paths(paths: list[str]) -> Iterator[tuple[str, bool]]:
+    """Each input file as (path, named_explicitly), in a stable order.
+
+    Directories are walked recursively (hidden entries and non-data files left out); a
+    directory holding a snapshot ``manifest.json`` is yielded whole, as one input. Globs
+    are expanded. A path that names nothing is an input error.
+    """
+    for given in paths:
+        if os.path.isdir(given):
+            yield from _walk(given)
+        elif os.path.exists(given):
+            yield given, True
+        elif glob.has_magic(given):
+            matches = sorted(glob.glob(given, recursive=True))
+            if not matches:
+                raise InputError(given, "the pattern matches no file")
+            for match in matches:
+                if os.path.isdir(match):
+                    yield from _walk(match)
+                else:
+                    yield match, False
+        else:
+            raise InputError(given, "no such file or directory")
+
+
+def _walk(directory: str) -> Iterator[tuple[str, bool]]:
+    from .snapshot_dir import is_snapshot_dir
+
+    if is_snapshot_dir(directory):
+        yield directory, True
+        return
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if is_snapshot_dir(root):
+            dirs[:] = []
+            yield root, True
+            continue
+        for name in sorted(files):
+            if not name.startswith(".") and _is_data_file(name):
+                yield os.path.join(root, name), False

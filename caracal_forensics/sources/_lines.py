@@ -1,0 +1,186 @@
+"""JSON lines and the per-row conversion shared by the JSON shapes.
+
+Lines are split on b"\\n" only (U+2028 inside a string is not a line break). Each shape
+module supplies ``parse_row(obj) -> dict``; it raises RowError for a row that does not fit,
+and this module turns that into an InputError naming the file and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pyarrow as pa
+
+from ..errors import InputError
+from ..jsonb import JsonbNumber, dumps, loads
+from ..model import EVENT_SCHEMA
+from ._batch import BadLines, rows_to_batches
+from ._io import open_binary
+
+
+class RowError(ValueError):
+    """A row that parsed as JSON but does not fit the shape (the message says why)."""
+
+
+def json_objects(path: str, bad: BadLines) -> Iterator[tuple[int, dict]]:
+    """(1-based line number, parsed object) for each non-blank line; numbers keep literals."""
+    number = 0
+    try:
+        with open_binary(path) as stream:
+            for raw in stream:
+                number += 1
+                if not raw.strip():
+                    continue
+                obj = _parse_line(path, number, raw, bad)
+                if obj is not None:
+                    yield number, obj
+    except InputError:
+        raise
+    except Exception as error:  # OSError, EOFError, zstd errors: a cut-off compressed stream
+        raise InputError(
+            path, f"truncated or unreadable compressed data: {error}", f"line {number + 1}"
+        ) from None
+
+
+def _parse_line(path: str, number: int, raw: bytes, bad: BadLines) -> dict | None:
+    where = f"line {number}"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        bad.handle(InputError(path, f"not UTF-8 text ({error.reason})", where))
+        return None
+    try:
+        obj = loads(text)
+    except ValueError as error:
+        problem = "truncated JSON line" if not raw.endswith(b"\n") else f"malformed JSON: {error}"
+        bad.handle(InputError(path, problem, where))
+        return None
+    if not isinstance(obj, dict):
+        bad.handle(InputError(path, "expected a JSON object", where))
+        return None
+    return obj
+
+
+def read_json_lines(
+    path: str,
+    bad: BadLines,
+    parse_row: Callable[[dict], dict],
+    shape: str,
+    schema: pa.Schema = EVENT_SCHEMA,
+    timestamp_fields: tuple[str, ...] = ("occurred_at", "ingested_at"),
+) -> Iterator[pa.RecordBatch]:
+    """Record batches from a JSON lines file whose rows ``parse_row`` understands."""
+
+    def rows() -> Iterator[dict]:
+        for line, obj in json_objects(path, bad):
+            try:
+                row = parse_row(obj)
+            except RowError as error:
+                bad.handle(InputError(path, str(error), f"line {line}"))
+                continue
+            row["source_file"] = path
+            row["source_line"] = line
+            row["source_shape"] = shape
+            row.setdefault("occurred_at_digits", 6)
+            yield row
+
+    yield from rows_to_batches(rows(), path, schema, timestamp_fields)
+
+
+# --- field helpers shared by the JSON shapes -------------------------------------------
+
+
+def text_value(obj: dict, key: str) -> str | None:
+    """A text field: a JSON string or null (a number or object is refused)."""
+    value = obj[key]
+    if value is None or (type(value) is str):
+        return value
+    raise RowError(f"{key} must be a string or null, not {_json_type(value)}")
+
+
+def int_value(obj: dict, key: str) -> int | None:
+    """An integer field (chain_seq): a JSON integer, or a string of digits, or null."""
+    value = obj[key]
+    if value is None:
+        return None
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    raise RowError(f"{key} must be an integer, not {str(value)[:40]!r}")
+
+
+def jsonb_value(obj: dict, key: str) -> str | None:
+    """A nested JSON value rendered as PostgreSQL jsonb text (JSON null kept as SQL NULL)."""
+    value = obj[key]
+    return None if value is None else dumps(value)
+
+
+def jsonb_from_text(obj: dict, key: str) -> str | None:
+    """A jsonb column exported as a JSON string holding JSON text (or as nested JSON)."""
+    value = obj[key]
+    if value is None or value == "":
+        return None
+    if type(value) is str:
+        try:
+            return dumps(loads(value))
+        except ValueError as error:
+            raise RowError(f"{key} is not valid JSON text: {error}") from None
+    return dumps(value)
+
+
+def timestamp_text(obj: dict, key: str) -> str | None:
+    value = obj[key]
+    if value is None or type(value) is str:
+        return value
+    raise RowError(f"{key} must be a timestamp string, not {_json_type(value)}")
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, JsonbNumber):
+        return "a number"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def require(row: dict, fields: tuple[str, ...] = ("id", "zone_id", "occurred_at")) -> dict:
+    """Refuse a row without the fields every event must have."""
+    for field in fields:
+        if row.get(field) in (None, ""):
+            raise RowError(f"missing required field {field!r}")
+    return row
+
+
+#: A field mapping: model field -> (key in the JSON object, converter).
+Mapping = dict[str, tuple[str, Callable[[dict, str], object]]]
+
+
+def map_row(obj: dict, mapping: Mapping) -> dict:
+    """Apply a shape's mapping; keys the object lacks are listed in ``absent_fields``."""
+    row: dict = {}
+    absent: list[str] = []
+    for field, (key, convert) in mapping.items():
+        if key in obj:
+            row[field] = convert(obj, key)
+        else:
+            absent.append(field)
+    row["absent_fields"] = ",".join(absent) if absent else None
+    return require(row)
+
+
+def event_mapping(jsonb_key_suffix: str, jsonb_convert: Callable[[dict, str], object]) -> Mapping:
+    """The mapping of the shapes whose keys are the model's own names (dump, search page)."""
+    from ..model import JSONB_FIELDS, TEXT_FIELDS
+
+    mapping: Mapping = {name: (name, text_value) for name in TEXT_FIELDS}
+    for name in JSONB_FIELDS:
+        mapping[name] = (name[: -len("_json")] + jsonb_key_suffix, jsonb_convert)
+    mapping["occurred_at"] = ("occurred_at", timestamp_text)
+    mapping["ingested_at"] = ("ingested_at", timestamp_text)
+    for name in ("content_sha256", "prev_content_sha256", "chain_hmac", "ingest_signature"):
+        mapping[name] = (name, text_value)
+    mapping["chain_seq"] = ("chain_seq", int_value)
+    return mapping

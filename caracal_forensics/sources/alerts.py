@@ -1,0 +1,86 @@
+"""``audit_ingest_alerts`` dumped as CSV (COPY ... CSV HEADER) or JSON lines (FORMAT.md 4.6)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from ..errors import InputError
+from ..model import ALERT_SCHEMA, Shape
+from ._batch import BadLines
+from ._io import open_binary
+from ._lines import RowError, read_json_lines, text_value, timestamp_text
+
+COLUMNS = ("id", "event_id", "zone_id", "kind", "detail", "observed_at")
+
+
+def looks_like(keys: list[str] | dict) -> bool:
+    return "kind" in keys and "event_id" in keys and "chain_hmac" not in keys
+
+
+def read_jsonl(path: str, bad: BadLines) -> Iterator[pa.RecordBatch]:
+    def parse(obj: dict) -> dict:
+        row = {}
+        for name in COLUMNS:
+            if name not in obj:
+                continue
+            if name == "id":
+                # bigserial in a dump: a JSON number (kept as its literal) or text
+                value = obj[name]
+                row[name] = None if value is None or isinstance(value, bool) else str(value)
+            elif name == "observed_at":
+                row[name] = timestamp_text(obj, name)
+            else:
+                row[name] = text_value(obj, name)
+        if not row.get("kind"):
+            raise RowError("missing required field 'kind'")
+        return row
+
+    return read_json_lines(
+        path, bad, parse, Shape.ALERTS_JSONL, ALERT_SCHEMA, timestamp_fields=("observed_at",)
+    )
+
+
+def read_csv(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordBatch]:
+    stream = open_binary(path)
+    try:
+        table = pacsv.read_csv(
+            stream,
+            read_options=pacsv.ReadOptions(use_threads=False),
+            parse_options=pacsv.ParseOptions(
+                invalid_row_handler=lambda row: "skip" if bad.skip else "error"
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                include_columns=[c for c in COLUMNS if c in header],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as error:
+        raise InputError(path, f"malformed CSV: {str(error).splitlines()[0][:200]}") from None
+    finally:
+        stream.close()
+    rows = table.num_rows
+    out = []
+    for field in ALERT_SCHEMA:
+        if field.name in table.column_names:
+            column = table.column(field.name).combine_chunks()
+            if field.name == "observed_at":
+                try:
+                    column = pc.cast(column, field.type)
+                except pa.ArrowInvalid as error:
+                    raise InputError(path, f"observed_at: {str(error)[:200]}") from None
+            out.append(column)
+        elif field.name == "source_file":
+            out.append(pa.array([path] * rows, pa.string()))
+        elif field.name == "source_line":
+            out.append(pa.array(range(2, rows + 2), pa.int64()))
+        elif field.name == "source_shape":
+            out.append(pa.array([Shape.ALERTS_CSV] * rows, pa.string()))
+        else:
+            out.append(pa.nulls(rows, field.type))
+    yield from pa.Table.from_arrays(out, schema=ALERT_SCHEMA).to_batches()

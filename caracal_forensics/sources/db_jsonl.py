@@ -1,0 +1,22 @@
+"""Table dump as JSON lines: one ``row_to_json(audit_events)`` per line (FORMAT.md 4.2)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from ..model import Shape
+from ._batch import BadLines
+from ._lines import event_mapping, jsonb_value, map_row, read_json_lines
+
+SHAPE = Shape.DB_JSONL
+MAPPING = event_mapping("_json", jsonb_value)
+
+
+def looks_like(first: dict) -> bool:
+    return "zone_id" in first and "determining_policies_json" in first
+
+
+def read(path: str, bad: BadLines) -> Iterator[pa.RecordBatch]:
+    return read_json_lines(path, bad, lambda obj: map_row(obj, MAPPING), SHAPE)
