@@ -87,7 +87,8 @@ def test_pgcrypto_recomputes_the_fixture_chain(pg, fixture_db) -> None:
               coalesce(e.metadata_json::text, 'null') || chr(31) ||
               ((extract(epoch FROM e.occurred_at) * 1000000)::bigint * 1000)::text,
               'UTF8'), 'sha256'), 'hex') AS recomputed,
-            encode(hmac(convert_to(e.content_sha256 || '|' || coalesce(e.prev_content_sha256, ''), 'UTF8'),
+            encode(hmac(convert_to(e.content_sha256 || '|' ||
+                                   coalesce(e.prev_content_sha256, ''), 'UTF8'),
                         decode('{key}', 'hex'), 'sha256'), 'hex') AS rehmac,
             lag(e.content_sha256) OVER (PARTITION BY e.zone_id ORDER BY e.chain_seq) AS pred
           FROM audit_events e
