@@ -163,13 +163,35 @@ class Snapshot:
         return self._con.sql("SELECT count(*) FROM events").fetchall()[0][0]
 
     def arrow(self, query: str = "SELECT * FROM events ORDER BY zone_id, chain_seq") -> pa.Table:
-        return self._con.execute(query).fetch_arrow_table()
+        return self._con.sql(query).to_arrow_table()
+
+    def alerts(
+        self, zones: list[str] | None = None, kinds: list[str] | None = None
+    ) -> pl.DataFrame:
+        """The audit_ingest_alerts rows (oldest first), optionally of some zones or kinds."""
+        import polars as pl
+
+        from .alerts import query_alerts
+
+        return pl.from_arrow(query_alerts(self, zones=zones, kinds=kinds))
 
     def ingest(self, out_dir: str) -> dict[str, Any]:
         """Write a canonical snapshot of these events under ``out_dir``; returns its manifest."""
         from .ingest import write_snapshot
 
         return write_snapshot(self, out_dir)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by decision, zone and event type, time span, per-zone chain_seq range."""
+        from .stats import stats
+
+        return stats(self._con)
+
+    def query(self, name: str, **params: Any) -> pl.DataFrame:
+        """Run the named query ``name`` (queries/*.sql) with its parameters bound."""
+        from .queries import run_named
+
+        return run_named(self._con, name, params).frame
 
     def __repr__(self) -> str:
         shapes = sorted({i.shape for i in self.inputs})

@@ -51,12 +51,14 @@ def read_csv(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordB
             stream,
             read_options=pacsv.ReadOptions(use_threads=False),
             parse_options=pacsv.ParseOptions(
-                invalid_row_handler=lambda row: "skip" if bad.skip else "error"
+                invalid_row_handler=lambda row: "skip" if bad.skip else "error",
+                newlines_in_values=True,
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in header},
                 include_columns=[c for c in COLUMNS if c in header],
                 strings_can_be_null=True,
+                null_values=[""],  # COPY writes NULL as an empty field, nothing else
                 quoted_strings_can_be_null=False,
             ),
         )

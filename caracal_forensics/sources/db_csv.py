@@ -50,11 +50,14 @@ def read(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordBatch
         reader = pacsv.open_csv(
             stream,
             read_options=pacsv.ReadOptions(use_threads=False, block_size=BLOCK_SIZE),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(
+                invalid_row_handler=on_invalid, newlines_in_values=True
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in header},
                 include_columns=present,
                 strings_can_be_null=True,
+                null_values=[""],  # COPY writes NULL as an empty field, nothing else
                 quoted_strings_can_be_null=False,
             ),
         )
@@ -65,11 +68,6 @@ def read(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordBatch
                 batch = reader.read_next_batch()
             except StopIteration:
                 break
-            except pa.ArrowInvalid as error:
-                if bad_rows:
-                    line, problem = bad_rows[-1]
-                    raise InputError(path, problem, f"line {line}") from None
-                raise InputError(path, f"malformed CSV: {_short(error)}") from None
             for line, problem in bad_rows[seen_bad:]:
                 bad.handle(InputError(path, problem, f"line {line}"))
             yield _to_events(batch, path, next_line, absent, present, bad)
@@ -77,6 +75,9 @@ def read(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordBatch
     except (OSError, EOFError) as error:
         raise InputError(path, f"truncated or unreadable compressed data: {error}") from None
     except pa.ArrowInvalid as error:
+        if bad_rows:  # the row handler saw it first and knows the line
+            line, problem = bad_rows[-1]
+            raise InputError(path, problem, f"line {line}") from None
         raise InputError(path, f"malformed CSV: {_short(error)}") from None
     finally:
         stream.close()

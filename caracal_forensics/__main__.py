@@ -1,0 +1,5 @@
+"""``python -m caracal_forensics``: the same CLI as the console script."""
+
+from .cli import main
+
+main()
