@@ -36,6 +36,7 @@ def connect() -> duckdb.DuckDBPyConnection:
     con.execute(f"SET temp_directory = '{spill}'")
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # stderr is for errors and warnings
     return con
 
 
@@ -174,6 +175,45 @@ class Snapshot:
         from .alerts import query_alerts
 
         return pl.from_arrow(query_alerts(self, zones=zones, kinds=kinds))
+
+    def tail(
+        self,
+        *,
+        decision: str | None = None,
+        event_type: str | list[str] | None = None,
+        zone: str | list[str] | None = None,
+        since: Any = None,
+        until: Any = None,
+        request_id: str | None = None,
+        limit: int = 100,
+    ) -> pl.DataFrame:
+        """The newest ``limit`` matching events (0 = all), oldest first, as ``audit tail``.
+
+        ``event_type`` and ``zone`` take one value or a list; ``since`` (inclusive) and
+        ``until`` (exclusive) take ISO 8601 text, a date or a datetime (naive = UTC).
+        """
+        import polars as pl
+
+        from .filters import Filters, select
+
+        filters = Filters.build(
+            decision=decision,
+            event_type=event_type,
+            zone=zone,
+            since=since,
+            until=until,
+            request_id=request_id,
+            limit=limit,
+        )
+        return pl.from_arrow(select(self._con, filters))  # type: ignore[return-value]
+
+    def explain(self, request_id: str, zone: str | None = None, key: bytes | str | None = None):
+        """Every event of ``request_id`` oldest first and its final decision (an
+        ``explain.Explanation``); with ``key`` (hex text or bytes) each event says whether
+        its chain link verified."""
+        from .explain import explain
+
+        return explain(self._con, request_id, zone=zone, key=key)
 
     def ingest(self, out_dir: str) -> dict[str, Any]:
         """Write a canonical snapshot of these events under ``out_dir``; returns its manifest."""
