@@ -41,6 +41,9 @@ class InputError(ForensicsError):
         location = f"{path}: {where}" if where else path
         super().__init__(f"{location}: {problem}")
 
+    def __reduce__(self):  # rebuilt from its parts when it crosses a process boundary
+        return (type(self), (self.path, self.problem, self.where))
+
 
 class NotFoundError(ForensicsError):
     """A looked-up thing (request id, event id, query name) is not in the data."""

@@ -485,3 +485,44 @@ def test_empty_inputs_still_have_columns(tmp_path: Path) -> None:
     assert snap.count() == 0
     assert snap.sql("SELECT * FROM events").columns == EVENT_SCHEMA.names
     assert isinstance(snap.arrow(), pa.Table)
+
+
+# --- large JSON lines files are parsed by worker processes: same rows, same errors ------
+
+
+@pytest.fixture
+def parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    from caracal_forensics.sources import _parallel
+
+    monkeypatch.setattr(_parallel, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(_parallel, "BLOCK_BYTES", 20_000)  # many blocks from a small file
+    monkeypatch.setenv(_parallel.WORKERS_ENV, "2")
+
+
+def test_parallel_parse_gives_the_serial_rows(parallel) -> None:
+    for path in (VECTORS / "db.jsonl", VECTORS / "cli.jsonl"):
+        rows = cf.open(str(path)).sql("SELECT * FROM events ORDER BY source_line")
+        assert rows.equals(_serial(path)), path
+        assert rows["source_line"].to_list() == list(range(1, 241))
+
+
+def _serial(path: Path):
+    from caracal_forensics.sources import _parallel
+
+    saved = _parallel.PARALLEL_MIN_BYTES
+    _parallel.PARALLEL_MIN_BYTES = 1 << 62
+    try:
+        return cf.open(str(path)).sql("SELECT * FROM events ORDER BY source_line")
+    finally:
+        _parallel.PARALLEL_MIN_BYTES = saved
+
+
+def test_parallel_parse_reports_the_first_bad_line(parallel, bad) -> None:
+    path, expected = bad["malformed json line"]
+    with pytest.raises(InputError, match=expected):
+        cf.open(str(path))
+    path, expected = bad["truncated file"]
+    with pytest.raises(InputError, match=expected):
+        cf.open(str(path))
+    snap = cf.open(str(bad["not utf-8"][0]), on_bad_line="skip")
+    assert snap.count() == 239 and snap.skipped_lines == 1 and "line 2" in snap.first_skipped

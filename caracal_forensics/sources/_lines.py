@@ -7,7 +7,7 @@ and this module turns that into an InputError naming the file and line.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
 
@@ -22,24 +22,30 @@ class RowError(ValueError):
     """A row that parsed as JSON but does not fit the shape (the message says why)."""
 
 
-def json_objects(path: str, bad: BadLines) -> Iterator[tuple[int, dict]]:
-    """(1-based line number, parsed object) for each non-blank line; numbers keep literals."""
+def numbered_lines(path: str) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw line) of a possibly compressed file, split on b"\\n"."""
     number = 0
     try:
         with open_binary(path) as stream:
             for raw in stream:
                 number += 1
-                if not raw.strip():
-                    continue
-                obj = _parse_line(path, number, raw, bad)
-                if obj is not None:
-                    yield number, obj
-    except InputError:
-        raise
+                yield number, raw
     except Exception as error:  # OSError, EOFError, zstd errors: a cut-off compressed stream
         raise InputError(
             path, f"truncated or unreadable compressed data: {error}", f"line {number + 1}"
         ) from None
+
+
+def json_objects(
+    path: str, lines: Iterable[tuple[int, bytes]], bad: BadLines
+) -> Iterator[tuple[int, dict]]:
+    """(line number, parsed object) for each non-blank line; numbers keep literals."""
+    for number, raw in lines:
+        if not raw.strip():
+            continue
+        obj = _parse_line(path, number, raw, bad)
+        if obj is not None:
+            yield number, obj
 
 
 def _parse_line(path: str, number: int, raw: bytes, bad: BadLines) -> dict | None:
@@ -61,18 +67,19 @@ def _parse_line(path: str, number: int, raw: bytes, bad: BadLines) -> dict | Non
     return obj
 
 
-def read_json_lines(
+def parse_lines(
     path: str,
+    lines: Iterable[tuple[int, bytes]],
     bad: BadLines,
-    parse_row: Callable[[dict], dict],
     shape: str,
     schema: pa.Schema = EVENT_SCHEMA,
     timestamp_fields: tuple[str, ...] = ("occurred_at", "ingested_at"),
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches from a JSON lines file whose rows ``parse_row`` understands."""
+    """Record batches from numbered JSON lines of one shape (see ``ROW_PARSERS``)."""
+    parse_row = _row_parser(shape)
 
     def rows() -> Iterator[dict]:
-        for line, obj in json_objects(path, bad):
+        for line, obj in json_objects(path, lines, bad):
             try:
                 row = parse_row(obj)
             except RowError as error:
@@ -85,6 +92,37 @@ def read_json_lines(
             yield row
 
     yield from rows_to_batches(rows(), path, schema, timestamp_fields)
+
+
+#: shape -> "module:function" turning one parsed JSON object into a row dict. Named, not
+#: passed as a callable, so that worker processes can look it up.
+ROW_PARSERS = {
+    "db_jsonl": "caracal_forensics.sources.db_jsonl:parse_row",
+    "cli_jsonl": "caracal_forensics.sources.cli_jsonl:parse_row",
+    "alerts_jsonl": "caracal_forensics.sources.alerts:parse_alert_row",
+}
+
+
+def _row_parser(shape: str) -> Callable[[dict], dict]:
+    import importlib
+
+    module, function = ROW_PARSERS[shape].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def read_json_lines(
+    path: str,
+    bad: BadLines,
+    shape: str,
+    schema: pa.Schema = EVENT_SCHEMA,
+    timestamp_fields: tuple[str, ...] = ("occurred_at", "ingested_at"),
+) -> Iterator[pa.RecordBatch]:
+    """Record batches from a JSON lines file; large files are parsed on every core."""
+    from ._parallel import parallel_worth_it, read_json_lines_parallel
+
+    if parallel_worth_it(path):
+        return read_json_lines_parallel(path, bad, shape, schema, timestamp_fields)
+    return parse_lines(path, numbered_lines(path), bad, shape, schema, timestamp_fields)
 
 
 # --- field helpers shared by the JSON shapes -------------------------------------------

@@ -21,26 +21,27 @@ def looks_like(keys: list[str] | dict) -> bool:
     return "kind" in keys and "event_id" in keys and "chain_hmac" not in keys
 
 
-def read_jsonl(path: str, bad: BadLines) -> Iterator[pa.RecordBatch]:
-    def parse(obj: dict) -> dict:
-        row = {}
-        for name in COLUMNS:
-            if name not in obj:
-                continue
-            if name == "id":
-                # bigserial in a dump: a JSON number (kept as its literal) or text
-                value = obj[name]
-                row[name] = None if value is None or isinstance(value, bool) else str(value)
-            elif name == "observed_at":
-                row[name] = timestamp_text(obj, name)
-            else:
-                row[name] = text_value(obj, name)
-        if not row.get("kind"):
-            raise RowError("missing required field 'kind'")
-        return row
+def parse_alert_row(obj: dict) -> dict:
+    row = {}
+    for name in COLUMNS:
+        if name not in obj:
+            continue
+        if name == "id":
+            # bigserial in a dump: a JSON number (kept as its literal) or text
+            value = obj[name]
+            row[name] = None if value is None or isinstance(value, bool) else str(value)
+        elif name == "observed_at":
+            row[name] = timestamp_text(obj, name)
+        else:
+            row[name] = text_value(obj, name)
+    if not row.get("kind"):
+        raise RowError("missing required field 'kind'")
+    return row
 
+
+def read_jsonl(path: str, bad: BadLines) -> Iterator[pa.RecordBatch]:
     return read_json_lines(
-        path, bad, parse, Shape.ALERTS_JSONL, ALERT_SCHEMA, timestamp_fields=("observed_at",)
+        path, bad, Shape.ALERTS_JSONL, ALERT_SCHEMA, timestamp_fields=("observed_at",)
     )
 
 

@@ -27,5 +27,9 @@ def looks_like(first: dict) -> bool:
     )
 
 
+def parse_row(obj: dict) -> dict:
+    return map_row(obj, MAPPING)
+
+
 def read(path: str, bad: BadLines) -> Iterator[pa.RecordBatch]:
-    return read_json_lines(path, bad, lambda obj: map_row(obj, MAPPING), SHAPE)
+    return read_json_lines(path, bad, SHAPE)

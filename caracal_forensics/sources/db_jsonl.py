@@ -18,5 +18,9 @@ def looks_like(first: dict) -> bool:
     return "zone_id" in first and "determining_policies_json" in first
 
 
+def parse_row(obj: dict) -> dict:
+    return map_row(obj, MAPPING)
+
+
 def read(path: str, bad: BadLines) -> Iterator[pa.RecordBatch]:
-    return read_json_lines(path, bad, lambda obj: map_row(obj, MAPPING), SHAPE)
+    return read_json_lines(path, bad, SHAPE)
