@@ -1,0 +1,46 @@
+"""`caracal-forensics --help` stays instant: no heavy library is imported to print help.
+
+Speed itself is measured in bench/; this checks the cause (imports), which cannot flake.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("duckdb", "pyarrow", "polars", "psycopg", "jmespath", "zstandard", "numpy")
+
+PROBE = """
+import sys
+from caracal_forensics.cli.app import run
+try:
+    run({argv!r})
+except SystemExit:
+    pass
+print(sorted(m for m in {heavy!r} if m in sys.modules))
+"""
+
+
+def _heavy_modules_after(argv: list[str]) -> list[str]:
+    code = PROBE.format(argv=argv, heavy=HEAVY)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return eval(proc.stdout.strip().splitlines()[-1])  # a list literal we printed
+
+
+def test_help_imports_no_heavy_library() -> None:
+    assert _heavy_modules_after(["--help"]) == []
+
+
+def test_every_command_help_imports_no_heavy_library() -> None:
+    from caracal_forensics.cli.app import _register_commands, app, audit_app
+
+    _register_commands()
+    def name(command) -> str:
+        return command.name or command.callback.__name__.replace("_", "-")
+
+    commands = [[name(c)] for c in app.registered_commands]
+    commands += [["audit", name(c)] for c in audit_app.registered_commands]
+    assert len(commands) >= 2
+    for argv in commands:
+        assert _heavy_modules_after([*argv, "--help"]) == [], argv
