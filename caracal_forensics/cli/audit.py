@@ -1,0 +1,191 @@
+"""``caracal-forensics audit tail``: the seed's ``caracal audit tail`` over exports."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .app import OnBadLineOption, SourcesOption, audit_app, open_snapshot, resolve_sources, warn
+
+
+@audit_app.command()
+def tail(
+    source: SourcesOption = None,
+    decision: Annotated[
+        str | None,
+        typer.Option("--decision", help="allow or deny (case-insensitive).", show_default=False),
+    ] = None,
+    event_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event-type",
+            help="Only this event type (repeatable: any of them).",
+            show_default=False,
+        ),
+    ] = None,
+    zone: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--zone", help="Only this zone (repeatable: any of them).", show_default=False
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="occurred_at at or after this ISO 8601 time (2026-05-11T08:00:00Z, an "
+            "offset, or a date; no offset = UTC).",
+            show_default=False,
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until", help="occurred_at before this time (exclusive).", show_default=False
+        ),
+    ] = None,
+    request_id: Annotated[
+        str | None,
+        typer.Option("--request-id", help="Only events of this request.", show_default=False),
+    ] = None,
+    limit: Annotated[
+        int,
+        typer.Option("--limit", "-n", help="The newest N matching events, oldest first; 0 = all."),
+    ] = 100,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="One JSON object per event (the seed's --json record)."),
+    ] = False,
+    query: Annotated[
+        str | None,
+        typer.Option(
+            "--query",
+            "-q",
+            help="JMESPath applied to each event's record: true prints the event, a falsy "
+            "result skips it, any other value is printed as JSON.",
+            show_default=False,
+        ),
+    ] = None,
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", "-f", help="Keep watching the sources for new events."),
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between looks when following.")
+    ] = 1.0,
+    follow_max_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--follow-max-seconds",
+            help="Stop following after this many seconds (for scripts and tests).",
+            show_default=False,
+        ),
+    ] = None,
+    on_bad_line: OnBadLineOption = "error",
+) -> None:
+    """Print the newest matching audit events (a table, --json lines or --query results)."""
+    from ..filters import Filters, count, select
+    from ..render.records import (
+        EVENT_COLUMNS,
+        OCCURRED_AT_SQL,
+        OCCURRED_AT_TEXT,
+        json_lines,
+        records,
+    )
+    from ..render.table import event_table, make_console
+
+    filters = Filters.build(
+        decision=decision,
+        event_type=event_type,
+        zone=zone,
+        since=since,
+        until=until,
+        request_id=request_id,
+        limit=limit,
+    )
+    compiled = None
+    if query is not None:
+        from ..render.query import Query
+
+        compiled = Query(query)
+    if follow_max_seconds is not None and follow_max_seconds < 0:
+        from ..errors import UsageError
+
+        raise UsageError("--follow-max-seconds must be >= 0")
+
+    console = None if (json_output or compiled) else make_console()
+    layout: list = []
+
+    def emit(table, caption: str | None = None) -> None:
+        if compiled is not None:
+            lines = list(compiled.lines(records(table), json_lines(table)))
+            _write(lines)
+        elif json_output:
+            _write(json_lines(table))
+        else:
+            layout[:] = [
+                event_table(
+                    table,
+                    console=console,
+                    caption=caption,
+                    show_header=not layout,
+                    layout=layout[0] if layout else None,
+                )
+            ]
+
+    if follow:
+        from ..follow import Follower
+
+        with Follower(
+            resolve_sources(source),
+            filters,
+            on_bad_line=on_bad_line,
+            interval=interval,
+            warn=warn,
+        ) as follower:
+            try:
+                follower.run(emit, max_seconds=follow_max_seconds)
+            finally:
+                if follower.bad.count:
+                    warn(f"skipped {follower.bad.count} malformed line(s) (--on-bad-line skip)")
+        return
+
+    snap = open_snapshot(source, on_bad_line)
+    extra = (f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",)
+    if json_output or compiled:
+        _stream(snap.duckdb, filters, EVENT_COLUMNS, extra, emit)
+        return
+    table = select(snap.duckdb, filters, columns=EVENT_COLUMNS, extra=extra)
+    if table.num_rows == 0:
+        warn("no matching events")
+        return
+    caption = None
+    if filters.limit and table.num_rows == filters.limit:
+        total = count(snap.duckdb, filters)
+        if total > table.num_rows:
+            caption = f"newest {table.num_rows} of {total} matches (--limit 0 for all)"
+    emit(table, caption)
+
+
+def _stream(con, filters, columns, extra, emit) -> None:
+    """Emit the selected rows batch by batch (``--limit 0`` over a large export)."""
+    import duckdb
+
+    from ..errors import ForensicsError
+    from ..filters import select_sql
+
+    sql, params = select_sql(filters, columns=columns, extra=extra)
+    try:
+        reader = con.sql(sql, params=params).to_arrow_reader(65536)
+        for batch in reader:
+            if batch.num_rows:
+                emit(batch)
+    except duckdb.Error as error:
+        raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+
+
+def _write(lines) -> None:
+    from ..render.jsonl import write_lines
+
+    write_lines(lines)

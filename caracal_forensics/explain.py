@@ -1,0 +1,324 @@
+"""``explain REQUEST_ID``: every event of one request, in time order, and its final decision.
+
+The final decision is ``deny`` if any event of the request denied, else the decision of
+its last event. A request seen in several zones must be narrowed with ``zone`` (a chain,
+and so a request's evidence, is per zone). With an HMAC key, each event also says
+whether its chain link verified, from the verify engine run over that zone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from .errors import NotFoundError, UsageError
+from .filters import Filters, select
+from .render.jsonl import dumps
+from .render.records import (
+    OCCURRED_AT_SQL,
+    OCCURRED_AT_TEXT,
+    json_lines,
+    occurred_at_texts,
+    parse_json,
+    records,
+)
+from .render.table import printable
+
+if TYPE_CHECKING:
+    import polars as pl
+
+
+@dataclass(frozen=True)
+class ChainLink:
+    """Whether one event's chain link verified: True, False, or None (could not be checked)."""
+
+    verified: bool | None
+    findings: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chain_verified": self.verified, "chain_findings": list(self.findings)}
+
+
+@dataclass
+class Explanation:
+    """One request explained: its zone, final decision and events (oldest first).
+
+    ``events`` is a polars frame of the event rows; ``chain`` (when a key was given)
+    holds one :class:`ChainLink` per event, in the same order.
+    """
+
+    request_id: str
+    zone_id: str
+    decision: str | None
+    table: pa.Table = field(repr=False)
+    chain: list[ChainLink] | None = None
+    key_fingerprint: str | None = None
+
+    @property
+    def events(self) -> pl.DataFrame:
+        import polars as pl
+
+        return pl.from_arrow(self.table.drop_columns([OCCURRED_AT_TEXT]))  # type: ignore[return-value]
+
+    @property
+    def denied_by(self) -> list[str]:
+        """Ids of the events that denied."""
+        ids = self.table.column("id").to_pylist()
+        decisions = self.table.column("decision").to_pylist()
+        return [i for i, d in zip(ids, decisions, strict=True) if (d or "").lower() == "deny"]
+
+    def records(self) -> list[dict[str, Any]]:
+        """Each event's ``tail --json`` record (plus chain_verified/chain_findings with a key)."""
+        out = records(self.table)
+        if self.chain is not None:
+            for record, link in zip(out, self.chain, strict=True):
+                record.update(link.to_dict())
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "zone_id": self.zone_id,
+            "decision": self.decision,
+            "events": self.records(),
+        }
+
+    def to_json(self) -> str:
+        """One line of JSON; each event is its ``tail --json`` line, spliced verbatim."""
+        lines = json_lines(self.table)
+        if self.chain is not None:
+            lines = [
+                line[:-1]
+                + ", "
+                + ", ".join(f'"{k}" : {dumps(v)}' for k, v in link.to_dict().items())
+                + "}"
+                for line, link in zip(lines, self.chain, strict=True)
+            ]
+        return (
+            '{"request_id" : '
+            + dumps(self.request_id)
+            + ', "zone_id" : '
+            + dumps(self.zone_id)
+            + ', "decision" : '
+            + dumps(self.decision)
+            + ', "events" : ['
+            + ", ".join(lines)
+            + "]}"
+        )
+
+    def text(self) -> str:
+        """The human layout (see :func:`render_text`)."""
+        return render_text(self)
+
+    def __str__(self) -> str:
+        return self.text()
+
+
+def explain(
+    con,
+    request_id: str,
+    zone: str | None = None,
+    key: bytes | str | None = None,
+) -> Explanation:
+    """Explain ``request_id`` from ``con``'s view ``events``; NotFoundError if absent."""
+    if not isinstance(request_id, str) or not request_id:
+        raise UsageError("explain needs a request id")
+    filters = Filters.build(request_id=request_id, zone=zone, limit=0)
+    table = select(con, filters, extra=(f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",))
+    if table.num_rows == 0:
+        where = f" in zone {zone!r}" if zone else ""
+        raise NotFoundError(f"request id {request_id!r} not found{where}")
+    zones = sorted({z for z in table.column("zone_id").to_pylist() if z is not None})
+    if len(zones) > 1:
+        raise UsageError(
+            f"request id {request_id!r} occurs in {len(zones)} zones ({', '.join(zones)}): "
+            "pass --zone to choose one"
+        )
+    decisions = [(d or "").lower() or None for d in table.column("decision").to_pylist()]
+    final = "deny" if "deny" in decisions else decisions[-1]
+    result = Explanation(request_id=request_id, zone_id=zones[0], decision=final, table=table)
+    if key is not None:
+        result.chain, result.key_fingerprint = chain_links(con, table, zones[0], key)
+    return result
+
+
+def chain_links(
+    con, table: pa.Table, zone: str, key: bytes | str
+) -> tuple[list[ChainLink], str | None]:
+    """Verify ``zone`` and say, for each event of ``table``, whether its link verified.
+
+    The engine's Report lists findings, not a verdict per event, and it summarises: the
+    wrong-key case is one hmac_mismatch at the zone's first event, findings beyond its
+    cap are one line without an event, and what it could not check is said once per
+    zone and reason. So, per event:
+
+    - False when a failing finding names it, or when every HMAC of the zone failed;
+    - None (not established) when the zone has failing findings not listed one by one,
+      or anything the engine could not check (the reasons are given);
+    - True otherwise: no failing finding names it and nothing in the zone was unchecked.
+    """
+    from .chain.verify import verify
+    from .keys import coerce_key, key_fingerprint
+
+    decoded = coerce_key(key)
+    report = verify(con, key=decoded, zones=[zone])
+    named: dict[str, list[Any]] = {}
+    every_hmac_failed = []
+    unlisted = []
+    unverifiable = []
+    for finding in report.findings:
+        if finding.zone_id not in (zone, None):
+            continue
+        if finding.fails:
+            if _every_hmac_failed(finding):
+                every_hmac_failed.append(finding)
+            elif finding.event_id is None:
+                unlisted.append(finding)
+            else:
+                named.setdefault(finding.event_id, []).append(finding)
+        elif finding.severity == "unverifiable":
+            unverifiable.append(finding)
+    links = []
+    for event_id in table.column("id").to_pylist():
+        verified: bool | None
+        if event_id in named or every_hmac_failed:
+            verified, shown = False, named.get(event_id, []) + every_hmac_failed
+        elif unlisted or unverifiable:
+            verified, shown = None, unlisted + unverifiable
+        else:
+            verified, shown = True, []
+        links.append(
+            ChainLink(
+                verified=verified,
+                findings=tuple({"kind": f.kind, "detail": f.detail} for f in shown),
+            )
+        )
+    return links, key_fingerprint(decoded)
+
+
+def _every_hmac_failed(finding: Any) -> bool:
+    # chain/verify.py reports a zone whose HMACs all fail (a wrong key) as one finding.
+    return (
+        finding.kind == "hmac_mismatch"
+        and finding.detail.startswith("all ")
+        and ("chain_hmac values checked in this zone fail" in finding.detail)
+    )
+
+
+# --- the text layout -------------------------------------------------------------------
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str):
+        return printable(value)
+    return printable(dumps(value))
+
+
+def render_text(result: Explanation) -> str:
+    """The seed's layout: Request, Zone, Decision (the final one); then per event its
+    time, type, decision, policy set, status, chain position (and link, with a key) and
+    source, ``Determining policies`` as ``- name (policy_set_version_id)``,
+    ``Diagnostics`` as ``- key: value`` and ``Metadata`` as ``key: value``; then the final
+    decision and which events denied. Values are printed as text with control characters
+    escaped; non-string values as compact JSON with their stored number literals."""
+    table = result.table
+    rows = table.to_pylist()
+    occurred = occurred_at_texts(table)
+    out = [
+        f"Request: {printable(result.request_id)}",
+        f"Zone: {printable(result.zone_id)}",
+        f"Decision: {printable(result.decision) or '-'}",
+        f"Events: {len(rows)}",
+    ]
+    if result.key_fingerprint:
+        out.append(f"Key: {result.key_fingerprint}")
+    for index, row in enumerate(rows):
+        out.append("")
+        out.append(f"Event: {printable(row['id'])}")
+        out.append(f"  Occurred at: {occurred[index]}")
+        out.append(f"  Type: {printable(row['event_type'])}")
+        out.append(f"  Decision: {printable(row['decision']) or '-'}")
+        version = row.get("policy_set_version_id")
+        out.append(
+            f"  Policy set: {printable(row.get('policy_set_id')) or '-'}"
+            f" (version {printable(version) or '-'})"
+        )
+        if row.get("manifest_sha"):
+            out.append(f"  Manifest: {printable(row['manifest_sha'])}")
+        absent = set((row.get("absent_fields") or "").split(","))
+        if "evaluation_status" not in absent:
+            out.append(f"  Evaluation status: {printable(row.get('evaluation_status')) or '-'}")
+        out.append(_chain_line(row, absent, result.chain[index] if result.chain else None))
+        where = f"{row.get('source_file')}"
+        if row.get("source_line") is not None:
+            where += f" line {row['source_line']}"
+        out.append(f"  Source: {printable(where)}")
+        out.extend(_policies(parse_json(row.get("determining_policies_json")), version))
+        out.extend(_diagnostics(parse_json(row.get("diagnostics_json"))))
+        out.extend(_metadata(parse_json(row.get("metadata_json"))))
+    out.append("")
+    denied = result.denied_by
+    if denied:
+        why = f"denied by {', '.join(printable(i) for i in denied)}"
+    else:
+        why = "no event denied: the last event's decision"
+    out.append(f"Final decision: {printable(result.decision) or '-'} ({why})")
+    return "\n".join(out)
+
+
+def _chain_line(row: dict[str, Any], absent: set[str], link: ChainLink | None) -> str:
+    seq = row.get("chain_seq")
+    text = (
+        f"  Chain: seq {seq}" if seq is not None and "chain_seq" not in absent else "  Chain: seq -"
+    )
+    if link is None:
+        return text
+    if link.verified is True:
+        return text + ", link verified"
+    reasons = (
+        "; ".join(
+            printable(f"{f['kind']}: {f['detail']}" if link.verified is False else f["detail"])
+            for f in link.findings
+        )
+        or "no reason given"
+    )
+    if link.verified is False:
+        return text + f", link FAILED ({reasons})"
+    return text + f", link not checked ({reasons})"
+
+
+def _policies(value: Any, version: str | None) -> list[str]:
+    if value is None or value == []:
+        return ["  Determining policies: none"]
+    items = value if isinstance(value, list) else [value]
+    lines = ["  Determining policies:"]
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("policy"), str):
+            name = printable(item["policy"])
+        else:
+            name = _value(item)
+        lines.append(f"    - {name} ({printable(version) or '-'})")
+    return lines
+
+
+def _diagnostics(value: Any) -> list[str]:
+    if value is None or value == [] or value == {}:
+        return ["  Diagnostics: none"]
+    items = value if isinstance(value, list) else [value]
+    lines = ["  Diagnostics:"]
+    for item in items:
+        if isinstance(item, dict) and item:
+            lines.extend(f"    - {printable(k)}: {_value(v)}" for k, v in item.items())
+        else:
+            lines.append(f"    - {_value(item)}")
+    return lines
+
+
+def _metadata(value: Any) -> list[str]:
+    if value is None or value == {}:
+        return ["  Metadata: none"]
+    if not isinstance(value, dict):
+        return [f"  Metadata: {_value(value)}"]
+    return ["  Metadata:", *(f"    {printable(k)}: {_value(v)}" for k, v in value.items())]

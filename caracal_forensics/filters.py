@@ -1,0 +1,278 @@
+"""The filters of ``audit tail`` (and the notebook's ``Snapshot.tail``) as bound DuckDB SQL.
+
+A :class:`Filters` value is checked once (a bad value is a UsageError naming its flag) and
+turns into a WHERE clause whose values are all bound parameters, never pasted text. The
+clause only compares plain columns with constants, so DuckDB pushes it into the scan:
+over a canonical snapshot, Parquet row groups whose min/max statistics cannot match are
+never read.
+
+Ordering: ``tail`` shows the newest N matching events by occurred_at, printed oldest
+first. Ties are broken by zone_id, chain_seq, id, then where the row came from, so the
+output is the same on every run and on every machine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from .errors import ForensicsError, UsageError
+
+#: Values ``--decision`` accepts (compared case-insensitively with the stored decision).
+DECISIONS = ("allow", "deny")
+DEFAULT_LIMIT = 100
+
+#: Oldest first. Every key is given with its NULL placement so that the reverse order
+#: (used to pick the newest N) is its exact mirror.
+ORDER_ASC = (
+    "occurred_at ASC NULLS FIRST, zone_id ASC NULLS FIRST, chain_seq ASC NULLS FIRST, "
+    "id ASC NULLS FIRST, source_file ASC NULLS FIRST, source_line ASC NULLS FIRST"
+)
+ORDER_DESC = (
+    "occurred_at DESC NULLS LAST, zone_id DESC NULLS LAST, chain_seq DESC NULLS LAST, "
+    "id DESC NULLS LAST, source_file DESC NULLS LAST, source_line DESC NULLS LAST"
+)
+#: Columns the ordering reads (a projection must include them).
+ORDER_COLUMNS = ("occurred_at", "zone_id", "chain_seq", "id", "source_file", "source_line")
+
+_TIME_RE = re.compile(
+    r"""^\s*(?P<date>\d{4}-\d{2}-\d{2})
+        (?:[Tt\ ](?P<hour>\d{2})(?::(?P<minute>\d{2})(?::(?P<second>\d{2})
+            (?:[.,](?P<fraction>\d+))?)?)?
+            \s*(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?)?\s*$""",
+    re.VERBOSE,
+)
+
+
+def parse_time(value: str | dt.datetime | dt.date, flag: str = "--since") -> dt.datetime:
+    """An ISO 8601 time as an aware UTC datetime at microsecond precision.
+
+    Accepts ``2026-05-11T08:00:00Z``, offsets (``+02:00``, ``+0200``, ``-05``), a space
+    instead of ``T``, a bare date (midnight UTC), and datetime/date objects. A time
+    without an offset is UTC. Finer than microseconds rounds up, which for integer
+    microsecond timestamps keeps both ``>= since`` and ``< until`` exact.
+    """
+    if isinstance(value, dt.datetime):
+        return _as_utc(value)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+    if not isinstance(value, str):
+        raise UsageError(f"{flag} must be an ISO 8601 time, not {type(value).__name__}")
+    match = _TIME_RE.match(value)
+    if not match:
+        raise UsageError(
+            f"{flag} {value!r} is not an ISO 8601 time "
+            "(e.g. 2026-05-11T08:00:00Z, 2026-05-11T10:00:00+02:00 or 2026-05-11)"
+        )
+    parts = match.groupdict()
+    fraction = parts["fraction"] or ""
+    micros = int(fraction[:6].ljust(6, "0")) if fraction else 0
+    round_up = bool(fraction[6:].strip("0"))
+    try:
+        year, month, day = (int(p) for p in parts["date"].split("-"))
+        moment = dt.datetime(
+            year,
+            month,
+            day,
+            int(parts["hour"] or 0),
+            int(parts["minute"] or 0),
+            int(parts["second"] or 0),
+            micros,
+            tzinfo=_offset(parts["tz"]),
+        )
+    except ValueError as error:
+        raise UsageError(f"{flag} {value!r} is not a valid time: {error}") from None
+    if round_up:
+        moment += dt.timedelta(microseconds=1)
+    return moment.astimezone(dt.timezone.utc)
+
+
+def _offset(text: str | None) -> dt.timezone:
+    if not text or text in ("Z", "z"):
+        return dt.timezone.utc
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"offset {text} out of range")
+    return dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def _strings(value: str | Iterable[str] | None, flag: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise UsageError(f"{flag} needs a non-empty value")
+    return tuple(dict.fromkeys(items))  # de-duplicated, order kept
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What ``tail`` selects. Build it with :meth:`build`, which checks every value."""
+
+    decision: str | None = None
+    event_types: tuple[str, ...] = ()
+    zones: tuple[str, ...] = ()
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    request_id: str | None = None
+    limit: int = DEFAULT_LIMIT
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        decision: str | None = None,
+        event_type: str | Iterable[str] | None = None,
+        zone: str | Iterable[str] | None = None,
+        since: str | dt.datetime | dt.date | None = None,
+        until: str | dt.datetime | dt.date | None = None,
+        request_id: str | None = None,
+        limit: int | None = DEFAULT_LIMIT,
+    ) -> Filters:
+        """Check and normalise filter values as the CLI flags and the notebook give them."""
+        if decision is not None:
+            if not isinstance(decision, str) or decision.strip().lower() not in DECISIONS:
+                raise UsageError(
+                    f"--decision must be one of {', '.join(DECISIONS)}, not {decision!r}"
+                )
+            decision = decision.strip().lower()
+        if request_id is not None and (not isinstance(request_id, str) or not request_id):
+            raise UsageError("--request-id needs a non-empty value")
+        if limit is None:
+            limit = 0
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise UsageError(f"--limit must be a whole number >= 0 (0 = all), not {limit!r}")
+        since_at = parse_time(since, "--since") if since is not None else None
+        until_at = parse_time(until, "--until") if until is not None else None
+        if since_at is not None and until_at is not None and since_at >= until_at:
+            raise UsageError(
+                f"--since ({_iso(since_at)}) must be before --until ({_iso(until_at)}): "
+                "since is inclusive, until exclusive"
+            )
+        return cls(
+            decision=decision,
+            event_types=_strings(event_type, "--event-type"),
+            zones=_strings(zone, "--zone"),
+            since=since_at,
+            until=until_at,
+            request_id=request_id,
+            limit=limit,
+        )
+
+    def where(self) -> tuple[str, dict[str, Any]]:
+        """The WHERE condition (``TRUE`` when unfiltered) and its named parameters."""
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if self.zones:
+            clauses.append(_in_list("zone_id", "zone", self.zones, params))
+        if self.event_types:
+            clauses.append(_in_list("event_type", "event_type", self.event_types, params))
+        if self.request_id is not None:
+            clauses.append("request_id = $request_id")
+            params["request_id"] = self.request_id
+        if self.since is not None:
+            clauses.append("occurred_at >= $since")
+            params["since"] = self.since
+        if self.until is not None:
+            clauses.append("occurred_at < $until")
+            params["until"] = self.until
+        if self.decision is not None:
+            clauses.append("lower(decision) = $decision")
+            params["decision"] = self.decision
+        return (" AND ".join(clauses) or "TRUE"), params
+
+
+def _in_list(column: str, name: str, values: Sequence[str], params: dict[str, Any]) -> str:
+    if len(values) == 1:
+        params[name] = values[0]
+        return f"{column} = ${name}"
+    names = []
+    for index, value in enumerate(values):
+        key = f"{name}_{index}"
+        params[key] = value
+        names.append(f"${key}")
+    return f"{column} IN ({', '.join(names)})"
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _columns_sql(columns: Sequence[str] | None) -> str:
+    if not columns:
+        return "*"
+    wanted = list(dict.fromkeys([*columns, *ORDER_COLUMNS]))
+    return ", ".join(f'"{name}"' for name in wanted)
+
+
+def select_sql(
+    filters: Filters,
+    relation: str = "events",
+    columns: Sequence[str] | None = None,
+    limit: int | None = None,
+    extra: Sequence[str] = (),
+) -> tuple[str, dict[str, Any]]:
+    """SQL for the newest ``limit`` matching rows of ``relation``, oldest first.
+
+    ``columns`` narrows the projection (the ordering columns are always added) so that a
+    Parquet scan reads only those. ``extra`` are SQL expressions (``expr AS name``, from
+    this package, never user text) computed on the selected rows only. ``limit`` defaults
+    to ``filters.limit``; 0 means all.
+    """
+    where, params = filters.where()
+    limit = filters.limit if limit is None else limit
+    cols = _columns_sql(columns)
+    outer = ", ".join(["*", *extra])
+    inner = f"SELECT {cols} FROM {relation} WHERE {where}"
+    if limit:
+        inner += f" ORDER BY {ORDER_DESC} LIMIT {int(limit)}"
+    return f"SELECT {outer} FROM ({inner}) ORDER BY {ORDER_ASC}", params
+
+
+def count_sql(filters: Filters, relation: str = "events") -> tuple[str, dict[str, Any]]:
+    """SQL counting every matching row (ignores the limit)."""
+    where, params = filters.where()
+    return f"SELECT count(*) FROM {relation} WHERE {where}", params
+
+
+def run_query(con, sql: str, params: dict[str, Any]) -> pa.Table:
+    """Run SQL and fetch the whole result as Arrow (a DuckDB error becomes ours)."""
+    import duckdb
+
+    try:
+        return con.sql(sql, params=params).to_arrow_table()
+    except duckdb.Error as error:
+        raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+
+
+def select(
+    con,
+    filters: Filters,
+    relation: str = "events",
+    columns: Sequence[str] | None = None,
+    extra: Sequence[str] = (),
+    limit: int | None = None,
+) -> pa.Table:
+    """The rows ``filters`` select from ``relation`` (newest N, oldest first), as Arrow."""
+    sql, params = select_sql(filters, relation, columns, limit=limit, extra=extra)
+    return run_query(con, sql, params)
+
+
+def count(con, filters: Filters, relation: str = "events") -> int:
+    """How many rows of ``relation`` match (regardless of the limit)."""
+    sql, params = count_sql(filters, relation)
+    return run_query(con, sql, params).column(0)[0].as_py()

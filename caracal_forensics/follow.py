@@ -1,0 +1,366 @@
+"""``audit tail --follow``: keep watching the sources and hand over new matching events.
+
+Every ``interval`` seconds the given paths are expanded again (directories walked, globs
+re-matched) and each export file is compared with what was read before:
+
+- JSON lines and CSV files (uncompressed) are read from the byte offset where the last
+  read stopped, up to the last complete line: a line still being written waits for the
+  next poll. A CSV chunk is read with the file's header line put in front of it.
+- Anything else that changes (a Parquet file, a search page, a compressed file) is read
+  again whole and its first rows, already handed over, are skipped. New files (a new
+  hourly OCSF file) are read whole.
+- A file that shrinks was truncated or replaced: it is read again from the start.
+
+A new or changed file that cannot be read yet (still being written: no Parquet footer,
+a cut-off gzip stream) is retried when it changes again. Provenance (file, line) always
+names the real file and line. New rows go through the same filters as ``tail``, in
+DuckDB; the first poll hands over the newest ``limit`` matching events, later polls every
+new match, each batch oldest first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import InputError, UsageError
+from .filters import Filters, select
+from .model import EVENT_SCHEMA, Shape
+from .render.records import OCCURRED_AT_SQL, OCCURRED_AT_TEXT
+from .sources import BadLines, InputFile, read_events
+from .sources._io import compression_of, expand_paths
+from .sources.detect import detect_shape
+
+DEFAULT_INTERVAL = 1.0
+#: Line-oriented shapes read incrementally from a byte offset.
+LINE_SHAPES = (Shape.DB_CSV, Shape.DB_JSONL, Shape.CLI_JSONL)
+_BLOCK = 8 << 20
+_NEW_TABLE = "follow_new"
+
+
+@dataclass
+class _FileState:
+    path: str
+    size: int = -1
+    mtime_ns: int = -1
+    shape: str | None = None
+    ignored: bool = False  # not events (alerts, not an export)
+    incremental: bool = False
+    offset: int = 0  # bytes consumed (incremental)
+    lines: int = 0  # lines consumed (incremental)
+    header: bytes | None = None  # CSV header line (incremental CSV)
+    rows: int = 0  # rows handed over (whole-file re-reads)
+    failed_at: tuple[int, int] | None = None  # (size, mtime) of a failed attempt
+
+
+class Follower:
+    """Polls export files for new events; see the module docstring.
+
+    ``poll()`` returns the new matching events (an Arrow table in the event schema plus
+    ``occurred_at_text``), ``run()`` polls until stopped.
+    """
+
+    def __init__(
+        self,
+        paths: list[str],
+        filters: Filters,
+        *,
+        on_bad_line: str = "error",
+        interval: float = DEFAULT_INTERVAL,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        if on_bad_line not in ("error", "skip"):
+            raise UsageError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
+        if not paths:
+            raise UsageError("--follow needs at least one source")
+        if not interval or interval <= 0:
+            raise UsageError(f"--interval must be a positive number of seconds, not {interval!r}")
+        from .snapshot import connect
+
+        self.paths = list(paths)
+        self.filters = filters
+        self.interval = float(interval)
+        self.bad = BadLines(skip=on_bad_line == "skip")
+        self._warn = warn or (lambda message: None)
+        self._files: dict[str, _FileState] = {}
+        self._con = connect()
+        self._tmp = tempfile.mkdtemp(prefix="caracal-follow-")
+        self._polls = 0
+        self._check_paths()
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def close(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        try:
+            self._con.close()
+        except Exception:  # pragma: no cover - closing twice
+            pass
+
+    def __enter__(self) -> Follower:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(
+        self,
+        emit: Callable[[pa.Table], None],
+        *,
+        stop: threading.Event | None = None,
+        max_seconds: float | None = None,
+    ) -> None:
+        """Poll every ``interval`` seconds and ``emit`` each non-empty batch of new matches.
+
+        Returns when ``stop`` is set or after ``max_seconds``; Ctrl-C raises
+        KeyboardInterrupt out of the sleep (the CLI turns it into a clean exit).
+        """
+        stop = stop or threading.Event()
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        while True:
+            table = self.poll()
+            if table.num_rows:
+                emit(table)
+            if stop.is_set():
+                return
+            wait = self.interval
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                wait = min(wait, left)
+            if stop.wait(wait):
+                # Stopped while sleeping: one last look, then leave.
+                table = self.poll()
+                if table.num_rows:
+                    emit(table)
+                return
+
+    # -- one poll ---------------------------------------------------------------------
+
+    def poll(self) -> pa.Table:
+        """The matching events that appeared since the last poll (first poll: all, limited)."""
+        first = self._polls == 0
+        self._polls += 1
+        import duckdb
+
+        failure: list[BaseException] = []
+
+        def guarded() -> Iterator[pa.RecordBatch]:
+            # DuckDB would wrap an exception raised inside the stream: keep ours typed.
+            try:
+                yield from self._new_batches(first)
+            except BaseException as error:
+                failure.append(error)
+
+        reader = pa.RecordBatchReader.from_batches(EVENT_SCHEMA, guarded())
+        self._con.register("_follow_incoming", reader)
+        try:
+            self._con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {_NEW_TABLE} AS SELECT * FROM _follow_incoming"
+            )
+        except duckdb.Error:
+            if not failure:
+                raise
+        finally:
+            self._con.unregister("_follow_incoming")
+        if failure:
+            raise failure[0]
+        try:
+            return select(
+                self._con,
+                self.filters,
+                relation=_NEW_TABLE,
+                extra=(f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",),
+                limit=self.filters.limit if first else 0,
+            )
+        finally:
+            self._con.execute(f"DROP TABLE IF EXISTS {_NEW_TABLE}")
+
+    def _check_paths(self) -> None:
+        for path in self.paths:
+            if not os.path.exists(path) and not _has_magic(path):
+                raise InputError(path, "no such file or directory")
+
+    def _discover(self, first: bool) -> dict[str, bool]:
+        """Each export file now present, with whether it was named explicitly."""
+        found: dict[str, bool] = {}
+        for given in self.paths:
+            try:
+                for path, explicit in expand_paths([given]):
+                    found[path] = found.get(path, False) or explicit
+            except InputError:
+                if first and not _has_magic(given):
+                    raise
+                # A glob that matches nothing yet, or a file rotated away: look again later.
+        return found
+
+    def _new_batches(self, first: bool) -> Iterator[pa.RecordBatch]:
+        for path, explicit in self._discover(first).items():
+            state = self._files.get(path)
+            if state is None:
+                state = self._files[path] = _FileState(path=path)
+            if state.ignored:
+                continue
+            try:
+                stat = os.stat(path)
+            except OSError:
+                continue  # vanished between listing and reading
+            signature = (stat.st_size, stat.st_mtime_ns)
+            if signature == (state.size, state.mtime_ns):
+                continue
+            if state.failed_at == signature:
+                continue
+            try:
+                yield from self._read_changes(state, stat)
+            except _NotReady as error:
+                if error.unknown_shape and not explicit:
+                    state.failed_at = signature  # not an export (a README): as scan() does
+                    continue
+                if first:
+                    raise error.cause from None
+                if state.failed_at is None:
+                    self._warn(f"{error.cause} (will retry when the file changes)")
+                state.failed_at = signature
+                continue
+            state.failed_at = None
+
+    def _read_changes(self, state: _FileState, stat: os.stat_result) -> Iterator[pa.RecordBatch]:
+        path = state.path
+        if state.shape is None:
+            if os.path.isdir(path):
+                state.shape = Shape.SNAPSHOT
+            else:
+                if stat.st_size == 0:
+                    return  # just created: look again when it has content
+                try:
+                    state.shape = detect_shape(path)
+                except InputError as error:  # e.g. a first line still being written
+                    raise _NotReady(error, unknown_shape=True) from None
+            if state.shape in Shape.ALERT_SHAPES:
+                state.ignored = True
+                return
+            state.incremental = (
+                state.shape in LINE_SHAPES
+                and not os.path.isdir(path)
+                and compression_of(path) is None
+            )
+        if state.shape == Shape.SNAPSHOT:
+            if state.size < 0:  # a snapshot is read once: it is written whole
+                yield from self._read_whole(state)
+            state.size, state.mtime_ns = stat.st_size, stat.st_mtime_ns
+            return
+        if state.incremental:
+            yield from self._read_appended(state, stat.st_size)
+        else:
+            yield from self._read_whole(state)
+        state.size, state.mtime_ns = stat.st_size, stat.st_mtime_ns
+
+    # -- whole-file re-reads ----------------------------------------------------------
+
+    def _read_whole(self, state: _FileState) -> Iterator[pa.RecordBatch]:
+        source = InputFile(path=state.path, shape=state.shape or "", bytes=0, sha256="")
+        # Read everything first: a partial file must fail before any row is handed over,
+        # and may be complete on a later poll (a Parquet file without its footer yet).
+        try:
+            batches = list(read_events(source, self.bad))
+        except InputError as error:
+            raise _NotReady(error) from None
+        total = sum(batch.num_rows for batch in batches)
+        if total < state.rows:
+            self._warn(f"{state.path}: fewer events than before; reading it again from the start")
+            state.rows = 0
+        skip = state.rows
+        for batch in batches:
+            if skip >= batch.num_rows:
+                skip -= batch.num_rows
+                continue
+            if skip:
+                batch = batch.slice(skip)
+                skip = 0
+            yield batch
+        state.rows = total
+
+    # -- incremental line files -------------------------------------------------------
+
+    def _read_appended(self, state: _FileState, size: int) -> Iterator[pa.RecordBatch]:
+        if size < state.offset:
+            self._warn(
+                f"{state.path}: file shrank (truncated or replaced); reading it from the start"
+            )
+            state.offset = state.lines = 0
+            state.header = None
+        if size == state.offset:
+            return
+        chunk_path = os.path.join(self._tmp, "chunk")
+        is_csv = state.shape == Shape.DB_CSV
+        with open(state.path, "rb") as source, open(chunk_path, "wb") as chunk:
+            source.seek(state.offset)
+            if is_csv and state.offset > 0 and state.header:
+                chunk.write(state.header)
+            remaining = size - state.offset
+            tail = b""
+            copied = newlines = 0
+            while remaining > 0:
+                block = source.read(min(_BLOCK, remaining))
+                if not block:
+                    break
+                remaining -= len(block)
+                block = tail + block
+                cut = block.rfind(b"\n") + 1
+                if cut:
+                    chunk.write(block[:cut])
+                    copied += cut
+                    newlines += block.count(b"\n", 0, cut)
+                tail = block[cut:]
+        if not copied:
+            return  # only a partial line so far
+        if is_csv and state.offset == 0:
+            with open(chunk_path, "rb") as head:
+                state.header = head.readline()
+        # Line k of the chunk is line base + k of the file (for a CSV chunk after the
+        # first, chunk line 1 is the repeated header, so data line 2 is file line lines+1).
+        base = state.lines - 1 if (is_csv and state.offset > 0) else state.lines
+        source = InputFile(path=chunk_path, shape=state.shape or "", bytes=copied, sha256="")
+        batches = list(read_events(source, self.bad))
+        state.offset += copied
+        state.lines += newlines
+        for batch in batches:
+            yield _relocate(batch, state.path, base)
+
+
+class _NotReady(Exception):
+    """A file that cannot be read yet; retried when it changes (after the first poll)."""
+
+    def __init__(self, cause: InputError, unknown_shape: bool = False) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.unknown_shape = unknown_shape
+
+
+def _relocate(batch: pa.RecordBatch, path: str, base: int) -> pa.RecordBatch:
+    """Point a chunk's provenance at the real file and line."""
+    names = batch.schema.names
+    file_index = names.index("source_file")
+    line_index = names.index("source_line")
+    batch = batch.set_column(
+        file_index, "source_file", pa.array([path] * batch.num_rows, pa.string())
+    )
+    if base:
+        lines = pc.add(batch.column(line_index), pa.scalar(base, pa.int64()))
+        batch = batch.set_column(line_index, "source_line", lines)
+    return batch
+
+
+def _has_magic(path: str) -> bool:
+    import glob
+
+    return glob.has_magic(path)

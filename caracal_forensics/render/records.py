@@ -1,0 +1,204 @@
+"""The ``tail --json`` record of an event: the seed's fields, with jsonb spliced in verbatim.
+
+A record has, in this order: id, zone_id, event_type, request_id, decision, policy_set_id,
+policy_set_version_id, manifest_sha, evaluation_status, determining_policies, diagnostics,
+metadata, occurred_at, chain_seq, chain_hmac, content_sha256. evaluation_status,
+chain_seq, chain_hmac and content_sha256 appear only when the row's source carries them
+(model.ABSENT_FIELD lists what a source lacks); every other field is always there,
+``null`` when NULL.
+
+The three nested fields are the stored jsonb text itself (it is valid JSON), so number
+literals stay exactly as PostgreSQL keeps them (``12.50`` stays ``12.50``): the line is
+built by splicing text, never by a float round trip. Lines are laid out like the seed's
+``caracal audit tail --json`` output (``{"id" : "ev-1", ...}``), so reading a cli.jsonl
+export and printing it again reproduces its lines byte for byte. occurred_at always has
+six fractional digits and a ``Z``, also for OCSF rows that only kept milliseconds.
+
+For Python consumers (JMESPath, ``explain --json``, the notebook) :func:`records` gives
+dicts whose nested values are parsed with :func:`parse_json`, which keeps each decimal
+literal alongside its float value (:class:`LiteralFloat`).
+"""
+
+from __future__ import annotations
+
+import json
+from json.encoder import encode_basestring
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..model import ABSENT_FIELD
+
+#: The record's fields, in output order.
+RECORD_FIELDS: tuple[str, ...] = (
+    "id",
+    "zone_id",
+    "event_type",
+    "request_id",
+    "decision",
+    "policy_set_id",
+    "policy_set_version_id",
+    "manifest_sha",
+    "evaluation_status",
+    "determining_policies",
+    "diagnostics",
+    "metadata",
+    "occurred_at",
+    "chain_seq",
+    "chain_hmac",
+    "content_sha256",
+)
+
+#: Fields present only when the row's source carries them.
+OPTIONAL_FIELDS = frozenset({"evaluation_status", "chain_seq", "chain_hmac", "content_sha256"})
+
+#: Record field -> event column (model.EVENT_SCHEMA) it comes from.
+SOURCE_COLUMN: dict[str, str] = {
+    name: name
+    for name in RECORD_FIELDS
+    if name not in ("determining_policies", "diagnostics", "metadata")
+}
+SOURCE_COLUMN.update(
+    determining_policies="determining_policies_json",
+    diagnostics="diagnostics_json",
+    metadata="metadata_json",
+)
+
+_KIND = {name: "text" for name in RECORD_FIELDS}
+_KIND.update(
+    determining_policies="json",
+    diagnostics="json",
+    metadata="json",
+    chain_seq="int",
+    occurred_at="time",
+)
+
+#: Optional column with occurred_at already formatted (DuckDB formats faster than Arrow).
+OCCURRED_AT_TEXT = "occurred_at_text"
+#: The DuckDB expression that fills :data:`OCCURRED_AT_TEXT`.
+OCCURRED_AT_SQL = "strftime(occurred_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ')"
+
+#: Event columns a record is built from (plus ABSENT_FIELD to know what a source lacks).
+EVENT_COLUMNS: tuple[str, ...] = (*SOURCE_COLUMN.values(), ABSENT_FIELD)
+
+_PREFIX = {name: f'"{name}" : ' for name in RECORD_FIELDS}
+
+
+class LiteralFloat(float):
+    """A JSON decimal number: behaves as its float value, remembers its literal text.
+
+    JMESPath comparisons and arithmetic see a float; :func:`caracal_forensics.render.jsonl.dumps`
+    prints ``literal`` unchanged, so ``12.50`` or ``0.000000001`` survive a query.
+    """
+
+    __slots__ = ("literal",)
+    literal: str
+
+    def __new__(cls, literal: str) -> LiteralFloat:
+        value = super().__new__(cls, literal)
+        value.literal = literal
+        return value
+
+    def __repr__(self) -> str:
+        return self.literal
+
+    __str__ = __repr__
+
+
+# jmespath type-checks function arguments by class name: it must read "float".
+LiteralFloat.__name__ = "float"
+
+
+def parse_json(text: str | None) -> Any:
+    """Parse JSON (e.g. stored jsonb text), keeping decimal literals; None stays None."""
+    if text is None:
+        return None
+    return _DECODER.decode(text)
+
+
+_DECODER = json.JSONDecoder(parse_float=LiteralFloat)
+
+
+def occurred_at_texts(table: pa.Table | pa.RecordBatch) -> list[str | None]:
+    """occurred_at as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` per row."""
+    if OCCURRED_AT_TEXT in table.schema.names:
+        return table.column(OCCURRED_AT_TEXT).to_pylist()
+    column = table.column("occurred_at")
+    if pa.types.is_timestamp(column.type) and column.type.tz is not None:
+        column = pc.cast(column, pa.timestamp(column.type.unit))  # wall time in UTC
+    return pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ").to_pylist()
+
+
+def _absent_sets(table: pa.Table | pa.RecordBatch) -> list[frozenset[str]]:
+    names = table.schema.names
+    if ABSENT_FIELD not in names:
+        return [frozenset()] * table.num_rows
+    cache: dict[str | None, frozenset[str]] = {None: frozenset()}
+    out = []
+    for value in table.column(ABSENT_FIELD).to_pylist():
+        found = cache.get(value)
+        if found is None:
+            found = cache[value] = frozenset(value.split(","))
+        out.append(found)
+    return out
+
+
+def _plan(table: pa.Table | pa.RecordBatch) -> list[tuple[str, str, list[Any]]]:
+    """(record field, kind, values) for each field the table can provide."""
+    names = set(table.schema.names)
+    plan = []
+    for field in RECORD_FIELDS:
+        kind = _KIND[field]
+        if kind == "time":
+            plan.append((field, kind, occurred_at_texts(table)))
+            continue
+        column = SOURCE_COLUMN[field]
+        if column in names:
+            plan.append((field, kind, table.column(column).to_pylist()))
+        elif field not in OPTIONAL_FIELDS:
+            plan.append((field, kind, [None] * table.num_rows))
+    return plan
+
+
+def json_lines(table: pa.Table | pa.RecordBatch) -> list[str]:
+    """The ``tail --json`` line of each row (an event-schema table), in row order."""
+    plan = _plan(table)
+    absent = _absent_sets(table)
+    quote = encode_basestring
+    lines = []
+    for row in range(table.num_rows):
+        missing = absent[row]
+        parts = []
+        for field, kind, values in plan:
+            if missing and field in missing and field in OPTIONAL_FIELDS:
+                continue
+            value = values[row]
+            if value is None:
+                text = "null"
+            elif kind == "text" or kind == "time":
+                text = quote(value)
+            elif kind == "json":
+                text = value
+            else:
+                text = str(value)
+            parts.append(_PREFIX[field] + text)
+        lines.append("{" + ", ".join(parts) + "}")
+    return lines
+
+
+def records(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
+    """Each row's record as a dict (nested JSON parsed, decimal literals kept)."""
+    plan = _plan(table)
+    absent = _absent_sets(table)
+    out = []
+    for row in range(table.num_rows):
+        missing = absent[row]
+        record: dict[str, Any] = {}
+        for field, kind, values in plan:
+            if missing and field in missing and field in OPTIONAL_FIELDS:
+                continue
+            value = values[row]
+            record[field] = parse_json(value) if kind == "json" else value
+        out.append(record)
+    return out

@@ -1,0 +1,292 @@
+"""Readable tables with rich that fit the terminal.
+
+:func:`render_table` is generic (rows of dicts, a list of :class:`Column`) for every
+command that prints a table; :func:`event_table` is the events table of ``audit tail``.
+Columns that do not fit are dropped lowest priority first; what remains is squeezed with
+an ellipsis, never wrapped, so one event stays one line. Every value is printed as plain
+text (never rich markup) with control characters escaped: audit data is attacker-
+influenced and must not be able to move the cursor or recolour a terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+import pyarrow as pa
+
+from .records import occurred_at_texts, parse_json
+
+# Columns separated by one space, padded by one space each side, no outer edge.
+_COLUMN_GAP = 3
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(value: Any) -> str:
+    """Plain display text: None is empty, JSON values are compact JSON, and control or
+    other non-printable characters are shown as escapes (``\\n``, ``\\x1b``, ``\\u2028``)."""
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        from .jsonl import dumps
+
+        value = dumps(value)
+    text = value if isinstance(value, str) else str(value)
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        if char.isprintable():
+            out.append(char)
+        elif char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif ord(char) < 0x100:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(f"\\u{ord(char):04x}")
+    return "".join(out)
+
+
+@dataclass
+class Column:
+    """One table column: a header, how to get the cell from a row, how it may shrink.
+
+    ``key`` is a dict key or a function of the row. Higher ``priority`` columns are kept
+    longest when the terminal is narrow. ``style`` is a rich style, or a function of the
+    cell text returning one.
+    """
+
+    header: str
+    key: str | Callable[[Any], Any]
+    priority: int = 0
+    max_width: int | None = None
+    min_width: int = 4
+    justify: str = "left"
+    style: str | Callable[[str], str | None] | None = None
+
+    def cell(self, row: Any) -> str:
+        value = self.key(row) if callable(self.key) else row.get(self.key)
+        return printable(value)
+
+    def style_for(self, text: str) -> str | None:
+        return self.style(text) if callable(self.style) else self.style
+
+
+def make_console(file: IO[str] | None = None, width: int | None = None):
+    """A rich Console for data: no markup, no highlighting, width from the terminal
+    (or $COLUMNS; 80 when not a terminal)."""
+    from rich.console import Console
+
+    return Console(
+        file=file,
+        width=width,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        soft_wrap=False,
+    )
+
+
+def _natural_widths(columns: Sequence[Column], cells: list[list[str]]) -> list[int]:
+    from rich.cells import cell_len
+
+    widths = []
+    for index, column in enumerate(columns):
+        width = cell_len(column.header)
+        for row in cells:
+            width = max(width, cell_len(row[index]))
+        if column.max_width:
+            width = min(width, max(column.max_width, cell_len(column.header)))
+        widths.append(max(width, 1))
+    return widths
+
+
+def fit_columns(
+    columns: Sequence[Column], cells: list[list[str]], width: int
+) -> tuple[list[int], list[int]]:
+    """(indexes of the columns kept, their widths) for a table at most ``width`` wide."""
+    natural = _natural_widths(columns, cells)
+    kept = list(range(len(columns)))
+
+    def total(indexes: list[int], widths: list[int]) -> int:
+        return sum(widths[i] for i in indexes) + _COLUMN_GAP * (len(indexes) - 1)
+
+    # Drop whole columns, lowest priority (then rightmost) first, until the rest fit
+    # at their natural width; a single remaining column is shrunk instead.
+    by_drop_order = sorted(kept, key=lambda i: (columns[i].priority, -i))
+    while len(kept) > 1 and total(kept, natural) > width:
+        kept.remove(by_drop_order.pop(0))
+    widths = [natural[i] for i in kept]
+    excess = sum(widths) + _COLUMN_GAP * (len(kept) - 1) - width
+    # Shrink the widest columns first, not below their minimum.
+    while excess > 0:
+        candidates = [j for j, i in enumerate(kept) if widths[j] > max(columns[i].min_width, 1)]
+        if not candidates:
+            break
+        j = max(candidates, key=lambda j: widths[j])
+        widths[j] -= 1
+        excess -= 1
+    return kept, widths
+
+
+def render_table(
+    rows: Sequence[Any],
+    columns: Sequence[Column],
+    *,
+    console=None,
+    title: str | None = None,
+    caption: str | None = None,
+    show_header: bool = True,
+    widths: list[int] | None = None,
+    kept: list[int] | None = None,
+) -> tuple[list[int], list[int]]:
+    """Print ``rows`` as a table fitting the console; returns (kept columns, widths) so a
+    caller printing more rows later (``--follow``) can keep the same layout."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    console = console or make_console()
+    cells = [[column.cell(row) for column in columns] for row in rows]
+    if kept is None or widths is None:
+        kept, widths = fit_columns(columns, cells, console.width)
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        show_header=show_header,
+        header_style="bold",
+        title=title,
+        caption=caption,
+        expand=False,
+    )
+    for index, width in zip(kept, widths, strict=True):
+        column = columns[index]
+        table.add_column(
+            column.header,
+            justify=column.justify,  # type: ignore[arg-type]
+            no_wrap=True,
+            overflow="ellipsis",
+            width=width,
+            min_width=width,
+            max_width=width,
+        )
+    for row_cells in cells:
+        table.add_row(
+            *(
+                Text(
+                    row_cells[i],
+                    style=columns[i].style_for(row_cells[i]) or "",
+                    no_wrap=True,
+                    overflow="ellipsis",
+                )
+                for i in kept
+            )
+        )
+    console.print(table)
+    return kept, widths
+
+
+# --- the events table ------------------------------------------------------------------
+
+
+def _decision_style(text: str) -> str | None:
+    lowered = text.lower()
+    if lowered == "deny":
+        return "bold red"
+    if lowered == "allow":
+        return "green"
+    return None
+
+
+def _policy_names(value: Any) -> str | None:
+    if not isinstance(value, list):
+        return None if value is None else printable(value)
+    names = []
+    for item in value:
+        if isinstance(item, dict) and "policy" in item:
+            names.append(printable(item["policy"]))
+        else:
+            names.append(printable(item))
+    return ", ".join(names)
+
+
+EVENT_COLUMNS: tuple[Column, ...] = (
+    Column("OCCURRED AT (UTC)", "occurred_at", priority=100, min_width=27, max_width=27),
+    Column("ZONE", "zone_id", priority=80, max_width=24, min_width=6),
+    Column("EVENT TYPE", "event_type", priority=90, max_width=22, min_width=8),
+    Column("DECISION", "decision", priority=95, min_width=5, max_width=8, style=_decision_style),
+    Column("REQUEST", "request_id", priority=85, max_width=36, min_width=8),
+    Column("PRINCIPAL", "principal", priority=60, max_width=28, min_width=6),
+    Column("POLICY VERSION", "policy_set_version_id", priority=50, max_width=24, min_width=6),
+    Column("DETERMINING POLICIES", "policies", priority=40, max_width=40, min_width=8),
+    Column("EVENT ID", "id", priority=30, max_width=36, min_width=8),
+)
+
+
+def event_rows(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
+    """The display values of each event (an event-schema table) for :data:`EVENT_COLUMNS`."""
+    names = set(table.schema.names)
+
+    def column(name: str) -> list[Any]:
+        return table.column(name).to_pylist() if name in names else [None] * table.num_rows
+
+    occurred = occurred_at_texts(table)
+    metadata = column("metadata_json")
+    policies = column("determining_policies_json")
+    base = {
+        name: column(name)
+        for name in (
+            "id",
+            "zone_id",
+            "event_type",
+            "decision",
+            "request_id",
+            "policy_set_version_id",
+        )
+    }
+    rows = []
+    for index in range(table.num_rows):
+        row = {name: values[index] for name, values in base.items()}
+        row["occurred_at"] = occurred[index]
+        row["principal"] = _principal(metadata[index])
+        row["policies"] = _policy_names(_safe_parse(policies[index]))
+        rows.append(row)
+    return rows
+
+
+def _safe_parse(text: str | None) -> Any:
+    try:
+        return parse_json(text)
+    except ValueError:
+        return text
+
+
+def _principal(text: str | None) -> Any:
+    value = _safe_parse(text)
+    if isinstance(value, dict):
+        return value.get("principal_id")
+    return None
+
+
+def event_table(
+    table: pa.Table | pa.RecordBatch,
+    *,
+    console=None,
+    caption: str | None = None,
+    show_header: bool = True,
+    layout: tuple[list[int], list[int]] | None = None,
+) -> tuple[list[int], list[int]]:
+    """Print events as a table; returns the layout for later rows (see render_table)."""
+    kept, widths = layout if layout else (None, None)
+    return render_table(
+        event_rows(table),
+        EVENT_COLUMNS,
+        console=console,
+        caption=caption,
+        show_header=show_header,
+        kept=kept,
+        widths=widths,
+    )
