@@ -40,7 +40,7 @@ def write_snapshot(
     row_group_rows: int = ROW_GROUP_ROWS,
 ) -> dict[str, Any]:
     """Write ``snapshot``'s events and alerts under ``out_dir``; return the manifest."""
-    _prepare_out_dir(out_dir, [i.path for i in snapshot.inputs])
+    prepare_out_dir(out_dir, [i.path for i in snapshot.inputs])
     con = snapshot.duckdb
     events_dir = os.path.join(out_dir, EVENTS_DIR)
     os.makedirs(events_dir)
@@ -70,7 +70,7 @@ def write_snapshot(
     return manifest
 
 
-def _prepare_out_dir(out_dir: str, inputs: list[str]) -> None:
+def prepare_out_dir(out_dir: str, inputs: list[str]) -> None:
     """Refuse to write over anything: the output must be new or an empty directory."""
     real = os.path.realpath(out_dir)
     for path in inputs:

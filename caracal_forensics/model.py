@@ -101,8 +101,10 @@ class Shape:
     ALERTS_CSV = "alerts_csv"
     ALERTS_JSONL = "alerts_jsonl"
     ALERTS_SNAPSHOT = "alerts_snapshot"
+    #: rows read live from a Caracal PostgreSQL by ``snapshot`` (events and alerts alike)
+    POSTGRES = "postgres"
 
-    EVENT_SHAPES = (DB_CSV, DB_JSONL, CLI_JSONL, OCSF_PARQUET, SEARCH_PAGE, SNAPSHOT)
+    EVENT_SHAPES = (DB_CSV, DB_JSONL, CLI_JSONL, OCSF_PARQUET, SEARCH_PAGE, SNAPSHOT, POSTGRES)
     ALERT_SHAPES = (ALERTS_CSV, ALERTS_JSONL, ALERTS_SNAPSHOT)
 
 
