@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py caracal_forensics/chain/_native.c | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 

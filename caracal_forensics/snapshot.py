@@ -23,6 +23,8 @@ from .sources import BadLines, InputFile, read_alerts, read_events, scan
 if TYPE_CHECKING:
     import polars as pl
 
+    from .chain.report import Report
+
 #: DuckDB's memory ceiling; beyond it, sorts and tables spill to a temporary directory.
 MEMORY_LIMIT_ENV = "CARACAL_FORENSICS_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "1GB"
@@ -217,6 +219,16 @@ class Snapshot:
         from .explain import explain
 
         return explain(self._con, request_id, zone=zone, key=key)
+
+    def verify(self, key: bytes | str | None = None, **options: Any) -> Report:
+        """Recompute every content hash and HMAC link (see ``chain.verify.verify``).
+
+        ``key`` is the decoded key (bytes) or its hex text; None checks content and links
+        only and reports the HMAC as unverifiable.
+        """
+        from .chain.verify import verify
+
+        return verify(self._con, key=key, inputs=self.inputs, **options)
 
     def ingest(self, out_dir: str) -> dict[str, Any]:
         """Write a canonical snapshot of these events under ``out_dir``; returns its manifest."""

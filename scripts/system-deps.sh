@@ -8,6 +8,9 @@ missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# the C kernel of verify links OpenSSL's libcrypto (optional: without it verify is slower)
+[ -f /usr/include/openssl/sha.h ] || missing+=(libssl-dev)
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

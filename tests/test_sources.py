@@ -375,12 +375,16 @@ TEXT = st.text(
     st.characters(codec="utf-8", exclude_characters="\x00", exclude_categories=("Cs",)),
     max_size=12,
 )
+class Num(str):
+    """A number literal in a generated document (a plain str is a JSON string)."""
+
+
 JSON_LEAF = st.one_of(
     st.none(),
     st.booleans(),
     TEXT,
-    st.integers(-(10**20), 10**20).map(str),
-    st.decimals(allow_nan=False, allow_infinity=False, places=3).map(lambda d: f"{d:E}"),
+    st.integers(-(10**20), 10**20).map(lambda i: Num(i)),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3).map(lambda d: Num(f"{d:E}")),
 )
 
 
@@ -391,8 +395,8 @@ def _json_text(value) -> str:
         return "{" + ", ".join(json.dumps(k) + ": " + _json_text(v) for k, v in value.items()) + "}"
     if isinstance(value, list):
         return "[" + ",".join(_json_text(v) for v in value) + "]"
-    if isinstance(value, str) and value[:1] in "-0123456789" and value[-1:].isdigit():
-        return value
+    if isinstance(value, Num):
+        return str(value)
     return json.dumps(value)
 
 

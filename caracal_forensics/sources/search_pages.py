@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from ..errors import InputError
 from ..jsonb import loads
-from ..model import Shape
+from ..model import JSONB_FIELDS, Shape
 from ._batch import BadLines, rows_to_batches
 from ._io import open_binary
 from ._lines import RowError, event_mapping, jsonb_value, map_row
@@ -77,7 +77,12 @@ def _parse_element(element: object) -> dict:
     if not isinstance(element, dict) or not isinstance(element.get("Event"), dict):
         raise RowError('expected {"Event": {...}, ...}')
     row = map_row(element["Event"], EVENT_MAPPING)
-    absent = [row["absent_fields"]] if row["absent_fields"] else []
+    # The service's encoder omits an empty jsonb field (omitempty): omitted means NULL.
+    absent = [
+        name
+        for name in (row["absent_fields"] or "").split(",")
+        if name and name not in JSONB_FIELDS
+    ]
     for key, field in ENVELOPE.items():
         if key not in element:
             absent.append(field)

@@ -1,0 +1,237 @@
+"""What verification found: small typed models and their JSON form (FORMAT.md section 5).
+
+A Report is also the anchor of a later run (``--anchor REPORT.json``): its ``zones`` hold
+the trusted heads (last_seq, last_content_sha256), so ``from_json`` must read back what
+``to_json`` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ..errors import InputError
+
+
+class Kind:
+    """Finding kinds, as named in FORMAT.md section 5."""
+
+    CONTENT_MISMATCH = "content_mismatch"
+    HMAC_MISMATCH = "hmac_mismatch"
+    CHAIN_BREAK = "chain_break"
+    SEQUENCE_GAP = "sequence_gap"
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"
+    DUPLICATE_EVENT = "duplicate_event"
+    TRUNCATED = "truncated"
+    ANCHOR_MISMATCH = "anchor_mismatch"
+    UNANCHORED_START = "unanchored_start"
+    UNVERIFIABLE = "unverifiable"
+
+
+class Severity:
+    FAILS = "fails"
+    WARNING = "warning"
+    INFO = "info"
+    UNVERIFIABLE = "unverifiable"
+
+
+SEVERITY: dict[str, str] = {
+    Kind.CONTENT_MISMATCH: Severity.FAILS,
+    Kind.HMAC_MISMATCH: Severity.FAILS,
+    Kind.CHAIN_BREAK: Severity.FAILS,
+    Kind.SEQUENCE_GAP: Severity.FAILS,
+    Kind.CONFLICTING_DUPLICATE: Severity.FAILS,
+    Kind.TRUNCATED: Severity.FAILS,
+    Kind.ANCHOR_MISMATCH: Severity.FAILS,
+    Kind.DUPLICATE_EVENT: Severity.WARNING,
+    Kind.UNANCHORED_START: Severity.INFO,
+    Kind.UNVERIFIABLE: Severity.UNVERIFIABLE,
+}
+
+
+class Status:
+    INTACT = "intact"
+    TAMPERED = "tampered"
+    PARTIAL = "partial"
+
+
+EXIT_CODES = {Status.INTACT: 0, Status.TAMPERED: 1, Status.PARTIAL: 3}
+
+
+def status_of(findings: list[Finding]) -> str:
+    """tampered if any finding fails, partial if a check could not run, else intact."""
+    severities = {f.severity for f in findings}
+    if Severity.FAILS in severities:
+        return Status.TAMPERED
+    if Severity.UNVERIFIABLE in severities:
+        return Status.PARTIAL
+    return Status.INTACT
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing verification found, located at an event and at the row it came from.
+
+    ``source`` is ``file:line`` (line, row or element number, per the shape); zone-level
+    findings (no key, a missing zone) have no event, seq or source.
+    """
+
+    kind: str
+    zone_id: str | None
+    event_id: str | None
+    chain_seq: int | None
+    source: str | None
+    detail: str
+    severity: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in SEVERITY:
+            raise ValueError(f"unknown finding kind {self.kind!r}")
+        if not self.severity:
+            object.__setattr__(self, "severity", SEVERITY[self.kind])
+
+    @property
+    def fails(self) -> bool:
+        return self.severity == Severity.FAILS
+
+    def sort_key(self) -> tuple:
+        return (
+            self.zone_id or "",
+            self.chain_seq if self.chain_seq is not None else -1,
+            self.source or "",
+            self.kind,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ZoneSummary:
+    """One zone's chain as seen in this export; ``last_*`` is the head a later run anchors to."""
+
+    zone_id: str
+    events: int
+    first_seq: int | None
+    last_seq: int | None
+    last_content_sha256: str | None
+    status: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class InputSummary:
+    """One examined input file, fingerprinted as handed over."""
+
+    path: str
+    bytes: int
+    sha256: str
+    shape: str
+    rows: int
+
+    @classmethod
+    def of(cls, value: Any) -> InputSummary:
+        """From anything with path/bytes/sha256/shape/rows (sources.InputFile, a dict)."""
+        if isinstance(value, InputSummary):
+            return value
+        get = value.get if isinstance(value, dict) else lambda name: getattr(value, name)
+        return cls(
+            path=str(get("path")),
+            bytes=int(get("bytes") or 0),
+            sha256=str(get("sha256") or ""),
+            shape=str(get("shape") or ""),
+            rows=int(get("rows") or 0),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Report:
+    """The outcome of one verification run. ``checks`` says what each check covered."""
+
+    status: str
+    events_checked: int
+    zones: list[ZoneSummary] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    inputs: list[InputSummary] = field(default_factory=list)
+    key_fingerprint: str | None = None
+    toolkit_version: str = ""
+    generated_at: str = ""
+    checks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """0 intact, 1 tampered, 3 partial (2 is for usage and input errors)."""
+        return EXIT_CODES[self.status]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == Status.INTACT
+
+    def zone(self, zone_id: str) -> ZoneSummary | None:
+        return next((z for z in self.zones if z.zone_id == zone_id), None)
+
+    def findings_of(self, kind: str) -> list[Finding]:
+        return [f for f in self.findings if f.kind == kind]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "events_checked": self.events_checked,
+            "zones": [z.to_dict() for z in self.zones],
+            "findings": [f.to_dict() for f in self.findings],
+            "inputs": [i.to_dict() for i in self.inputs],
+            "key_fingerprint": self.key_fingerprint,
+            "toolkit_version": self.toolkit_version,
+            "generated_at": self.generated_at,
+            "checks": dict(self.checks),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def write(self, path: str | os.PathLike[str]) -> None:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(self.to_json() + "\n")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        return cls(
+            status=data["status"],
+            events_checked=int(data.get("events_checked", 0)),
+            zones=[ZoneSummary(**_known(ZoneSummary, z)) for z in data.get("zones", [])],
+            findings=[Finding(**_known(Finding, f)) for f in data.get("findings", [])],
+            inputs=[InputSummary(**_known(InputSummary, i)) for i in data.get("inputs", [])],
+            key_fingerprint=data.get("key_fingerprint"),
+            toolkit_version=data.get("toolkit_version", ""),
+            generated_at=data.get("generated_at", ""),
+            checks=dict(data.get("checks", {})),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Report:
+        """Read a report written earlier (an anchor); a malformed one is an input error."""
+        name = os.fspath(path)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return cls.from_json(handle.read())
+        except OSError as error:
+            raise InputError(name, f"cannot read report: {error.strerror}") from None
+        except (ValueError, KeyError, TypeError) as error:
+            raise InputError(name, f"not a verification report: {error}") from None
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """Drop keys a newer toolkit may have added, so older ones still read the report."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}

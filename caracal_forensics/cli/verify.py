@@ -1,0 +1,187 @@
+"""``caracal-forensics verify``: recompute the HMAC chain of an export and say what held."""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from .app import OnBadLineOption, SourcesOption, app, open_snapshot
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from ..chain.report import Report
+
+_SEVERITY_LABEL = {"fails": "FAIL", "warning": "WARN", "info": "INFO", "unverifiable": "N/A"}
+_STATUS_STYLE = {"intact": "green", "tampered": "bold red", "partial": "yellow"}
+
+
+@app.command()
+def verify(
+    source: SourcesOption = None,
+    key_file: Annotated[
+        str | None,
+        typer.Option(
+            "--key-file",
+            help="File holding the HMAC key as hex (else $AUDIT_HMAC_KEY or "
+            "$AUDIT_HMAC_KEY_FILE). Without a key the HMAC is reported unverifiable.",
+            show_default=False,
+        ),
+    ] = None,
+    zone: Annotated[
+        list[str] | None,
+        typer.Option("--zone", help="Verify only this zone (repeatable).", show_default=False),
+    ] = None,
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            "--anchor",
+            help="A previous verification report (JSON): its zone heads must still be there.",
+            show_default=False,
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON instead of tables.")
+    ] = False,
+    report_file: Annotated[
+        str | None,
+        typer.Option("--report", help="Also write the JSON report here (a later --anchor).",
+                     show_default=False),
+    ] = None,
+    recover_microseconds: Annotated[
+        bool,
+        typer.Option(
+            "--recover-microseconds/--no-recover-microseconds",
+            help="Recover OCSF rows' microseconds so their content hash can be proven.",
+        ),
+    ] = True,
+    show_preimage: Annotated[
+        str | None,
+        typer.Option("--show-preimage", metavar="EVENT_ID",
+                     help="Print the exact bytes hashed for one event and stop.",
+                     show_default=False),
+    ] = None,
+    on_bad_line: OnBadLineOption = "error",
+) -> None:
+    """Verify content hashes, HMACs, links and sequence per zone.
+
+    Exit 0 intact, 1 tampered, 2 usage or input error, 3 partial (a check could not run).
+    """
+    from ..chain.report import Report
+    from ..chain.verify import show_preimage as preimage_text
+    from ..chain.verify import verify as run_verify
+    from ..keys import load_key
+
+    key = load_key(key_file)  # a bad key is a usage error before any input is read
+    previous = Report.from_file(anchor) if anchor else None
+    snap = open_snapshot(source, on_bad_line)
+    if show_preimage is not None:
+        print(preimage_text(snap.duckdb, show_preimage))
+        return
+    _refuse_overwriting_inputs(report_file, snap.inputs)
+    with _progress_bar() as progress:
+        result = run_verify(
+            snap.duckdb, key=key, zones=zone or None, anchor=previous,
+            recover_microseconds=recover_microseconds, inputs=snap.inputs, progress=progress,
+        )
+    if report_file:
+        result.write(report_file)
+    try:
+        if json_output:
+            print(result.to_json())
+        else:
+            print_report(result)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: the verdict's exit code still stands
+        _discard_stdout()
+    raise typer.Exit(result.exit_code)
+
+
+def print_report(report: Report, console=None) -> None:
+    """The human view: a verdict line, a table of zones, then every finding in full."""
+    from ..render.table import Column, make_console, printable, render_table
+
+    if console is None:
+        console = make_console()
+        # rich exits 1 when the reader closes the pipe (`| head`); for verify 1 means
+        # "tampered", so drop the rest of the output quietly and keep the verdict's code.
+        console.on_broken_pipe = _discard_stdout
+    failing = sum(1 for f in report.findings if f.fails)
+    console.print(
+        f"{report.status.upper()}: {report.events_checked} event(s) in {len(report.zones)} "
+        f"zone(s), {len(report.findings)} finding(s), {failing} failing",
+        style=_STATUS_STYLE.get(report.status), soft_wrap=True,
+    )
+    if report.zones:
+        render_table(
+            [z.to_dict() for z in report.zones],
+            [
+                Column("zone", "zone_id", priority=9, max_width=40),
+                Column("events", "events", priority=8, justify="right"),
+                Column("seq", _seq_range, priority=7),
+                Column("status", "status", priority=9, style=_STATUS_STYLE.get),
+                Column("last content_sha256", "last_content_sha256", priority=1,
+                       min_width=12),
+            ],
+            console=console,
+        )
+    for f in report.findings:
+        where = " ".join(
+            part for part in (
+                printable(f.zone_id) if f.zone_id else "",
+                f"seq {f.chain_seq}" if f.chain_seq is not None else "",
+                printable(f.event_id) if f.event_id else "",
+                f"at {printable(f.source)}" if f.source else "",
+            ) if part
+        )
+        # soft_wrap: long hashes and paths stay on one line, whole for copy and grep
+        console.print(f"{_SEVERITY_LABEL.get(f.severity, f.severity)} {f.kind}  {where}",
+                      style=_STATUS_STYLE["tampered"] if f.fails else None, soft_wrap=True)
+        console.print(f"    {printable(f.detail)}", soft_wrap=True)
+    for name, text in report.checks.items():
+        console.print(f"{name}: {printable(text)}", style="dim", soft_wrap=True)
+    if report.key_fingerprint:
+        console.print(f"key: {report.key_fingerprint}", style="dim", soft_wrap=True)
+
+
+def _discard_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _seq_range(zone: dict) -> str:
+    if zone["first_seq"] is None:
+        return ""
+    return f"{zone['first_seq']}..{zone['last_seq']}"
+
+
+def _refuse_overwriting_inputs(report_file: str | None, inputs) -> None:
+    from ..errors import UsageError
+
+    if not report_file:
+        return
+    target = os.path.realpath(report_file)
+    if any(os.path.realpath(i.path) == target for i in inputs):
+        raise UsageError(f"--report {report_file} is one of the inputs; inputs are never written")
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback drawing on stderr, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("recovering microseconds", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
