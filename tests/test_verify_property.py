@@ -56,7 +56,9 @@ EDITS = ["field", "jsonb", "time", "content_hash", "prev", "hmac", "seq", "delet
 
 def _other(value, rnd) -> str:
     choices = ["allow", "deny", "", "x\u00e9", "complete"]
-    return rnd.choice([c for c in choices if c != value])
+    # NULL text hashes as "" (FORMAT.md section 2): NULL -> "" is no edit at all.
+    same = {value, ""} if value in (None, "") else {value}
+    return rnd.choice([c for c in choices if c not in same])
 
 
 def _edit(rows: list[dict], kind: str, i: int, shape: str, rnd) -> list[dict] | None:
