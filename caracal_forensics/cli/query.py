@@ -1,0 +1,144 @@
+"""``caracal-forensics query`` (named queries from queries/*.sql) and ``sql`` (ad-hoc SQL)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from .app import OnBadLineOption, SourcesOption, app, open_snapshot
+
+if TYPE_CHECKING:
+    from ..queries import QueryResult
+
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        "-p",
+        help="A query parameter as NAME=VALUE (repeatable); bound, never pasted into SQL.",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="One JSON object per row (JSON columns nested).")
+]
+
+
+@app.command()
+def query(
+    name: Annotated[
+        str | None, typer.Argument(help="The query to run (see --list).", show_default=False)
+    ] = None,
+    param: ParamOption = None,
+    list_queries: Annotated[
+        bool, typer.Option("--list", help="List the named queries and their parameters.")
+    ] = False,
+    json_output: JsonOption = False,
+    source: SourcesOption = None,
+    on_bad_line: OnBadLineOption = "error",
+) -> None:
+    """Run a named forensic query from queries/*.sql over the sources."""
+    from ..errors import UsageError
+    from ..queries import bind_params, get_query, load_queries, parse_param_args, run_named
+
+    queries = load_queries()
+    if list_queries:
+        if name or param:
+            raise UsageError("--list takes no query name and no --param")
+        if json_output:
+            print(json.dumps([q.to_dict() for q in queries.values()], indent=2, ensure_ascii=False))
+        else:
+            _print_list(queries)
+        return
+    if not name:
+        raise UsageError("give a query name (see `caracal-forensics query --list`)")
+    chosen = get_query(name, queries)
+    params = bind_params(chosen, parse_param_args(param or []))  # before opening any input
+    snap = open_snapshot(source, on_bad_line)
+    result = run_named(snap.duckdb, chosen.name, params, queries)
+    _emit(result, json_output, title=f"{chosen.name}: {chosen.description}")
+
+
+@app.command()
+def sql(
+    statement: Annotated[
+        str,
+        typer.Argument(
+            help="SQL over the views events, unique_events and alerts.", show_default=False
+        ),
+    ],
+    param: ParamOption = None,
+    json_output: JsonOption = False,
+    source: SourcesOption = None,
+    on_bad_line: OnBadLineOption = "error",
+) -> None:
+    """Run ad-hoc SQL (DuckDB dialect) over the sources."""
+    from ..queries import parse_param_args, run_sql
+
+    params = parse_param_args(param or [])
+    snap = open_snapshot(source, on_bad_line)
+    result = run_sql(snap.duckdb, statement, params)
+    _emit(result, json_output)
+
+
+def _emit(result: QueryResult, json_output: bool, title: str | None = None) -> None:
+    if json_output:
+        write = sys.stdout.write
+        for line in result.json_lines():
+            write(line + "\n")
+        sys.stdout.flush()
+        return
+    print_result(result, title)
+
+
+def print_result(result: QueryResult, title: str | None = None) -> None:
+    """A result as a table fitting the terminal; data is shown as text, never interpreted.
+
+    Columns that do not fit are left out (named in the caption); ``--json`` has them all.
+    """
+    from ..queries import text_value
+    from ..render.table import Column, fit_columns, make_console, render_table
+
+    if not result.columns:
+        return
+    console = make_console()
+    numeric = [dtype.is_numeric() for dtype in result.frame.dtypes]
+    columns = [
+        Column(
+            header=name,
+            key=lambda row, i=i: text_value(row[i]),
+            priority=-i,
+            max_width=60,
+            justify="right" if numeric[i] else "left",
+        )
+        for i, name in enumerate(result.columns)
+    ]
+    rows = list(result.frame.iter_rows())
+    cells = [[column.cell(row) for column in columns] for row in rows]
+    kept, widths = fit_columns(columns, cells, console.width)
+    caption = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+    hidden = [result.columns[i] for i in range(len(columns)) if i not in kept]
+    if hidden:
+        caption += f"; not shown (too wide, see --json): {', '.join(hidden)}"
+    render_table(
+        rows, columns, console=console, title=title, caption=caption, kept=kept, widths=widths
+    )
+
+
+def _print_list(queries) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from ..render.table import make_console
+
+    table = Table(title="Named queries (queries/*.sql)", title_justify="left")
+    table.add_column("name", no_wrap=True)
+    table.add_column("parameters (example)", no_wrap=True)
+    table.add_column("description", overflow="fold")
+    for q in queries.values():
+        params = "\n".join(f"{p.name}={p.example}" for p in q.params)
+        table.add_row(Text(q.name), Text(params), Text(q.description))
+    make_console().print(table)

@@ -1,0 +1,85 @@
+"""``caracal-forensics stats``: what the sources hold, at a glance."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from .app import OnBadLineOption, SourcesOption, app, open_snapshot
+
+
+@app.command()
+def stats(
+    source: SourcesOption = None,
+    on_bad_line: OnBadLineOption = "error",
+    json_output: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+) -> None:
+    """Counts by decision, zone and event type, the time span, and each zone's chain_seq range."""
+    snap = open_snapshot(source, on_bad_line)
+    numbers = snap.stats()
+    if json_output:
+        print(json.dumps(numbers, indent=2, ensure_ascii=False))
+        return
+    print_stats(numbers)
+
+
+def print_stats(numbers: dict[str, Any]) -> None:
+    """The numbers as four small tables (summary, zones, decisions, event types)."""
+    from ..render.table import Column, make_console, render_table
+
+    console = make_console()
+    summary = [
+        ("events (distinct zone_id, id)", numbers["events"]),
+        ("input rows", numbers["rows"]),
+        ("further copies of an event", numbers["duplicate_rows"]),
+        ("ingest alerts", numbers["alerts"]),
+        ("first occurred_at", numbers["first_occurred_at"]),
+        ("last occurred_at", numbers["last_occurred_at"]),
+    ]
+    render_table(
+        summary,
+        [
+            Column("", lambda item: item[0], priority=2),
+            Column("", lambda item: item[1], priority=1, justify="right"),
+        ],
+        console=console,
+        show_header=False,
+    )
+    console.print()
+
+    def seq(zone: dict[str, Any]) -> str:
+        if zone["first_seq"] is None:
+            return "-"
+        return f"{zone['first_seq']}..{zone['last_seq']}"
+
+    render_table(
+        numbers["zones"],
+        [
+            Column("zone", "zone_id", priority=9),
+            Column("events", "events", priority=8, justify="right"),
+            Column("chain_seq", seq, priority=7, justify="right"),
+            Column("missing seq", "missing_seq", priority=6, justify="right"),
+            Column("allow", "allows", priority=5, justify="right"),
+            Column("deny", "denies", priority=5, justify="right"),
+            Column("first occurred_at", "first_occurred_at", priority=3),
+            Column("last occurred_at", "last_occurred_at", priority=3),
+        ],
+        console=console,
+    )
+    total = numbers["events"] or 1
+    for header, counts in (
+        ("decision", numbers["by_decision"]),
+        ("event type", numbers["by_event_type"]),
+    ):
+        console.print()
+        render_table(
+            list(counts.items()),
+            [
+                Column(header, lambda item: item[0], priority=3),
+                Column("events", lambda item: item[1], priority=2, justify="right"),
+                Column("share", lambda item: f"{item[1] / total:.1%}", priority=1, justify="right"),
+            ],
+            console=console,
+        )

@@ -1,0 +1,458 @@
+"""Named forensic queries (``queries/*.sql``) and ad-hoc SQL over a snapshot's views.
+
+A named query is one ``.sql`` file whose leading ``--`` comment block declares its name,
+a one-line description and its parameters with an example each (format in
+``queries/README.md``). Parameters are DuckDB named parameters (``$name``), bound at
+execution and never pasted into the SQL text.
+
+Every query runs on a connection that has the snapshot's views ``events`` and ``alerts``;
+:func:`ensure_views` adds ``unique_events`` (one row per event, however many shapes of it
+were given). Results come back as a :class:`QueryResult`: a polars frame plus the names
+of its JSON-typed columns, which :meth:`QueryResult.json_lines` prints verbatim (so jsonb
+number literals stay exactly as stored).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
+
+#: Extra directories of ``*.sql`` files, separated by the OS path separator.
+QUERIES_ENV = "CARACAL_FORENSICS_QUERIES"
+#: The bundled queries: ``queries/`` at the repository root.
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "queries"
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEADER = re.compile(r"^--\s*(name|description|param)\s*:\s*(.*?)\s*$")
+_MARKER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_STRIP = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)
+
+#: jsonb columns as ``unique_events`` gives them: "" (OCSF's NULL) is NULL.
+_JSONB_NULLS = """* REPLACE (
+    nullif(determining_policies_json, '') AS determining_policies_json,
+    nullif(diagnostics_json, '') AS diagnostics_json,
+    nullif(metadata_json, '') AS metadata_json
+)"""
+
+#: Which copy of an event ``unique_events`` keeps: microsecond time first, then one with
+#: ingested_at, then one carrying every field, then the first by file and line.
+_PREFERENCE = (
+    "coalesce(-occurred_at_digits, 0), ingested_at IS NULL, absent_fields IS NOT NULL, "
+    "coalesce(source_file, ''), coalesce(source_line, -1)"
+)
+
+# Does any event appear twice? A hash collision only errs towards "yes", which picks the
+# slower plan, still correct.
+_PLAN_SQL = """
+SELECT count(*) FROM (SELECT 1 FROM events GROUP BY hash(zone_id, id) HAVING count(*) > 1)
+"""
+
+#: No event appears twice: the view is the events themselves.
+_PLAIN_VIEW = f"SELECT {_JSONB_NULLS} FROM events"
+
+#: Some event appears more than once: keep one copy per (zone_id, id).
+_DEDUPE_VIEW = f"""
+SELECT {_JSONB_NULLS}
+FROM events
+QUALIFY row_number() OVER (PARTITION BY zone_id, id ORDER BY {_PREFERENCE}) = 1
+"""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A declared parameter and the example value the header gives for it."""
+
+    name: str
+    example: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "example": self.example}
+
+
+@dataclass(frozen=True)
+class NamedQuery:
+    """One ``queries/*.sql`` file: its header and its SQL (header included, it is comments)."""
+
+    name: str
+    description: str
+    params: tuple[Param, ...]
+    sql: str
+    path: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    @property
+    def example_params(self) -> dict[str, str]:
+        return {p.name: p.example for p in self.params}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``query --list --json`` element: name, description, params [{name, example}]."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "params": [p.to_dict() for p in self.params],
+        }
+
+
+# --- loading ------------------------------------------------------------------------
+
+
+def parse_query(text: str, path: str = "<query>") -> NamedQuery:
+    """Parse one query file; a malformed header is an InputError naming file and line."""
+    name = description = None
+    params: list[Param] = []
+    notes: list[str] = []
+    body_start = None
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("--"):
+            body_start = number
+            break
+        match = _HEADER.match(stripped)
+        if not match:
+            notes.append(stripped[2:].strip())
+            continue
+        key, value = match.groups()
+        where = f"line {number}"
+        if key == "name":
+            if name is not None:
+                raise InputError(path, "a second '-- name:' line", where)
+            if not _NAME.match(value):
+                raise InputError(
+                    path, f"query name {value!r} must be lowercase letters, digits and _", where
+                )
+            name = value
+        elif key == "description":
+            if description is not None:
+                raise InputError(path, "a second '-- description:' line", where)
+            if not value:
+                raise InputError(path, "empty description", where)
+            description = value
+        else:
+            pname, eq, example = value.partition("=")
+            pname, example = pname.strip(), example.strip()
+            if not eq or not _PARAM_NAME.match(pname) or not example:
+                raise InputError(
+                    path, f"'-- param:' must read 'NAME = EXAMPLE', not {value!r}", where
+                )
+            if pname in {p.name for p in params}:
+                raise InputError(path, f"parameter {pname!r} declared twice", where)
+            params.append(Param(pname, example))
+    if name is None:
+        raise InputError(path, "no '-- name:' line in the header")
+    if description is None:
+        raise InputError(path, "no '-- description:' line in the header")
+    if body_start is None:
+        raise InputError(path, "no SQL after the header")
+    used = sql_parameters(text)
+    declared = {p.name for p in params}
+    if used != declared:
+        problems = []
+        if used - declared:
+            problems.append("used but not declared: " + ", ".join(sorted(used - declared)))
+        if declared - used:
+            problems.append("declared but not used: " + ", ".join(sorted(declared - used)))
+        raise InputError(path, "parameters " + "; ".join(problems))
+    return NamedQuery(name, description, tuple(params), text, path, tuple(notes))
+
+
+def sql_parameters(sql: str) -> set[str]:
+    """The ``$name`` parameters an SQL text uses (outside comments and quoted text)."""
+    return set(_MARKER.findall(_STRIP.sub(" ", sql)))
+
+
+def query_dirs() -> list[Path]:
+    """Where named queries are looked for: the bundled ``queries/``, then $QUERIES_ENV's."""
+    dirs = [BUILTIN_DIR]
+    extra = os.environ.get(QUERIES_ENV, "")
+    dirs += [Path(part) for part in extra.split(os.pathsep) if part.strip()]
+    return dirs
+
+
+def load_queries(dirs: Iterable[str | os.PathLike[str]] | None = None) -> dict[str, NamedQuery]:
+    """Every named query, by name (sorted). Two files with one name is an InputError."""
+    found: dict[str, NamedQuery] = {}
+    for directory in query_dirs() if dirs is None else [Path(d) for d in dirs]:
+        if not directory.is_dir():
+            if directory != BUILTIN_DIR:
+                raise UsageError(f"${QUERIES_ENV}: {directory} is not a directory")
+            continue
+        for path in sorted(directory.glob("*.sql")):
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                raise InputError(str(path), f"cannot read query: {error}") from None
+            query = parse_query(text, str(path))
+            if query.name != path.stem:
+                raise InputError(
+                    str(path), f"the query is named {query.name!r}: name the file {query.name}.sql"
+                )
+            if query.name in found:
+                raise InputError(
+                    str(path), f"query {query.name!r} is also defined in {found[query.name].path}"
+                )
+            found[query.name] = query
+    return dict(sorted(found.items()))
+
+
+def get_query(name: str, queries: Mapping[str, NamedQuery] | None = None) -> NamedQuery:
+    """The named query; an unknown name is a UsageError suggesting close names."""
+    import difflib
+
+    queries = load_queries() if queries is None else queries
+    if name in queries:
+        return queries[name]
+    close = difflib.get_close_matches(name, list(queries), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise UsageError(f"unknown query {name!r}{hint} (see `caracal-forensics query --list`)")
+
+
+def bind_params(query: NamedQuery, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Check the given parameters against the declared ones: none missing, none unknown."""
+    unknown = sorted(set(params) - set(query.param_names))
+    missing = [p for p in query.params if p.name not in params]
+    if unknown:
+        expected = ", ".join(query.param_names) or "none"
+        raise UsageError(
+            f"query {query.name!r} has no parameter {', '.join(map(repr, unknown))} "
+            f"(its parameters: {expected})"
+        )
+    if missing:
+        needed = " ".join(f"--param {p.name}={p.example}" for p in missing)
+        raise UsageError(f"query {query.name!r} needs {needed}")
+    return {name: params[name] for name in query.param_names}
+
+
+def parse_param_args(values: Iterable[str]) -> dict[str, str]:
+    """``--param k=v`` values as a dict; a malformed or repeated one is a UsageError."""
+    params: dict[str, str] = {}
+    for value in values:
+        key, eq, text = value.partition("=")
+        key = key.strip()
+        if not eq or not _PARAM_NAME.match(key):
+            raise UsageError(f"--param must look like NAME=VALUE, not {value!r}")
+        if key in params:
+            raise UsageError(f"--param {key} given twice")
+        params[key] = text
+    return params
+
+
+# --- running ------------------------------------------------------------------------
+
+
+@dataclass
+class QueryResult:
+    """A result as a polars frame; ``json_columns`` hold JSON text to print as nested JSON."""
+
+    frame: pl.DataFrame
+    json_columns: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.frame.columns)
+
+    def __len__(self) -> int:
+        return self.frame.height
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Rows as dicts of plain Python values (JSON columns still as text)."""
+        return self.frame.iter_rows(named=True)
+
+    def json_lines(self) -> Iterator[str]:
+        """One JSON object per row; times as ``...T08:00:03.212365Z``, JSON columns nested."""
+        names = self.columns
+        raw = set(self.json_columns)
+        for row in self.frame.iter_rows():
+            parts = []
+            for name, value in zip(names, row, strict=True):
+                text = _raw_json(value) if name in raw else json_value(value)
+                parts.append(json.dumps(name, ensure_ascii=False) + ": " + text)
+            yield "{" + ", ".join(parts) + "}"
+
+
+def ensure_views(con: duckdb.DuckDBPyConnection, refresh: bool = False) -> str:
+    """Create the temporary view ``unique_events`` over ``events`` once per connection.
+
+    One row per event (zone_id, id), keeping the most complete copy when the sources hold
+    several (the same export in several shapes, duplicated lines). The plan is chosen
+    once from the data: no duplicates costs nothing per query; otherwise the copy to keep
+    costs a partitioned pass per query (open one shape, or a snapshot, when speed
+    matters). Returns the plan's name: ``plain`` or ``dedupe``.
+    """
+    exists = con.sql(
+        "SELECT comment FROM duckdb_views() WHERE view_name = 'unique_events' AND temporary"
+    ).fetchall()
+    if exists and not refresh:
+        return str(exists[0][0] or "")
+    duplicates = con.sql(_PLAN_SQL).fetchall()[0][0]
+    plan, body = ("dedupe", _DEDUPE_VIEW) if duplicates else ("plain", _PLAIN_VIEW)
+    con.sql(f"CREATE OR REPLACE TEMP VIEW unique_events AS {body}")
+    con.sql(f"COMMENT ON VIEW unique_events IS '{plan}'")
+    return plan
+
+
+def run_named(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    queries: Mapping[str, NamedQuery] | None = None,
+) -> QueryResult:
+    """Run the named query with its parameters checked and bound."""
+    query = get_query(name, queries)
+    bound = bind_params(query, params or {})
+    return run_sql(con, query.sql, bound, label=f"query {query.name}")
+
+
+def run_sql(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    label: str = "SQL error",
+) -> QueryResult:
+    """Run SQL over ``events``, ``unique_events`` and ``alerts``; errors are one clear line."""
+    import duckdb
+    import polars as pl
+
+    ensure_views(con)
+    bound = dict(params or {})
+    try:
+        relation = con.sql(sql, params=bound or None)
+        if relation is None:  # a statement without a result (SET, CREATE ...)
+            return QueryResult(pl.DataFrame())
+        names = list(relation.columns)
+        types = [str(t) for t in relation.types]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise UsageError(
+                f"{label}: the result has several columns named {', '.join(duplicates)}; "
+                "give each its own alias"
+            )
+        json_columns = tuple(n for n, t in zip(names, types, strict=True) if t == "JSON")
+        casts = [
+            f"CAST({_quote(n)} AS VARCHAR) AS {_quote(n)}" if _needs_text(t) else _quote(n)
+            for n, t in zip(names, types, strict=True)
+        ]
+        if any(_needs_text(t) for t in types):
+            relation = relation.project(", ".join(casts))
+        frame = relation.pl()
+    except duckdb.Error as error:
+        raise UsageError(f"{label}: {_first_line(error)}") from None
+    return QueryResult(frame, json_columns)
+
+
+def _needs_text(duckdb_type: str) -> bool:
+    """Types polars cannot take from Arrow as they are: shown as their DuckDB text."""
+    return duckdb_type.startswith(("INTERVAL", "UUID", "BIT", "UNION", "TIME WITH"))
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+# --- values as JSON and as text ----------------------------------------------------------
+
+
+def format_time(value: datetime) -> str:
+    """An aware time as UTC ``2026-05-11T08:00:03.212365Z``; a naive one without the Z."""
+    if value.tzinfo is None:
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def json_value(value: Any) -> str:
+    """A result value as JSON text; decimals keep their digits, NaN and infinities are null."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return "null" if math.isnan(value) or math.isinf(value) else repr(value)
+    if isinstance(value, Decimal):
+        return str(value) if value.is_finite() else "null"
+    if isinstance(value, datetime):
+        return json.dumps(format_time(value))
+    if isinstance(value, (date, time)):
+        return json.dumps(value.isoformat())
+    if isinstance(value, timedelta):
+        return repr(value.total_seconds())
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return json.dumps(bytes(value).hex())
+    if isinstance(value, Mapping):
+        items = (
+            json.dumps(str(k), ensure_ascii=False) + ": " + json_value(v) for k, v in value.items()
+        )
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(json_value(v) for v in value) + "]"
+    if hasattr(value, "to_list"):  # a polars Series inside a list column
+        return json_value(value.to_list())
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _raw_json(value: Any) -> str:
+    """A JSON column's text as is (it is valid JSON); empty or NULL is null."""
+    if value is None or value == "":
+        return "null"
+    return str(value)
+
+
+def text_value(value: Any) -> str:
+    """A result value for a table cell."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return format_time(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if hasattr(value, "to_list"):
+        value = value.to_list()
+    if isinstance(value, (list, tuple)):
+        return ", ".join(text_value(v) for v in value)
+    if isinstance(value, Mapping):
+        return json_value(value)
+    return str(value)
+
+
+__all__ = [
+    "NamedQuery",
+    "Param",
+    "QueryResult",
+    "bind_params",
+    "ensure_views",
+    "get_query",
+    "load_queries",
+    "parse_param_args",
+    "parse_query",
+    "run_named",
+    "run_sql",
+    "sql_parameters",
+]

@@ -1,0 +1,19 @@
+-- name: denies_for_principal
+-- description: Every deny for one application (metadata principal_id), oldest first.
+-- param: principal_id = app-0010
+-- The seed's recipe: jq 'select(.decision == "deny" and .metadata.principal_id == "...")'.
+SELECT
+    occurred_at,
+    zone_id,
+    chain_seq,
+    request_id,
+    event_type,
+    lower(decision) AS decision,
+    policy_set_version_id,
+    determining_policies_json::JSON AS determining_policies,
+    diagnostics_json::JSON AS diagnostics,
+    id
+FROM unique_events
+WHERE lower(decision) = 'deny'
+  AND json_extract_string(metadata_json, '$.principal_id') = $principal_id
+ORDER BY occurred_at, zone_id, chain_seq, id

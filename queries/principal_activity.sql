@@ -1,0 +1,15 @@
+-- name: principal_activity
+-- description: Everything one principal (metadata principal_id) did: per event type and decision, counts, requests and time span.
+-- param: principal_id = app-0010
+SELECT
+    event_type,
+    lower(decision) AS decision,
+    count(*) AS events,
+    count(DISTINCT request_id) AS requests,
+    list(DISTINCT zone_id ORDER BY zone_id) AS zones,
+    min(occurred_at) AS first_seen,
+    max(occurred_at) AS last_seen
+FROM unique_events
+WHERE json_extract_string(metadata_json, '$.principal_id') = $principal_id
+GROUP BY ALL
+ORDER BY first_seen, event_type, decision
