@@ -32,6 +32,7 @@ SourcesOption = Annotated[
         "-s",
         help=f"Export file, directory or glob (repeatable). Default: ${SOURCE_ENV} "
         "(several separated by the OS path separator).",
+        metavar="PATH",
         show_default=False,
     ),
 ]
