@@ -31,7 +31,7 @@ demo: setup
 	rm -rf $(DEMO_OUT) && $(CF) ingest --source fixtures/export --out $(DEMO_OUT)/snapshot
 
 lint: setup
-	$(BIN)/ruff check caracal_forensics tests bench fixtures
+	$(BIN)/ruff check .
 
 test: setup system-deps lint
 	$(BIN)/pytest -q
