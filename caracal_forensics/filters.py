@@ -221,7 +221,7 @@ def _columns_sql(columns: Sequence[str] | None) -> str:
 
 def select_sql(
     filters: Filters,
-    relation: str = "events",
+    relation: str = "unique_events",
     columns: Sequence[str] | None = None,
     limit: int | None = None,
     extra: Sequence[str] = (),
@@ -243,7 +243,7 @@ def select_sql(
     return f"SELECT {outer} FROM ({inner}) ORDER BY {ORDER_ASC}", params
 
 
-def count_sql(filters: Filters, relation: str = "events") -> tuple[str, dict[str, Any]]:
+def count_sql(filters: Filters, relation: str = "unique_events") -> tuple[str, dict[str, Any]]:
     """SQL counting every matching row (ignores the limit)."""
     where, params = filters.where()
     return f"SELECT count(*) FROM {relation} WHERE {where}", params
@@ -262,7 +262,7 @@ def run_query(con, sql: str, params: dict[str, Any]) -> pa.Table:
 def select(
     con,
     filters: Filters,
-    relation: str = "events",
+    relation: str = "unique_events",
     columns: Sequence[str] | None = None,
     extra: Sequence[str] = (),
     limit: int | None = None,
@@ -272,7 +272,7 @@ def select(
     return run_query(con, sql, params)
 
 
-def count(con, filters: Filters, relation: str = "events") -> int:
+def count(con, filters: Filters, relation: str = "unique_events") -> int:
     """How many rows of ``relation`` match (regardless of the limit)."""
     sql, params = count_sql(filters, relation)
     return run_query(con, sql, params).column(0)[0].as_py()

@@ -291,8 +291,12 @@ class QueryResult:
             yield "{" + ", ".join(parts) + "}"
 
 
-def ensure_views(con: duckdb.DuckDBPyConnection, refresh: bool = False) -> str:
+def ensure_views(
+    con: duckdb.DuckDBPyConnection, refresh: bool = False, known_unique: bool = False
+) -> str:
     """Create the temporary view ``unique_events`` over ``events`` once per connection.
+
+    ``known_unique`` skips the check when the caller knows no event appears twice.
 
     One row per event (zone_id, id), keeping the most complete copy when the sources hold
     several (the same export in several shapes, duplicated lines). The plan is chosen
@@ -305,11 +309,17 @@ def ensure_views(con: duckdb.DuckDBPyConnection, refresh: bool = False) -> str:
     ).fetchall()
     if exists and not refresh:
         return str(exists[0][0] or "")
-    duplicates = con.sql(_PLAN_SQL).fetchall()[0][0]
+    # A canonical snapshot's manifest already counted them: no pass over the data.
+    duplicates = 0 if known_unique else count_duplicate_events(con)
     plan, body = ("dedupe", _DEDUPE_VIEW) if duplicates else ("plain", _PLAIN_VIEW)
     con.sql(f"CREATE OR REPLACE TEMP VIEW unique_events AS {body}")
     con.sql(f"COMMENT ON VIEW unique_events IS '{plan}'")
     return plan
+
+
+def count_duplicate_events(con: duckdb.DuckDBPyConnection) -> int:
+    """How many events (zone_id, id) appear more than once in ``events``."""
+    return con.sql(_PLAN_SQL).fetchall()[0][0]
 
 
 def run_named(

@@ -74,7 +74,19 @@ def open_sources(paths: list[str], on_bad_line: str = "error") -> Snapshot:
     _load(con, "loaded_alerts", ALERT_SCHEMA, alert_inputs, read_alerts, bad)
     snapshots = [i for i in event_inputs if i.shape == Shape.SNAPSHOT]
     _create_views(con, snapshots)
+    from .queries import ensure_views
+
+    ensure_views(con, known_unique=_known_unique(event_inputs))
     return Snapshot(con, inputs, bad)
+
+
+def _known_unique(event_inputs: list[InputFile]) -> bool:
+    """One canonical snapshot whose manifest counted no duplicate event."""
+    if len(event_inputs) != 1 or event_inputs[0].shape != Shape.SNAPSHOT:
+        return False
+    from .sources.snapshot_dir import load_manifest
+
+    return load_manifest(event_inputs[0].path).get("duplicate_events") == 0
 
 
 def _load(con, table: str, schema: pa.Schema, inputs: list[InputFile], read, bad: BadLines) -> None:
@@ -139,8 +151,9 @@ def _sql_list(paths: list[str]) -> str:
 class Snapshot:
     """The opened sources of one investigation (the notebook's entry point).
 
-    ``duckdb`` is the connection, with the views ``events`` (model.EVENT_SCHEMA) and
-    ``alerts``; ``inputs`` lists what was examined with sizes and SHA-256.
+    ``duckdb`` is the connection, with the views ``events`` (model.EVENT_SCHEMA: every row
+    of every input), ``unique_events`` (one row per event when a directory holds several
+    shapes of one export: what tail, explain, stats and queries read) and ``alerts``; ``inputs`` lists what was examined with sizes and SHA-256.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, inputs: list[InputFile], bad: BadLines):
