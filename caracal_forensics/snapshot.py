@@ -153,7 +153,8 @@ class Snapshot:
 
     ``duckdb`` is the connection, with the views ``events`` (model.EVENT_SCHEMA: every row
     of every input), ``unique_events`` (one row per event when a directory holds several
-    shapes of one export: what tail, explain, stats and queries read) and ``alerts``; ``inputs`` lists what was examined with sizes and SHA-256.
+    shapes of one export: what tail, explain, stats and queries read) and ``alerts``;
+    ``inputs`` lists what was examined with sizes and SHA-256.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, inputs: list[InputFile], bad: BadLines):
