@@ -1,4 +1,5 @@
-"""Build the optional C kernel (OpenSSL libcrypto) that verify uses for bulk hashing.
+"""Build the optional C kernels: OpenSSL-backed bulk hashing for verify, and jsonb::text
+rendering for the JSON lines readers (no extra libraries).
 
 Metadata lives in pyproject.toml; this file only declares the extension. ``optional``:
 without a compiler or OpenSSL headers the package still installs, and verify falls back
@@ -15,6 +16,12 @@ setup(
             libraries=["crypto"],
             extra_compile_args=["-O3"],
             optional=True,
-        )
+        ),
+        Extension(
+            "caracal_forensics._jsonb_native",
+            ["caracal_forensics/_jsonb_native.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        ),
     ]
 )

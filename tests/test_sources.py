@@ -501,6 +501,10 @@ def parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_parallel, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(_parallel, "BLOCK_BYTES", 20_000)  # many blocks from a small file
     monkeypatch.setenv(_parallel.WORKERS_ENV, "2")
+    # with the C kernel the readers stay in-process; these tests are about the workers
+    from caracal_forensics import jsonb_native
+
+    monkeypatch.setattr(jsonb_native, "AVAILABLE", False)
 
 
 def test_parallel_parse_gives_the_serial_rows(parallel) -> None:

@@ -17,6 +17,8 @@ from ._lines import event_mapping, jsonb_value, map_row, read_json_lines
 
 SHAPE = Shape.CLI_JSONL
 MAPPING = event_mapping("", jsonb_value)
+#: parse_row is exactly map_row(obj, MAPPING): the C kernel may do it (_lines._native_spec).
+NATIVE_MAPPING = MAPPING
 
 
 def looks_like(first: dict) -> bool:
