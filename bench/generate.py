@@ -548,10 +548,10 @@ def write_snapshot_direct(con, relation: str, out_dir: str, source_name: str) ->
     os.makedirs(events_dir)
     path = os.path.join(events_dir, "part-00000.parquet")
     query = SNAPSHOT_SELECT.format(rows=relation, source=_sql_str(source_name))
-    con.execute(
-        f"COPY ({query}) TO {_sql_str(path)} (FORMAT parquet, COMPRESSION zstd, "
-        f"ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
-    ).fetchall()
+    from caracal_forensics.ingest import parquet_options
+
+    # the same layout `ingest` writes (row groups, dictionaries, bloom filters)
+    con.execute(f"COPY ({query}) TO {_sql_str(path)} ({parquet_options()})").fetchall()
     names = [name for (name,) in con.sql(
         f"SELECT name FROM parquet_schema({_sql_str(path)}) WHERE name <> 'duckdb_schema'"
     ).fetchall()]

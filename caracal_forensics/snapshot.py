@@ -9,7 +9,9 @@ memory limit, so memory stays flat as inputs grow.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +30,18 @@ if TYPE_CHECKING:
 #: DuckDB's memory ceiling; beyond it, sorts and tables spill to a temporary directory.
 MEMORY_LIMIT_ENV = "CARACAL_FORENSICS_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "1GB"
+#: DuckDB's ceiling while loading non-snapshot inputs: loading only appends, so a table
+#: beyond it is written out to the spill directory at little cost, and with the readers'
+#: Arrow buffers on top the process stays well under 1 GiB however large the input.
+LOAD_MEMORY_LIMIT = "500MB"
 
 
 def connect() -> duckdb.DuckDBPyConnection:
     """A DuckDB connection bounded in memory, spilling to a private temporary directory."""
     con = duckdb.connect(":memory:")
     spill = tempfile.mkdtemp(prefix="caracal-forensics-")
+    # the spill directory goes with the connection (or at exit), not left behind in /tmp
+    weakref.finalize(con, shutil.rmtree, spill, True)
     con.execute(f"SET memory_limit = '{_memory_limit()}'")
     con.execute(f"SET temp_directory = '{spill}'")
     con.execute("SET preserve_insertion_order = false")
@@ -107,6 +115,10 @@ def _load(con, table: str, schema: pa.Schema, inputs: list[InputFile], read, bad
 
     reader = pa.RecordBatchReader.from_batches(schema, batches())
     con.register("_incoming", reader)
+    configured = _memory_limit()
+    lowered = bool(inputs) and _size_bytes(LOAD_MEMORY_LIMIT) < _size_bytes(configured)
+    if lowered:
+        con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
     try:
         con.execute(f"CREATE TABLE {table} AS SELECT * FROM _incoming")
     except duckdb.Error:
@@ -114,8 +126,21 @@ def _load(con, table: str, schema: pa.Schema, inputs: list[InputFile], read, bad
             raise
     finally:
         con.unregister("_incoming")
+        if lowered:
+            con.execute(f"SET memory_limit = '{configured}'")
     if failure:
         raise failure[0]
+
+
+def _size_bytes(value: str) -> float:
+    """Bytes of a memory limit such as 1GB, 512MB or 1.5GiB (as _memory_limit checks)."""
+    text = value.strip().upper().replace(" ", "")
+    number = text.rstrip("KMGTIB")
+    units = {"": 1, "B": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+    unit = text[len(number) :].rstrip("B")
+    if unit.endswith("I"):
+        return float(number) * 1024 ** ("KMGT".index(unit[0]) + 1)
+    return float(number) * units.get(unit, 1)
 
 
 def _create_views(con: duckdb.DuckDBPyConnection, snapshots: list[InputFile]) -> None:
