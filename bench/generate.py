@@ -534,7 +534,7 @@ SELECT id, zone_id, event_type, request_id, decision, policy_set_id, policy_set_
 def write_snapshot_direct(con, relation: str, out_dir: str, source_name: str) -> dict:
     """A canonical snapshot as ``ingest`` writes it, without going through an export."""
     from caracal_forensics._version import __version__
-    from caracal_forensics.ingest import ROW_GROUP_ROWS, SORT_ORDER
+    from caracal_forensics.ingest import SORT_ORDER
     from caracal_forensics.model import EVENT_SCHEMA
     from caracal_forensics.sources._io import file_sha256
     from caracal_forensics.sources.snapshot_dir import (
