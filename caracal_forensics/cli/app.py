@@ -40,7 +40,43 @@ OnBadLineOption = Annotated[
     str,
     typer.Option(
         "--on-bad-line",
+        metavar="error|skip",
         help="'error' stops at the first malformed line; 'skip' continues and counts them.",
+    ),
+]
+
+
+# --- the options of commands that verify (verify, report) ------------------------------
+KeyFileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key-file",
+        metavar="FILE",
+        help="File holding the HMAC key as hex (else $AUDIT_HMAC_KEY or $AUDIT_HMAC_KEY_FILE); "
+        "only its fingerprint is ever shown. Without a key the HMAC is reported unverifiable.",
+        show_default=False,
+    ),
+]
+AnchorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--anchor",
+        metavar="REPORT.json",
+        help="A previous verification report (JSON): its zone heads must still be there.",
+        show_default=False,
+    ),
+]
+VerifyZoneOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--zone", metavar="ZONE", help="Verify only this zone (repeatable).", show_default=False
+    ),
+]
+RecoverOption = Annotated[
+    bool,
+    typer.Option(
+        "--recover-microseconds/--no-recover-microseconds",
+        help="Recover OCSF rows' microseconds so their content hash can be proven.",
     ),
 ]
 

@@ -6,7 +6,17 @@ from typing import Annotated
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, app, open_snapshot, resolve_sources
+from .app import (
+    AnchorOption,
+    KeyFileOption,
+    OnBadLineOption,
+    RecoverOption,
+    SourcesOption,
+    VerifyZoneOption,
+    app,
+    open_snapshot,
+    resolve_sources,
+)
 
 
 @app.command()
@@ -15,34 +25,10 @@ def report(
         str, typer.Option("--out", "-o", help="The HTML file to write (e.g. evidence.html).")
     ],
     source: SourcesOption = None,
-    key_file: Annotated[
-        str | None,
-        typer.Option(
-            "--key-file",
-            help="File holding the HMAC key as hex (else $AUDIT_HMAC_KEY or "
-            "$AUDIT_HMAC_KEY_FILE). Only its fingerprint goes into the report.",
-            show_default=False,
-        ),
-    ] = None,
-    anchor: Annotated[
-        str | None,
-        typer.Option(
-            "--anchor",
-            help="A previous verification report (JSON): its zone heads must still be there.",
-            show_default=False,
-        ),
-    ] = None,
-    zone: Annotated[
-        list[str] | None,
-        typer.Option("--zone", help="Verify only this zone (repeatable).", show_default=False),
-    ] = None,
-    recover_microseconds: Annotated[
-        bool,
-        typer.Option(
-            "--recover-microseconds/--no-recover-microseconds",
-            help="Recover OCSF rows' microseconds so their content hash can be proven.",
-        ),
-    ] = True,
+    key_file: KeyFileOption = None,
+    anchor: AnchorOption = None,
+    zone: VerifyZoneOption = None,
+    recover_microseconds: RecoverOption = True,
     on_bad_line: OnBadLineOption = "error",
 ) -> None:
     """Verify the sources and write the evidence report (exit code as verify: 0, 1 or 3)."""

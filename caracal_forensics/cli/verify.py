@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, app, open_snapshot
+from .app import (
+    AnchorOption,
+    KeyFileOption,
+    OnBadLineOption,
+    RecoverOption,
+    SourcesOption,
+    VerifyZoneOption,
+    app,
+    open_snapshot,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -23,42 +32,19 @@ _STATUS_STYLE = {"intact": "green", "tampered": "bold red", "partial": "yellow"}
 @app.command()
 def verify(
     source: SourcesOption = None,
-    key_file: Annotated[
-        str | None,
-        typer.Option(
-            "--key-file",
-            help="File holding the HMAC key as hex (else $AUDIT_HMAC_KEY or "
-            "$AUDIT_HMAC_KEY_FILE). Without a key the HMAC is reported unverifiable.",
-            show_default=False,
-        ),
-    ] = None,
-    zone: Annotated[
-        list[str] | None,
-        typer.Option("--zone", help="Verify only this zone (repeatable).", show_default=False),
-    ] = None,
-    anchor: Annotated[
-        str | None,
-        typer.Option(
-            "--anchor",
-            help="A previous verification report (JSON): its zone heads must still be there.",
-            show_default=False,
-        ),
-    ] = None,
+    key_file: KeyFileOption = None,
+    zone: VerifyZoneOption = None,
+    anchor: AnchorOption = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the report as JSON instead of tables.")
     ] = False,
     report_file: Annotated[
         str | None,
-        typer.Option("--report", help="Also write the JSON report here (a later --anchor).",
+        typer.Option("--report", metavar="FILE",
+                     help="Also write the JSON report here (a later --anchor).",
                      show_default=False),
     ] = None,
-    recover_microseconds: Annotated[
-        bool,
-        typer.Option(
-            "--recover-microseconds/--no-recover-microseconds",
-            help="Recover OCSF rows' microseconds so their content hash can be proven.",
-        ),
-    ] = True,
+    recover_microseconds: RecoverOption = True,
     show_preimage: Annotated[
         str | None,
         typer.Option("--show-preimage", metavar="EVENT_ID",
