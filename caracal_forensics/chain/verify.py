@@ -52,6 +52,8 @@ MEMORY_LIMIT = "500MB"
 RECOVERY_BATCH = 4096
 #: Rows per batch streamed through the C kernel.
 STREAM_BATCH = 32768
+#: Transformed rows inserted into a work table at once.
+FLUSH_ROWS = 122880
 
 #: The content check of one row (``rows.state``).
 OK, COMPUTED, MISMATCH, ABSENT, SKIPPED, PENDING, NO_HASH = range(7)
@@ -65,7 +67,7 @@ HASHED = (*HASH_FIELDS, "occurred_at")
 #: Kept narrow (it may hold 10,000,000 rows): the stored hash is ``c`` unless the content
 #: check failed, and stored_h is only needed where the HMAC waits for the predecessor.
 _ROWS_SQL = f"""
-SELECT zone_id, seq, id, fid, line, digits, missing, has_prev, stored_p,
+SELECT zone_id, seq, @pred id, fid, line, digits, missing, has_prev, stored_p,
        stored_h IS NOT NULL AS has_h, CASE WHEN NOT has_prev THEN stored_h END AS stored_h,
        state, c, CASE WHEN state = {MISMATCH} THEN calc END AS calc_c,
        CASE WHEN has_prev AND stored_h IS NOT NULL AND c IS NOT NULL
@@ -99,6 +101,14 @@ _FAST_CHAIN_SQL = f"""
 SELECT *, 1 AS rk, lag(seq) OVER z AS pred_seq, lag(c) OVER z AS pred_c
   FROM (SELECT {_CHAIN_INPUT} FROM {{rows}} WHERE seq IS NOT NULL)
 WINDOW z AS (PARTITION BY zone_id ORDER BY seq)"""
+
+
+#: The same rows as ``_FAST_CHAIN_SQL`` when the rows arrived in (zone, seq) order and
+#: ``_Follow`` took each one's predecessor on the way: no sort.
+_ORDERED_CHAIN_SQL = f"""
+SELECT {_CHAIN_INPUT}, 1 AS rk, pred_seq,
+       CASE WHEN pred_same THEN stored_p ELSE pred_cx END AS pred_c
+  FROM {{rows}} WHERE seq IS NOT NULL"""
 
 
 def _ranked_sql(vouched: bool) -> str:
@@ -220,6 +230,9 @@ class _Run:
         self.findings: list[Finding] = []
         self.checks: dict[str, str] = {}
         self._saved_limit: str | None = None
+        #: predecessors taken while streaming (the C kernel's path), and the file names
+        self.follow: _Follow | None = None
+        self.file_names = pa.array([], pa.string())
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -264,10 +277,10 @@ class _Run:
         # fields only) and whether the content hash can be recomputed (``hashable``). A
         # shape may omit a NULL jsonb field (the search API's omitempty): such a row is
         # hashed with NULL there, and only a match with the stored hash counts.
-        self.src = f"""(
+        shaped = f"""(
             SELECT *, (missing = '' OR list_has_all({jsonb}, string_split(missing, ',')))
                       AND digits >= 6 AS hashable
-              FROM (SELECT e.*, f.fid,
+              FROM (SELECT e.*, @fid,
                            coalesce(e.{PRECISION_FIELD}, 6) AS digits,
                            NOT list_contains(string_split(coalesce(e.{ABSENT_FIELD}, ''), ','),
                                              'prev_content_sha256') AS has_prev,
@@ -276,8 +289,9 @@ class _Run:
                                lambda name: list_contains({hashed}, name)), ','), ''),
                                CASE WHEN e.occurred_at IS NULL THEN 'occurred_at' END, '')
                              AS missing
-                      FROM (SELECT * FROM events {zone_filter}) e
-                      JOIN {t['files']} f ON coalesce(e.source_file, '') = f.source_file))"""
+                      FROM (SELECT * FROM events {zone_filter}) e @join))"""
+        self.src = shaped.replace("@fid", "f.fid").replace(
+            "@join", f"JOIN {t['files']} f ON coalesce(e.source_file, '') = f.source_file")
         meta = """zone_id, chain_seq AS seq, id, fid, source_line AS line, digits, missing,
                   has_prev, lower(nullif(content_sha256, '')) AS stored_c,
                   lower(nullif(prev_content_sha256, '')) AS stored_p,
@@ -285,9 +299,19 @@ class _Run:
         if native.AVAILABLE:
             # meta already has zone_id and id, which are hashed fields too
             fields = ", ".join(f for f in HASH_FIELDS if f not in ("zone_id", "id"))
+            # No join here: the file number comes from a lookup in Arrow, so a scan of a
+            # snapshot stored in (zone_id, chain_seq) order arrives in that order, and the
+            # predecessors are taken on the way (``_Follow``) instead of sorting later.
+            files = self.sql("SELECT source_file FROM {files} ORDER BY fid").fetchall()
+            self.file_names = pa.array([name for (name,) in files], pa.string())
+            plain = shaped.replace("@fid", "coalesce(e.source_file, '') AS sf").replace(
+                "@join", "")
+            self.follow = _Follow()
             self._stream_into(
-                "rows", f"SELECT {meta}, hashable, {fields}, occurred_at FROM {self.src}",
-                self._hash_batch, _ROWS_SQL,
+                "rows", f"SELECT {meta.replace('fid,', 'sf,', 1)}, hashable, {fields},"
+                        f" occurred_at FROM {plain}",
+                self._hash_batch, _ROWS_SQL.replace("@pred", "pred_seq, pred_same, pred_cx, "),
+                follow=self.follow, ordered=True,
             )
             return
         hmac = digest.chain_hmac_sql("c", "stored_p") if self.key else "NULL"
@@ -297,47 +321,104 @@ class _Run:
                                 FROM (SELECT {meta}, CASE WHEN hashable
                                              THEN {digest.content_sha256_sql()} END AS calc
                                         FROM {self.src})))"""
-        self.sql("CREATE TABLE {rows} AS " + _ROWS_SQL.format(stage1=stage1))
+        self.sql("CREATE TABLE {rows} AS "
+                 + _ROWS_SQL.replace("@pred", "").format(stage1=stage1))
 
     def _hash_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """Stage 1 with the C kernel: calc, c and the self-contained HMAC of one batch."""
-        calc = pc.if_else(batch.column("hashable"), native.content_hex(batch),
-                          pa.scalar(None, pa.string()))
+        """Stage 1 with the C kernel: calc, c and the self-contained HMAC of one batch.
+        The masks are skipped (no copy) when they keep every row, the common case."""
+        calc = native.content_hex(batch)
+        if not _all_true(batch.column("hashable")):
+            calc = pc.if_else(batch.column("hashable"), calc, pa.scalar(None, pa.string()))
         stored_c = batch.column("stored_c")
-        c = pc.coalesce(stored_c, pc.if_else(pc.equal(batch.column("missing"), ""), calc,
-                                             pa.scalar(None, pa.string())))
+        if stored_c.null_count == 0:
+            c = stored_c
+        else:
+            c = pc.coalesce(stored_c, pc.if_else(pc.equal(batch.column("missing"), ""), calc,
+                                                 pa.scalar(None, pa.string())))
         if self.key is not None:
             hmac = native.hmac_hex(self.key, c, batch.column("stored_p"))
-            hmac = pc.if_else(batch.column("has_prev"), hmac, pa.scalar(None, pa.string()))
+            if not _all_true(batch.column("has_prev")):
+                hmac = pc.if_else(batch.column("has_prev"), hmac, pa.scalar(None, pa.string()))
         else:
             hmac = pa.nulls(len(c), pa.string())
         keep = ["zone_id", "seq", "id", "fid", "line", "digits", "missing", "has_prev",
                 "stored_c", "stored_p", "stored_h"]
+        columns = dict(zip(batch.schema.names, batch.columns, strict=True))
+        if "fid" not in columns:  # the file numbers of ``files`` (1-based, by name)
+            columns["fid"] = pc.add(pc.index_in(columns["sf"], value_set=self.file_names),
+                                    pa.scalar(1, pa.int32())).cast(pa.int32())
         return pa.RecordBatch.from_arrays(
-            [batch.column(name) for name in keep] + [calc, c, hmac],
+            [columns[name] for name in keep] + [calc, c, hmac],
             names=[*keep, "calc", "c", "hmac_self"],
         )
 
-    def _stream_into(self, table: str, query: str, transform, select_sql: str) -> None:
+    def _stream_into(self, table: str, query: str, transform, select_sql: str,
+                     follow: _Follow | None = None, ordered: bool = False) -> None:
         """Create work table ``table`` from ``query`` with each Arrow batch passed through
-        ``transform`` on two threads (the C kernel releases the GIL), in one CREATE TABLE
-        AS ``select_sql`` whose ``{stage1}`` is the transformed stream."""
+        ``transform`` on two threads (the C kernel releases the GIL): this thread reads
+        the query, and every ``FLUSH_ROWS`` transformed rows go into the table at once
+        (``select_sql`` with ``{stage1}`` standing for them), so DuckDB inserts a whole
+        Arrow table in parallel instead of pulling a Python stream batch by batch.
+        ``follow`` sees every transformed batch in order on this thread; ``ordered`` reads
+        the query with DuckDB's insertion order kept (the scan order of the files)."""
         from concurrent.futures import ThreadPoolExecutor
 
         text = query.format(**self.t)
-        source = self.con.sql(text, params=self._used(text) or None).to_arrow_reader(
-            STREAM_BATCH)
-        schema = transform(pa.RecordBatch.from_pylist([], schema=source.schema)).schema
+        restore = None
+        if ordered:
+            shown = self.con.execute(
+                "SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+            if not shown:
+                restore = "false"
+                self.con.execute("SET preserve_insertion_order = true")
+        try:
+            source = self.con.sql(text, params=self._used(text) or None).to_arrow_reader(
+                STREAM_BATCH)
+        finally:
+            # the reader's plan is fixed; later statements get the caller's setting back
+            if restore:  # a global setting; this connection is busy streaming
+                other = self.con.cursor()
+                try:
+                    other.execute(f"SET preserve_insertion_order = {restore}")
+                finally:
+                    other.close()
+        empty = transform(pa.RecordBatch.from_pylist([], schema=source.schema))
+        schema = (follow.extend(empty, track=False) if follow else empty).schema
         select = select_sql.format(stage1="_cf_stream", **self.t)
+        params = self._used(select) or None
         writer = self.con.cursor()  # this connection is busy streaming the query
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        created = False
+
+        def flush(batches: list[pa.RecordBatch]) -> None:
+            nonlocal created
+            writer.register("_cf_stream", pa.Table.from_batches(batches, schema))
             try:
-                writer.register("_cf_stream", pa.RecordBatchReader.from_batches(
-                    schema, _in_order(pool, transform, source)))
-                writer.execute(f"CREATE TABLE {self.t[table]} AS {select}",
-                               self._used(select) or None)
+                if created:
+                    writer.execute(f"INSERT INTO {self.t[table]} {select}", params)
+                else:
+                    writer.execute(f"CREATE TABLE {self.t[table]} AS {select}", params)
+                    created = True
             finally:
-                writer.close()
+                writer.unregister("_cf_stream")
+
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                held: list[pa.RecordBatch] = []
+                rows = 0
+                for out in _in_order(pool, transform, source):
+                    if follow is not None:
+                        out = follow.extend(out)
+                    held.append(out)
+                    rows += out.num_rows
+                    if rows >= FLUSH_ROWS:
+                        flush(held)
+                        held, rows = [], 0
+                if held or not created:
+                    flush(held)
+        finally:
+            writer.close()
+            source.close()
 
     def _used(self, text: str) -> dict[str, Any]:
         return {k: v for k, v in self.params.items() if f"${k}" in text}
@@ -410,7 +491,8 @@ class _Run:
                 f"INSERT INTO {self.t['anchor']} VALUES (?, ?, ?)",
                 [[h.zone_id, h.last_seq, h.last_content_sha256] for h in self.heads.values()],
             )
-        self._build_chain(_FAST_CHAIN_SQL)
+        ordered = self.follow is not None and self.follow.ordered
+        self._build_chain(_ORDERED_CHAIN_SQL if ordered else _FAST_CHAIN_SQL)
         self.repeated_seqs = bool(
             self.sql("SELECT count(*) FROM {chain} WHERE pred_seq = seq").fetchall()[0][0])
         if self.repeated_seqs:
@@ -1003,6 +1085,80 @@ def _native_recover(head: bytes, occurred_us: int, digits: int, target: str) -> 
         return None
     k = native.recover_suffix(head + str(base // step).encode("ascii"), want, width)
     return None if k is None else base + k
+
+
+class _Follow:
+    """Each row's predecessor (the previous row of its zone with a chain_seq) taken from
+    the stream, while the rows arrive with every zone in one run and chain_seq strictly
+    increasing in it (a canonical snapshot, read in file order). Then ``lag`` over
+    (zone, seq) gives the same rows, so the chain needs no sort. Adds ``pred_seq``,
+    ``pred_same`` (the predecessor's content hash equals stored_p) and ``pred_cx`` (that
+    hash where it differs). Once the order breaks, ``ordered`` turns False for good and
+    the chain is built by sorting, as without it."""
+
+    def __init__(self) -> None:
+        self.ordered = True
+        self.zone: str | None = None
+        self.seq: int | None = None
+        self.c: str | None = None
+        self.seen: set[str] = set()
+
+    def extend(self, batch: pa.RecordBatch, track: bool = True) -> pa.RecordBatch:
+        n = batch.num_rows
+        pred_seq = pa.nulls(n, pa.int64())
+        pred_c = pa.nulls(n, pa.string())
+        if track and self.ordered and n:
+            try:
+                found = self._preds(batch)
+            except (pa.ArrowException, TypeError, ValueError):
+                found = None
+            if found is None:
+                self.ordered = False
+            else:
+                pred_seq, pred_c = found
+        same = pc.fill_null(pc.equal(pred_c, batch.column("stored_p")), False)
+        return pa.RecordBatch.from_arrays(
+            [*batch.columns, pred_seq, same,
+             pc.if_else(same, pa.scalar(None, pa.string()), pred_c)],
+            names=[*batch.schema.names, "pred_seq", "pred_same", "pred_cx"],
+        )
+
+    def _preds(self, batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array] | None:
+        seq = batch.column("seq")
+        mask = None
+        zone, c = batch.column("zone_id"), batch.column("c")
+        if seq.null_count:
+            mask = pc.is_valid(seq)
+            zone, seq, c = (pc.filter(a, mask) for a in (zone, seq, c))
+        m = len(seq)
+        if m == 0:
+            return pa.nulls(batch.num_rows, pa.int64()), pa.nulls(batch.num_rows, pa.string())
+        if zone.null_count or not pa.types.is_string(zone.type) \
+                or not pa.types.is_string(c.type) or not pa.types.is_int64(seq.type):
+            return None
+        prev_zone = pa.concat_arrays([pa.array([self.zone], pa.string()), zone.slice(0, m - 1)])
+        prev_seq = pa.concat_arrays([pa.array([self.seq], pa.int64()), seq.slice(0, m - 1)])
+        prev_c = pa.concat_arrays([pa.array([self.c], pa.string()), c.slice(0, m - 1)])
+        same = pc.fill_null(pc.equal(zone, prev_zone), False)
+        if pc.any(pc.and_(same, pc.less_equal(seq, prev_seq))).as_py():
+            return None  # a seq repeats or goes back: sort instead
+        starts = pc.filter(zone, pc.invert(same)).to_pylist()
+        for z in starts:  # every zone in one run
+            if z in self.seen:
+                return None
+            self.seen.add(z)
+        self.zone, self.seq, self.c = zone[m - 1].as_py(), seq[m - 1].as_py(), c[m - 1].as_py()
+        pred_seq = pc.if_else(same, prev_seq, pa.scalar(None, pa.int64()))
+        pred_c = pc.if_else(same, prev_c, pa.scalar(None, pa.string()))
+        if mask is not None:
+            pred_seq = pc.replace_with_mask(pa.nulls(batch.num_rows, pa.int64()), mask, pred_seq)
+            pred_c = pc.replace_with_mask(pa.nulls(batch.num_rows, pa.string()), mask, pred_c)
+        return pred_seq, pred_c
+
+
+def _all_true(mask: pa.Array) -> bool:
+    """Whether a boolean array holds true in every row (no NULL, no false)."""
+    return mask.null_count == 0 and (len(mask) == 0 or pc.all(mask).as_py() is True)
 
 
 def _in_order(pool, transform, batches, in_flight: int = 2):
