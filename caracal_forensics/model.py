@@ -71,6 +71,14 @@ EVENT_SCHEMA = pa.schema(
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(EVENT_SCHEMA.names)
 
+#: The columns of Caracal's ``audit_events`` table, in table order (what a dump carries);
+#: the rest of EVENT_SCHEMA is filled in by the readers.
+TABLE_COLUMNS: tuple[str, ...] = tuple(
+    name
+    for name in EVENT_COLUMNS
+    if name not in (PRECISION_FIELD, ABSENT_FIELD, *PROVENANCE_FIELDS)
+)
+
 #: The audit_ingest_alerts table, plus provenance.
 ALERT_SCHEMA = pa.schema(
     [

@@ -10,6 +10,7 @@ import pytest
 from pgserver import PgServer
 
 from caracal_forensics import jsonb
+from caracal_forensics.model import JSONB_FIELDS, TEXT_FIELDS
 
 HERE = Path(__file__).parent
 SCHEMA = HERE / "sql" / "audit_schema.sql"
@@ -21,18 +22,6 @@ SELECT content_sha256, prev_content_sha256, chain_hmac, chain_seq,
   FROM audit_append(decode(%s, 'hex'), %s, %s, %s, %s, %s, %s, %s, %s, %s,
                     %s::jsonb, %s::jsonb, %s::jsonb, %s::timestamptz, %s::timestamptz)
 """
-JSONB_FIELDS = ("determining_policies_json", "diagnostics_json", "metadata_json")
-TEXT_FIELDS = (
-    "id",
-    "zone_id",
-    "event_type",
-    "request_id",
-    "decision",
-    "policy_set_id",
-    "policy_set_version_id",
-    "manifest_sha",
-    "evaluation_status",
-)
 
 
 def _fresh_db(pg: PgServer) -> str:

@@ -28,22 +28,12 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..model import ABSENT_FIELD
+from ..model import ABSENT_FIELD, JSONB_FIELDS, TEXT_FIELDS
 
 #: The record's fields, in output order.
 RECORD_FIELDS: tuple[str, ...] = (
-    "id",
-    "zone_id",
-    "event_type",
-    "request_id",
-    "decision",
-    "policy_set_id",
-    "policy_set_version_id",
-    "manifest_sha",
-    "evaluation_status",
-    "determining_policies",
-    "diagnostics",
-    "metadata",
+    *TEXT_FIELDS,
+    *(name.removesuffix("_json") for name in JSONB_FIELDS),  # the CLI drops the suffix
     "occurred_at",
     "chain_seq",
     "chain_hmac",

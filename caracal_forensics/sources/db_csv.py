@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ..errors import InputError
-from ..model import EVENT_SCHEMA, UTC_MICROS, Shape
-from ._batch import DERIVED_COLUMNS, BadLines, absent_list, assemble_events
+from ..model import EVENT_SCHEMA, TABLE_COLUMNS, UTC_MICROS, Shape
+from ._batch import BadLines, absent_list, assemble_events
 from ._io import open_binary
 
 SHAPE = Shape.DB_CSV
@@ -29,7 +29,6 @@ PARALLEL = True
 #: Converted batches waiting to be handed on (bounds the memory of the fast path).
 IN_FLIGHT = 2
 REQUIRED = ("id", "zone_id", "occurred_at")
-MODEL_COLUMNS = [name for name in EVENT_SCHEMA.names if name not in DERIVED_COLUMNS]
 
 
 def looks_like(header: list[str]) -> bool:
@@ -42,7 +41,7 @@ def read(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordBatch
         raise InputError(
             path, f"CSV header lacks required column(s) {', '.join(missing)}", "line 1"
         )
-    present = [name for name in MODEL_COLUMNS if name in header]
+    present = [name for name in TABLE_COLUMNS if name in header]
     absent = absent_list(header)
     done = 0
     if PARALLEL:
