@@ -221,117 +221,530 @@ done:
     return NULL;
 }
 
-/* content_hex(n, fields, jsonb_flags, micros_validity, micros_data, micros_offset):
- * SHA-256 of FORMAT.md's preimage, fed field by field (no concatenated copy): each field
- * (NULL text -> "", NULL or "" jsonb -> "null") then 0x1F, then N = micros * 1000 in
- * decimal. ``fields`` is a sequence of (validity, offsets, data, offset, large) tuples;
- * NULL where occurred_at is NULL. */
-static PyObject *content_hex(PyObject *self, PyObject *args) {
-    Py_ssize_t n, m_off;
-    PyObject *fields, *flags, *mv, *md;
-    if (!PyArg_ParseTuple(args, "nOOOOn", &n, &fields, &flags, &mv, &md, &m_off)) return NULL;
-    PyObject *seq = PySequence_Fast(fields, "fields must be a sequence");
-    if (!seq) return NULL;
-    Py_ssize_t nf = PySequence_Fast_GET_SIZE(seq);
-    StrArray *arrays = PyMem_Calloc((size_t)(nf ? nf : 1), sizeof(StrArray));
-    int *jsonb = PyMem_Calloc((size_t)(nf ? nf : 1), sizeof(int));
+/* The inputs of the content hash: the hashed field columns and occurred_at (int64
+ * micros). Opened from (fields, jsonb_flags, micros_validity, micros_data, micros_offset):
+ * ``fields`` is a sequence of (validity, offsets, data, offset, large) tuples. */
+typedef struct {
+    StrArray *arrays;
+    int *jsonb;
+    Py_ssize_t nf, opened;
     Py_buffer mvalid, mdata;
-    memset(&mvalid, 0, sizeof(mvalid));
-    memset(&mdata, 0, sizeof(mdata));
-    PyObject *rv = NULL, *ro = NULL, *rd = NULL, *result = NULL;
-    Py_ssize_t opened = 0;
-    if (!arrays || !jsonb) {
+    const int64_t *micros;
+    Py_ssize_t m_off;
+} Content;
+
+static void content_close(Content *in) {
+    for (Py_ssize_t f = 0; f < in->opened; f++) str_array_close(&in->arrays[f]);
+    PyMem_Free(in->arrays);
+    PyMem_Free(in->jsonb);
+    if (in->mvalid.obj) PyBuffer_Release(&in->mvalid);
+    if (in->mdata.obj) PyBuffer_Release(&in->mdata);
+    memset(in, 0, sizeof(*in));
+}
+
+static int content_open(Content *in, Py_ssize_t n, PyObject *fields, PyObject *flags,
+                        PyObject *mv, PyObject *md, Py_ssize_t m_off) {
+    memset(in, 0, sizeof(*in));
+    in->m_off = m_off;
+    PyObject *seq = PySequence_Fast(fields, "fields must be a sequence");
+    if (!seq) return -1;
+    Py_ssize_t nf = PySequence_Fast_GET_SIZE(seq);
+    in->nf = nf;
+    in->arrays = PyMem_Calloc((size_t)(nf ? nf : 1), sizeof(StrArray));
+    in->jsonb = PyMem_Calloc((size_t)(nf ? nf : 1), sizeof(int));
+    if (!in->arrays || !in->jsonb) {
         PyErr_NoMemory();
-        goto done;
+        goto fail;
     }
     if (PySequence_Size(flags) != nf) {
         PyErr_SetString(PyExc_ValueError, "one jsonb flag per field");
-        goto done;
+        goto fail;
     }
     for (Py_ssize_t f = 0; f < nf; f++) {
         PyObject *t = PySequence_Fast_GET_ITEM(seq, f), *v, *o, *d, *flag;
         Py_ssize_t off;
         int large;
-        if (!PyArg_ParseTuple(t, "OOOnp", &v, &o, &d, &off, &large)) goto done;
-        if (str_array_open(v, o, d, off, large, &arrays[f]) < 0) {
-            opened = f + 1;
-            goto done;
-        }
-        opened = f + 1;
-        if (str_check(&arrays[f], n) < 0) goto done;
+        if (!PyArg_ParseTuple(t, "OOOnp", &v, &o, &d, &off, &large)) goto fail;
+        in->opened = f + 1;
+        if (str_array_open(v, o, d, off, large, &in->arrays[f]) < 0) goto fail;
+        if (str_check(&in->arrays[f], n) < 0) goto fail;
         flag = PySequence_GetItem(flags, f);
-        if (!flag) goto done;
-        jsonb[f] = PyObject_IsTrue(flag);
+        if (!flag) goto fail;
+        in->jsonb[f] = PyObject_IsTrue(flag);
         Py_DECREF(flag);
     }
-    if (mv != Py_None && PyObject_GetBuffer(mv, &mvalid, PyBUF_SIMPLE) < 0) goto done;
-    if (PyObject_GetBuffer(md, &mdata, PyBUF_SIMPLE) < 0) goto done;
-    if (mdata.len < (m_off + n) * 8 || (mvalid.obj && mvalid.len * 8 < m_off + n)) {
+    if (mv != Py_None && PyObject_GetBuffer(mv, &in->mvalid, PyBUF_SIMPLE) < 0) goto fail;
+    if (PyObject_GetBuffer(md, &in->mdata, PyBUF_SIMPLE) < 0) goto fail;
+    if (m_off < 0 || in->mdata.len < (m_off + n) * 8 ||
+        (in->mvalid.obj && in->mvalid.len * 8 < m_off + n)) {
         PyErr_SetString(PyExc_ValueError, "occurred_at buffers too short");
-        goto done;
+        goto fail;
     }
-    if (!hex_result(n, &rv, &ro, &rd)) goto done;
+    in->micros = (const int64_t *)in->mdata.buf + m_off;
+    Py_DECREF(seq);
+    return 0;
+fail:
+    Py_DECREF(seq);
+    content_close(in);
+    return -1;
+}
+
+static inline int content_valid(const Content *in, Py_ssize_t i) {
+    if (!in->mvalid.obj) return 1;
+    Py_ssize_t bit = in->m_off + i;
+    return (((const uint8_t *)in->mvalid.buf)[bit >> 3] >> (bit & 7)) & 1;
+}
+
+/* SHA-256 of FORMAT.md's preimage of row i, fed field by field (no concatenated copy):
+ * each field (NULL text -> "", NULL or "" jsonb -> "null") then 0x1F, then
+ * N = micros * 1000 in decimal. */
+static void content_digest(const Content *in, Py_ssize_t i, unsigned char digest[32]) {
+    SHA256_CTX ctx;
+    char num[32];
+    /* The preimage is gathered into one buffer and hashed in one call: many small
+     * SHA256_Update calls cost more than the copy (typical events are under 1 KiB). */
+    unsigned char buf[4096];
+    size_t used = 0;
+    SHA256_Init(&ctx);
+    for (Py_ssize_t f = 0; f < in->nf; f++) {
+        size_t len = 0;
+        const unsigned char *p = NULL;
+        if (str_valid(&in->arrays[f], i)) p = str_at(&in->arrays[f], i, &len);
+        if (in->jsonb[f] && len == 0) {
+            p = (const unsigned char *)"null";
+            len = 4;
+        }
+        if (used + len + 1 > sizeof(buf)) {
+            SHA256_Update(&ctx, buf, used);
+            used = 0;
+            if (len + 1 > sizeof(buf)) {
+                SHA256_Update(&ctx, p, len);
+                len = 0;
+            }
+        }
+        if (len) memcpy(buf + used, p, len);
+        used += len;
+        buf[used++] = 0x1f;
+    }
+    if (used) SHA256_Update(&ctx, buf, used);
+    /* N = micros * 1000: the micros' digits then "000" (exact, no overflow) */
+    int64_t v = in->micros[i];
+    int neg = v < 0, k = (int)sizeof(num);
+    uint64_t u = neg ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    num[--k] = '0';
+    num[--k] = '0';
+    num[--k] = '0';
+    if (u == 0) {
+        k += 2; /* N is "0", not "0000" */
+    } else {
+        while (u) {
+            num[--k] = (char)('0' + u % 10);
+            u /= 10;
+        }
+        if (neg) num[--k] = '-';
+    }
+    SHA256_Update(&ctx, num + k, sizeof(num) - (size_t)k);
+    SHA256_Final(digest, &ctx);
+}
+
+/* content_hex(n, fields, jsonb_flags, micros_validity, micros_data, micros_offset):
+ * the hex content hash of every row; NULL where occurred_at is NULL. */
+static PyObject *content_hex(PyObject *self, PyObject *args) {
+    Py_ssize_t n, m_off;
+    PyObject *fields, *flags, *mv, *md;
+    if (!PyArg_ParseTuple(args, "nOOOOn", &n, &fields, &flags, &mv, &md, &m_off)) return NULL;
+    Content in;
+    if (content_open(&in, n, fields, flags, mv, md, m_off) < 0) return NULL;
+    PyObject *rv = NULL, *ro = NULL, *rd = NULL;
+    if (!hex_result(n, &rv, &ro, &rd)) {
+        content_close(&in);
+        Py_XDECREF(rv);
+        Py_XDECREF(ro);
+        Py_XDECREF(rd);
+        return NULL;
+    }
+    char *out = PyBytes_AS_STRING(rd);
+    unsigned char digest[32];
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!content_valid(&in, i)) {
+            memset(out + i * 64, '0', 64);
+            continue;
+        }
+        content_digest(&in, i, digest);
+        to_hex(digest, out + i * 64);
+        set_valid(rv, i);
+    }
+    Py_END_ALLOW_THREADS
+    content_close(&in);
+    return Py_BuildValue("(NNN)", rv, ro, rd);
+}
+
+/* Whether string i of a is exactly the 64 lowercase hex digits of digest. */
+static inline int hex_equals(const StrArray *a, Py_ssize_t i, const unsigned char digest[32]) {
+    if (!str_valid(a, i)) return 0;
+    size_t len;
+    const unsigned char *s = str_at(a, i, &len);
+    if (len != 64) return 0;
+    char hex[64];
+    to_hex(digest, hex);
+    return memcmp(s, hex, 64) == 0;
+}
+
+/* row_check(key | None, n, fields, jsonb_flags, micros_validity, micros_data,
+ *           micros_offset, content(v, o, d, offset, large), hmac(...), prev(...)) -> int
+ * The first row whose stored content_sha256 is not exactly (lowercase hex) the
+ * recomputed one, or, with a key, whose stored chain_hmac is not exactly
+ * HMAC-SHA256(key, content + "|" + (prev or "")); -1 when every row holds. The clean
+ * pass of verify: it proves rows right, never explains why one is not. */
+static PyObject *row_check(PyObject *self, PyObject *args) {
+    PyObject *key_obj, *fields, *flags, *mv, *md, *cv, *co, *cd, *hv, *ho, *hd, *pv, *po, *pd;
+    Py_ssize_t n, m_off, c_off, h_off, p_off;
+    int c_large, h_large, p_large;
+    if (!PyArg_ParseTuple(args, "OnOOOOnOOOnpOOOnpOOOnp", &key_obj, &n, &fields, &flags, &mv,
+                          &md, &m_off, &cv, &co, &cd, &c_off, &c_large, &hv, &ho, &hd, &h_off,
+                          &h_large, &pv, &po, &pd, &p_off, &p_large))
+        return NULL;
+    Py_buffer key;
+    memset(&key, 0, sizeof(key));
+    if (key_obj != Py_None && PyObject_GetBuffer(key_obj, &key, PyBUF_SIMPLE) < 0) return NULL;
+    StrArray c, h, p;
+    memset(&c, 0, sizeof(c));
+    memset(&h, 0, sizeof(h));
+    memset(&p, 0, sizeof(p));
+    Content in;
+    memset(&in, 0, sizeof(in));
+    PyObject *result = NULL;
+    if (str_array_open(cv, co, cd, c_off, c_large, &c) < 0 || str_check(&c, n) < 0 ||
+        str_array_open(hv, ho, hd, h_off, h_large, &h) < 0 || str_check(&h, n) < 0 ||
+        str_array_open(pv, po, pd, p_off, p_large, &p) < 0 || str_check(&p, n) < 0 ||
+        content_open(&in, n, fields, flags, mv, md, m_off) < 0)
+        goto done;
     {
-        char *out = PyBytes_AS_STRING(rd);
-        const int64_t *micros = (const int64_t *)mdata.buf + m_off;
-        unsigned char digest[32];
-        char num[32];
+        Py_ssize_t bad = -1;
+        int keyed = key.obj != NULL;
+        SHA256_CTX inner0, outer0, ctx;
         Py_BEGIN_ALLOW_THREADS
-        SHA256_CTX ctx;
+        if (keyed) hmac_states(key.buf, (size_t)key.len, &inner0, &outer0);
+        unsigned char digest[32];
         for (Py_ssize_t i = 0; i < n; i++) {
-            Py_ssize_t bit = m_off + i;
-            if (mvalid.obj && !((((const uint8_t *)mvalid.buf)[bit >> 3] >> (bit & 7)) & 1)) {
-                memset(out + i * 64, '0', 64);
-                continue;
+            if (!content_valid(&in, i)) {
+                bad = i;
+                break;
             }
-            SHA256_Init(&ctx);
-            for (Py_ssize_t f = 0; f < nf; f++) {
-                size_t len = 0;
-                const unsigned char *p = NULL;
-                if (str_valid(&arrays[f], i)) p = str_at(&arrays[f], i, &len);
-                if (jsonb[f] && len == 0) {
-                    SHA256_Update(&ctx, "null\x1f", 5);
-                    continue;
-                }
-                if (len) SHA256_Update(&ctx, p, len);
-                SHA256_Update(&ctx, "\x1f", 1);
+            content_digest(&in, i, digest);
+            if (!hex_equals(&c, i, digest)) {
+                bad = i;
+                break;
             }
-            /* N = micros * 1000: the micros' digits then "000" (exact, no overflow) */
-            int64_t v = micros[i];
-            int neg = v < 0, k = (int)sizeof(num);
-            uint64_t u = neg ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-            num[--k] = '0';
-            num[--k] = '0';
-            num[--k] = '0';
-            if (u == 0) {
-                k += 2; /* N is "0", not "0000" */
-            } else {
-                while (u) {
-                    num[--k] = (char)('0' + u % 10);
-                    u /= 10;
-                }
-                if (neg) num[--k] = '-';
+            if (!keyed) continue;
+            size_t len;
+            const unsigned char *s = str_at(&c, i, &len);
+            ctx = inner0;
+            SHA256_Update(&ctx, s, len);
+            SHA256_Update(&ctx, "|", 1);
+            if (str_valid(&p, i)) {
+                s = str_at(&p, i, &len);
+                SHA256_Update(&ctx, s, len);
             }
-            SHA256_Update(&ctx, num + k, sizeof(num) - (size_t)k);
             SHA256_Final(digest, &ctx);
-            to_hex(digest, out + i * 64);
-            set_valid(rv, i);
+            ctx = outer0;
+            SHA256_Update(&ctx, digest, 32);
+            SHA256_Final(digest, &ctx);
+            if (!hex_equals(&h, i, digest)) {
+                bad = i;
+                break;
+            }
         }
         Py_END_ALLOW_THREADS
+        result = PyLong_FromSsize_t(bad);
     }
-    result = Py_BuildValue("(NNN)", rv, ro, rd);
-    rv = ro = rd = NULL;
 done:
-    for (Py_ssize_t f = 0; f < opened; f++) str_array_close(&arrays[f]);
-    PyMem_Free(arrays);
-    PyMem_Free(jsonb);
-    if (mvalid.obj) PyBuffer_Release(&mvalid);
-    if (mdata.obj) PyBuffer_Release(&mdata);
-    Py_DECREF(seq);
-    Py_XDECREF(rv);
-    Py_XDECREF(ro);
-    Py_XDECREF(rd);
+    content_close(&in);
+    str_array_close(&c);
+    str_array_close(&h);
+    str_array_close(&p);
+    if (key.obj) PyBuffer_Release(&key);
     return result;
+}
+
+/* --- the clean pass's chain follower --------------------------------------------------
+ * Per zone: the last seq and content hash seen, so that rows arriving with every zone's
+ * seqs consecutive (zones may interleave: a table dump in id order) are linked on the
+ * way without sorting. Also a 64-bit hash of every event id, to prove ids unique. */
+
+typedef struct {
+    char *zone; /* owned copy; NULL marks a free slot */
+    size_t zlen;
+    uint64_t hash;
+    int64_t first_seq, last_seq, count;
+    char last_c[64];
+} ZoneSlot;
+
+typedef struct {
+    ZoneSlot *slots;
+    size_t cap, used; /* cap: a power of two */
+    ZoneSlot *last;   /* the previous row's zone */
+    uint64_t *ids;
+    size_t n_ids, cap_ids;
+} Follower;
+
+static uint64_t fnv1a(const unsigned char *s, size_t len) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t k = 0; k < len; k++) {
+        h ^= s[k];
+        h *= 1099511628211ULL;
+    }
+    return h ^ (h >> 29);
+}
+
+static void follower_free(PyObject *capsule) {
+    Follower *f = PyCapsule_GetPointer(capsule, "caracal.follower");
+    if (!f) return;
+    for (size_t k = 0; k < f->cap; k++) free(f->slots[k].zone);
+    free(f->slots);
+    free(f->ids);
+    free(f);
+}
+
+static PyObject *follower_new(PyObject *self, PyObject *noargs) {
+    Follower *f = calloc(1, sizeof(Follower));
+    if (!f) return PyErr_NoMemory();
+    f->cap = 16;
+    f->slots = calloc(f->cap, sizeof(ZoneSlot));
+    if (!f->slots) {
+        free(f);
+        return PyErr_NoMemory();
+    }
+    PyObject *capsule = PyCapsule_New(f, "caracal.follower", follower_free);
+    if (!capsule) {
+        free(f->slots);
+        free(f);
+    }
+    return capsule;
+}
+
+static ZoneSlot *slot_find(Follower *f, const unsigned char *z, size_t len, uint64_t h) {
+    size_t k = (size_t)h & (f->cap - 1);
+    while (f->slots[k].zone) {
+        ZoneSlot *s = &f->slots[k];
+        if (s->hash == h && s->zlen == len && memcmp(s->zone, z, len) == 0) return s;
+        k = (k + 1) & (f->cap - 1);
+    }
+    return &f->slots[k]; /* free */
+}
+
+static int follower_grow(Follower *f) {
+    size_t cap = f->cap * 2;
+    ZoneSlot *old = f->slots, *slots = calloc(cap, sizeof(ZoneSlot));
+    if (!slots) return -1;
+    size_t old_cap = f->cap;
+    f->slots = slots;
+    f->cap = cap;
+    for (size_t k = 0; k < old_cap; k++) {
+        if (!old[k].zone) continue;
+        ZoneSlot *s = slot_find(f, (const unsigned char *)old[k].zone, old[k].zlen, old[k].hash);
+        *s = old[k];
+    }
+    free(old);
+    f->last = NULL;
+    return 0;
+}
+
+/* follow(follower, n, zone(v, o, d, offset, large), seq_validity, seq_data, seq_offset,
+ *        content(...), prev(...), id(...)) -> (bad, new_zone_rows)
+ * Links each row to the previous row of its zone: its seq must be the next one and its
+ * prev_content_sha256 the predecessor's content hash; a zone's first row must be seq 1
+ * with an empty prev, or start later (unanchored: listed in new_zone_rows). bad is the
+ * first row that breaks this (or lacks zone, seq or a 64-digit content hash), else -1. */
+static PyObject *follow(PyObject *self, PyObject *args) {
+    PyObject *capsule, *zv, *zo, *zd, *sv, *sd, *cv, *co, *cd, *pv, *po, *pd, *iv, *io, *id;
+    Py_ssize_t n, z_off, s_off, c_off, p_off, i_off;
+    int z_large, c_large, p_large, i_large;
+    if (!PyArg_ParseTuple(args, "OnOOOnpOOnOOOnpOOOnpOOOnp", &capsule, &n, &zv, &zo, &zd, &z_off,
+                          &z_large, &sv, &sd, &s_off, &cv, &co, &cd, &c_off, &c_large, &pv,
+                          &po, &pd, &p_off, &p_large, &iv, &io, &id, &i_off, &i_large))
+        return NULL;
+    Follower *f = PyCapsule_GetPointer(capsule, "caracal.follower");
+    if (!f) return NULL;
+    StrArray z, c, p, ids;
+    memset(&z, 0, sizeof(z));
+    memset(&c, 0, sizeof(c));
+    memset(&p, 0, sizeof(p));
+    memset(&ids, 0, sizeof(ids));
+    Py_buffer svalid, sdata;
+    memset(&svalid, 0, sizeof(svalid));
+    memset(&sdata, 0, sizeof(sdata));
+    PyObject *result = NULL, *starts = NULL;
+    if (str_array_open(zv, zo, zd, z_off, z_large, &z) < 0 || str_check(&z, n) < 0 ||
+        str_array_open(cv, co, cd, c_off, c_large, &c) < 0 || str_check(&c, n) < 0 ||
+        str_array_open(pv, po, pd, p_off, p_large, &p) < 0 || str_check(&p, n) < 0 ||
+        str_array_open(iv, io, id, i_off, i_large, &ids) < 0 || str_check(&ids, n) < 0)
+        goto done;
+    if (sv != Py_None && PyObject_GetBuffer(sv, &svalid, PyBUF_SIMPLE) < 0) goto done;
+    if (PyObject_GetBuffer(sd, &sdata, PyBUF_SIMPLE) < 0) goto done;
+    if (s_off < 0 || sdata.len < (s_off + n) * 8 || (svalid.obj && svalid.len * 8 < s_off + n)) {
+        PyErr_SetString(PyExc_ValueError, "chain_seq buffers too short");
+        goto done;
+    }
+    if (f->n_ids + (size_t)n > f->cap_ids) {
+        size_t cap = f->cap_ids ? f->cap_ids : 65536;
+        while (cap < f->n_ids + (size_t)n) cap *= 2;
+        uint64_t *grown = realloc(f->ids, cap * sizeof(uint64_t));
+        if (!grown) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        f->ids = grown;
+        f->cap_ids = cap;
+    }
+    starts = PyList_New(0);
+    if (!starts) goto done;
+    {
+        const int64_t *seqs = (const int64_t *)sdata.buf + s_off;
+        Py_ssize_t bad = -1;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_ssize_t bit = s_off + i;
+            size_t zlen, clen, plen = 0, ilen = 0;
+            if (!str_valid(&z, i) || !str_valid(&c, i) ||
+                (svalid.obj && !((((const uint8_t *)svalid.buf)[bit >> 3] >> (bit & 7)) & 1))) {
+                bad = i;
+                break;
+            }
+            const unsigned char *zs = str_at(&z, i, &zlen), *cs = str_at(&c, i, &clen);
+            const unsigned char *ps = str_valid(&p, i) ? str_at(&p, i, &plen) : NULL;
+            const unsigned char *is = str_valid(&ids, i) ? str_at(&ids, i, &ilen) : NULL;
+            int64_t seq = seqs[i];
+            if (clen != 64) {
+                bad = i;
+                break;
+            }
+            ZoneSlot *s = f->last;
+            if (!s || s->zlen != zlen || memcmp(s->zone, zs, zlen) != 0) {
+                uint64_t h = fnv1a(zs, zlen);
+                s = slot_find(f, zs, zlen, h);
+                if (!s->zone) { /* a zone's first row */
+                    if (seq < 1 || (seq == 1 && plen != 0)) {
+                        bad = i;
+                        break;
+                    }
+                    if ((f->used + 1) * 2 > f->cap) {
+                        if (follower_grow(f) < 0) {
+                            PyErr_NoMemory();
+                            goto done;
+                        }
+                        s = slot_find(f, zs, zlen, h);
+                    }
+                    s->zone = malloc(zlen ? zlen : 1);
+                    if (!s->zone) {
+                        PyErr_NoMemory();
+                        goto done;
+                    }
+                    memcpy(s->zone, zs, zlen);
+                    s->zlen = zlen;
+                    s->hash = h;
+                    s->first_seq = seq;
+                    s->last_seq = seq - 1;
+                    s->count = 0;
+                    f->used++;
+                    PyObject *row = PyLong_FromSsize_t(i);
+                    if (!row || PyList_Append(starts, row) < 0) {
+                        Py_XDECREF(row);
+                        goto done;
+                    }
+                    Py_DECREF(row);
+                    goto take;
+                }
+            }
+            if (seq != s->last_seq + 1 || plen != 64 || memcmp(ps, s->last_c, 64) != 0) {
+                bad = i;
+                break;
+            }
+        take:
+            s->last_seq = seq;
+            s->count++;
+            memcpy(s->last_c, cs, 64);
+            f->last = s;
+            f->ids[f->n_ids++] = is ? fnv1a(is, ilen) : 0;
+        }
+        result = Py_BuildValue("(nO)", bad, starts);
+    }
+done:
+    Py_XDECREF(starts);
+    str_array_close(&z);
+    str_array_close(&c);
+    str_array_close(&p);
+    str_array_close(&ids);
+    if (svalid.obj) PyBuffer_Release(&svalid);
+    if (sdata.obj) PyBuffer_Release(&sdata);
+    return result;
+}
+
+/* follower_zones(follower) -> [(zone bytes, events, first_seq, last_seq, last content)] */
+static PyObject *follower_zones(PyObject *self, PyObject *capsule) {
+    Follower *f = PyCapsule_GetPointer(capsule, "caracal.follower");
+    if (!f) return NULL;
+    PyObject *out = PyList_New(0);
+    if (!out) return NULL;
+    for (size_t k = 0; k < f->cap; k++) {
+        ZoneSlot *s = &f->slots[k];
+        if (!s->zone) continue;
+        PyObject *t = Py_BuildValue("(y#LLLs#)", s->zone, (Py_ssize_t)s->zlen,
+                                    (long long)s->count, (long long)s->first_seq,
+                                    (long long)s->last_seq, s->last_c, (Py_ssize_t)64);
+        if (!t || PyList_Append(out, t) < 0) {
+            Py_XDECREF(t);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(t);
+    }
+    return out;
+}
+
+/* follower_ids_unique(follower) -> bool: no two event ids share a 64-bit hash (a
+ * collision only sends verify down its exhaustive path). LSD radix sort, then a scan. */
+static PyObject *follower_ids_unique(PyObject *self, PyObject *capsule) {
+    Follower *f = PyCapsule_GetPointer(capsule, "caracal.follower");
+    if (!f) return NULL;
+    size_t n = f->n_ids;
+    int unique = 1;
+    if (n > 1) {
+        uint64_t *tmp = malloc(n * sizeof(uint64_t));
+        size_t *count = malloc(65536 * sizeof(size_t));
+        if (!tmp || !count) {
+            free(tmp);
+            free(count);
+            return PyErr_NoMemory();
+        }
+        Py_BEGIN_ALLOW_THREADS
+        uint64_t *a = f->ids, *b = tmp;
+        for (int shift = 0; shift < 64; shift += 16) {
+            memset(count, 0, 65536 * sizeof(size_t));
+            for (size_t k = 0; k < n; k++) count[(a[k] >> shift) & 0xffff]++;
+            size_t total = 0;
+            for (size_t d = 0; d < 65536; d++) {
+                size_t c = count[d];
+                count[d] = total;
+                total += c;
+            }
+            for (size_t k = 0; k < n; k++) b[count[(a[k] >> shift) & 0xffff]++] = a[k];
+            uint64_t *t = a;
+            a = b;
+            b = t;
+        }
+        /* four passes: the sorted values are back in f->ids */
+        for (size_t k = 1; k < n; k++) {
+            if (a[k] == a[k - 1]) {
+                unique = 0;
+                break;
+            }
+        }
+        Py_END_ALLOW_THREADS
+        free(tmp);
+        free(count);
+    }
+    return PyBool_FromLong(unique);
 }
 
 /* recover(prefix, target32, width) -> k or -1: the k in [0, 10**width) for which
@@ -379,6 +792,11 @@ static PyMethodDef METHODS[] = {
     {"hmac_hex", hmac_hex, METH_VARARGS, "Hex HMAC-SHA256 of content|prev per row."},
     {"content_hex", content_hex, METH_VARARGS, "Hex content_sha256 from the field columns."},
     {"recover", recover, METH_VARARGS, "Microsecond recovery for one event."},
+    {"row_check", row_check, METH_VARARGS, "First row whose content hash or HMAC fails."},
+    {"follower_new", follower_new, METH_NOARGS, "A new chain follower (the clean pass)."},
+    {"follow", follow, METH_VARARGS, "Link rows to their zone's previous row."},
+    {"follower_zones", follower_zones, METH_O, "Per zone: events, seq range, head."},
+    {"follower_ids_unique", follower_ids_unique, METH_O, "Whether no event id repeats."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -51,26 +51,63 @@ def sha256_hex(values: pa.Array) -> pa.Array:
     return _array(len(values), _native.sha256_hex(len(values), *_parts(values)))
 
 
+def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
+    column = batch.column(name)
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _int64_parts(values: pa.Array) -> tuple:
+    """(validity, data, offset) of an int64 (or timestamp) array, as the kernel takes them."""
+    values = values.cast(pa.int64())
+    validity, data = values.buffers()[:2]
+    return (None if values.null_count == 0 else validity), data, values.offset
+
+
+def _content_args(batch: pa.RecordBatch | pa.Table) -> tuple:
+    """(n, fields, jsonb flags, micros validity, data, offset): the content hash's inputs."""
+    fields = [_parts(_column(batch, name)) for name in HASH_FIELDS]
+    flags = [name in JSONB_FIELDS for name in HASH_FIELDS]
+    return (batch.num_rows, fields, flags, *_int64_parts(_column(batch, "occurred_at")))
+
+
 def content_hex(batch: pa.RecordBatch | pa.Table) -> pa.Array:
     """content_sha256 of every row from the model's hashed columns and occurred_at
     (timestamp[us]); NULL where occurred_at is NULL. The same bytes as
     digest.content_preimage, hashed field by field without building the preimage."""
-    fields = []
-    for name in HASH_FIELDS:
-        column = batch.column(name)
-        if isinstance(column, pa.ChunkedArray):
-            column = column.combine_chunks()
-        fields.append(_parts(column))
-    micros = batch.column("occurred_at")
-    if isinstance(micros, pa.ChunkedArray):
-        micros = micros.combine_chunks()
-    micros = micros.cast(pa.int64())
-    validity, data = micros.buffers()[:2]
-    if micros.null_count == 0:
-        validity = None
-    flags = [name in JSONB_FIELDS for name in HASH_FIELDS]
-    return _array(len(micros), _native.content_hex(len(micros), fields, flags, validity, data,
-                                                   micros.offset))
+    return _array(batch.num_rows, _native.content_hex(*_content_args(batch)))
+
+
+def first_unproven_row(batch: pa.RecordBatch, key: bytes | None) -> int:
+    """The first row whose stored content_sha256 (and, with a key, chain_hmac over its
+    stored prev) is not exactly the recomputed lowercase hex; -1 if every row holds."""
+    return _native.row_check(
+        key, *_content_args(batch), *_parts(_column(batch, "content_sha256")),
+        *_parts(_column(batch, "chain_hmac")), *_parts(_column(batch, "prev_content_sha256")))
+
+
+def follower() -> object:
+    """Per-zone state of the clean pass's chain walk (see ``follow``)."""
+    return _native.follower_new()
+
+
+def follow(state: object, batch: pa.RecordBatch) -> tuple[int, list[int]]:
+    """Link each row to the previous row of its zone (next seq, prev = its content hash).
+    Returns the first row that does not link (-1 if none) and the rows starting a zone."""
+    return _native.follow(
+        state, batch.num_rows, *_parts(_column(batch, "zone_id")),
+        *_int64_parts(_column(batch, "chain_seq")), *_parts(_column(batch, "content_sha256")),
+        *_parts(_column(batch, "prev_content_sha256")), *_parts(_column(batch, "id")))
+
+
+def follower_zones(state: object) -> list[tuple[str, int, int, int, str]]:
+    """Per zone followed: (zone_id, events, first seq, last seq, last content hash)."""
+    return [(zone.decode("utf-8"), events, first, last, head)
+            for zone, events, first, last, head in _native.follower_zones(state)]
+
+
+def ids_unique(state: object) -> bool:
+    """Whether no two rows followed share an event id (by 64-bit hash)."""
+    return _native.follower_ids_unique(state)
 
 
 def hmac_hex(key: bytes, content: pa.Array, prev: pa.Array) -> pa.Array:

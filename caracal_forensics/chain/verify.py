@@ -55,6 +55,10 @@ STREAM_BATCH = 32768
 #: Transformed rows inserted into a work table at once.
 FLUSH_ROWS = 122880
 
+#: Try the clean pass first (``clean.py``): one streaming pass that proves an intact
+#: export intact, else gives up and the exhaustive pipeline below explains what is wrong.
+CLEAN_PASS = True
+
 #: The content check of one row (``rows.state``).
 OK, COMPUTED, MISMATCH, ABSENT, SKIPPED, PENDING, NO_HASH = range(7)
 #: Fields whose absence makes the content hash impossible to recompute.
@@ -178,6 +182,12 @@ def verify(
     is called with (done, total) during microsecond recovery.
     """
     run = _Run(con, coerce_key(key), zones, anchor, max_findings)
+    if CLEAN_PASS and native.AVAILABLE:
+        from .clean import clean_pass
+
+        report = clean_pass(con, run.key, run.zones, run.heads, anchor, inputs)
+        if report is not None:
+            return report
     with run:
         run.load()
         run.recover(recover_microseconds, progress)
@@ -365,24 +375,7 @@ class _Run:
         from concurrent.futures import ThreadPoolExecutor
 
         text = query.format(**self.t)
-        restore = None
-        if ordered:
-            shown = self.con.execute(
-                "SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
-            if not shown:
-                restore = "false"
-                self.con.execute("SET preserve_insertion_order = true")
-        try:
-            source = self.con.sql(text, params=self._used(text) or None).to_arrow_reader(
-                STREAM_BATCH)
-        finally:
-            # the reader's plan is fixed; later statements get the caller's setting back
-            if restore:  # a global setting; this connection is busy streaming
-                other = self.con.cursor()
-                try:
-                    other.execute(f"SET preserve_insertion_order = {restore}")
-                finally:
-                    other.close()
+        source = arrow_reader(self.con, text, self._used(text) or None, STREAM_BATCH, ordered)
         empty = transform(pa.RecordBatch.from_pylist([], schema=source.schema))
         schema = (follow.extend(empty, track=False) if follow else empty).schema
         select = select_sql.format(stage1="_cf_stream", **self.t)
@@ -556,32 +549,8 @@ class _Run:
         self._duplicate_findings()
         self._anchor_findings(zones)
         self._unverifiable_findings(zones)
-        self.findings.sort(key=Finding.sort_key)
-        summaries = []
-        by_zone: dict[str | None, list[Finding]] = defaultdict(list)
-        for finding in self.findings:
-            by_zone[finding.zone_id].append(finding)
-        for zone_id, z in sorted(zones.items()):
-            summaries.append(ZoneSummary(
-                zone_id=zone_id, events=z["events"], first_seq=z["first_seq"],
-                last_seq=z["last_seq"], last_content_sha256=z["last_c"],
-                status=status_of(by_zone.get(zone_id, [])),
-            ))
-        for zone_id in sorted(set(by_zone) - set(zones) - {None}):
-            summaries.append(ZoneSummary(zone_id, 0, None, None, None,
-                                         status_of(by_zone[zone_id])))
         self._describe_checks(zones)
-        return Report(
-            status=status_of(self.findings),
-            events_checked=sum(z["events"] for z in zones.values()),
-            zones=summaries,
-            findings=self.findings,
-            inputs=[InputSummary.of(i) for i in inputs],
-            key_fingerprint=key_fingerprint(self.key),
-            toolkit_version=__version__,
-            generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            checks=self.checks,
-        )
+        return assemble_report(self.findings, zones, inputs, self.key, self.checks)
 
     def _source(self, fid: int | None, line: int | None) -> str | None:
         if fid is None:
@@ -857,13 +826,9 @@ class _Run:
             if first is None or first["seq"] <= 1:
                 continue
             head = self.heads.get(zone)
-            unchecked = "its link to the previous event" + (
-                "" if first["has_prev"] else " and its HMAC") + " are unchecked"
             if head is None:
                 self._add(Kind.UNANCHORED_START, zone, first["id"], first["seq"], first["fid"],
-                          first["line"],
-                          f"the zone starts at seq {first['seq']} here and no anchor covers "
-                          f"it: {unchecked}")
+                          first["line"], unanchored_detail(first["seq"], first["has_prev"]))
             elif first["seq"] > head.last_seq + 1:
                 self._add(Kind.SEQUENCE_GAP, zone, first["id"], first["seq"], first["fid"],
                           first["line"],
@@ -907,8 +872,7 @@ class _Run:
         """What could not be checked, once per zone and reason (never once per event)."""
         for zone in sorted(set(self.zones or ()) - set(zones)):
             if zone not in self.heads:
-                self._add(Kind.UNVERIFIABLE, zone, None, None, None, None,
-                          "no events of this zone in the export")
+                self._add(Kind.UNVERIFIABLE, zone, None, None, None, None, NO_EVENTS_DETAIL)
         counts = self.sql(
             f"""SELECT zone_id, state, missing, count(*),
                        count(*) FILTER (WHERE NOT has_h),
@@ -939,13 +903,8 @@ class _Run:
                 unproven[zone] += n
         for zone, z in sorted(zones.items()):
             if self.key is None:
-                extra = ""
-                if unproven.get(zone):
-                    extra = (f"; {unproven[zone]} event(s) carry no content_sha256, so "
-                             "their content is unproven too")
                 self._add(Kind.UNVERIFIABLE, zone, None, None, None, None,
-                          "chain_hmac not checked: no key given (--key-file, "
-                          f"AUDIT_HMAC_KEY or AUDIT_HMAC_KEY_FILE){extra}")
+                          no_key_detail(unproven.get(zone, 0)))
             else:
                 if no_hmac.get(zone):
                     self._add(Kind.UNVERIFIABLE, zone, None, None, None, None,
@@ -961,27 +920,84 @@ class _Run:
 
     def _describe_checks(self, zones: dict[str, dict[str, Any]]) -> None:
         states = dict(self.sql("SELECT state, count(*) FROM {rows} GROUP BY state").fetchall())
-        total = sum(states.values())
-        proven = states.get(OK, 0) + states.get(MISMATCH, 0)
-        self.checks["content"] = f"recomputed and compared for {proven} of {total} row(s)"
-        if self.key is None:
-            self.checks["hmac"] = "not run: no key"
-        else:
-            checked = sum(z["hmac_checked"] for z in zones.values())
-            self.checks["hmac"] = (
-                f"checked for {checked} event(s) with key {key_fingerprint(self.key)}"
-            )
-        self.checks["links"] = (
-            "prev_content_sha256 against the predecessor, per zone in chain_seq order"
+        self.checks = describe_checks(
+            self.checks,
+            proven=states.get(OK, 0) + states.get(MISMATCH, 0),
+            total=sum(states.values()),
+            key=self.key,
+            hmac_checked=sum(z["hmac_checked"] for z in zones.values()),
+            heads=len(self.heads),
+            anchor=self.anchor,
         )
-        self.checks["sequence"] = "gaps and duplicates of chain_seq and id, per zone"
-        self.checks["anchor"] = (
-            f"{len(self.heads)} zone head(s) from a report of {self.anchor.generated_at}"
-            if self.anchor is not None else "none: a cut-off tail cannot be detected"
-        )
-        self.checks.setdefault("microseconds", "not needed")
-        order = ("content", "microseconds", "hmac", "links", "sequence", "anchor")
-        self.checks = {name: self.checks[name] for name in order if name in self.checks}
+
+
+# --- what both passes say ---------------------------------------------------------------
+
+NO_EVENTS_DETAIL = "no events of this zone in the export"
+
+
+def unanchored_detail(first_seq: int, has_prev: bool) -> str:
+    unchecked = "its link to the previous event" + (
+        "" if has_prev else " and its HMAC") + " are unchecked"
+    return f"the zone starts at seq {first_seq} here and no anchor covers it: {unchecked}"
+
+
+def no_key_detail(unproven: int = 0) -> str:
+    extra = ""
+    if unproven:
+        extra = (f"; {unproven} event(s) carry no content_sha256, so their content is "
+                 "unproven too")
+    return ("chain_hmac not checked: no key given (--key-file, AUDIT_HMAC_KEY or "
+            f"AUDIT_HMAC_KEY_FILE){extra}")
+
+
+def describe_checks(checks: dict[str, str], *, proven: int, total: int, key: bytes | None,
+                    hmac_checked: int, heads: int, anchor: Report | None) -> dict[str, str]:
+    """The report's ``checks``: what was checked, how often, in a fixed order."""
+    checks = dict(checks)
+    checks["content"] = f"recomputed and compared for {proven} of {total} row(s)"
+    if key is None:
+        checks["hmac"] = "not run: no key"
+    else:
+        checks["hmac"] = f"checked for {hmac_checked} event(s) with key {key_fingerprint(key)}"
+    checks["links"] = "prev_content_sha256 against the predecessor, per zone in chain_seq order"
+    checks["sequence"] = "gaps and duplicates of chain_seq and id, per zone"
+    checks["anchor"] = (
+        f"{heads} zone head(s) from a report of {anchor.generated_at}"
+        if anchor is not None else "none: a cut-off tail cannot be detected"
+    )
+    checks.setdefault("microseconds", "not needed")
+    order = ("content", "microseconds", "hmac", "links", "sequence", "anchor")
+    return {name: checks[name] for name in order if name in checks}
+
+
+def assemble_report(findings: list[Finding], zones: dict[str, dict[str, Any]],
+                    inputs: Iterable[Any], key: bytes | None,
+                    checks: dict[str, str]) -> Report:
+    """The Report from findings and per-zone stats (events, first_seq, last_seq, last_c)."""
+    findings = sorted(findings, key=Finding.sort_key)
+    by_zone: dict[str | None, list[Finding]] = defaultdict(list)
+    for finding in findings:
+        by_zone[finding.zone_id].append(finding)
+    summaries = [
+        ZoneSummary(zone_id=zone_id, events=z["events"], first_seq=z["first_seq"],
+                    last_seq=z["last_seq"], last_content_sha256=z["last_c"],
+                    status=status_of(by_zone.get(zone_id, [])))
+        for zone_id, z in sorted(zones.items())
+    ]
+    for zone_id in sorted(set(by_zone) - set(zones) - {None}):
+        summaries.append(ZoneSummary(zone_id, 0, None, None, None, status_of(by_zone[zone_id])))
+    return Report(
+        status=status_of(findings),
+        events_checked=sum(z["events"] for z in zones.values()),
+        zones=summaries,
+        findings=findings,
+        inputs=[InputSummary.of(i) for i in inputs],
+        key_fingerprint=key_fingerprint(key),
+        toolkit_version=__version__,
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        checks=checks,
+    )
 
 
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -1154,6 +1170,28 @@ class _Follow:
             pred_seq = pc.replace_with_mask(pa.nulls(batch.num_rows, pa.int64()), mask, pred_seq)
             pred_c = pc.replace_with_mask(pa.nulls(batch.num_rows, pa.string()), mask, pred_c)
         return pred_seq, pred_c
+
+
+def arrow_reader(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, Any] | None,
+                 batch_rows: int, ordered: bool = False) -> pa.RecordBatchReader:
+    """Stream ``query`` as Arrow batches; ``ordered`` keeps DuckDB's insertion order (the
+    scan order of the files) for this query only."""
+    restore = None
+    if ordered:
+        shown = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+        if not shown:
+            restore = "false"
+            con.execute("SET preserve_insertion_order = true")
+    try:
+        return con.sql(query, params=params).to_arrow_reader(batch_rows)
+    finally:
+        # the reader's plan is fixed; later statements get the caller's setting back
+        if restore:  # a global setting; this connection is busy streaming
+            other = con.cursor()
+            try:
+                other.execute(f"SET preserve_insertion_order = {restore}")
+            finally:
+                other.close()
 
 
 def _all_true(mask: pa.Array) -> bool:

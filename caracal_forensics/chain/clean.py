@@ -1,0 +1,238 @@
+"""The clean pass: prove an intact export intact in one streaming pass, or give up.
+
+Most exports handed to verify are intact, and proving that needs no work tables: every
+row's content hash and HMAC are recomputed by the C kernel on two threads while the
+rows stream past in the order they are stored, and each row is linked to the previous
+row of its zone on the way (zones may interleave, as in a table dump; within a zone the
+seqs must come consecutively). Nothing is kept per row but a 64-bit hash of its id.
+
+The pass only ever says "intact, and here is the report" or "not proven": at the first
+row that does not verify exactly (a content or HMAC mismatch, a gap, a repeated seq, a
+copy of an event, a shape lacking a field, millisecond timestamps, upper-case hex, ...)
+it stops, and ``verify`` runs the exhaustive pipeline, which finds and explains every
+problem. So the pass can never hide a finding; tests check that both give the same
+report wherever the pass answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..model import ABSENT_FIELD, HASH_FIELDS, PRECISION_FIELD
+from . import native
+from .report import Finding, Kind, Report
+
+if TYPE_CHECKING:
+    from .verify import _Head
+
+#: Rows per batch read from DuckDB and checked by one kernel call.
+BATCH_ROWS = 65536
+
+_META = ("zone_id", "chain_seq", "id", "source_file", "source_line", PRECISION_FIELD,
+         ABSENT_FIELD, "content_sha256", "prev_content_sha256", "chain_hmac", "occurred_at")
+
+
+_COLUMNS = tuple(dict.fromkeys((*_META, *HASH_FIELDS)))
+
+
+class _NotClean(Exception):
+    """A row the pass cannot prove: the exhaustive pipeline takes over."""
+
+
+def clean_pass(
+    con: duckdb.DuckDBPyConnection,
+    key: bytes | None,
+    zones: Sequence[str] | None,
+    heads: dict[str, _Head],
+    anchor: Report | None,
+    inputs: Iterable[Any],
+) -> Report | None:
+    """The report of an export every row of which verifies, or None if one does not."""
+    try:
+        return _Pass(con, key, zones, heads).run(anchor, inputs)
+    except _NotClean:
+        return None
+
+
+class _Pass:
+    def __init__(self, con: duckdb.DuckDBPyConnection, key: bytes | None,
+                 zones: Sequence[str] | None, heads: dict[str, _Head]) -> None:
+        self.con = con
+        self.key = key
+        self.zones = zones
+        self.heads = heads
+        self.follower = native.follower()
+        #: per zone: (event id, seq, source, stored prev) of its first row
+        self.starts: dict[str, tuple[str, int, str, str | None]] = {}
+
+    def run(self, anchor: Report | None, inputs: Iterable[Any]) -> Report:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .verify import _in_order
+
+        inputs = list(inputs)
+        files = _snapshot_files(inputs)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            if files is not None:
+                # Canonical snapshots only: each worker reads and checks whole row groups
+                # straight from Parquet, so decoding runs on both cores too.
+                checked = _in_order(pool, self._read_and_check, _row_groups(files, self.zones))
+            else:
+                checked = _in_order(pool, self._check_rows, self._batches())
+            for batch in checked:
+                self._follow(batch)
+        if not native.ids_unique(self.follower):
+            raise _NotClean  # an id at two seqs (or a 64-bit collision): let SQL tell
+        stats = {zone: {"events": events, "first_seq": first, "last_seq": last,
+                        "last_c": last_c}
+                 for zone, events, first, last, last_c in native.follower_zones(self.follower)}
+        findings = self._findings(stats)
+        from .verify import assemble_report, describe_checks
+
+        total = sum(z["events"] for z in stats.values())
+        checks = describe_checks({}, proven=total, total=total, key=self.key,
+                                 hmac_checked=total, heads=len(self.heads), anchor=anchor)
+        return assemble_report(findings, stats, inputs, self.key, checks)
+
+    # --- the stream -----------------------------------------------------------------------
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        columns = ", ".join(f'"{name}"' for name in _COLUMNS)
+        where, params = "", None
+        if self.zones is not None:
+            where, params = "WHERE list_contains($zones, zone_id)", {"zones": list(self.zones)}
+        from .verify import arrow_reader
+
+        reader = arrow_reader(self.con, f"SELECT {columns} FROM events {where}", params,
+                              BATCH_ROWS, ordered=True)
+        try:
+            yield from reader
+        finally:
+            reader.close()
+
+    def _read_and_check(self, part: tuple[Any, int]) -> pa.RecordBatch:
+        parquet, index = part
+        try:
+            table = parquet.read_row_group(index, columns=list(_COLUMNS), use_threads=False)
+        except (pa.ArrowException, KeyError, OSError, ValueError):
+            raise _NotClean from None  # the exhaustive path names the file and row group
+        if self.zones is not None:
+            table = table.filter(pc.is_in(table.column("zone_id"),
+                                          value_set=pa.array(list(self.zones), pa.string())))
+        batch = table.combine_chunks().to_batches()
+        return self._check_rows(batch[0] if batch else pa.RecordBatch.from_pylist(
+            [], schema=table.schema))
+
+    def _check_rows(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Every row complete, at microsecond precision, its hash and HMAC exact (a worker
+        thread: the kernel releases the GIL)."""
+        absent = batch.column(ABSENT_FIELD)
+        if absent.null_count != len(absent) and (pc.max(pc.utf8_length(absent)).as_py() or 0):
+            raise _NotClean  # a shape without some field
+        digits = batch.column(PRECISION_FIELD)
+        if digits.null_count != len(digits) and pc.min(digits).as_py() < 6:
+            raise _NotClean  # millisecond time: microsecond recovery needed
+        if native.first_unproven_row(batch, self.key) >= 0:
+            raise _NotClean
+        return batch
+
+    def _follow(self, batch: pa.RecordBatch) -> None:
+        """Link the batch's rows to their zones' previous rows (this thread, in order)."""
+        bad, starts = native.follow(self.follower, batch)
+        if bad >= 0:
+            raise _NotClean
+        if starts:
+            picked = batch.select(["zone_id", "id", "chain_seq", "source_file", "source_line",
+                                   "prev_content_sha256"]).take(pa.array(starts, pa.int64()))
+            for zone, event, seq, file, line, prev in zip(
+                    *(column.to_pylist() for column in picked.columns), strict=True):
+                source = file or ""
+                self.starts[zone] = (event, seq, source if line is None else f"{source}:{line}",
+                                     prev)
+
+    # --- the report -----------------------------------------------------------------------
+
+    def _findings(self, stats: dict[str, dict[str, Any]]) -> list[Finding]:
+        from .verify import NO_EVENTS_DETAIL, no_key_detail, unanchored_detail
+
+        findings = []
+        for zone, z in stats.items():
+            event, seq, source, prev = self.starts[zone]
+            head = self.heads.get(zone)
+            if head is None:
+                if seq > 1:
+                    findings.append(Finding(Kind.UNANCHORED_START, zone, event, seq, source,
+                                            unanchored_detail(seq, True)))
+            else:
+                self._check_head(zone, z, seq, prev, head)
+            if self.key is None:
+                findings.append(Finding(Kind.UNVERIFIABLE, zone, None, None, None,
+                                        no_key_detail()))
+        for zone in self.heads:
+            if zone not in stats:
+                raise _NotClean  # truncated: the whole zone is gone
+        for zone in sorted(set(self.zones or ()) - set(stats) - set(self.heads)):
+            findings.append(Finding(Kind.UNVERIFIABLE, zone, None, None, None, NO_EVENTS_DETAIL))
+        return findings
+
+    def _check_head(self, zone: str, z: dict[str, Any], first_seq: int, first_prev: str | None,
+                    head: _Head) -> None:
+        """The anchor's head must be in the export, or the export must start right after it."""
+        if first_seq == 1:
+            pass
+        elif first_seq == head.last_seq + 1:
+            if head.last_content_sha256 and first_prev != head.last_content_sha256:
+                raise _NotClean  # chain_break against the anchor
+            return
+        elif first_seq > head.last_seq + 1:
+            raise _NotClean  # a gap after the anchor
+        if z["last_seq"] < head.last_seq:
+            raise _NotClean  # truncated
+        if head.last_content_sha256 and head.last_seq >= first_seq:
+            rows = self.con.execute(
+                "SELECT content_sha256 FROM events WHERE zone_id = $zone AND chain_seq = $seq",
+                {"zone": zone, "seq": head.last_seq},
+            ).fetchall()
+            if [row[0] for row in rows] != [head.last_content_sha256]:
+                raise _NotClean  # anchor_mismatch
+
+
+
+def _snapshot_files(inputs: list[Any]) -> list[str] | None:
+    """The event files behind ``events`` when every event input is a canonical snapshot
+    (as ``snapshot._create_views`` unions them, in that order), else None."""
+    from ..model import Shape
+    from ..sources.snapshot_dir import event_files
+
+    holding = [i for i in inputs if not getattr(i, "holds_alerts", False)]
+    if not holding or any(getattr(i, "shape", None) != Shape.SNAPSHOT for i in holding):
+        return None
+    return [path for i in holding for path in event_files(i.path)]
+
+
+def _row_groups(files: list[str], zones: Sequence[str] | None) -> Iterator[tuple[Any, int]]:
+    """(ParquetFile, row group) in file order; row groups whose zone_id statistics exclude
+    every requested zone are skipped."""
+    import pyarrow.parquet as pq
+
+    for path in files:
+        try:
+            parquet = pq.ParquetFile(path, memory_map=False)
+        except (pa.ArrowException, OSError, ValueError):
+            raise _NotClean from None
+        names = parquet.schema_arrow.names
+        if any(name not in names for name in _COLUMNS):
+            raise _NotClean
+        zone_column = names.index("zone_id")
+        for index in range(parquet.num_row_groups):
+            if zones is not None:
+                stats = parquet.metadata.row_group(index).column(zone_column).statistics
+                if stats is not None and stats.has_min_max and not any(
+                        stats.min <= zone <= stats.max for zone in zones):
+                    continue
+            yield parquet, index

@@ -1,0 +1,253 @@
+"""The clean pass (chain/clean.py) against the exhaustive pipeline: wherever the pass
+answers, its report is the exhaustive one; it answers for intact exports (interleaved
+zones, later starts, anchors, zone filters, no key); and it gives up on every tamper."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from test_verify_property import EDITS, SHAPES, _edit, streams
+from verify_helpers import KEY, OTHER_KEY, chain, connect, event, events, renumber
+
+from caracal_forensics.chain import clean, native
+from caracal_forensics.chain import verify as verify_module
+from caracal_forensics.chain.report import Report
+
+pytestmark = pytest.mark.skipif(not native.AVAILABLE, reason="the clean pass needs the C kernel")
+
+
+def _as_dict(report: Report) -> dict:
+    data = report.to_dict()
+    data.pop("generated_at")
+    return data
+
+
+def both(con_factory, monkeypatch=None, **kwargs) -> tuple[Report, bool]:
+    """The report with the clean pass first and the exhaustive one; asserts they agree.
+    Returns the report and whether the clean pass answered."""
+    answered = []
+    original = clean.clean_pass
+
+    def spy(*args, **kw):
+        result = original(*args, **kw)
+        answered.append(result is not None)
+        return result
+
+    clean_first = _run(con_factory(), spy, True, **kwargs)
+    exhaustive = _run(con_factory(), spy, False, **kwargs)
+    assert _as_dict(clean_first) == _as_dict(exhaustive)
+    return clean_first, answered[0]
+
+
+def _run(con, spy, clean_pass: bool, **kwargs) -> Report:
+    saved = (verify_module.CLEAN_PASS, clean.clean_pass)
+    verify_module.CLEAN_PASS, clean.clean_pass = clean_pass, spy
+    try:
+        kwargs.setdefault("key", KEY)
+        return verify_module.verify(con, **kwargs)
+    finally:
+        verify_module.CLEAN_PASS, clean.clean_pass = saved
+
+
+def rows_con(rows):
+    return lambda: connect(renumber(rows))
+
+
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(streams(), st.sampled_from(sorted(SHAPES)), st.sampled_from([None, *EDITS]),
+       st.data())
+def test_clean_pass_agrees_with_the_exhaustive_pipeline(rows, shape, kind, data) -> None:
+    original = SHAPES[shape](rows)
+    rnd = data.draw(st.randoms(use_true_random=False))
+    if kind is not None:
+        i = data.draw(st.integers(0, len(rows) - 1))
+        tampered = _edit(rows if shape == "ocsf" else original, kind, i, shape, rnd)
+        assume(tampered is not None)
+        original = SHAPES["ocsf"](tampered) if shape == "ocsf" else tampered
+    if data.draw(st.booleans()):
+        rnd.shuffle(original)
+    key = data.draw(st.sampled_from([KEY, None, OTHER_KEY]))
+    zones = data.draw(st.one_of(st.none(), st.lists(
+        st.sampled_from(["z1", "zone:prod/eu-1", "\u00e9t\u00e9", "absent"]),
+        min_size=1, max_size=2, unique=True)))
+    report, answered = both(rows_con(original), key=key, zones=zones)
+    if answered:
+        assert report.status in ("intact", "partial")
+        assert not any(f.fails for f in report.findings)
+
+
+@SETTINGS
+@given(streams(), st.integers(0, 5), st.integers(0, 5), st.data())
+def test_later_windows_and_anchors_agree(rows, drop, overlap, data) -> None:
+    """An export window starting later in each zone, with or without the earlier window's
+    report as anchor (right after it, overlapping it, or leaving a gap)."""
+    by_zone: dict[str, list[dict]] = {}
+    for row in rows:
+        by_zone.setdefault(row["zone_id"], []).append(row)
+    earlier, later = [], []
+    for zone_rows in by_zone.values():
+        cut = min(drop, len(zone_rows))
+        earlier += zone_rows[:cut]
+        later += zone_rows[max(0, cut - overlap):]
+    if data.draw(st.booleans()):
+        later = [r for r in later if r is not rows[-1]]  # maybe a gap at the end too
+    assume(later)
+    anchor = None
+    if earlier and data.draw(st.booleans()):
+        anchor = verify_module.verify(connect(renumber(earlier)), key=KEY)
+    both(rows_con(later), anchor=anchor)
+
+
+def test_the_clean_pass_answers_for_intact_exports() -> None:
+    rows = events(400, zones=("zone-a", "zone-b", "zone-c"))
+    report, answered = both(rows_con(rows))
+    assert answered and report.status == "intact" and report.events_checked == 400
+    sorted_rows = sorted(rows, key=lambda r: (r["zone_id"], r["chain_seq"]))
+    assert both(rows_con(sorted_rows))[1]
+    later = [r for r in rows if r["chain_seq"] > 10]
+    report, answered = both(rows_con(later))
+    assert answered and {f.kind for f in report.findings} == {"unanchored_start"}
+    report, answered = both(rows_con(rows), key=None)
+    assert answered and report.status == "partial"
+    report, answered = both(rows_con(rows), zones=["zone-b", "zone-x"])
+    assert answered and [z.zone_id for z in report.zones] == ["zone-b", "zone-x"]
+
+
+@pytest.mark.parametrize("change", [
+    {"content_sha256": "F" * 64},  # upper-case hex: the exhaustive path lowers it
+    {"chain_hmac": None},
+    {"chain_seq": 40},
+    {"prev_content_sha256": ""},
+    {"occurred_at_digits": 3},
+    {"absent_fields": "ingest_signature"},
+])
+def test_the_clean_pass_gives_up_on_anything_unusual(change) -> None:
+    rows = events(60, zones=("zone-a",))
+    rows[30] = dict(rows[30], **change)
+    if "content_sha256" in change:
+        rows[30]["content_sha256"] = rows[30]["content_sha256"].upper()
+    assert not both(rows_con(rows))[1]
+
+
+def test_a_copied_or_replayed_event_sends_it_to_the_exhaustive_pipeline() -> None:
+    rows = events(50, zones=("zone-a", "zone-b"))
+    assert not both(rows_con(rows + rows[:3]))[1]  # copies: duplicate_event findings
+    replay = chain([*[event(i) for i in range(5)], event(2)])  # the same id at seq 6
+    report, answered = both(rows_con(replay))
+    assert not answered and "conflicting_duplicate" in {f.kind for f in report.findings}
+
+
+# --- canonical snapshots: read straight from Parquet ----------------------------------------
+
+
+@pytest.fixture()
+def snapshot_dir(tmp_path):
+    """A canonical snapshot of 3,000 intact events in three zones, row groups of 512."""
+    from tail_helpers import SHAPES
+    from verify_helpers import table
+
+    import caracal_forensics as cf
+    from caracal_forensics.ingest import write_snapshot
+
+    snap = cf.open(str(SHAPES["db_csv"]))
+    snap.duckdb.register("_rows", table(renumber(events(3000, zones=("zone-a", "zone-b",
+                                                                      "zone-c")))))
+    snap.duckdb.execute("CREATE OR REPLACE VIEW events AS SELECT * FROM _rows")
+    out = tmp_path / "snap"
+    write_snapshot(snap, str(out), row_group_rows=512)
+    return out
+
+
+def _snapshot_con(path):
+    from caracal_forensics.snapshot import open_sources
+
+    def factory():
+        factory.snap = open_sources([str(path)])
+        return factory.snap.duckdb
+
+    return factory
+
+
+def test_a_snapshot_is_checked_from_parquet_and_agrees(snapshot_dir, monkeypatch) -> None:
+    factory = _snapshot_con(snapshot_dir)
+    factory()
+    inputs = factory.snap.inputs
+    read = []
+    monkeypatch.setattr(clean._Pass, "_batches", lambda self: pytest.fail("not from Parquet"))
+    original = clean._Pass._read_and_check
+
+    def counting(self, part):
+        read.append(part[1])
+        return original(self, part)
+
+    monkeypatch.setattr(clean._Pass, "_read_and_check", counting)
+    report, answered = both(factory, inputs=inputs)
+    assert answered and report.status == "intact" and report.events_checked == 3000
+    assert read
+    report, answered = both(factory, inputs=inputs, zones=["zone-b"])
+    assert answered and [z.zone_id for z in report.zones] == ["zone-b"]
+
+
+def test_a_tampered_snapshot_gets_the_exhaustive_findings(snapshot_dir) -> None:
+    [part] = sorted((snapshot_dir / "events").glob("*.parquet"))
+    table = pq.read_table(part)
+    decision = table.column("decision")
+    flipped = pc.if_else(pc.equal(table.column("chain_seq"), 7),
+                         pa.scalar("allow-edited"), decision)
+    pq.write_table(table.set_column(table.schema.get_field_index("decision"), "decision",
+                                    flipped), part)
+    factory = _snapshot_con(snapshot_dir)
+    factory()
+    report, answered = both(factory, inputs=factory.snap.inputs)
+    assert not answered
+    assert {f.kind for f in report.findings if f.fails} == {"content_mismatch"}
+
+
+# --- the kernel's pieces ------------------------------------------------------------------
+
+
+def _batch(rows) -> pa.RecordBatch:
+    from verify_helpers import table
+
+    return table(rows).to_batches()[0]
+
+
+def test_follow_links_interleaved_zones_and_stops_at_a_break() -> None:
+    rows = events(100, zones=("a", "b", "c"))
+    state = native.follower()
+    assert native.follow(state, _batch(rows[:50])) [0] == -1
+    bad, starts = native.follow(state, _batch(rows[50:]))
+    assert bad == -1 and starts == []
+    zones = {z: (n, first, last) for z, n, first, last, _ in native.follower_zones(state)}
+    assert sum(n for n, _, _ in zones.values()) == 100
+    assert all(first == 1 and last == n for n, first, last in zones.values())
+    assert native.ids_unique(state)
+    broken = [dict(r) for r in rows]
+    broken[60]["prev_content_sha256"] = "0" * 64
+    state = native.follower()
+    assert native.follow(state, _batch(broken))[0] == 60 or broken[60]["chain_seq"] == 1
+    repeated = native.follower()
+    native.follow(repeated, _batch(rows))
+    assert native.follow(repeated, _batch(rows[:1]))[0] == 0  # seq 1 again
+
+
+def test_first_unproven_row_checks_content_and_hmac() -> None:
+    rows = events(20, zones=("a",))
+    batch = _batch(rows)
+    assert native.first_unproven_row(batch, KEY) == -1
+    assert native.first_unproven_row(batch, None) == -1
+    assert native.first_unproven_row(batch, OTHER_KEY) == 0
+    edited = [dict(r) for r in rows]
+    edited[13]["decision"] = "edited"
+    assert native.first_unproven_row(_batch(edited), None) == 13
+    edited = [dict(r) for r in rows]
+    edited[5]["chain_hmac"] = edited[5]["chain_hmac"].upper()
+    assert native.first_unproven_row(_batch(edited), KEY) == 5
+    assert native.first_unproven_row(_batch(edited), None) == -1
