@@ -77,15 +77,18 @@ def test_clean_pass_agrees_with_the_exhaustive_pipeline(rows, shape, kind, data)
     zones = data.draw(st.one_of(st.none(), st.lists(
         st.sampled_from(["z1", "zone:prod/eu-1", "\u00e9t\u00e9", "absent"]),
         min_size=1, max_size=2, unique=True)))
-    report, answered = both(rows_con(original), key=key, zones=zones)
+    recover = data.draw(st.booleans())
+    report, answered = both(rows_con(original), key=key, zones=zones,
+                            recover_microseconds=recover)
     if answered:
         assert report.status in ("intact", "partial")
         assert not any(f.fails for f in report.findings)
 
 
 @SETTINGS
-@given(streams(), st.integers(0, 5), st.integers(0, 5), st.data())
-def test_later_windows_and_anchors_agree(rows, drop, overlap, data) -> None:
+@given(streams(), st.integers(0, 5), st.integers(0, 5), st.sampled_from(sorted(SHAPES)),
+       st.data())
+def test_later_windows_and_anchors_agree(rows, drop, overlap, shape, data) -> None:
     """An export window starting later in each zone, with or without the earlier window's
     report as anchor (right after it, overlapping it, or leaving a gap)."""
     by_zone: dict[str, list[dict]] = {}
@@ -102,7 +105,8 @@ def test_later_windows_and_anchors_agree(rows, drop, overlap, data) -> None:
     anchor = None
     if earlier and data.draw(st.booleans()):
         anchor = verify_module.verify(connect(renumber(earlier)), key=KEY)
-    both(rows_con(later), anchor=anchor)
+    key = data.draw(st.sampled_from([KEY, None]))
+    both(rows_con(SHAPES[shape](later)), anchor=anchor, key=key, recover_microseconds=False)
 
 
 def test_the_clean_pass_answers_for_intact_exports() -> None:
@@ -118,6 +122,25 @@ def test_the_clean_pass_answers_for_intact_exports() -> None:
     assert answered and report.status == "partial"
     report, answered = both(rows_con(rows), zones=["zone-b", "zone-x"])
     assert answered and [z.zone_id for z in report.zones] == ["zone-b", "zone-x"]
+
+
+@pytest.mark.parametrize("shape", ["ocsf", "cli"])
+def test_the_clean_pass_answers_for_shapes_without_a_prev_column(shape) -> None:
+    """OCSF (millisecond time, recovery skipped) and the CLI's JSON (no content hash):
+    the HMAC chains each event to its predecessor's content hash."""
+    rows = SHAPES[shape](events(300, zones=("zone-a", "zone-b")))
+    report, answered = both(rows_con(rows), recover_microseconds=False)
+    assert answered and report.events_checked == 300
+    assert report.status == ("partial" if shape == "ocsf" else "intact")
+    later = [r for r in rows if r["chain_seq"] > 5]
+    report, answered = both(rows_con(later), recover_microseconds=False)
+    assert answered and "unanchored_start" in {f.kind for f in report.findings}
+    if shape == "ocsf":  # with recovery the exhaustive path runs
+        assert not both(rows_con(rows))[1]
+    forged = [dict(r) for r in rows]
+    forged[100]["chain_hmac"] = "0" * 64
+    report, answered = both(rows_con(forged), recover_microseconds=False)
+    assert not answered and report.status == "tampered"
 
 
 @pytest.mark.parametrize("change", [
@@ -180,7 +203,7 @@ def test_a_snapshot_is_checked_from_parquet_and_agrees(snapshot_dir, monkeypatch
     factory()
     inputs = factory.snap.inputs
     read = []
-    monkeypatch.setattr(clean._Pass, "_batches", lambda self: pytest.fail("not from Parquet"))
+    monkeypatch.setattr(clean._Pass, "_batches", lambda *a: pytest.fail("not Parquet"))
     original = clean._Pass._read_and_check
 
     def counting(self, part):

@@ -391,19 +391,35 @@ static inline int hex_equals(const StrArray *a, Py_ssize_t i, const unsigned cha
     return memcmp(s, hex, 64) == 0;
 }
 
-/* row_check(key | None, n, fields, jsonb_flags, micros_validity, micros_data,
- *           micros_offset, content(v, o, d, offset, large), hmac(...), prev(...)) -> int
+/* Whether string i of a is 64 lowercase hex digits (or, with empty_ok, empty). */
+static inline int lower_hex(const StrArray *a, Py_ssize_t i, int empty_ok) {
+    if (!str_valid(a, i)) return 0;
+    size_t len;
+    const unsigned char *s = str_at(a, i, &len);
+    if (len == 0) return empty_ok;
+    if (len != 64) return 0;
+    for (size_t k = 0; k < 64; k++) {
+        if (!((s[k] >= '0' && s[k] <= '9') || (s[k] >= 'a' && s[k] <= 'f'))) return 0;
+    }
+    return 1;
+}
+
+/* row_check(key | None, check_content, has_prev, n, fields, jsonb_flags,
+ *           micros_validity, micros_data, micros_offset, content(v, o, d, offset, large),
+ *           hmac(...), prev(...)) -> int
  * The first row whose stored content_sha256 is not exactly (lowercase hex) the
- * recomputed one, or, with a key, whose stored chain_hmac is not exactly
- * HMAC-SHA256(key, content + "|" + (prev or "")); -1 when every row holds. The clean
- * pass of verify: it proves rows right, never explains why one is not. */
+ * recomputed one (with check_content; else merely not 64 characters), or, with a key and
+ * has_prev, whose stored chain_hmac is not exactly HMAC-SHA256(key, content + "|" +
+ * (prev or "")); -1 when every row holds. The clean pass of verify: it proves rows
+ * right, never explains why one is not. */
 static PyObject *row_check(PyObject *self, PyObject *args) {
     PyObject *key_obj, *fields, *flags, *mv, *md, *cv, *co, *cd, *hv, *ho, *hd, *pv, *po, *pd;
     Py_ssize_t n, m_off, c_off, h_off, p_off;
-    int c_large, h_large, p_large;
-    if (!PyArg_ParseTuple(args, "OnOOOOnOOOnpOOOnpOOOnp", &key_obj, &n, &fields, &flags, &mv,
-                          &md, &m_off, &cv, &co, &cd, &c_off, &c_large, &hv, &ho, &hd, &h_off,
-                          &h_large, &pv, &po, &pd, &p_off, &p_large))
+    int c_large, h_large, p_large, check_content, has_prev;
+    if (!PyArg_ParseTuple(args, "OppnOOOOnOOOnpOOOnpOOOnp", &key_obj, &check_content,
+                          &has_prev, &n, &fields, &flags, &mv, &md, &m_off, &cv, &co, &cd,
+                          &c_off, &c_large, &hv, &ho, &hd, &h_off, &h_large, &pv, &po, &pd,
+                          &p_off, &p_large))
         return NULL;
     Py_buffer key;
     memset(&key, 0, sizeof(key));
@@ -422,7 +438,7 @@ static PyObject *row_check(PyObject *self, PyObject *args) {
         goto done;
     {
         Py_ssize_t bad = -1;
-        int keyed = key.obj != NULL;
+        int keyed = key.obj != NULL && has_prev;
         SHA256_CTX inner0, outer0, ctx;
         Py_BEGIN_ALLOW_THREADS
         if (keyed) hmac_states(key.buf, (size_t)key.len, &inner0, &outer0);
@@ -432,13 +448,23 @@ static PyObject *row_check(PyObject *self, PyObject *args) {
                 bad = i;
                 break;
             }
-            content_digest(&in, i, digest);
-            if (!hex_equals(&c, i, digest)) {
+            size_t len;
+            if (check_content) {
+                content_digest(&in, i, digest);
+                if (!hex_equals(&c, i, digest)) {
+                    bad = i;
+                    break;
+                }
+            } else if (!lower_hex(&c, i, 0)) {
+                bad = i;
+                break;
+            }
+            /* a stored prev the exhaustive path would lower-case first is not proven here */
+            if (str_valid(&p, i) && !lower_hex(&p, i, 1)) {
                 bad = i;
                 break;
             }
             if (!keyed) continue;
-            size_t len;
             const unsigned char *s = str_at(&c, i, &len);
             ctx = inner0;
             SHA256_Update(&ctx, s, len);
@@ -551,23 +577,36 @@ static int follower_grow(Follower *f) {
     return 0;
 }
 
-/* follow(follower, n, zone(v, o, d, offset, large), seq_validity, seq_data, seq_offset,
- *        content(...), prev(...), id(...)) -> (bad, new_zone_rows)
- * Links each row to the previous row of its zone: its seq must be the next one and its
- * prev_content_sha256 the predecessor's content hash; a zone's first row must be seq 1
- * with an empty prev, or start later (unanchored: listed in new_zone_rows). bad is the
- * first row that breaks this (or lacks zone, seq or a 64-digit content hash), else -1. */
+/* follow(follower, key | None, has_prev, n, zone(v, o, d, offset, large), seq_validity,
+ *        seq_data, seq_offset, content(...), prev(...), id(...), hmac(...))
+ *   -> (bad, new_zone_rows)
+ * Links each row to the previous row of its zone: its seq must be the next one and (with
+ * has_prev) its prev_content_sha256 the predecessor's content hash; a zone's first row
+ * must be seq 1 with an empty prev, or start later (unanchored: listed in
+ * new_zone_rows). Without a prev column the link is the HMAC: with a key, chain_hmac
+ * must be HMAC-SHA256(key, content + "|" + the predecessor's content hash, "" at seq 1),
+ * unchecked at an unanchored start. bad is the first row that breaks this (or lacks
+ * zone, seq or a 64-digit content hash), else -1. */
 static PyObject *follow(PyObject *self, PyObject *args) {
-    PyObject *capsule, *zv, *zo, *zd, *sv, *sd, *cv, *co, *cd, *pv, *po, *pd, *iv, *io, *id;
-    Py_ssize_t n, z_off, s_off, c_off, p_off, i_off;
-    int z_large, c_large, p_large, i_large;
-    if (!PyArg_ParseTuple(args, "OnOOOnpOOnOOOnpOOOnpOOOnp", &capsule, &n, &zv, &zo, &zd, &z_off,
-                          &z_large, &sv, &sd, &s_off, &cv, &co, &cd, &c_off, &c_large, &pv,
-                          &po, &pd, &p_off, &p_large, &iv, &io, &id, &i_off, &i_large))
+    PyObject *capsule, *key_obj, *zv, *zo, *zd, *sv, *sd, *cv, *co, *cd, *pv, *po, *pd, *iv,
+        *io, *id, *hv, *ho, *hd;
+    Py_ssize_t n, z_off, s_off, c_off, p_off, i_off, h_off;
+    int z_large, c_large, p_large, i_large, h_large, has_prev;
+    if (!PyArg_ParseTuple(args, "OOpnOOOnpOOnOOOnpOOOnpOOOnpOOOnp", &capsule, &key_obj,
+                          &has_prev, &n, &zv, &zo, &zd, &z_off, &z_large, &sv, &sd, &s_off,
+                          &cv, &co, &cd, &c_off, &c_large, &pv, &po, &pd, &p_off, &p_large,
+                          &iv, &io, &id, &i_off, &i_large, &hv, &ho, &hd, &h_off, &h_large))
         return NULL;
     Follower *f = PyCapsule_GetPointer(capsule, "caracal.follower");
     if (!f) return NULL;
-    StrArray z, c, p, ids;
+    Py_buffer key;
+    memset(&key, 0, sizeof(key));
+    if (key_obj != Py_None && PyObject_GetBuffer(key_obj, &key, PyBUF_SIMPLE) < 0) return NULL;
+    int keyed = key.obj != NULL && !has_prev;
+    SHA256_CTX inner0, outer0, ctx;
+    if (keyed) hmac_states(key.buf, (size_t)key.len, &inner0, &outer0);
+    StrArray z, c, p, ids, hm;
+    memset(&hm, 0, sizeof(hm));
     memset(&z, 0, sizeof(z));
     memset(&c, 0, sizeof(c));
     memset(&p, 0, sizeof(p));
@@ -579,7 +618,8 @@ static PyObject *follow(PyObject *self, PyObject *args) {
     if (str_array_open(zv, zo, zd, z_off, z_large, &z) < 0 || str_check(&z, n) < 0 ||
         str_array_open(cv, co, cd, c_off, c_large, &c) < 0 || str_check(&c, n) < 0 ||
         str_array_open(pv, po, pd, p_off, p_large, &p) < 0 || str_check(&p, n) < 0 ||
-        str_array_open(iv, io, id, i_off, i_large, &ids) < 0 || str_check(&ids, n) < 0)
+        str_array_open(iv, io, id, i_off, i_large, &ids) < 0 || str_check(&ids, n) < 0 ||
+        str_array_open(hv, ho, hd, h_off, h_large, &hm) < 0 || str_check(&hm, n) < 0)
         goto done;
     if (sv != Py_None && PyObject_GetBuffer(sv, &svalid, PyBUF_SIMPLE) < 0) goto done;
     if (PyObject_GetBuffer(sd, &sdata, PyBUF_SIMPLE) < 0) goto done;
@@ -603,7 +643,10 @@ static PyObject *follow(PyObject *self, PyObject *args) {
     {
         const int64_t *seqs = (const int64_t *)sdata.buf + s_off;
         Py_ssize_t bad = -1;
+        unsigned char digest[32];
         for (Py_ssize_t i = 0; i < n; i++) {
+            const char *pred = NULL; /* the content hash this row's HMAC chains to */
+            size_t pred_len = 0;
             Py_ssize_t bit = s_off + i;
             size_t zlen, clen, plen = 0, ilen = 0;
             if (!str_valid(&z, i) || !str_valid(&c, i) ||
@@ -628,6 +671,7 @@ static PyObject *follow(PyObject *self, PyObject *args) {
                         bad = i;
                         break;
                     }
+                    if (seq == 1) pred = "";
                     if ((f->used + 1) * 2 > f->cap) {
                         if (follower_grow(f) < 0) {
                             PyErr_NoMemory();
@@ -656,11 +700,28 @@ static PyObject *follow(PyObject *self, PyObject *args) {
                     goto take;
                 }
             }
-            if (seq != s->last_seq + 1 || plen != 64 || memcmp(ps, s->last_c, 64) != 0) {
+            if (seq != s->last_seq + 1 ||
+                (has_prev && (plen != 64 || memcmp(ps, s->last_c, 64) != 0))) {
                 bad = i;
                 break;
             }
+            pred = s->last_c;
+            pred_len = 64;
         take:
+            if (keyed && pred) {
+                ctx = inner0;
+                SHA256_Update(&ctx, cs, 64);
+                SHA256_Update(&ctx, "|", 1);
+                SHA256_Update(&ctx, pred, pred_len);
+                SHA256_Final(digest, &ctx);
+                ctx = outer0;
+                SHA256_Update(&ctx, digest, 32);
+                SHA256_Final(digest, &ctx);
+                if (!hex_equals(&hm, i, digest)) {
+                    bad = i;
+                    break;
+                }
+            }
             s->last_seq = seq;
             s->count++;
             memcpy(s->last_c, cs, 64);
@@ -675,6 +736,8 @@ done:
     str_array_close(&c);
     str_array_close(&p);
     str_array_close(&ids);
+    str_array_close(&hm);
+    if (key.obj) PyBuffer_Release(&key);
     if (svalid.obj) PyBuffer_Release(&svalid);
     if (sdata.obj) PyBuffer_Release(&sdata);
     return result;

@@ -17,6 +17,7 @@ report wherever the pass answers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..model import ABSENT_FIELD, HASH_FIELDS, PRECISION_FIELD
-from . import native
+from . import digest, native
 from .report import Finding, Kind, Report
 
 if TYPE_CHECKING:
@@ -44,6 +45,14 @@ class _NotClean(Exception):
     """A row the pass cannot prove: the exhaustive pipeline takes over."""
 
 
+class _OutOfOrder(_NotClean):
+    """A row that does not follow its zone's previous row: out of order, or a broken link."""
+
+    def __init__(self, mode: _Mode | None) -> None:
+        super().__init__()
+        self.mode = mode
+
+
 def clean_pass(
     con: duckdb.DuckDBPyConnection,
     key: bytes | None,
@@ -51,71 +60,108 @@ def clean_pass(
     heads: dict[str, _Head],
     anchor: Report | None,
     inputs: Iterable[Any],
+    recover_microseconds: bool = True,
 ) -> Report | None:
     """The report of an export every row of which verifies, or None if one does not."""
+    inputs = list(inputs)
     try:
-        return _Pass(con, key, zones, heads).run(anchor, inputs)
+        try:
+            return _Pass(con, key, zones, heads, recover_microseconds).run(anchor, inputs)
+        except _OutOfOrder as error:
+            if _snapshot_files(inputs) is not None:
+                raise
+            mode = error.mode
+        # Rows not stored in chain order (hourly OCSF files hold late events in a later
+        # hour; a merged export): once more, sorted by DuckDB. Where the content is not
+        # recomputed (millisecond time) only the narrow chain columns are sorted.
+        return _Pass(con, key, zones, heads, recover_microseconds).run(
+            anchor, inputs, sort=True, narrow=mode is not None and not mode.precise)
     except _NotClean:
         return None
 
 
+@dataclass(frozen=True)
+class _Mode:
+    """What the rows' shape lets the pass check, the same for every row of a pass."""
+
+    has_prev: bool  # prev_content_sha256 is carried (else the HMAC is the link)
+    stored: bool  # content_sha256 is carried (else the recomputed one is chained)
+    precise: bool  # occurred_at in microseconds (else the content is unproven)
+
+
 class _Pass:
     def __init__(self, con: duckdb.DuckDBPyConnection, key: bytes | None,
-                 zones: Sequence[str] | None, heads: dict[str, _Head]) -> None:
+                 zones: Sequence[str] | None, heads: dict[str, _Head],
+                 recover_microseconds: bool) -> None:
         self.con = con
         self.key = key
         self.zones = zones
         self.heads = heads
+        self.recover = recover_microseconds
+        self.mode: _Mode | None = None
         self.follower = native.follower()
-        #: per zone: (event id, seq, source, stored prev) of its first row
-        self.starts: dict[str, tuple[str, int, str, str | None]] = {}
+        #: per zone: (event id, seq, source, stored prev, content hash, chain_hmac) of
+        #: its first row
+        self.starts: dict[str, tuple[str, int, str, str | None, str, str | None]] = {}
 
-    def run(self, anchor: Report | None, inputs: Iterable[Any]) -> Report:
+    def run(self, anchor: Report | None, inputs: list[Any], sort: bool = False,
+            narrow: bool = False) -> Report:
         from concurrent.futures import ThreadPoolExecutor
 
         from .verify import _in_order
 
-        inputs = list(inputs)
-        files = _snapshot_files(inputs)
+        files = None if sort else _snapshot_files(inputs)
         with ThreadPoolExecutor(max_workers=2) as pool:
             if files is not None:
                 # Canonical snapshots only: each worker reads and checks whole row groups
                 # straight from Parquet, so decoding runs on both cores too.
                 checked = _in_order(pool, self._read_and_check, _row_groups(files, self.zones))
             else:
-                checked = _in_order(pool, self._check_rows, self._batches())
-            for batch in checked:
+                checked = _in_order(pool, self._check_rows, self._batches(sort, narrow))
+            for batch, mode in checked:
+                if self.mode is None:
+                    self.mode = mode
+                elif mode != self.mode and batch.num_rows:
+                    raise _NotClean  # shapes mixed: the exhaustive path tells them apart
                 self._follow(batch)
         if not native.ids_unique(self.follower):
             raise _NotClean  # an id at two seqs (or a 64-bit collision): let SQL tell
         stats = {zone: {"events": events, "first_seq": first, "last_seq": last,
                         "last_c": last_c}
                  for zone, events, first, last, last_c in native.follower_zones(self.follower)}
-        findings = self._findings(stats)
+        findings, hmac_unchecked = self._findings(stats)
         from .verify import assemble_report, describe_checks
 
         total = sum(z["events"] for z in stats.values())
-        checks = describe_checks({}, proven=total, total=total, key=self.key,
-                                 hmac_checked=total, heads=len(self.heads), anchor=anchor)
+        mode = self.mode or _Mode(True, True, True)
+        checks = {}
+        if not mode.precise and total:
+            checks["microseconds"] = f"skipped for {total} event(s) (--no-recover-microseconds)"
+        proven = total if mode.precise and mode.stored else 0
+        checks = describe_checks(checks, proven=proven, total=total, key=self.key,
+                                 hmac_checked=total - hmac_unchecked, heads=len(self.heads),
+                                 anchor=anchor)
         return assemble_report(findings, stats, inputs, self.key, checks)
 
     # --- the stream -----------------------------------------------------------------------
 
-    def _batches(self) -> Iterator[pa.RecordBatch]:
-        columns = ", ".join(f'"{name}"' for name in _COLUMNS)
+    def _batches(self, sort: bool, narrow: bool = False) -> Iterator[pa.RecordBatch]:
+        columns = ", ".join(f'"{name}"' if name in _META or not narrow
+                            else f'NULL::VARCHAR AS "{name}"' for name in _COLUMNS)
         where, params = "", None
         if self.zones is not None:
             where, params = "WHERE list_contains($zones, zone_id)", {"zones": list(self.zones)}
         from .verify import arrow_reader
 
-        reader = arrow_reader(self.con, f"SELECT {columns} FROM events {where}", params,
-                              BATCH_ROWS, ordered=True)
+        order = "ORDER BY zone_id, chain_seq" if sort else ""
+        reader = arrow_reader(self.con, f"SELECT {columns} FROM events {where} {order}",
+                              params, BATCH_ROWS, ordered=not sort)
         try:
             yield from reader
         finally:
             reader.close()
 
-    def _read_and_check(self, part: tuple[Any, int]) -> pa.RecordBatch:
+    def _read_and_check(self, part: tuple[Any, int]) -> tuple[pa.RecordBatch, _Mode]:
         parquet, index = part
         try:
             table = parquet.read_row_group(index, columns=list(_COLUMNS), use_threads=False)
@@ -128,67 +174,91 @@ class _Pass:
         return self._check_rows(batch[0] if batch else pa.RecordBatch.from_pylist(
             [], schema=table.schema))
 
-    def _check_rows(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """Every row complete, at microsecond precision, its hash and HMAC exact (a worker
-        thread: the kernel releases the GIL)."""
-        absent = batch.column(ABSENT_FIELD)
-        if absent.null_count != len(absent) and (pc.max(pc.utf8_length(absent)).as_py() or 0):
-            raise _NotClean  # a shape without some field
-        digits = batch.column(PRECISION_FIELD)
-        if digits.null_count != len(digits) and pc.min(digits).as_py() < 6:
-            raise _NotClean  # millisecond time: microsecond recovery needed
-        if native.first_unproven_row(batch, self.key) >= 0:
+    def _check_rows(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, _Mode]:
+        """Every row's content hash (or, at millisecond precision, its form) and, where
+        the prev is carried, its HMAC exact (a worker thread: the kernel releases the GIL).
+        Without a stored content hash the recomputed one takes its place."""
+        mode = _mode_of(batch)
+        if not mode.precise and (self.recover or not mode.stored):
+            raise _NotClean  # recovery (or an unverifiable row) is the exhaustive path's
+        if not mode.stored:
+            column = batch.schema.get_field_index("content_sha256")
+            batch = batch.set_column(column, "content_sha256", native.content_hex(batch))
+        if native.first_unproven_row(batch, self.key, check_content=mode.precise and mode.stored,
+                                     has_prev=mode.has_prev) >= 0:
             raise _NotClean
-        return batch
+        return batch, mode
 
     def _follow(self, batch: pa.RecordBatch) -> None:
         """Link the batch's rows to their zones' previous rows (this thread, in order)."""
-        bad, starts = native.follow(self.follower, batch)
+        assert self.mode is not None
+        bad, starts = native.follow(self.follower, batch, self.key, self.mode.has_prev)
         if bad >= 0:
-            raise _NotClean
+            raise _OutOfOrder(self.mode)
         if starts:
             picked = batch.select(["zone_id", "id", "chain_seq", "source_file", "source_line",
-                                   "prev_content_sha256"]).take(pa.array(starts, pa.int64()))
-            for zone, event, seq, file, line, prev in zip(
+                                   "prev_content_sha256", "content_sha256", "chain_hmac"]
+                                  ).take(pa.array(starts, pa.int64()))
+            for zone, event, seq, file, line, prev, content, hmac in zip(
                     *(column.to_pylist() for column in picked.columns), strict=True):
                 source = file or ""
                 self.starts[zone] = (event, seq, source if line is None else f"{source}:{line}",
-                                     prev)
+                                     prev, content, hmac)
 
     # --- the report -----------------------------------------------------------------------
 
-    def _findings(self, stats: dict[str, dict[str, Any]]) -> list[Finding]:
+    def _findings(self, stats: dict[str, dict[str, Any]]) -> tuple[list[Finding], int]:
+        """The findings of an intact export, and how many HMACs went unchecked (a zone
+        starting later without a prev column: its first HMAC chains to an unseen hash)."""
         from .verify import NO_EVENTS_DETAIL, no_key_detail, unanchored_detail
 
-        findings = []
+        mode = self.mode or _Mode(True, True, True)
+        findings, unchecked = [], 0
         for zone, z in stats.items():
-            event, seq, source, prev = self.starts[zone]
+            event, seq, source, prev, content, hmac = self.starts[zone]
             head = self.heads.get(zone)
             if head is None:
                 if seq > 1:
                     findings.append(Finding(Kind.UNANCHORED_START, zone, event, seq, source,
-                                            unanchored_detail(seq, True)))
-            else:
-                self._check_head(zone, z, seq, prev, head)
+                                            unanchored_detail(seq, mode.has_prev)))
+                    unchecked += not mode.has_prev
+            elif not self._check_head(zone, z, seq, prev, content, hmac, head):
+                unchecked += not mode.has_prev
+            if not mode.precise:
+                findings.append(Finding(
+                    Kind.UNVERIFIABLE, zone, event, seq, source,
+                    f"{z['events']} event(s) have occurred_at in milliseconds and microsecond "
+                    "recovery was skipped: their content is unproven (the HMAC still checks "
+                    "the stored content hash)"))
             if self.key is None:
                 findings.append(Finding(Kind.UNVERIFIABLE, zone, None, None, None,
-                                        no_key_detail()))
+                                        no_key_detail(0 if mode.stored else z["events"])))
         for zone in self.heads:
             if zone not in stats:
                 raise _NotClean  # truncated: the whole zone is gone
         for zone in sorted(set(self.zones or ()) - set(stats) - set(self.heads)):
             findings.append(Finding(Kind.UNVERIFIABLE, zone, None, None, None, NO_EVENTS_DETAIL))
-        return findings
+        return findings, unchecked
 
     def _check_head(self, zone: str, z: dict[str, Any], first_seq: int, first_prev: str | None,
-                    head: _Head) -> None:
-        """The anchor's head must be in the export, or the export must start right after it."""
+                    first_c: str, first_hmac: str | None, head: _Head) -> bool:
+        """The anchor's head must be in the export, or the export must start right after
+        it. Returns whether the first row's link to its predecessor was checked."""
+        assert self.mode is not None
         if first_seq == 1:
             pass
         elif first_seq == head.last_seq + 1:
-            if head.last_content_sha256 and first_prev != head.last_content_sha256:
-                raise _NotClean  # chain_break against the anchor
-            return
+            if not head.last_content_sha256:
+                if self.mode.has_prev:
+                    return False
+                raise _NotClean  # an HMAC that cannot be checked: the exhaustive path says so
+            if self.mode.has_prev:
+                if first_prev != head.last_content_sha256:
+                    raise _NotClean  # chain_break against the anchor
+            elif self.key is not None and first_hmac != digest.chain_hmac(
+                    self.key, first_c, head.last_content_sha256):
+                raise _NotClean  # its HMAC does not chain to the anchor's head
+            return True
         elif first_seq > head.last_seq + 1:
             raise _NotClean  # a gap after the anchor
         if z["last_seq"] < head.last_seq:
@@ -200,7 +270,23 @@ class _Pass:
             ).fetchall()
             if [row[0] for row in rows] != [head.last_content_sha256]:
                 raise _NotClean  # anchor_mismatch
+        return first_seq == 1
 
+
+def _mode_of(batch: pa.RecordBatch) -> _Mode:
+    """The batch's one mode; rows of mixed shapes or precisions are not the pass's."""
+    absent = pc.unique(pc.fill_null(batch.column(ABSENT_FIELD), "")).to_pylist()
+    if len(absent) > 1:
+        raise _NotClean
+    names = set(absent[0].split(",")) - {""} if absent else set()
+    if names & {*HASH_FIELDS, "occurred_at"}:
+        raise _NotClean  # a hashed field the shape lacks: unverifiable content
+    digits = pc.min_max(pc.fill_null(batch.column(PRECISION_FIELD), 6)).as_py()
+    precise = digits["min"] is None or digits["min"] >= 6
+    if not precise and digits["max"] >= 6:
+        raise _NotClean
+    return _Mode(has_prev="prev_content_sha256" not in names,
+                 stored="content_sha256" not in names, precise=precise)
 
 
 def _snapshot_files(inputs: list[Any]) -> list[str] | None:

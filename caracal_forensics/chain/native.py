@@ -77,11 +77,14 @@ def content_hex(batch: pa.RecordBatch | pa.Table) -> pa.Array:
     return _array(batch.num_rows, _native.content_hex(*_content_args(batch)))
 
 
-def first_unproven_row(batch: pa.RecordBatch, key: bytes | None) -> int:
-    """The first row whose stored content_sha256 (and, with a key, chain_hmac over its
-    stored prev) is not exactly the recomputed lowercase hex; -1 if every row holds."""
+def first_unproven_row(batch: pa.RecordBatch, key: bytes | None, *, check_content: bool = True,
+                       has_prev: bool = True) -> int:
+    """The first row whose stored content_sha256 is not exactly the recomputed lowercase
+    hex (without ``check_content``: not 64 characters), or, with a key and ``has_prev``,
+    whose chain_hmac over its stored prev is not; -1 if every row holds."""
     return _native.row_check(
-        key, *_content_args(batch), *_parts(_column(batch, "content_sha256")),
+        key, check_content, has_prev, *_content_args(batch),
+        *_parts(_column(batch, "content_sha256")),
         *_parts(_column(batch, "chain_hmac")), *_parts(_column(batch, "prev_content_sha256")))
 
 
@@ -90,13 +93,17 @@ def follower() -> object:
     return _native.follower_new()
 
 
-def follow(state: object, batch: pa.RecordBatch) -> tuple[int, list[int]]:
-    """Link each row to the previous row of its zone (next seq, prev = its content hash).
-    Returns the first row that does not link (-1 if none) and the rows starting a zone."""
+def follow(state: object, batch: pa.RecordBatch, key: bytes | None = None,
+           has_prev: bool = True) -> tuple[int, list[int]]:
+    """Link each row to the previous row of its zone: the next seq, and its prev is the
+    predecessor's content hash (without ``has_prev``: with a key, its chain_hmac chains to
+    that hash). Returns the first row that does not link (-1 if none) and the rows
+    starting a zone."""
     return _native.follow(
-        state, batch.num_rows, *_parts(_column(batch, "zone_id")),
+        state, key, has_prev, batch.num_rows, *_parts(_column(batch, "zone_id")),
         *_int64_parts(_column(batch, "chain_seq")), *_parts(_column(batch, "content_sha256")),
-        *_parts(_column(batch, "prev_content_sha256")), *_parts(_column(batch, "id")))
+        *_parts(_column(batch, "prev_content_sha256")), *_parts(_column(batch, "id")),
+        *_parts(_column(batch, "chain_hmac")))
 
 
 def follower_zones(state: object) -> list[tuple[str, int, int, int, str]]:

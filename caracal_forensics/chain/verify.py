@@ -185,7 +185,8 @@ def verify(
     if CLEAN_PASS and native.AVAILABLE:
         from .clean import clean_pass
 
-        report = clean_pass(con, run.key, run.zones, run.heads, anchor, inputs)
+        report = clean_pass(con, run.key, run.zones, run.heads, anchor, inputs,
+                            recover_microseconds)
         if report is not None:
             return report
     with run:
