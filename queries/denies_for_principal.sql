@@ -16,4 +16,8 @@ SELECT
 FROM unique_events
 WHERE lower(decision) = 'deny'
   AND json_extract_string(metadata_json, '$.principal_id') = $principal_id
+  -- A cheap, exact prefilter: jsonb text holds a string verbatim unless it has a
+  -- character jsonb escapes (", \, control characters).
+  AND (contains(metadata_json, $principal_id)
+       OR regexp_matches($principal_id, '["\\\x00-\x1f]'))
 ORDER BY occurred_at, zone_id, chain_seq, id

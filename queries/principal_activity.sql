@@ -11,5 +11,9 @@ SELECT
     max(occurred_at) AS last_seen
 FROM unique_events
 WHERE json_extract_string(metadata_json, '$.principal_id') = $principal_id
+  -- A cheap, exact prefilter: jsonb text holds a string verbatim unless it has a
+  -- character jsonb escapes (", \, control characters).
+  AND (contains(metadata_json, $principal_id)
+       OR regexp_matches($principal_id, '["\\\x00-\x1f]'))
 GROUP BY ALL
 ORDER BY first_seen, event_type, decision

@@ -379,6 +379,21 @@ def test_denies_for_principal_is_case_insensitive_and_bound(crafted: cf.Snapshot
     assert hostile["id"].to_list() == ["e19", "e20"]
 
 
+@pytest.mark.parametrize("principal", ['app "quoted"', "back\\slash", "tab\there", "caf\u00e9"])
+def test_principal_queries_find_ids_jsonb_escapes(tmp_path, principal) -> None:
+    """The principal queries prefilter on the raw jsonb text; a principal id that jsonb
+    text escapes (quote, backslash, control character) must still be found."""
+    rows = chain_events([
+        ev("p1", "z1", "token_exchange", 0, "deny", request="r1", principal=principal),
+        ev("p2", "z1", "token_exchange", 1, "deny", request="r2", principal="someone-else"),
+        ev("p3", "z1", "token_exchange", 2, "allow", request="r3", principal=principal),
+    ])
+    snap = cf.open(str(write_jsonl(tmp_path / "db.jsonl", rows)))
+    assert snap.query("denies_for_principal", principal_id=principal)["id"].to_list() == ["p1"]
+    activity = snap.query("principal_activity", principal_id=principal)
+    assert sorted(activity["decision"].to_list()) == ["allow", "deny"]
+
+
 def test_step_up_denies_reads_arrays_and_objects(crafted: cf.Snapshot) -> None:
     found = crafted.query("step_up_denies")
     assert dict(zip(found["id"], found["step_up_required"], strict=True)) == {
