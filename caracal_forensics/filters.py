@@ -225,15 +225,20 @@ def select_sql(
     columns: Sequence[str] | None = None,
     limit: int | None = None,
     extra: Sequence[str] = (),
+    guard: tuple[str, dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """SQL for the newest ``limit`` matching rows of ``relation``, oldest first.
 
     ``columns`` narrows the projection (the ordering columns are always added) so that a
     Parquet scan reads only those. ``extra`` are SQL expressions (``expr AS name``, from
     this package, never user text) computed on the selected rows only. ``limit`` defaults
-    to ``filters.limit``; 0 means all.
+    to ``filters.limit``; 0 means all. ``guard`` is one more condition with its own
+    bound parameters (``Query.guard``).
     """
     where, params = filters.where()
+    if guard is not None:
+        where = f"({where}) AND ({guard[0]})"
+        params = {**params, **guard[1]}
     limit = filters.limit if limit is None else limit
     cols = _columns_sql(columns)
     outer = ", ".join(["*", *extra])

@@ -91,7 +91,6 @@ def tail(
         OCCURRED_AT_SQL,
         OCCURRED_AT_TEXT,
         json_lines,
-        records,
     )
     from ..render.table import event_table, make_console
 
@@ -119,7 +118,7 @@ def tail(
 
     def emit(table, caption: str | None = None) -> None:
         if compiled is not None:
-            lines = list(compiled.lines(records(table), json_lines(table)))
+            lines = list(compiled.lines(table))
             _write(lines)
         elif json_output:
             _write(json_lines(table))
@@ -154,7 +153,10 @@ def tail(
     snap = open_snapshot(source, on_bad_line)
     extra = (f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",)
     if json_output or compiled:
-        _stream(snap.duckdb, filters, EVENT_COLUMNS, extra, emit)
+        # With every match wanted, the expression's `field == 'text'` conditions also run
+        # in SQL (a --limit picks the newest N events before the expression sees them).
+        guard = compiled.guard() if compiled is not None and not filters.limit else None
+        _stream(snap.duckdb, filters, EVENT_COLUMNS, extra, emit, guard)
         return
     table = select(snap.duckdb, filters, columns=EVENT_COLUMNS, extra=extra)
     if table.num_rows == 0:
@@ -168,14 +170,14 @@ def tail(
     emit(table, caption)
 
 
-def _stream(con, filters, columns, extra, emit) -> None:
+def _stream(con, filters, columns, extra, emit, guard=None) -> None:
     """Emit the selected rows batch by batch (``--limit 0`` over a large export)."""
     import duckdb
 
     from ..errors import ForensicsError
     from ..filters import select_sql
 
-    sql, params = select_sql(filters, columns=columns, extra=extra)
+    sql, params = select_sql(filters, columns=columns, extra=extra, guard=guard)
     try:
         reader = con.sql(sql, params=params).to_arrow_reader(65536)
         for batch in reader:

@@ -17,11 +17,15 @@ metadata.principal_id}`` prints one object per event, and ``decision == 'deny' &
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ForensicsError, UsageError
 from .jsonl import dumps
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class Query:
@@ -53,14 +57,86 @@ class Query:
                 f"{self.flag} failed on event {record.get('id')!r}: {message}"
             ) from None
 
-    def lines(self, records: Sequence[dict[str, Any]], event_lines: Sequence[str]) -> Iterator[str]:
-        """The output lines for ``records``; ``event_lines`` are their ``--json`` lines."""
-        for record, line in zip(records, event_lines, strict=True):
-            value = self.search(record)
+    def lines(self, table: pa.Table | pa.RecordBatch) -> Iterator[str]:
+        """The output lines for the events of ``table`` (an event-schema table), in order.
+
+        Only the nested fields the expression names are parsed, and the ``--json`` line
+        is built only for events the expression selects (``true``)."""
+        from .records import json_lines, records
+
+        values = [self.search(record) for record in records(table, self.json_fields)]
+        selected = [i for i, value in enumerate(values) if value is True]
+        event_lines = iter(json_lines(table.take(selected)) if selected else ())
+        for value in values:
             if value is True:
-                yield line
+                yield next(event_lines)
             elif is_truthy(value):
                 yield dumps(value)
+
+    @property
+    def json_fields(self) -> frozenset[str] | None:
+        """The nested record fields the expression can read (None: maybe all of them).
+        Fields are read by name; only ``@`` and ``*`` reach a record's fields otherwise."""
+        from .records import JSON_FIELDS
+
+        nodes = list(_nodes(self._compiled.parsed))
+        if any(node.get("type") in ("current", "value_projection") for node in nodes):
+            return None
+        names = {node.get("value") for node in nodes if node.get("type") == "field"}
+        return frozenset(JSON_FIELDS & names)
+
+    def guard(self) -> tuple[str, dict[str, Any]] | None:
+        """A SQL condition every event the expression prints satisfies, or None.
+
+        ``a && b`` is falsy when either side is, so each ``field == 'text'`` of the
+        top-level ``&&`` chain must hold: a text field is compared as stored, and a string
+        inside a nested field must appear, quoted, in the stored jsonb text (which holds
+        it verbatim unless it has a character jsonb escapes; those are left out). The
+        expression still decides; the guard only spares events it would drop."""
+        from .records import JSON_FIELDS, SOURCE_COLUMN, TEXT_RECORD_FIELDS
+
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        for node in _conjuncts(self._compiled.parsed):
+            if node.get("type") != "comparator" or node.get("value") != "eq":
+                continue
+            left, right = node["children"]
+            if left.get("type") == "literal":
+                left, right = right, left
+            literal = right.get("value") if right.get("type") == "literal" else None
+            if not isinstance(literal, str):
+                continue
+            name = f"q{len(params)}"
+            if left.get("type") == "field" and left["value"] in TEXT_RECORD_FIELDS:
+                clauses.append(f'"{SOURCE_COLUMN[left["value"]]}" = ${name}')
+                params[name] = literal
+            elif (left.get("type") == "subexpression" and left["children"][0].get("type")
+                  == "field" and left["children"][0]["value"] in JSON_FIELDS
+                  and not _JSONB_ESCAPED.search(literal)):
+                column = SOURCE_COLUMN[left["children"][0]["value"]]
+                clauses.append(f'contains("{column}", ${name})')
+                params[name] = f'"{literal}"'
+        return (" AND ".join(clauses), params) if clauses else None
+
+
+#: Characters jsonb text writes escaped: a string holding one is not found verbatim.
+_JSONB_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+
+
+def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("children", ()):
+        if isinstance(child, dict):
+            yield from _nodes(child)
+
+
+def _conjuncts(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The operands of a top-level ``a && b && ...`` chain (the node itself otherwise)."""
+    if node.get("type") == "and_expression":
+        for child in node["children"]:
+            yield from _conjuncts(child)
+    else:
+        yield node
 
 
 def is_truthy(value: Any) -> bool:

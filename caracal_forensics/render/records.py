@@ -55,6 +55,10 @@ SOURCE_COLUMN.update(
     metadata="metadata_json",
 )
 
+#: The nested (jsonb) record fields, and the plain text ones.
+JSON_FIELDS = frozenset({"determining_policies", "diagnostics", "metadata"})
+TEXT_RECORD_FIELDS = frozenset((*TEXT_FIELDS, "chain_hmac", "content_sha256"))
+
 _KIND = {name: "text" for name in RECORD_FIELDS}
 _KIND.update(
     determining_policies="json",
@@ -177,9 +181,14 @@ def json_lines(table: pa.Table | pa.RecordBatch) -> list[str]:
     return lines
 
 
-def records(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
-    """Each row's record as a dict (nested JSON parsed, decimal literals kept)."""
+def records(table: pa.Table | pa.RecordBatch,
+            json_fields: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """Each row's record as a dict (nested JSON parsed, decimal literals kept).
+    ``json_fields`` limits the nested fields built (None: all), for a reader that names
+    the fields it reads (``--query``): parsing them is most of the cost."""
     plan = _plan(table)
+    if json_fields is not None:
+        plan = [p for p in plan if p[1] != "json" or p[0] in json_fields]
     absent = _absent_sets(table)
     out = []
     for row in range(table.num_rows):
