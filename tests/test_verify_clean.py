@@ -274,3 +274,55 @@ def test_first_unproven_row_checks_content_and_hmac() -> None:
     edited[5]["chain_hmac"] = edited[5]["chain_hmac"].upper()
     assert native.first_unproven_row(_batch(edited), KEY) == 5
     assert native.first_unproven_row(_batch(edited), None) == -1
+
+
+# --- verify_files: straight from the readers ------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["db_csv", "db_jsonl", "cli_jsonl", "ocsf", "search"])
+def test_verify_files_gives_the_report_of_the_opened_snapshot(shape, monkeypatch) -> None:
+    from tail_helpers import KEY_FILE, SHAPES
+
+    import caracal_forensics as cf
+    from caracal_forensics.chain.files import verify_files
+
+    key = KEY_FILE.read_text().strip()
+    for recover in (True, False):
+        streamed = verify_files([str(SHAPES[shape])], key=key, recover_microseconds=recover)
+        opened = cf.open(str(SHAPES[shape])).verify(key=key, recover_microseconds=recover)
+        assert _as_dict(streamed.report) == _as_dict(opened)
+        assert streamed.skipped_lines == 0
+        assert all(i.rows for i in streamed.report.inputs)
+
+
+def test_verify_files_streams_an_intact_dump_without_loading_it(tmp_path, monkeypatch) -> None:
+    from tail_helpers import KEY_FILE, SHAPES
+
+    from caracal_forensics import snapshot
+    from caracal_forensics.chain.files import verify_files
+
+    monkeypatch.setattr(snapshot, "open_sources", lambda *a, **k: pytest.fail("loaded"))
+    key = KEY_FILE.read_text().strip()
+    result = verify_files([str(SHAPES["db_csv"])], key=key)
+    assert result.report.status == "intact" and result.report.events_checked == 240
+
+
+def test_verify_files_falls_back_for_findings_and_counts_skipped_lines(tmp_path) -> None:
+    from tail_helpers import KEY_FILE, SHAPES
+
+    from caracal_forensics.chain.files import verify_files
+    from caracal_forensics.errors import InputError
+
+    key = KEY_FILE.read_text().strip()
+    lines = SHAPES["db_jsonl"].read_bytes().split(b"\n")  # not splitlines: U+2028 in values
+    broken = tmp_path / "db.jsonl"
+    broken.write_bytes(b"\n".join([*lines[:10], b"{not json", *lines[10:]]))
+    with pytest.raises(InputError, match=r"db\.jsonl.*line 11"):
+        verify_files([str(broken)], key=key)
+    skipped = verify_files([str(broken)], key=key, on_bad_line="skip")
+    assert skipped.skipped_lines == 1 and skipped.report.status == "intact"
+    edited = tmp_path / "edited.jsonl"
+    edited.write_bytes(b"\n".join(lines).replace(b'"deny"', b'"allow"', 1))
+    report = verify_files([str(edited)], key=key).report
+    assert report.status == "tampered"
+    assert "content_mismatch" in {f.kind for f in report.findings}

@@ -53,6 +53,26 @@ class _OutOfOrder(_NotClean):
         self.mode = mode
 
 
+def clean_pass_over(
+    batches: Iterable[pa.RecordBatch],
+    key: bytes | None,
+    zones: Sequence[str] | None,
+    anchor: Report | None,
+    inputs: Iterable[Any],
+    recover_microseconds: bool = True,
+) -> Report | None:
+    """The clean pass over event batches as a reader gives them (no DuckDB at all): the
+    report if every row verifies in the order given, else None."""
+    from .verify import anchor_heads
+
+    zones = list(dict.fromkeys(zones)) if zones else None
+    try:
+        return _Pass(None, key, zones, anchor_heads(anchor, zones), recover_microseconds).run(
+            anchor, list(inputs), batches=batches)
+    except _NotClean:
+        return None
+
+
 def clean_pass(
     con: duckdb.DuckDBPyConnection,
     key: bytes | None,
@@ -90,7 +110,7 @@ class _Mode:
 
 
 class _Pass:
-    def __init__(self, con: duckdb.DuckDBPyConnection, key: bytes | None,
+    def __init__(self, con: duckdb.DuckDBPyConnection | None, key: bytes | None,
                  zones: Sequence[str] | None, heads: dict[str, _Head],
                  recover_microseconds: bool) -> None:
         self.con = con
@@ -103,16 +123,20 @@ class _Pass:
         #: per zone: (event id, seq, source, stored prev, content hash, chain_hmac) of
         #: its first row
         self.starts: dict[str, tuple[str, int, str, str | None, str, str | None]] = {}
+        #: per anchored zone: the content hashes seen at the anchor's last seq
+        self.at_head: dict[str, list[str]] = {zone: [] for zone in heads}
 
     def run(self, anchor: Report | None, inputs: list[Any], sort: bool = False,
-            narrow: bool = False) -> Report:
+            narrow: bool = False, batches: Iterable[pa.RecordBatch] | None = None) -> Report:
         from concurrent.futures import ThreadPoolExecutor
 
         from .verify import _in_order
 
-        files = None if sort else _snapshot_files(inputs)
+        files = None if sort or batches is not None else _snapshot_files(inputs)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            if files is not None:
+            if batches is not None:
+                checked = _in_order(pool, self._select_and_check, batches)
+            elif files is not None:
                 # Canonical snapshots only: each worker reads and checks whole row groups
                 # straight from Parquet, so decoding runs on both cores too.
                 checked = _in_order(pool, self._read_and_check, _row_groups(files, self.zones))
@@ -174,6 +198,13 @@ class _Pass:
         return self._check_rows(batch[0] if batch else pa.RecordBatch.from_pylist(
             [], schema=table.schema))
 
+    def _select_and_check(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, _Mode]:
+        batch = batch.select(list(_COLUMNS))
+        if self.zones is not None:
+            batch = batch.filter(pc.is_in(batch.column("zone_id"),
+                                          value_set=pa.array(self.zones, pa.string())))
+        return self._check_rows(batch)
+
     def _check_rows(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, _Mode]:
         """Every row's content hash (or, at millisecond precision, its form) and, where
         the prev is carried, its HMAC exact (a worker thread: the kernel releases the GIL).
@@ -195,6 +226,12 @@ class _Pass:
         bad, starts = native.follow(self.follower, batch, self.key, self.mode.has_prev)
         if bad >= 0:
             raise _OutOfOrder(self.mode)
+        for zone, hashes in self.at_head.items():
+            seq = self.heads[zone].last_seq
+            at = pc.and_(pc.equal(batch.column("zone_id"), zone),
+                         pc.equal(batch.column("chain_seq"), seq))
+            if pc.any(at).as_py():
+                hashes += pc.filter(batch.column("content_sha256"), at).to_pylist()
         if starts:
             picked = batch.select(["zone_id", "id", "chain_seq", "source_file", "source_line",
                                    "prev_content_sha256", "content_sha256", "chain_hmac"]
@@ -264,11 +301,7 @@ class _Pass:
         if z["last_seq"] < head.last_seq:
             raise _NotClean  # truncated
         if head.last_content_sha256 and head.last_seq >= first_seq:
-            rows = self.con.execute(
-                "SELECT content_sha256 FROM events WHERE zone_id = $zone AND chain_seq = $seq",
-                {"zone": zone, "seq": head.last_seq},
-            ).fetchall()
-            if [row[0] for row in rows] != [head.last_content_sha256]:
+            if self.at_head[zone] != [head.last_content_sha256]:
                 raise _NotClean  # anchor_mismatch
         return first_seq == 1
 

@@ -205,6 +205,16 @@ class _Head:
     last_content_sha256: str | None
 
 
+def anchor_heads(anchor: Report | None, zones: Sequence[str] | None) -> dict[str, _Head]:
+    """The trusted zone heads of an anchor report (of the zones verified)."""
+    heads: dict[str, _Head] = {}
+    if anchor is not None:
+        for z in anchor.zones:
+            if z.last_seq is not None and (zones is None or z.zone_id in zones):
+                heads[z.zone_id] = _Head(z.zone_id, z.last_seq, z.last_content_sha256)
+    return heads
+
+
 class _Run:
     """One verification: temporary tables on the caller's connection, dropped afterwards."""
 
@@ -231,11 +241,7 @@ class _Run:
         self.t = {name: f"{self.db}.{name}" for name in ("zones", "files", "rows", "rec",
                                                            "chain", "x", "anchor", "vouch",
                                                            "ranked")}
-        self.heads: dict[str, _Head] = {}
-        if anchor is not None:
-            for z in anchor.zones:
-                if z.last_seq is not None and (self.zones is None or z.zone_id in self.zones):
-                    self.heads[z.zone_id] = _Head(z.zone_id, z.last_seq, z.last_content_sha256)
+        self.heads = anchor_heads(anchor, self.zones)
         self.src = "(SELECT NULL)"
         self.repeated_seqs = False
         self.findings: list[Finding] = []

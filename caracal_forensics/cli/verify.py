@@ -18,6 +18,8 @@ from .app import (
     VerifyZoneOption,
     app,
     open_snapshot,
+    resolve_sources,
+    warn,
 )
 
 if TYPE_CHECKING:
@@ -57,23 +59,28 @@ def verify(
 
     Exit 0 intact, 1 tampered, 2 usage or input error, 3 partial (a check could not run).
     """
+    from ..chain.files import verify_files
     from ..chain.report import Report
     from ..chain.verify import show_preimage as preimage_text
-    from ..chain.verify import verify as run_verify
     from ..keys import load_key
 
     key = load_key(key_file)  # a bad key is a usage error before any input is read
     previous = Report.from_file(anchor) if anchor else None
-    snap = open_snapshot(source, on_bad_line)
     if show_preimage is not None:
+        snap = open_snapshot(source, on_bad_line)
         print(preimage_text(snap.duckdb, show_preimage))
         return
-    _refuse_overwriting_inputs(report_file, snap.inputs)
+    paths = resolve_sources(source)
     with _progress_bar() as progress:
-        result = run_verify(
-            snap.duckdb, key=key, zones=zone or None, anchor=previous,
-            recover_microseconds=recover_microseconds, inputs=snap.inputs, progress=progress,
+        verified = verify_files(
+            paths, key=key, zones=zone or None, anchor=previous,
+            recover_microseconds=recover_microseconds, on_bad_line=on_bad_line,
+            progress=progress,
         )
+    if verified.skipped_lines:
+        warn(f"skipped {verified.skipped_lines} malformed line(s) (--on-bad-line skip)")
+    result = verified.report
+    _refuse_overwriting_inputs(report_file, result.inputs)
     if report_file:
         result.write(report_file)
     try:
