@@ -277,6 +277,9 @@ def test_query_errors_name_the_flag():
     assert bad.code == 2 and "--query" in bad.err and "JMESPath" in bad.err
     failing = run_cli("audit", "tail", "-s", SHAPES["db_csv"], "--query", "abs(id)")
     assert failing.code == 2 and "--query" in failing.err and "ev-" in failing.err
+    ordering = run_cli("audit", "tail", "-s", SHAPES["db_csv"], "--query", "id < chain_seq")
+    assert ordering.code == 2 and "--query" in ordering.err
+    assert "Traceback" not in ordering.err and len(ordering.err.strip().splitlines()) == 1
 
 
 # --- the seed's jq recipes ----------------------------------------------------------

@@ -44,14 +44,17 @@ class Query:
         except JMESPathError as error:
             message = " ".join(str(error).split())
             raise UsageError(f"{flag} {expression!r} is not valid JMESPath: {message}") from None
+        from .jmes import compile_parsed
+
+        self._evaluate = compile_parsed(self._compiled.parsed)
 
     def search(self, record: dict[str, Any]) -> Any:
         """The expression's value for one record."""
         from jmespath.exceptions import JMESPathError
 
         try:
-            return self._compiled.search(record)
-        except JMESPathError as error:
+            return self._evaluate(record)
+        except (JMESPathError, TypeError, ValueError) as error:  # 'a' < 1 is a TypeError
             message = " ".join(str(error).split())
             raise ForensicsError(
                 f"{self.flag} failed on event {record.get('id')!r}: {message}"
