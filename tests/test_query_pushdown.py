@@ -91,11 +91,11 @@ def test_the_guard_and_the_fields_are_what_the_expression_names() -> None:
     sql, params = query.guard()
     assert sql == '"decision" = $q0 AND contains("metadata_json", $q1)'
     assert params == {"q0": "deny", "q1": '"app-7"'}
-    assert query.json_fields == {"metadata"}
+    assert query.fields == {"decision", "metadata", "id"}
     assert Query("decision == 'deny' || id == 'x'").guard() is None  # an || is not a guard
     assert Query("metadata.note == 'a\"b'").guard() is None  # jsonb escapes the quote
-    assert Query("keys(@)").json_fields is None and Query("*").json_fields is None
-    assert Query("id").json_fields == frozenset()
+    assert Query("keys(@)").fields is None and Query("*").fields is None
+    assert Query("id").fields == {"id"}
 
 
 def test_cli_uses_the_guard_only_when_every_match_is_wanted(snap) -> None:

@@ -67,7 +67,7 @@ class Query:
         is built only for events the expression selects (``true``)."""
         from .records import json_lines, records
 
-        values = [self.search(record) for record in records(table, self.json_fields)]
+        values = [self.search(record) for record in records(table, self.fields)]
         selected = [i for i, value in enumerate(values) if value is True]
         event_lines = iter(json_lines(table.take(selected)) if selected else ())
         for value in values:
@@ -77,16 +77,16 @@ class Query:
                 yield dumps(value)
 
     @property
-    def json_fields(self) -> frozenset[str] | None:
-        """The nested record fields the expression can read (None: maybe all of them).
-        Fields are read by name; only ``@`` and ``*`` reach a record's fields otherwise."""
-        from .records import JSON_FIELDS
+    def fields(self) -> frozenset[str] | None:
+        """The record fields the expression can read (None: maybe all of them). Fields
+        are read by name; only ``@`` and ``*`` reach a record's fields otherwise."""
+        from .records import RECORD_FIELDS
 
         nodes = list(_nodes(self._compiled.parsed))
         if any(node.get("type") in ("current", "value_projection") for node in nodes):
             return None
         names = {node.get("value") for node in nodes if node.get("type") == "field"}
-        return frozenset(JSON_FIELDS & names)
+        return frozenset(names.intersection(RECORD_FIELDS))
 
     def guard(self) -> tuple[str, dict[str, Any]] | None:
         """A SQL condition every event the expression prints satisfies, or None.

@@ -138,11 +138,14 @@ def _absent_sets(table: pa.Table | pa.RecordBatch) -> list[frozenset[str]]:
     return out
 
 
-def _plan(table: pa.Table | pa.RecordBatch) -> list[tuple[str, str, list[Any]]]:
-    """(record field, kind, values) for each field the table can provide."""
+def _plan(table: pa.Table | pa.RecordBatch,
+          fields: frozenset[str] | None = None) -> list[tuple[str, str, list[Any]]]:
+    """(record field, kind, values) for each field the table can provide (of ``fields``)."""
     names = set(table.schema.names)
     plan = []
     for field in RECORD_FIELDS:
+        if fields is not None and field not in fields:
+            continue
         kind = _KIND[field]
         if kind == "time":
             plan.append((field, kind, occurred_at_texts(table)))
@@ -182,13 +185,11 @@ def json_lines(table: pa.Table | pa.RecordBatch) -> list[str]:
 
 
 def records(table: pa.Table | pa.RecordBatch,
-            json_fields: frozenset[str] | None = None) -> list[dict[str, Any]]:
+            fields: frozenset[str] | None = None) -> list[dict[str, Any]]:
     """Each row's record as a dict (nested JSON parsed, decimal literals kept).
-    ``json_fields`` limits the nested fields built (None: all), for a reader that names
-    the fields it reads (``--query``): parsing them is most of the cost."""
-    plan = _plan(table)
-    if json_fields is not None:
-        plan = [p for p in plan if p[1] != "json" or p[0] in json_fields]
+    ``fields`` limits the fields built (None: all), for a reader that names the fields
+    it reads (``--query``): building and parsing the others is most of the cost."""
+    plan = _plan(table, fields)
     absent = _absent_sets(table)
     out = []
     for row in range(table.num_rows):
