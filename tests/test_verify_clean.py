@@ -44,13 +44,13 @@ def both(con_factory, monkeypatch=None, **kwargs) -> tuple[Report, bool]:
 
 
 def _run(con, spy, clean_pass: bool, **kwargs) -> Report:
-    saved = (verify_module.CLEAN_PASS, clean.clean_pass)
-    verify_module.CLEAN_PASS, clean.clean_pass = clean_pass, spy
+    saved = (clean.ENABLED, clean.clean_pass)
+    clean.ENABLED, clean.clean_pass = clean_pass, spy
     try:
         kwargs.setdefault("key", KEY)
         return verify_module.verify(con, **kwargs)
     finally:
-        verify_module.CLEAN_PASS, clean.clean_pass = saved
+        clean.ENABLED, clean.clean_pass = saved
 
 
 def rows_con(rows):
@@ -326,3 +326,16 @@ def test_verify_files_falls_back_for_findings_and_counts_skipped_lines(tmp_path)
     report = verify_files([str(edited)], key=key).report
     assert report.status == "tampered"
     assert "content_mismatch" in {f.kind for f in report.findings}
+
+
+def test_verify_files_checks_a_snapshot_without_duckdb(snapshot_dir, monkeypatch) -> None:
+    import caracal_forensics as cf
+    from caracal_forensics import snapshot
+    from caracal_forensics.chain.files import verify_files
+
+    opened = cf.open(str(snapshot_dir)).verify(key=KEY)
+    monkeypatch.setattr(snapshot, "open_sources", lambda *a, **k: pytest.fail("opened"))
+    streamed = verify_files([str(snapshot_dir)], key=KEY, zones=["zone-c", "zone-a"])
+    assert [z.zone_id for z in streamed.report.zones] == ["zone-a", "zone-c"]
+    streamed = verify_files([str(snapshot_dir)], key=KEY)
+    assert _as_dict(streamed.report) == _as_dict(opened)

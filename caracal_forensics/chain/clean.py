@@ -20,7 +20,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -29,7 +28,13 @@ from . import digest, native
 from .report import Finding, Kind, Report
 
 if TYPE_CHECKING:
-    from .verify import _Head
+    import duckdb
+
+    from .summary import Head
+
+#: Try the clean pass first: one streaming pass that proves an intact export intact,
+#: else gives up and the exhaustive pipeline (``verify.py``) explains what is wrong.
+ENABLED = True
 
 #: Rows per batch read from DuckDB and checked by one kernel call.
 BATCH_ROWS = 65536
@@ -54,16 +59,17 @@ class _OutOfOrder(_NotClean):
 
 
 def clean_pass_over(
-    batches: Iterable[pa.RecordBatch],
+    batches: Iterable[pa.RecordBatch] | None,
     key: bytes | None,
     zones: Sequence[str] | None,
     anchor: Report | None,
     inputs: Iterable[Any],
     recover_microseconds: bool = True,
 ) -> Report | None:
-    """The clean pass over event batches as a reader gives them (no DuckDB at all): the
-    report if every row verifies in the order given, else None."""
-    from .verify import anchor_heads
+    """The clean pass over event batches as a reader gives them, or (``batches`` None)
+    over the Parquet files of the canonical snapshots among ``inputs``, without DuckDB:
+    the report if every row verifies in the order given, else None."""
+    from .summary import anchor_heads
 
     zones = list(dict.fromkeys(zones)) if zones else None
     try:
@@ -77,7 +83,7 @@ def clean_pass(
     con: duckdb.DuckDBPyConnection,
     key: bytes | None,
     zones: Sequence[str] | None,
-    heads: dict[str, _Head],
+    heads: dict[str, Head],
     anchor: Report | None,
     inputs: Iterable[Any],
     recover_microseconds: bool = True,
@@ -111,7 +117,7 @@ class _Mode:
 
 class _Pass:
     def __init__(self, con: duckdb.DuckDBPyConnection | None, key: bytes | None,
-                 zones: Sequence[str] | None, heads: dict[str, _Head],
+                 zones: Sequence[str] | None, heads: dict[str, Head],
                  recover_microseconds: bool) -> None:
         self.con = con
         self.key = key
@@ -130,18 +136,18 @@ class _Pass:
             narrow: bool = False, batches: Iterable[pa.RecordBatch] | None = None) -> Report:
         from concurrent.futures import ThreadPoolExecutor
 
-        from .verify import _in_order
+        from .summary import in_order
 
         files = None if sort or batches is not None else _snapshot_files(inputs)
         with ThreadPoolExecutor(max_workers=2) as pool:
             if batches is not None:
-                checked = _in_order(pool, self._select_and_check, batches)
+                checked = in_order(pool, self._select_and_check, batches)
             elif files is not None:
                 # Canonical snapshots only: each worker reads and checks whole row groups
                 # straight from Parquet, so decoding runs on both cores too.
-                checked = _in_order(pool, self._read_and_check, _row_groups(files, self.zones))
+                checked = in_order(pool, self._read_and_check, _row_groups(files, self.zones))
             else:
-                checked = _in_order(pool, self._check_rows, self._batches(sort, narrow))
+                checked = in_order(pool, self._check_rows, self._batches(sort, narrow))
             for batch, mode in checked:
                 if self.mode is None:
                     self.mode = mode
@@ -154,7 +160,7 @@ class _Pass:
                         "last_c": last_c}
                  for zone, events, first, last, last_c in native.follower_zones(self.follower)}
         findings, hmac_unchecked = self._findings(stats)
-        from .verify import assemble_report, describe_checks
+        from .summary import assemble_report, describe_checks
 
         total = sum(z["events"] for z in stats.values())
         mode = self.mode or _Mode(True, True, True)
@@ -247,7 +253,7 @@ class _Pass:
     def _findings(self, stats: dict[str, dict[str, Any]]) -> tuple[list[Finding], int]:
         """The findings of an intact export, and how many HMACs went unchecked (a zone
         starting later without a prev column: its first HMAC chains to an unseen hash)."""
-        from .verify import NO_EVENTS_DETAIL, no_key_detail, unanchored_detail
+        from .summary import NO_EVENTS_DETAIL, no_key_detail, unanchored_detail
 
         mode = self.mode or _Mode(True, True, True)
         findings, unchecked = [], 0
@@ -278,7 +284,7 @@ class _Pass:
         return findings, unchecked
 
     def _check_head(self, zone: str, z: dict[str, Any], first_seq: int, first_prev: str | None,
-                    first_c: str, first_hmac: str | None, head: _Head) -> bool:
+                    first_c: str, first_hmac: str | None, head: Head) -> bool:
         """The anchor's head must be in the export, or the export must start right after
         it. Returns whether the first row's link to its predecessor was checked."""
         assert self.mode is not None

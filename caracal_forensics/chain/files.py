@@ -43,11 +43,9 @@ def verify_files(
     from ..errors import UsageError
     from ..keys import coerce_key
     from ..model import Shape
-    from ..snapshot import open_sources
     from ..sources import BadLines, scan
-    from . import native
+    from . import clean, native
     from .clean import clean_pass_over
-    from .verify import CLEAN_PASS, verify
 
     if on_bad_line not in ("error", "skip"):
         raise UsageError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
@@ -55,15 +53,18 @@ def verify_files(
     inputs = scan(list(paths))
     if not inputs:
         raise UsageError(f"no export files found in {', '.join(paths)}")
-    streamable = (CLEAN_PASS and native.AVAILABLE
-                  and not any(i.holds_alerts for i in inputs)  # alerts are counted on load
-                  and all(i.shape != Shape.SNAPSHOT for i in inputs))  # already columnar
-    if streamable:
+    # alerts files are counted when loaded, so such a set is opened the usual way
+    if clean.ENABLED and native.AVAILABLE and not any(i.holds_alerts for i in inputs):
         bad = BadLines(skip=on_bad_line == "skip")
-        report = clean_pass_over(_batches(inputs, bad), key_bytes, zones, anchor, inputs,
-                                 recover_microseconds)
+        # canonical snapshots are read by row group on both cores; the rest streams
+        snapshots = all(i.shape == Shape.SNAPSHOT for i in inputs)
+        report = clean_pass_over(None if snapshots else _batches(inputs, bad), key_bytes,
+                                 zones, anchor, inputs, recover_microseconds)
         if report is not None:
             return Verified(report, bad.count)
+    from ..snapshot import open_sources
+    from .verify import verify
+
     snap = open_sources(list(paths), on_bad_line=on_bad_line)
     report = verify(snap.duckdb, key=key_bytes, zones=zones, anchor=anchor,
                     recover_microseconds=recover_microseconds, inputs=snap.inputs,

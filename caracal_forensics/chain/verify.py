@@ -27,21 +27,27 @@ import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .._version import __version__
 from ..errors import NotFoundError
 from ..keys import coerce_key, key_fingerprint
 from ..model import ABSENT_FIELD, HASH_FIELDS, JSONB_FIELDS, PRECISION_FIELD
 from . import digest, native
 from .digest import Progress
-from .report import Finding, InputSummary, Kind, Report, ZoneSummary, status_of
+from .report import Finding, Kind, Report
+from .summary import (
+    NO_EVENTS_DETAIL,
+    anchor_heads,
+    assemble_report,
+    describe_checks,
+    in_order,
+    no_key_detail,
+    unanchored_detail,
+)
 
 #: Per zone and kind, at most this many findings are listed; the rest are counted.
 MAX_FINDINGS_PER_KIND = 1000
@@ -55,9 +61,6 @@ STREAM_BATCH = 32768
 #: Transformed rows inserted into a work table at once.
 FLUSH_ROWS = 122880
 
-#: Try the clean pass first (``clean.py``): one streaming pass that proves an intact
-#: export intact, else gives up and the exhaustive pipeline below explains what is wrong.
-CLEAN_PASS = True
 
 #: The content check of one row (``rows.state``).
 OK, COMPUTED, MISMATCH, ABSENT, SKIPPED, PENDING, NO_HASH = range(7)
@@ -182,7 +185,9 @@ def verify(
     is called with (done, total) during microsecond recovery.
     """
     run = _Run(con, coerce_key(key), zones, anchor, max_findings)
-    if CLEAN_PASS and native.AVAILABLE:
+    from . import clean
+
+    if clean.ENABLED and native.AVAILABLE:
         from .clean import clean_pass
 
         report = clean_pass(con, run.key, run.zones, run.heads, anchor, inputs,
@@ -194,25 +199,6 @@ def verify(
         run.recover(recover_microseconds, progress)
         run.link()
         return run.report(inputs)
-
-
-@dataclass(frozen=True)
-class _Head:
-    """A trusted zone head from the anchor."""
-
-    zone_id: str
-    last_seq: int
-    last_content_sha256: str | None
-
-
-def anchor_heads(anchor: Report | None, zones: Sequence[str] | None) -> dict[str, _Head]:
-    """The trusted zone heads of an anchor report (of the zones verified)."""
-    heads: dict[str, _Head] = {}
-    if anchor is not None:
-        for z in anchor.zones:
-            if z.last_seq is not None and (zones is None or z.zone_id in zones):
-                heads[z.zone_id] = _Head(z.zone_id, z.last_seq, z.last_content_sha256)
-    return heads
 
 
 class _Run:
@@ -406,7 +392,7 @@ class _Run:
             with ThreadPoolExecutor(max_workers=2) as pool:
                 held: list[pa.RecordBatch] = []
                 rows = 0
-                for out in _in_order(pool, transform, source):
+                for out in in_order(pool, transform, source):
                     if follow is not None:
                         out = follow.extend(out)
                     held.append(out)
@@ -458,7 +444,7 @@ class _Run:
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 reader = self.con.sql(query).to_arrow_reader(RECOVERY_BATCH)
-                for result in _in_order(pool, _recover_batch, reader):
+                for result in in_order(pool, _recover_batch, reader):
                     writer.register("_cf_recovered", result)
                     writer.execute(f"INSERT INTO {self.t['rec']} SELECT * FROM _cf_recovered")
                     writer.unregister("_cf_recovered")
@@ -938,75 +924,6 @@ class _Run:
         )
 
 
-# --- what both passes say ---------------------------------------------------------------
-
-NO_EVENTS_DETAIL = "no events of this zone in the export"
-
-
-def unanchored_detail(first_seq: int, has_prev: bool) -> str:
-    unchecked = "its link to the previous event" + (
-        "" if has_prev else " and its HMAC") + " are unchecked"
-    return f"the zone starts at seq {first_seq} here and no anchor covers it: {unchecked}"
-
-
-def no_key_detail(unproven: int = 0) -> str:
-    extra = ""
-    if unproven:
-        extra = (f"; {unproven} event(s) carry no content_sha256, so their content is "
-                 "unproven too")
-    return ("chain_hmac not checked: no key given (--key-file, AUDIT_HMAC_KEY or "
-            f"AUDIT_HMAC_KEY_FILE){extra}")
-
-
-def describe_checks(checks: dict[str, str], *, proven: int, total: int, key: bytes | None,
-                    hmac_checked: int, heads: int, anchor: Report | None) -> dict[str, str]:
-    """The report's ``checks``: what was checked, how often, in a fixed order."""
-    checks = dict(checks)
-    checks["content"] = f"recomputed and compared for {proven} of {total} row(s)"
-    if key is None:
-        checks["hmac"] = "not run: no key"
-    else:
-        checks["hmac"] = f"checked for {hmac_checked} event(s) with key {key_fingerprint(key)}"
-    checks["links"] = "prev_content_sha256 against the predecessor, per zone in chain_seq order"
-    checks["sequence"] = "gaps and duplicates of chain_seq and id, per zone"
-    checks["anchor"] = (
-        f"{heads} zone head(s) from a report of {anchor.generated_at}"
-        if anchor is not None else "none: a cut-off tail cannot be detected"
-    )
-    checks.setdefault("microseconds", "not needed")
-    order = ("content", "microseconds", "hmac", "links", "sequence", "anchor")
-    return {name: checks[name] for name in order if name in checks}
-
-
-def assemble_report(findings: list[Finding], zones: dict[str, dict[str, Any]],
-                    inputs: Iterable[Any], key: bytes | None,
-                    checks: dict[str, str]) -> Report:
-    """The Report from findings and per-zone stats (events, first_seq, last_seq, last_c)."""
-    findings = sorted(findings, key=Finding.sort_key)
-    by_zone: dict[str | None, list[Finding]] = defaultdict(list)
-    for finding in findings:
-        by_zone[finding.zone_id].append(finding)
-    summaries = [
-        ZoneSummary(zone_id=zone_id, events=z["events"], first_seq=z["first_seq"],
-                    last_seq=z["last_seq"], last_content_sha256=z["last_c"],
-                    status=status_of(by_zone.get(zone_id, [])))
-        for zone_id, z in sorted(zones.items())
-    ]
-    for zone_id in sorted(set(by_zone) - set(zones) - {None}):
-        summaries.append(ZoneSummary(zone_id, 0, None, None, None, status_of(by_zone[zone_id])))
-    return Report(
-        status=status_of(findings),
-        events_checked=sum(z["events"] for z in zones.values()),
-        zones=summaries,
-        findings=findings,
-        inputs=[InputSummary.of(i) for i in inputs],
-        key_fingerprint=key_fingerprint(key),
-        toolkit_version=__version__,
-        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        checks=checks,
-    )
-
-
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
 
@@ -1204,18 +1121,6 @@ def arrow_reader(con: duckdb.DuckDBPyConnection, query: str, params: dict[str, A
 def _all_true(mask: pa.Array) -> bool:
     """Whether a boolean array holds true in every row (no NULL, no false)."""
     return mask.null_count == 0 and (len(mask) == 0 or pc.all(mask).as_py() is True)
-
-
-def _in_order(pool, transform, batches, in_flight: int = 2):
-    """``transform`` over ``batches`` on the pool, results in input order, ``in_flight``
-    at a time (so memory stays bounded while both cores work)."""
-    pending = []
-    for batch in batches:
-        pending.append(pool.submit(transform, batch))
-        if len(pending) > in_flight:
-            yield pending.pop(0).result()
-    for future in pending:
-        yield future.result()
 
 
 # --- --show-preimage ------------------------------------------------------------------

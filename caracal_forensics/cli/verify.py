@@ -61,12 +61,13 @@ def verify(
     """
     from ..chain.files import verify_files
     from ..chain.report import Report
-    from ..chain.verify import show_preimage as preimage_text
     from ..keys import load_key
 
     key = load_key(key_file)  # a bad key is a usage error before any input is read
     previous = Report.from_file(anchor) if anchor else None
     if show_preimage is not None:
+        from ..chain.verify import show_preimage as preimage_text
+
         snap = open_snapshot(source, on_bad_line)
         print(preimage_text(snap.duckdb, show_preimage))
         return
