@@ -161,6 +161,20 @@ static void hmac_states(const unsigned char *key, size_t key_len, SHA256_CTX *in
     SHA256_Update(outer, pad, 64);
 }
 
+/* HMAC-SHA256(key, content + "|" + prev) from the key's precomputed pad states. */
+static inline void chain_hmac(const SHA256_CTX *inner0, const SHA256_CTX *outer0,
+                              const unsigned char *c, size_t c_len, const unsigned char *p,
+                              size_t p_len, unsigned char digest[32]) {
+    SHA256_CTX ctx = *inner0;
+    SHA256_Update(&ctx, c, c_len);
+    SHA256_Update(&ctx, "|", 1);
+    if (p_len) SHA256_Update(&ctx, p, p_len);
+    SHA256_Final(digest, &ctx);
+    ctx = *outer0;
+    SHA256_Update(&ctx, digest, 32);
+    SHA256_Final(digest, &ctx);
+}
+
 /* hmac_hex(key, n, content(v, o, d, offset, large), prev(v, o, d, offset, large)):
  * HMAC-SHA256(key, content + "|" + (prev or "")); NULL where content is NULL. */
 static PyObject *hmac_hex(PyObject *self, PyObject *args) {
@@ -179,7 +193,7 @@ static PyObject *hmac_hex(PyObject *self, PyObject *args) {
         goto done;
     if (!hex_result(n, &rv, &ro, &rd)) goto done;
     {
-        SHA256_CTX inner0, outer0, ctx;
+        SHA256_CTX inner0, outer0;
         hmac_states(key.buf, (size_t)key.len, &inner0, &outer0);
         char *out = PyBytes_AS_STRING(rd);
         unsigned char digest[32];
@@ -191,17 +205,9 @@ static PyObject *hmac_hex(PyObject *self, PyObject *args) {
             }
             size_t len;
             const unsigned char *s = str_at(&c, i, &len);
-            ctx = inner0;
-            SHA256_Update(&ctx, s, len);
-            SHA256_Update(&ctx, "|", 1);
-            if (str_valid(&p, i)) {
-                s = str_at(&p, i, &len);
-                SHA256_Update(&ctx, s, len);
-            }
-            SHA256_Final(digest, &ctx);
-            ctx = outer0;
-            SHA256_Update(&ctx, digest, 32);
-            SHA256_Final(digest, &ctx);
+            size_t p_len = 0;
+            const unsigned char *ps = str_valid(&p, i) ? str_at(&p, i, &p_len) : NULL;
+            chain_hmac(&inner0, &outer0, s, len, ps, p_len, digest);
             to_hex(digest, out + i * 64);
             set_valid(rv, i);
         }
@@ -439,7 +445,7 @@ static PyObject *row_check(PyObject *self, PyObject *args) {
     {
         Py_ssize_t bad = -1;
         int keyed = key.obj != NULL && has_prev;
-        SHA256_CTX inner0, outer0, ctx;
+        SHA256_CTX inner0, outer0;
         Py_BEGIN_ALLOW_THREADS
         if (keyed) hmac_states(key.buf, (size_t)key.len, &inner0, &outer0);
         unsigned char digest[32];
@@ -466,17 +472,9 @@ static PyObject *row_check(PyObject *self, PyObject *args) {
             }
             if (!keyed) continue;
             const unsigned char *s = str_at(&c, i, &len);
-            ctx = inner0;
-            SHA256_Update(&ctx, s, len);
-            SHA256_Update(&ctx, "|", 1);
-            if (str_valid(&p, i)) {
-                s = str_at(&p, i, &len);
-                SHA256_Update(&ctx, s, len);
-            }
-            SHA256_Final(digest, &ctx);
-            ctx = outer0;
-            SHA256_Update(&ctx, digest, 32);
-            SHA256_Final(digest, &ctx);
+            size_t p_len = 0;
+            const unsigned char *ps = str_valid(&p, i) ? str_at(&p, i, &p_len) : NULL;
+            chain_hmac(&inner0, &outer0, s, len, ps, p_len, digest);
             if (!hex_equals(&h, i, digest)) {
                 bad = i;
                 break;
@@ -603,7 +601,7 @@ static PyObject *follow(PyObject *self, PyObject *args) {
     memset(&key, 0, sizeof(key));
     if (key_obj != Py_None && PyObject_GetBuffer(key_obj, &key, PyBUF_SIMPLE) < 0) return NULL;
     int keyed = key.obj != NULL && !has_prev;
-    SHA256_CTX inner0, outer0, ctx;
+    SHA256_CTX inner0, outer0;
     if (keyed) hmac_states(key.buf, (size_t)key.len, &inner0, &outer0);
     StrArray z, c, p, ids, hm;
     memset(&hm, 0, sizeof(hm));
@@ -709,14 +707,8 @@ static PyObject *follow(PyObject *self, PyObject *args) {
             pred_len = 64;
         take:
             if (keyed && pred) {
-                ctx = inner0;
-                SHA256_Update(&ctx, cs, 64);
-                SHA256_Update(&ctx, "|", 1);
-                SHA256_Update(&ctx, pred, pred_len);
-                SHA256_Final(digest, &ctx);
-                ctx = outer0;
-                SHA256_Update(&ctx, digest, 32);
-                SHA256_Final(digest, &ctx);
+                chain_hmac(&inner0, &outer0, cs, 64, (const unsigned char *)pred, pred_len,
+                           digest);
                 if (!hex_equals(&hm, i, digest)) {
                     bad = i;
                     break;
