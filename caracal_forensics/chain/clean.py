@@ -116,6 +116,8 @@ class _Mode:
 
 
 class _Pass:
+    """One attempt: rows checked on two worker threads, linked in order on this one."""
+
     def __init__(self, con: duckdb.DuckDBPyConnection | None, key: bytes | None,
                  zones: Sequence[str] | None, heads: dict[str, Head],
                  recover_microseconds: bool) -> None:
@@ -149,9 +151,11 @@ class _Pass:
             else:
                 checked = in_order(pool, self._check_rows, self._batches(sort, narrow))
             for batch, mode in checked:
+                if not batch.num_rows:
+                    continue  # e.g. a row group without the zones asked for
                 if self.mode is None:
                     self.mode = mode
-                elif mode != self.mode and batch.num_rows:
+                elif mode != self.mode:
                     raise _NotClean  # shapes mixed: the exhaustive path tells them apart
                 self._follow(batch)
         if not native.ids_unique(self.follower):
