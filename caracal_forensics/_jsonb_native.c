@@ -8,18 +8,41 @@
  *       The jsonb text; ValueError on input jsonb rejects; None when the document nests
  *       deeper than MAX_DEPTH (the caller decides with the Python reference).
  *   parse_row(raw: bytes, spec: tuple, template: dict) -> dict | None
- *   Columns(spec): add(raw) -> bool, add_values(values), finish() -> Arrow buffers
+ *   Columns(spec): add(raw) -> bool, add_block(data, start, end, line) -> (pos, line,
+ *   stopped), add_values(values, line=0), finish() -> Arrow buffers and line numbers
  *       One JSON line of an event shape straight to a row dict (see jsonb_native.py);
  *       None whenever the line is anything but a plain, valid row, so that the caller's
  *       Python path produces the exact error, or the exact row, itself. Columns.add
  *       appends the same values to Arrow column buffers instead (False where parse_row
- *       gives None), so that no Python object is made per value.
+ *       gives None), so that no Python object is made per value; add_block does it for
+ *       every line of a block of bytes, without the GIL (one builder per thread), up to
+ *       the first line that is neither plain valid nor blank. finish() hands the buffers
+ *       over to Python without copying them.
+ *   find_lines(data, start, end, n) -> (pos, found), buffer(size)
+ *       Helpers of the block reader (sources/_parallel.py): the offset after the n-th
+ *       newline; a writable buffer to read a file into.
+ *
+ * Nothing here reads outside [start, end) of the bytes given, whatever they hold (invalid
+ * UTF-8, NUL bytes, a cut-off line): a line is parsed between its start and the byte
+ * after its newline (or end).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+#ifdef __linux__
+#include <sys/mman.h>
+/* Buffers this big are mapped with transparent huge pages asked for: a batch's columns are
+ * fresh memory every time (handed over to Arrow), and faulting them in 4 KiB pages costs
+ * more than parsing. */
+#define BIG_BYTES ((size_t)4 << 20)
+#define HUGE_PAGE ((size_t)2 << 20)
+#endif
 
 #define MAX_DEPTH 200
 /* PostgreSQL numeric limits, as jsonb.py enforces them. */
@@ -33,6 +56,7 @@ enum { E_OK = 0, E_INVALID, E_DEEP, E_NOMEM, E_OVERFLOW };
 typedef struct {
     char *data;
     size_t len, cap;
+    int mapped; /* data is an mmap of cap bytes (else PyMem_Raw memory) */
 } Buf;
 
 typedef struct {
@@ -45,10 +69,61 @@ typedef struct {
     Buf obj;    /* an object being assembled */
 } Parser;
 
+/* Memory of at least cap bytes: mapped (*mapped = 1, cap rounded up) when big. No GIL. */
+static char *mem_alloc(size_t *cap, int *mapped) {
+#ifdef __linux__
+    if (*cap >= BIG_BYTES) {
+        size_t size = (*cap + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return NULL;
+        (void)madvise(p, size, MADV_HUGEPAGE); /* a hint: fine if refused */
+        *cap = size;
+        *mapped = 1;
+        return p;
+    }
+#endif
+    *mapped = 0;
+    return PyMem_RawMalloc(*cap ? *cap : 1);
+}
+
+static void mem_free(char *data, size_t cap, int mapped) {
+#ifdef __linux__
+    if (mapped) {
+        munmap(data, cap);
+        return;
+    }
+#endif
+    (void)cap;
+    (void)mapped;
+    PyMem_RawFree(data);
+}
+
+/* Room for extra more bytes. No GIL needed (Columns.add_block). */
 static int buf_grow(Buf *b, size_t extra) {
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra) cap *= 2;
-    char *d = PyMem_Realloc(b->data, cap);
+#ifdef __linux__
+    if (cap >= BIG_BYTES) {
+        if (b->mapped) {
+            size_t size = (cap + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+            void *p = mremap(b->data, b->cap, size, MREMAP_MAYMOVE);
+            if (p == MAP_FAILED) return -1;
+            b->data = p;
+            b->cap = size;
+            return 0;
+        }
+        int mapped;
+        char *d = mem_alloc(&cap, &mapped);
+        if (d == NULL) return -1;
+        if (b->len) memcpy(d, b->data, b->len);
+        PyMem_RawFree(b->data);
+        b->data = d;
+        b->cap = cap;
+        b->mapped = mapped;
+        return 0;
+    }
+#endif
+    char *d = PyMem_RawRealloc(b->data, cap);
     if (d == NULL) return -1;
     b->data = d;
     b->cap = cap;
@@ -64,9 +139,10 @@ static int buf_grow(Buf *b, size_t extra) {
     } while (0)
 
 static void buf_free(Buf *b) {
-    PyMem_Free(b->data);
+    if (b->data != NULL) mem_free(b->data, b->cap, b->mapped);
     b->data = NULL;
     b->len = b->cap = 0;
+    b->mapped = 0;
 }
 
 static int fail(Parser *P, int err, const char *why) {
@@ -134,12 +210,50 @@ static int hex4(const unsigned char *s, const unsigned char *end, unsigned *out)
     return 0;
 }
 
+/* The first byte at or after p (before end) that is '"', '\\', below 0x20 or above 0x7f. */
+static inline const unsigned char *plain_ascii_run(const unsigned char *p, const unsigned char *end) {
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        /* signed: below 0x20 is 0x00-0x1f and 0x80-0xff */
+        __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                    _mm_cmplt_epi8(v, space));
+        int mask = _mm_movemask_epi8(stop);
+        if (mask) return p + __builtin_ctz((unsigned)mask);
+        p += 16;
+    }
+#endif
+    while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
+    return p;
+}
+
+/* The first index at or after i (before n) of '"', '\\' or a byte below 0x20. */
+static inline size_t plain_utf8_run(const char *s, size_t i, size_t n) {
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'),
+                  control = _mm_set1_epi8(0x1f);
+    while (n - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        /* unsigned v <= 0x1f: min(v, 0x1f) == v */
+        __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                    _mm_cmpeq_epi8(_mm_min_epu8(v, control), v));
+        int mask = _mm_movemask_epi8(stop);
+        if (mask) return i + (size_t)__builtin_ctz((unsigned)mask);
+        i += 16;
+    }
+#endif
+    while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != '"' && s[i] != '\\') i++;
+    return i;
+}
+
 /* Decode the JSON string at P->p (on its opening quote) and append its raw UTF-8 to dst. */
 static int decode_string(Parser *P, Buf *dst) {
     const unsigned char *p = P->p + 1, *end = P->end;
     for (;;) {
         const unsigned char *run = p;
-        while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\') p++;
+        p = plain_ascii_run(p, end);
         if (p > run) {
             RESERVE(P, dst, (size_t)(p - run));
             memcpy(dst->data + dst->len, run, (size_t)(p - run));
@@ -230,7 +344,7 @@ static int emit_string(Parser *P, Buf *out, const char *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         size_t run = i;
-        while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != '"' && s[i] != '\\') i++;
+        i = plain_utf8_run(s, i, n);
         if (i > run) {
             RESERVE(P, out, i - run + 1);
             memcpy(out->data + out->len, s + run, i - run);
@@ -270,6 +384,18 @@ static int emit_string(Parser *P, Buf *out, const char *s, size_t n) {
 }
 
 static int parse_string_value(Parser *P, Buf *out) {
+    const unsigned char *s = P->p + 1, *e = plain_ascii_run(s, P->end);
+    if (e < P->end && *e == '"') { /* nothing to decode or escape: copied as it is */
+        size_t n = (size_t)(e - s);
+        RESERVE(P, out, n + 2);
+        char *d = out->data + out->len;
+        d[0] = '"';
+        memcpy(d + 1, s, n);
+        d[n + 1] = '"';
+        out->len += n + 2;
+        P->p = e + 1;
+        return 0;
+    }
     P->str.len = 0;
     if (decode_string(P, &P->str) < 0) return -1;
     return emit_string(P, out, P->str.data, P->str.len);
@@ -412,6 +538,13 @@ static int entry_cmp(const Entry *a, const Entry *b) {
 
 static int entry_qcmp(const void *a, const void *b) { return entry_cmp(a, b); }
 
+/* An object as jsonb renders it: keys ordered by (length, bytes), a later duplicate wins.
+ *
+ * While the keys are plain (printable ASCII, nothing to escape) and already in that order
+ * (as in any export of jsonb), the object is written out in its final form as it is read.
+ * From the first key that is not, keys are stored decoded instead, and the entries are
+ * sorted and assembled at the end; what was written so far is read back by its offsets,
+ * so that nothing is parsed twice. */
 static int parse_object(Parser *P, Buf *out) {
     P->p++; /* '{' */
     skip_ws(P);
@@ -423,10 +556,12 @@ static int parse_object(Parser *P, Buf *out) {
         return 0;
     }
     size_t base = out->len;
+    RESERVE(P, out, 1);
+    out->data[out->len++] = '{';
     Entry local[16];
     Entry *entries = local;
     size_t n = 0, cap = 16;
-    int rc = -1;
+    int rc = -1, in_order = 1;
     for (;;) {
         skip_ws(P);
         if (P->p >= P->end || *P->p != '"') {
@@ -434,21 +569,56 @@ static int parse_object(Parser *P, Buf *out) {
             goto done;
         }
         if (n == cap) {
-            Entry *grown = PyMem_Malloc(2 * cap * sizeof(Entry));
+            Entry *grown = PyMem_RawMalloc(2 * cap * sizeof(Entry));
             if (grown == NULL) {
                 fail(P, E_NOMEM, "out of memory");
                 goto done;
             }
             memcpy(grown, entries, n * sizeof(Entry));
-            if (entries != local) PyMem_Free(entries);
+            if (entries != local) PyMem_RawFree(entries);
             entries = grown;
             cap *= 2;
         }
         Entry *e = &entries[n];
         e->idx = n;
-        e->koff = out->len;
-        if (decode_string(P, out) < 0) goto done;
-        e->klen = out->len - e->koff;
+        if (in_order) {
+            const unsigned char *ks = P->p + 1, *ke = plain_ascii_run(ks, P->end);
+            size_t kl = (size_t)(ke - ks);
+            int plain = ke < P->end && *ke == '"';
+            if (plain && n > 0) { /* strictly after the previous key (equal: a duplicate) */
+                const Entry *prev = &entries[n - 1];
+                plain = kl > prev->klen ||
+                        (kl == prev->klen && memcmp(out->data + prev->koff, ks, kl) < 0);
+            }
+            if (plain) {
+                if (out->len + kl + 6 > out->cap && buf_grow(out, kl + 6) < 0) {
+                    fail(P, E_NOMEM, "out of memory");
+                    goto done;
+                }
+                char *d = out->data + out->len;
+                if (n > 0) {
+                    *d++ = ',';
+                    *d++ = ' ';
+                }
+                *d++ = '"';
+                e->koff = (size_t)(d - out->data);
+                memcpy(d, ks, kl);
+                d += kl;
+                *d++ = '"';
+                *d++ = ':';
+                *d++ = ' ';
+                out->len = (size_t)(d - out->data);
+                e->klen = kl;
+                P->p = ke + 1;
+            } else {
+                in_order = 0;
+            }
+        }
+        if (!in_order) {
+            e->koff = out->len;
+            if (decode_string(P, out) < 0) goto done;
+            e->klen = out->len - e->koff;
+        }
         skip_ws(P);
         if (P->p >= P->end || *P->p != ':') {
             fail(P, E_INVALID, "expected ':'");
@@ -470,6 +640,15 @@ static int parse_object(Parser *P, Buf *out) {
             break;
         }
         fail(P, E_INVALID, "expected ',' or '}'");
+        goto done;
+    }
+    if (in_order) { /* written out already */
+        if (out->len + 1 > out->cap && buf_grow(out, 1) < 0) {
+            fail(P, E_NOMEM, "out of memory");
+            goto done;
+        }
+        out->data[out->len++] = '}';
+        rc = 0;
         goto done;
     }
     for (size_t i = 0; i < n; i++) entries[i].key = out->data + entries[i].koff;
@@ -535,7 +714,7 @@ static int parse_object(Parser *P, Buf *out) {
     out->len += ob->len;
     rc = 0;
 done:
-    if (entries != local) PyMem_Free(entries);
+    if (entries != local) PyMem_RawFree(entries);
     return rc;
 }
 
@@ -677,6 +856,8 @@ enum { S_ABSENT = 0, S_NULL = 1, S_VALUE = 2 };
 
 typedef struct {
     PyObject *field;
+    const char *fname; /* UTF-8 of field (cached by the str object, which the spec holds) */
+    Py_ssize_t fnamelen;
     const char *key;
     Py_ssize_t klen;
     long kind;
@@ -721,6 +902,8 @@ static int load_spec(PyObject *spec, FieldSpec *fs) {
             return -1;
         }
         fs[i].field = PyTuple_GET_ITEM(item, 0);
+        fs[i].fname = PyUnicode_AsUTF8AndSize(fs[i].field, &fs[i].fnamelen);
+        if (fs[i].fname == NULL) return -1;
         fs[i].key = PyBytes_AS_STRING(PyTuple_GET_ITEM(item, 1));
         fs[i].klen = PyBytes_GET_SIZE(PyTuple_GET_ITEM(item, 1));
         fs[i].kind = PyLong_AsLong(PyTuple_GET_ITEM(item, 2));
@@ -735,9 +918,13 @@ static int load_spec(PyObject *spec, FieldSpec *fs) {
 }
 
 /* Scan one line (a JSON object) into slots. 0: a plain valid row; 1: the caller must fall
- * back to the Python path; -1: out of memory (exception set). */
+ * back to the Python path; -1: out of memory (no exception set: runs without the GIL).
+ *
+ * dest: NULL, or per field the buffer its text or jsonb value is written to (a column's
+ * data, to save a copy; NULL for the scratch buffer). A value written there ends its
+ * buffer; on a fall back every dest buffer is as it was. */
 static int scan_line(LineState *L, const char *raw, Py_ssize_t rawlen, const FieldSpec *fs,
-                     Py_ssize_t nf, Slot *slots) {
+                     Py_ssize_t nf, Slot *slots, Buf *const *dest) {
     Parser *P = &L->P;
     P->p = (const unsigned char *)raw;
     P->end = P->p + rawlen;
@@ -745,8 +932,13 @@ static int scan_line(LineState *L, const char *raw, Py_ssize_t rawlen, const Fie
     P->why = NULL;
     P->depth = 1;
     Buf *key = &L->key, *sc = &L->scratch;
+    Py_ssize_t hint = 0;
+    size_t base[MAX_FIELDS];
     sc->len = 0;
-    for (Py_ssize_t i = 0; i < nf; i++) slots[i].state = S_ABSENT;
+    for (Py_ssize_t i = 0; i < nf; i++) {
+        slots[i].state = S_ABSENT;
+        if (dest && dest[i]) base[i] = dest[i]->len;
+    }
 
     skip_ws(P);
     if (P->p >= P->end || *P->p != '{') goto fall;
@@ -758,46 +950,64 @@ static int scan_line(LineState *L, const char *raw, Py_ssize_t rawlen, const Fie
         for (;;) {
             skip_ws(P);
             if (P->p >= P->end || *P->p != '"') goto fall;
-            key->len = 0;
-            if (decode_string(P, key) < 0) goto fall;
+            const char *kdata;
+            size_t klen;
+            const unsigned char *kend = plain_ascii_run(P->p + 1, P->end);
+            if (kend < P->end && *kend == '"') { /* a plain key: compared where it is */
+                kdata = (const char *)P->p + 1;
+                klen = (size_t)(kend - P->p - 1);
+                P->p = kend + 1;
+            } else {
+                key->len = 0;
+                if (decode_string(P, key) < 0) goto fall;
+                kdata = key->data;
+                klen = key->len;
+            }
             skip_ws(P);
             if (P->p >= P->end || *P->p != ':') goto fall;
             P->p++;
             skip_ws(P);
             Py_ssize_t idx = -1;
-            for (Py_ssize_t i = 0; i < nf; i++) {
-                if ((size_t)fs[i].klen == key->len &&
-                    (key->len == 0 || memcmp(fs[i].key, key->data, key->len) == 0)) {
+            /* keys usually come in spec order: look from after the last match */
+            for (Py_ssize_t k = 0; k < nf; k++) {
+                Py_ssize_t i = hint + k < nf ? hint + k : hint + k - nf;
+                if ((size_t)fs[i].klen == klen && (klen == 0 || memcmp(fs[i].key, kdata, klen) == 0)) {
                     idx = i;
+                    hint = i + 1 < nf ? i + 1 : 0;
                     break;
                 }
             }
             if (P->p >= P->end) goto fall;
             unsigned char c = *P->p;
-            size_t off = sc->len;
+            Buf *out = sc;
+            if (idx >= 0 && dest && dest[idx]) {
+                out = dest[idx];
+                out->len = base[idx]; /* a repeated key: the later value wins */
+            }
+            size_t off = out->len, scoff = sc->len;
             if (idx < 0) {
                 if (parse_value(P, sc) < 0) goto fall; /* validated, then dropped */
-                sc->len = off;
+                sc->len = scoff;
             } else if (c == 'n') {
                 if (literal(P, sc, "null", 4) < 0) goto fall;
-                sc->len = off;
+                sc->len = scoff;
                 slots[idx].state = S_NULL;
             } else if (fs[idx].kind == K_TEXT) {
                 if (c != '"') goto fall;
-                if (decode_string(P, sc) < 0) goto fall;
+                if (decode_string(P, out) < 0) goto fall;
                 slots[idx].state = S_VALUE;
                 slots[idx].off = off;
-                slots[idx].len = sc->len - off;
+                slots[idx].len = out->len - off;
             } else if (fs[idx].kind == K_JSONB) {
-                if (parse_value(P, sc) < 0) goto fall;
+                if (parse_value(P, out) < 0) goto fall;
                 slots[idx].state = S_VALUE;
                 slots[idx].off = off;
-                slots[idx].len = sc->len - off;
+                slots[idx].len = out->len - off;
             } else { /* K_INT: a plain JSON integer that surely fits int64 */
                 if (c != '-' && !IS_DIGIT(c)) goto fall;
                 const unsigned char *start = P->p;
                 if (parse_number(P, sc) < 0) goto fall;
-                sc->len = off;
+                sc->len = scoff;
                 size_t len = (size_t)(P->p - start);
                 if (len > 18 || memchr(start, '.', len) || memchr(start, 'e', len) ||
                     memchr(start, 'E', len))
@@ -826,13 +1036,14 @@ static int scan_line(LineState *L, const char *raw, Py_ssize_t rawlen, const Fie
         if (fs[i].required &&
             (slots[i].state != S_VALUE || (fs[i].kind == K_TEXT && slots[i].len == 0)))
             goto fall; /* require() refuses it, with its own message */
+        if (dest && dest[i] && slots[i].state != S_VALUE) dest[i]->len = base[i];
     }
     return 0;
 fall:
-    if (P->err == E_NOMEM) {
-        PyErr_NoMemory();
-        return -1;
-    }
+    if (dest)
+        for (Py_ssize_t i = 0; i < nf; i++)
+            if (dest[i]) dest[i]->len = base[i];
+    if (P->err == E_NOMEM) return -1;
     return 1;
 }
 
@@ -855,8 +1066,12 @@ static PyObject *parse_row(PyObject *self, PyObject *const *args, Py_ssize_t nar
     LineState L;
     memset(&L, 0, sizeof(L));
     PyObject *row = NULL, *absent = NULL;
-    int rc = scan_line(&L, PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), fs, nf, slots);
-    if (rc < 0) goto done;
+    int rc = scan_line(&L, PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), fs, nf, slots,
+                       NULL);
+    if (rc < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
     if (rc > 0) {
         row = Py_NewRef(Py_None);
         goto done;
@@ -891,6 +1106,106 @@ done:
 
 /* --- Columns: lines straight into Arrow buffers ------------------------------------------ */
 
+/* Memory handed over to Python by finish(): a read-only buffer (for pyarrow.py_buffer),
+ * freed with the object, so that a batch's column data is never copied. */
+typedef struct {
+    PyObject_HEAD
+    char *data;
+    Py_ssize_t len;
+    size_t cap;
+    int mapped, writable;
+} Chunk;
+
+static int Chunk_getbuffer(Chunk *self, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->data, self->len, !self->writable, flags);
+}
+
+static void Chunk_dealloc(Chunk *self) {
+    mem_free(self->data, self->cap, self->mapped);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyBufferProcs Chunk_as_buffer = {
+    .bf_getbuffer = (getbufferproc)Chunk_getbuffer,
+};
+
+static PyTypeObject ChunkType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "caracal_forensics._jsonb_native.Chunk",
+    .tp_doc = "Column memory of a finished batch (a read-only buffer).",
+    .tp_basicsize = sizeof(Chunk),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)Chunk_dealloc,
+    .tp_as_buffer = &Chunk_as_buffer,
+};
+
+/* A Chunk owning b's memory; b starts over empty with room for as much (untouched memory
+ * costs nothing until written). NULL with an exception set on failure (b unchanged). */
+static PyObject *chunk_take(Buf *b) {
+    size_t cap = b->cap ? b->cap : 256;
+    int mapped;
+    char *fresh = mem_alloc(&cap, &mapped);
+    if (fresh == NULL) return PyErr_NoMemory();
+    if (b->data == NULL) { /* never written: hand over an empty buffer that exists */
+        b->cap = 1;
+        b->mapped = 0;
+        b->data = PyMem_RawMalloc(1);
+    }
+    Chunk *c = b->data ? PyObject_New(Chunk, &ChunkType) : NULL;
+    if (c == NULL) {
+        mem_free(fresh, cap, mapped);
+        return b->data ? NULL : PyErr_NoMemory();
+    }
+    c->data = b->data;
+    c->len = (Py_ssize_t)b->len;
+    c->cap = b->cap;
+    c->mapped = b->mapped;
+    c->writable = 0;
+    b->data = fresh;
+    b->len = 0;
+    b->cap = cap;
+    b->mapped = mapped;
+    return (PyObject *)c;
+}
+
+/* buffer(size) -> a writable buffer of size bytes (uninitialised; mapped when big), to
+ * read a file into without the allocator's page faults. */
+static PyObject *new_buffer(PyObject *self, PyObject *arg) {
+    (void)self;
+    Py_ssize_t size = PyLong_AsSsize_t(arg);
+    if (size == -1 && PyErr_Occurred()) return NULL;
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "buffer() size must not be negative");
+        return NULL;
+    }
+    size_t cap = (size_t)size;
+    int mapped;
+    char *data = mem_alloc(&cap, &mapped);
+    if (data == NULL) return PyErr_NoMemory();
+    Chunk *c = PyObject_New(Chunk, &ChunkType);
+    if (c == NULL) {
+        mem_free(data, cap, mapped);
+        return NULL;
+    }
+    c->data = data;
+    c->len = size;
+    c->cap = cap ? cap : 1;
+    c->mapped = mapped;
+    c->writable = 1;
+    return (PyObject *)c;
+}
+
+/* Errors of the GIL-free column code (no exception set until raise_col_error). */
+enum { C_OK = 0, C_NOMEM = -1, C_TOOBIG = -2 };
+
+static PyObject *raise_col_error(int err) {
+    if (err == C_TOOBIG)
+        PyErr_SetString(PyExc_OverflowError, "more than 2 GiB of text in one column of a batch");
+    else
+        PyErr_NoMemory();
+    return NULL;
+}
+
 typedef struct {
     int kind;       /* K_TEXT (also jsonb and absent_fields) or K_INT */
     Buf validity;   /* one bit per row, 1 = valid */
@@ -905,50 +1220,47 @@ typedef struct {
     FieldSpec fs[MAX_FIELDS];
     Py_ssize_t nf;
     Col cols[MAX_FIELDS + 1]; /* one per field, then absent_fields */
+    Buf lines;                /* int64 line number per row (source_line) */
     Py_ssize_t rows;
     Slot slots[MAX_FIELDS];
+    Buf *dest[MAX_FIELDS]; /* text and jsonb values are parsed straight into cols[i].data */
     LineState L;
+    int busy; /* add_block runs without the GIL: refuse a second caller meanwhile */
 } Columns;
 
-static int col_reserve(Buf *b, size_t extra) {
-    if (b->len + extra > b->cap && buf_grow(b, extra) < 0) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    return 0;
+static inline int col_reserve(Buf *b, size_t extra) {
+    if (b->len + extra > b->cap && buf_grow(b, extra) < 0) return C_NOMEM;
+    return C_OK;
 }
 
 static int col_start(Col *c) {
     c->validity.len = c->offsets.len = c->data.len = 0;
     c->nulls = 0;
     if (c->kind != K_INT) {
-        if (col_reserve(&c->offsets, 4) < 0) return -1;
+        if (col_reserve(&c->offsets, 4) < 0) return C_NOMEM;
         int32_t zero = 0;
         memcpy(c->offsets.data, &zero, 4);
         c->offsets.len = 4;
     }
-    return 0;
+    return C_OK;
 }
 
-static int col_valid_bit(Col *c, Py_ssize_t row, int valid) {
+static inline int col_valid_bit(Col *c, Py_ssize_t row, int valid) {
     size_t byte = (size_t)row >> 3;
     if (byte >= c->validity.len) {
-        if (col_reserve(&c->validity, 1) < 0) return -1;
+        if (col_reserve(&c->validity, 1) < 0) return C_NOMEM;
         c->validity.data[c->validity.len++] = 0;
     }
     if (valid)
         c->validity.data[byte] |= (char)(1 << (row & 7));
     else
         c->nulls++;
-    return 0;
+    return C_OK;
 }
 
-static int col_put_str(Col *c, Py_ssize_t row, const char *s, size_t n) {
-    if (c->data.len + n > INT32_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "more than 2 GiB of text in one column of a batch");
-        return -1;
-    }
-    if (col_reserve(&c->data, n) < 0 || col_reserve(&c->offsets, 4) < 0) return -1;
+static inline int col_put_str(Col *c, Py_ssize_t row, const char *s, size_t n) {
+    if (c->data.len + n > INT32_MAX) return C_TOOBIG;
+    if (col_reserve(&c->data, n) < 0 || col_reserve(&c->offsets, 4) < 0) return C_NOMEM;
     if (n) memmove(c->data.data + c->data.len, s, n); /* s may be that very spot */
     c->data.len += n;
     int32_t end = (int32_t)c->data.len;
@@ -957,21 +1269,31 @@ static int col_put_str(Col *c, Py_ssize_t row, const char *s, size_t n) {
     return col_valid_bit(c, row, 1);
 }
 
-static int col_put_int(Col *c, Py_ssize_t row, long long v) {
-    if (col_reserve(&c->data, 8) < 0) return -1;
+/* A string value already written at the end of c->data (see scan_line's dest). */
+static inline int col_commit_str(Col *c, Py_ssize_t row) {
+    if (c->data.len > INT32_MAX) return C_TOOBIG;
+    if (col_reserve(&c->offsets, 4) < 0) return C_NOMEM;
+    int32_t end = (int32_t)c->data.len;
+    memcpy(c->offsets.data + c->offsets.len, &end, 4);
+    c->offsets.len += 4;
+    return col_valid_bit(c, row, 1);
+}
+
+static inline int col_put_int(Col *c, Py_ssize_t row, long long v) {
+    if (col_reserve(&c->data, 8) < 0) return C_NOMEM;
     int64_t x = (int64_t)v;
     memcpy(c->data.data + c->data.len, &x, 8);
     c->data.len += 8;
     return col_valid_bit(c, row, 1);
 }
 
-static int col_put_null(Col *c, Py_ssize_t row) {
+static inline int col_put_null(Col *c, Py_ssize_t row) {
     if (c->kind == K_INT) {
-        if (col_reserve(&c->data, 8) < 0) return -1;
+        if (col_reserve(&c->data, 8) < 0) return C_NOMEM;
         memset(c->data.data + c->data.len, 0, 8);
         c->data.len += 8;
     } else {
-        if (col_reserve(&c->offsets, 4) < 0) return -1;
+        if (col_reserve(&c->offsets, 4) < 0) return C_NOMEM;
         int32_t end = (int32_t)c->data.len;
         memcpy(c->offsets.data + c->offsets.len, &end, 4);
         c->offsets.len += 4;
@@ -979,11 +1301,20 @@ static int col_put_null(Col *c, Py_ssize_t row) {
     return col_valid_bit(c, row, 0);
 }
 
+static int put_line(Columns *self, long long line) {
+    if (col_reserve(&self->lines, 8) < 0) return C_NOMEM;
+    int64_t x = (int64_t)line;
+    memcpy(self->lines.data + self->lines.len, &x, 8);
+    self->lines.len += 8;
+    return C_OK;
+}
+
 static int columns_reset(Columns *self) {
     self->rows = 0;
+    self->lines.len = 0;
     for (Py_ssize_t i = 0; i <= self->nf; i++)
-        if (col_start(&self->cols[i]) < 0) return -1;
-    return 0;
+        if (col_start(&self->cols[i]) < 0) return C_NOMEM;
+    return C_OK;
 }
 
 static int Columns_init(Columns *self, PyObject *args, PyObject *kwds) {
@@ -999,7 +1330,13 @@ static int Columns_init(Columns *self, PyObject *args, PyObject *kwds) {
     self->nf = PyTuple_GET_SIZE(spec);
     for (Py_ssize_t i = 0; i < self->nf; i++) self->cols[i].kind = self->fs[i].kind == K_INT ? K_INT : K_TEXT;
     self->cols[self->nf].kind = K_TEXT;
-    return columns_reset(self);
+    for (Py_ssize_t i = 0; i < self->nf; i++)
+        self->dest[i] = self->cols[i].kind == K_INT ? NULL : &self->cols[i].data;
+    if (columns_reset(self) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
 }
 
 static void Columns_dealloc(Columns *self) {
@@ -1008,6 +1345,7 @@ static void Columns_dealloc(Columns *self) {
         buf_free(&self->cols[i].offsets);
         buf_free(&self->cols[i].data);
     }
+    buf_free(&self->lines);
     line_state_free(&self->L);
     Py_XDECREF(self->spec);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1018,19 +1356,15 @@ static int columns_ready(Columns *self) {
         PyErr_SetString(PyExc_RuntimeError, "Columns is not initialised");
         return -1;
     }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "Columns is in use by another thread");
+        return -1;
+    }
     return 0;
 }
 
-static PyObject *Columns_add(Columns *self, PyObject *raw) {
-    if (columns_ready(self) < 0) return NULL;
-    if (!PyBytes_Check(raw)) {
-        PyErr_SetString(PyExc_TypeError, "add() needs bytes");
-        return NULL;
-    }
-    int rc = scan_line(&self->L, PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), self->fs,
-                       self->nf, self->slots);
-    if (rc < 0) return NULL;
-    if (rc > 0) Py_RETURN_FALSE;
+/* Append the row scan_line left in self->slots (GIL-free): C_OK or an error code. */
+static int append_scanned(Columns *self, long long line) {
     Py_ssize_t row = self->rows;
     Col *absent = &self->cols[self->nf];
     size_t absent_start = absent->data.len;
@@ -1040,21 +1374,19 @@ static PyObject *Columns_add(Columns *self, PyObject *raw) {
         Col *c = &self->cols[i];
         int err;
         if (s->state == S_VALUE) {
-            err = c->kind == K_INT ? col_put_int(c, row, s->ival)
-                                   : col_put_str(c, row, self->L.scratch.data + s->off, s->len);
+            err = c->kind == K_INT ? col_put_int(c, row, s->ival) : col_commit_str(c, row);
         } else {
             err = col_put_null(c, row);
             if (s->state == S_ABSENT) {
-                Py_ssize_t n;
-                const char *name = PyUnicode_AsUTF8AndSize(self->fs[i].field, &n);
-                if (name == NULL || col_reserve(&absent->data, (size_t)n + 1) < 0) return NULL;
+                size_t n = (size_t)self->fs[i].fnamelen;
+                if (col_reserve(&absent->data, n + 1) < 0) return C_NOMEM;
                 if (any_absent) absent->data.data[absent->data.len++] = ',';
-                memcpy(absent->data.data + absent->data.len, name, (size_t)n);
-                absent->data.len += (size_t)n;
+                memcpy(absent->data.data + absent->data.len, self->fs[i].fname, n);
+                absent->data.len += n;
                 any_absent = 1;
             }
         }
-        if (err < 0) return NULL;
+        if (err < 0) return err;
     }
     int err;
     if (any_absent) {
@@ -1064,14 +1396,90 @@ static PyObject *Columns_add(Columns *self, PyObject *raw) {
     } else {
         err = col_put_null(absent, row);
     }
-    if (err < 0) return NULL;
+    if (err < 0) return err;
+    if ((err = put_line(self, line)) < 0) return err;
     self->rows++;
+    return C_OK;
+}
+
+static PyObject *Columns_add(Columns *self, PyObject *raw) {
+    if (columns_ready(self) < 0) return NULL;
+    if (!PyBytes_Check(raw)) {
+        PyErr_SetString(PyExc_TypeError, "add() needs bytes");
+        return NULL;
+    }
+    int rc = scan_line(&self->L, PyBytes_AS_STRING(raw), PyBytes_GET_SIZE(raw), self->fs,
+                       self->nf, self->slots, self->dest);
+    if (rc < 0) return PyErr_NoMemory();
+    if (rc > 0) Py_RETURN_FALSE;
+    int err = append_scanned(self, 0);
+    if (err < 0) return raise_col_error(err);
     Py_RETURN_TRUE;
 }
 
-/* add_values(values): a row the Python path made; one value per field, then absent_fields
- * (None, str, or int for an int field). */
-static PyObject *Columns_add_values(Columns *self, PyObject *values) {
+/* Python's bytes.strip() whitespace */
+static inline int is_py_space(unsigned char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\x0b' || c == '\x0c';
+}
+
+/* add_block(data, start, end, line) -> (pos, line, stopped): the lines of data[start:end]
+ * (split after each b"\n"; the last may lack it), numbered from line. Appends each plain
+ * valid line, skips blank ones (bytes.strip() empty), and stops at the first other line:
+ * (its offset, its number, True); at end: (end, the next number, False). Runs without the
+ * GIL; the buffer (bytes or any contiguous buffer) must not change meanwhile. */
+static PyObject *Columns_add_block(Columns *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t start, end;
+    long long line;
+    if (!PyArg_ParseTuple(args, "y*nnL:add_block", &view, &start, &end, &line)) return NULL;
+    if (columns_ready(self) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    if (start < 0 || end > view.len || start > end) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "add_block(): start and end must lie within data");
+        return NULL;
+    }
+    const char *base = view.buf;
+    Py_ssize_t pos = start;
+    int stopped = 0, err = C_OK;
+    self->busy = 1;
+    Py_BEGIN_ALLOW_THREADS
+    while (pos < end) {
+        const char *s = base + pos;
+        const char *nl = memchr(s, '\n', (size_t)(end - pos));
+        Py_ssize_t len = nl ? (Py_ssize_t)(nl - s) + 1 : end - pos;
+        Py_ssize_t i = 0;
+        while (i < len && is_py_space((unsigned char)s[i])) i++;
+        if (i < len) {
+            int rc = scan_line(&self->L, s, len, self->fs, self->nf, self->slots, self->dest);
+            if (rc < 0) {
+                err = C_NOMEM;
+                break;
+            }
+            if (rc > 0) {
+                stopped = 1;
+                break;
+            }
+            if ((err = append_scanned(self, line)) < 0) break;
+        }
+        pos += len;
+        line++;
+    }
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    PyBuffer_Release(&view);
+    if (err < 0) return raise_col_error(err);
+    return Py_BuildValue("nLO", pos, line, stopped ? Py_True : Py_False);
+}
+
+/* add_values(values, line=0): a row the Python path made; one value per field, then
+ * absent_fields (None, str, or int for an int field). */
+static PyObject *Columns_add_values(Columns *self, PyObject *args) {
+    PyObject *values;
+    long long line = 0;
+    if (!PyArg_ParseTuple(args, "O|L:add_values", &values, &line)) return NULL;
     if (columns_ready(self) < 0) return NULL;
     PyObject *seq = PySequence_Fast(values, "add_values() needs a sequence");
     if (seq == NULL) return NULL;
@@ -1113,7 +1521,14 @@ static PyObject *Columns_add_values(Columns *self, PyObject *values) {
             const char *s = PyUnicode_AsUTF8AndSize(v, &n);
             err = col_put_str(c, row, s, (size_t)n);
         }
-        if (err < 0) goto fail;
+        if (err < 0) {
+            raise_col_error(err);
+            goto fail;
+        }
+    }
+    if (put_line(self, line) < 0) {
+        PyErr_NoMemory();
+        goto fail;
     }
     self->rows++;
     Py_DECREF(seq);
@@ -1123,7 +1538,9 @@ fail:
     return NULL;
 }
 
-/* finish() -> (rows, [per column: (validity | None, offsets | None, data)]); then empty. */
+/* finish() -> (rows, [per column: (validity | None, offsets | None, data)], lines): the
+ * Arrow buffers (read-only buffer objects, not copies) and the int64 line numbers; then
+ * the builder starts over empty. */
 static PyObject *Columns_finish(Columns *self, PyObject *unused) {
     (void)unused;
     if (columns_ready(self) < 0) return NULL;
@@ -1131,27 +1548,27 @@ static PyObject *Columns_finish(Columns *self, PyObject *unused) {
     if (list == NULL) return NULL;
     for (Py_ssize_t i = 0; i <= self->nf; i++) {
         Col *c = &self->cols[i];
-        PyObject *validity = c->nulls ? PyBytes_FromStringAndSize(c->validity.data, (Py_ssize_t)c->validity.len)
-                                      : Py_NewRef(Py_None);
-        PyObject *offsets = c->kind == K_INT
-                                ? Py_NewRef(Py_None)
-                                : PyBytes_FromStringAndSize(c->offsets.data, (Py_ssize_t)c->offsets.len);
-        PyObject *data = PyBytes_FromStringAndSize(c->data.data ? c->data.data : "", (Py_ssize_t)c->data.len);
+        PyObject *validity = c->nulls ? chunk_take(&c->validity) : Py_NewRef(Py_None);
+        PyObject *offsets = c->kind == K_INT || validity == NULL ? Py_NewRef(Py_None)
+                                                                 : chunk_take(&c->offsets);
+        PyObject *data = validity && offsets ? chunk_take(&c->data) : NULL;
         PyObject *t = (validity && offsets && data) ? PyTuple_Pack(3, validity, offsets, data) : NULL;
         Py_XDECREF(validity);
         Py_XDECREF(offsets);
         Py_XDECREF(data);
         if (t == NULL) {
             Py_DECREF(list);
+            columns_reset(self); /* handed-over buffers are gone: start over consistently */
             return NULL;
         }
         PyList_SET_ITEM(list, i, t);
     }
-    PyObject *result = Py_BuildValue("nN", self->rows, list);
-    if (result == NULL) return NULL;
+    PyObject *lines = chunk_take(&self->lines);
+    PyObject *result = lines ? Py_BuildValue("nNN", self->rows, list, lines) : NULL;
+    if (result == NULL) Py_DECREF(list);
     if (columns_reset(self) < 0) {
-        Py_DECREF(result);
-        return NULL;
+        Py_XDECREF(result);
+        return PyErr_NoMemory();
     }
     return result;
 }
@@ -1161,10 +1578,16 @@ static Py_ssize_t Columns_len(Columns *self) { return self->rows; }
 static PyMethodDef Columns_methods[] = {
     {"add", (PyCFunction)Columns_add, METH_O,
      "add(raw: bytes) -> bool: append a plain valid line; False (nothing appended) otherwise."},
-    {"add_values", (PyCFunction)Columns_add_values, METH_O,
-     "add_values(values): append a row made elsewhere (one value per field, then absent_fields)."},
+    {"add_block", (PyCFunction)Columns_add_block, METH_VARARGS,
+     "add_block(data, start, end, line) -> (pos, line, stopped): append the plain valid lines "
+     "of data[start:end], without the GIL, up to the first line that is neither plain valid "
+     "nor blank."},
+    {"add_values", (PyCFunction)Columns_add_values, METH_VARARGS,
+     "add_values(values, line=0): append a row made elsewhere (one value per field, then "
+     "absent_fields)."},
     {"finish", (PyCFunction)Columns_finish, METH_NOARGS,
-     "finish() -> (rows, [(validity, offsets, data)]): the Arrow buffers; starts over empty."},
+     "finish() -> (rows, [(validity, offsets, data)], lines): the Arrow buffers; starts over "
+     "empty."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1185,12 +1608,45 @@ static PyTypeObject ColumnsType = {
     .tp_as_sequence = &Columns_as_sequence,
 };
 
+/* find_lines(data, start, end, n) -> (pos, found): the offset just after the n-th b"\n" of
+ * data[start:end] (found == n), or (end, the number of newlines there) if it holds fewer. */
+static PyObject *find_lines(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer view;
+    Py_ssize_t start, end, n;
+    if (!PyArg_ParseTuple(args, "y*nnn:find_lines", &view, &start, &end, &n)) return NULL;
+    if (start < 0 || end > view.len || start > end || n < 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "find_lines(): bad range");
+        return NULL;
+    }
+    const char *base = view.buf;
+    Py_ssize_t pos = start, found = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (found < n && pos < end) {
+        const char *nl = memchr(base + pos, '\n', (size_t)(end - pos));
+        if (nl == NULL) {
+            pos = end;
+            break;
+        }
+        pos = (Py_ssize_t)(nl - base) + 1;
+        found++;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return Py_BuildValue("nn", pos, found);
+}
+
 static PyMethodDef methods[] = {
     {"canonical", canonical, METH_O,
      "canonical(text: str | bytes) -> str | None: PostgreSQL jsonb::text of a JSON document "
      "(ValueError if jsonb rejects it, None if nested too deeply to decide here)."},
     {"parse_row", (PyCFunction)(void (*)(void))parse_row, METH_FASTCALL,
      "parse_row(raw: bytes, spec: tuple, template: dict) -> dict | None"},
+    {"buffer", new_buffer, METH_O,
+     "buffer(size) -> a writable buffer of size bytes (contents undefined)."},
+    {"find_lines", find_lines, METH_VARARGS,
+     "find_lines(data, start, end, n) -> (pos, found): the offset after the n-th newline."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1200,7 +1656,7 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__jsonb_native(void) {
-    if (PyType_Ready(&ColumnsType) < 0) return NULL;
+    if (PyType_Ready(&ColumnsType) < 0 || PyType_Ready(&ChunkType) < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     if (PyModule_AddObjectRef(m, "Columns", (PyObject *)&ColumnsType) < 0) {

@@ -66,15 +66,31 @@ def parse_row(raw: bytes, spec: tuple, template: dict) -> dict | None:
 def columns(spec: tuple) -> object:
     """A builder of Arrow columns for ``spec``: ``add(raw) -> bool`` appends a line as
     ``parse_row`` would read it (False, nothing appended, where ``parse_row`` gives None);
-    ``add_values(values)`` appends a row made by the Python path (one value per spec field,
-    then absent_fields); ``len()`` counts rows; see ``arrays``."""
+    ``add_block(data, start, end, line) -> (pos, line, stopped)`` appends the plain valid
+    lines of ``data[start:end]`` without the GIL, skipping blank ones, up to the first line
+    that is neither (``stopped``: its offset and number); ``add_values(values, line=0)``
+    appends a row made by the Python path (one value per spec field, then absent_fields);
+    ``len()`` counts rows; see ``arrays``. One builder serves one thread at a time."""
     return _native.Columns(spec)
 
 
-def arrays(builder: object, spec: tuple) -> tuple[int, dict[str, pa.Array]]:
-    """(rows, field -> Arrow array, including ``absent_fields``) of what ``builder`` holds;
-    the builder starts over empty."""
-    rows, buffers = builder.finish()  # type: ignore[attr-defined]
+def buffer(size: int) -> object:
+    """A writable buffer of ``size`` bytes (contents undefined), in huge pages when big:
+    to read a file into without the allocator's page faults."""
+    return _native.buffer(size)
+
+
+def find_lines(data: bytes, start: int, end: int, count: int) -> tuple[int, int]:
+    """(offset just after the ``count``-th b"\\n" of ``data[start:end]``, ``count``), or
+    ``(end, newlines found)`` when there are fewer."""
+    return _native.find_lines(data, start, end, count)
+
+
+def arrays(builder: object, spec: tuple) -> tuple[int, dict[str, pa.Array], pa.Array]:
+    """(rows, field -> Arrow array, including ``absent_fields``, the int64 line numbers the
+    rows were added with) of what ``builder`` holds; the builder starts over empty. The
+    arrays own the builder's memory (no copy)."""
+    rows, buffers, lines = builder.finish()  # type: ignore[attr-defined]
     kinds = [kind for _, _, kind, _ in spec] + [TEXT]
     names = [field for field, _, _, _ in spec] + ["absent_fields"]
     out = {}
@@ -87,4 +103,5 @@ def arrays(builder: object, spec: tuple) -> tuple[int, dict[str, pa.Array]]:
                 pa.string(), rows, [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
             )
         out[name] = array
-    return rows, out
+    numbers = pa.Array.from_buffers(pa.int64(), rows, [None, pa.py_buffer(lines)])
+    return rows, out, numbers

@@ -7,7 +7,9 @@ and this module turns that into an InputError naming the file and line.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
@@ -72,15 +74,9 @@ def _parse_line(path: str, number: int, raw: bytes, bad: BadLines) -> dict | Non
     return obj
 
 
-def parse_lines(
-    path: str,
-    lines: Iterable[tuple[int, bytes]],
-    bad: BadLines,
-    shape: str,
-    schema: pa.Schema = EVENT_SCHEMA,
-    timestamp_fields: tuple[str, ...] = ("occurred_at", "ingested_at"),
-) -> Iterator[pa.RecordBatch]:
-    """Record batches from numbered JSON lines of one shape (see ``ROW_PARSERS``)."""
+def _python_rows(path: str, shape: str, bad: BadLines) -> Callable[[int, bytes], dict | None]:
+    """``python_row(line, raw)``: the row of one line by the Python path, or None (a blank
+    line, or a bad one that ``bad`` skips; ``bad`` raises otherwise)."""
     parse_row = _row_parser(shape)
 
     def python_row(line: int, raw: bytes) -> dict | None:
@@ -100,6 +96,37 @@ def parse_lines(
         row.setdefault("occurred_at_digits", 6)
         return row
 
+    return python_row
+
+
+def _add_python_row(
+    builder: object, names: list[str], row: dict, line: int, overflow: list[tuple[int, str, int]]
+) -> None:
+    """Append a row of the Python path to a kernel builder. An int beyond int64 (which
+    rows_to_batches fails on when it builds the batch) is stored as null and remembered in
+    ``overflow`` as (row index, field, value), so that its batch fails at the same point."""
+    values = [row.get(name) for name in names]
+    try:
+        builder.add_values(values, line)  # type: ignore[attr-defined]
+    except OverflowError:
+        for i, value in enumerate(values):
+            if type(value) is int and not -(2**63) <= value < 2**63:
+                overflow.append((len(builder), names[i], value))  # type: ignore[arg-type]
+                values[i] = None
+        builder.add_values(values, line)  # type: ignore[attr-defined]
+
+
+def parse_lines(
+    path: str,
+    lines: Iterable[tuple[int, bytes]],
+    bad: BadLines,
+    shape: str,
+    schema: pa.Schema = EVENT_SCHEMA,
+    timestamp_fields: tuple[str, ...] = ("occurred_at", "ingested_at"),
+) -> Iterator[pa.RecordBatch]:
+    """Record batches from numbered JSON lines of one shape (see ``ROW_PARSERS``)."""
+    python_row = _python_rows(path, shape, bad)
+
     def rows() -> Iterator[dict]:
         for line, raw in lines:
             row = python_row(line, raw)
@@ -115,17 +142,17 @@ def parse_lines(
 
         builder = jsonb_native.columns(spec)
         add = builder.add  # type: ignore[attr-defined]
-        names = [field for field, _, _, _ in spec] + ["absent_fields"]
-        constants = {"source_file": path, "source_shape": shape, "occurred_at_digits": 6}
+        names = _spec_names(spec)
+        constants = _constants(path, shape)
         numbers: list[int] = []
         batch_rows = _batch.BATCH_ROWS  # read now: tests make it small
-
-        overflow: dict[str, int] = {}
+        overflow: list[tuple[int, str, int]] = []
 
         def batch() -> pa.RecordBatch:
-            _, arrays = jsonb_native.arrays(builder, spec)
+            _, arrays, _ = jsonb_native.arrays(builder, spec)
+            first = _first_overflow(overflow)
             built = _columns_batch(
-                arrays, numbers, constants, path, schema, timestamp_fields, overflow
+                arrays, numbers, constants, path, schema, timestamp_fields, first
             )
             overflow.clear()
             return built
@@ -135,17 +162,7 @@ def parse_lines(
                 row = python_row(line, raw)
                 if row is None:
                     continue
-                values = [row.get(name) for name in names]
-                try:
-                    builder.add_values(values)  # type: ignore[attr-defined]
-                except OverflowError:
-                    # An int beyond int64: rows_to_batches fails on it when it builds the
-                    # batch, so the batch remembers it and fails at the same point.
-                    for i, value in enumerate(values):
-                        if type(value) is int and not -(2**63) <= value < 2**63:
-                            overflow.setdefault(names[i], value)
-                            values[i] = None
-                    builder.add_values(values)  # type: ignore[attr-defined]
+                _add_python_row(builder, names, row, line, overflow)
             numbers.append(line)
             if len(numbers) >= batch_rows:
                 yield batch()
@@ -160,9 +177,160 @@ def parse_lines(
         yield from rows_to_batches(rows(), path, schema, timestamp_fields)
 
 
+def _spec_names(spec: tuple) -> list[str]:
+    return [field for field, _, _, _ in spec] + ["absent_fields"]
+
+
+def _constants(path: str, shape: str) -> dict[str, object]:
+    return {"source_file": path, "source_shape": shape, "occurred_at_digits": 6}
+
+
+def _first_overflow(overflow: list[tuple[int, str, int]]) -> dict[str, int]:
+    first: dict[str, int] = {}
+    for _, name, value in overflow:
+        first.setdefault(name, value)
+    return first
+
+
+# --- blocks of lines, parsed by the kernel without the GIL ------------------------------
+
+
+@dataclasses.dataclass
+class Piece:
+    """What one block of lines gave: its rows as Arrow columns (spec fields and
+    absent_fields) with their line numbers, the lines it skipped, and the error that
+    stopped it (raised by the reader in file order, after the rows before it)."""
+
+    rows: int
+    columns: dict[str, pa.Array]
+    lines: pa.Array
+    overflow: list[tuple[int, str, int]] = dataclasses.field(default_factory=list)
+    #: timestamp columns already cast (on the worker thread), where every value cast
+    timestamps: dict[str, pa.Array] = dataclasses.field(default_factory=dict)
+    skipped: int = 0
+    first_skipped: str | None = None
+    error: BaseException | None = None
+
+
+def parse_block(
+    path: str,
+    shape: str,
+    spec: tuple,
+    skip: bool,
+    schema: pa.Schema,
+    timestamp_fields: tuple[str, ...],
+    data: bytes | memoryview,
+    start: int,
+    end: int,
+    first_line: int,
+) -> Piece:
+    """The rows of the whole lines ``data[start:end]`` (numbered from ``first_line``): the
+    kernel appends the plain valid ones without the GIL; each other line goes through the
+    Python path, exactly as ``parse_lines`` treats it. Safe to run on several threads."""
+    from .. import jsonb_native
+
+    bad = BadLines(skip=skip)
+    python_row = _python_rows(path, shape, bad)
+    builder = jsonb_native.columns(spec)
+    names = _spec_names(spec)
+    overflow: list[tuple[int, str, int]] = []
+    error: BaseException | None = None
+    pos, line = start, first_line
+    while True:
+        pos, line, stopped = builder.add_block(data, pos, end, line)  # type: ignore[attr-defined]
+        if not stopped:
+            break
+        stop, _ = jsonb_native.find_lines(data, pos, end, 1)
+        try:
+            row = python_row(line, bytes(memoryview(data)[pos:stop]))
+            if row is not None:
+                _add_python_row(builder, names, row, line, overflow)
+        except Exception as failure:  # InputError, or whatever the serial path would raise
+            error = failure
+            break
+        pos, line = stop, line + 1
+    rows, columns, lines = jsonb_native.arrays(builder, spec)
+    timestamps = {}
+    for name in timestamp_fields:
+        if name in columns and schema.field(name).type == UTC_MICROS:
+            try:
+                timestamps[name] = pc.cast(columns[name], UTC_MICROS)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass  # cast again per batch, to name the first bad line as the Python path
+    return Piece(rows, columns, lines, overflow, timestamps, bad.count, bad.first, error)
+
+
+def batches_from_pieces(
+    pieces: Iterable[Piece],
+    path: str,
+    bad: BadLines,
+    shape: str,
+    schema: pa.Schema,
+    timestamp_fields: tuple[str, ...],
+) -> Iterator[pa.RecordBatch]:
+    """Batches of exactly BATCH_ROWS rows (the last fewer) from pieces in file order, as
+    ``parse_lines`` cuts them; a piece's error is raised after the full batches before it."""
+    batch_rows = _batch.BATCH_ROWS
+    constants = _constants(path, shape)
+    queue: deque[tuple[Piece, int]] = deque()  # (piece, first row not yet taken)
+    queued = 0
+
+    def take(count: int) -> pa.RecordBatch:
+        nonlocal queued
+        parts: list[tuple[Piece, int, int]] = []  # (piece, offset, rows)
+        wanted = count
+        while wanted:
+            piece, offset = queue[0]
+            used = min(wanted, piece.rows - offset)
+            parts.append((piece, offset, used))
+            wanted -= used
+            if offset + used == piece.rows:
+                queue.popleft()
+            else:
+                queue[0] = (piece, offset + used)
+        queued -= count
+        overflow: dict[str, int] = {}
+        for piece, offset, used in parts:
+            for row, name, value in piece.overflow:
+                if offset <= row < offset + used:
+                    overflow.setdefault(name, value)
+        whole = len(parts) == 1 and parts[0][1] == 0 and parts[0][2] == parts[0][0].rows
+        columns = {}
+        for name in parts[0][0].columns:
+            if all(name in p.timestamps for p, _, _ in parts):
+                arrays = [p.timestamps[name] for p, _, _ in parts]
+            else:
+                arrays = [p.columns[name] for p, _, _ in parts]
+            columns[name] = arrays[0] if whole else _concat_parts(arrays, parts)
+        lines = parts[0][0].lines if whole else _concat_parts([p.lines for p, _, _ in parts], parts)
+        return _columns_batch(columns, lines, constants, path, schema, timestamp_fields, overflow)
+
+    for piece in pieces:
+        bad.count += piece.skipped
+        if bad.first is None:
+            bad.first = piece.first_skipped
+        if piece.rows:
+            queue.append((piece, 0))
+            queued += piece.rows
+        while queued >= batch_rows:
+            yield take(batch_rows)
+        if piece.error is not None:
+            raise piece.error
+    if queued:
+        yield take(queued)
+
+
+def _concat_parts(arrays: list[pa.Array], parts: list[tuple[Piece, int, int]]) -> pa.Array:
+    """The rows ``parts`` take (piece, offset, count) of each piece's array, as one array."""
+    sliced = [
+        array.slice(offset, count) for array, (_, offset, count) in zip(arrays, parts, strict=True)
+    ]
+    return sliced[0] if len(sliced) == 1 else pa.concat_arrays(sliced)
+
+
 def _columns_batch(
     columns: dict[str, pa.Array],
-    numbers: list[int],
+    numbers: list[int] | pa.Array,
     constants: dict[str, object],
     path: str,
     schema: pa.Schema,
@@ -170,7 +338,8 @@ def _columns_batch(
     overflow: dict[str, int],
 ) -> pa.RecordBatch:
     """The batch ``_batch.rows_to_batches`` builds from the same rows, from Arrow columns
-    (``overflow``: a value per column that Arrow refuses, to fail on as it does)."""
+    (``numbers``: their line numbers; ``overflow``: a value per column that Arrow refuses,
+    to fail on as it does)."""
     rows = len(numbers)
     arrays = []
     for name in schema.names:
@@ -180,12 +349,14 @@ def _columns_batch(
         if name in columns:
             array = columns[name]
         elif name == "source_line":
-            array = pa.array(numbers, field_type)
+            array = numbers if isinstance(numbers, pa.Array) else pa.array(numbers, field_type)
+            if array.type != field_type:
+                array = array.cast(field_type)
         elif name in constants:
-            array = pa.array([constants[name]] * rows, field_type)
+            array = pa.repeat(pa.scalar(constants[name], field_type), rows)
         else:
             array = pa.nulls(rows, field_type)
-        if name in timestamp_fields and field_type == UTC_MICROS:
+        if name in timestamp_fields and field_type == UTC_MICROS and array.type != UTC_MICROS:
             if pa.types.is_integer(array.type):
                 array = array.cast(UTC_MICROS)
             else:
@@ -193,7 +364,8 @@ def _columns_batch(
                     array = pc.cast(array, UTC_MICROS)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     # names the first bad line, as rows_to_batches does
-                    array = parse_timestamps(array.to_pylist(), path, numbers, name)
+                    lines = numbers.to_pylist() if isinstance(numbers, pa.Array) else numbers
+                    array = parse_timestamps(array.to_pylist(), path, lines, name)
         arrays.append(array)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
@@ -257,13 +429,16 @@ def read_json_lines(
     schema: pa.Schema = EVENT_SCHEMA,
     timestamp_fields: tuple[str, ...] = ("occurred_at", "ingested_at"),
 ) -> Iterator[pa.RecordBatch]:
-    """Record batches from a JSON lines file; large files are parsed on every core
-    (unless the C kernel parses them: it is faster on one)."""
-    from ._parallel import parallel_worth_it, read_json_lines_parallel
+    """Record batches from a JSON lines file, parsed on every core: by the C kernel on
+    threads (blocks of lines, without the GIL), or else, for a large file, by worker
+    processes."""
+    from ._parallel import native_pieces, parallel_worth_it, read_json_lines_parallel
 
-    # With the C kernel one process parses faster than it can feed and drain workers
-    # (1M db.jsonl lines, 2 cores: 139k events/s serial against 109k in parallel).
-    if parallel_worth_it(path) and not _native_spec(shape, schema, timestamp_fields):
+    spec = _native_spec(shape, schema, timestamp_fields)
+    if spec:
+        pieces = native_pieces(path, shape, spec, bad.skip, schema, timestamp_fields)
+        return batches_from_pieces(pieces, path, bad, shape, schema, timestamp_fields)
+    if parallel_worth_it(path):
         return read_json_lines_parallel(path, bad, shape, schema, timestamp_fields)
     return parse_lines(path, numbered_lines(path), bad, shape, schema, timestamp_fields)
 

@@ -1,10 +1,15 @@
 """Parsing large JSON lines files on every core.
 
-Per-line JSON parsing with number literals kept is Python work, bound to one core by the
-GIL. The main process cuts the (decompressed) stream into blocks of whole lines, worker
-processes parse them into Arrow batches, and the batches come back in file order, so
-line numbers, errors and skipped-line counts are exactly those of the serial reader.
-Workers are spawned (not forked: DuckDB's threads may be running in this process).
+The stream (decompressed) is cut into blocks of whole lines, the blocks are parsed in
+parallel, and their rows come back in file order, so that line numbers, errors and
+skipped-line counts are exactly those of the serial reader.
+
+With the C kernel (``native_pieces``) the blocks are parsed on threads: the kernel parses
+a block's plain valid lines without the GIL and leaves any other line to the Python path
+(``_lines.parse_block``). Without it, per-line JSON parsing with number literals kept is
+Python work, bound to one core by the GIL: worker processes parse the blocks
+(``read_json_lines_parallel``); they are spawned (not forked: DuckDB's threads may be
+running in this process).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 import pyarrow as pa
 
@@ -26,6 +31,7 @@ BLOCK_BYTES = 8 << 20
 WORKERS_ENV = "CARACAL_FORENSICS_WORKERS"
 
 _pool: ProcessPoolExecutor | None = None
+_threads: dict[int, ThreadPoolExecutor] = {}
 
 
 def workers() -> int:
@@ -138,3 +144,252 @@ def read_json_lines_parallel(
     finally:
         for future in pending:
             future.cancel()
+
+
+# --- the C kernel on threads ------------------------------------------------------------
+
+#: Bytes read from a file at a time (at least; more once a block's size is known).
+READ_BYTES = 8 << 20
+#: Read buffers kept for reuse (each one block and a bit).
+POOLED_BUFFERS = 2
+
+
+def _thread_pool(size: int) -> ThreadPoolExecutor:
+    """The parsing threads (one pool per size, shared by every reader: never shut down, as
+    another reader may be using it)."""
+    pool = _threads.get(size)
+    if pool is None:
+        pool = _threads[size] = ThreadPoolExecutor(size, thread_name_prefix="caracal-jsonl")
+    return pool
+
+
+_reader_pool: ThreadPoolExecutor | None = None
+
+
+def _reader() -> ThreadPoolExecutor:
+    global _reader_pool
+    if _reader_pool is None:
+        _reader_pool = ThreadPoolExecutor(1, thread_name_prefix="caracal-jsonl-read")
+    return _reader_pool
+
+
+def _read_some(
+    stream, leftover: memoryview, size: int, compressed: bool
+) -> tuple[memoryview, bool, BaseException | None]:
+    """(leftover followed by about ``size`` more bytes, whether the stream ended, the error
+    that cut it, if any).
+
+    A plain file is read straight into fresh memory (mapped in huge pages: the
+    allocator's page faults cost more than the read). A compressed stream is read as its
+    line iterator reads it (one buffer fill at a time), so that what comes before a
+    failure is what the serial reader saw.
+    """
+    from .. import jsonb_native
+
+    if compressed:
+        parts: list[bytes] = [bytes(leftover)]
+        got = 0
+        error: BaseException | None = None
+        while got < size:
+            try:
+                part = stream.read1()
+            except Exception as failure:
+                error = failure
+                break
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        return memoryview(b"".join(parts)), got == 0 and error is None, error
+    kept = len(leftover)
+    view = memoryview(jsonb_native.buffer(kept + size))
+    view[:kept] = leftover
+    got = kept
+    try:
+        while got < len(view):
+            count = stream.readinto(view[got:])
+            if not count:
+                break
+            got += count
+    except Exception as failure:
+        return view[:got], False, failure
+    return view[:got], got == kept, None
+
+
+def line_blocks(path: str, block_lines: int) -> Iterator[tuple[memoryview, int, int, int]]:
+    """(data, start, end, first line number): ``data[start:end]`` holds ``block_lines``
+    whole lines of the decompressed file (the last block fewer, its last line perhaps
+    without a newline). A cut-off or unreadable stream raises InputError naming the line
+    after the last whole one, after the blocks before it, as ``numbered_lines`` does."""
+    from .. import jsonb_native
+    from ..errors import InputError
+    from ._io import compression_of
+
+    first = 1
+
+    def cut_off(error: BaseException) -> InputError:
+        return InputError(
+            path, f"truncated or unreadable compressed data: {error}", f"line {first}"
+        )
+
+    try:
+        compressed = compression_of(path) is not None
+        stream = open_binary(path)
+    except Exception as error:
+        raise cut_off(error) from None
+    if not compressed and stream.seekable():
+        with stream:
+            for block in _file_blocks(stream, block_lines):
+                if isinstance(block, BaseException):
+                    raise cut_off(block) from None
+                first = block[3] + block[4]
+                yield block[:4]
+        return
+    with stream:
+        # leftover: lines too few for a block yet; they lead the next read
+        leftover, size = memoryview(b""), READ_BYTES
+        while True:
+            data, ended, error = _read_some(stream, leftover, size, compressed)
+            leftover = memoryview(b"")  # copied: its buffer can go
+            pos, end = 0, len(data)
+            while True:
+                stop, found = jsonb_native.find_lines(data, pos, end, block_lines)
+                if found < block_lines:
+                    break
+                yield data, pos, stop, first
+                size = max(size, stop - pos)
+                first += found
+                pos = stop
+            if error is not None:
+                if found:  # whole lines only: a partial last one is lost, as with readline
+                    last, _ = jsonb_native.find_lines(data, pos, end, found)
+                    yield data, pos, last, first
+                    first += found
+                raise cut_off(error) from None
+            if ended:
+                if pos < end:
+                    yield data, pos, end, first
+                return
+            leftover = data[pos:end]
+            size = max(size, len(leftover))  # a huge line: reads grow, copies stay linear
+
+
+def _file_blocks(stream, block_lines: int) -> Iterator:
+    """``line_blocks`` of an uncompressed file, each with its number of lines appended;
+    an error reading it comes last (after the whole lines before it), as a value.
+
+    Each read fills a buffer of the same size, taken again once the blocks in it are parsed,
+    so that the kernel zeroes no fresh memory for it; a read ends at the last whole block,
+    the file position going back to the lines after it. A read that holds no whole block
+    is done again with twice the room (a huge line).
+    """
+    import sys
+
+    from .. import jsonb_native
+
+    pool: list[tuple[int, object]] = []  # (size, buffer)
+
+    def free_buffer(size: int) -> memoryview:
+        pool[:] = [kept for kept in pool if kept[0] >= size]
+        for _, chunk in pool:
+            # referenced by its pool entry, this loop and getrefcount only: no block has it
+            if sys.getrefcount(chunk) <= 3:
+                return memoryview(chunk)  # type: ignore[arg-type]
+        chunk = jsonb_native.buffer(size)
+        if len(pool) < POOLED_BUFFERS:
+            pool.append((size, chunk))
+        return memoryview(chunk)  # type: ignore[arg-type]
+
+    first, offset, size = 1, 0, READ_BYTES
+    while True:
+        wanted = size
+        view = free_buffer(wanted)[:wanted]
+        got = 0
+        try:
+            stream.seek(offset)
+            while got < wanted:
+                count = stream.readinto(view[got:])
+                if not count:
+                    break
+                got += count
+        except Exception as error:
+            pos = 0
+            while pos < got:  # the whole lines read, then the error
+                stop, found = jsonb_native.find_lines(view, pos, got, block_lines)
+                if not found:
+                    break
+                if found < block_lines:
+                    stop, _ = jsonb_native.find_lines(view, pos, got, found)
+                yield view, pos, stop, first, found
+                first, pos = first + found, stop
+            yield error
+            return
+        pos = 0
+        while True:
+            stop, found = jsonb_native.find_lines(view, pos, got, block_lines)
+            if found < block_lines:
+                break
+            yield view, pos, stop, first, found
+            size = max(size, (stop - pos) * 5 // 4 + 65536)  # a block and a bit per read
+            first, pos = first + found, stop
+        if got < wanted:  # the end of the file
+            if pos < got:
+                yield view, pos, got, first, found
+            return
+        if pos == 0:
+            size = max(size, 2 * wanted)
+        offset += pos
+
+
+def native_pieces(
+    path: str,
+    shape: str,
+    spec: tuple,
+    skip: bool,
+    schema: pa.Schema,
+    timestamp_fields: tuple[str, ...],
+) -> Iterator:
+    """``_lines.Piece`` per block of ``_batch.BATCH_ROWS`` lines, in file order, parsed by
+    the C kernel on ``workers()`` threads. Memory stays flat: at most ``workers()`` blocks
+    are being parsed or waiting to be taken, and one more is being read."""
+    from . import _batch
+    from ._lines import parse_block
+
+    blocks = line_blocks(path, max(1, _batch.BATCH_ROWS))
+    size = workers()
+    if size <= 1:
+        for block in blocks:
+            yield parse_block(path, shape, spec, skip, schema, timestamp_fields, *block)
+        return
+    pool = _thread_pool(size)
+    # the next block is read on a thread of its own while the others parse
+    reader = _reader()
+    pending: deque[Future] = deque()
+    ahead = reader.submit(next, blocks, None)
+    try:
+        while True:
+            try:
+                block = ahead.result()
+            except BaseException:
+                while pending:  # the blocks before the cut come first
+                    yield pending.popleft().result()
+                raise
+            if block is None:
+                break
+            ahead = reader.submit(next, blocks, None)
+            pending.append(
+                pool.submit(parse_block, path, shape, spec, skip, schema, timestamp_fields, *block)
+            )
+            del block  # its read buffer goes back to the reader once parsed
+            while len(pending) >= size or (pending and pending[0].done()):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        try:
+            ahead.result()  # not running any more: the file can be closed
+        except BaseException:
+            pass
+        blocks.close()
