@@ -138,6 +138,14 @@ static int buf_grow(Buf *b, size_t extra) {
         } \
     } while (0)
 
+/* Append n bytes of src to b; -1 (P->err set) on no memory. */
+static inline int put_bytes(Parser *P, Buf *b, const void *src, size_t n) {
+    RESERVE(P, b, n);
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+    return 0;
+}
+
 static void buf_free(Buf *b) {
     if (b->data != NULL) mem_free(b->data, b->cap, b->mapped);
     b->data = NULL;
@@ -229,6 +237,14 @@ static inline const unsigned char *plain_ascii_run(const unsigned char *p, const
     return p;
 }
 
+/* The closing quote of a JSON string whose text starts at s (just after its opening
+ * quote), if that text is plain ASCII that needs no decoding (no escape, no control
+ * character); else NULL, for decode_string to judge. */
+static inline const unsigned char *plain_string_end(const unsigned char *s, const unsigned char *end) {
+    const unsigned char *e = plain_ascii_run(s, end);
+    return e < end && *e == '"' ? e : NULL;
+}
+
 /* The first index at or after i (before n) of '"', '\\' or a byte below 0x20. */
 static inline size_t plain_utf8_run(const char *s, size_t i, size_t n) {
 #ifdef __SSE2__
@@ -254,11 +270,7 @@ static int decode_string(Parser *P, Buf *dst) {
     for (;;) {
         const unsigned char *run = p;
         p = plain_ascii_run(p, end);
-        if (p > run) {
-            RESERVE(P, dst, (size_t)(p - run));
-            memcpy(dst->data + dst->len, run, (size_t)(p - run));
-            dst->len += (size_t)(p - run);
-        }
+        if (p > run && put_bytes(P, dst, run, (size_t)(p - run)) < 0) return -1;
         if (p >= end) return fail(P, E_INVALID, "unterminated string");
         unsigned char c = *p;
         if (c == '"') {
@@ -269,9 +281,7 @@ static int decode_string(Parser *P, Buf *dst) {
         if (c >= 0x80) {
             int n = utf8_len(p, end);
             if (n == 0) return fail(P, E_INVALID, "not UTF-8 text");
-            RESERVE(P, dst, (size_t)n);
-            memcpy(dst->data + dst->len, p, (size_t)n);
-            dst->len += (size_t)n;
+            if (put_bytes(P, dst, p, (size_t)n) < 0) return -1;
             p += n;
             continue;
         }
@@ -384,8 +394,8 @@ static int emit_string(Parser *P, Buf *out, const char *s, size_t n) {
 }
 
 static int parse_string_value(Parser *P, Buf *out) {
-    const unsigned char *s = P->p + 1, *e = plain_ascii_run(s, P->end);
-    if (e < P->end && *e == '"') { /* nothing to decode or escape: copied as it is */
+    const unsigned char *s = P->p + 1, *e = plain_string_end(s, P->end);
+    if (e != NULL) { /* nothing to decode or escape: copied as it is */
         size_t n = (size_t)(e - s);
         RESERVE(P, out, n + 2);
         char *d = out->data + out->len;
@@ -452,10 +462,7 @@ static int parse_number(Parser *P, Buf *out) {
             s++;
             total--;
         }
-        RESERVE(P, out, total);
-        memcpy(out->data + out->len, s, total);
-        out->len += total;
-        return 0;
+        return put_bytes(P, out, s, total);
     }
     long long exponent = 0;
     if (has_exp) {
@@ -550,10 +557,7 @@ static int parse_object(Parser *P, Buf *out) {
     skip_ws(P);
     if (P->p < P->end && *P->p == '}') {
         P->p++;
-        RESERVE(P, out, 2);
-        memcpy(out->data + out->len, "{}", 2);
-        out->len += 2;
-        return 0;
+        return put_bytes(P, out, "{}", 2);
     }
     size_t base = out->len;
     RESERVE(P, out, 1);
@@ -582,9 +586,9 @@ static int parse_object(Parser *P, Buf *out) {
         Entry *e = &entries[n];
         e->idx = n;
         if (in_order) {
-            const unsigned char *ks = P->p + 1, *ke = plain_ascii_run(ks, P->end);
-            size_t kl = (size_t)(ke - ks);
-            int plain = ke < P->end && *ke == '"';
+            const unsigned char *ks = P->p + 1, *ke = plain_string_end(ks, P->end);
+            size_t kl = ke ? (size_t)(ke - ks) : 0;
+            int plain = ke != NULL;
             if (plain && n > 0) { /* strictly after the previous key (equal: a duplicate) */
                 const Entry *prev = &entries[n - 1];
                 plain = kl > prev->klen ||
@@ -753,10 +757,7 @@ static int literal(Parser *P, Buf *out, const char *word, size_t n) {
     if ((size_t)(P->end - P->p) < n || memcmp(P->p, word, n) != 0)
         return fail(P, E_INVALID, "invalid value");
     P->p += n;
-    RESERVE(P, out, n);
-    memcpy(out->data + out->len, word, n);
-    out->len += n;
-    return 0;
+    return put_bytes(P, out, word, n);
 }
 
 static int parse_value(Parser *P, Buf *out) {
@@ -952,8 +953,8 @@ static int scan_line(LineState *L, const char *raw, Py_ssize_t rawlen, const Fie
             if (P->p >= P->end || *P->p != '"') goto fall;
             const char *kdata;
             size_t klen;
-            const unsigned char *kend = plain_ascii_run(P->p + 1, P->end);
-            if (kend < P->end && *kend == '"') { /* a plain key: compared where it is */
+            const unsigned char *kend = plain_string_end(P->p + 1, P->end);
+            if (kend != NULL) { /* a plain key: compared where it is */
                 kdata = (const char *)P->p + 1;
                 klen = (size_t)(kend - P->p - 1);
                 P->p = kend + 1;
@@ -1233,15 +1234,28 @@ static inline int col_reserve(Buf *b, size_t extra) {
     return C_OK;
 }
 
+/* Append the int64 v to b: C_OK, or C_NOMEM. */
+static inline int buf_put_i64(Buf *b, long long v) {
+    if (col_reserve(b, 8) < 0) return C_NOMEM;
+    int64_t x = (int64_t)v;
+    memcpy(b->data + b->len, &x, 8);
+    b->len += 8;
+    return C_OK;
+}
+
+/* End a string row where c->data ends now: its int32 end offset. */
+static inline int col_end_offset(Col *c) {
+    if (col_reserve(&c->offsets, 4) < 0) return C_NOMEM;
+    int32_t end = (int32_t)c->data.len;
+    memcpy(c->offsets.data + c->offsets.len, &end, 4);
+    c->offsets.len += 4;
+    return C_OK;
+}
+
 static int col_start(Col *c) {
     c->validity.len = c->offsets.len = c->data.len = 0;
     c->nulls = 0;
-    if (c->kind != K_INT) {
-        if (col_reserve(&c->offsets, 4) < 0) return C_NOMEM;
-        int32_t zero = 0;
-        memcpy(c->offsets.data, &zero, 4);
-        c->offsets.len = 4;
-    }
+    if (c->kind != K_INT) return col_end_offset(c); /* the first offset, 0 */
     return C_OK;
 }
 
@@ -1258,56 +1272,36 @@ static inline int col_valid_bit(Col *c, Py_ssize_t row, int valid) {
     return C_OK;
 }
 
+/* A string value already written at the end of c->data (see scan_line's dest). */
+static inline int col_commit_str(Col *c, Py_ssize_t row) {
+    if (c->data.len > INT32_MAX) return C_TOOBIG;
+    if (col_end_offset(c) < 0) return C_NOMEM;
+    return col_valid_bit(c, row, 1);
+}
+
 static inline int col_put_str(Col *c, Py_ssize_t row, const char *s, size_t n) {
     if (c->data.len + n > INT32_MAX) return C_TOOBIG;
     if (col_reserve(&c->data, n) < 0 || col_reserve(&c->offsets, 4) < 0) return C_NOMEM;
     if (n) memmove(c->data.data + c->data.len, s, n); /* s may be that very spot */
     c->data.len += n;
-    int32_t end = (int32_t)c->data.len;
-    memcpy(c->offsets.data + c->offsets.len, &end, 4);
-    c->offsets.len += 4;
-    return col_valid_bit(c, row, 1);
-}
-
-/* A string value already written at the end of c->data (see scan_line's dest). */
-static inline int col_commit_str(Col *c, Py_ssize_t row) {
-    if (c->data.len > INT32_MAX) return C_TOOBIG;
-    if (col_reserve(&c->offsets, 4) < 0) return C_NOMEM;
-    int32_t end = (int32_t)c->data.len;
-    memcpy(c->offsets.data + c->offsets.len, &end, 4);
-    c->offsets.len += 4;
-    return col_valid_bit(c, row, 1);
+    return col_commit_str(c, row);
 }
 
 static inline int col_put_int(Col *c, Py_ssize_t row, long long v) {
-    if (col_reserve(&c->data, 8) < 0) return C_NOMEM;
-    int64_t x = (int64_t)v;
-    memcpy(c->data.data + c->data.len, &x, 8);
-    c->data.len += 8;
+    if (buf_put_i64(&c->data, v) < 0) return C_NOMEM;
     return col_valid_bit(c, row, 1);
 }
 
 static inline int col_put_null(Col *c, Py_ssize_t row) {
     if (c->kind == K_INT) {
-        if (col_reserve(&c->data, 8) < 0) return C_NOMEM;
-        memset(c->data.data + c->data.len, 0, 8);
-        c->data.len += 8;
-    } else {
-        if (col_reserve(&c->offsets, 4) < 0) return C_NOMEM;
-        int32_t end = (int32_t)c->data.len;
-        memcpy(c->offsets.data + c->offsets.len, &end, 4);
-        c->offsets.len += 4;
+        if (buf_put_i64(&c->data, 0) < 0) return C_NOMEM;
+    } else if (col_end_offset(c) < 0) {
+        return C_NOMEM;
     }
     return col_valid_bit(c, row, 0);
 }
 
-static int put_line(Columns *self, long long line) {
-    if (col_reserve(&self->lines, 8) < 0) return C_NOMEM;
-    int64_t x = (int64_t)line;
-    memcpy(self->lines.data + self->lines.len, &x, 8);
-    self->lines.len += 8;
-    return C_OK;
-}
+static int put_line(Columns *self, long long line) { return buf_put_i64(&self->lines, line); }
 
 static int columns_reset(Columns *self) {
     self->rows = 0;

@@ -54,6 +54,12 @@ def row_spec(mapping: dict, converters: dict[Callable, int], required: tuple[str
     return tuple(spec)
 
 
+def field_names(spec: tuple) -> list[str]:
+    """The columns of a spec's rows, in the kernel's order: its fields, then
+    ``absent_fields``."""
+    return [field for field, _, _, _ in spec] + ["absent_fields"]
+
+
 def parse_row(raw: bytes, spec: tuple, template: dict) -> dict | None:
     """One JSON line to a row dict: ``template`` plus each spec field present in the
     object (text as str, jsonb as its jsonb text, int as int, JSON null as None) and
@@ -92,7 +98,7 @@ def arrays(builder: object, spec: tuple) -> tuple[int, dict[str, pa.Array], pa.A
     arrays own the builder's memory (no copy)."""
     rows, buffers, lines = builder.finish()  # type: ignore[attr-defined]
     kinds = [kind for _, _, kind, _ in spec] + [TEXT]
-    names = [field for field, _, _, _ in spec] + ["absent_fields"]
+    names = field_names(spec)
     out = {}
     for name, kind, (validity, offsets, data) in zip(names, kinds, buffers, strict=True):
         validity = None if validity is None else pa.py_buffer(validity)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonb_strategies import (
+    REJECTED,
+    VALID,
+    compare_with_postgres,
+    fuzz_doc,
+    maybe_broken,
+    reference,
+    try_jsonb_database,
+    vector_pairs,
+)
 from pgserver import PgServer
 
 from caracal_forensics.jsonb import (
@@ -20,19 +28,8 @@ from caracal_forensics.jsonb import (
     loads,
 )
 
-VECTORS = Path(__file__).parent / "vectors" / "jsonb.jsonl"
 
-
-def _vector_pairs() -> list[tuple[str, str]]:
-    # split("\n"), not splitlines(): the latter also splits on U+2028/U+2029.
-    text = VECTORS.read_text(encoding="utf-8")
-    return [
-        (d["input"], d["jsonb_text"])
-        for d in (json.loads(line) for line in text.split("\n") if line.strip())
-    ]
-
-
-@pytest.mark.parametrize("raw,expected", _vector_pairs())
+@pytest.mark.parametrize("raw,expected", vector_pairs())
 def test_vectors(raw: str, expected: str) -> None:
     assert jsonb_text(raw) == expected
 
@@ -112,57 +109,7 @@ def test_canonical_or_none() -> None:
     assert canonical_or_none(' { "b":1,"a" :2 } ') == '{"a": 2, "b": 1}'
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        "NaN",
-        "Infinity",
-        "-Infinity",
-        "[NaN]",
-        "nan",
-        "[1] x",
-        "{} {}",
-        '"\\ud800"',
-        '"\\udc00"',
-        '"\\ud83dx"',
-        '"\\uDFFF\\uD800"',
-        '{"\\ud800": 1}',
-        '"\\u0000"',
-        '{"a\\u0000": 1}',
-        '{"a": 1',
-        "[1,",
-        '"abc',
-        "",
-        "   ",
-        "[1,]",
-        '{"a":1,}',
-        "01",
-        "1.",
-        ".5",
-        "+1",
-        "-",
-        "TRUE",
-        "'a'",
-        '"\\x"',
-        '"a\x01"',
-        "\ufeff1",
-        "\f1",
-        "1e131072",
-        "1e-16384",
-        "0e-16384",
-        "0.0e-16383",
-        "1e99999999999",
-        "0e1073741823",
-        "1" * 131073,
-        "0." + "1" * 16384,
-        # PostgreSQL checks every value as it reads it, even one a repeated key discards
-        '{"a": 0e1073741823, "a": 0}',
-        '{"a": "\\ud800", "a": 0}',
-        '{"a": ["\\u0000"], "a": 0}',
-        '{"a": {"\\udc00": 1}, "a": 0}',
-        '[{"a": [[1e-16384]], "a": 0}]',
-    ],
-)
+@pytest.mark.parametrize("raw", REJECTED)
 def test_invalid_inputs_raise_value_error(raw: str) -> None:
     with pytest.raises(ValueError):
         jsonb_text(raw)
@@ -181,166 +128,10 @@ def test_numeric_limits_accepted() -> None:
     assert jsonb_text("0e1073741822") == "0"
 
 
-# -- generated JSON text ---------------------------------------------------------------
-
-_WS = st.text(alphabet=" \t\n\r", max_size=2)
+# -- generated JSON text (jsonb_strategies) ----------------------------------------------
 
 
-def _hex4(code: int, upper: bool) -> str:
-    h = f"{code:04x}"
-    return "\\u" + (h.upper() if upper else h)
-
-
-def _pair(code: int, upper: bool) -> str:
-    code -= 0x10000
-    return _hex4(0xD800 + (code >> 10), upper) + _hex4(0xDC00 + (code & 0x3FF), upper)
-
-
-_STRING_PIECE = st.one_of(
-    st.characters(min_codepoint=0x20, blacklist_categories=("Cs",), blacklist_characters='"\\'),
-    st.sampled_from(
-        [
-            "\u2028",
-            "\u2029",
-            "\x7f",
-            "/",
-            "é",
-            "😀",
-            "\U0010ffff",
-            "\ufeff",
-            "\uffff",
-            "\u0085",
-            "日",
-        ]
-    ),
-    st.sampled_from(['\\"', "\\\\", "\\/", "\\b", "\\f", "\\n", "\\r", "\\t"]),
-    st.builds(_hex4, st.integers(1, 0xD7FF) | st.integers(0xE000, 0xFFFF), st.booleans()),
-    st.builds(_hex4, st.integers(1, 0x1F), st.booleans()),
-    st.builds(_pair, st.integers(0x10000, 0x10FFFF), st.booleans()),
-)
-_STRING = st.lists(_STRING_PIECE, max_size=8).map(lambda ps: '"' + "".join(ps) + '"')
-_KEY = st.one_of(
-    st.sampled_from(
-        [
-            '"a"',
-            '"b"',
-            '"A"',
-            '"aa"',
-            '""',
-            '"é"',
-            '"\\u00e9"',
-            '"😀"',
-            '"\\ud83d\\ude00"',
-            '"\\u0001"',
-            '"a b"',
-            '"\\t"',
-            '"\u2028"',
-        ]
-    ),
-    _STRING,
-)
-_DIGITS = st.text(alphabet="0123456789", min_size=1, max_size=30)
-_INT_PART = st.one_of(
-    st.just("0"),
-    st.integers(1, 10**6).map(str),
-    st.tuples(st.sampled_from("123456789"), st.text(alphabet="0123456789", max_size=40)).map(
-        "".join
-    ),
-)
-
-
-def _exponent(extreme: bool) -> st.SearchStrategy[str]:
-    values = [st.integers(0, 40), st.integers(0, 400)]
-    if extreme:  # around PostgreSQL numeric's limits (some overflow: both must reject)
-        values.append(st.sampled_from([16383, 16384, 16400, 131071, 131072, 1073741823]))
-    return st.one_of(
-        st.just(""),
-        st.tuples(
-            st.sampled_from("eE"),
-            st.sampled_from(["", "+", "-"]),
-            st.sampled_from(["", "0", "00"]),
-            st.one_of(*values).map(str),
-        ).map("".join),
-    )
-
-
-def _number(extreme: bool) -> st.SearchStrategy[str]:
-    return st.tuples(
-        st.sampled_from(["", "", "-"]),
-        _INT_PART,
-        st.one_of(st.just(""), _DIGITS.map(lambda d: "." + d)),
-        _exponent(extreme),
-    ).map("".join)
-
-
-def _document(extreme: bool) -> st.SearchStrategy[str]:
-    scalar = st.one_of(_number(extreme), _STRING, st.sampled_from(["true", "false", "null"]))
-    return st.tuples(_WS, st.recursive(scalar, _containers, max_leaves=25), _WS).map("".join)
-
-
-def _containers(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
-    item = st.tuples(_WS, children, _WS).map("".join)
-    member = st.tuples(_WS, _KEY, _WS, st.just(":"), item).map("".join)
-    array = st.one_of(
-        _WS.map(lambda w: "[" + w + "]"),
-        st.lists(item, min_size=1, max_size=5).map(lambda xs: "[" + ",".join(xs) + "]"),
-    )
-    obj = st.one_of(
-        _WS.map(lambda w: "{" + w + "}"),
-        st.lists(member, min_size=1, max_size=6).map(lambda xs: "{" + ",".join(xs) + "}"),
-    )
-    return st.one_of(array, obj)
-
-
-_VALID = _document(extreme=False)
-_EXTREME = _document(extreme=True)
-
-
-@st.composite
-def _maybe_broken(draw: st.DrawFn) -> str:
-    """Mostly valid JSON; sometimes truncated or with a stray character inserted."""
-    text = draw(_EXTREME)
-    mode = draw(st.sampled_from(["ok"] * 8 + ["cut", "insert"]))
-    if mode == "ok" or not text:
-        return text
-    pos = draw(st.integers(0, len(text)))
-    if mode == "cut":
-        return text[:pos]
-    junk = draw(
-        st.sampled_from(
-            [
-                ",",
-                "]",
-                "}",
-                ":",
-                '"',
-                "\\",
-                "0",
-                "-",
-                ".",
-                "e",
-                "x",
-                "\x01",
-                "\x7f",
-                " ",
-                "\\u",
-                "\\ud800",
-                "NaN",
-                "01",
-            ]
-        )
-    )
-    return text[:pos] + junk + text[pos:]
-
-
-def _ours(raw: str) -> str | None:
-    try:
-        return jsonb_text(raw)
-    except ValueError:
-        return None
-
-
-@given(_VALID)
+@given(VALID)
 @settings(max_examples=200, deadline=None)
 def test_idempotent(raw: str) -> None:
     once = jsonb_text(raw)
@@ -348,208 +139,35 @@ def test_idempotent(raw: str) -> None:
     assert dumps(loads(once)) == once
 
 
-_TRY_JSONB = """
-CREATE OR REPLACE FUNCTION jsonb_text_or_null(t text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    RETURN t::jsonb::text;
-EXCEPTION WHEN others THEN
-    RETURN NULL;
-END
-$$;
-"""
-
-
 @pytest.fixture(scope="module")
 def pg_jsonb(pg: PgServer) -> Iterator[object]:
     """A connection to a database with jsonb_text_or_null(text) (NULL when PG rejects)."""
-    pg.psql("DROP DATABASE IF EXISTS jsonb_reference; CREATE DATABASE jsonb_reference")
-    with pg.connect(dbname="jsonb_reference") as conn:
-        conn.execute(_TRY_JSONB)
+    with try_jsonb_database(pg, "jsonb_reference") as conn:
         yield conn
 
 
-def _compare_with_postgres(conn: object, texts: list[str]) -> None:
-    rows = conn.execute(  # type: ignore[attr-defined]
-        "SELECT jsonb_text_or_null(t) FROM unnest(%s::text[]) WITH ORDINALITY AS u(t, i) "
-        "ORDER BY i",
-        (texts,),
-    ).fetchall()
-    for raw, (theirs,) in zip(texts, rows, strict=True):
-        assert _ours(raw) == theirs, f"input {raw!r}"
-
-
-@given(st.lists(_VALID, min_size=10, max_size=40))
+@given(st.lists(VALID, min_size=10, max_size=40))
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_matches_postgres(pg_jsonb: object, texts: list[str]) -> None:
-    _compare_with_postgres(pg_jsonb, texts)
+    compare_with_postgres(pg_jsonb, texts, reference)
 
 
 @pytest.mark.filterwarnings("ignore:Generating overly large repr")
-@given(st.lists(_maybe_broken(), min_size=10, max_size=40))
+@given(st.lists(maybe_broken(), min_size=10, max_size=40))
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_matches_postgres_including_rejections(pg_jsonb: object, texts: list[str]) -> None:
-    _compare_with_postgres(pg_jsonb, texts)
+    compare_with_postgres(pg_jsonb, texts, reference)
 
 
 def test_vectors_match_postgres(pg_jsonb: object) -> None:
-    pairs = _vector_pairs()
-    _compare_with_postgres(pg_jsonb, [raw for raw, _ in pairs])
+    pairs = vector_pairs()
+    compare_with_postgres(pg_jsonb, [raw for raw, _ in pairs], reference)
 
 
 # -- volume: a plain seeded fuzzer (cheaper per document than Hypothesis) ----------------
-
-_FUZZ_CHARS = [
-    "a",
-    "b",
-    "A",
-    "z",
-    " ",
-    "é",
-    "ü",
-    "日",
-    "😀",
-    "\U0010ffff",
-    "\u2028",
-    "\u2029",
-    "\x7f",
-    "\x85",
-    "/",
-    "\ufeff",
-    "\uffff",
-    '\\"',
-    "\\\\",
-    "\\/",
-    "\\b",
-    "\\f",
-    "\\n",
-    "\\r",
-    "\\t",
-    "\\u0001",
-    "\\u001F",
-    "\\u007f",
-    "\\u00e9",
-    "\\u00E9",
-    "\\u2028",
-    "\\uFFFF",
-    "\\ud83d\\ude00",
-    "\\uD83D\\uDE00",
-    "\\udbff\\udfff",
-]
-_FUZZ_KEYS = [
-    '"a"',
-    '"b"',
-    '"A"',
-    '"aa"',
-    '""',
-    '"é"',
-    '"\\u00e9"',
-    '"😀"',
-    '"\\ud83d\\ude00"',
-    '"a b"',
-    '"\\t"',
-    '"\u2028"',
-    '"\\u0001"',
-    '"\U00010000"',
-    '"\uffff"',
-]
-
-
-def _fuzz_string(rng: random.Random) -> str:
-    return '"' + "".join(rng.choice(_FUZZ_CHARS) for _ in range(rng.randrange(6))) + '"'
-
-
-def _fuzz_number(rng: random.Random) -> str:
-    sign = "-" if rng.random() < 0.3 else ""
-    r = rng.random()
-    if r < 0.3:
-        intpart = "0"
-    elif r < 0.8:
-        intpart = str(rng.randrange(1, 10**6))
-    else:
-        intpart = str(rng.randrange(1, 10 ** rng.randrange(2, 60)))
-    frac = ""
-    if rng.random() < 0.5:
-        frac = "." + "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 25)))
-    exp = ""
-    if rng.random() < 0.4:
-        exp = (
-            rng.choice("eE")
-            + rng.choice(["", "+", "-"])
-            + rng.choice(["", "0"])
-            + str(rng.choice([0, 1, 2, 3, 7, 20, rng.randrange(400)]))
-        )
-    return sign + intpart + frac + exp
-
-
-def _fuzz_ws(rng: random.Random) -> str:
-    return "" if rng.random() < 0.6 else rng.choice([" ", "\n", "\t", "\r", "  ", " \n "])
-
-
-def _fuzz_value(rng: random.Random, depth: int) -> str:
-    r = rng.random()
-    if depth > 3 or r < (0.1 if depth == 0 else 0.45):
-        r2 = rng.random()
-        if r2 < 0.4:
-            return _fuzz_number(rng)
-        if r2 < 0.85:
-            return _fuzz_string(rng)
-        return rng.choice(["true", "false", "null"])
-    n = rng.randrange(5)
-    w = _fuzz_ws
-    if r < 0.7:
-        items = [w(rng) + _fuzz_value(rng, depth + 1) + w(rng) for _ in range(n)]
-        return "[" + (",".join(items) if items else w(rng)) + "]"
-    members = [
-        w(rng)
-        + (rng.choice(_FUZZ_KEYS) if rng.random() < 0.7 else _fuzz_string(rng))
-        + w(rng)
-        + ":"
-        + w(rng)
-        + _fuzz_value(rng, depth + 1)
-        + w(rng)
-        for _ in range(n)
-    ]
-    return "{" + (",".join(members) if members else w(rng)) + "}"
-
-
-_FUZZ_JUNK = [
-    ",",
-    "]",
-    "}",
-    ":",
-    '"',
-    "\\",
-    "0",
-    "-",
-    ".",
-    "e",
-    "x",
-    "\x01",
-    " ",
-    "\\u",
-    "\\ud800",
-    "\\u0000",
-    "NaN",
-    "01",
-    "1e1073741823",
-    "0e-16384",
-    "1e131072",
-]
-
-
-def _fuzz_doc(rng: random.Random) -> str:
-    text = _fuzz_ws(rng) + _fuzz_value(rng, 0) + _fuzz_ws(rng)
-    r = rng.random()
-    if r < 0.1:  # truncated
-        return text[: rng.randrange(len(text) + 1)]
-    if r < 0.2:  # a stray token inserted somewhere
-        pos = rng.randrange(len(text) + 1)
-        return text[:pos] + rng.choice(_FUZZ_JUNK) + text[pos:]
-    return text
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_matches_postgres_fuzz(pg_jsonb: object, seed: int) -> None:
     rng = random.Random(seed)
-    _compare_with_postgres(pg_jsonb, [_fuzz_doc(rng) for _ in range(2000)])
+    compare_with_postgres(pg_jsonb, [fuzz_doc(rng) for _ in range(2000)], reference)

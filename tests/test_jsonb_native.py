@@ -16,14 +16,25 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonb_strategies import (
+    DROP,
+    EXTREME,
+    GOOD_EVENT,
+    REJECTED,
+    VALID,
+    compare_readers,
+    compare_with_postgres,
+    event_line,
+    fuzz_doc,
+    maybe_broken,
+    reference,
+    try_jsonb_database,
+    vector_pairs,
+)
 from pgserver import PgServer
-from test_jsonb import _EXTREME, _VALID, _fuzz_doc, _maybe_broken, _vector_pairs
 
 from caracal_forensics import jsonb_native
-from caracal_forensics.errors import InputError
-from caracal_forensics.jsonb import jsonb_text
 from caracal_forensics.sources import cli_jsonl, db_jsonl
-from caracal_forensics.sources._batch import BadLines
 from caracal_forensics.sources._lines import _native_spec, map_row
 
 pytestmark = pytest.mark.skipif(jsonb_native._native is None, reason="C kernel not built")
@@ -31,13 +42,6 @@ pytestmark = pytest.mark.skipif(jsonb_native._native is None, reason="C kernel n
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors" / "export"
 FIXTURES = ROOT / "fixtures" / "export"
-
-
-def _reference(raw: str) -> str | None:
-    try:
-        return jsonb_text(raw)
-    except ValueError:
-        return None
 
 
 def _kernel(raw: str | bytes) -> str | None:
@@ -48,7 +52,7 @@ def _kernel(raw: str | bytes) -> str | None:
 
 
 def _same(raw: str) -> None:
-    ours = _reference(raw)
+    ours = reference(raw)
     assert _kernel(raw) == ours, f"input {raw!r}"
     try:
         encoded = raw.encode("utf-8")
@@ -60,55 +64,15 @@ def _same(raw: str) -> None:
 # -- the kernel alone -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw,expected", _vector_pairs())
+@pytest.mark.parametrize("raw,expected", vector_pairs())
 def test_vectors(raw: str, expected: str) -> None:
     assert jsonb_native.canonical(raw) == expected
     assert jsonb_native.canonical(raw.encode("utf-8")) == expected
 
 
-@pytest.mark.parametrize(
-    "raw",
-    [
-        "NaN",
-        "-Infinity",
-        "[1] x",
-        '"\\ud800"',
-        '"\\ud83dx"',
-        '"\\uDFFF\\uD800"',
-        '"\\u0000"',
-        '{"a": 1',
-        "",
-        "   ",
-        "[1,]",
-        '{"a":1,}',
-        "01",
-        "1.",
-        "1e",
-        "1e+",
-        ".5",
-        "+1",
-        "-",
-        "'a'",
-        '"\\x"',
-        '"a\x01"',
-        "\ufeff1",
-        "\f1",
-        "1e131072",
-        "1e-16384",
-        "0e-16384",
-        "1e99999999999",
-        "0e1073741823",
-        "1" * 131073,
-        "0." + "1" * 16384,
-        '{"a": 0e1073741823, "a": 0}',
-        '{"a": "\\ud800", "a": 0}',
-        '{"a": {"\\udc00": 1}, "a": 0}',
-        "\ud800",
-        '"\ud800"',
-    ],
-)
+@pytest.mark.parametrize("raw", REJECTED)
 def test_rejects_what_the_reference_rejects(raw: str) -> None:
-    assert _reference(raw) is None
+    assert reference(raw) is None
     with pytest.raises(ValueError):
         jsonb_native.canonical(raw)
 
@@ -165,20 +129,20 @@ def test_type_error() -> None:
         jsonb_native.canonical(1)  # type: ignore[arg-type]
 
 
-@given(_VALID)
+@given(VALID)
 @settings(max_examples=400, deadline=None)
 def test_matches_reference(raw: str) -> None:
     _same(raw)
 
 
 @pytest.mark.filterwarnings("ignore:Generating overly large repr")
-@given(_maybe_broken())
+@given(maybe_broken())
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_matches_reference_including_rejections(raw: str) -> None:
     _same(raw)
 
 
-@given(_EXTREME)
+@given(EXTREME)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_matches_reference_extreme_numbers(raw: str) -> None:
     _same(raw)
@@ -194,88 +158,35 @@ def test_matches_reference_on_any_text(raw: str) -> None:
 def test_matches_reference_fuzz(seed: int) -> None:
     rng = random.Random(seed)
     for _ in range(3000):
-        _same(_fuzz_doc(rng))
+        _same(fuzz_doc(rng))
 
 
 # -- against PostgreSQL -----------------------------------------------------------------
 
-_TRY_JSONB = """
-CREATE OR REPLACE FUNCTION jsonb_text_or_null(t text) RETURNS text
-LANGUAGE plpgsql AS $$
-BEGIN
-    RETURN t::jsonb::text;
-EXCEPTION WHEN others THEN
-    RETURN NULL;
-END
-$$;
-"""
-
 
 @pytest.fixture(scope="module")
 def pg_native(pg: PgServer) -> Iterator[object]:
-    pg.psql(
-        "DROP DATABASE IF EXISTS jsonb_native_reference; CREATE DATABASE jsonb_native_reference"
-    )
-    with pg.connect(dbname="jsonb_native_reference") as conn:
-        conn.execute(_TRY_JSONB)
+    with try_jsonb_database(pg, "jsonb_native_reference") as conn:
         yield conn
-
-
-def _compare_with_postgres(conn: object, texts: list[str]) -> None:
-    rows = conn.execute(  # type: ignore[attr-defined]
-        "SELECT jsonb_text_or_null(t) FROM unnest(%s::text[]) WITH ORDINALITY AS u(t, i) "
-        "ORDER BY i",
-        (texts,),
-    ).fetchall()
-    for raw, (theirs,) in zip(texts, rows, strict=True):
-        assert _kernel(raw) == theirs, f"input {raw!r}"
 
 
 def test_matches_postgres_fuzz(pg_native: object) -> None:
     rng = random.Random(20261128)
-    _compare_with_postgres(pg_native, [_fuzz_doc(rng) for _ in range(400)])
+    compare_with_postgres(pg_native, [fuzz_doc(rng) for _ in range(400)], _kernel)
 
 
 @pytest.mark.filterwarnings("ignore:Generating overly large repr")
-@given(st.lists(_maybe_broken(), min_size=10, max_size=40))
+@given(st.lists(maybe_broken(), min_size=10, max_size=40))
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_matches_postgres_including_rejections(pg_native: object, texts: list[str]) -> None:
-    _compare_with_postgres(pg_native, texts)
+    compare_with_postgres(pg_native, texts, _kernel)
 
 
 def test_vectors_match_postgres(pg_native: object) -> None:
-    _compare_with_postgres(pg_native, [raw for raw, _ in _vector_pairs()])
+    compare_with_postgres(pg_native, [raw for raw, _ in vector_pairs()], _kernel)
 
 
 # -- the readers, with and without the kernel -------------------------------------------
-
-
-def _read(module: object, path: str, native: bool, skip: bool, monkeypatch: pytest.MonkeyPatch):
-    """(table, skipped count, first skipped) or the InputError message."""
-    monkeypatch.setattr(jsonb_native, "AVAILABLE", native)
-    bad = BadLines(skip=skip)
-    try:
-        batches = list(module.read(path, bad))  # type: ignore[attr-defined]
-    except (InputError, OverflowError) as error:
-        return ("error", type(error).__name__, str(error))
-    table = pa.Table.from_batches(batches) if batches else None
-    return (table, bad.count, bad.first, [b.num_rows for b in batches])
-
-
-def _both(module: object, path: str, monkeypatch: pytest.MonkeyPatch, skip: bool = False):
-    slow = _read(module, path, False, skip, monkeypatch)
-    fast = _read(module, path, True, skip, monkeypatch)
-    if slow[0] == "error" or fast[0] == "error":
-        assert fast == slow
-        return slow
-    assert fast[1:] == slow[1:]
-    if slow[0] is None:
-        assert fast[0] is None
-    else:
-        assert fast[0].schema == slow[0].schema
-        assert fast[0].to_pylist() == slow[0].to_pylist()
-        assert fast[0].equals(slow[0])
-    return slow
 
 
 @pytest.mark.parametrize(
@@ -288,7 +199,7 @@ def _both(module: object, path: str, monkeypatch: pytest.MonkeyPatch, skip: bool
     ],
 )
 def test_readers_identical_on_exports(module: object, path: Path, monkeypatch) -> None:
-    table, *_ = _both(module, str(path), monkeypatch)
+    table, *_ = compare_readers(module, str(path), monkeypatch)
     assert table.num_rows > 0
 
 
@@ -300,59 +211,26 @@ def test_native_spec_covers_the_event_shapes() -> None:
     assert not _native_spec("alerts_jsonl", EVENT_SCHEMA, ("occurred_at", "ingested_at"))
 
 
-_GOOD = {
-    "id": "e1",
-    "zone_id": "z",
-    "event_type": "token_exchange",
-    "request_id": "r",
-    "decision": "allow",
-    "policy_set_id": "ps",
-    "policy_set_version_id": "psv",
-    "manifest_sha": "m",
-    "evaluation_status": "complete",
-    "determining_policies_json": [{"policy": "p"}],
-    "diagnostics_json": [],
-    "metadata_json": {"b": 1, "a": [1.50, "x"]},
-    "occurred_at": "2026-05-11T08:00:03.212365+00:00",
-    "ingested_at": "2026-05-11T08:00:04.212365+00:00",
-    "content_sha256": "c",
-    "prev_content_sha256": None,
-    "chain_hmac": "h",
-    "chain_seq": 1,
-    "ingest_signature": None,
-}
-
-
-def _line(**changes: object) -> str:
-    obj = dict(_GOOD)
-    for key, value in changes.items():
-        if value is _DROP:
-            obj.pop(key, None)
-        else:
-            obj[key] = value
-    return json.dumps(obj, ensure_ascii=False)
-
-
-_DROP = object()
-
 _TRICKY_LINES = [
-    _line(),
+    event_line(),
     "",
     "   ",
-    _line(id="e2", evaluation_status=_DROP, ingest_signature=_DROP),
-    _line(id="e3", chain_seq="12"),  # a digit string: accepted by the Python path
-    _line(id="e4", chain_seq=-0),
-    _line(id="e5", chain_seq=2**70),  # too big for int64
-    _line(id="e6", chain_seq=1.5),
-    _line(id="e7", chain_seq=None, metadata_json=None),
-    _line(id=5),
-    _line(id=""),
-    _line(id=None),
-    _line(zone_id=_DROP),
-    _line(id="e8", decision=["allow"]),
-    _line(id="e9", occurred_at=12),
-    _line(id="e10", metadata_json="a string", diagnostics_json=3, determining_policies_json=True),
-    _line(id="e11", request_id="line\u2028separator \U0001f600 \x01"),
+    event_line(id="e2", evaluation_status=DROP, ingest_signature=DROP),
+    event_line(id="e3", chain_seq="12"),  # a digit string: accepted by the Python path
+    event_line(id="e4", chain_seq=-0),
+    event_line(id="e5", chain_seq=2**70),  # too big for int64
+    event_line(id="e6", chain_seq=1.5),
+    event_line(id="e7", chain_seq=None, metadata_json=None),
+    event_line(id=5),
+    event_line(id=""),
+    event_line(id=None),
+    event_line(zone_id=DROP),
+    event_line(id="e8", decision=["allow"]),
+    event_line(id="e9", occurred_at=12),
+    event_line(
+        id="e10", metadata_json="a string", diagnostics_json=3, determining_policies_json=True
+    ),
+    event_line(id="e11", request_id="line\u2028separator \U0001f600 \x01"),
     '{"id": "e12", "id": "e13", "zone_id": 1, "zone_id": "z", '
     '"occurred_at": "2026-05-11T08:00:03Z"}',
     '{"id": "e14", "zone_id": "z", "occurred_at": "2026-05-11T08:00:03Z", "x": [1e1073741823]}',
@@ -363,7 +241,7 @@ _TRICKY_LINES = [
     '{"id": "e18", "zone_id": "z", "occurred_at": "2026-05-11T08:00:03Z", "metadata_json":'
     ' {"a": 1, "a": {"\\ud83d\\ude00": -0.0e1}}, "chain_seq": 9, "chain_seq": 10}',
     '{"\\u0069d": "e19", "zone_id": "z", "occurred_at": "2026-05-11T08:00:03Z"}',
-    "\t" + _line(id="e20") + "  \r",
+    "\t" + event_line(id="e20") + "  \r",
     '{"id": "e21", "zone_id": "z", "occurred_at": "2026-05-11T08:00:03Z", "chain_seq": 1e2}',
     '{"id": "e22", "zone_id": "z", "occurred_at": "2026-05-11T08:00:03Z", "chain_seq": '
     + "9" * 19
@@ -382,23 +260,25 @@ def _write(tmp_path: Path, lines: list[str], raw_tail: bytes = b"", name: str = 
     return str(path)
 
 
-@pytest.mark.parametrize("tail", [b"", b'{"id": "cut', b"\xff\xfe\n", _line(id="last").encode()])
+@pytest.mark.parametrize(
+    "tail", [b"", b'{"id": "cut', b"\xff\xfe\n", event_line(id="last").encode()]
+)
 def test_readers_identical_on_tricky_lines_skipping(tmp_path: Path, monkeypatch, tail) -> None:
     # without the lines that fail the whole batch (not skippable): see line_by_line
     unskippable = ('"e5"', '"e22"', "not a time")
     lines = [line for line in _TRICKY_LINES if not any(u in line for u in unskippable)]
     path = _write(tmp_path, lines, tail)
     for module in (db_jsonl, cli_jsonl):
-        table, count, first, _ = _both(module, path, monkeypatch, skip=True)
+        table, count, first, *_ = compare_readers(module, path, monkeypatch, skip=True)
         assert count > 0 and first and table.num_rows > 5
 
 
 @pytest.mark.parametrize("index", range(len(_TRICKY_LINES)))
 def test_readers_identical_line_by_line(tmp_path: Path, monkeypatch, index: int) -> None:
-    path = _write(tmp_path, [_line(id="first"), _TRICKY_LINES[index], _line(id="last")])
+    path = _write(tmp_path, [event_line(id="first"), _TRICKY_LINES[index], event_line(id="last")])
     for module in (db_jsonl, cli_jsonl):
-        _both(module, path, monkeypatch)
-        _both(module, path, monkeypatch, skip=True)
+        compare_readers(module, path, monkeypatch)
+        compare_readers(module, path, monkeypatch, skip=True)
 
 
 def test_readers_identical_in_small_batches(tmp_path: Path, monkeypatch) -> None:
@@ -410,14 +290,14 @@ def test_readers_identical_in_small_batches(tmp_path: Path, monkeypatch) -> None
         "__defaults__",
         (_event_schema(), ("occurred_at", "ingested_at"), 3),
     )
-    good = [_line(id=f"e{i}") for i in range(10)]
+    good = [event_line(id=f"e{i}") for i in range(10)]
     path = _write(tmp_path, good + _TRICKY_LINES)
-    assert _both(db_jsonl, path, monkeypatch, skip=True)[0] == "error"  # the same error
+    assert compare_readers(db_jsonl, path, monkeypatch, skip=True)[0] == "error"  # the same error
     path = _write(tmp_path, good + [line for line in _TRICKY_LINES if "e5" not in line])
     for skip in (True, False):
-        _both(db_jsonl, path, monkeypatch, skip=skip)
+        compare_readers(db_jsonl, path, monkeypatch, skip=skip)
     path = _write(tmp_path, good + _TRICKY_LINES[:5])
-    _, _, _, sizes = _both(db_jsonl, path, monkeypatch, skip=True)
+    _, _, _, sizes, _ = compare_readers(db_jsonl, path, monkeypatch, skip=True)
     assert sizes == [3, 3, 3, 3, 1]
 
 
@@ -445,7 +325,7 @@ _NESTED = st.recursive(
 
 @st.composite
 def _rows(draw: st.DrawFn) -> str:
-    keys = list(_GOOD)
+    keys = list(GOOD_EVENT)
     obj: dict[str, object] = {}
     for key in keys:
         if draw(st.integers(0, 9)) == 0:
@@ -471,21 +351,21 @@ def _rows(draw: st.DrawFn) -> str:
 )
 def test_readers_identical_on_generated_rows(tmp_path_factory, monkeypatch, lines) -> None:
     path = _write(tmp_path_factory.mktemp("rows"), lines)
-    _both(db_jsonl, path, monkeypatch, skip=True)
-    _both(db_jsonl, path, monkeypatch, skip=False)
+    compare_readers(db_jsonl, path, monkeypatch, skip=True)
+    compare_readers(db_jsonl, path, monkeypatch, skip=False)
 
 
 def test_parse_row_matches_map_row() -> None:
     spec = _native_spec("db_jsonl", _event_schema(), ("occurred_at", "ingested_at"))
     from caracal_forensics.jsonb import loads
 
-    for raw in [_line(), _line(evaluation_status=_DROP), _TRICKY_LINES[-7]]:
+    for raw in [event_line(), event_line(evaluation_status=DROP), _TRICKY_LINES[-7]]:
         row = jsonb_native.parse_row(raw.encode(), spec, {"k": 1})
         expected = map_row(loads(raw), db_jsonl.MAPPING)
         expected["k"] = 1
         assert row == expected
     assert jsonb_native.parse_row(b"[1]", spec, {}) is None
-    assert jsonb_native.parse_row(_line(id=5).encode(), spec, {}) is None
+    assert jsonb_native.parse_row(event_line(id=5).encode(), spec, {}) is None
 
 
 def test_parallel_reader_without_the_kernel_gives_the_kernel_rows(monkeypatch) -> None:

@@ -13,11 +13,11 @@ import gzip
 import json
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonb_strategies import compare_readers, event_line, read_events
 
 from caracal_forensics import jsonb_native
 from caracal_forensics.errors import InputError
@@ -32,37 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors" / "export"
 TIMESTAMPS = ("occurred_at", "ingested_at")
 
-_GOOD = {
-    "id": "e1",
-    "zone_id": "z",
-    "event_type": "token_exchange",
-    "request_id": "r",
-    "decision": "allow",
-    "policy_set_id": "ps",
-    "policy_set_version_id": "psv",
-    "manifest_sha": "m",
-    "evaluation_status": "complete",
-    "determining_policies_json": [{"policy": "p"}],
-    "diagnostics_json": [],
-    "metadata_json": {"b": 1, "a": [1.50, "x"]},
-    "occurred_at": "2026-05-11T08:00:03.212365+00:00",
-    "ingested_at": "2026-05-11T08:00:04.212365+00:00",
-    "content_sha256": "c",
-    "prev_content_sha256": None,
-    "chain_hmac": "h",
-    "chain_seq": 1,
-    "ingest_signature": None,
-}
-
-
-def _line(**changes: object) -> str:
-    obj = dict(_GOOD)
-    obj.update(changes)
-    return json.dumps(obj, ensure_ascii=False)
-
 
 def _good(i: int) -> bytes:
-    return _line(id=f"e{i}", chain_seq=i).encode()
+    return event_line(id=f"e{i}", chain_seq=i).encode()
 
 
 #: Lines the kernel leaves to the Python path (or skips, or that fail), one per case.
@@ -71,9 +43,9 @@ _ODD = [
     b"   ",
     b" \x0b\x0c\t",
     b"\r",
-    _line(id="s1", chain_seq="12").encode(),  # a digit string: the Python path accepts it
-    _line(id=5).encode(),  # bad: id must be a string
-    _line(id="").encode(),  # bad: required and empty
+    event_line(id="s1", chain_seq="12").encode(),  # a digit string: the Python path accepts it
+    event_line(id=5).encode(),  # bad: id must be a string
+    event_line(id="").encode(),  # bad: required and empty
     b'{"id": "d1", "id": "d2", "zone_id": "z", "occurred_at": "2026-05-11T08:00:03Z"}',
     b'{"id": "x1", "zone_id": "z", "occurred_at": "2026-05-11T08:00:03Z", "x": "\\u0000"}',
     b'{"id": "x2", "zone_id": "z", "occurred_at": "2026-05-11T08:00:03Z"',  # cut
@@ -82,7 +54,7 @@ _ODD = [
     b'{"id": "n\x00ul", "zone_id": "z", "occurred_at": "2026-05-11T08:00:03Z"}',
     b'{"id": "crlf", "zone_id": "z", "occurred_at": "2026-05-11T08:00:03Z"}\r',
     b'{"\\u0069d": "esc", "zone_id": "z", "occurred_at": "2026-05-11T08:00:03Z"}',
-    b"\t" + _line(id="tab").encode() + b"  \r",
+    b"\t" + event_line(id="tab").encode() + b"  \r",
     b"{}",
     b"{",
     b'"',
@@ -92,38 +64,6 @@ _ODD = [
 def _write(path: Path, lines: list[bytes], newline_at_end: bool = True) -> str:
     path.write_bytes(b"\n".join(lines) + (b"\n" if newline_at_end else b""))
     return str(path)
-
-
-def _read(module, path: str, native: bool, skip: bool, monkeypatch) -> tuple:
-    """(table rows, skipped count, first skipped, batch sizes, batch line numbers) or the
-    error (type and message)."""
-    monkeypatch.setattr(jsonb_native, "AVAILABLE", native)
-    bad = BadLines(skip=skip)
-    try:
-        batches = list(module.read(path, bad))
-    except (InputError, OverflowError) as error:
-        return ("error", type(error).__name__, str(error))
-    table = pa.Table.from_batches(batches, EVENT_SCHEMA)
-    return (
-        table,
-        bad.count,
-        bad.first,
-        [b.num_rows for b in batches],
-        [b.column("source_line").to_pylist() for b in batches],
-    )
-
-
-def _compare(module, path: str, monkeypatch, skip: bool) -> tuple:
-    slow = _read(module, path, False, skip, monkeypatch)
-    fast = _read(module, path, True, skip, monkeypatch)
-    if slow[0] == "error" or fast[0] == "error":
-        assert fast == slow
-        return slow
-    assert fast[1:] == slow[1:]
-    assert fast[0].schema == slow[0].schema
-    assert fast[0].to_pylist() == slow[0].to_pylist()
-    assert fast[0].equals(slow[0])
-    return slow
 
 
 @pytest.fixture
@@ -152,7 +92,7 @@ def _spec() -> tuple:
 def test_add_block_appends_plain_lines_and_stops_at_the_first_other() -> None:
     spec = _spec()
     builder = jsonb_native.columns(spec)
-    lines = [_good(1), b"", b"  \r", _good(2), _line(id=5).encode(), _good(3)]
+    lines = [_good(1), b"", b"  \r", _good(2), event_line(id=5).encode(), _good(3)]
     data = b"\n".join(lines) + b"\n"
     pos, line, stopped = builder.add_block(data, 0, len(data), 10)
     assert stopped and line == 14
@@ -222,7 +162,7 @@ def test_finished_columns_outlive_the_builder() -> None:
 def test_huge_lines_and_hostile_bytes_do_not_crash() -> None:
     spec = _spec()
     builder = jsonb_native.columns(spec)
-    huge = _line(id="big", request_id="x" * (12 << 20), metadata_json={"k": "é" * 100000})
+    huge = event_line(id="big", request_id="x" * (12 << 20), metadata_json={"k": "é" * 100000})
     hostile = [
         huge.encode(),
         b"\x00" * 1000,
@@ -294,7 +234,7 @@ def test_reader_matches_on_the_exports(small, monkeypatch) -> None:
     for batch_rows, read_bytes, workers in [(3, 50, 2), (7, 1000, 1), (64, 1 << 20, 2)]:
         small(batch_rows, read_bytes, workers)
         for module, name in [(db_jsonl, "db.jsonl"), (cli_jsonl, "cli.jsonl")]:
-            table, *_ = _compare(module, str(VECTORS / name), monkeypatch, skip=False)
+            table, *_ = compare_readers(module, str(VECTORS / name), monkeypatch, skip=False)
             assert table.num_rows == 240
 
 
@@ -310,7 +250,7 @@ def test_odd_line_anywhere_in_a_block(tmp_path: Path, small, monkeypatch, index,
     for skip in (False, True):
         for batch_rows in (1, 3, 4, 100):
             small(batch_rows, 37)
-            _compare(db_jsonl, path, monkeypatch, skip)
+            compare_readers(db_jsonl, path, monkeypatch, skip)
 
 
 def test_skip_counts_and_line_numbers_across_blocks(tmp_path: Path, small, monkeypatch) -> None:
@@ -318,34 +258,34 @@ def test_skip_counts_and_line_numbers_across_blocks(tmp_path: Path, small, monke
     for i in range(30):
         lines.append(_good(i))
         if i % 4 == 1:
-            lines.append(_line(id=i).encode())  # bad: skipped
+            lines.append(event_line(id=i).encode())  # bad: skipped
         if i % 5 == 2:
             lines.append(b"")
     path = _write(tmp_path / "x.jsonl", lines)
-    table, count, first, sizes, numbers = _compare(db_jsonl, path, monkeypatch, skip=True)
+    table, count, first, sizes, numbers = compare_readers(db_jsonl, path, monkeypatch, skip=True)
     assert count == 8
     assert first.endswith("id must be a string or null, not a number") and "line 3" in first
     assert sizes == [3] * 10
     assert [n for batch in numbers for n in batch][:4] == [1, 2, 4, 6]
-    error = _compare(db_jsonl, path, monkeypatch, skip=False)
+    error = compare_readers(db_jsonl, path, monkeypatch, skip=False)
     assert error[0] == "error" and ": line 3: " in error[2]
 
 
 def test_crlf_lines(tmp_path: Path, small, monkeypatch) -> None:
     path = tmp_path / "crlf.jsonl"
     path.write_bytes(b"".join(_good(i) + b"\r\n" for i in range(10)) + b"\r\n\r\n")
-    table, *_ = _compare(db_jsonl, str(path), monkeypatch, skip=False)
+    table, *_ = compare_readers(db_jsonl, str(path), monkeypatch, skip=False)
     assert table.num_rows == 10
 
 
 def test_int_beyond_int64_fails_its_batch_as_the_python_path(tmp_path, small, monkeypatch):
-    big = _line(id="big", chain_seq=str(2**70)).encode()
+    big = event_line(id="big", chain_seq=str(2**70)).encode()
     for at in (0, 2, 5, 9):
         lines = [_good(i) for i in range(10)]
         lines.insert(at, big)
         path = _write(tmp_path / f"big{at}.jsonl", lines)
         for skip in (False, True):
-            assert _compare(db_jsonl, path, monkeypatch, skip)[0] == "error"
+            assert compare_readers(db_jsonl, path, monkeypatch, skip)[0] == "error"
 
 
 def test_bad_timestamp_fails_its_batch_as_the_python_path(tmp_path, small, monkeypatch):
@@ -353,17 +293,17 @@ def test_bad_timestamp_fails_its_batch_as_the_python_path(tmp_path, small, monke
     error names the same line, and batches mixing cast and uncast blocks come out right."""
     for at in (0, 4, 9):
         lines = [_good(i) for i in range(10)]
-        lines.insert(at, _line(id="t", occurred_at="not a time").encode())
+        lines.insert(at, event_line(id="t", occurred_at="not a time").encode())
         path = _write(tmp_path / f"t{at}.jsonl", lines)
         for batch_rows in (2, 3, 5, 100):
             small(batch_rows, 64)
-            result = _compare(db_jsonl, path, monkeypatch, skip=True)
+            result = compare_readers(db_jsonl, path, monkeypatch, skip=True)
             assert result[0] == "error" and f"line {at + 1}" in result[2]
     lines = [_good(i) for i in range(10)]
-    lines[5] = _line(id="t", occurred_at=None).encode()
+    lines[5] = event_line(id="t", occurred_at=None).encode()
     path = _write(tmp_path / "null.jsonl", lines)
     small(3, 64)
-    _compare(db_jsonl, path, monkeypatch, skip=False)
+    compare_readers(db_jsonl, path, monkeypatch, skip=False)
 
 
 @pytest.mark.parametrize("compress", ["gzip", "zstd"])
@@ -374,13 +314,13 @@ def test_compressed_inputs(tmp_path: Path, small, monkeypatch, compress) -> None
     path.write_bytes(packed)
     for batch_rows in (3, 50, 1000):
         small(batch_rows, 300)
-        _compare(db_jsonl, str(path), monkeypatch, skip=False)
+        compare_readers(db_jsonl, str(path), monkeypatch, skip=False)
     cut = tmp_path / "cut.jsonl.x"
     cut.write_bytes(packed[:-400])
     for batch_rows in (3, 50, 1000):
         small(batch_rows, 300)
         for skip in (False, True):
-            result = _compare(db_jsonl, str(cut), monkeypatch, skip)
+            result = compare_readers(db_jsonl, str(cut), monkeypatch, skip)
             if compress == "gzip":
                 assert result[0] == "error" and "truncated or unreadable" in result[2]
 
@@ -392,7 +332,7 @@ def test_one_thread_and_two_give_the_same(tmp_path: Path, small, monkeypatch) ->
     results = []
     for workers in (1, 2, 3):
         small(4, 100, workers)
-        results.append(_read(db_jsonl, path, True, False, monkeypatch))
+        results.append(read_events(db_jsonl, path, True, False, monkeypatch))
     for other in results[1:]:
         assert other[1:] == results[0][1:]
         assert other[0].equals(results[0][0])
@@ -461,8 +401,8 @@ def test_block_reader_matches_the_python_path(
     lines = [line.replace(b"\n", b" ") for line in lines]
     small(batch_rows, read_bytes, workers)
     path = _write(tmp_path_factory.mktemp("blocks") / "x.jsonl", lines, newline_at_end)
-    _compare(db_jsonl, path, monkeypatch, skip)
-    _compare(cli_jsonl, path, monkeypatch, skip)
+    compare_readers(db_jsonl, path, monkeypatch, skip)
+    compare_readers(cli_jsonl, path, monkeypatch, skip)
 
 
 # --- jsonb objects: written in one pass when their keys come in jsonb order -------------
@@ -506,9 +446,9 @@ def test_objects_out_of_order_at_every_depth_are_parsed_once() -> None:
 
 def test_a_line_longer_than_many_reads(tmp_path: Path, small, monkeypatch) -> None:
     small(2, 1000)
-    lines = [_good(1), _line(id="long", request_id="r" * 300_000).encode(), _good(2)]
+    lines = [_good(1), event_line(id="long", request_id="r" * 300_000).encode(), _good(2)]
     path = _write(tmp_path / "long.jsonl", lines)
-    table, *_ = _compare(db_jsonl, path, monkeypatch, skip=False)
+    table, *_ = compare_readers(db_jsonl, path, monkeypatch, skip=False)
     assert table.column("request_id")[1].as_py() == "r" * 300_000
 
 

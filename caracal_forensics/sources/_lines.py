@@ -8,6 +8,7 @@ and this module turns that into an InputError naming the file and line.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -142,7 +143,7 @@ def parse_lines(
 
         builder = jsonb_native.columns(spec)
         add = builder.add  # type: ignore[attr-defined]
-        names = _spec_names(spec)
+        names = jsonb_native.field_names(spec)
         constants = _constants(path, shape)
         numbers: list[int] = []
         batch_rows = _batch.BATCH_ROWS  # read now: tests make it small
@@ -175,10 +176,6 @@ def parse_lines(
         yield from native_batches(spec)
     else:
         yield from rows_to_batches(rows(), path, schema, timestamp_fields)
-
-
-def _spec_names(spec: tuple) -> list[str]:
-    return [field for field, _, _, _ in spec] + ["absent_fields"]
 
 
 def _constants(path: str, shape: str) -> dict[str, object]:
@@ -232,7 +229,7 @@ def parse_block(
     bad = BadLines(skip=skip)
     python_row = _python_rows(path, shape, bad)
     builder = jsonb_native.columns(spec)
-    names = _spec_names(spec)
+    names = jsonb_native.field_names(spec)
     overflow: list[tuple[int, str, int]] = []
     error: BaseException | None = None
     pos, line = start, first_line
@@ -258,6 +255,14 @@ def parse_block(
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 pass  # cast again per batch, to name the first bad line as the Python path
     return Piece(rows, columns, lines, overflow, timestamps, bad.count, bad.first, error)
+
+
+def count_skipped(bad: BadLines, count: int, first: str | None) -> None:
+    """Add the lines a block skipped (``count``; ``first``: the first one's error) to
+    ``bad``, the reader's count."""
+    bad.count += count
+    if bad.first is None:
+        bad.first = first
 
 
 def batches_from_pieces(
@@ -306,9 +311,7 @@ def batches_from_pieces(
         return _columns_batch(columns, lines, constants, path, schema, timestamp_fields, overflow)
 
     for piece in pieces:
-        bad.count += piece.skipped
-        if bad.first is None:
-            bad.first = piece.first_skipped
+        count_skipped(bad, piece.skipped, piece.first_skipped)
         if piece.rows:
             queue.append((piece, 0))
             queued += piece.rows
@@ -436,8 +439,12 @@ def read_json_lines(
 
     spec = _native_spec(shape, schema, timestamp_fields)
     if spec:
-        pieces = native_pieces(path, shape, spec, bad.skip, schema, timestamp_fields)
-        return batches_from_pieces(pieces, path, bad, shape, schema, timestamp_fields)
+        parse = functools.partial(
+            parse_block, path, shape, spec, bad.skip, schema, timestamp_fields
+        )
+        return batches_from_pieces(
+            native_pieces(path, parse), path, bad, shape, schema, timestamp_fields
+        )
     if parallel_worth_it(path):
         return read_json_lines_parallel(path, bad, shape, schema, timestamp_fields)
     return parse_lines(path, numbered_lines(path), bad, shape, schema, timestamp_fields)

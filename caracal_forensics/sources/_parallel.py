@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 import pyarrow as pa
@@ -119,15 +119,15 @@ def read_json_lines_parallel(
     timestamp_fields: tuple[str, ...],
 ) -> Iterator[pa.RecordBatch]:
     """Batches in file order, parsed by worker processes, at most 2 blocks per worker ahead."""
+    from ._lines import count_skipped
+
     pool = _executor()
     pending: deque[Future] = deque()
     ahead = 2 * workers()
 
     def collect(future: Future) -> Iterator[pa.RecordBatch]:
         batches, skipped, first = future.result()
-        bad.count += skipped
-        if bad.first is None:
-            bad.first = first
+        count_skipped(bad, skipped, first)
         yield from batches
 
     try:
@@ -204,16 +204,22 @@ def _read_some(
     kept = len(leftover)
     view = memoryview(jsonb_native.buffer(kept + size))
     view[:kept] = leftover
-    got = kept
+    got, error = _fill(stream, view, kept)
+    return view[:got], error is None and got == kept, error
+
+
+def _fill(stream, view: memoryview, got: int) -> tuple[int, BaseException | None]:
+    """Read into ``view[got:]`` until it is full or the stream ends: (the bytes now in
+    ``view``, the error that stopped the reading, if any)."""
     try:
         while got < len(view):
             count = stream.readinto(view[got:])
             if not count:
                 break
             got += count
-    except Exception as failure:
-        return view[:got], False, failure
-    return view[:got], got == kept, None
+    except Exception as error:
+        return got, error
+    return got, None
 
 
 def line_blocks(path: str, block_lines: int) -> Iterator[tuple[memoryview, int, int, int]]:
@@ -304,15 +310,13 @@ def _file_blocks(stream, block_lines: int) -> Iterator:
     while True:
         wanted = size
         view = free_buffer(wanted)[:wanted]
-        got = 0
         try:
             stream.seek(offset)
-            while got < wanted:
-                count = stream.readinto(view[got:])
-                if not count:
-                    break
-                got += count
         except Exception as error:
+            yield error
+            return
+        got, error = _fill(stream, view, 0)
+        if error is not None:
             pos = 0
             while pos < got:  # the whole lines read, then the error
                 stop, found = jsonb_native.find_lines(view, pos, got, block_lines)
@@ -341,25 +345,19 @@ def _file_blocks(stream, block_lines: int) -> Iterator:
         offset += pos
 
 
-def native_pieces(
-    path: str,
-    shape: str,
-    spec: tuple,
-    skip: bool,
-    schema: pa.Schema,
-    timestamp_fields: tuple[str, ...],
-) -> Iterator:
+def native_pieces(path: str, parse: Callable[[memoryview, int, int, int], object]) -> Iterator:
     """``_lines.Piece`` per block of ``_batch.BATCH_ROWS`` lines, in file order, parsed by
-    the C kernel on ``workers()`` threads. Memory stays flat: at most ``workers()`` blocks
-    are being parsed or waiting to be taken, and one more is being read."""
+    the C kernel on ``workers()`` threads: ``parse(data, start, end, first_line)``, that is
+    ``_lines.parse_block`` with the file's arguments bound. Memory stays flat: at most
+    ``workers()`` blocks are being parsed or waiting to be taken, and one more is being
+    read."""
     from . import _batch
-    from ._lines import parse_block
 
     blocks = line_blocks(path, max(1, _batch.BATCH_ROWS))
     size = workers()
     if size <= 1:
         for block in blocks:
-            yield parse_block(path, shape, spec, skip, schema, timestamp_fields, *block)
+            yield parse(*block)
         return
     pool = _thread_pool(size)
     # the next block is read on a thread of its own while the others parse
@@ -377,9 +375,7 @@ def native_pieces(
             if block is None:
                 break
             ahead = reader.submit(next, blocks, None)
-            pending.append(
-                pool.submit(parse_block, path, shape, spec, skip, schema, timestamp_fields, *block)
-            )
+            pending.append(pool.submit(parse, *block))
             del block  # its read buffer goes back to the reader once parsed
             while len(pending) >= size or (pending and pending[0].done()):
                 yield pending.popleft().result()
