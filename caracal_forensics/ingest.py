@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import UsageError
+from .model import EVENT_SCHEMA
 from .queries import count_duplicate_events
 from .sources._io import file_sha256
 from .sources.snapshot_dir import (
@@ -41,7 +42,19 @@ BLOOM_FILTER_FPP = 0.001
 #: DuckDB's ceiling while sorting and writing: the sort spills beyond it, so that with
 #: Python and Arrow on top ingest stays under 1 GiB however many events it writes.
 WRITE_MEMORY_LIMIT = "600MB"
+#: The same when the rows need no sort (loaded in order, see ``events_query``): DuckDB only
+#: holds the row groups being written (it began to spill at 300 MB in our measurements).
+ORDERED_WRITE_MEMORY_LIMIT = "450MB"
 SORT_ORDER = "zone_id, chain_seq NULLS LAST, occurred_at, source_file, source_line"
+
+
+#: zstd level of the snapshot: level 1 writes in about half the time of DuckDB's default
+#: (3) and, on these columns (hex hashes, JSON text), comes out no larger.
+COMPRESSION_LEVEL = 1
+#: Bytes a column chunk's string dictionary may reach: request ids fit (a row group of
+#: unique 36-character ids takes ~2.5 MB), so they keep their dictionary and bloom filter,
+#: while wide unique text (metadata, hashes) gives the attempt up early and stays plain.
+STRING_DICTIONARY_BYTES = 3 << 20
 
 
 def parquet_options(row_group_rows: int = ROW_GROUP_ROWS) -> str:
@@ -55,8 +68,9 @@ def parquet_options(row_group_rows: int = ROW_GROUP_ROWS) -> str:
     """
     rows = max(2, int(row_group_rows))
     return (
-        f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {rows}, "
-        f"DICTIONARY_SIZE_LIMIT {rows - 1}, "
+        f"FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL {COMPRESSION_LEVEL}, "
+        f"ROW_GROUP_SIZE {rows}, DICTIONARY_SIZE_LIMIT {rows - 1}, "
+        f"STRING_DICTIONARY_PAGE_SIZE_LIMIT {STRING_DICTIONARY_BYTES}, "
         f"BLOOM_FILTER_FALSE_POSITIVE_RATIO {BLOOM_FILTER_FPP}"
     )
 
@@ -76,15 +90,23 @@ def write_snapshot(
     events_path = os.path.join(events_dir, "part-00000.parquet")
     from .snapshot import _memory_limit, _size_bytes
 
+    query, ordered = _events_query(snapshot)
+    limit = ORDERED_WRITE_MEMORY_LIMIT if ordered else WRITE_MEMORY_LIMIT
     configured = _memory_limit()
-    lowered = _size_bytes(WRITE_MEMORY_LIMIT) < _size_bytes(configured)
+    lowered = _size_bytes(limit) < _size_bytes(configured)
     if lowered:
-        con.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
+        con.execute(f"SET memory_limit = '{limit}'")
+    threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+    if ordered:
+        # Rows read in order are written by one thread: with more, DuckDB's ordered copy
+        # reads ahead of the encoder and spills what it read (10M events: 10 GB spilled,
+        # 72 s against 52 s), and even at 1M one thread took less time on 2 busy cores.
+        con.execute("SET threads = 1")
+    # in order as read (an ORDER BY keeps its order whatever this says)
     con.execute("SET preserve_insertion_order = true")
     try:
         con.execute(
-            f"COPY (SELECT * FROM events ORDER BY {SORT_ORDER}) TO $path "
-            f"({parquet_options(row_group_rows)})",
+            f"COPY ({query}) TO $path ({parquet_options(row_group_rows)})",
             {"path": events_path},
         ).fetchall()
         alert_count = con.sql("SELECT count(*) FROM alerts").fetchall()[0][0]
@@ -95,6 +117,7 @@ def write_snapshot(
                 {"path": os.path.join(out_dir, ALERTS_FILE)},
             ).fetchall()
     finally:
+        con.execute(f"SET threads = {int(threads)}")
         con.execute("SET preserve_insertion_order = false")
         if lowered:
             con.execute(f"SET memory_limit = '{configured}'")
@@ -105,6 +128,64 @@ def write_snapshot(
         json.dump(manifest, handle, indent=2, sort_keys=False)
         handle.write("\n")
     return manifest
+
+
+def events_query(snapshot: Snapshot) -> str:
+    """SELECT of every event in canonical order, without a sort when the rows are known to
+    be in that order already: loaded zone by zone in chain order (``snapshot.Spool``), or
+    one canonical snapshot alone. Anything else (or a replaced ``events`` view) sorts."""
+    return _events_query(snapshot)[0]
+
+
+def _events_query(snapshot: Snapshot) -> tuple[str, bool]:
+    """events_query and whether it reads the rows in order (no sort)."""
+    from .snapshot import _union_files
+
+    columns = ", ".join(f'"{name}"' for name in EVENT_SCHEMA.names)
+    layout = _layout(snapshot)
+    if layout is not None:
+        files = None
+        spool, snapshots = layout.spool, layout.snapshots
+        if spool is not None and not snapshots:
+            files = spool.ordered_files()
+        elif spool is None and len(snapshots) == 1:
+            files = _canonical_files(snapshots[0].path)
+        if files:
+            return f"SELECT {columns} FROM ({_union_files(files)})", True
+    return f"SELECT {columns} FROM events ORDER BY {SORT_ORDER}", False
+
+
+def _layout(snapshot: Snapshot):
+    """How open_sources laid the events out, while ``events`` is still the view it made."""
+    from .snapshot import view_sql
+
+    layout = getattr(snapshot, "_layout", None)
+    if layout is None or view_sql(snapshot.duckdb, "events") != layout.events_sql:
+        return None
+    return layout
+
+
+def _duplicate_events(snapshot: Snapshot) -> int:
+    """count_duplicate_events, unless opening already found none (the 'plain' plan of
+    ``unique_events`` over the same ``events``): a pass over the data saved."""
+    con = snapshot.duckdb
+    if _layout(snapshot) is not None:
+        plan = con.sql(
+            "SELECT comment FROM duckdb_views() WHERE view_name = 'unique_events' AND temporary"
+        ).fetchall()
+        if plan and plan[0][0] == "plain":
+            return 0
+    return count_duplicate_events(con)
+
+
+def _canonical_files(directory: str) -> list[str] | None:
+    """The one event file of a snapshot written in this sort order, else None."""
+    from .sources.snapshot_dir import event_files, load_manifest
+
+    files = event_files(directory)
+    if len(files) != 1 or load_manifest(directory).get("sort_order") != SORT_ORDER:
+        return None
+    return files
 
 
 def prepare_out_dir(out_dir: str, inputs: list[str]) -> None:
@@ -164,5 +245,5 @@ def _manifest(snapshot: Snapshot, out_dir: str, alert_count: int) -> dict[str, A
         "bytes": sum(f["bytes"] for f in files),
         "zones": zone_heads(con),
         # events (zone_id, id) present more than once: readers skip their own check at 0
-        "duplicate_events": count_duplicate_events(con),
+        "duplicate_events": _duplicate_events(snapshot),
     }

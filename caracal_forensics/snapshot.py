@@ -2,8 +2,12 @@
 
 Every command and the notebook API start here. Canonical snapshot directories are read
 by DuckDB straight from their Parquet files (with row-group skipping); every other shape
-is streamed through its reader into a DuckDB table, which spills to disk beyond the
-memory limit, so memory stays flat as inputs grow.
+is streamed through its reader into a spool of uncompressed Parquet files, one per zone,
+in a private temporary directory (``Spool``), which DuckDB then reads as the view
+``loaded_events``; memory stays flat as inputs grow. The inputs' SHA-256 is computed on a
+background thread meanwhile. A zone whose rows arrived in chain order (every export
+writes them so, give or take a few late rows) lets ``ingest`` write the canonical
+snapshot without sorting.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import pyarrow as pa
 
 from .errors import ForensicsError, UsageError
 from .model import ALERT_SCHEMA, EVENT_SCHEMA, Shape
-from .sources import BadLines, InputFile, read_alerts, read_events, scan
+from .sources import BadLines, Fingerprints, InputFile, read_alerts, read_events, scan
 
 if TYPE_CHECKING:
     import polars as pl
@@ -64,28 +68,29 @@ def open_sources(paths: list[str], on_bad_line: str = "error") -> Snapshot:
     """Scan, detect and load the inputs; the result has a view ``events`` and ``alerts``."""
     if on_bad_line not in ("error", "skip"):
         raise UsageError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
-    inputs = scan(paths)
+    inputs = scan(paths, fingerprint=False)
     if not inputs:
         raise UsageError(f"no export files found in {', '.join(paths)}")
-    bad = BadLines(skip=on_bad_line == "skip")
-    con = connect()
-    event_inputs = [i for i in inputs if not i.holds_alerts]
-    alert_inputs = [i for i in inputs if i.holds_alerts]
-    _load(
-        con,
-        "loaded_events",
-        EVENT_SCHEMA,
-        [i for i in event_inputs if i.shape != Shape.SNAPSHOT],
-        read_events,
-        bad,
-    )
-    _load(con, "loaded_alerts", ALERT_SCHEMA, alert_inputs, read_alerts, bad)
-    snapshots = [i for i in event_inputs if i.shape == Shape.SNAPSHOT]
-    _create_views(con, snapshots)
+    # SHA-256 of the inputs on another thread while they are read (hashlib releases the GIL)
+    hashing = Fingerprints(inputs)
+    try:
+        bad = BadLines(skip=on_bad_line == "skip")
+        con = connect()
+        event_inputs = [i for i in inputs if not i.holds_alerts]
+        alert_inputs = [i for i in inputs if i.holds_alerts]
+        spool = _load_events(con, [i for i in event_inputs if i.shape != Shape.SNAPSHOT], bad)
+        _load(con, "loaded_alerts", ALERT_SCHEMA, alert_inputs, read_alerts, bad)
+        snapshots = [i for i in event_inputs if i.shape == Shape.SNAPSHOT]
+        events_sql = _create_views(con, snapshots, spool)
+        hashing.wait()
+    finally:
+        hashing.cancel()
     from .queries import ensure_views
 
     ensure_views(con, known_unique=_known_unique(event_inputs))
-    return Snapshot(con, inputs, bad)
+    snap = Snapshot(con, inputs, bad)
+    snap._layout = Layout(spool, snapshots, events_sql)
+    return snap
 
 
 def _known_unique(event_inputs: list[InputFile]) -> bool:
@@ -132,6 +137,309 @@ def _load(con, table: str, schema: pa.Schema, inputs: list[InputFile], read, bad
         raise failure[0]
 
 
+#: Loaded events are spooled, one uncompressed Parquet file per zone (in the connection's
+#: spill directory), instead of being inserted into a DuckDB table: writing them costs
+#: less than DuckDB's insert, holds no memory, and a zone whose rows arrive in chain order
+#: (as every export writes them) is written into the canonical snapshot without a sort.
+#: Zones beyond this many share one file (then ``ingest`` sorts, as for unordered input).
+SPOOL_ZONE_FILES = 64
+#: Rows of one zone gathered before they are written out as one Parquet row group ...
+SPOOL_ROWS = 65_536
+#: ... and the bytes all zones may hold before every zone is written out.
+SPOOL_BYTES = 48 << 20
+#: DuckDB's vector: the unit in which it reads and batches rows.
+VECTOR_ROWS = 2048
+#: Rows of a zone held back unwritten (while at most 4 zones share the budget), so that
+#: rows arriving a little late (the hourly OCSF files overlap by the events ingested late)
+#: are still put in their place; a row later than that makes ``ingest`` sort instead.
+REORDER_ROWS = 16_384
+#: The canonical order's keys after zone_id (ingest.SORT_ORDER), all ascending, NULLs last.
+_ORDER_KEYS = ("chain_seq", "occurred_at", "source_file", "source_line")
+
+
+class _Zone:
+    __slots__ = ("path", "writer", "pending", "rows", "last", "written", "ordered")
+
+    def __init__(self, path: str):
+        self.path = path
+        self.writer: Any = None
+        self.pending: list[pa.Table] = []  # rows not yet written (in order while ordered)
+        self.rows = 0
+        self.last: pa.Table | None = None  # key columns of the last pending row
+        self.written: pa.Table | None = None  # key columns of the last row written
+        self.ordered = True
+
+
+class Spool:
+    """The loaded events on disk: per zone, in arrival order, with whether that order is
+    the canonical one (chain_seq, occurred_at, source_file, source_line ascending).
+
+    Batches are gathered into chunks of SPOOL_ROWS and handed to one worker thread, which
+    groups each chunk by zone, checks the order and writes (Arrow and Parquet release the
+    GIL, so this overlaps the reading); one worker keeps every zone's rows in order.
+    """
+
+    #: chunks handed over but not yet written (bounds the memory)
+    IN_FLIGHT = 1
+
+    def __init__(self, directory: str):
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.directory = directory
+        self.zones: dict[str | None, _Zone] = {}  # None: the shared file (no zone of its own)
+        self.pending_bytes = 0
+        self.rows = 0
+        self._gathered: list[pa.RecordBatch] = []
+        self._gathered_rows = 0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="spool")
+        self._futures: deque = deque()
+
+    @property
+    def files(self) -> list[str]:
+        return [zone.path for zone in self.zones.values() if zone.writer is not None]
+
+    def ordered_files(self) -> list[str] | None:
+        """Every file in canonical order (by zone_id), when concatenating them is the
+        canonical order of all the loaded events; None when they need a sort."""
+        if None in self.zones or not all(z.ordered for z in self.zones.values()):
+            return None
+        names = sorted(self.zones, key=lambda name: name.encode("utf-8"))  # type: ignore[union-attr]
+        return [self.zones[name].path for name in names if self.zones[name].writer is not None]
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
+        self.rows += batch.num_rows
+        self._gathered.append(batch)
+        self._gathered_rows += batch.num_rows
+        if self._gathered_rows >= SPOOL_ROWS:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if not self._gathered:
+            return
+        table = pa.Table.from_batches(self._gathered, EVENT_SCHEMA)
+        self._gathered, self._gathered_rows = [], 0
+        self._futures.append(self._pool.submit(self._split, table))
+        while len(self._futures) > self.IN_FLIGHT:
+            self._futures.popleft().result()
+
+    def close(self) -> None:
+        """Write out everything; the files are complete when this returns."""
+        try:
+            self._hand_over()
+            while self._futures:
+                self._futures.popleft().result()
+            for zone in self.zones.values():
+                self._flush(zone, final=True)
+        finally:
+            for future in self._futures:
+                future.cancel()
+            self._pool.shutdown(wait=True)
+            for zone in self.zones.values():
+                if zone.writer is not None:
+                    zone.writer.close()
+
+    def abort(self) -> None:
+        """Stop after an error: nothing more is written, the worker is joined."""
+        for future in self._futures:
+            future.cancel()
+        self._futures.clear()
+        self._pool.shutdown(wait=True)
+        for zone in self.zones.values():
+            if zone.writer is not None:
+                try:
+                    zone.writer.close()
+                except Exception:  # noqa: BLE001 - the first error is the one reported
+                    pass
+                zone.writer = None
+
+    def _split(self, table: pa.Table) -> None:
+        import pyarrow.compute as pc
+
+        zone_ids = table.column("zone_id")
+        counts = pc.value_counts(zone_ids)
+        values = counts.field("values").to_pylist()
+        if len(values) == 1:
+            self._take(values[0], table)
+            return
+        # group the rows by zone, keeping their order within each zone (a stable sort)
+        order = pc.sort_indices(table, [("zone_id", "ascending")])  # NULLs last
+        grouped = table.take(order)
+        by_value = dict(zip(values, counts.field("counts").to_pylist(), strict=True))
+        offset = 0
+        for value in sorted(values, key=lambda v: (v is None, (v or "").encode("utf-8"))):
+            count = by_value[value]
+            self._take(value, grouped.slice(offset, count))
+            offset += count
+
+    def _take(self, zone_id: str | None, table: pa.Table) -> None:
+        key = zone_id if zone_id in self.zones else None
+        if zone_id is not None and zone_id not in self.zones:
+            if len([k for k in self.zones if k is not None]) < SPOOL_ZONE_FILES:
+                key = zone_id
+        zone = self.zones.get(key)
+        if zone is None:
+            zone = self.zones[key] = _Zone(
+                os.path.join(self.directory, f"zone-{len(self.zones):05d}.parquet")
+            )
+        if key is None:
+            zone.ordered = False
+        held = _nbytes(zone.pending)
+        if zone.ordered:
+            keys = table.select(list(_ORDER_KEYS)).combine_chunks()
+            if _in_order(keys, zone.last):
+                zone.pending.append(table)
+                zone.last = _compact(keys.slice(keys.num_rows - 1))
+            else:
+                self._reorder(zone, table)
+        else:
+            zone.pending.append(table)
+        zone.rows += table.num_rows
+        self.pending_bytes += _nbytes(zone.pending) - held
+        keep = self._keep()
+        if zone.rows >= keep + SPOOL_ROWS:
+            self._flush(zone, keep)
+        if self.pending_bytes > SPOOL_BYTES:
+            for other in self.zones.values():
+                self._flush(other, keep)
+
+    def _keep(self) -> int:
+        """Rows each zone holds back for late rows (the budget shared beyond 4 zones)."""
+        rows = REORDER_ROWS * 4 // max(4, len(self.zones))
+        return rows - rows % VECTOR_ROWS
+
+    def _reorder(self, zone: _Zone, table: pa.Table) -> None:
+        """Put ``table``'s rows in their place among the zone's pending (sorted) rows;
+        the zone is no longer ordered when one belongs before a row already written."""
+        import pyarrow.compute as pc
+
+        held = pa.concat_tables(zone.pending) if zone.pending else table.slice(0, 0)
+        # the pending rows before the earliest new chain_seq stay where they are
+        first = pc.min(table.column("chain_seq"))
+        if first.is_valid:
+            before = pc.sum(pc.less(held.column("chain_seq"), first)).as_py() or 0
+        else:
+            before = held.num_rows - held.column("chain_seq").null_count
+        merged = pa.concat_tables([held.slice(before), table])
+        order = pc.sort_indices(
+            merged, sort_keys=[(name, "ascending", "at_end") for name in _ORDER_KEYS]
+        )
+        merged = merged.take(order)
+        keys = merged.select(list(_ORDER_KEYS)).combine_chunks()
+        if before == 0 and zone.written is not None and not _in_order(keys, zone.written):
+            zone.ordered = False
+            zone.pending.append(table)
+            return
+        zone.pending = [held.slice(0, before), merged] if before else [merged]
+        zone.last = _compact(keys.slice(keys.num_rows - 1))
+
+    def _flush(self, zone: _Zone, keep: int = 0, final: bool = False) -> None:
+        """Write the zone's pending rows but the last ``keep`` as one row group: a whole
+        number of DuckDB vectors (2,048 rows) unless ``final``, the rest staying pending,
+        so that a scan of the files hands the snapshot writer full vectors and its row
+        groups come out at ROW_GROUP_SIZE exactly (but where one zone's file ends)."""
+        rows = max(0, zone.rows - keep)
+        if not final:
+            rows -= rows % VECTOR_ROWS
+        if not rows:
+            return
+        import pyarrow.parquet as pq
+
+        if zone.writer is None:
+            zone.writer = pq.ParquetWriter(
+                zone.path,
+                EVENT_SCHEMA,
+                compression="none",
+                use_dictionary=False,
+                write_statistics=True,  # null counts: DuckDB keeps NOT NULL columns required
+                store_schema=False,
+            )
+        table = pa.concat_tables(zone.pending)
+        self.pending_bytes -= _nbytes(zone.pending)
+        written = table.slice(0, rows)
+        zone.writer.write_table(written, row_group_size=rows)
+        zone.written = _compact(written.select(list(_ORDER_KEYS)).slice(rows - 1))
+        # a copy: a slice would keep the whole chunk it came from in memory
+        rest = _compact(table.slice(rows))
+        zone.pending = [rest] if rest.num_rows else []
+        zone.rows = rest.num_rows
+        self.pending_bytes += rest.nbytes
+
+
+def _compact(table: pa.Table) -> pa.Table:
+    """The rows of ``table`` in buffers of their own (not a view of a larger chunk)."""
+    return table.take(pa.array(range(table.num_rows), pa.int64()))
+
+
+def _nbytes(tables: list[pa.Table]) -> int:
+    return sum(table.nbytes for table in tables)
+
+
+def _in_order(keys: pa.Table, last: pa.Table | None) -> bool:
+    """Whether the rows of ``keys`` (after ``last``) ascend by its columns, NULLs last."""
+    import pyarrow.compute as pc
+
+    if last is not None:
+        keys = pa.concat_tables([last, keys]).combine_chunks()
+    rows = keys.num_rows
+    if rows < 2:
+        return True
+    undecided = None  # pairs of neighbours equal on every key so far
+    for column in keys.columns:
+        a, b = column.slice(0, rows - 1), column.slice(1)  # neighbours: a comes first
+        a_null, b_null = pc.is_null(a), pc.is_null(b)
+        before = pc.or_(pc.and_(pc.invert(a_null), b_null), pc.fill_null(pc.less(a, b), False))
+        after = pc.or_(pc.and_(a_null, pc.invert(b_null)), pc.fill_null(pc.greater(a, b), False))
+        wrong = after if undecided is None else pc.and_(undecided, after)
+        if pc.any(wrong).as_py():
+            return False
+        tied = pc.invert(pc.or_(before, after))
+        undecided = tied if undecided is None else pc.and_(undecided, tied)
+        if not pc.any(undecided).as_py():
+            return True
+    return True  # equal keys: any order of them is the canonical one
+
+
+def _load_events(con, inputs: list[InputFile], bad: BadLines) -> Spool | None:
+    """Read every event input into the spool; None when there is none."""
+    if not inputs:
+        return None
+    spill = con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
+    directory = tempfile.mkdtemp(prefix="loaded-", dir=spill)
+    spool = Spool(directory)
+    try:
+        try:
+            for source in inputs:
+                rows = 0
+                for batch in read_events(source, bad):
+                    rows += batch.num_rows
+                    spool.add(batch)
+                source.rows = rows
+        except BaseException:
+            spool.abort()
+            raise
+        spool.close()
+    except OSError as error:  # the spool's own files (the readers raise InputError)
+        raise ForensicsError(
+            f"{error.filename or directory}: cannot write temporary data: {error.strerror or error}"
+        ) from None
+    finally:
+        # hand the readers' freed buffers back to the system before DuckDB takes its share
+        pa.default_memory_pool().release_unused()
+    return spool
+
+
+class Layout:
+    """How ``open_sources`` laid out the events, for ``ingest``'s shortcuts."""
+
+    def __init__(self, spool: Spool | None, snapshots: list[InputFile], events_sql: str | None):
+        self.spool = spool
+        self.snapshots = snapshots
+        self.events_sql = events_sql
+
+
 def _size_bytes(value: str) -> float:
     """Bytes of a memory limit such as 1GB, 512MB or 1.5GiB (as _memory_limit checks)."""
     text = value.strip().upper().replace(" ", "")
@@ -143,7 +451,10 @@ def _size_bytes(value: str) -> float:
     return float(number) * units.get(unit, 1)
 
 
-def _create_views(con: duckdb.DuckDBPyConnection, snapshots: list[InputFile]) -> None:
+def _create_views(
+    con: duckdb.DuckDBPyConnection, snapshots: list[InputFile], spool: Spool | None = None
+) -> str:
+    """Create the views ``events`` and ``alerts``; returns ``events``' SQL as DuckDB keeps it."""
     from .sources.snapshot_dir import alerts_file, event_files
 
     event_parts = ["SELECT * FROM loaded_events"]
@@ -155,6 +466,14 @@ def _create_views(con: duckdb.DuckDBPyConnection, snapshots: list[InputFile]) ->
         alerts = alerts_file(snap.path)
         if alerts:
             alert_parts.append(f"SELECT * FROM read_parquet({_sql_list([alerts])})")
+    if spool is not None and spool.files:
+        con.execute("CREATE VIEW loaded_events AS " + _union_files(spool.files))
+    else:
+        con.register("_empty_events", EVENT_SCHEMA.empty_table())
+        try:
+            con.execute("CREATE TABLE loaded_events AS SELECT * FROM _empty_events")
+        finally:
+            con.unregister("_empty_events")
     columns = ", ".join(f'"{name}"' for name in EVENT_SCHEMA.names)
     con.execute(
         f"CREATE VIEW events AS SELECT {columns} FROM ("
@@ -167,6 +486,23 @@ def _create_views(con: duckdb.DuckDBPyConnection, snapshots: list[InputFile]) ->
         + " UNION ALL BY NAME ".join(alert_parts)
         + ")"
     )
+    return view_sql(con, "events")
+
+
+def view_sql(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """The SQL of view ``name`` as DuckDB keeps it (to notice a view replaced later)."""
+    rows = con.execute(
+        "SELECT sql FROM duckdb_views() WHERE view_name = $name AND NOT internal",
+        {"name": name},
+    ).fetchall()
+    return rows[0][0] if len(rows) == 1 else None
+
+
+def _union_files(files: list[str]) -> str:
+    """SELECT of the files' rows, file after file (in order when the connection preserves
+    insertion order). ``union_by_name`` makes DuckDB read every file's statistics, so a
+    column without NULLs stays NOT NULL (required) when written out again."""
+    return f"SELECT * FROM read_parquet({_sql_list(files)}, union_by_name = true)"
 
 
 def _sql_list(paths: list[str]) -> str:
@@ -184,6 +520,7 @@ class Snapshot:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, inputs: list[InputFile], bad: BadLines):
         self._con = con
+        self._layout: Layout | None = None
         self.inputs = inputs
         self.skipped_lines = bad.count
         self.first_skipped = bad.first

@@ -18,7 +18,15 @@ from ._batch import BadLines
 from ._io import expand_paths, file_sha256, peek
 from .detect import csv_header, detect_shape
 
-__all__ = ["BadLines", "InputFile", "scan", "read_events", "read_alerts", "detect_shape"]
+__all__ = [
+    "BadLines",
+    "Fingerprints",
+    "InputFile",
+    "scan",
+    "read_events",
+    "read_alerts",
+    "detect_shape",
+]
 
 
 @dataclass
@@ -39,11 +47,12 @@ class InputFile:
         return asdict(self)
 
 
-def scan(paths: list[str]) -> list[InputFile]:
+def scan(paths: list[str], fingerprint: bool = True) -> list[InputFile]:
     """Expand paths (files, directories, globs) and detect each file's shape.
 
     A file inside a directory that is not an export at all (a key, a README) is left out;
-    a file named explicitly must be an export.
+    a file named explicitly must be an export. ``fingerprint=False`` leaves ``bytes`` and
+    ``sha256`` to :class:`Fingerprints` (which hashes while the inputs are read).
     """
     found: list[InputFile] = []
     seen: set[str] = set()
@@ -58,9 +67,63 @@ def scan(paths: list[str]) -> list[InputFile]:
             if explicit:
                 raise
             continue
-        size, digest = _fingerprint(path, shape)
+        size, digest = _fingerprint(path, shape) if fingerprint else (0, "")
         found.append(InputFile(path=path, shape=shape, bytes=size, sha256=digest))
     return found
+
+
+class Fingerprints:
+    """Size and SHA-256 of each input, computed on a background thread (hashlib releases
+    the GIL, so hashing overlaps the reading); :meth:`wait` fills them in."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, inputs: list[InputFile]):
+        import threading
+
+        self._inputs = [i for i in inputs if not i.sha256]
+        self._results: dict[int, tuple[int, str]] = {}
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fingerprint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import hashlib
+
+        try:
+            for index, source in enumerate(self._inputs):
+                if source.shape == Shape.SNAPSHOT:
+                    self._results[index] = _fingerprint(source.path, source.shape)
+                    continue
+                digest = hashlib.sha256()
+                size = 0
+                with open(source.path, "rb") as handle:
+                    while chunk := handle.read(self.CHUNK):
+                        if self._stop.is_set():
+                            return
+                        digest.update(chunk)
+                        size += len(chunk)
+                self._results[index] = (size, digest.hexdigest())
+        except BaseException as error:  # re-raised by wait()
+            self._error = error
+
+    def wait(self) -> None:
+        """Block until every input is hashed; fill in ``bytes`` and ``sha256``."""
+        self._thread.join()
+        if self._error is not None:
+            if isinstance(self._error, OSError):
+                raise InputError(
+                    getattr(self._error, "filename", None) or "input",
+                    f"cannot read: {self._error.strerror or self._error}",
+                ) from None
+            raise self._error
+        for index, source in enumerate(self._inputs):
+            source.bytes, source.sha256 = self._results[index]
+
+    def cancel(self) -> None:
+        """Stop hashing (after an error elsewhere); a no-op once finished."""
+        self._stop.set()
 
 
 def read_events(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:

@@ -1,0 +1,147 @@
+"""ingest without a sort: loaded events are spooled per zone, and a zone whose rows arrive
+in chain order (give or take a few late rows) is written as it is. The snapshot must be
+the one the sort writes: same rows, same order, same schema, same manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from tail_helpers import EXPORT, SHAPES
+
+import caracal_forensics as cf
+from caracal_forensics import snapshot as snapshot_module
+from caracal_forensics.ingest import SORT_ORDER, events_query, write_snapshot
+from caracal_forensics.model import EVENT_SCHEMA
+from caracal_forensics.sources import db_csv
+
+EVENTS = "events/part-00000.parquet"
+
+
+def _sorted_rows(snap) -> list[dict]:
+    columns = ", ".join(f'"{n}"' for n in EVENT_SCHEMA.names)
+    return (
+        snap.duckdb.sql(f"SELECT {columns} FROM events ORDER BY {SORT_ORDER}")
+        .to_arrow_table()
+        .to_pylist()
+    )
+
+
+def _written_rows(out: Path) -> list[dict]:
+    return pq.read_table(out / EVENTS).select(EVENT_SCHEMA.names).to_pylist()
+
+
+def _force_sort(snap) -> None:
+    """Replace the events view by an equivalent one: ingest then takes the sorting path."""
+    con = snap.duckdb
+    con.execute("ALTER VIEW events RENAME TO events_as_opened")
+    con.execute("CREATE VIEW events AS SELECT * FROM events_as_opened")
+
+
+def _comparable(manifest: dict) -> dict:
+    return {k: v for k, v in manifest.items() if k not in ("created_at", "files", "bytes")}
+
+
+@pytest.mark.parametrize("shape", ["db_csv", "db_jsonl", "cli_jsonl", "ocsf", "search"])
+def test_every_shape_is_written_in_canonical_order(tmp_path, shape):
+    snap = cf.open(str(SHAPES[shape]))
+    expected = _sorted_rows(snap)
+    manifest = snap.ingest(str(tmp_path / "fast"))
+    assert _written_rows(tmp_path / "fast") == expected
+    reference = cf.open(str(SHAPES[shape]))
+    _force_sort(reference)
+    assert "ORDER BY" in events_query(reference)
+    slow = write_snapshot(reference, str(tmp_path / "sorted"))
+    assert _written_rows(tmp_path / "sorted") == expected
+    assert pq.read_schema(tmp_path / "fast" / EVENTS) == pq.read_schema(
+        tmp_path / "sorted" / EVENTS
+    )
+    assert _comparable(manifest) == _comparable(slow)
+
+
+@pytest.mark.parametrize("shape", ["db_csv", "db_jsonl", "ocsf"])
+def test_ordered_exports_need_no_sort(shape):
+    snap = cf.open(str(SHAPES[shape]))
+    assert "ORDER BY" not in events_query(snap)
+
+
+def test_mixed_shapes_with_duplicates_are_sorted(tmp_path):
+    snap = cf.open(str(EXPORT))
+    expected = _sorted_rows(snap)
+    manifest = snap.ingest(str(tmp_path / "out"))
+    assert manifest["duplicate_events"] > 0
+    assert _written_rows(tmp_path / "out") == expected
+
+
+def _shuffled_csv(tmp_path: Path, moves: list[tuple[int, int]]) -> Path:
+    lines = (EXPORT / "db.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    header, rows = lines[0], lines[1:]
+    for source, target in moves:
+        rows.insert(target, rows.pop(source))
+    path = tmp_path / "db.csv"
+    path.write_text(header + "".join(rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("small", [False, True])
+def test_late_rows_are_put_in_place(tmp_path, monkeypatch, small):
+    if small:  # batches of a few rows, written out every few rows: late across chunks
+        monkeypatch.setattr(snapshot_module, "SPOOL_ROWS", 8)
+        monkeypatch.setattr(snapshot_module, "VECTOR_ROWS", 4)
+        monkeypatch.setattr(snapshot_module, "REORDER_ROWS", 64)
+        monkeypatch.setattr(db_csv, "BLOCK_SIZE", 4096)
+    path = _shuffled_csv(tmp_path, [(10, 30), (100, 140), (3, 200)])
+    snap = cf.open(str(path))
+    assert "ORDER BY" not in events_query(snap)
+    expected = _sorted_rows(snap)
+    snap.ingest(str(tmp_path / "out"))
+    assert _written_rows(tmp_path / "out") == expected
+
+
+def test_rows_later_than_the_hold_back_make_ingest_sort(tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshot_module, "SPOOL_ROWS", 8)
+    monkeypatch.setattr(snapshot_module, "VECTOR_ROWS", 4)
+    monkeypatch.setattr(snapshot_module, "REORDER_ROWS", 4)
+    monkeypatch.setattr(db_csv, "BLOCK_SIZE", 4096)  # batches of a few rows
+    path = _shuffled_csv(tmp_path, [(2, 230)])
+    snap = cf.open(str(path))
+    assert "ORDER BY" in events_query(snap)
+    expected = _sorted_rows(snap)
+    snap.ingest(str(tmp_path / "out"))
+    assert _written_rows(tmp_path / "out") == expected
+    # small spool row groups, held-back rows: still every row, in order
+    unsorted = cf.open(str(SHAPES["db_csv"]))
+    assert "ORDER BY" not in events_query(unsorted)
+    unsorted.ingest(str(tmp_path / "small"))
+    assert _written_rows(tmp_path / "small") == _sorted_rows(unsorted)
+
+
+def test_zones_beyond_the_spool_files_share_one_and_are_sorted(tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshot_module, "SPOOL_ZONE_FILES", 2)
+    snap = cf.open(str(SHAPES["db_csv"]))
+    assert "ORDER BY" in events_query(snap)
+    assert snap.count() == 240
+    expected = _sorted_rows(snap)
+    snap.ingest(str(tmp_path / "out"))
+    assert _written_rows(tmp_path / "out") == expected
+
+
+def test_a_snapshot_is_reingested_without_a_sort(tmp_path):
+    cf.open(str(SHAPES["db_csv"])).ingest(str(tmp_path / "first"))
+    snap = cf.open(str(tmp_path / "first"))
+    assert "ORDER BY" not in events_query(snap)
+    second = snap.ingest(str(tmp_path / "second"))
+    assert _written_rows(tmp_path / "second") == _written_rows(tmp_path / "first")
+    first = json.loads((tmp_path / "first" / "manifest.json").read_text())
+    assert second["zones"] == first["zones"] and second["events"] == 240
+
+
+def test_inputs_are_fingerprinted_while_read(tmp_path):
+    manifest = cf.open(str(SHAPES["db_csv"])).ingest(str(tmp_path / "out"))
+    (source,) = manifest["inputs"]
+    data = (SHAPES["db_csv"]).read_bytes()
+    assert source["sha256"] == hashlib.sha256(data).hexdigest()
+    assert source["bytes"] == len(data) and source["rows"] == 240
