@@ -16,6 +16,7 @@ report wherever the pass answers.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -133,6 +134,7 @@ class _Pass:
         self.starts: dict[str, tuple[str, int, str, str | None, str, str | None]] = {}
         #: per anchored zone: the content hashes seen at the anchor's last seq
         self.at_head: dict[str, list[str]] = {zone: [] for zone in heads}
+        self._local = threading.local()  # each worker thread's open Parquet files
 
     def run(self, anchor: Report | None, inputs: list[Any], sort: bool = False,
             narrow: bool = False, batches: Iterable[pa.RecordBatch] | None = None) -> Report:
@@ -195,10 +197,16 @@ class _Pass:
         finally:
             reader.close()
 
-    def _read_and_check(self, part: tuple[Any, int]) -> tuple[pa.RecordBatch, _Mode]:
-        parquet, index = part
+    def _read_and_check(self, part: tuple[str, Any, int]) -> tuple[pa.RecordBatch, _Mode]:
+        path, metadata, index = part
+        # A ParquetFile is not safe to read from two threads: one per thread and file.
+        opened = self._local.__dict__.setdefault("files", {})
         try:
-            table = parquet.read_row_group(index, columns=list(_COLUMNS), use_threads=False)
+            if path not in opened:
+                import pyarrow.parquet as pq
+
+                opened[path] = pq.ParquetFile(path, metadata=metadata, memory_map=False)
+            table = opened[path].read_row_group(index, columns=list(_COLUMNS), use_threads=False)
         except (pa.ArrowException, KeyError, OSError, ValueError):
             raise _NotClean from None  # the exhaustive path names the file and row group
         if self.zones is not None:
@@ -344,9 +352,10 @@ def _snapshot_files(inputs: list[Any]) -> list[str] | None:
     return [path for i in holding for path in event_files(i.path)]
 
 
-def _row_groups(files: list[str], zones: Sequence[str] | None) -> Iterator[tuple[Any, int]]:
-    """(ParquetFile, row group) in file order; row groups whose zone_id statistics exclude
-    every requested zone are skipped."""
+def _row_groups(files: list[str], zones: Sequence[str] | None
+                ) -> Iterator[tuple[str, Any, int]]:
+    """(path, its Parquet metadata, row group) in file order; row groups whose zone_id
+    statistics exclude every requested zone are skipped."""
     import pyarrow.parquet as pq
 
     for path in files:
@@ -364,4 +373,4 @@ def _row_groups(files: list[str], zones: Sequence[str] | None) -> Iterator[tuple
                 if stats is not None and stats.has_min_max and not any(
                         stats.min <= zone <= stats.max for zone in zones):
                     continue
-            yield parquet, index
+            yield path, parquet.metadata, index

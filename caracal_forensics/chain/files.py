@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from .digest import Progress
-from .report import Report
+from .report import InputSummary, Report
 
 
 @dataclass(frozen=True)
@@ -43,25 +43,32 @@ def verify_files(
     from ..errors import UsageError
     from ..keys import coerce_key
     from ..model import Shape
-    from ..sources import BadLines, scan
+    from ..sources import BadLines, Fingerprints, scan
     from . import clean, native
     from .clean import clean_pass_over
 
     if on_bad_line not in ("error", "skip"):
         raise UsageError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
     key_bytes = coerce_key(key)
-    inputs = scan(list(paths))
+    inputs = scan(list(paths), fingerprint=False)
     if not inputs:
         raise UsageError(f"no export files found in {', '.join(paths)}")
     # alerts files are counted when loaded, so such a set is opened the usual way
     if clean.ENABLED and native.AVAILABLE and not any(i.holds_alerts for i in inputs):
         bad = BadLines(skip=on_bad_line == "skip")
-        # canonical snapshots are read by row group on both cores; the rest streams
-        snapshots = all(i.shape == Shape.SNAPSHOT for i in inputs)
-        report = clean_pass_over(None if snapshots else _batches(inputs, bad), key_bytes,
-                                 zones, anchor, inputs, recover_microseconds)
-        if report is not None:
-            return Verified(report, bad.count)
+        # the inputs' SHA-256 on another thread while they are read and checked
+        hashing = Fingerprints(inputs)
+        try:
+            # canonical snapshots are read by row group on both cores; the rest streams
+            snapshots = all(i.shape == Shape.SNAPSHOT for i in inputs)
+            report = clean_pass_over(None if snapshots else _batches(inputs, bad),
+                                     key_bytes, zones, anchor, inputs, recover_microseconds)
+            if report is not None:
+                hashing.wait()
+                report.inputs = [InputSummary.of(i) for i in inputs]
+                return Verified(report, bad.count)
+        finally:
+            hashing.cancel()
     from ..snapshot import open_sources
     from .verify import verify
 
