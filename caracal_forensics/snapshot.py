@@ -64,8 +64,13 @@ def _memory_limit() -> str:
     return value
 
 
-def open_sources(paths: list[str], on_bad_line: str = "error") -> Snapshot:
-    """Scan, detect and load the inputs; the result has a view ``events`` and ``alerts``."""
+def open_sources(paths: list[str], on_bad_line: str = "error", *,
+                 by_zone: bool = True) -> Snapshot:
+    """Scan, detect and load the inputs; the result has a view ``events`` and ``alerts``.
+
+    ``by_zone`` spools the loaded events one file per zone, so that ``ingest`` can write
+    zones that arrived in order without a sort; a reader that will not ingest (tail,
+    explain, queries) spools them as they come, which costs less."""
     if on_bad_line not in ("error", "skip"):
         raise UsageError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
     inputs = scan(paths, fingerprint=False)
@@ -78,7 +83,9 @@ def open_sources(paths: list[str], on_bad_line: str = "error") -> Snapshot:
         con = connect()
         event_inputs = [i for i in inputs if not i.holds_alerts]
         alert_inputs = [i for i in inputs if i.holds_alerts]
-        spool = _load_events(con, [i for i in event_inputs if i.shape != Shape.SNAPSHOT], bad)
+        spool = _load_events(
+            con, [i for i in event_inputs if i.shape != Shape.SNAPSHOT], bad, by_zone
+        )
         _load(con, "loaded_alerts", ALERT_SCHEMA, alert_inputs, read_alerts, bad)
         snapshots = [i for i in event_inputs if i.shape == Shape.SNAPSHOT]
         events_sql = _create_views(con, snapshots, spool)
@@ -182,11 +189,13 @@ class Spool:
     #: chunks handed over but not yet written (bounds the memory)
     IN_FLIGHT = 1
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, by_zone: bool = True):
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         self.directory = directory
+        #: one file per zone (else one file, in arrival order: no split, no reordering)
+        self.by_zone = by_zone
         self.zones: dict[str | None, _Zone] = {}  # None: the shared file (no zone of its own)
         self.pending_bytes = 0
         self.rows = 0
@@ -221,7 +230,8 @@ class Spool:
             return
         table = pa.Table.from_batches(self._gathered, EVENT_SCHEMA)
         self._gathered, self._gathered_rows = [], 0
-        self._futures.append(self._pool.submit(self._split, table))
+        split = self._split if self.by_zone else self._shared
+        self._futures.append(self._pool.submit(split, table))
         while len(self._futures) > self.IN_FLIGHT:
             self._futures.popleft().result()
 
@@ -274,6 +284,9 @@ class Spool:
             self._take(value, grouped.slice(offset, count))
             offset += count
 
+    def _shared(self, table: pa.Table) -> None:
+        self._take(None, table)
+
     def _take(self, zone_id: str | None, table: pa.Table) -> None:
         key = zone_id if zone_id in self.zones else None
         if zone_id is not None and zone_id not in self.zones:
@@ -298,7 +311,7 @@ class Spool:
             zone.pending.append(table)
         zone.rows += table.num_rows
         self.pending_bytes += _nbytes(zone.pending) - held
-        keep = self._keep()
+        keep = self._keep() if zone.ordered else 0  # only an ordered zone reorders
         if zone.rows >= keep + SPOOL_ROWS:
             self._flush(zone, keep)
         if self.pending_bytes > SPOOL_BYTES:
@@ -402,13 +415,15 @@ def _in_order(keys: pa.Table, last: pa.Table | None) -> bool:
     return True  # equal keys: any order of them is the canonical one
 
 
-def _load_events(con, inputs: list[InputFile], bad: BadLines) -> Spool | None:
+def _load_events(
+    con, inputs: list[InputFile], bad: BadLines, by_zone: bool = True
+) -> Spool | None:
     """Read every event input into the spool; None when there is none."""
     if not inputs:
         return None
     spill = con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
     directory = tempfile.mkdtemp(prefix="loaded-", dir=spill)
-    spool = Spool(directory)
+    spool = Spool(directory, by_zone)
     try:
         try:
             for source in inputs:

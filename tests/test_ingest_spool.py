@@ -145,3 +145,21 @@ def test_inputs_are_fingerprinted_while_read(tmp_path):
     data = (SHAPES["db_csv"]).read_bytes()
     assert source["sha256"] == hashlib.sha256(data).hexdigest()
     assert source["bytes"] == len(data) and source["rows"] == 240
+
+
+@pytest.mark.parametrize("shape", ["db_csv", "cli_jsonl", "ocsf"])
+def test_spooled_as_they_come_the_events_and_the_snapshot_are_the_same(tmp_path, shape):
+    """Commands that do not ingest spool the events in arrival order (one file, no split
+    by zone): every query sees the same events, and an ingest from it sorts."""
+    from caracal_forensics.snapshot import open_sources
+
+    by_zone = open_sources([str(SHAPES[shape])])
+    arrival = open_sources([str(SHAPES[shape])], by_zone=False)
+    assert len(arrival._layout.spool.files) == 1
+    assert _sorted_rows(arrival) == _sorted_rows(by_zone)
+    assert arrival.tail(limit=0).equals(by_zone.tail(limit=0))
+    assert "ORDER BY" in events_query(arrival)
+    manifest = arrival.ingest(str(tmp_path / "arrival"))
+    reference = by_zone.ingest(str(tmp_path / "by_zone"))
+    assert _written_rows(tmp_path / "arrival") == _written_rows(tmp_path / "by_zone")
+    assert _comparable(manifest) == _comparable(reference)

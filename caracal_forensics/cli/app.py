@@ -93,14 +93,16 @@ def resolve_sources(sources: list[str] | None) -> list[str]:
     raise UsageError(f"no input: pass --source PATH or set {SOURCE_ENV}")
 
 
-def open_snapshot(sources: list[str] | None, on_bad_line: str = "error"):
-    """Open the sources as a Snapshot, reporting skipped lines on stderr."""
+def open_snapshot(sources: list[str] | None, on_bad_line: str = "error", *,
+                  by_zone: bool = False):
+    """Open the sources as a Snapshot, reporting skipped lines on stderr (``by_zone``:
+    laid out for ``ingest``, see ``open_sources``)."""
     from ..errors import UsageError
     from ..snapshot import open_sources
 
     if on_bad_line not in ("error", "skip"):
         raise UsageError(f"--on-bad-line must be 'error' or 'skip', not {on_bad_line!r}")
-    snap = open_sources(resolve_sources(sources), on_bad_line=on_bad_line)
+    snap = open_sources(resolve_sources(sources), on_bad_line=on_bad_line, by_zone=by_zone)
     if snap.skipped_lines:
         warn(f"skipped {snap.skipped_lines} malformed line(s) (--on-bad-line skip)")
     return snap

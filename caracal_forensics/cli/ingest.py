@@ -20,7 +20,7 @@ def ingest(
     ] = False,
 ) -> None:
     """Write the sources as a canonical Parquet snapshot (sorted, zstd) with a manifest."""
-    manifest = open_snapshot(source, on_bad_line).ingest(out)
+    manifest = open_snapshot(source, on_bad_line, by_zone=True).ingest(out)
     if json_output:
         print(json.dumps(manifest, indent=2))
         return
