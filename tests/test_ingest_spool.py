@@ -163,3 +163,59 @@ def test_spooled_as_they_come_the_events_and_the_snapshot_are_the_same(tmp_path,
     reference = by_zone.ingest(str(tmp_path / "by_zone"))
     assert _written_rows(tmp_path / "arrival") == _written_rows(tmp_path / "by_zone")
     assert _comparable(manifest) == _comparable(reference)
+
+
+def _lines_file(path: Path, text: bytes) -> Path:
+    path.write_bytes(text)
+    return path
+
+
+@pytest.mark.parametrize("batch_rows", [1, 2, 7, 65536])
+@pytest.mark.parametrize("variant", ["as is", "crlf", "no final newline", "blank lines",
+                                     "huge line"])
+def test_json_lines_are_fingerprinted_by_their_reader_exactly(tmp_path, monkeypatch,
+                                                              batch_rows, variant):
+    """An uncompressed JSON lines file is fingerprinted by the block reader on its way
+    through (read once); the size and SHA-256 must be those of the file, byte for byte."""
+    from caracal_forensics.chain.files import verify_files
+    from caracal_forensics.sources import _batch, _io
+    from caracal_forensics.sources._io import file_sha256
+
+    monkeypatch.setattr(_batch, "BATCH_ROWS", batch_rows)
+    lines = SHAPES["db_jsonl"].read_bytes().split(b"\n")
+    if variant == "crlf":
+        lines = [line + b"\r" if line else line for line in lines]
+    elif variant == "no final newline":
+        lines = lines[:-1]
+    elif variant == "blank lines":
+        lines = [lines[0], b"", b"  ", *lines[1:]]
+    elif variant == "huge line":
+        lines = [*lines[:3], b" " * (3 << 20) + lines[3], *lines[4:]]
+    path = _lines_file(tmp_path / "db.jsonl", b"\n".join(lines))
+    expected = file_sha256(str(path))
+    hashed_alone = []
+    original = _io.file_sha256
+    monkeypatch.setattr(_io, "file_sha256", lambda p: hashed_alone.append(p) or original(p))
+    snap = cf.open(str(path))
+    assert (snap.inputs[0].bytes, snap.inputs[0].sha256) == expected
+    key = (EXPORT / "key.hex").read_text().strip()
+    report = verify_files([str(path)], key=key).report
+    assert (report.inputs[0].bytes, report.inputs[0].sha256) == expected
+    assert hashed_alone == []  # the file was not read a second time to be fingerprinted
+
+
+def test_a_reader_that_stops_early_leaves_the_fingerprint_to_wait(tmp_path):
+    """The clean pass gives up at an edited line (the stream is not read to its end): the
+    fingerprint is still the whole file's."""
+    from caracal_forensics.chain.files import verify_files
+    from caracal_forensics.sources._io import file_sha256
+
+    lines = SHAPES["db_jsonl"].read_bytes().split(b"\n")
+    edited = lines[3].replace(b'"decision":"', b'"decision":"x', 1)
+    assert edited != lines[3]
+    lines[3] = edited
+    path = _lines_file(tmp_path / "db.jsonl", b"\n".join(lines))
+    key = (EXPORT / "key.hex").read_text().strip()
+    report = verify_files([str(path)], key=key).report
+    assert report.status == "tampered"
+    assert (report.inputs[0].bytes, report.inputs[0].sha256) == file_sha256(str(path))

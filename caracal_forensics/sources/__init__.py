@@ -8,7 +8,8 @@ module here plus a line in ``detect`` and ``read_events``.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import pyarrow as pa
 
@@ -38,13 +39,15 @@ class InputFile:
     bytes: int
     sha256: str
     rows: int = 0
+    #: set while Fingerprints lets the reader take the file's fingerprint (not reported)
+    reader_tap: Any = field(default=None, repr=False, compare=False)
 
     @property
     def holds_alerts(self) -> bool:
         return self.shape in Shape.ALERT_SHAPES
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "reader_tap"}
 
 
 def scan(paths: list[str], fingerprint: bool = True) -> list[InputFile]:
@@ -74,7 +77,11 @@ def scan(paths: list[str], fingerprint: bool = True) -> list[InputFile]:
 
 class Fingerprints:
     """Size and SHA-256 of each input, computed on a background thread (hashlib releases
-    the GIL, so hashing overlaps the reading); :meth:`wait` fills them in."""
+    the GIL, so hashing overlaps the reading); :meth:`wait` fills them in.
+
+    An uncompressed JSON lines file, which the C kernel reads end to end, is fingerprinted
+    by its reader on the way instead (a tap, ``_io.FileDigest``), so it is read once; if
+    the reader did not go through the whole file, :meth:`wait` hashes it itself."""
 
     CHUNK = 8 << 20
 
@@ -82,6 +89,8 @@ class Fingerprints:
         import threading
 
         self._inputs = [i for i in inputs if not i.sha256]
+        self._taps = {index: tap for index, source in enumerate(self._inputs)
+                      if (tap := _reader_tap(source)) is not None}
         self._results: dict[int, tuple[int, str]] = {}
         self._error: BaseException | None = None
         self._stop = threading.Event()
@@ -93,6 +102,8 @@ class Fingerprints:
 
         try:
             for index, source in enumerate(self._inputs):
+                if index in self._taps:
+                    continue  # its reader fingerprints it
                 if source.shape == Shape.SNAPSHOT:
                     self._results[index] = _fingerprint(source.path, source.shape)
                     continue
@@ -122,12 +133,39 @@ class Fingerprints:
                     f"cannot read: {self._error.strerror or self._error}",
                 ) from None
             raise self._error
+        for index, tap in self._taps.items():
+            source = self._inputs[index]
+            source.reader_tap = None
+            found = tap.result()
+            if found is None:  # not read through (an error, or a pass that gave up)
+                try:
+                    found = file_sha256(source.path)
+                except OSError as error:
+                    raise InputError(source.path, f"cannot read: {error.strerror or error}"
+                                     ) from None
+            self._results[index] = found
         for index, source in enumerate(self._inputs):
             source.bytes, source.sha256 = self._results[index]
 
     def cancel(self) -> None:
         """Stop hashing (after an error elsewhere); a no-op once finished."""
         self._stop.set()
+
+
+def _reader_tap(source: InputFile):
+    """A FileDigest for the reader of an uncompressed JSON lines file that the C kernel
+    parses (it reads such a file once, end to end), else None."""
+    import os
+
+    from .. import jsonb_native
+    from ._io import FileDigest, compression_of
+
+    if (source.shape not in (Shape.DB_JSONL, Shape.CLI_JSONL) or not jsonb_native.AVAILABLE
+            or compression_of(source.path) or not os.path.isfile(source.path)):
+        return None
+    tap = FileDigest(source.path)
+    source.reader_tap = tap
+    return tap
 
 
 def read_events(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
@@ -138,9 +176,9 @@ def read_events(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
     if shape == Shape.DB_CSV:
         return db_csv.read(source.path, bad, csv_header(source.path, peek(source.path)))
     if shape == Shape.DB_JSONL:
-        return db_jsonl.read(source.path, bad)
+        return db_jsonl.read(source.path, bad, source.reader_tap)
     if shape == Shape.CLI_JSONL:
-        return cli_jsonl.read(source.path, bad)
+        return cli_jsonl.read(source.path, bad, source.reader_tap)
     if shape == Shape.OCSF_PARQUET:
         return ocsf_parquet.read(source.path)
     if shape == Shape.SEARCH_PAGE:

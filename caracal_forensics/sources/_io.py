@@ -60,6 +60,31 @@ def peek(path: str, size: int = 65536) -> bytes:
         raise InputError(path, f"cannot decompress: {error}") from None
 
 
+class FileDigest:
+    """The size and SHA-256 of a file, taken by its reader as it goes through the file
+    from the first byte to the last, so that the file is not read again to be
+    fingerprinted. ``result()`` is None unless the reader finished and the bytes it
+    passed add up to the file's size (else the file is hashed on its own)."""
+
+    def __init__(self, path: str):
+        self._sha = hashlib.sha256()
+        self._size = 0
+        self._finished = False
+        self._expected = os.stat(path).st_size
+
+    def update(self, data) -> None:
+        self._sha.update(data)
+        self._size += len(data)
+
+    def finish(self) -> None:
+        self._finished = True
+
+    def result(self) -> tuple[int, str] | None:
+        if not self._finished or self._size != self._expected:
+            return None
+        return self._size, self._sha.hexdigest()
+
+
 def file_sha256(path: str) -> tuple[int, str]:
     """(size in bytes, SHA-256 hex) of the file as stored (compressed bytes, as handed over)."""
     digest = hashlib.sha256()

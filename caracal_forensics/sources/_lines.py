@@ -21,7 +21,7 @@ from ..jsonb import JsonbNumber, dumps, loads
 from ..model import EVENT_SCHEMA, UTC_MICROS
 from . import _batch
 from ._batch import BadLines, parse_timestamps, rows_to_batches
-from ._io import open_binary
+from ._io import FileDigest, open_binary
 
 _INTEGER = re.compile(r"-?[0-9]+")
 
@@ -431,10 +431,11 @@ def read_json_lines(
     shape: str,
     schema: pa.Schema = EVENT_SCHEMA,
     timestamp_fields: tuple[str, ...] = ("occurred_at", "ingested_at"),
+    tap: FileDigest | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches from a JSON lines file, parsed on every core: by the C kernel on
     threads (blocks of lines, without the GIL), or else, for a large file, by worker
-    processes."""
+    processes. ``tap`` takes the file's fingerprint on the kernel's way through it."""
     from ._parallel import native_pieces, parallel_worth_it, read_json_lines_parallel
 
     spec = _native_spec(shape, schema, timestamp_fields)
@@ -443,7 +444,7 @@ def read_json_lines(
             parse_block, path, shape, spec, bad.skip, schema, timestamp_fields
         )
         return batches_from_pieces(
-            native_pieces(path, parse), path, bad, shape, schema, timestamp_fields
+            native_pieces(path, parse, tap), path, bad, shape, schema, timestamp_fields
         )
     if parallel_worth_it(path):
         return read_json_lines_parallel(path, bad, shape, schema, timestamp_fields)

@@ -22,7 +22,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 import pyarrow as pa
 
 from ._batch import BadLines
-from ._io import open_binary
+from ._io import FileDigest, open_binary
 
 #: Files smaller than this are parsed in-process: spawning workers costs more.
 PARALLEL_MIN_BYTES = 16 << 20
@@ -222,11 +222,13 @@ def _fill(stream, view: memoryview, got: int) -> tuple[int, BaseException | None
     return got, None
 
 
-def line_blocks(path: str, block_lines: int) -> Iterator[tuple[memoryview, int, int, int]]:
+def line_blocks(path: str, block_lines: int, tap: FileDigest | None = None
+                ) -> Iterator[tuple[memoryview, int, int, int]]:
     """(data, start, end, first line number): ``data[start:end]`` holds ``block_lines``
     whole lines of the decompressed file (the last block fewer, its last line perhaps
     without a newline). A cut-off or unreadable stream raises InputError naming the line
-    after the last whole one, after the blocks before it, as ``numbered_lines`` does."""
+    after the last whole one, after the blocks before it, as ``numbered_lines`` does.
+    ``tap`` sees every byte of an uncompressed file once, in order (its fingerprint)."""
     from .. import jsonb_native
     from ..errors import InputError
     from ._io import compression_of
@@ -245,11 +247,17 @@ def line_blocks(path: str, block_lines: int) -> Iterator[tuple[memoryview, int, 
         raise cut_off(error) from None
     if not compressed and stream.seekable():
         with stream:
+            # the blocks cover the file end to end: each read starts where the last
+            # block of the previous one stopped
             for block in _file_blocks(stream, block_lines):
                 if isinstance(block, BaseException):
                     raise cut_off(block) from None
                 first = block[3] + block[4]
+                if tap is not None:  # before the buffer can be taken again
+                    tap.update(block[0][block[1] : block[2]])
                 yield block[:4]
+        if tap is not None:
+            tap.finish()
         return
     with stream:
         # leftover: lines too few for a block yet; they lead the next read
@@ -345,7 +353,8 @@ def _file_blocks(stream, block_lines: int) -> Iterator:
         offset += pos
 
 
-def native_pieces(path: str, parse: Callable[[memoryview, int, int, int], object]) -> Iterator:
+def native_pieces(path: str, parse: Callable[[memoryview, int, int, int], object],
+                  tap: FileDigest | None = None) -> Iterator:
     """``_lines.Piece`` per block of ``_batch.BATCH_ROWS`` lines, in file order, parsed by
     the C kernel on ``workers()`` threads: ``parse(data, start, end, first_line)``, that is
     ``_lines.parse_block`` with the file's arguments bound. Memory stays flat: at most
@@ -353,7 +362,7 @@ def native_pieces(path: str, parse: Callable[[memoryview, int, int, int], object
     read."""
     from . import _batch
 
-    blocks = line_blocks(path, max(1, _batch.BATCH_ROWS))
+    blocks = line_blocks(path, max(1, _batch.BATCH_ROWS), tap)
     size = workers()
     if size <= 1:
         for block in blocks:

@@ -8,6 +8,7 @@ import pyarrow as pa
 
 from ..model import Shape
 from ._batch import BadLines
+from ._io import FileDigest
 from ._lines import event_mapping, jsonb_value, map_row, read_json_lines
 
 SHAPE = Shape.DB_JSONL
@@ -24,5 +25,5 @@ def parse_row(obj: dict) -> dict:
     return map_row(obj, MAPPING)
 
 
-def read(path: str, bad: BadLines) -> Iterator[pa.RecordBatch]:
-    return read_json_lines(path, bad, SHAPE)
+def read(path: str, bad: BadLines, tap: FileDigest | None = None) -> Iterator[pa.RecordBatch]:
+    return read_json_lines(path, bad, SHAPE, tap=tap)
