@@ -131,21 +131,29 @@ def _tree_rss(root: int) -> int:
 
 def measure(run: Run, argv: list[str] | str, *, shell: bool = False,
             env: dict[str, str] | None = None, cwd: str | None = None,
-            keep_stdout: bool = False) -> Run:
+            keep_stdout: bool = False, before_each=None) -> Run:
     """Run one command (again, up to REPEAT times, while it is quick and not killed); the
-    fastest run's seconds, the largest peak memory, every run's seconds in ``runs_s``."""
+    fastest run's seconds, the largest peak memory, every run's seconds in ``runs_s``.
+    ``before_each`` makes a run repeatable (e.g. removes the output it wrote); runs that
+    end with different exit codes make the task an error rather than a time."""
     times: list[float] = []
     peaks: list[float] = []
+    codes: list[int | None] = []
     while True:
+        if before_each is not None:
+            before_each()
         _measure_once(run, argv, shell=shell, env=env, cwd=cwd, keep_stdout=keep_stdout)
         times.append(run.seconds or 0.0)
         peaks.append(run.peak_mib or 0.0)
+        codes.append(run.rc)
         if len(times) >= REPEAT or run.error or (run.seconds or 0) >= REPEAT_UNDER:
             break
     run.seconds = min(times)
     run.peak_mib = max(peaks)
     if len(times) > 1:
         run.extra["runs_s"] = [round(t, 3) for t in times]
+    if len(set(codes)) > 1 and not run.error:
+        run.error = f"runs disagree: exit codes {codes}"
     return run
 
 
@@ -239,9 +247,10 @@ class Bench:
 
     def cf(self, task: str, group: str, title: str, args: list[str], *, events: int | None,
            compare: list[str] | None = None, expect_rc: tuple[int, ...] = (0,),
-           json_report: bool = False, env: dict[str, str] | None = None) -> Run:
+           json_report: bool = False, env: dict[str, str] | None = None,
+           before_each=None) -> Run:
         run = Run(task, group, title, "", events=events, compare=compare or [])
-        measure(run, [CF, *args], env=env, keep_stdout=json_report)
+        measure(run, [CF, *args], env=env, keep_stdout=json_report, before_each=before_each)
         if run.rc not in expect_rc and not run.error:
             run.error = f"exit {run.rc}: {run.extra.get('stderr', '')}"
         if json_report and not run.error:
@@ -446,9 +455,9 @@ def ingest_tasks(bench: Bench, meta: dict, n: int) -> None:
     for shape, source in (("db_csv", files["db.csv"]), ("db_jsonl", files["db.jsonl"]),
                           ("cli_jsonl", files["cli.jsonl"]), ("ocsf", files["ocsf"])):
         out = os.path.join(SCRATCH, f"ingest-{shape}")
-        shutil.rmtree(out, ignore_errors=True)
         run = bench.cf(f"ingest_{shape}", "ingest", f"ingest from {shape}",
-                       ["ingest", "--source", source, "--out", out], events=n)
+                       ["ingest", "--source", source, "--out", out], events=n,
+                       before_each=lambda out=out: shutil.rmtree(out, ignore_errors=True))
         if shape == "db_csv" and run.ok:
             # The snapshot the later groups read is the one this toolkit just wrote (its
             # manifest may carry what newer readers rely on), not the cached one.
@@ -911,7 +920,7 @@ def _load_note(info: dict) -> str:
     """What the machine's load says about the timings (1-minute load average, 2 cores)."""
     before, after = info["machine"]["load_before"][0], info["load_after"][0]
     loads = f"load average {before:.1f} before, {after:.1f} after the run"
-    if max(before, after) > 1.5:
+    if before > 1.5:  # the run itself loads both cores: only the load before tells
         return (f"**Timings are preliminary**: the machine was busy ({loads}) on its 2 "
                 "cores, so wall seconds are inflated, by up to 2x or so.")
     return f"The machine was otherwise quiet ({loads}; the run itself loads it)."
