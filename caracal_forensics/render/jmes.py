@@ -28,6 +28,16 @@ def _is_false(value: Any) -> bool:
     return value == "" or value == [] or value == {} or value is None or value is False
 
 
+def _project_each(project: Evaluate, items) -> list:
+    """Each item projected, the None results dropped (every JMESPath projection)."""
+    collected = []
+    for element in items:
+        current = project(element)
+        if current is not None:
+            collected.append(current)
+    return collected
+
+
 class _Compiler:
     def __init__(self, interpreter: visitor.TreeInterpreter) -> None:
         self.interpreter = interpreter
@@ -209,14 +219,7 @@ class _Compiler:
 
         def projection(value):
             items = base(value)
-            if not isinstance(items, list):
-                return None
-            collected = []
-            for element in items:
-                current = project(element)
-                if current is not None:
-                    collected.append(current)
-            return collected
+            return _project_each(project, items) if isinstance(items, list) else None
 
         return projection
 
@@ -229,11 +232,6 @@ class _Compiler:
                 items = items.values()
             except AttributeError:
                 return None
-            collected = []
-            for element in items:
-                current = project(element)
-                if current is not None:
-                    collected.append(current)
-            return collected
+            return _project_each(project, items)
 
         return value_projection
