@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from .errors import ForensicsError, UsageError
 from .model import ALERT_SCHEMA, EVENT_SCHEMA, Shape
-from .sources import BadLines, Fingerprints, InputFile, read_alerts, read_events, scan
+from .sources import BadLines, Fingerprints, InputFile, read_alerts, read_inputs, scan
 
 if TYPE_CHECKING:
     import polars as pl
@@ -114,16 +114,10 @@ def _load(con, table: str, schema: pa.Schema, inputs: list[InputFile], read, bad
     failure: list[BaseException] = []
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for source in inputs:
-            rows = 0
-            try:
-                for batch in read(source, bad):
-                    rows += batch.num_rows
-                    yield batch
-            except BaseException as error:  # re-raised below, outside DuckDB
-                failure.append(error)
-                return
-            source.rows = rows
+        try:
+            yield from read_inputs(inputs, bad, read)
+        except BaseException as error:  # re-raised below, outside DuckDB
+            failure.append(error)
 
     reader = pa.RecordBatchReader.from_batches(schema, batches())
     con.register("_incoming", reader)
@@ -426,12 +420,8 @@ def _load_events(
     spool = Spool(directory, by_zone)
     try:
         try:
-            for source in inputs:
-                rows = 0
-                for batch in read_events(source, bad):
-                    rows += batch.num_rows
-                    spool.add(batch)
-                source.rows = rows
+            for batch in read_inputs(inputs, bad):
+                spool.add(batch)
         except BaseException:
             spool.abort()
             raise

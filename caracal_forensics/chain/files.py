@@ -10,11 +10,8 @@ way, which gives the same report for an intact export and explains every finding
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import pyarrow as pa
 
 from .digest import Progress
 from .report import InputSummary, Report
@@ -43,7 +40,7 @@ def verify_files(
     from ..errors import UsageError
     from ..keys import coerce_key
     from ..model import Shape
-    from ..sources import BadLines, Fingerprints, scan
+    from ..sources import BadLines, Fingerprints, read_inputs, scan
     from . import clean, native
     from .clean import clean_pass_over
 
@@ -61,7 +58,7 @@ def verify_files(
         try:
             # canonical snapshots are read by row group on both cores; the rest streams
             snapshots = all(i.shape == Shape.SNAPSHOT for i in inputs)
-            report = clean_pass_over(None if snapshots else _batches(inputs, bad),
+            report = clean_pass_over(None if snapshots else read_inputs(inputs, bad),
                                      key_bytes, zones, anchor, inputs, recover_microseconds)
             if report is not None:
                 hashing.wait()
@@ -78,14 +75,3 @@ def verify_files(
                     progress=progress)
     return Verified(report, snap.skipped_lines)
 
-
-def _batches(inputs: list[Any], bad: Any) -> Iterator[pa.RecordBatch]:
-    """Every input's events in order (as ``open_sources`` loads them), counting rows."""
-    from ..sources import read_events
-
-    for source in inputs:
-        rows = 0
-        for batch in read_events(source, bad):
-            rows += batch.num_rows
-            yield batch
-        source.rows = rows

@@ -20,6 +20,7 @@ from ._io import expand_paths, file_sha256, peek
 from .detect import csv_header, detect_shape
 
 __all__ = [
+    "read_inputs",
     "BadLines",
     "Fingerprints",
     "InputFile",
@@ -186,6 +187,19 @@ def read_events(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
     if shape == Shape.SNAPSHOT:
         return _snapshot_events(source.path)
     raise InputError(source.path, f"holds {shape}, not events")
+
+
+def read_inputs(inputs: list[InputFile], bad: BadLines,
+                read=None) -> Iterator[pa.RecordBatch]:
+    """Every input's batches in order (``read``: read_events, or read_alerts), setting
+    each input's ``rows`` once it has been read to its end."""
+    read = read or read_events
+    for source in inputs:
+        rows = 0
+        for batch in read(source, bad):
+            rows += batch.num_rows
+            yield batch
+        source.rows = rows
 
 
 def read_alerts(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
