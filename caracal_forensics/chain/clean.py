@@ -70,11 +70,8 @@ def clean_pass_over(
     """The clean pass over event batches as a reader gives them, or (``batches`` None)
     over the Parquet files of the canonical snapshots among ``inputs``, without DuckDB:
     the report if every row verifies in the order given, else None."""
-    from .summary import anchor_heads
-
-    zones = list(dict.fromkeys(zones)) if zones else None
     try:
-        return _Pass(None, key, zones, anchor_heads(anchor, zones), recover_microseconds).run(
+        return _Pass(None, key, zones, anchor, recover_microseconds).run(
             anchor, list(inputs), batches=batches)
     except _NotClean:
         return None
@@ -84,7 +81,6 @@ def clean_pass(
     con: duckdb.DuckDBPyConnection,
     key: bytes | None,
     zones: Sequence[str] | None,
-    heads: dict[str, Head],
     anchor: Report | None,
     inputs: Iterable[Any],
     recover_microseconds: bool = True,
@@ -93,7 +89,7 @@ def clean_pass(
     inputs = list(inputs)
     try:
         try:
-            return _Pass(con, key, zones, heads, recover_microseconds).run(anchor, inputs)
+            return _Pass(con, key, zones, anchor, recover_microseconds).run(anchor, inputs)
         except _OutOfOrder as error:
             if _snapshot_files(inputs) is not None:
                 raise
@@ -101,7 +97,7 @@ def clean_pass(
         # Rows not stored in chain order (hourly OCSF files hold late events in a later
         # hour; a merged export): once more, sorted by DuckDB. Where the content is not
         # recomputed (millisecond time) only the narrow chain columns are sorted.
-        return _Pass(con, key, zones, heads, recover_microseconds).run(
+        return _Pass(con, key, zones, anchor, recover_microseconds).run(
             anchor, inputs, sort=True, narrow=mode is not None and not mode.precise)
     except _NotClean:
         return None
@@ -120,12 +116,15 @@ class _Pass:
     """One attempt: rows checked on two worker threads, linked in order on this one."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection | None, key: bytes | None,
-                 zones: Sequence[str] | None, heads: dict[str, Head],
+                 zones: Sequence[str] | None, anchor: Report | None,
                  recover_microseconds: bool) -> None:
+        from .summary import anchor_heads
+
         self.con = con
         self.key = key
-        self.zones = zones
-        self.heads = heads
+        self.zones = list(dict.fromkeys(zones)) if zones else None  # as verify takes them
+        self.zone_set = pa.array(self.zones, pa.string()) if self.zones else None
+        self.heads: dict[str, Head] = anchor_heads(anchor, self.zones)
         self.recover = recover_microseconds
         self.mode: _Mode | None = None
         self.follower = native.follower()
@@ -133,7 +132,7 @@ class _Pass:
         #: its first row
         self.starts: dict[str, tuple[str, int, str, str | None, str, str | None]] = {}
         #: per anchored zone: the content hashes seen at the anchor's last seq
-        self.at_head: dict[str, list[str]] = {zone: [] for zone in heads}
+        self.at_head: dict[str, list[str]] = {zone: [] for zone in self.heads}
         self._local = threading.local()  # each worker thread's open Parquet files
 
     def run(self, anchor: Report | None, inputs: list[Any], sort: bool = False,
@@ -209,18 +208,15 @@ class _Pass:
             table = opened[path].read_row_group(index, columns=list(_COLUMNS), use_threads=False)
         except (pa.ArrowException, KeyError, OSError, ValueError):
             raise _NotClean from None  # the exhaustive path names the file and row group
-        if self.zones is not None:
-            table = table.filter(pc.is_in(table.column("zone_id"),
-                                          value_set=pa.array(list(self.zones), pa.string())))
         batch = table.combine_chunks().to_batches()
-        return self._check_rows(batch[0] if batch else pa.RecordBatch.from_pylist(
+        return self._select_and_check(batch[0] if batch else pa.RecordBatch.from_pylist(
             [], schema=table.schema))
 
     def _select_and_check(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, _Mode]:
+        """The pass's columns of the zones asked for, checked (``_check_rows``)."""
         batch = batch.select(list(_COLUMNS))
-        if self.zones is not None:
-            batch = batch.filter(pc.is_in(batch.column("zone_id"),
-                                          value_set=pa.array(self.zones, pa.string())))
+        if self.zone_set is not None:
+            batch = batch.filter(pc.is_in(batch.column("zone_id"), value_set=self.zone_set))
         return self._check_rows(batch)
 
     def _check_rows(self, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, _Mode]:

@@ -190,7 +190,7 @@ def verify(
     if clean.ENABLED and native.AVAILABLE:
         from .clean import clean_pass
 
-        report = clean_pass(con, run.key, run.zones, run.heads, anchor, inputs,
+        report = clean_pass(con, run.key, run.zones, anchor, inputs,
                             recover_microseconds)
         if report is not None:
             return report
