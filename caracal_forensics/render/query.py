@@ -17,6 +17,7 @@ metadata.principal_id}`` prints one object per event, and ``decision == 'deny' &
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -76,7 +77,7 @@ class Query:
             elif is_truthy(value):
                 yield dumps(value)
 
-    @property
+    @functools.cached_property
     def fields(self) -> frozenset[str] | None:
         """The record fields the expression can read (None: maybe all of them). Fields
         are read by name; only ``@`` and ``*`` reach a record's fields otherwise."""

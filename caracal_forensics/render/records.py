@@ -30,10 +30,13 @@ import pyarrow.compute as pc
 
 from ..model import ABSENT_FIELD, JSONB_FIELDS, TEXT_FIELDS
 
+#: The nested (jsonb) record fields: the CLI drops the column's ``_json`` suffix.
+JSON_FIELDS: dict[str, str] = {name.removesuffix("_json"): name for name in JSONB_FIELDS}
+
 #: The record's fields, in output order.
 RECORD_FIELDS: tuple[str, ...] = (
     *TEXT_FIELDS,
-    *(name.removesuffix("_json") for name in JSONB_FIELDS),  # the CLI drops the suffix
+    *JSON_FIELDS,
     "occurred_at",
     "chain_seq",
     "chain_hmac",
@@ -44,29 +47,13 @@ RECORD_FIELDS: tuple[str, ...] = (
 OPTIONAL_FIELDS = frozenset({"evaluation_status", "chain_seq", "chain_hmac", "content_sha256"})
 
 #: Record field -> event column (model.EVENT_SCHEMA) it comes from.
-SOURCE_COLUMN: dict[str, str] = {
-    name: name
-    for name in RECORD_FIELDS
-    if name not in ("determining_policies", "diagnostics", "metadata")
-}
-SOURCE_COLUMN.update(
-    determining_policies="determining_policies_json",
-    diagnostics="diagnostics_json",
-    metadata="metadata_json",
-)
-
-#: The nested (jsonb) record fields, and the plain text ones.
-JSON_FIELDS = frozenset({"determining_policies", "diagnostics", "metadata"})
-TEXT_RECORD_FIELDS = frozenset((*TEXT_FIELDS, "chain_hmac", "content_sha256"))
+SOURCE_COLUMN: dict[str, str] = {name: JSON_FIELDS.get(name, name) for name in RECORD_FIELDS}
 
 _KIND = {name: "text" for name in RECORD_FIELDS}
-_KIND.update(
-    determining_policies="json",
-    diagnostics="json",
-    metadata="json",
-    chain_seq="int",
-    occurred_at="time",
-)
+_KIND.update(dict.fromkeys(JSON_FIELDS, "json"), chain_seq="int", occurred_at="time")
+
+#: The record fields holding plain text, as stored.
+TEXT_RECORD_FIELDS = frozenset(name for name, kind in _KIND.items() if kind == "text")
 
 #: Optional column with occurred_at already formatted (DuckDB formats faster than Arrow).
 OCCURRED_AT_TEXT = "occurred_at_text"
