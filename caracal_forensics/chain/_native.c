@@ -23,6 +23,13 @@ typedef struct {
 
 static const char HEX[] = "0123456789abcdef";
 
+/* 1 for every byte that is not a lowercase hex digit. */
+static const unsigned char NOT_LOWER_HEX[256] = {
+    [0 ... 255] = 1,
+    ['0'] = 0, ['1'] = 0, ['2'] = 0, ['3'] = 0, ['4'] = 0, ['5'] = 0, ['6'] = 0, ['7'] = 0,
+    ['8'] = 0, ['9'] = 0, ['a'] = 0, ['b'] = 0, ['c'] = 0, ['d'] = 0, ['e'] = 0, ['f'] = 0,
+};
+
 static int str_array_open(PyObject *validity, PyObject *offsets, PyObject *data,
                           Py_ssize_t offset, int large, StrArray *out) {
     memset(out, 0, sizeof(*out));
@@ -404,10 +411,11 @@ static inline int lower_hex(const StrArray *a, Py_ssize_t i, int empty_ok) {
     const unsigned char *s = str_at(a, i, &len);
     if (len == 0) return empty_ok;
     if (len != 64) return 0;
-    for (size_t k = 0; k < 64; k++) {
-        if (!((s[k] >= '0' && s[k] <= '9') || (s[k] >= 'a' && s[k] <= 'f'))) return 0;
-    }
-    return 1;
+    /* No early exit and no branches per character: hex digits are random, so a
+     * per-character branch mispredicts about once in three and cost more than SHA. */
+    unsigned char bad = 0;
+    for (size_t k = 0; k < 64; k++) bad |= NOT_LOWER_HEX[s[k]];
+    return !bad;
 }
 
 /* row_check(key | None, check_content, has_prev, n, fields, jsonb_flags,
