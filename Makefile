@@ -11,7 +11,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml setup.py caracal_forensics/chain/_native.c | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py caracal_forensics/chain/_native.c \
+    caracal_forensics/_jsonb_native.c | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
