@@ -44,3 +44,16 @@ def test_every_command_help_imports_no_heavy_library() -> None:
     assert len(commands) >= 2
     for argv in commands:
         assert _heavy_modules_after([*argv, "--help"]) == [], argv
+
+
+def test_a_command_parses_its_options_without_pydantic() -> None:
+    """typer 0.29 and later validate every option through pydantic, 0.15-0.2 s at each
+    command's start; pyproject pins below it. A real command must not pull it in."""
+    from tail_helpers import KEY_FILE, SHAPES
+
+    code = PROBE.format(
+        argv=["verify", "--source", str(SHAPES["db_csv"]), "--key-file", str(KEY_FILE)],
+        heavy=("pydantic", "pyarrow"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert eval(proc.stdout.strip().splitlines()[-1]) == ["pyarrow"]  # it did run
