@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -221,6 +222,11 @@ def bad_inputs(tmp: Path) -> dict[str, tuple[Path, str]]:
     bad_time = list(csv)
     bad_time[9] = bad_time[9].replace(b"2026-05-11 08:", b"2026-13-11 08:", 1)
     cases["csv bad timestamp"] = (_write(tmp / "f.csv", bad_time), "line 10: occurred_at is not")
+    no_time = list(csv)
+    no_time[11] = re.sub(rb",2026-05-11 08:[0-9:.+]+,", b",,", no_time[11], count=1)
+    assert no_time[11] != csv[11]
+    cases["csv empty timestamp"] = (_write(tmp / "g.csv", no_time),
+                                    "line 12: missing required field 'occurred_at'")
     parquet = (VECTORS / "ocsf/audit/2026/05/11/2026-05-11T08.parquet").read_bytes()
     footer_len = int.from_bytes(parquet[-8:-4], "little")
     scrambled = bytes((b * 7 + 13) % 256 for b in parquet[-8 - footer_len : -8])

@@ -214,11 +214,10 @@ def _to_events(
         batch_out = batch_out.set_column(index, "source_line", lines)
     keep = None
     for name in REQUIRED:
-        missing = pc.or_(
-            pc.is_null(batch_out.column(name)),
-            pc.equal(pc.cast(batch_out.column(name), pa.string()), ""),
-        )
-        missing = pc.fill_null(missing, True)
+        column = batch_out.column(name)
+        missing = pc.is_null(column)
+        if pa.types.is_string(column.type):  # a typed value converted is never empty
+            missing = pc.fill_null(pc.or_(missing, pc.equal(column, "")), True)
         if not pc.any(missing).as_py():
             continue
         for index in pc.indices_nonzero(missing).to_pylist():
