@@ -36,6 +36,7 @@ from .model import (
     UTC_MICROS,
     Shape,
 )
+from .sources._batch import constant, lines_from
 
 if TYPE_CHECKING:
     import duckdb
@@ -443,11 +444,11 @@ def _batches(
             elif name in derived:
                 arrays.append(derived[name](n, line))
             elif name == "source_file":
-                arrays.append(pa.array([source] * n, pa.string()))
+                arrays.append(constant(source, n, pa.string()))
             elif name == "source_line":
-                arrays.append(pa.array(range(line, line + n), pa.int64()))
+                arrays.append(lines_from(line, n))
             elif name == "source_shape":
-                arrays.append(pa.array([POSTGRES_SHAPE] * n, pa.string()))
+                arrays.append(constant(str(POSTGRES_SHAPE), n, pa.string()))
             else:
                 arrays.append(pa.nulls(n, field.type))
         yield pa.RecordBatch.from_arrays(arrays, schema=schema)

@@ -112,6 +112,26 @@ DERIVED_COLUMNS = (
 )
 
 
+_RAMP: pa.Array | None = None  # 0, 1, 2, ...: sliced and shifted for line numbers
+
+
+def lines_from(first: int, rows: int) -> pa.Array:
+    """first, first + 1, ... (int64): a reader's source lines, built in Arrow rather than
+    from a Python range (a third of a second per million rows)."""
+    global _RAMP
+    if _RAMP is None or len(_RAMP) < rows:
+        import array
+
+        ramp = array.array("q", range(max(rows, BATCH_ROWS)))
+        _RAMP = pa.Array.from_buffers(pa.int64(), len(ramp), [None, pa.py_buffer(ramp)])
+    return pc.add(_RAMP.slice(0, rows), pa.scalar(first, pa.int64()))
+
+
+def constant(value: object, rows: int, type_: pa.DataType) -> pa.Array:
+    """``value`` (None too) repeated ``rows`` times, as ``type_``."""
+    return pa.repeat(pa.scalar(value, type_), rows)
+
+
 def assemble_events(
     columns: dict[str, pa.Array],
     rows: int,
@@ -124,11 +144,11 @@ def assemble_events(
 ) -> pa.RecordBatch:
     """A batch of EVENT_SCHEMA from the columns a columnar reader has; the rest filled in."""
     derived = {
-        "occurred_at_digits": lambda: pa.array([digits] * rows, pa.int8()),
-        "absent_fields": lambda: pa.array([absent] * rows, pa.string()),
-        "source_file": lambda: pa.array([path] * rows, pa.string()),
-        "source_line": lambda: pa.array(range(first_line, first_line + rows), pa.int64()),
-        "source_shape": lambda: pa.array([shape] * rows, pa.string()),
+        "occurred_at_digits": lambda: constant(digits, rows, pa.int8()),
+        "absent_fields": lambda: constant(absent, rows, pa.string()),
+        "source_file": lambda: constant(path, rows, pa.string()),
+        "source_line": lambda: lines_from(first_line, rows),
+        "source_shape": lambda: constant(str(shape), rows, pa.string()),
     }
     out = []
     for field in EVENT_SCHEMA:

@@ -10,7 +10,7 @@ import pyarrow.csv as pacsv
 
 from ..errors import InputError
 from ..model import ALERT_SCHEMA, Shape
-from ._batch import BadLines
+from ._batch import BadLines, constant, lines_from
 from ._io import open_binary
 from ._lines import RowError, read_json_lines, text_value, timestamp_text
 
@@ -79,11 +79,11 @@ def read_csv(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordB
                     raise InputError(path, f"observed_at: {str(error)[:200]}") from None
             out.append(column)
         elif field.name == "source_file":
-            out.append(pa.array([path] * rows, pa.string()))
+            out.append(constant(path, rows, pa.string()))
         elif field.name == "source_line":
-            out.append(pa.array(range(2, rows + 2), pa.int64()))
+            out.append(lines_from(2, rows))
         elif field.name == "source_shape":
-            out.append(pa.array([Shape.ALERTS_CSV] * rows, pa.string()))
+            out.append(constant(str(Shape.ALERTS_CSV), rows, pa.string()))
         else:
             out.append(pa.nulls(rows, field.type))
     yield from pa.Table.from_arrays(out, schema=ALERT_SCHEMA).to_batches()

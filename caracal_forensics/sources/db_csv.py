@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 
 from ..errors import InputError
 from ..model import EVENT_SCHEMA, TABLE_COLUMNS, UTC_MICROS, Shape
-from ._batch import BadLines, absent_list, assemble_events
+from ._batch import BadLines, absent_list, assemble_events, lines_from
 from ._io import open_binary
 
 SHAPE = Shape.DB_CSV
@@ -199,7 +199,7 @@ def _to_events(
     """``line_numbers``: each record's line when skipped short rows leave gaps."""
     rows = batch.num_rows
     if line_numbers is None:
-        lines = pa.array(range(first_line, first_line + rows), pa.int64())
+        lines = lines_from(first_line, rows)
     else:
         lines = pa.array(line_numbers, pa.int64())
     columns = {
