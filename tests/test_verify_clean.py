@@ -233,6 +233,79 @@ def test_a_tampered_snapshot_gets_the_exhaustive_findings(snapshot_dir) -> None:
     assert {f.kind for f in report.findings if f.fails} == {"content_mismatch"}
 
 
+def _displace(rows: list[dict], moves: list[tuple[int, int]]) -> list[dict]:
+    """Rows with some moved ``by`` places earlier (an event filed early) or later."""
+    rows = list(rows)
+    for at, by in moves:
+        if not rows:
+            break
+        row = rows.pop(at % len(rows))
+        rows.insert(max(0, min(len(rows), at % (len(rows) + 1) - by)), row)
+    return rows
+
+
+@SETTINGS
+@given(streams(), st.sampled_from(sorted(SHAPES)), st.sampled_from([None, *EDITS]),
+       st.lists(st.tuples(st.integers(0, 99), st.integers(-6, 6)), max_size=4),
+       st.integers(0, 12), st.integers(1, 7), st.data())
+def test_displaced_rows_are_put_back_in_order(rows, shape, kind, moves, drop, batch_rows,
+                                              data) -> None:
+    """Rows filed out of chain order (as hourly OCSF files do) go through the reorder
+    window in batches of any size: intact, the pass answers with the exhaustive report;
+    edited, it gives up or still agrees; a zone may also start later than seq 1."""
+    rows = [r for r in rows if r["chain_seq"] > drop] or rows
+    original = SHAPES[shape](renumber(rows) if drop == 0 else rows)
+    if kind is not None:
+        i = data.draw(st.integers(0, len(original) - 1))
+        tampered = _edit(rows if shape == "ocsf" else original, kind, i, shape,
+                         data.draw(st.randoms(use_true_random=False)))
+        assume(tampered is not None)
+        original = SHAPES["ocsf"](tampered) if shape == "ocsf" else tampered
+    displaced = _displace(original, moves)
+    key = data.draw(st.sampled_from([KEY, None]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clean, "_displaced", lambda inputs: True)
+        patch.setattr(clean, "BATCH_ROWS", batch_rows)
+        report, answered = both(lambda: connect(displaced), key=key,
+                                recover_microseconds=False)
+    if kind is None and drop == 0:
+        assert answered and report.events_checked == len(displaced)
+
+
+def test_a_window_too_small_for_the_displacement_gives_up(monkeypatch) -> None:
+    rows = events(60, zones=("a", "b"))
+    late = rows[5:]
+    late.insert(40, rows[4])  # seq 5 of its zone after 35 rows of it and the other zone
+    whole = _batch(rows[:4] + late)
+    batches = [whole.slice(i, 4) for i in range(0, whole.num_rows, 4)]
+    monkeypatch.setattr(clean, "_displaced", lambda inputs: True)
+    streamed = clean.clean_pass_over(batches, KEY, None, None, [])
+    assert streamed is not None
+    assert _as_dict(streamed) == _as_dict(verify_module.verify(connect(rows), key=KEY))
+    monkeypatch.setattr(clean, "REORDER_ROWS", 8)
+    assert clean.clean_pass_over(batches, KEY, None, None, []) is None
+
+
+def test_the_reorder_window_lets_rows_through_once_they_link() -> None:
+    def seqs(table) -> list[tuple[str, int]]:
+        return list(zip(table.column("zone_id").to_pylist(),
+                        table.column("chain_seq").to_pylist(), strict=True))
+
+    rows = {(r["zone_id"], r["chain_seq"]): r for r in events(20, zones=("a", "b"))}
+    window = clean._Reorder()
+    first = [rows["a", 2], rows["b", 1], rows["a", 3], rows["b", 3]]
+    assert seqs(window.add(_batch(first))) == [("b", 1)]  # a waits for its seq 1
+    assert window.held_rows == 3
+    assert seqs(window.add(_batch([rows["a", 1], rows["b", 2]]))) == [
+        ("a", 1), ("a", 2), ("a", 3), ("b", 2), ("b", 3)]
+    assert window.held_rows == 0
+    with pytest.raises(clean._OutOfOrder):
+        window.add(_batch([rows["a", 2]]))  # let through already
+    later = clean._Reorder()
+    assert seqs(later.add(_batch([rows["a", 6], rows["a", 5]]))) == []
+    assert seqs(later.add(None)) == [("a", 5), ("a", 6)]  # the stream ended: it starts at 5
+
+
 # --- the kernel's pieces ------------------------------------------------------------------
 
 

@@ -40,6 +40,20 @@ ENABLED = True
 #: Rows per batch read from DuckDB and checked by one kernel call.
 BATCH_ROWS = 65536
 
+#: Rows the reorder window may hold back, waiting for the rows before them in their
+#: zone (hourly OCSF files file an event by its time, so one ingested late sits in an
+#: earlier hour's file), before the pass gives up; 0 disables the window. About 300
+#: bytes of memory per row held (1M events of hourly files: at most 4,934 held).
+REORDER_ROWS = 262_144
+
+#: Rows a zone not yet started (its seq 1 not seen) may hold before it starts at the
+#: lowest seq held: hourly OCSF files put an event early in an earlier hour's file.
+ZONE_START_ROWS = 16_384
+
+#: The columns the follower and the report need: all the reorder window holds.
+_LINK_COLUMNS = ("zone_id", "chain_seq", "id", "source_file", "source_line",
+                 "prev_content_sha256", "content_sha256", "chain_hmac")
+
 _META = ("zone_id", "chain_seq", "id", "source_file", "source_line", PRECISION_FIELD,
          ABSENT_FIELD, "content_sha256", "prev_content_sha256", "chain_hmac", "occurred_at")
 
@@ -134,6 +148,7 @@ class _Pass:
         #: per anchored zone: the content hashes seen at the anchor's last seq
         self.at_head: dict[str, list[str]] = {zone: [] for zone in self.heads}
         self._local = threading.local()  # each worker thread's open Parquet files
+        self.reorder: _Reorder | None = None  # rows out of chain order are expected
 
     def run(self, anchor: Report | None, inputs: list[Any], sort: bool = False,
             narrow: bool = False, batches: Iterable[pa.RecordBatch] | None = None) -> Report:
@@ -142,6 +157,8 @@ class _Pass:
         from .summary import in_order
 
         files = None if sort or batches is not None else _snapshot_files(inputs)
+        if not sort and REORDER_ROWS > 0 and _displaced(inputs):
+            self.reorder = _Reorder()  # from the first row: see _displaced
         with ThreadPoolExecutor(max_workers=2) as pool:
             if batches is not None:
                 checked = in_order(pool, self._select_and_check, batches)
@@ -159,6 +176,10 @@ class _Pass:
                 elif mode != self.mode:
                     raise _NotClean  # shapes mixed: the exhaustive path tells them apart
                 self._follow(batch)
+        if self.reorder is not None:
+            self._link(self._reordered(None))  # the zones still waiting start now
+            if self.reorder.held_rows:
+                raise _OutOfOrder(self.mode)  # rows whose predecessors never came
         if not native.ids_unique(self.follower):
             raise _NotClean  # an id at two seqs (or a 64-bit collision): let SQL tell
         stats = {zone: {"events": events, "first_seq": first, "last_seq": last,
@@ -234,12 +255,46 @@ class _Pass:
             raise _NotClean
         return batch, mode
 
-    def _follow(self, batch: pa.RecordBatch) -> None:
-        """Link the batch's rows to their zones' previous rows (this thread, in order)."""
+    def _follow(self, batch: pa.RecordBatch | pa.Table) -> None:
+        """Link the batch's rows to their zones' previous rows (this thread, in order).
+        Rows out of chain order send this and every later batch through a reorder
+        window; the pass gives up only if that fails."""
         assert self.mode is not None
+        if self.reorder is not None:
+            self._link(self._reordered(batch))
+            return
         bad, starts = native.follow(self.follower, batch, self.key, self.mode.has_prev)
+        if bad < 0:
+            self._note(batch, starts)
+            return
+        if REORDER_ROWS <= 0:
+            raise _OutOfOrder(self.mode)
+        # rows before ``bad`` are linked; from it on, rows wait for their predecessors
+        self._note(batch.slice(0, bad), [row for row in starts if row < bad])
+        self.reorder = _Reorder({zone: last + 1 for zone, _events, _first, last, _head
+                                 in native.follower_zones(self.follower)})
+        self._link(self._reordered(batch.slice(bad)))
+
+    def _reordered(self, batch: pa.RecordBatch | pa.Table | None) -> pa.Table:
+        assert self.reorder is not None
+        try:
+            return self.reorder.add(batch)
+        except _OutOfOrder:
+            raise _OutOfOrder(self.mode) from None  # a sort may still prove it intact
+
+    def _link(self, rows: pa.Table) -> None:
+        """Follow rows the reorder window let through: they must link now."""
+        if not rows.num_rows:
+            return
+        assert self.mode is not None
+        bad, starts = native.follow(self.follower, rows, self.key, self.mode.has_prev)
         if bad >= 0:
             raise _OutOfOrder(self.mode)
+        self._note(rows, starts)
+
+    def _note(self, batch: pa.RecordBatch | pa.Table, starts: list[int]) -> None:
+        """Remember what the report needs of linked rows: the anchor heads' content
+        hashes, and each zone's first row."""
         for zone, hashes in self.at_head.items():
             seq = self.heads[zone].last_seq
             at = pc.and_(pc.equal(batch.column("zone_id"), zone),
@@ -320,6 +375,72 @@ class _Pass:
         return first_seq == 1
 
 
+class _Reorder:
+    """Puts rows back in chain order. A zone's rows are let through from the seq it
+    expects next, as far as they run without a gap; the others are held (the link
+    columns only) until the rows before them arrive. A zone not yet started starts at
+    seq 1, or, when it holds ZONE_START_ROWS rows or the stream ends without its seq 1,
+    at the lowest seq held (an export that begins later). The pass gives up at a seq
+    at or before one let through (a copy, a repeat, or a row displaced further than
+    the window reaches) and when more than REORDER_ROWS rows are held."""
+
+    def __init__(self, next_seq: dict[str, int] | None = None):
+        self.next_seq = dict(next_seq or {})  # per started zone: the seq that links next
+        self.held: pa.Table | None = None
+
+    @property
+    def held_rows(self) -> int:
+        return 0 if self.held is None else self.held.num_rows
+
+    def add(self, batch: pa.RecordBatch | pa.Table | None) -> pa.Table:
+        """The rows (of ``batch`` and those held) that now link, in chain order per zone;
+        ``None`` at the end of the stream, to let out every zone that can start."""
+        from ..sources._batch import lines_from
+
+        parts = [] if self.held is None else [self.held]
+        if batch is not None:
+            table = batch.select(list(_LINK_COLUMNS))
+            parts.append(pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch)
+                         else table)
+        if not parts:
+            return pa.table({})
+        table = pa.concat_tables(parts)
+        if table.column("zone_id").null_count or table.column("chain_seq").null_count:
+            raise _NotClean  # the exhaustive path names the row
+        table = table.take(pc.sort_indices(
+            table, [("zone_id", "ascending"), ("chain_seq", "ascending")])).combine_chunks()
+        if not table.num_rows:
+            self.held = None
+            return table
+        seqs = table.column("chain_seq").chunk(0)
+        runs = pc.run_end_encode(table.column("zone_id")).chunk(0)
+        through, kept, start = [], [], 0
+        for zone, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
+            run = seqs.slice(start, end - start)
+            lowest = run[0].as_py()
+            first = self.next_seq.get(zone)
+            if first is None and (lowest == 1 or batch is None or len(run) >= ZONE_START_ROWS):
+                first = lowest
+            if first is None:
+                linked = 0  # the zone waits for its start
+            else:
+                if lowest < first:
+                    raise _OutOfOrder(None)  # a seq already let through, again
+                apart = pc.not_equal(pc.subtract(run, lines_from(first, len(run))), 0)
+                linked = pc.index(apart, True).as_py()
+                linked = len(run) if linked < 0 else linked
+            if linked:
+                through.append(table.slice(start, linked))
+                self.next_seq[zone] = first + linked
+            if linked < len(run):
+                kept.append(table.slice(start + linked, len(run) - linked))
+            start = end
+        self.held = pa.concat_tables(kept).combine_chunks() if kept else None
+        if self.held_rows > REORDER_ROWS:
+            raise _OutOfOrder(None)
+        return pa.concat_tables(through) if through else table.slice(0, 0)
+
+
 def _mode_of(batch: pa.RecordBatch) -> _Mode:
     """The batch's one mode; rows of mixed shapes or precisions are not the pass's."""
     absent = pc.unique(pc.fill_null(batch.column(ABSENT_FIELD), "")).to_pylist()
@@ -334,6 +455,16 @@ def _mode_of(batch: pa.RecordBatch) -> _Mode:
         raise _NotClean
     return _Mode(has_prev="prev_content_sha256" not in names,
                  stored="content_sha256" not in names, precise=precise)
+
+
+def _displaced(inputs: list[Any]) -> bool:
+    """Whether the inputs hold rows displaced from chain order by design: hourly OCSF
+    files file an event by its time, and an event ingested late sits in an earlier
+    hour's file than the rows before it. Those go through the reorder window from the
+    first row, before a zone's start is taken from a row that came early."""
+    from ..model import Shape
+
+    return any(getattr(i, "shape", None) == Shape.OCSF_PARQUET for i in inputs)
 
 
 def _snapshot_files(inputs: list[Any]) -> list[str] | None:
