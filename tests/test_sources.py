@@ -540,3 +540,32 @@ def test_parallel_parse_reports_the_first_bad_line(parallel, bad) -> None:
         cf.open(str(path))
     snap = cf.open(str(bad["not utf-8"][0]), on_bad_line="skip")
     assert snap.count() == 239 and snap.skipped_lines == 1 and "line 2" in snap.first_skipped
+
+
+@pytest.mark.parametrize("variant", ["as is", "small blocks", "gzip", "short row"])
+def test_a_table_dump_is_fingerprinted_by_its_reader(tmp_path, monkeypatch, variant):
+    """The CSV reader's parallel pass hashes the file's bytes as stored while it parses
+    them, so verify reads a dump once; where that pass does not read it through (a short
+    row sends the rest to the line-exact reader) the file is hashed on its own. Either
+    way the fingerprint is the file's, byte for byte."""
+    from caracal_forensics.chain.files import verify_files
+    from caracal_forensics.sources import _io, db_csv
+
+    data = (VECTORS / "db.csv").read_bytes()
+    if variant == "small blocks":
+        monkeypatch.setattr(db_csv, "BLOCK_SIZE", 4096)
+    if variant == "short row":
+        lines = data.split(b"\n")
+        lines[7] = b"ev-short,zone-alpha,token_exchange"
+        data = b"\n".join(lines)
+    path = tmp_path / ("db.csv.gz" if variant == "gzip" else "db.csv")
+    path.write_bytes(gzip.compress(data) if variant == "gzip" else data)
+    tapped = []
+    original = _io.FileDigest.result
+    monkeypatch.setattr(_io.FileDigest, "result",
+                        lambda self: tapped.append(original(self)) or tapped[-1])
+    key = (VECTORS / "key.hex").read_text().strip()
+    verified = verify_files([str(path)], key=key, on_bad_line="skip")
+    expected = _io.file_sha256(str(path))
+    assert (verified.report.inputs[0].bytes, verified.report.inputs[0].sha256) == expected
+    assert tapped == ([None] if variant == "short row" else [expected])

@@ -80,9 +80,10 @@ class Fingerprints:
     """Size and SHA-256 of each input, computed on a background thread (hashlib releases
     the GIL, so hashing overlaps the reading); :meth:`wait` fills them in.
 
-    An uncompressed JSON lines file, which the C kernel reads end to end, is fingerprinted
-    by its reader on the way instead (a tap, ``_io.FileDigest``), so it is read once; if
-    the reader did not go through the whole file, :meth:`wait` hashes it itself."""
+    An uncompressed JSON lines file, which the C kernel reads end to end, and a table
+    dump CSV are fingerprinted by their reader on the way instead (a tap,
+    ``_io.FileDigest``), so they are read once; if the reader did not go through the
+    whole file, :meth:`wait` hashes it itself."""
 
     CHUNK = 8 << 20
 
@@ -154,15 +155,20 @@ class Fingerprints:
 
 
 def _reader_tap(source: InputFile):
-    """A FileDigest for the reader of an uncompressed JSON lines file that the C kernel
-    parses (it reads such a file once, end to end), else None."""
+    """A FileDigest for a reader that reads its file once, end to end: the C kernel's
+    for an uncompressed JSON lines file, the CSV reader's (its parallel pass) for a
+    table dump; else None."""
     import os
 
     from .. import jsonb_native
     from ._io import FileDigest, compression_of
 
-    if (source.shape not in (Shape.DB_JSONL, Shape.CLI_JSONL) or not jsonb_native.AVAILABLE
-            or compression_of(source.path) or not os.path.isfile(source.path)):
+    if not os.path.isfile(source.path):
+        return None
+    if source.shape in (Shape.DB_JSONL, Shape.CLI_JSONL):
+        if not jsonb_native.AVAILABLE or compression_of(source.path):
+            return None
+    elif source.shape != Shape.DB_CSV:
         return None
     tap = FileDigest(source.path)
     source.reader_tap = tap
@@ -175,7 +181,8 @@ def read_events(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
 
     shape = source.shape
     if shape == Shape.DB_CSV:
-        return db_csv.read(source.path, bad, csv_header(source.path, peek(source.path)))
+        return db_csv.read(source.path, bad, csv_header(source.path, peek(source.path)),
+                           source.reader_tap)
     if shape == Shape.DB_JSONL:
         return db_jsonl.read(source.path, bad, source.reader_tap)
     if shape == Shape.CLI_JSONL:

@@ -35,10 +35,13 @@ def compression_of(path: str) -> str | None:
     return None
 
 
-def open_binary(path: str) -> BinaryIO:
-    """The file's decompressed bytes as a stream, opened read-only."""
+def open_binary(path: str, tap: FileDigest | None = None) -> BinaryIO:
+    """The file's decompressed bytes as a stream, opened read-only; ``tap`` sees the
+    bytes as stored, as the stream reads them."""
     kind = compression_of(path)
     raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+    if tap is not None:
+        raw = _Tapped(raw, tap)  # type: ignore[assignment]
     if kind == "gzip":
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if kind == "zstd":
@@ -83,6 +86,30 @@ class FileDigest:
         if not self._finished or self._size != self._expected:
             return None
         return self._size, self._sha.hexdigest()
+
+
+class _Tapped(io.RawIOBase):
+    """A read-only file whose bytes also go to a FileDigest as they are read."""
+
+    def __init__(self, raw: BinaryIO, tap: FileDigest):
+        self._raw, self._tap, self._at = raw, tap, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        got = self._raw.readinto(buffer)
+        if got:
+            self._tap.update(memoryview(buffer)[:got])
+            self._at += got
+        return got
+
+    def tell(self) -> int:
+        return self._at
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def file_sha256(path: str) -> tuple[int, str]:

@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 from ..errors import InputError
 from ..model import EVENT_SCHEMA, TABLE_COLUMNS, UTC_MICROS, Shape
 from ._batch import BadLines, absent_list, assemble_events, lines_from
-from ._io import open_binary
+from ._io import FileDigest, open_binary
 
 SHAPE = Shape.DB_CSV
 #: 4 MiB blocks: verify of 1M events 2.2 -> 2.0 s against 1 MiB (fewer, larger batches
@@ -36,7 +36,10 @@ def looks_like(header: list[str]) -> bool:
     return "zone_id" in header and "chain_hmac" in header and "event_type" in header
 
 
-def read(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordBatch]:
+def read(path: str, bad: BadLines, header: list[str], tap: FileDigest | None = None
+         ) -> Iterator[pa.RecordBatch]:
+    """The dump's events; ``tap`` sees the file's bytes once if the parallel pass reads
+    it through (``Fingerprints``)."""
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         raise InputError(
@@ -59,7 +62,7 @@ def read(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordBatch
             queued: deque = deque()
             submitted = 0
             complete = True
-            for batch in _parallel(path, header, present):
+            for batch in _parallel(path, header, present, tap):
                 if batch is None:
                     complete = False
                     break
@@ -98,10 +101,11 @@ def _open(stream, header: list[str], present: list[str], threads: bool, on_inval
     )
 
 
-def _parallel(path: str, header: list[str], present: list[str]) -> Iterator[pa.RecordBatch | None]:
+def _parallel(path: str, header: list[str], present: list[str], tap: FileDigest | None = None
+              ) -> Iterator[pa.RecordBatch | None]:
     """The records in file order, parsed on every core; None (then stop) on any problem."""
     try:
-        stream = open_binary(path)
+        stream = open_binary(path, tap)
     except Exception:
         yield None
         return
@@ -115,6 +119,8 @@ def _parallel(path: str, header: list[str], present: list[str]) -> Iterator[pa.R
             try:
                 batch = reader.read_next_batch()
             except StopIteration:
+                if tap is not None:
+                    tap.finish()
                 return
             except Exception:
                 yield None
