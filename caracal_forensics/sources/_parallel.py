@@ -150,8 +150,10 @@ def read_json_lines_parallel(
 
 #: Bytes read from a file at a time (at least; more once a block's size is known).
 READ_BYTES = 8 << 20
-#: Read buffers kept for reuse (each one block and a bit).
-POOLED_BUFFERS = 2
+#: Read buffers kept for reuse (each one block and a bit): as many as blocks can be in
+#: flight on two workers, so that a read seldom needs fresh memory (2 left about one read
+#: in two allocating anew).
+POOLED_BUFFERS = 4
 
 
 def _thread_pool(size: int) -> ThreadPoolExecutor:
