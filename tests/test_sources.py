@@ -569,3 +569,15 @@ def test_a_table_dump_is_fingerprinted_by_its_reader(tmp_path, monkeypatch, vari
     expected = _io.file_sha256(str(path))
     assert (verified.report.inputs[0].bytes, verified.report.inputs[0].sha256) == expected
     assert tapped == ([None] if variant == "short row" else [expected])
+
+
+def test_a_snapshot_input_counts_its_events(tmp_path):
+    """Reports list each input's rows; a snapshot's are its events (from its footers)."""
+    from caracal_forensics.chain.files import verify_files
+
+    out = tmp_path / "snap"
+    cf.open(str(VECTORS / "db.csv")).ingest(str(out))
+    events = cf.open(str(VECTORS / "db.csv")).sql("SELECT count(*) AS n FROM events").to_dicts()
+    assert [i.rows for i in scan([str(out)])] == [events[0]["n"]] and events[0]["n"] > 0
+    key = (VECTORS / "key.hex").read_text().strip()
+    assert [i.rows for i in verify_files([str(out)], key=key).report.inputs] == [events[0]["n"]]

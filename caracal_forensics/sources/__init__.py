@@ -72,8 +72,23 @@ def scan(paths: list[str], fingerprint: bool = True) -> list[InputFile]:
                 raise
             continue
         size, digest = _fingerprint(path, shape) if fingerprint else (0, "")
-        found.append(InputFile(path=path, shape=shape, bytes=size, sha256=digest))
+        rows = _snapshot_rows(path) if shape == Shape.SNAPSHOT else 0
+        found.append(InputFile(path=path, shape=shape, bytes=size, sha256=digest, rows=rows))
     return found
+
+
+def _snapshot_rows(directory: str) -> int:
+    """The events a snapshot holds, from its Parquet footers (a snapshot is read by row
+    group, never through a reader that counts); 0 if a footer is unreadable, which
+    reading it will report."""
+    import pyarrow.parquet as pq
+
+    from .snapshot_dir import event_files
+
+    try:
+        return sum(pq.ParquetFile(path).metadata.num_rows for path in event_files(directory))
+    except Exception:  # noqa: BLE001 - the reader names the file and what is wrong
+        return 0
 
 
 class Fingerprints:
