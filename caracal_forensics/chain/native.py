@@ -58,7 +58,10 @@ def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
 
 def _int64_parts(values: pa.Array) -> tuple:
     """(validity, data, offset) of an int64 (or timestamp) array, as the kernel takes them."""
-    values = values.cast(pa.int64())
+    if pa.types.is_timestamp(values.type):
+        values = values.view(pa.int64())  # the same 64-bit values: no compute call
+    elif values.type != pa.int64():
+        values = values.cast(pa.int64())
     validity, data = values.buffers()[:2]
     return (None if values.null_count == 0 else validity), data, values.offset
 
