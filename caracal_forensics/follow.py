@@ -25,6 +25,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -93,13 +94,15 @@ class Follower:
         self._files: dict[str, _FileState] = {}
         self._con = connect()
         self._tmp = tempfile.mkdtemp(prefix="caracal-follow-")
+        # removed on close, or when the follower goes (also one whose paths were refused)
+        self._remove_tmp = weakref.finalize(self, shutil.rmtree, self._tmp, True)
         self._polls = 0
         self._check_paths()
 
     # -- lifecycle --------------------------------------------------------------------
 
     def close(self) -> None:
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        self._remove_tmp()
         try:
             self._con.close()
         except Exception:  # pragma: no cover - closing twice

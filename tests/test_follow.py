@@ -335,3 +335,21 @@ def test_cli_follow_ends_after_max_seconds_and_on_ctrl_c(tmp_path):
             process.kill()
     assert process.returncode == 130
     assert "Traceback" not in process.stderr.read()
+
+
+def test_a_follower_leaves_no_temporary_directory(tmp_path, monkeypatch) -> None:
+    """Closed, or refused at its start (a path that does not exist), a follower removes
+    its chunk directory: a day of test runs and Ctrl-Cs must not fill /tmp."""
+    import gc
+    import tempfile
+
+    from caracal_forensics.errors import InputError
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with Follower([str(SHAPES["db_jsonl"])], Filters.build()) as follower:
+        follower.poll()
+        assert list(tmp_path.glob("caracal-follow-*"))
+    with pytest.raises(InputError):
+        Follower([str(tmp_path / "missing.jsonl")], Filters.build())
+    gc.collect()
+    assert not list(tmp_path.glob("caracal-follow-*"))
