@@ -2,9 +2,11 @@
 
 Sorted by zone_id then chain_seq, in row groups of bounded size, so DuckDB's min/max
 statistics skip row groups by zone (and, since chain order follows time, by time too).
-Columns that repeat within a row group (request_id above all) are dictionary-encoded and
-get a Parquet bloom filter, so an equality lookup (``tail --request-id``, ``explain``)
-skips the row groups that cannot hold the value although request ids are not sorted.
+Columns that repeat within a row group are dictionary-encoded, and request_id gets a
+Parquet bloom filter, so an equality lookup (``tail --request-id``, ``explain``) skips
+the row groups that cannot hold the value although request ids are not sorted. Rows the
+spool holds in canonical order already are written by pyarrow on two threads
+(``write_events``); any others are sorted and written by DuckDB.
 The manifest records what went in (path, size, SHA-256, shape, rows), what came out, and
 per zone the first and last chain_seq with the last content hash: an anchor for later.
 """
@@ -14,10 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
+
 from ._version import __version__
-from .errors import UsageError
+from .errors import ForensicsError, UsageError
 from .model import EVENT_SCHEMA
 from .queries import count_duplicate_events
 from .sources._io import file_sha256
@@ -87,9 +92,35 @@ def write_snapshot(
     con = snapshot.duckdb
     events_dir = os.path.join(out_dir, EVENTS_DIR)
     os.makedirs(events_dir)
-    events_path = os.path.join(events_dir, "part-00000.parquet")
+    spooled = _spooled_in_order(snapshot)
+    if spooled:
+        try:
+            write_events(spooled, events_dir, row_group_rows)
+        except OSError as error:  # a full disk, say: one line on stderr, exit 2
+            raise ForensicsError(f"{events_dir}: cannot write the snapshot: {error}") from None
+    else:
+        _copy_events(snapshot, os.path.join(events_dir, "part-00000.parquet"), row_group_rows)
+    alert_count = con.sql("SELECT count(*) FROM alerts").fetchall()[0][0]
+    if alert_count:
+        con.execute(
+            "COPY (SELECT * FROM alerts ORDER BY observed_at, id) TO $path "
+            "(FORMAT parquet, COMPRESSION zstd)",
+            {"path": os.path.join(out_dir, ALERTS_FILE)},
+        ).fetchall()
+    manifest = _manifest(snapshot, out_dir, alert_count)
+    if extra_manifest:
+        manifest.update(extra_manifest)
+    with open(os.path.join(out_dir, MANIFEST), "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2, sort_keys=False)
+        handle.write("\n")
+    return manifest
+
+
+def _copy_events(snapshot: Snapshot, events_path: str, row_group_rows: int) -> None:
+    """Write the events file with DuckDB: sorted, or in order from a canonical snapshot."""
     from .snapshot import _memory_limit, _size_bytes
 
+    con = snapshot.duckdb
     query, ordered = _events_query(snapshot)
     limit = ORDERED_WRITE_MEMORY_LIMIT if ordered else WRITE_MEMORY_LIMIT
     configured = _memory_limit()
@@ -109,25 +140,162 @@ def write_snapshot(
             f"COPY ({query}) TO $path ({parquet_options(row_group_rows)})",
             {"path": events_path},
         ).fetchall()
-        alert_count = con.sql("SELECT count(*) FROM alerts").fetchall()[0][0]
-        if alert_count:
-            con.execute(
-                "COPY (SELECT * FROM alerts ORDER BY observed_at, id) TO $path "
-                "(FORMAT parquet, COMPRESSION zstd)",
-                {"path": os.path.join(out_dir, ALERTS_FILE)},
-            ).fetchall()
     finally:
         con.execute(f"SET threads = {int(threads)}")
         con.execute("SET preserve_insertion_order = false")
         if lowered:
             con.execute(f"SET memory_limit = '{configured}'")
-    manifest = _manifest(snapshot, out_dir, alert_count)
-    if extra_manifest:
-        manifest.update(extra_manifest)
-    with open(os.path.join(out_dir, MANIFEST), "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=False)
-        handle.write("\n")
-    return manifest
+
+
+#: Columns that repeat within a row group, dictionary-encoded by ``write_events`` (the
+#: ones DuckDB's limits above encode so on exports). The timestamps stay plain: on 1M
+#: bench events a dictionary made them 3% larger and no faster to write.
+DICTIONARY_COLUMNS = (
+    "zone_id", "event_type", "request_id", "decision", "policy_set_id",
+    "policy_set_version_id", "manifest_sha", "evaluation_status",
+    "determining_policies_json", "diagnostics_json", "occurred_at_digits",
+    "ingest_signature", "absent_fields", "source_file", "source_shape",
+)  # fmt: skip
+
+
+def _spooled_in_order(snapshot: Snapshot) -> list[str] | None:
+    """The spool's files, when they hold every event and in canonical order."""
+    layout = _layout(snapshot)
+    if layout is None or layout.spool is None or layout.snapshots:
+        return None
+    return layout.spool.ordered_files() or None
+
+
+def write_events(files: list[str], events_dir: str, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+    """Write the rows of ``files`` (each one zone in chain order, zones in order) as the
+    snapshot's event files with pyarrow: the same rows, schema, statistics, dictionaries
+    and request_id bloom filter as DuckDB's ordered COPY (``parquet_options``).
+
+    From PARALLEL_ROWS rows on, two part files, split where a row group ends, are
+    encoded on two threads; concatenated in name order they are in canonical order.
+    1M bench events: DuckDB 3.9 s, pyarrow on one thread 2.2 s, on two 1.2-1.6 s."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = max(1, int(row_group_rows))
+    schema = _required_where_no_nulls(files)
+    parts = _plan(files, rows)
+    paths = [os.path.join(events_dir, f"part-{index:05d}.parquet") for index in range(len(parts))]
+    with ThreadPoolExecutor(len(parts), thread_name_prefix="ingest-write") as pool:
+        for done in [
+            pool.submit(_write_part, path, part, schema, rows)
+            for path, part in zip(paths, parts, strict=True)
+        ]:
+            done.result()
+
+
+#: Rows from which ``write_events`` writes two part files on two threads: below, one
+#: file (a small snapshot stays one file, as DuckDB wrote it).
+PARALLEL_ROWS = 4 * ROW_GROUP_ROWS
+
+#: Rows [start, stop) of one spool file: one zone's rows, or a part of them.
+Segment = tuple[str, int, int]
+
+
+def _plan(files: list[str], rows: int) -> list[list[Segment]]:
+    """The segments of each part file: one part, or two of about the same rows, cut
+    where a row group of ``rows`` rows (counted from its zone's first row) ends."""
+    import pyarrow.parquet as pq
+
+    sizes = [pq.read_metadata(path).num_rows for path in files]
+    total = sum(sizes)
+    cut = total
+    if total >= PARALLEL_ROWS:
+        ends, offset = [], 0
+        for size in sizes:
+            ends.extend(range(offset + rows, offset + size, rows))
+            offset += size
+            ends.append(offset)
+        cut = min(ends, key=lambda end: abs(2 * end - total))
+    parts: list[list[Segment]] = [[], []]
+    offset = 0
+    for path, size in zip(files, sizes, strict=True):
+        if offset < cut:
+            parts[0].append((path, 0, min(size, cut - offset)))
+        if offset + size > cut:
+            parts[1].append((path, max(0, cut - offset), size))
+        offset += size
+    return [part for part in parts if part] or [[]]  # no rows: one file, no row group
+
+
+def _write_part(path: str, segments: list[Segment], schema: pa.Schema, rows: int) -> None:
+    """One part file; ``rows`` is also the bloom filter's distinct values: at most one per
+    row of a row group, as DuckDB sizes it (128 KB a row group at 0.001)."""
+    import pyarrow.parquet as pq
+
+    writer = pq.ParquetWriter(
+        path,
+        schema,
+        compression="zstd",
+        compression_level=COMPRESSION_LEVEL,
+        use_dictionary=list(DICTIONARY_COLUMNS),
+        dictionary_pagesize_limit=STRING_DICTIONARY_BYTES,
+        write_statistics=True,
+        store_schema=False,
+        bloom_filter_options={"request_id": {"ndv": rows, "fpp": BLOOM_FILTER_FPP}},
+    )
+    try:
+        for segment in segments:
+            for table in _row_groups(segment, rows):
+                writer.write_table(table.cast(schema), row_group_size=rows)
+    finally:
+        writer.close()
+
+
+def _row_groups(segment: Segment, rows: int) -> Iterator[pa.Table]:
+    """The segment's rows in tables of ``rows`` rows, the last shorter (a row group never
+    holds two zones, so min/max statistics skip it by zone)."""
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in _segment_batches(segment):
+        held.append(batch)
+        count += batch.num_rows
+        while count >= rows:
+            table = pa.Table.from_batches(held)
+            yield table.slice(0, rows)
+            rest = table.slice(rows)
+            held, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield pa.Table.from_batches(held)
+
+
+def _segment_batches(segment: Segment) -> Iterator[pa.RecordBatch]:
+    """The segment's rows, one spool row group read at a time (``iter_batches`` reads
+    ahead: 1M events, one writer, Arrow's allocations peaked at 600 MB against 150 MB)."""
+    import pyarrow.parquet as pq
+
+    path, start, stop = segment
+    parquet = pq.ParquetFile(path)
+    offset = 0
+    for index in range(parquet.num_row_groups):
+        size = parquet.metadata.row_group(index).num_rows
+        first, last = max(start, offset), min(stop, offset + size)
+        if first < last:
+            table = parquet.read_row_group(index)
+            yield from table.slice(first - offset, last - first).to_batches()
+        offset += size
+
+
+def _required_where_no_nulls(files: list[str]) -> pa.Schema:
+    """EVENT_SCHEMA with the columns the files hold no NULL in required, as DuckDB writes
+    them (it reads the spool's null counts)."""
+    import pyarrow.parquet as pq
+
+    nullable: set[str] = set()
+    for path in files:
+        meta = pq.read_metadata(path)
+        for index in range(meta.num_row_groups):
+            group = meta.row_group(index)
+            for column in range(group.num_columns):
+                chunk = group.column(column)
+                stats = chunk.statistics
+                if stats is None or not stats.has_null_count or stats.null_count:
+                    nullable.add(chunk.path_in_schema)
+    return pa.schema([field.with_nullable(field.name in nullable) for field in EVENT_SCHEMA])
 
 
 def events_query(snapshot: Snapshot) -> str:
@@ -179,11 +347,12 @@ def _duplicate_events(snapshot: Snapshot) -> int:
 
 
 def _canonical_files(directory: str) -> list[str] | None:
-    """The one event file of a snapshot written in this sort order, else None."""
+    """The event files of a snapshot written in this sort order (in it file after file,
+    see ``write_events``), else None."""
     from .sources.snapshot_dir import event_files, load_manifest
 
     files = event_files(directory)
-    if len(files) != 1 or load_manifest(directory).get("sort_order") != SORT_ORDER:
+    if not files or load_manifest(directory).get("sort_order") != SORT_ORDER:
         return None
     return files
 

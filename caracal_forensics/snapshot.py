@@ -144,8 +144,12 @@ def _load(con, table: str, schema: pa.Schema, inputs: list[InputFile], read, bad
 #: (as every export writes them) is written into the canonical snapshot without a sort.
 #: Zones beyond this many share one file (then ``ingest`` sorts, as for unordered input).
 SPOOL_ZONE_FILES = 64
-#: Rows of one zone gathered before they are written out as one Parquet row group ...
+#: Rows of one zone gathered before they are written out ...
 SPOOL_ROWS = 65_536
+#: ... in row groups of this many rows (a whole number of vectors): the unit that
+#: ``ingest.write_events`` reads, so it holds little more than the row group it writes
+#: (10M events, two writers: RSS 850-1,000 MB with row groups of 65,536, 600-720 MB).
+SPOOL_GROUP_ROWS = 16_384
 #: ... and the bytes all zones may hold before every zone is written out.
 SPOOL_BYTES = 48 << 20
 #: DuckDB's vector: the unit in which it reads and batches rows.
@@ -268,15 +272,11 @@ class Spool:
         if len(values) == 1:
             self._take(values[0], table)
             return
-        # group the rows by zone, keeping their order within each zone (a stable sort)
-        order = pc.sort_indices(table, [("zone_id", "ascending")])  # NULLs last
-        grouped = table.take(order)
-        by_value = dict(zip(values, counts.field("counts").to_pylist(), strict=True))
-        offset = 0
+        # each zone's rows, in arrival order, in buffers of their own: rows a zone holds
+        # back (see _flush) keep no other zone's rows in memory
         for value in sorted(values, key=lambda v: (v is None, (v or "").encode("utf-8"))):
-            count = by_value[value]
-            self._take(value, grouped.slice(offset, count))
-            offset += count
+            rows = pc.is_null(zone_ids) if value is None else pc.equal(zone_ids, value)
+            self._take(value, table.filter(rows))
 
     def _shared(self, table: pa.Table) -> None:
         self._take(None, table)
@@ -293,18 +293,22 @@ class Spool:
             )
         if key is None:
             zone.ordered = False
-        held = _nbytes(zone.pending)
+        # bytes added: counting all pending rows again each time (slices among them) took
+        # 0.3 s of the spool's thread on 1M events
+        added = table.nbytes
         if zone.ordered:
             keys = table.select(list(_ORDER_KEYS)).combine_chunks()
             if _in_order(keys, zone.last):
                 zone.pending.append(table)
                 zone.last = _compact(keys.slice(keys.num_rows - 1))
             else:
+                held = _nbytes(zone.pending)
                 self._reorder(zone, table)
+                added = _nbytes(zone.pending) - held
         else:
             zone.pending.append(table)
         zone.rows += table.num_rows
-        self.pending_bytes += _nbytes(zone.pending) - held
+        self.pending_bytes += added
         keep = self._keep() if zone.ordered else 0  # only an ordered zone reorders
         if zone.rows >= keep + SPOOL_ROWS:
             self._flush(zone, keep)
@@ -343,10 +347,10 @@ class Spool:
         zone.last = _compact(keys.slice(keys.num_rows - 1))
 
     def _flush(self, zone: _Zone, keep: int = 0, final: bool = False) -> None:
-        """Write the zone's pending rows but the last ``keep`` as one row group: a whole
-        number of DuckDB vectors (2,048 rows) unless ``final``, the rest staying pending,
-        so that a scan of the files hands the snapshot writer full vectors and its row
-        groups come out at ROW_GROUP_SIZE exactly (but where one zone's file ends)."""
+        """Write the zone's pending rows but the last ``keep``: a whole number of DuckDB
+        vectors (2,048 rows) unless ``final``, the rest staying pending, so that DuckDB
+        scanning the files (the sort of ``ingest``, every other command) gets full
+        vectors."""
         rows = max(0, zone.rows - keep)
         if not final:
             rows -= rows % VECTOR_ROWS
@@ -366,10 +370,14 @@ class Spool:
         table = pa.concat_tables(zone.pending)
         self.pending_bytes -= _nbytes(zone.pending)
         written = table.slice(0, rows)
-        zone.writer.write_table(written, row_group_size=rows)
+        zone.writer.write_table(written, row_group_size=SPOOL_GROUP_ROWS)
         zone.written = _compact(written.select(list(_ORDER_KEYS)).slice(rows - 1))
-        # a copy: a slice would keep the whole chunk it came from in memory
-        rest = _compact(table.slice(rows))
+        rest = table.slice(rows)
+        if rest.get_total_buffer_size() > 2 * rest.nbytes:
+            # a copy, as the slice would keep much more of the chunk it came from in
+            # memory; a zone's own rows are not copied (1M events in 4 zones: every row
+            # was copied once more here, 1.4 s of the spool's thread)
+            rest = _compact(rest)
         zone.pending = [rest] if rest.num_rows else []
         zone.rows = rest.num_rows
         self.pending_bytes += rest.nbytes
