@@ -16,6 +16,7 @@ from verify_helpers import KEY, OTHER_KEY, chain, connect, event, events, renumb
 from caracal_forensics.chain import clean, native
 from caracal_forensics.chain import verify as verify_module
 from caracal_forensics.chain.report import Report
+from caracal_forensics.model import HASH_FIELDS
 
 pytestmark = pytest.mark.skipif(not native.AVAILABLE, reason="the clean pass needs the C kernel")
 
@@ -361,6 +362,45 @@ def test_only_lowercase_hex_passes_the_form_check(position, byte, column) -> Non
     edited[2][column] = value[:position] + chr(byte) + value[position + 1:]
     expected = -1 if chr(byte) in "0123456789abcdef" else 2
     assert native.first_unproven_row(_batch(edited), None, check_content=False) == expected
+
+
+@SETTINGS
+@given(streams(), st.sets(st.sampled_from([f for f in HASH_FIELDS if f != "id"])),
+       st.integers(0, 5), st.data())
+def test_dictionary_encoded_fields_hash_as_their_values(rows, encoded, skip, data) -> None:
+    """A snapshot's repeating columns reach the kernel dictionary-encoded (as stored):
+    hashed through their indices, sliced or not, NULLs in the indices or the dictionary,
+    they must give the very hashes of the plain columns."""
+    plain = _batch(rows).slice(min(skip, len(rows) - 1))
+    columns = []
+    for name in plain.schema.names:
+        column = plain.column(name)
+        if name in encoded:
+            column = pc.dictionary_encode(column)
+            if data.draw(st.booleans()) and len(column.dictionary):
+                values = column.dictionary.to_pylist()
+                values[0] = None  # a NULL entry in the dictionary itself
+                column = pa.DictionaryArray.from_arrays(column.indices, pa.array(values))
+        columns.append(column)
+    batch = pa.RecordBatch.from_arrays(columns, names=plain.schema.names)
+    assert native.content_hex(batch).equals(native.content_hex(_decoded(batch)))
+    assert native.first_unproven_row(batch, KEY) == native.first_unproven_row(
+        _decoded(batch), KEY)
+
+
+def _decoded(batch: pa.RecordBatch) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(
+        [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c
+         for c in batch.columns], names=batch.schema.names)
+
+
+def test_a_dictionary_index_out_of_range_is_refused() -> None:
+    batch = _batch(events(4, zones=("a",)))
+    at = batch.schema.get_field_index("decision")
+    broken = pa.DictionaryArray.from_arrays(pa.array([0, 1, 7, 0], pa.int32()),
+                                            pa.array(["allow", "deny"]), safe=False)
+    with pytest.raises(ValueError, match="dictionary index"):
+        native.content_hex(batch.set_column(at, "decision", broken))
 
 
 # --- verify_files: straight from the readers ------------------------------------------------

@@ -19,6 +19,12 @@ typedef struct {
     Py_buffer data;
     Py_ssize_t offset; /* array offset, in elements */
     int large;          /* 64-bit offsets */
+    /* Dictionary-encoded (a snapshot's repeating columns read as they are stored): row i
+     * is value idx[offset + i] of the dictionary at values_offset; validity is the
+     * indices'. NULL idx: a plain string array. */
+    Py_buffer indices;
+    const int32_t *idx;
+    Py_ssize_t values_offset, n_values;
 } StrArray;
 
 static const char HEX[] = "0123456789abcdef";
@@ -49,6 +55,45 @@ static void str_array_close(StrArray *a) {
     if (a->validity.obj) PyBuffer_Release(&a->validity);
     if (a->offsets.obj) PyBuffer_Release(&a->offsets);
     if (a->data.obj) PyBuffer_Release(&a->data);
+    if (a->indices.obj) PyBuffer_Release(&a->indices);
+}
+
+/* Makes a (opened by str_array_open as the dictionary's values, offset = values_offset)
+ * a dictionary-encoded array of n rows: int32 indices from row offset, each in range. */
+static int str_array_dictionary(StrArray *a, PyObject *indices, Py_ssize_t offset,
+                                Py_ssize_t n_values, Py_ssize_t n) {
+    Py_ssize_t width = a->large ? 8 : 4;
+    a->values_offset = a->offset;
+    a->n_values = n_values;
+    if (n_values < 0 || a->offsets.len < (a->values_offset + n_values + 1) * width) {
+        PyErr_SetString(PyExc_ValueError, "dictionary offsets buffer too short");
+        return -1;
+    }
+    Py_ssize_t last = a->large ? (Py_ssize_t)((const int64_t *)a->offsets.buf)[a->values_offset + n_values]
+                               : ((const int32_t *)a->offsets.buf)[a->values_offset + n_values];
+    if (last > a->data.len) {
+        PyErr_SetString(PyExc_ValueError, "dictionary data buffer too short");
+        return -1;
+    }
+    if (PyObject_GetBuffer(indices, &a->indices, PyBUF_SIMPLE) < 0) return -1;
+    a->offset = offset;
+    if (offset < 0 || a->indices.len < (offset + n) * 4 ||
+        (a->validity.obj && a->validity.len * 8 < offset + n)) {
+        PyErr_SetString(PyExc_ValueError, "dictionary indices buffer too short");
+        return -1;
+    }
+    a->idx = (const int32_t *)a->indices.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t bit = offset + i;
+        if (a->validity.obj &&
+            !((((const uint8_t *)a->validity.buf)[bit >> 3] >> (bit & 7)) & 1))
+            continue; /* a NULL row's index is never read */
+        if (a->idx[offset + i] < 0 || a->idx[offset + i] >= n_values) {
+            PyErr_SetString(PyExc_ValueError, "dictionary index out of range");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 static int str_check(const StrArray *a, Py_ssize_t n) {
@@ -78,7 +123,8 @@ static inline int str_valid(const StrArray *a, Py_ssize_t i) {
 }
 
 static inline const unsigned char *str_at(const StrArray *a, Py_ssize_t i, size_t *len) {
-    Py_ssize_t j = a->offset + i, start, end;
+    Py_ssize_t j = a->idx ? a->values_offset + a->idx[a->offset + i] : a->offset + i;
+    Py_ssize_t start, end;
     if (a->large) {
         start = ((const int64_t *)a->offsets.buf)[j];
         end = ((const int64_t *)a->offsets.buf)[j + 1];
@@ -236,7 +282,9 @@ done:
 
 /* The inputs of the content hash: the hashed field columns and occurred_at (int64
  * micros). Opened from (fields, jsonb_flags, micros_validity, micros_data, micros_offset):
- * ``fields`` is a sequence of (validity, offsets, data, offset, large) tuples. */
+ * ``fields`` is a sequence of (validity, offsets, data, offset, large, indices,
+ * index_offset, dictionary_length) tuples; indices None for a plain string array, else
+ * offsets and data are the dictionary's and validity the indices'. */
 typedef struct {
     StrArray *arrays;
     int *jsonb;
@@ -274,13 +322,19 @@ static int content_open(Content *in, Py_ssize_t n, PyObject *fields, PyObject *f
         goto fail;
     }
     for (Py_ssize_t f = 0; f < nf; f++) {
-        PyObject *t = PySequence_Fast_GET_ITEM(seq, f), *v, *o, *d, *flag;
-        Py_ssize_t off;
+        PyObject *t = PySequence_Fast_GET_ITEM(seq, f), *v, *o, *d, *ix, *flag;
+        Py_ssize_t off, ix_off, n_values;
         int large;
-        if (!PyArg_ParseTuple(t, "OOOnp", &v, &o, &d, &off, &large)) goto fail;
+        if (!PyArg_ParseTuple(t, "OOOnpOnn", &v, &o, &d, &off, &large, &ix, &ix_off, &n_values))
+            goto fail;
         in->opened = f + 1;
-        if (str_array_open(v, o, d, off, large, &in->arrays[f]) < 0) goto fail;
-        if (str_check(&in->arrays[f], n) < 0) goto fail;
+        if (ix == Py_None) {
+            if (str_array_open(v, o, d, off, large, &in->arrays[f]) < 0) goto fail;
+            if (str_check(&in->arrays[f], n) < 0) goto fail;
+        } else if (str_array_open(v, o, d, off, large, &in->arrays[f]) < 0 ||
+                   str_array_dictionary(&in->arrays[f], ix, ix_off, n_values, n) < 0) {
+            goto fail;
+        }
         flag = PySequence_GetItem(flags, f);
         if (!flag) goto fail;
         in->jsonb[f] = PyObject_IsTrue(flag);

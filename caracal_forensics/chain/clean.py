@@ -50,6 +50,14 @@ REORDER_ROWS = 262_144
 #: lowest seq held: hourly OCSF files put an event early in an earlier hour's file.
 ZONE_START_ROWS = 16_384
 
+#: Columns of a canonical snapshot read as stored, dictionary-encoded, not expanded: the
+#: kernel hashes the repeating text fields through their indices, and the source file is
+#: only looked at for a zone's first row (decoding 1M rows: 0.69 -> 0.52 CPU-seconds).
+#: zone_id stays plain for the follower; request_id is nearly unique per row.
+_AS_STORED = ("event_type", "decision", "policy_set_id", "policy_set_version_id",
+              "manifest_sha", "evaluation_status", "determining_policies_json",
+              "diagnostics_json", "source_file")
+
 #: The columns the follower and the report need: all the reorder window holds.
 _LINK_COLUMNS = ("zone_id", "chain_seq", "id", "source_file", "source_line",
                  "prev_content_sha256", "content_sha256", "chain_hmac")
@@ -225,7 +233,8 @@ class _Pass:
             if path not in opened:
                 import pyarrow.parquet as pq
 
-                opened[path] = pq.ParquetFile(path, metadata=metadata, memory_map=False)
+                opened[path] = pq.ParquetFile(path, metadata=metadata, memory_map=False,
+                                              read_dictionary=list(_AS_STORED))
             table = opened[path].read_row_group(index, columns=list(_COLUMNS), use_threads=False)
         except (pa.ArrowException, KeyError, OSError, ValueError):
             raise _NotClean from None  # the exhaustive path names the file and row group
@@ -400,8 +409,9 @@ class _Reorder:
         parts = [] if self.held is None else [self.held]
         if batch is not None:
             table = batch.select(list(_LINK_COLUMNS))
-            parts.append(pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch)
-                         else table)
+            if isinstance(table, pa.RecordBatch):
+                table = pa.Table.from_batches([table])
+            parts.append(_decoded(table))
         if not parts:
             return pa.table({})
         table = pa.concat_tables(parts)
@@ -439,6 +449,16 @@ class _Reorder:
         if self.held_rows > REORDER_ROWS:
             raise _OutOfOrder(None)
         return pa.concat_tables(through) if through else table.slice(0, 0)
+
+
+def _decoded(table: pa.Table) -> pa.Table:
+    """``table`` with any dictionary-encoded column expanded (``_AS_STORED``), so that
+    tables from row groups with different dictionaries concatenate."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            table = table.set_column(index, field.name,
+                                     table.column(index).cast(field.type.value_type))
+    return table
 
 
 def _mode_of(batch: pa.RecordBatch) -> _Mode:

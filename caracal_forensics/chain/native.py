@@ -66,9 +66,26 @@ def _int64_parts(values: pa.Array) -> tuple:
     return (None if values.null_count == 0 else validity), data, values.offset
 
 
+def _field_parts(values: pa.Array) -> tuple:
+    """``_parts`` of a hashed field and (indices, their offset, dictionary length): a
+    dictionary-encoded column (a snapshot's repeating columns, read as stored) is hashed
+    through its int32 indices without being expanded first; a NULL in the dictionary
+    hashes as its empty value, as NULL and "" do (FORMAT.md section 2)."""
+    kind = values.type
+    if (pa.types.is_dictionary(kind) and kind.index_type == pa.int32()
+            and (pa.types.is_string(kind.value_type) or pa.types.is_large_string(kind.value_type))):
+        indices, dictionary = values.indices, values.dictionary
+        _, offsets, data = dictionary.buffers()[:3]
+        validity = indices.buffers()[0] if indices.null_count else None
+        return (validity, offsets, data if data is not None else b"", dictionary.offset,
+                pa.types.is_large_string(kind.value_type), indices.buffers()[1],
+                indices.offset, len(dictionary))
+    return (*_parts(values), None, 0, 0)
+
+
 def _content_args(batch: pa.RecordBatch | pa.Table) -> tuple:
     """(n, fields, jsonb flags, micros validity, data, offset): the content hash's inputs."""
-    fields = [_parts(_column(batch, name)) for name in HASH_FIELDS]
+    fields = [_field_parts(_column(batch, name)) for name in HASH_FIELDS]
     flags = [name in JSONB_FIELDS for name in HASH_FIELDS]
     return (batch.num_rows, fields, flags, *_int64_parts(_column(batch, "occurred_at")))
 
