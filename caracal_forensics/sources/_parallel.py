@@ -255,8 +255,8 @@ def line_blocks(path: str, block_lines: int, tap: FileDigest | None = None
                 if isinstance(block, BaseException):
                     raise cut_off(block) from None
                 first = block[3] + block[4]
-                if tap is not None:  # before the buffer can be taken again
-                    tap.update(block[0][block[1] : block[2]])
+                if tap is not None:  # its view keeps the buffer from being taken again
+                    tap.update_later(block[0][block[1] : block[2]])
                 yield block[:4]
         if tap is not None:
             tap.finish()
