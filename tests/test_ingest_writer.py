@@ -133,6 +133,7 @@ def _interleaved(draw) -> tuple[list[tuple[str | None, int]], int]:
 @given(case=_interleaved(), rows=st.sampled_from((1, 7, 64)), batch=st.sampled_from((5, 97)))
 def test_generated_events_are_written_as_duckdb_writes_them(tmp_path_factory, monkeypatch,
                                                             case, rows, batch):
+    monkeypatch.setattr(ingest, "WRITERS", 2)
     monkeypatch.setattr(ingest, "PARALLEL_ROWS", 100)  # two part files from 100 rows on
     events, nulls = case
     tmp = tmp_path_factory.mktemp("w")
@@ -159,6 +160,7 @@ def test_generated_events_are_written_as_duckdb_writes_them(tmp_path_factory, mo
 def test_a_zone_beyond_a_row_group_rolls_over(tmp_path, monkeypatch):
     """Real row group size: 61,440 rows, then the rest; two part files, cut on a row
     group boundary inside the big zone; request_id dictionary-encoded, id plain."""
+    monkeypatch.setattr(ingest, "WRITERS", 2)
     monkeypatch.setattr(ingest, "PARALLEL_ROWS", 100)
     count = 2 * ingest.ROW_GROUP_ROWS + 1_000
     events = [("zone-a", seq) for seq in range(1, count + 1)]
@@ -219,6 +221,7 @@ def test_duckdb_skips_row_groups_by_the_request_id_bloom_filter(tmp_path):
 def test_ingest_writes_with_pyarrow_and_reingests_without_a_sort(tmp_path, monkeypatch, shape):
     """Spooled in order: write_events writes the snapshot (two part files here), which
     reads back as the same events and is itself re-ingested without a sort."""
+    monkeypatch.setattr(ingest, "WRITERS", 2)
     monkeypatch.setattr(ingest, "PARALLEL_ROWS", 100)
     snap = cf.open(str(SHAPES[shape]))
     assert ingest._spooled_in_order(snap)
