@@ -395,8 +395,12 @@ def native_pieces(path: str, parse: Callable[[memoryview, int, int, int], object
     finally:
         for future in pending:
             future.cancel()
-        try:
-            ahead.result()  # not running any more: the file can be closed
-        except BaseException:
-            pass
+        # A read not yet started is cancelled, not waited for: this may run on the reader
+        # thread itself (the garbage collector finalising a reader left half-read), where
+        # waiting for a task queued behind the current one would never end.
+        if not ahead.cancel():
+            try:
+                ahead.result()  # running elsewhere: let it finish before closing the file
+            except BaseException:
+                pass
         blocks.close()
