@@ -581,3 +581,20 @@ def test_a_snapshot_input_counts_its_events(tmp_path):
     assert [i.rows for i in scan([str(out)])] == [events[0]["n"]] and events[0]["n"] > 0
     key = (VECTORS / "key.hex").read_text().strip()
     assert [i.rows for i in verify_files([str(out)], key=key).report.inputs] == [events[0]["n"]]
+
+
+def test_a_failed_read_leaves_no_fingerprint_thread(tmp_path):
+    """The JSON lines reader hashes its blocks on a thread of the fingerprint's own; a
+    read that fails (a malformed line) must not leave that thread waiting forever."""
+    import threading
+    import time
+
+    lines = _lines(VECTORS / "db.jsonl")
+    lines[150] = lines[150][:-30]
+    path = _write(tmp_path / "broken.jsonl", lines)
+    with pytest.raises(InputError, match="line 151"):
+        cf.open(str(path))
+    deadline = time.monotonic() + 5
+    while any(t.name == "fingerprint-tap" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "a fingerprint thread is still waiting"
+        time.sleep(0.01)

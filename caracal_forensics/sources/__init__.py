@@ -167,6 +167,8 @@ class Fingerprints:
     def cancel(self) -> None:
         """Stop hashing (after an error elsewhere); a no-op once finished."""
         self._stop.set()
+        for tap in self._taps.values():
+            tap.discard()
 
 
 def _reader_tap(source: InputFile):

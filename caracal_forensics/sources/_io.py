@@ -85,6 +85,8 @@ class FileDigest:
         on reading: the JSON lines block reader spent a third of its time hashing (1M
         events). The bytes must stay as they are until hashed: a pooled read buffer is
         not taken again while a view of it is held."""
+        if self._expected < 0:
+            return  # discarded
         if self._later is None:
             import queue
             import threading
@@ -96,6 +98,14 @@ class FileDigest:
             self._later = (work, thread)
         self._size += len(view)
         self._later[0].put(view)
+
+    def discard(self) -> None:
+        """No result will be asked for (an error elsewhere): the hashing thread ends."""
+        self._finished = False
+        self._expected = -1  # nothing taken from here on counts
+        if self._later is not None:
+            self._later[0].put(None)
+            self._later = None
 
     def _hash(self, work) -> None:
         while (view := work.get()) is not None:
