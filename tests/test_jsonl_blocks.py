@@ -499,3 +499,40 @@ def test_a_read_error_names_the_line_after_the_whole_ones(tmp_path: Path, monkey
     whole = content[:cut].count(b"\n")
     assert b"".join(seen) == b"".join(content.splitlines(keepends=True)[:whole])
     assert f"line {whole + 1}" in str(caught.value)
+
+
+def test_a_reader_dropped_while_its_next_block_is_read_does_not_hang(monkeypatch) -> None:
+    """The garbage collector may finalise a block reader left half-read on the reader
+    thread, in the middle of that reader's own next read: closing it must not wait for
+    that read, which is the very task running (a clean clone's test run hung so)."""
+    import threading
+    from concurrent.futures import Future
+
+    from caracal_forensics.sources import _parallel
+
+    class AtOnce:
+        """Parses as it is handed a block, so the reader yields right after it asks the
+        reader thread for the next one."""
+
+        def submit(self, fn, *args):
+            done: Future = Future()
+            done.set_result(fn(*args))
+            return done
+
+    holder: list = []
+    resume = threading.Event()
+
+    def blocks(path, block_lines, tap=None):
+        yield memoryview(b"a\n"), 0, 2, 1
+        resume.wait(10)
+        holder.clear()  # the reader's last reference goes, on the reader thread
+        yield memoryview(b"b\n"), 0, 2, 2
+
+    monkeypatch.setenv(_parallel.WORKERS_ENV, "2")
+    monkeypatch.setattr(_parallel, "_thread_pool", lambda size: AtOnce())
+    monkeypatch.setattr(_parallel, "line_blocks", blocks)
+    holder.append(_parallel.native_pieces("unused", lambda data, start, end, first: first))
+    assert next(holder[0]) == 1
+    resume.set()
+    assert _parallel._reader().submit(lambda: "free").result(timeout=10) == "free"
+    assert holder == []

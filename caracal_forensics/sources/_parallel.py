@@ -15,6 +15,7 @@ running in this process).
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -166,12 +167,13 @@ def _thread_pool(size: int) -> ThreadPoolExecutor:
 
 
 _reader_pool: ThreadPoolExecutor | None = None
+_READER_PREFIX = "caracal-jsonl-read"
 
 
 def _reader() -> ThreadPoolExecutor:
     global _reader_pool
     if _reader_pool is None:
-        _reader_pool = ThreadPoolExecutor(1, thread_name_prefix="caracal-jsonl-read")
+        _reader_pool = ThreadPoolExecutor(1, thread_name_prefix=_READER_PREFIX)
     return _reader_pool
 
 
@@ -395,12 +397,18 @@ def native_pieces(path: str, parse: Callable[[memoryview, int, int, int], object
     finally:
         for future in pending:
             future.cancel()
-        # A read not yet started is cancelled, not waited for: this may run on the reader
-        # thread itself (the garbage collector finalising a reader left half-read), where
-        # waiting for a task queued behind the current one would never end.
-        if not ahead.cancel():
+        # This may run on the reader thread itself: the garbage collector finalising a
+        # reader left half-read, while that thread reads for another reader (then this
+        # reader's next read is queued behind the current task) or for this very one
+        # (then it is the current task). Waiting would never end in either case: a read
+        # not started is cancelled, and a running one is waited for only from elsewhere.
+        if not ahead.cancel() and not threading.current_thread().name.startswith(
+                _READER_PREFIX):
             try:
-                ahead.result()  # running elsewhere: let it finish before closing the file
+                ahead.result()  # let the read finish before the file is closed
             except BaseException:
                 pass
-        blocks.close()
+        try:
+            blocks.close()
+        except ValueError:  # being read further up this very thread: it closes when done
+            pass
