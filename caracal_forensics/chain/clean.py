@@ -269,20 +269,19 @@ class _Pass:
         Rows out of chain order send this and every later batch through a reorder
         window; the pass gives up only if that fails."""
         assert self.mode is not None
-        if self.reorder is not None:
-            self._link(self._reordered(batch))
-            return
-        bad, starts = native.follow(self.follower, batch, self.key, self.mode.has_prev)
-        if bad < 0:
-            self._note(batch, starts)
-            return
-        if REORDER_ROWS <= 0:
-            raise _OutOfOrder(self.mode)
-        # rows before ``bad`` are linked; from it on, rows wait for their predecessors
-        self._note(batch.slice(0, bad), [row for row in starts if row < bad])
-        self.reorder = _Reorder({zone: last + 1 for zone, _events, _first, last, _head
-                                 in native.follower_zones(self.follower)})
-        self._link(self._reordered(batch.slice(bad)))
+        if self.reorder is None:
+            bad, starts = native.follow(self.follower, batch, self.key, self.mode.has_prev)
+            if bad < 0:
+                self._note(batch, starts)
+                return
+            if REORDER_ROWS <= 0:
+                raise _OutOfOrder(self.mode)
+            # rows before ``bad`` are linked; from it on, rows wait for their predecessors
+            self._note(batch.slice(0, bad), [row for row in starts if row < bad])
+            self.reorder = _Reorder({zone: last + 1 for zone, _events, _first, last, _head
+                                     in native.follower_zones(self.follower)})
+            batch = batch.slice(bad)
+        self._link(self._reordered(batch))
 
     def _reordered(self, batch: pa.RecordBatch | pa.Table | None) -> pa.Table:
         assert self.reorder is not None
