@@ -8,17 +8,19 @@ import hashlib
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from tail_helpers import EXPORT, SHAPES
 
 import caracal_forensics as cf
+from caracal_forensics import ingest
 from caracal_forensics import snapshot as snapshot_module
 from caracal_forensics.ingest import SORT_ORDER, events_query, write_snapshot
 from caracal_forensics.model import EVENT_SCHEMA
+from caracal_forensics.snapshot import open_sources
 from caracal_forensics.sources import db_csv
-
-EVENTS = "events/part-00000.parquet"
+from caracal_forensics.sources.snapshot_dir import event_files
 
 
 def _sorted_rows(snap) -> list[dict]:
@@ -31,7 +33,22 @@ def _sorted_rows(snap) -> list[dict]:
 
 
 def _written_rows(out: Path) -> list[dict]:
-    return pq.read_table(out / EVENTS).select(EVENT_SCHEMA.names).to_pylist()
+    """The snapshot's events, part file after part file."""
+    parts = [pq.read_table(path) for path in event_files(str(out))]
+    return [row for part in parts for row in part.select(EVENT_SCHEMA.names).to_pylist()]
+
+
+def _types(out: Path) -> list[tuple[str, pa.DataType]]:
+    """Column names and types of every part file (nullability aside: DuckDB writes a
+    column without NULLs as required, the spool declares every column as the model)."""
+    schemas = {tuple((f.name, f.type) for f in pq.read_schema(p)) for p in event_files(str(out))}
+    assert len(schemas) == 1
+    return list(schemas.pop())
+
+
+def _by_zone(path) -> cf.Snapshot:
+    """The sources opened as ``ingest`` opens them: spooled by zone."""
+    return open_sources([str(path)], by_zone=True)
 
 
 def _force_sort(snap) -> None:
@@ -56,16 +73,27 @@ def test_every_shape_is_written_in_canonical_order(tmp_path, shape):
     assert "ORDER BY" in events_query(reference)
     slow = write_snapshot(reference, str(tmp_path / "sorted"))
     assert _written_rows(tmp_path / "sorted") == expected
-    assert pq.read_schema(tmp_path / "fast" / EVENTS) == pq.read_schema(
-        tmp_path / "sorted" / EVENTS
-    )
+    assert _types(tmp_path / "fast") == _types(tmp_path / "sorted")
     assert _comparable(manifest) == _comparable(slow)
 
 
 @pytest.mark.parametrize("shape", ["db_csv", "db_jsonl", "ocsf"])
 def test_ordered_exports_need_no_sort(shape):
-    snap = cf.open(str(SHAPES[shape]))
+    snap = _by_zone(SHAPES[shape])
     assert "ORDER BY" not in events_query(snap)
+
+
+@pytest.mark.parametrize("shape", ["db_csv", "cli_jsonl", "ocsf"])
+def test_opened_in_arrival_order_ingest_reads_the_sources_again_by_zone(tmp_path, shape):
+    """``cf.open`` spools as the events come (one file): its ingest opens the sources
+    again by zone and moves the zones' files into place, a part file per zone."""
+    snap = cf.open(str(SHAPES[shape]))
+    assert not snap._layout.spool.by_zone and "ORDER BY" in events_query(snap)
+    expected = _sorted_rows(snap)
+    manifest = snap.ingest(str(tmp_path / "out"))
+    assert _written_rows(tmp_path / "out") == expected
+    assert len(event_files(str(tmp_path / "out"))) == len(manifest["zones"]) > 1
+    assert manifest["inputs"] == [i.to_dict() for i in snap.inputs]
 
 
 def test_mixed_shapes_with_duplicates_are_sorted(tmp_path):
@@ -90,11 +118,12 @@ def _shuffled_csv(tmp_path: Path, moves: list[tuple[int, int]]) -> Path:
 def test_late_rows_are_put_in_place(tmp_path, monkeypatch, small):
     if small:  # batches of a few rows, written out every few rows: late across chunks
         monkeypatch.setattr(snapshot_module, "SPOOL_ROWS", 8)
+        monkeypatch.setattr(ingest, "ROW_GROUP_ROWS", 8)
         monkeypatch.setattr(snapshot_module, "VECTOR_ROWS", 4)
         monkeypatch.setattr(snapshot_module, "REORDER_ROWS", 64)
         monkeypatch.setattr(db_csv, "BLOCK_SIZE", 4096)
     path = _shuffled_csv(tmp_path, [(10, 30), (100, 140), (3, 200)])
-    snap = cf.open(str(path))
+    snap = _by_zone(path)
     assert "ORDER BY" not in events_query(snap)
     expected = _sorted_rows(snap)
     snap.ingest(str(tmp_path / "out"))
@@ -103,17 +132,18 @@ def test_late_rows_are_put_in_place(tmp_path, monkeypatch, small):
 
 def test_rows_later_than_the_hold_back_make_ingest_sort(tmp_path, monkeypatch):
     monkeypatch.setattr(snapshot_module, "SPOOL_ROWS", 8)
+    monkeypatch.setattr(ingest, "ROW_GROUP_ROWS", 8)
     monkeypatch.setattr(snapshot_module, "VECTOR_ROWS", 4)
     monkeypatch.setattr(snapshot_module, "REORDER_ROWS", 4)
     monkeypatch.setattr(db_csv, "BLOCK_SIZE", 4096)  # batches of a few rows
     path = _shuffled_csv(tmp_path, [(2, 230)])
-    snap = cf.open(str(path))
+    snap = _by_zone(path)
     assert "ORDER BY" in events_query(snap)
     expected = _sorted_rows(snap)
     snap.ingest(str(tmp_path / "out"))
     assert _written_rows(tmp_path / "out") == expected
     # small spool row groups, held-back rows: still every row, in order
-    unsorted = cf.open(str(SHAPES["db_csv"]))
+    unsorted = _by_zone(SHAPES["db_csv"])
     assert "ORDER BY" not in events_query(unsorted)
     unsorted.ingest(str(tmp_path / "small"))
     assert _written_rows(tmp_path / "small") == _sorted_rows(unsorted)
@@ -121,7 +151,7 @@ def test_rows_later_than_the_hold_back_make_ingest_sort(tmp_path, monkeypatch):
 
 def test_zones_beyond_the_spool_files_share_one_and_are_sorted(tmp_path, monkeypatch):
     monkeypatch.setattr(snapshot_module, "SPOOL_ZONE_FILES", 2)
-    snap = cf.open(str(SHAPES["db_csv"]))
+    snap = _by_zone(SHAPES["db_csv"])
     assert "ORDER BY" in events_query(snap)
     assert snap.count() == 240
     expected = _sorted_rows(snap)
@@ -151,10 +181,8 @@ def test_inputs_are_fingerprinted_while_read(tmp_path):
 def test_spooled_as_they_come_the_events_and_the_snapshot_are_the_same(tmp_path, shape):
     """Commands that do not ingest spool the events in arrival order (one file, no split
     by zone): every query sees the same events, and an ingest from it sorts."""
-    from caracal_forensics.snapshot import open_sources
-
-    by_zone = open_sources([str(SHAPES[shape])])
-    arrival = open_sources([str(SHAPES[shape])], by_zone=False)
+    by_zone = _by_zone(SHAPES[shape])
+    arrival = open_sources([str(SHAPES[shape])])
     assert len(arrival._layout.spool.files) == 1
     assert _sorted_rows(arrival) == _sorted_rows(by_zone)
     assert arrival.tail(limit=0).equals(by_zone.tail(limit=0))

@@ -1,11 +1,13 @@
-"""ingest's pyarrow writer (``ingest.write_events``) against DuckDB's ordered COPY, the
-writer it replaces for spooled rows already in canonical order: the same rows in the same
-order, the same schema, row groups that never mix zones, and a request_id bloom filter
-that DuckDB uses to skip row groups."""
+"""The spool's zone files (``ingest.event_file_writer``), which ingest moves into a
+snapshot as they are, against DuckDB's ordered COPY, the writer they replace for zones
+spooled in canonical order: the same rows in the same order and column types, row groups
+that never mix zones, and a request_id bloom filter that DuckDB uses to skip row
+groups."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from tail_helpers import SHAPES
 import caracal_forensics as cf
 from caracal_forensics import ingest
 from caracal_forensics.model import EVENT_SCHEMA
-from caracal_forensics.snapshot import Spool
+from caracal_forensics.snapshot import Spool, open_sources
 from caracal_forensics.sources.snapshot_dir import event_files
 
 #: columns the generated events leave NULL in some rows (the rest are never NULL)
@@ -61,10 +63,11 @@ def _events(rows: list[tuple[str | None, int]], nulls: int) -> pa.Table:
     return pa.table(columns, schema=EVENT_SCHEMA)
 
 
-def _spool(tmp: Path, table: pa.Table, batch_rows: int) -> Spool:
+def _spool(tmp: Path, table: pa.Table, batch_rows: int,
+           group_rows: int = ingest.ROW_GROUP_ROWS) -> Spool:
     """The rows as ``open_sources`` spools them, in batches of ``batch_rows``."""
     tmp.mkdir()
-    spool = Spool(str(tmp))
+    spool = Spool(str(tmp), group_rows=group_rows)
     for batch in table.to_batches(max_chunksize=batch_rows):
         spool.add(batch)
     spool.close()
@@ -72,7 +75,7 @@ def _spool(tmp: Path, table: pa.Table, batch_rows: int) -> Spool:
 
 
 def _duckdb_copy(files: list[str], path: Path, rows: int) -> None:
-    """The ordered COPY ingest ran before write_events (ingest._copy_events)."""
+    """DuckDB's ordered COPY (ingest._copy_events), the writer of unsorted zones."""
     from caracal_forensics.snapshot import _union_files
 
     con = duckdb.connect()
@@ -83,15 +86,18 @@ def _duckdb_copy(files: list[str], path: Path, rows: int) -> None:
 
 
 def _check_same_as_duckdb(tmp: Path, files: list[str], rows: int) -> list[str]:
-    """Write ``files`` both ways; the rows, order and schema must be the same."""
+    """Place the spool's ``files`` as ingest does and write them with DuckDB too: the
+    rows, their order and the column types must be the same."""
     (tmp / "new").mkdir()
-    ingest.write_events(files, str(tmp / "new"), rows)
+    ingest._place(files, str(tmp / "new"))
     _duckdb_copy(files, tmp / "old.parquet", rows)
     new = sorted(str(p) for p in (tmp / "new").glob("*.parquet"))
     old = pq.read_table(tmp / "old.parquet")
     written = pa.concat_tables([pq.read_table(p) for p in new])
-    assert written.schema == old.schema  # nullability too (NOT NULL columns required)
-    assert written.equals(old)
+    # DuckDB writes a column without NULLs as required; the spool's writer cannot know
+    # that before the last row, and declares every column as the model does
+    assert written.schema == EVENT_SCHEMA
+    assert written.equals(old.cast(EVENT_SCHEMA))
     con = duckdb.connect()
     con.execute("SET preserve_insertion_order = true")
     listed = ", ".join(f"'{p}'" for p in new)
@@ -131,13 +137,11 @@ def _interleaved(draw) -> tuple[list[tuple[str | None, int]], int]:
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=_interleaved(), rows=st.sampled_from((1, 7, 64)), batch=st.sampled_from((5, 97)))
-def test_generated_events_are_written_as_duckdb_writes_them(tmp_path_factory, monkeypatch,
-                                                            case, rows, batch):
-    monkeypatch.setattr(ingest, "WRITERS", 2)
-    monkeypatch.setattr(ingest, "PARALLEL_ROWS", 100)  # two part files from 100 rows on
+def test_generated_events_are_written_as_duckdb_writes_them(tmp_path_factory, case, rows,
+                                                            batch):
     events, nulls = case
     tmp = tmp_path_factory.mktemp("w")
-    spool = _spool(tmp / "spool", _events(events, nulls), batch)
+    spool = _spool(tmp / "spool", _events(events, nulls), batch, rows)
     files = spool.ordered_files()
     if None in {zone for zone, _ in events}:
         assert files is None  # zone NULL: the shared file, sorted by DuckDB
@@ -146,7 +150,7 @@ def test_generated_events_are_written_as_duckdb_writes_them(tmp_path_factory, mo
         assert files == []  # nothing spooled: DuckDB writes the empty file
         return
     new = _check_same_as_duckdb(tmp, files, rows)
-    assert len(new) == (2 if len(events) >= 100 else 1)
+    assert len(new) == len({zone for zone, _ in events})  # a part file per zone
     groups = _row_groups(new)
     assert all(low == high and count <= rows for count, low, high in groups)
     for zone in {zone for zone, _ in events}:
@@ -157,11 +161,9 @@ def test_generated_events_are_written_as_duckdb_writes_them(tmp_path_factory, mo
         assert sizes == [rows] * (count // rows) + ([count % rows] if count % rows else [])
 
 
-def test_a_zone_beyond_a_row_group_rolls_over(tmp_path, monkeypatch):
-    """Real row group size: 61,440 rows, then the rest; two part files, cut on a row
-    group boundary inside the big zone; request_id dictionary-encoded, id plain."""
-    monkeypatch.setattr(ingest, "WRITERS", 2)
-    monkeypatch.setattr(ingest, "PARALLEL_ROWS", 100)
+def test_a_zone_beyond_a_row_group_rolls_over(tmp_path):
+    """Real row group size: 61,440 rows, then the rest, while later rows are held back
+    for reordering; request_id dictionary-encoded, id plain."""
     count = 2 * ingest.ROW_GROUP_ROWS + 1_000
     events = [("zone-a", seq) for seq in range(1, count + 1)]
     events += [("zone-b", seq) for seq in range(1, 501)]
@@ -196,10 +198,8 @@ def test_duckdb_skips_row_groups_by_the_request_id_bloom_filter(tmp_path):
     scrambled = [f"req-{(i * 2_654_435_761) % 2**32:08x}" for i in range(table.num_rows)]
     table = table.set_column(EVENT_SCHEMA.get_field_index("request_id"), "request_id",
                              pa.array(scrambled, pa.string()))
-    spool = _spool(tmp_path / "spool", table, 4_096)
-    (tmp_path / "new").mkdir()
-    ingest.write_events(spool.ordered_files(), str(tmp_path / "new"), 2_048)
-    files = sorted(str(p) for p in (tmp_path / "new").glob("*.parquet"))
+    spool = _spool(tmp_path / "spool", table, 4_096, 2_048)
+    files = spool.ordered_files()
     listed = ", ".join(f"'{p}'" for p in files)
     con = duckdb.connect()
     stats = con.sql(
@@ -217,19 +217,28 @@ def test_duckdb_skips_row_groups_by_the_request_id_bloom_filter(tmp_path):
     assert con.sql(f"{source}'{present}'").fetchall() == [("ev-0012345",)]
 
 
+@pytest.mark.parametrize("linked", [True, False])
 @pytest.mark.parametrize("shape", ["db_csv", "ocsf"])
-def test_ingest_writes_with_pyarrow_and_reingests_without_a_sort(tmp_path, monkeypatch, shape):
-    """Spooled in order: write_events writes the snapshot (two part files here), which
-    reads back as the same events and is itself re-ingested without a sort."""
-    monkeypatch.setattr(ingest, "WRITERS", 2)
-    monkeypatch.setattr(ingest, "PARALLEL_ROWS", 100)
-    snap = cf.open(str(SHAPES[shape]))
-    assert ingest._spooled_in_order(snap)
+def test_ingest_places_the_spool_and_reingests_without_a_sort(tmp_path, monkeypatch, shape,
+                                                              linked):
+    """Spooled in order: the zone files become the snapshot (a part file per zone, hard
+    links or, across file systems, copies), which reads back as the same events and is
+    itself re-ingested without a sort."""
+    if not linked:
+        def cross_device(source, target):
+            raise OSError(18, "Invalid cross-device link")
+
+        monkeypatch.setattr(ingest.os, "link", cross_device)
+    snap = open_sources([str(SHAPES[shape])], by_zone=True)
+    spooled = ingest._spooled_in_order(snap)
+    assert spooled
     expected = snap.arrow()
     manifest = snap.ingest(str(tmp_path / "first"))
-    assert len(event_files(str(tmp_path / "first"))) == 2
+    parts = event_files(str(tmp_path / "first"))
+    assert len(parts) == len(spooled) == len(manifest["zones"]) > 1
     assert [f["path"] for f in manifest["files"]][:2] == [
         "events/part-00000.parquet", "events/part-00001.parquet"]
+    assert all((os.stat(p).st_nlink == 2) == linked for p in parts)
     again = cf.open(str(tmp_path / "first"))
     assert "ORDER BY" not in ingest.events_query(again)
     assert again.arrow().equals(expected)
