@@ -57,3 +57,43 @@ def test_a_command_parses_its_options_without_pydantic() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert eval(proc.stdout.strip().splitlines()[-1]) == ["pyarrow"]  # it did run
+
+
+POOL_PROBE = """
+import os, sys
+from caracal_forensics.cli.app import run
+try:
+    run({argv!r})
+except SystemExit:
+    pass
+import pyarrow as pa
+print(pa.default_memory_pool().backend_name, "ARROW_DEFAULT_MEMORY_POOL" in os.environ)
+"""
+
+
+def _arrow_pool_after(argv: list[str], env: dict[str, str]) -> str:
+    import os
+
+    code = POOL_PROBE.format(argv=argv)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_ingest_runs_on_jemalloc_unless_the_user_chose_an_allocator(tmp_path,
+                                                                    monkeypatch) -> None:
+    """Ingest picks Arrow's jemalloc (on Linux), without leaving the variable set for
+    what it starts; the user's choice wins; the other commands keep pyarrow's default."""
+    from tail_helpers import SHAPES
+
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    default = _arrow_pool_after(["--version"], {})
+    assert default.endswith(" False")
+    ingest = ["ingest", "--source", str(SHAPES["db_csv"]), "--out"]
+    expected = "jemalloc False" if sys.platform.startswith("linux") else default
+    assert _arrow_pool_after([*ingest, str(tmp_path / "a")], {}) == expected
+    chosen = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
+    assert _arrow_pool_after([*ingest, str(tmp_path / "b")], chosen) == "system True"
+    tail = ["audit", "tail", "--source", str(SHAPES["db_csv"]), "--limit", "1"]
+    assert _arrow_pool_after(tail, {}) == default

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from typing import Annotated
 
 import typer
@@ -20,6 +22,7 @@ def ingest(
     ] = False,
 ) -> None:
     """Write the sources as a canonical Parquet snapshot (sorted, zstd) with a manifest."""
+    _prefer_jemalloc()
     manifest = open_snapshot(source, on_bad_line, by_zone=True).ingest(out)
     if json_output:
         print(json.dumps(manifest, indent=2))
@@ -28,3 +31,22 @@ def ingest(
         f"wrote {manifest['events']} events, {manifest['alerts']} alerts from "
         f"{len(manifest['inputs'])} input(s) in {len(manifest['zones'])} zone(s) to {out}"
     )
+
+
+def _prefer_jemalloc() -> None:
+    """Arrow's jemalloc allocator for this process, on Linux (its pyarrow wheels have it),
+    unless the user chose one ($ARROW_DEFAULT_MEMORY_POOL). Ingest allocates and frees a
+    row group's worth of buffers over and over on several threads; against mimalloc,
+    pyarrow's default, jemalloc took half the system time and, on 1M events, 0.2-0.4 s
+    and 90-190 MiB less. Verify gains nothing from it, so only ingest asks. Arrow reads
+    the variable once, when pyarrow is imported: after that it is too late."""
+    variable = "ARROW_DEFAULT_MEMORY_POOL"
+    if not sys.platform.startswith("linux") or variable in os.environ or "pyarrow" in sys.modules:
+        return
+    os.environ[variable] = "jemalloc"
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool()
+    finally:
+        del os.environ[variable]  # not passed on to anything this process starts
