@@ -247,3 +247,52 @@ def test_a_reader_that_stops_early_leaves_the_fingerprint_to_wait(tmp_path):
     report = verify_files([str(path)], key=key).report
     assert report.status == "tampered"
     assert (report.inputs[0].bytes, report.inputs[0].sha256) == file_sha256(str(path))
+
+
+class _FullDisk:
+    """A snapshot event file writer on a full disk: the first row group fails."""
+
+    def __init__(self, path, *args):
+        self.path = path
+
+    def write_table(self, *args, **kwargs):
+        raise OSError(28, "No space left on device", self.path)
+
+    def close(self):
+        pass
+
+
+def test_a_spool_that_cannot_be_written_is_one_clear_error(monkeypatch):
+    """The encoders fail while the inputs are still read: one typed error naming the
+    temporary file, no encoder thread left behind."""
+    import threading
+
+    from caracal_forensics.errors import ForensicsError
+
+    monkeypatch.setattr(ingest, "ROW_GROUP_ROWS", 8)  # row groups encoded while reading
+    monkeypatch.setattr(snapshot_module, "SPOOL_ROWS", 8)
+    monkeypatch.setattr(snapshot_module, "REORDER_ROWS", 8)
+    monkeypatch.setattr(snapshot_module, "VECTOR_ROWS", 4)
+    monkeypatch.setattr(db_csv, "BLOCK_SIZE", 4096)
+    monkeypatch.setattr(ingest, "event_file_writer", _FullDisk)
+    with pytest.raises(ForensicsError) as error:
+        _by_zone(SHAPES["db_csv"])
+    message = str(error.value)
+    assert "cannot write temporary data: No space left on device" in message
+    assert ".parquet" in message and error.value.exit_code == 2
+    assert not [t for t in threading.enumerate() if t.name.startswith("spool")]
+
+
+def test_a_snapshot_that_cannot_be_placed_is_one_clear_error(tmp_path, monkeypatch):
+    import shutil
+
+    from caracal_forensics.errors import ForensicsError
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    snap = _by_zone(SHAPES["db_csv"])
+    monkeypatch.setattr(ingest.os, "link", full)
+    monkeypatch.setattr(shutil, "copyfile", full)
+    with pytest.raises(ForensicsError, match="cannot write the snapshot: .*No space left"):
+        snap.ingest(str(tmp_path / "out"))
