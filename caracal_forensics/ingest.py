@@ -86,10 +86,21 @@ def write_snapshot(
     row_group_rows: int | None = None,
 ) -> dict[str, Any]:
     """Write ``snapshot``'s events and alerts under ``out_dir``; return the manifest.
-    ``row_group_rows``: rows of a row group (default ROW_GROUP_ROWS)."""
+    ``row_group_rows``: rows of a row group (default ROW_GROUP_ROWS). A failure (an input
+    changed before ingest read it again, a full disk) leaves no half-written snapshot:
+    ``out_dir`` is removed, or emptied when it existed (empty) before."""
     row_group_rows = row_group_rows or ROW_GROUP_ROWS
+    created = not os.path.exists(out_dir)
     prepare_out_dir(out_dir, [i.path for i in snapshot.inputs])
-    snapshot = _by_zone(snapshot) or snapshot
+    try:
+        return _write(_by_zone(snapshot) or snapshot, out_dir, extra_manifest, row_group_rows)
+    except BaseException:
+        _remove_written(out_dir, created)
+        raise
+
+
+def _write(snapshot: Snapshot, out_dir: str, extra_manifest: dict[str, Any] | None,
+           row_group_rows: int) -> dict[str, Any]:
     con = snapshot.duckdb
     events_dir = os.path.join(out_dir, EVENTS_DIR)
     os.makedirs(events_dir)
@@ -115,6 +126,24 @@ def write_snapshot(
         json.dump(manifest, handle, indent=2, sort_keys=False)
         handle.write("\n")
     return manifest
+
+
+def _remove_written(out_dir: str, created: bool) -> None:
+    """Undo a failed write: everything in ``out_dir`` is ours (``prepare_out_dir`` found
+    it new or empty)."""
+    import shutil
+
+    if created:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        return
+    for entry in os.scandir(out_dir):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:  # the error being raised is the one to report
+                pass
 
 
 def _copy_events(snapshot: Snapshot, events_path: str, row_group_rows: int) -> None:

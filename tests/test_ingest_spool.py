@@ -296,3 +296,23 @@ def test_a_snapshot_that_cannot_be_placed_is_one_clear_error(tmp_path, monkeypat
     monkeypatch.setattr(shutil, "copyfile", full)
     with pytest.raises(ForensicsError, match="cannot write the snapshot: .*No space left"):
         snap.ingest(str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()  # no half-written snapshot left
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ForensicsError, match="cannot write the snapshot"):
+        snap.ingest(str(tmp_path / "empty"))
+    assert list((tmp_path / "empty").iterdir()) == []  # given empty, left empty
+
+
+def test_an_input_broken_before_ingest_reads_it_again_leaves_no_snapshot(tmp_path):
+    """Opened in arrival order, ingest reads the sources again: an input that broke
+    meanwhile is the reader's usual error, and --out is not left half-written."""
+    from caracal_forensics.errors import InputError
+
+    path = tmp_path / "db.csv"
+    path.write_bytes(SHAPES["db_csv"].read_bytes())
+    snap = cf.open(str(path))
+    with path.open("ab") as handle:
+        handle.write(b'"unterminated\n')
+    with pytest.raises(InputError, match="db.csv"):
+        snap.ingest(str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
