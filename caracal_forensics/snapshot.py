@@ -192,9 +192,9 @@ class Spool:
     GIL, so this overlaps the reading); one worker keeps every zone's rows in order.
 
     ``by_zone``: each zone's file is a snapshot event file (``ingest.event_file_writer``:
-    zstd, dictionaries, bloom filters) in row groups of ``group_rows``, encoded on a
-    thread of its own; a zone that arrived in order is then ingested as it is, without
-    a sort or a second encoding. Else the events go to one uncompressed file as they
+    zstd, dictionaries, bloom filters) in row groups of ``group_rows``, encoded on
+    threads of their own (ENCODERS); a zone that arrived in order is then ingested as it
+    is, without a sort or a second encoding. Else the events go to one uncompressed file as they
     come, which costs the least to write and to read back.
     """
 
