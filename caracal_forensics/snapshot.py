@@ -194,8 +194,8 @@ class Spool:
     ``by_zone``: each zone's file is a snapshot event file (``ingest.event_file_writer``:
     zstd, dictionaries, bloom filters) in row groups of ``group_rows``, encoded on
     threads of their own (ENCODERS); a zone that arrived in order is then ingested as it
-    is, without a sort or a second encoding. Else the events go to one uncompressed file as they
-    come, which costs the least to write and to read back.
+    is, without a sort or a second encoding. Else the events go to one uncompressed file
+    as they come, which costs the least to write and to read back.
     """
 
     #: chunks handed over but not yet written (bounds the memory)
@@ -509,11 +509,12 @@ class Layout:
     shortcuts."""
 
     def __init__(self, spool: Spool | None, snapshots: list[InputFile], events_sql: str | None,
-                 sources: list[str] | None = None, on_bad_line: str = "error"):
+                 sources: list[str], on_bad_line: str):
         self.spool = spool
         self.snapshots = snapshots
         self.events_sql = events_sql
-        self.sources = sources or []
+        #: what ``open_sources`` was given, to open the same again (``ingest._by_zone``)
+        self.sources = sources
         self.on_bad_line = on_bad_line
 
 
