@@ -348,6 +348,9 @@ def run_sql(
     ensure_views(con)
     bound = dict(params or {})
     try:
+        refused = refused_statement(con, sql)
+        if refused:
+            raise UsageError(f"{label}: {refused}")
         relation = con.sql(sql, params=bound or None)
         if relation is None:  # a statement without a result (SET, CREATE ...)
             return QueryResult(pl.DataFrame())
@@ -370,6 +373,27 @@ def run_sql(
     except duckdb.Error as error:
         raise UsageError(f"{label}: {_first_line(error)}") from None
     return QueryResult(frame, json_columns)
+
+
+#: Statements that read, or change only this in-memory session. The rest (COPY, EXPORT,
+#: ATTACH, INSTALL/LOAD, PRAGMA, CALL, PREPARE ...) can write files, inputs included.
+SESSION_STATEMENTS = frozenset({
+    "SELECT", "EXPLAIN", "SET", "VARIABLE_SET", "CREATE", "CREATE_FUNC", "DROP", "ALTER",
+    "INSERT", "UPDATE", "DELETE", "ANALYZE", "TRANSACTION",
+})
+
+
+def refused_statement(con: duckdb.DuckDBPyConnection, sql: str) -> str | None:
+    """Why ``sql`` may not run over the sources (a statement that can write files), or
+    None. Inputs are opened read-only and never changed, whatever SQL a user types:
+    ``COPY (SELECT 1) TO 'the-input.csv'`` would overwrite an export. Raises
+    duckdb.Error for SQL that does not parse."""
+    for statement in con.extract_statements(sql):
+        kind = statement.type.name
+        if kind not in SESSION_STATEMENTS:
+            return (f"{kind} statements are not run here: they can write files, and the "
+                    "inputs are never changed (queries, SET and in-memory tables are fine)")
+    return None
 
 
 def _needs_text(duckdb_type: str) -> bool:
@@ -462,6 +486,7 @@ __all__ = [
     "load_queries",
     "parse_param_args",
     "parse_query",
+    "refused_statement",
     "run_named",
     "run_sql",
     "sql_parameters",

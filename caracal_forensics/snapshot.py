@@ -613,8 +613,15 @@ class Snapshot:
         return self._con.sql("SELECT * FROM events").pl(lazy=True)
 
     def sql(self, query: str, params: dict[str, Any] | list[Any] | None = None) -> pl.DataFrame:
-        """Run SQL over the views ``events`` and ``alerts``; the result as a polars frame."""
+        """Run SQL over the views ``events`` and ``alerts``; the result as a polars frame.
+        Statements that can write files (COPY, EXPORT, ATTACH ...) are refused; ``duckdb``
+        is the connection itself, for anything else."""
+        from .queries import refused_statement
+
         try:
+            refused = refused_statement(self._con, query)
+            if refused:
+                raise ForensicsError(f"SQL error: {refused}")
             return self._con.sql(query, params=params).pl()
         except duckdb.Error as error:
             raise ForensicsError(f"SQL error: {str(error).splitlines()[0]}") from None

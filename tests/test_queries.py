@@ -21,7 +21,7 @@ import caracal_forensics as cf
 from caracal_forensics import queries
 from caracal_forensics.chain.digest import chain_hmac, content_sha256
 from caracal_forensics.cli.app import run
-from caracal_forensics.errors import InputError, UsageError
+from caracal_forensics.errors import ForensicsError, InputError, UsageError
 from caracal_forensics.jsonb import jsonb_text
 from caracal_forensics.model import JSONB_FIELDS, TEXT_FIELDS
 
@@ -638,6 +638,44 @@ def test_sql_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and json.loads(out) == {"n": 51}
     code, out, _ = cli(capsys, "sql", "SELECT count(*) AS rows FROM events", *source)
     assert code == 0 and "1200" in out
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "COPY (SELECT 1 AS x) TO '{victim}'",
+        "SELECT 1; COPY (SELECT 1 AS x) TO '{victim}' (FORMAT csv)",
+        "EXPORT DATABASE '{folder}'",
+        "ATTACH '{victim}.db' AS other",
+        "PRAGMA import_database('{folder}')",
+        "INSTALL httpfs",
+        "CALL pragma_version()",
+    ],
+)
+def test_sql_never_writes_files(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, statement: str
+) -> None:
+    victim = tmp_path / "victim.csv"
+    shutil.copyfile(VECTORS / "db.csv", victim)
+    before = victim.read_bytes()
+    sql = statement.format(victim=victim, folder=tmp_path)
+    code, out, err = cli(capsys, "sql", sql, "--source", str(victim))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "statements are not run here" in err and "Traceback" not in err
+    assert victim.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["victim.csv"]
+    snap = cf.open(str(victim))
+    with pytest.raises(ForensicsError, match="statements are not run here"):
+        snap.sql(sql)
+    assert victim.read_bytes() == before
+
+
+def test_sql_session_statements_still_run(vectors: cf.Snapshot) -> None:
+    for statement in ("SET threads = 2", "CREATE TEMP TABLE mine AS SELECT 1 AS x",
+                      "INSERT INTO mine VALUES (2)"):
+        queries.run_sql(vectors.duckdb, statement)
+    assert queries.run_sql(vectors.duckdb, "SELECT sum(x) AS s FROM mine").frame["s"][0] == 3
+    assert vectors.sql("EXPLAIN SELECT count(*) FROM events").height >= 1
 
 
 def test_table_output_does_not_interpret_data(
