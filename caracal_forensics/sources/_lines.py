@@ -468,8 +468,20 @@ def int_value(obj: dict, key: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, str) and _INTEGER.fullmatch(value):
-        return int(value)
+        return int64_of(value, key)
     raise RowError(f"{key} must be an integer, not {str(value)[:40]!r}")
+
+
+def int64_of(digits: str, key: str) -> int:
+    """``digits`` (an optional minus and digits) as an int that fits the model's BIGINT,
+    as PostgreSQL's bigint does; a longer number (10**40, or 5,000 digits, past Python's
+    own limit) is a bad row, not an error deep inside Arrow."""
+    if len(digits.lstrip("-").lstrip("0")) <= 19:
+        value = int(digits)
+        if -(2**63) <= value < 2**63:
+            return value
+    shown = digits if len(digits) <= 24 else f"{digits[:20]}... ({len(digits)} digits)"
+    raise RowError(f"{key} {shown} is out of range for a 64-bit integer")
 
 
 def jsonb_value(obj: dict, key: str) -> str | None:

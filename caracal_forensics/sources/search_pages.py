@@ -15,7 +15,7 @@ from ..jsonb import loads
 from ..model import JSONB_FIELDS, Shape
 from ._batch import BadLines, rows_to_batches
 from ._io import open_binary
-from ._lines import RowError, event_mapping, jsonb_value, map_row
+from ._lines import RowError, event_mapping, int64_of, jsonb_value, map_row
 
 SHAPE = Shape.SEARCH_PAGE
 EVENT_MAPPING = {
@@ -91,7 +91,7 @@ def _parse_element(element: object) -> dict:
         if field == "chain_seq":
             if value is not None and not (isinstance(value, str) and value.isdigit()):
                 raise RowError(f"{key} must be an integer")
-            row[field] = None if value is None else int(value)
+            row[field] = None if value is None else int64_of(value, key)
         else:
             if value is not None and type(value) is not str:
                 raise RowError(f"{key} must be a string")
