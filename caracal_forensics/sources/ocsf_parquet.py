@@ -63,11 +63,21 @@ def _to_events(
     columns = {}
     for name, source in present.items():
         column = table.column(source).combine_chunks()
-        if name == "occurred_at":
-            column = pc.multiply(column.cast(pa.int64()), 1000).cast(UTC_MICROS)
-        elif name in JSONB_FIELDS:
-            column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
-        columns[name] = column.cast(EVENT_SCHEMA.field(name).type)
+        try:
+            if name == "occurred_at":
+                column = pc.multiply(column.cast(pa.int64()), 1000).cast(UTC_MICROS)
+            elif name in JSONB_FIELDS:
+                column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+            columns[name] = column.cast(EVENT_SCHEMA.field(name).type)
+        except pa.ArrowException as error:  # a column of another type, or values that overflow
+            expected = "milliseconds (int64)" if name == "occurred_at" else str(
+                EVENT_SCHEMA.field(name).type)
+            raise InputError(
+                path,
+                f"column {source!r} ({column.type}) does not hold {expected} values: "
+                f"{str(error).splitlines()[0][:160]}",
+                f"rows {first + 1}-{first + table.num_rows}",
+            ) from None
     return assemble_events(
         columns,
         table.num_rows,
