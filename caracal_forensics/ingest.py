@@ -325,7 +325,11 @@ def prepare_out_dir(out_dir: str, inputs: list[str]) -> None:
         if not os.path.isdir(out_dir) or os.listdir(out_dir):
             raise UsageError(f"--out {out_dir} exists and is not an empty directory")
     else:
-        os.makedirs(out_dir)
+        try:
+            os.makedirs(out_dir)
+        except OSError as error:  # under a file, in /proc, read-only, no permission
+            raise UsageError(f"--out {out_dir}: cannot create it: {error.strerror or error}"
+                             ) from None
 
 
 def zone_heads(con) -> dict[str, dict[str, Any]]:

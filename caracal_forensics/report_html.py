@@ -459,20 +459,26 @@ def write_report(
             raise UsageError(
                 f"--out {os.fspath(out)} is one of the inputs; inputs are never written"
             )
+    if os.path.isdir(target):
+        raise UsageError(f"--out {os.fspath(out)} is a directory; name the HTML file to write")
     report, html = build_report(snap, key=key, sources=sources, **verify_options)
     directory = os.path.dirname(target) or "."
     if not os.path.isdir(directory):
         raise UsageError(f"--out {os.fspath(out)}: directory {directory} does not exist")
-    handle, tmp = tempfile.mkstemp(prefix=".evidence-", suffix=".html", dir=directory)
+    tmp = None
     try:
+        handle, tmp = tempfile.mkstemp(prefix=".evidence-", suffix=".html", dir=directory)
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             stream.write(html)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is for sharing
         os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
+    except OSError as error:  # a read-only directory, a full disk
+        raise UsageError(
+            f"--out {os.fspath(out)}: cannot write the report: {error.strerror or error}"
+        ) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return report
