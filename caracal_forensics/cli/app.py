@@ -133,8 +133,13 @@ def _register_commands() -> None:
     from . import commands  # noqa: F401
 
 
+#: set to show the traceback of an unexpected error instead of its one line
+DEBUG_VARIABLE = "CARACAL_FORENSICS_DEBUG"
+
+
 def run(argv: list[str] | None = None) -> None:
-    """Run the CLI; a ForensicsError becomes one stderr line and its exit code."""
+    """Run the CLI; a ForensicsError becomes one stderr line and its exit code, and so
+    does any other error (exit 2)."""
     from ..errors import ForensicsError
 
     _register_commands()
@@ -149,3 +154,15 @@ def run(argv: list[str] | None = None) -> None:
         # `... | head` closed the pipe: not an error for a filter command.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
+    except OSError as error:  # the system refused a file no check looked at first
+        warn(f"error: {error.filename or 'a file'}: {error.strerror or error}")
+        sys.exit(2)
+    except Exception as error:  # noqa: BLE001 - input no check foresaw, or a bug
+        # Still one line and exit 2, never a traceback in an investigator's terminal;
+        # CARACAL_FORENSICS_DEBUG=1 shows where it came from.
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        text = str(error).strip().splitlines()
+        warn(f"error: unexpected {type(error).__name__}: {text[0][:300] if text else ''} "
+             f"(set {DEBUG_VARIABLE}=1 for the traceback)")
+        sys.exit(2)
