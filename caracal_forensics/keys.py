@@ -29,9 +29,17 @@ def parse_key(text: str | bytes, *, origin: str) -> bytes:
             text = text.decode("ascii")
         except UnicodeDecodeError:
             raise HmacKeyError(f"HMAC key from {origin} is not hex text") from None
-    stripped = "".join(text.split())
-    if not stripped:
+    parts = text.split()
+    if not parts:
         raise HmacKeyError(f"HMAC key from {origin} is empty")
+    if len(parts) > 1:
+        # Two keys in one file (an old and a new one?) would join into a third that
+        # fails every HMAC, which reads as tampering: say so instead.
+        raise HmacKeyError(
+            f"HMAC key from {origin} is {len(parts)} pieces of text separated by whitespace "
+            "(several lines?); one hex key is expected"
+        )
+    stripped = parts[0]
     try:
         key = binascii.unhexlify(stripped)
     except (binascii.Error, ValueError):

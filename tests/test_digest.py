@@ -200,6 +200,16 @@ def test_parse_key_strips_whitespace() -> None:
     assert keys.parse_key(KEY_HEX.upper().encode(), origin="x") == KEY
 
 
+def test_two_keys_in_one_file_are_refused(tmp_path) -> None:
+    path = tmp_path / "key.hex"
+    path.write_text(f"{KEY_HEX}\n{'ab' * 32}\n", encoding="ascii")
+    with pytest.raises(HmacKeyError, match="2 pieces of text .* one hex key is expected") as info:
+        keys.load_key(path)
+    assert KEY_HEX[:8] not in str(info.value) and "abab" not in str(info.value)
+    with pytest.raises(HmacKeyError, match="whitespace"):
+        keys.parse_key(f"{KEY_HEX[:32]} {KEY_HEX[32:]}", origin="x")
+
+
 @pytest.mark.parametrize("text", ["zz" * 32, KEY_HEX[:-1], "", "   ", KEY_HEX[:62]])
 def test_bad_keys_are_usage_errors_without_the_key(text: str) -> None:
     with pytest.raises(HmacKeyError) as info:
