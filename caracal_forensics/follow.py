@@ -20,6 +20,7 @@ new match, each batch oldest first.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -82,7 +83,7 @@ class Follower:
             raise UsageError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
         if not paths:
             raise UsageError("--follow needs at least one source")
-        if not interval or interval <= 0:
+        if not interval or not math.isfinite(interval) or interval <= 0:
             raise UsageError(f"--interval must be a positive number of seconds, not {interval!r}")
         from .snapshot import connect
 

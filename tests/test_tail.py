@@ -421,6 +421,11 @@ def test_on_bad_line_skip(tmp_path):
         (["--zone", ""], "--zone"),
         (["--request-id", ""], "--request-id"),
         (["--follow", "--interval", "0"], "--interval"),
+        (["--follow", "--interval", "nan"], "--interval"),
+        (["--follow", "--interval", "inf"], "--interval"),
+        (["--follow", "--follow-max-seconds", "nan"], "--follow-max-seconds"),
+        (["--follow", "--follow-max-seconds", "inf"], "--follow-max-seconds"),
+        (["--follow", "--follow-max-seconds", "-1"], "--follow-max-seconds"),
     ],
 )
 def test_bad_flag_values_are_usage_errors(args, flag):

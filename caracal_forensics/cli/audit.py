@@ -108,10 +108,11 @@ def tail(
         from ..render.query import Query
 
         compiled = Query(query)
-    if follow_max_seconds is not None and follow_max_seconds < 0:
-        from ..errors import UsageError
+    if follow_max_seconds is not None and not 0 <= follow_max_seconds < float("inf"):
+        from ..errors import UsageError  # NaN fails this too (it compares false)
 
-        raise UsageError("--follow-max-seconds must be >= 0")
+        raise UsageError(f"--follow-max-seconds must be a number of seconds >= 0, "
+                         f"not {follow_max_seconds}")
 
     console = None if (json_output or compiled) else make_console()
     layout: list = []
