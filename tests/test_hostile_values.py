@@ -172,3 +172,28 @@ def test_an_os_error_names_its_file(tmp_path: Path) -> None:
     line = one_error_line(proc.stderr)
     assert proc.returncode == 2 and str(tmp_path) in line
     shutil.rmtree(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name, rename",
+    [("db.csv", ("decision", "zone_id")), ("db.csv", (None, "id")),
+     ("alerts.csv", (None, "zone_id"))],
+)
+def test_a_csv_header_naming_a_column_twice(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                             name: str, rename: tuple) -> None:
+    # Which copy is the column? Another reader (a spreadsheet, DuckDB) may take the other.
+    old, new = rename
+    lines = (VECTORS / name).read_bytes().split(b"\n")
+    header = lines[0].decode().split(",")
+    if old is None:  # a second column of that name at the end of every row
+        lines = [lines[0] + f",{new}".encode()] + [row + b",x" if row else row
+                                                    for row in lines[1:]]
+    else:
+        header[header.index(old)] = new
+        lines[0] = ",".join(header).encode()
+    path = tmp_path / name
+    path.write_bytes(b"\n".join(lines))
+    code, out, err = cli(capsys, "stats", "--source", str(path))
+    line = one_error_line(err)
+    assert code == 2 and out == ""
+    assert line.endswith(f"{path}: line 1: CSV header names {new} more than once")
