@@ -10,12 +10,12 @@ SELECT
     event_type,
     lower(decision) AS decision,
     policy_set_version_id,
-    determining_policies_json::JSON AS determining_policies,
-    diagnostics_json::JSON AS diagnostics,
+    TRY_CAST(determining_policies_json AS JSON) AS determining_policies,
+    TRY_CAST(diagnostics_json AS JSON) AS diagnostics,
     id
 FROM unique_events
 WHERE lower(decision) = 'deny'
-  AND json_extract_string(metadata_json, '$.principal_id') = $principal_id
+  AND TRY(json_extract_string(metadata_json, '$.principal_id')) = $principal_id
   -- A cheap, exact prefilter: jsonb text holds a string verbatim unless it has a
   -- character jsonb escapes (", \, control characters).
   AND (contains(metadata_json, $principal_id)

@@ -4,8 +4,8 @@
 WITH denies AS (
     SELECT
         *,
-        CASE json_type(determining_policies_json)
-            WHEN 'ARRAY' THEN json_extract_string(determining_policies_json, '$[*].policy')
+        CASE TRY(json_type(determining_policies_json))
+            WHEN 'ARRAY' THEN TRY(json_extract_string(determining_policies_json, '$[*].policy'))
             ELSE []
         END AS policies
     FROM unique_events
@@ -15,7 +15,7 @@ per_policy AS (
     SELECT
         unnest(CASE WHEN len(policies) = 0 THEN [NULL] ELSE policies END) AS policy,
         policy_set_version_id,
-        json_extract_string(metadata_json, '$.principal_id') AS principal_id,
+        TRY(json_extract_string(metadata_json, '$.principal_id')) AS principal_id,
         request_id,
         occurred_at
     FROM denies

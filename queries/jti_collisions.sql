@@ -7,11 +7,11 @@ SELECT
     chain_seq,
     request_id,
     lower(decision) AS decision,
-    json_extract_string(metadata_json, '$.principal_id') AS principal_id,
-    json_extract_string(metadata_json, '$.session_id') AS session_id,
-    json_extract_string(metadata_json, '$.agent_session_id') AS agent_session_id,
-    diagnostics_json::JSON AS diagnostics,
-    metadata_json::JSON AS metadata,
+    TRY(json_extract_string(metadata_json, '$.principal_id')) AS principal_id,
+    TRY(json_extract_string(metadata_json, '$.session_id')) AS session_id,
+    TRY(json_extract_string(metadata_json, '$.agent_session_id')) AS agent_session_id,
+    TRY_CAST(diagnostics_json AS JSON) AS diagnostics,
+    TRY_CAST(metadata_json AS JSON) AS metadata,
     id
 FROM unique_events
 WHERE event_type = 'jti_collision'

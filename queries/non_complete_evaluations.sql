@@ -9,9 +9,9 @@ SELECT
     event_type,
     lower(decision) AS decision,
     evaluation_status,
-    json_extract_string(metadata_json, '$.principal_id') AS principal_id,
+    TRY(json_extract_string(metadata_json, '$.principal_id')) AS principal_id,
     policy_set_version_id,
-    diagnostics_json::JSON AS diagnostics,
+    TRY_CAST(diagnostics_json AS JSON) AS diagnostics,
     id
 FROM unique_events
 WHERE lower(coalesce(evaluation_status, '')) <> 'complete'

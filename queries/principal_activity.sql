@@ -10,7 +10,7 @@ SELECT
     min(occurred_at) AS first_seen,
     max(occurred_at) AS last_seen
 FROM unique_events
-WHERE json_extract_string(metadata_json, '$.principal_id') = $principal_id
+WHERE TRY(json_extract_string(metadata_json, '$.principal_id')) = $principal_id
   -- A cheap, exact prefilter: jsonb text holds a string verbatim unless it has a
   -- character jsonb escapes (", \, control characters).
   AND (contains(metadata_json, $principal_id)

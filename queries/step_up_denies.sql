@@ -5,11 +5,11 @@
 WITH required AS (
     SELECT
         *,
-        CASE json_type(diagnostics_json)
-            WHEN 'ARRAY' THEN json_extract_string(diagnostics_json, '$[*].step_up_required')
+        CASE TRY(json_type(diagnostics_json))
+            WHEN 'ARRAY' THEN TRY(json_extract_string(diagnostics_json, '$[*].step_up_required'))
             WHEN 'OBJECT' THEN CASE
-                WHEN json_extract_string(diagnostics_json, '$.step_up_required') IS NULL THEN []
-                ELSE [json_extract_string(diagnostics_json, '$.step_up_required')]
+                WHEN TRY(json_extract_string(diagnostics_json, '$.step_up_required')) IS NULL THEN []
+                ELSE [TRY(json_extract_string(diagnostics_json, '$.step_up_required'))]
             END
             ELSE []
         END AS step_up_factors
@@ -22,10 +22,10 @@ SELECT
     chain_seq,
     request_id,
     event_type,
-    json_extract_string(metadata_json, '$.principal_id') AS principal_id,
+    TRY(json_extract_string(metadata_json, '$.principal_id')) AS principal_id,
     array_to_string(step_up_factors, ', ') AS step_up_required,
     policy_set_version_id,
-    diagnostics_json::JSON AS diagnostics,
+    TRY_CAST(diagnostics_json AS JSON) AS diagnostics,
     id
 FROM required
 WHERE len(step_up_factors) > 0

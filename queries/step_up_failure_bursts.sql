@@ -6,7 +6,7 @@
 -- (gaps and islands); principal_id is metadata principal_id, NULL when absent.
 WITH failures AS (
     SELECT
-        json_extract_string(metadata_json, '$.principal_id') AS principal_id,
+        TRY(json_extract_string(metadata_json, '$.principal_id')) AS principal_id,
         zone_id,
         id,
         request_id,

@@ -3,7 +3,7 @@
 -- param: limit = 10
 -- A NULL principal_id groups the denies whose metadata names no principal.
 SELECT
-    json_extract_string(metadata_json, '$.principal_id') AS principal_id,
+    TRY(json_extract_string(metadata_json, '$.principal_id')) AS principal_id,
     count(*) FILTER (WHERE lower(decision) = 'deny') AS denies,
     count(*) AS events,
     round(count(*) FILTER (WHERE lower(decision) = 'deny') / count(*), 4) AS deny_rate,

@@ -4,6 +4,8 @@ any error no check names."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import shutil
@@ -18,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from caracal_forensics.cli.app import run
+from caracal_forensics.queries import load_queries
 from caracal_forensics.sources._lines import RowError, int64_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,3 +200,29 @@ def test_a_csv_header_naming_a_column_twice(capsys: pytest.CaptureFixture[str], 
     line = one_error_line(err)
     assert code == 2 and out == ""
     assert line.endswith(f"{path}: line 1: CSV header names {new} more than once")
+
+
+def test_jsonb_text_that_is_not_json_leaves_the_queries_and_report_standing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Only a tampered or corrupt dump holds such text; verify names the row, and the
+    # queries (and the report built on them) still run over the rest.
+    lines = (VECTORS / "db.csv").read_bytes().split(b"\n")
+    header = lines[0].decode().split(",")
+    column = header.index("metadata_json")
+    row = next(csv.reader(io.StringIO(lines[5].decode())))
+    row[column] = "{not json"
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(row)
+    lines[5] = buffer.getvalue().encode()
+    path = tmp_path / "db.csv"
+    path.write_bytes(b"\n".join(lines))
+    for name, query in load_queries().items():
+        params = [f"{p.name}={p.example}" for p in query.params]
+        code, _, err = cli(capsys, "query", name, "--source", str(path), "--json",
+                           *[arg for param in params for arg in ("-p", param)])
+        assert code == 0, (name, err)
+    key = str(VECTORS / "key.hex")
+    code, out, _ = cli(capsys, "report", "--source", str(path), "--key-file", key,
+                       "--out", str(tmp_path / "evidence.html"))
+    assert code == 1 and "tampered" in out and (tmp_path / "evidence.html").exists()
