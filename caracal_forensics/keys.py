@@ -32,14 +32,7 @@ def parse_key(text: str | bytes, *, origin: str) -> bytes:
     parts = text.split()
     if not parts:
         raise HmacKeyError(f"HMAC key from {origin} is empty")
-    if len(parts) > 1:
-        # Two keys in one file (an old and a new one?) would join into a third that
-        # fails every HMAC, which reads as tampering: say so instead.
-        raise HmacKeyError(
-            f"HMAC key from {origin} is {len(parts)} pieces of text separated by whitespace "
-            "(several lines?); one hex key is expected"
-        )
-    stripped = parts[0]
+    stripped = "".join(parts)
     try:
         key = binascii.unhexlify(stripped)
     except (binascii.Error, ValueError):
@@ -47,6 +40,13 @@ def parse_key(text: str | bytes, *, origin: str) -> bytes:
         raise HmacKeyError(
             f"HMAC key from {origin} is not hex text ({len(stripped)} characters)"
         ) from None
+    if len(parts) > 1:
+        # Two keys in one file (an old and a new one?) would join into a third that
+        # fails every HMAC, which reads as tampering: say so instead.
+        raise HmacKeyError(
+            f"HMAC key from {origin} is {len(parts)} pieces of hex separated by whitespace "
+            "(several lines?); one hex key is expected"
+        )
     return check_key(key, origin=origin)
 
 

@@ -203,7 +203,7 @@ def test_parse_key_strips_whitespace() -> None:
 def test_two_keys_in_one_file_are_refused(tmp_path) -> None:
     path = tmp_path / "key.hex"
     path.write_text(f"{KEY_HEX}\n{'ab' * 32}\n", encoding="ascii")
-    with pytest.raises(HmacKeyError, match="2 pieces of text .* one hex key is expected") as info:
+    with pytest.raises(HmacKeyError, match="2 pieces of hex .* one hex key is expected") as info:
         keys.load_key(path)
     assert KEY_HEX[:8] not in str(info.value) and "abab" not in str(info.value)
     with pytest.raises(HmacKeyError, match="whitespace"):
