@@ -226,3 +226,28 @@ def test_jsonb_text_that_is_not_json_leaves_the_queries_and_report_standing(
     code, out, _ = cli(capsys, "report", "--source", str(path), "--key-file", key,
                        "--out", str(tmp_path / "evidence.html"))
     assert code == 1 and "tampered" in out and (tmp_path / "evidence.html").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["audit", "tail", "-n", "abc"], "Invalid value for '--limit' / '-n': 'abc' is not a "
+                                         "valid int. (see 'caracal-forensics audit tail --help')"),
+        (["verify", "--bogus"], "No such option: --bogus (see 'caracal-forensics verify --help')"),
+        (["nosuch"], "No such command 'nosuch'. (see 'caracal-forensics --help')"),
+        (["explain"], "Missing argument"),
+    ],
+)
+def test_flag_errors_are_one_line_too(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                      message: str) -> None:
+    code, out, err = cli(capsys, *argv)
+    line = one_error_line(err)
+    assert code == 2 and out == "" and line.startswith("caracal-forensics: error: ")
+    assert message in line
+
+
+def test_a_group_called_with_nothing_still_shows_its_help(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in ([], ["audit"]):
+        code, out, err = cli(capsys, *argv)
+        assert code == 2 and "Usage: caracal-forensics" in out + err and "Commands" in out + err

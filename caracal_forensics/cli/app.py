@@ -144,7 +144,8 @@ def run(argv: list[str] | None = None) -> None:
 
     _register_commands()
     try:
-        app(args=argv, standalone_mode=True)
+        # not standalone: click's usage errors come here, to be one line like the rest
+        outcome = app(args=argv, prog_name="caracal-forensics", standalone_mode=False)
     except ForensicsError as error:
         warn(f"error: {error}")
         sys.exit(error.exit_code)
@@ -158,6 +159,7 @@ def run(argv: list[str] | None = None) -> None:
         warn(f"error: {error.filename or 'a file'}: {error.strerror or error}")
         sys.exit(2)
     except Exception as error:  # noqa: BLE001 - input no check foresaw, or a bug
+        _exit_on_click_error(error)
         # Still one line and exit 2, never a traceback in an investigator's terminal;
         # CARACAL_FORENSICS_DEBUG=1 shows where it came from.
         if os.environ.get(DEBUG_VARIABLE):
@@ -166,3 +168,27 @@ def run(argv: list[str] | None = None) -> None:
         warn(f"error: unexpected {type(error).__name__}: {text[0][:300] if text else ''} "
              f"(set {DEBUG_VARIABLE}=1 for the traceback)")
         sys.exit(2)
+    # a command's typer.Exit(code) (and --help's) comes back as its code
+    sys.exit(outcome if isinstance(outcome, int) else 0)
+
+
+def _exit_on_click_error(error: Exception) -> None:
+    """click's own errors (a bad flag value, an unknown option or command; typer carries
+    its own copy of click, older typers import click): one line and their exit code, as
+    for every other user error, instead of click's four lines of usage and hint. A
+    command group called with nothing still shows its help; Abort (Ctrl-C at a prompt)
+    exits 1. Returns if ``error`` is none of these."""
+    name = type(error).__name__
+    if name == "Abort":
+        sys.exit(1)
+    message = getattr(error, "format_message", None)
+    code = getattr(error, "exit_code", None)
+    if not callable(message) or not isinstance(code, int):
+        return
+    if name == "NoArgsIsHelpError":
+        error.show()  # type: ignore[attr-defined]
+        sys.exit(code)
+    context = getattr(error, "ctx", None)
+    hint = f" (see '{context.command_path} --help')" if context is not None else ""
+    warn(f"error: {message()}{hint}")
+    sys.exit(code)
