@@ -16,8 +16,9 @@ import pyarrow as pa
 from ..errors import InputError
 from ..model import Shape
 from ._batch import BadLines
-from ._io import expand_paths, file_sha256, peek
+from ._io import expand_paths, file_sha256, is_export_name, peek
 from .detect import csv_header, detect_shape
+from .snapshot_dir import check_snapshot
 
 __all__ = [
     "read_inputs",
@@ -54,9 +55,12 @@ class InputFile:
 def scan(paths: list[str], fingerprint: bool = True) -> list[InputFile]:
     """Expand paths (files, directories, globs) and detect each file's shape.
 
-    A file inside a directory that is not an export at all (a key, a README) is left out;
-    a file named explicitly must be an export. ``fingerprint=False`` leaves ``bytes`` and
-    ``sha256`` to :class:`Fingerprints` (which hashes while the inputs are read).
+    A file found in a directory (or by a glob) whose name is not an export's (a key, a
+    README) is left out when it is not an export; one with an export's name (``.csv``,
+    ``.parquet``, ...) that cannot be read is an error, or a truncated hourly file would
+    silently drop its events. A file named explicitly must be an export. A snapshot is
+    checked against its manifest (sizes, footers). ``fingerprint=False`` leaves ``bytes``
+    and ``sha256`` to :class:`Fingerprints` (which hashes while the inputs are read).
     """
     found: list[InputFile] = []
     seen: set[str] = set()
@@ -68,27 +72,13 @@ def scan(paths: list[str], fingerprint: bool = True) -> list[InputFile]:
         try:
             shape = detect_shape(path)
         except InputError:
-            if explicit:
+            if explicit or is_export_name(path):
                 raise
             continue
+        rows = check_snapshot(path) if shape == Shape.SNAPSHOT else 0
         size, digest = _fingerprint(path, shape) if fingerprint else (0, "")
-        rows = _snapshot_rows(path) if shape == Shape.SNAPSHOT else 0
         found.append(InputFile(path=path, shape=shape, bytes=size, sha256=digest, rows=rows))
     return found
-
-
-def _snapshot_rows(directory: str) -> int:
-    """The events a snapshot holds, from its Parquet footers (a snapshot is read by row
-    group, never through a reader that counts); 0 if a footer is unreadable, which
-    reading it will report."""
-    import pyarrow.parquet as pq
-
-    from .snapshot_dir import event_files
-
-    try:
-        return sum(pq.ParquetFile(path).metadata.num_rows for path in event_files(directory))
-    except Exception:  # noqa: BLE001 - the reader names the file and what is wrong
-        return 0
 
 
 class Fingerprints:
@@ -251,7 +241,8 @@ def _fingerprint(path: str, shape: str) -> tuple[int, str]:
 
         from .snapshot_dir import MANIFEST, load_manifest
 
-        # The manifest fingerprints every data file of the snapshot, so its hash covers all.
+        # The manifest fingerprints every data file of the snapshot, so its hash covers
+        # all: scan holds the files to it by size, verify by SHA-256 (check_digests).
         manifest = load_manifest(path)
         _size, digest = file_sha256(os.path.join(path, MANIFEST))
         return int(manifest.get("bytes", 0)), digest

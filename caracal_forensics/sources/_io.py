@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import os
+import stat
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -16,9 +17,41 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 PARQUET_MAGIC = b"PAR1"
 
+#: File endings an export has: such a file found in a directory must be readable.
+EXPORT_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json", ".parquet")
+#: Endings that may hold an export (``tail --json > x.log``) but are as often notes (a
+#: README.txt): such a file is read when it is an export and left out when it is not.
+LOOSE_SUFFIXES = (".txt", ".log")
 #: File endings a directory walk considers; anything else in a directory is not an export.
-DATA_SUFFIXES = (".csv", ".jsonl", ".ndjson", ".json", ".parquet", ".txt", ".log")
+DATA_SUFFIXES = EXPORT_SUFFIXES + LOOSE_SUFFIXES
 COMPRESSED_SUFFIXES = (".gz", ".zst", ".zstd")
+
+
+def check_regular(path: str) -> None:
+    """InputError unless ``path`` is a regular file (or a link to one), checked without
+    opening it: opening a FIFO blocks until a writer comes, a device may never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise InputError(path, "a symbolic link to nothing") from None
+        raise InputError(path, "no such file or directory") from None
+    except OSError as error:
+        raise InputError(path, f"cannot read: {error.strerror or error}") from None
+    if not stat.S_ISREG(mode):
+        raise InputError(path, f"not a regular file (a {_kind(mode)})")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "directory"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
 
 
 def compression_of(path: str) -> str | None:
@@ -161,26 +194,39 @@ def file_sha256(path: str) -> tuple[int, str]:
 
 
 def _is_data_file(name: str) -> bool:
+    return _uncompressed_name(name).endswith(DATA_SUFFIXES)
+
+
+def is_export_name(path: str) -> bool:
+    """Whether the file's name is an export's (``db.csv``, ``x.parquet``, ``a.jsonl.gz``):
+    such a file found in a directory that cannot be read is an error, not left out."""
+    return _uncompressed_name(os.path.basename(path)).endswith(EXPORT_SUFFIXES)
+
+
+def _uncompressed_name(name: str) -> str:
     lowered = name.lower()
     for suffix in COMPRESSED_SUFFIXES:
         if lowered.endswith(suffix):
-            lowered = lowered[: -len(suffix)]
-            break
-    return lowered.endswith(DATA_SUFFIXES)
+            return lowered[: -len(suffix)]
+    return lowered
 
 
 def expand_paths(paths: list[str]) -> Iterator[tuple[str, bool]]:
     """Each input file as (path, named_explicitly), in a stable order.
 
     Directories are walked recursively (hidden entries and non-data files left out); a
-    directory holding a snapshot ``manifest.json`` is yielded whole, as one input. Globs
-    are expanded. A path that names nothing is an input error.
+    directory holding a ``manifest.json`` is yielded whole, as one snapshot (whose
+    manifest is checked when it is opened: a broken one must not turn the snapshot's part
+    files into loose inputs). Globs are expanded. A path that names nothing is an input
+    error.
     """
     for given in paths:
         if os.path.isdir(given):
             yield from _walk(given)
         elif os.path.exists(given):
             yield given, True
+        elif os.path.islink(given):
+            raise InputError(given, "a symbolic link to nothing")
         elif glob.has_magic(given):
             matches = sorted(glob.glob(given, recursive=True))
             if not matches:

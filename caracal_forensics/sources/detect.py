@@ -10,8 +10,8 @@ from ..errors import InputError
 from ..jsonb import loads
 from ..model import Shape
 from . import alerts, cli_jsonl, db_csv, db_jsonl, ocsf_parquet, search_pages
-from ._io import PARQUET_MAGIC, peek
-from .snapshot_dir import is_snapshot_dir
+from ._io import PARQUET_MAGIC, check_regular, peek
+from .snapshot_dir import EVENTS_DIR, MANIFEST, is_snapshot_dir
 
 
 def detect_shape(path: str) -> str:
@@ -20,6 +20,7 @@ def detect_shape(path: str) -> str:
         if is_snapshot_dir(path):
             return Shape.SNAPSHOT
         raise InputError(path, "a directory that is not a caracal-forensics snapshot")
+    check_regular(path)  # never open a FIFO or a device: it may block forever
     head = peek(path)
     if not head:
         raise InputError(path, "empty file")
@@ -40,7 +41,15 @@ def _parquet_shape(path: str) -> str:
     if ocsf_parquet.looks_like(schema):
         return Shape.OCSF_PARQUET
     if "source_shape" in schema.names and "chain_hmac" in schema.names:
-        return Shape.SNAPSHOT
+        # One part of a snapshot: only its directory, with the manifest, is an input.
+        parent = os.path.dirname(os.path.abspath(path))
+        if os.path.basename(parent) == EVENTS_DIR and os.path.lexists(
+                os.path.join(os.path.dirname(parent), MANIFEST)):
+            where = os.path.dirname(os.path.dirname(path)) or "."
+            raise InputError(path, f"one part of the snapshot {where}: give the snapshot "
+                             "directory instead")
+        raise InputError(path, "a snapshot event file without its snapshot directory "
+                         "(manifest.json)")
     raise InputError(path, "a Parquet file of unknown shape (neither OCSF nor a snapshot)")
 
 
