@@ -687,9 +687,11 @@ class Snapshot:
         ``key`` is the decoded key (bytes) or its hex text; None checks content and links
         only and reports the HMAC as unverifiable.
         """
+        from .chain.files import SnapshotDigests
         from .chain.verify import verify
 
-        return verify(self._con, key=key, inputs=self.inputs, **options)
+        with SnapshotDigests(self.inputs):  # a snapshot's files against its manifest
+            return verify(self._con, key=key, inputs=self.inputs, **options)
 
     def ingest(self, out_dir: str) -> dict[str, Any]:
         """Write a canonical snapshot of these events under ``out_dir``; returns its manifest."""

@@ -278,14 +278,17 @@ def test_crlf_lines(tmp_path: Path, small, monkeypatch) -> None:
     assert table.num_rows == 10
 
 
-def test_int_beyond_int64_fails_its_batch_as_the_python_path(tmp_path, small, monkeypatch):
+def test_int_beyond_int64_is_a_bad_line_on_both_paths(tmp_path, small, monkeypatch):
     big = event_line(id="big", chain_seq=str(2**70)).encode()
     for at in (0, 2, 5, 9):
         lines = [_good(i) for i in range(10)]
         lines.insert(at, big)
         path = _write(tmp_path / f"big{at}.jsonl", lines)
-        for skip in (False, True):
-            assert compare_readers(db_jsonl, path, monkeypatch, skip)[0] == "error"
+        error = compare_readers(db_jsonl, path, monkeypatch, skip=False)
+        assert error[0] == "error" and error[1] == "InputError"
+        assert f"line {at + 1}: chain_seq {2**70} is out of range" in error[2]
+        table, skipped, first, *_ = compare_readers(db_jsonl, path, monkeypatch, skip=True)
+        assert table.num_rows == 10 and skipped == 1 and f"line {at + 1}" in first
 
 
 def test_bad_timestamp_fails_its_batch_as_the_python_path(tmp_path, small, monkeypatch):

@@ -4,6 +4,9 @@ zones, later starts, anchors, zone filters, no key); and it gives up on every ta
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -227,6 +230,14 @@ def test_a_tampered_snapshot_gets_the_exhaustive_findings(snapshot_dir) -> None:
                          pa.scalar("allow-edited"), decision)
     pq.write_table(table.set_column(table.schema.get_field_index("decision"), "decision",
                                     flipped), part)
+    # the editor covers their tracks in the manifest too (else opening refuses the part)
+    manifest_path = snapshot_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    for entry in manifest["files"]:
+        if entry["path"] == part.relative_to(snapshot_dir).as_posix():
+            entry["bytes"] = part.stat().st_size
+            entry["sha256"] = hashlib.sha256(part.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
     factory = _snapshot_con(snapshot_dir)
     factory()
     report, answered = both(factory, inputs=factory.snap.inputs)

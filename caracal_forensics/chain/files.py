@@ -6,15 +6,22 @@ clean pass (``clean.py``): for an intact export that is the whole job, with read
 hashing and linking overlapping on both cores. Anything it cannot prove (a finding, rows
 out of chain order, ...) and the files are opened as a Snapshot and verified the usual
 way, which gives the same report for an intact export and explains every finding.
+
+Either way a canonical snapshot's files are hashed against its manifest meanwhile: a
+chain can be intact in files swapped or edited since the snapshot was written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .digest import Progress
 from .report import InputSummary, Report
+
+if TYPE_CHECKING:
+    from ..sources import InputFile
 
 
 @dataclass(frozen=True)
@@ -39,10 +46,7 @@ def verify_files(
     over ``open_sources(paths)``; never prints, never exits."""
     from ..errors import UsageError
     from ..keys import coerce_key
-    from ..model import Shape
-    from ..sources import BadLines, Fingerprints, read_inputs, scan
-    from . import clean, native
-    from .clean import clean_pass_over
+    from ..sources import scan
 
     if on_bad_line not in ("error", "skip"):
         raise UsageError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
@@ -50,6 +54,20 @@ def verify_files(
     inputs = scan(list(paths), fingerprint=False)
     if not inputs:
         raise UsageError(f"no export files found in {', '.join(paths)}")
+    # snapshots' files against their manifests' SHA-256, beside the verification
+    with SnapshotDigests(inputs):
+        return _verify(paths, inputs, key_bytes, zones, anchor, recover_microseconds,
+                       on_bad_line, progress)
+
+
+def _verify(paths: Sequence[str], inputs: list[InputFile], key_bytes: bytes | None,
+            zones: Sequence[str] | None, anchor: Report | None, recover_microseconds: bool,
+            on_bad_line: str, progress: Progress | None) -> Verified:
+    from ..model import Shape
+    from ..sources import BadLines, Fingerprints, read_inputs
+    from . import clean, native
+    from .clean import clean_pass_over
+
     # alerts files are counted when loaded, so such a set is opened the usual way
     if clean.ENABLED and native.AVAILABLE and not any(i.holds_alerts for i in inputs):
         bad = BadLines(skip=on_bad_line == "skip")
@@ -75,3 +93,48 @@ def verify_files(
                     progress=progress)
     return Verified(report, snap.skipped_lines)
 
+
+class SnapshotDigests:
+    """The snapshots among ``inputs`` hashed against their manifests on a background
+    thread (hashlib releases the GIL, so it overlaps the verification), as a context
+    around it: leaving it waits and raises the InputError of a file changed since the
+    snapshot was written. That error also replaces one the verification raised (a
+    corrupt part DuckDB cannot decompress, say), which it explains better."""
+
+    def __init__(self, inputs: Sequence[InputFile]):
+        import threading
+
+        from ..model import Shape
+
+        self._directories = [i.path for i in inputs if i.shape == Shape.SNAPSHOT]
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="snapshot-sha256",
+                                        daemon=True)
+        if self._directories:
+            self._thread.start()
+
+    def __enter__(self) -> SnapshotDigests:
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is None or issubclass(kind, Exception):
+            self.check()
+        else:  # interrupted: stop hashing
+            self._stop.set()
+
+    def _run(self) -> None:
+        from ..sources.snapshot_dir import check_digests
+
+        try:
+            for directory in self._directories:
+                check_digests(directory, self._stop)
+        except BaseException as error:  # re-raised by check()
+            self._error = error
+
+    def check(self) -> None:
+        """Wait for the hashing; raise what it found."""
+        if self._directories:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
