@@ -690,7 +690,8 @@ class Snapshot:
         from .chain.files import SnapshotDigests
         from .chain.verify import verify
 
-        with SnapshotDigests(self.inputs):  # a snapshot's files against its manifest
+        snapshots = [i.path for i in self.inputs if i.shape == Shape.SNAPSHOT]
+        with SnapshotDigests(snapshots):  # a snapshot's files against its manifest
             return verify(self._con, key=key, inputs=self.inputs, **options)
 
     def ingest(self, out_dir: str) -> dict[str, Any]:

@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .digest import Progress
 from .report import InputSummary, Report
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # not imported to run: they import pyarrow (see SnapshotDigests)
     from ..sources import InputFile
+    from .digest import Progress
 
 
 @dataclass(frozen=True)
@@ -44,20 +44,31 @@ def verify_files(
 ) -> Verified:
     """Verify the exports at ``paths`` (files, directories, globs), as ``verify`` does
     over ``open_sources(paths)``; never prints, never exits."""
+    import os
+
     from ..errors import UsageError
     from ..keys import coerce_key
-    from ..sources import scan
+    from ..manifest import MANIFEST
 
     if on_bad_line not in ("error", "skip"):
         raise UsageError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
     key_bytes = coerce_key(key)
-    inputs = scan(list(paths), fingerprint=False)
-    if not inputs:
-        raise UsageError(f"no export files found in {', '.join(paths)}")
-    # snapshots' files against their manifests' SHA-256, beside the verification
-    with SnapshotDigests(inputs):
-        return _verify(paths, inputs, key_bytes, zones, anchor, recover_microseconds,
-                       on_bad_line, progress)
+    # Snapshots' files against their manifests' SHA-256, beside the verification; those
+    # named directly from now on, while the rest is imported.
+    named = [p for p in paths if os.path.isdir(p) and os.path.lexists(os.path.join(p, MANIFEST))]
+    with SnapshotDigests(named):
+        from ..model import Shape
+        from ..sources import scan
+
+        inputs = scan(list(paths), fingerprint=False)
+        if not inputs:
+            raise UsageError(f"no export files found in {', '.join(paths)}")
+        started = {os.path.realpath(p) for p in named}
+        found = [i.path for i in inputs if i.shape == Shape.SNAPSHOT
+                 and os.path.realpath(i.path) not in started]  # inside a directory given
+        with SnapshotDigests(found):
+            return _verify(paths, inputs, key_bytes, zones, anchor, recover_microseconds,
+                           on_bad_line, progress)
 
 
 def _verify(paths: Sequence[str], inputs: list[InputFile], key_bytes: bytes | None,
@@ -95,18 +106,17 @@ def _verify(paths: Sequence[str], inputs: list[InputFile], key_bytes: bytes | No
 
 
 class SnapshotDigests:
-    """The snapshots among ``inputs`` hashed against their manifests on a background
-    thread (hashlib releases the GIL, so it overlaps the verification), as a context
-    around it: leaving it waits and raises the InputError of a file changed since the
-    snapshot was written. That error also replaces one the verification raised (a
-    corrupt part DuckDB cannot decompress, say), which it explains better."""
+    """Snapshot directories hashed against their manifests on a background thread
+    (hashlib releases the GIL, so it overlaps the verification; the standard library
+    only, so it may start before pyarrow is imported), as a context around the work:
+    leaving it waits and raises the InputError of a file changed since the snapshot was
+    written. That error also replaces one the work raised (a corrupt part DuckDB cannot
+    decompress, say), which it explains better."""
 
-    def __init__(self, inputs: Sequence[InputFile]):
+    def __init__(self, directories: Sequence[str]):
         import threading
 
-        from ..model import Shape
-
-        self._directories = [i.path for i in inputs if i.shape == Shape.SNAPSHOT]
+        self._directories = list(directories)
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="snapshot-sha256",
@@ -118,13 +128,16 @@ class SnapshotDigests:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        if kind is None or issubclass(kind, Exception):
+        from ..errors import ForensicsError
+
+        if kind is None or (issubclass(kind, Exception)
+                            and not issubclass(kind, ForensicsError)):
             self.check()
-        else:  # interrupted: stop hashing
+        else:  # interrupted, or an error that already names its cause: stop hashing
             self._stop.set()
 
     def _run(self) -> None:
-        from ..sources.snapshot_dir import check_digests
+        from ..manifest import check_digests
 
         try:
             for directory in self._directories:

@@ -7,11 +7,11 @@ import gzip
 import hashlib
 import io
 import os
-import stat
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from ..errors import InputError
+from ..manifest import check_regular, file_sha256  # noqa: F401 - re-exported
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -25,33 +25,6 @@ LOOSE_SUFFIXES = (".txt", ".log")
 #: File endings a directory walk considers; anything else in a directory is not an export.
 DATA_SUFFIXES = EXPORT_SUFFIXES + LOOSE_SUFFIXES
 COMPRESSED_SUFFIXES = (".gz", ".zst", ".zstd")
-
-
-def check_regular(path: str) -> None:
-    """InputError unless ``path`` is a regular file (or a link to one), checked without
-    opening it: opening a FIFO blocks until a writer comes, a device may never end."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        if os.path.islink(path):
-            raise InputError(path, "a symbolic link to nothing") from None
-        raise InputError(path, "no such file or directory") from None
-    except OSError as error:
-        raise InputError(path, f"cannot read: {error.strerror or error}") from None
-    if not stat.S_ISREG(mode):
-        raise InputError(path, f"not a regular file (a {_kind(mode)})")
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "directory"
-    if stat.S_ISFIFO(mode):
-        return "FIFO"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    return "special file"
 
 
 def compression_of(path: str) -> str | None:
@@ -180,17 +153,6 @@ class _Tapped(io.RawIOBase):
     def close(self) -> None:
         self._raw.close()
         super().close()
-
-
-def file_sha256(path: str) -> tuple[int, str]:
-    """(size in bytes, SHA-256 hex) of the file as stored (compressed bytes, as handed over)."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return size, digest.hexdigest()
 
 
 def _is_data_file(name: str) -> bool:
