@@ -31,7 +31,6 @@ EVENTS_DIR = "events"
 ALERTS_FILE = "alerts.parquet"
 
 
-
 def is_snapshot_dir(directory: str) -> bool:
     """Whether ``directory`` holds a ``manifest.json`` (of any kind: :func:`load_manifest`
     says whether it is a readable snapshot manifest). Never opens it: it may be a FIFO."""
