@@ -626,6 +626,27 @@ class Snapshot:
         except duckdb.Error as error:
             raise ForensicsError(f"SQL error: {str(error).splitlines()[0]}") from None
 
+    def confine(self) -> None:
+        """From now on let DuckDB read only the files behind ``events`` and ``alerts`` (and
+        spill to its temporary directory): SQL a user types (``sql``) can then read no
+        other file, such as a key file beside the export, and write none. For good: DuckDB
+        cannot lift it on a running connection."""
+        from .queries import ensure_views
+        from .sources.snapshot_dir import alerts_file, event_files
+
+        ensure_views(self._con)  # unique_events reads the data once: before, not after
+        files: list[str] = []
+        for source in self.inputs:
+            if source.shape == Shape.SNAPSHOT:
+                alerts = alerts_file(source.path)
+                for path in [*event_files(source.path), *([alerts] if alerts else [])]:
+                    files += [path, os.path.abspath(path)]
+        spill = self._con.sql("SELECT current_setting('temp_directory')").fetchall()[0][0]
+        self._con.execute(f"SET allowed_directories = {_sql_list([spill])}")
+        if files:
+            self._con.execute(f"SET allowed_paths = {_sql_list(files)}")
+        self._con.execute("SET enable_external_access = false")
+
     def count(self) -> int:
         return self._con.sql("SELECT count(*) FROM events").fetchall()[0][0]
 

@@ -670,6 +670,26 @@ def test_sql_never_writes_files(
     assert victim.read_bytes() == before
 
 
+@pytest.mark.parametrize("reader", ["read_text", "read_blob", "read_csv"])
+def test_sql_reads_the_sources_and_no_other_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, reader: str
+) -> None:
+    # the key file sits inside the export directory, as in the vectors
+    key_file = VECTORS / "key.hex"
+    key_hex = key_file.read_text(encoding="ascii").strip()
+    code, out, err = cli(capsys, "sql", f"SELECT * FROM {reader}('{key_file}')",
+                         "--source", str(VECTORS), "--json")
+    assert code == 2 and out == "" and "file system operations are disabled" in err
+    assert key_hex[:16] not in out + err
+    snapshot = tmp_path / "snap"
+    cf.open(str(VECTORS)).ingest(str(snapshot))
+    for source in (VECTORS, snapshot):
+        code, out, _ = cli(capsys, "sql", "SELECT (SELECT count(*) FROM unique_events) AS e, "
+                           "(SELECT count(*) FROM alerts) AS a", "--source", str(source),
+                           "--json")
+        assert code == 0 and json.loads(out) == {"e": 240, "a": 1}
+
+
 def test_sql_session_statements_still_run(vectors: cf.Snapshot) -> None:
     for statement in ("SET threads = 2", "CREATE TEMP TABLE mine AS SELECT 1 AS x",
                       "INSERT INTO mine VALUES (2)"):

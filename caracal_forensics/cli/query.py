@@ -80,6 +80,7 @@ def sql(
 
     params = parse_param_args(param or [])
     snap = open_snapshot(source, on_bad_line)
+    snap.confine()  # the SQL reads the sources and nothing else (not a key file beside them)
     result = run_sql(snap.duckdb, statement, params)
     _emit(result, json_output)
 
