@@ -337,3 +337,63 @@ def test_inputs_are_not_changed_by_the_checks(snap: Path) -> None:
     before = {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in snap.rglob("*")}
     assert verify(snap).code == 0
     assert {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in snap.rglob("*")} == before
+
+
+# --- 4. directories a walk cannot list, or reaches through links -------------------------
+
+
+def test_a_linked_directory_is_walked_once_and_a_link_loop_ends(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(EXPORT / "db.csv", outside / "db.csv")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    shutil.copy(EXPORT / "db.jsonl", folder / "db.jsonl")
+    (folder / "more").symlink_to(outside, target_is_directory=True)
+    (outside / "loop").symlink_to(folder, target_is_directory=True)
+    assert sorted(Path(i.path).name for i in scan([str(folder)])) == ["db.csv", "db.jsonl"]
+
+
+def test_a_file_name_with_a_newline_stays_one_line(tmp_path: Path) -> None:
+    shutil.copy(EXPORT / "db.csv", tmp_path / "db.csv")
+    link = tmp_path / "b\nad\x1b[2J.csv"
+    link.symlink_to(tmp_path / "nowhere.csv")
+    result = run_cli("stats", "-s", tmp_path)
+    assert_refused(result, tmp_path, "b\\nad\\x1b[2J.csv: a symbolic link to nothing")
+    assert "\x1b" not in result.err
+
+
+NOBODY = 65534
+
+
+def _as_nobody(*argv: str | os.PathLike[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                           "--clear-groups", sys.executable, "-m", "caracal_forensics",
+                           *map(str, argv)], capture_output=True, text=True, cwd="/",
+                          timeout=HANG_SECONDS, env={"PYTHONPATH": str(ROOT)})
+
+
+def test_a_directory_that_cannot_be_listed_is_an_error() -> None:
+    """A subdirectory the user may not list hid its exports without a word. Root lists
+    anything, so this runs the CLI as nobody (setpriv) where the machine allows it."""
+    import tempfile
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to act as a user who cannot list a directory")
+    if _as_nobody("--version").returncode != 0:
+        pytest.skip("nobody cannot run this checkout (its path is not readable to others)")
+    top = Path(tempfile.mkdtemp(prefix="unlistable-", dir="/tmp"))
+    try:
+        top.chmod(0o755)
+        shutil.copy(EXPORT / "db.csv", top / "db.csv")
+        (top / "db.csv").chmod(0o644)
+        hidden = top / "sub"
+        hidden.mkdir()
+        shutil.copy(EXPORT / "db.csv", hidden / "more.csv")
+        hidden.chmod(0)
+        proc = _as_nobody("stats", "-s", top)
+        assert_refused(Result(proc.returncode, proc.stdout, proc.stderr), hidden,
+                       "cannot list the directory: Permission denied")
+    finally:
+        hidden.chmod(0o755)
+        shutil.rmtree(top)

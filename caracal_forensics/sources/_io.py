@@ -202,13 +202,27 @@ def expand_paths(paths: list[str]) -> Iterator[tuple[str, bool]]:
             raise InputError(given, "no such file or directory")
 
 
+def _unlistable(error: OSError) -> None:
+    raise InputError(error.filename or "a directory",
+                     f"cannot list the directory: {error.strerror or error}")
+
+
 def _walk(directory: str) -> Iterator[tuple[str, bool]]:
     from .snapshot_dir import is_snapshot_dir
 
     if is_snapshot_dir(directory):
         yield directory, True
         return
-    for root, dirs, files in os.walk(directory):
+    # Links to directories are followed (each directory once: a link loop ends), and a
+    # directory that cannot be listed is an error: either way its exports would be
+    # missing without a word.
+    visited: set[str] = set()
+    for root, dirs, files in os.walk(directory, onerror=_unlistable, followlinks=True):
+        real = os.path.realpath(root)
+        if real in visited:
+            dirs[:] = []
+            continue
+        visited.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         if is_snapshot_dir(root):
             dirs[:] = []
