@@ -109,7 +109,12 @@ def open_snapshot(sources: list[str] | None, on_bad_line: str = "error", *,
 
 
 def warn(message: str) -> None:
-    """One line on stderr, prefixed with the program name."""
+    """One line on stderr, prefixed with the program name. A newline or a terminal escape
+    in it (a hostile file name: ``b\nad.csv``) is shown as an escape, never acted on."""
+    if not message.isprintable():
+        from ..render.table import printable
+
+        message = printable(message)
     print(f"caracal-forensics: {message}", file=sys.stderr)
 
 
