@@ -391,6 +391,7 @@ def refused_statement(con: duckdb.DuckDBPyConnection, sql: str) -> str | None:
     for statement in con.extract_statements(sql):
         kind = statement.type.name
         if kind not in SESSION_STATEMENTS:
+            kind = {"LOAD": "INSTALL/LOAD", "COPY_DATABASE": "COPY"}.get(kind, kind)
             return (f"{kind} statements are not run here: they can write files, and the "
                     "inputs are never changed (queries, SET and in-memory tables are fine)")
     return None
