@@ -86,6 +86,8 @@ def load_manifest(directory: str) -> dict[str, Any]:
             manifest = json.load(handle)
     except (OSError, ValueError) as error:
         raise InputError(path, f"unreadable snapshot manifest: {error}") from None
+    except RecursionError:  # JSON nested thousands deep
+        raise InputError(path, "unreadable snapshot manifest: nested too deeply") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise InputError(path, "not a caracal-forensics snapshot manifest")
     version = _field(path, manifest, "format_version", int, 0)

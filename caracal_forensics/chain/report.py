@@ -229,6 +229,8 @@ class Report:
             raise InputError(name, f"cannot read report: {error.strerror}") from None
         except (ValueError, KeyError, TypeError) as error:
             raise InputError(name, f"not a verification report: {error}") from None
+        except RecursionError:  # JSON nested thousands deep
+            raise InputError(name, "not a verification report: nested too deeply") from None
 
 
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:

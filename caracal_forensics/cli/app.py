@@ -165,6 +165,7 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except Exception as error:  # noqa: BLE001 - input no check foresaw, or a bug
         _exit_on_click_error(error)
+        _exit_on_unreadable_data(error)
         # Still one line and exit 2, never a traceback in an investigator's terminal;
         # CARACAL_FORENSICS_DEBUG=1 shows where it came from.
         if os.environ.get(DEBUG_VARIABLE):
@@ -175,6 +176,20 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(2)
     # a command's typer.Exit(code) (and --help's) comes back as its code
     sys.exit(outcome if isinstance(outcome, int) else 0)
+
+
+def _exit_on_unreadable_data(error: Exception) -> None:
+    """A DuckDB error that got this far: SQL a user typed fails earlier, as a usage
+    error, so this is the toolkit's own query failing on the data, typically a snapshot
+    part corrupted in place (its size unchanged, which opening does not hash; ``verify``
+    does, and names the file). One line, exit 2, and where to look. Returns otherwise."""
+    kind = type(error)
+    if kind.__module__.lstrip("_") != "duckdb":
+        return
+    text = str(error).strip().splitlines()
+    warn(f"error: reading the data failed: {text[0][:300] if text else kind.__name__} "
+         "(`verify` checks a snapshot's files against its manifest)")
+    sys.exit(2)
 
 
 def _exit_on_click_error(error: Exception) -> None:
