@@ -414,3 +414,14 @@ def test_a_part_corrupted_in_place_is_one_line_naming_it(snap: Path) -> None:
             assert "`verify` checks a snapshot's files against its manifest" in result.err
             assert not (snap.parent / "out").exists()
         assert_refused(verify(snap), part, "SHA-256 differs")
+
+
+def test_json_nested_too_deeply_in_a_manifest_or_an_anchor(snap: Path, tmp_path: Path) -> None:
+    deep = '{"format": "caracal-forensics-snapshot", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    anchor = tmp_path / "anchor.json"
+    anchor.write_text(deep, encoding="utf-8")
+    result = run_cli("verify", "-s", EXPORT / "db.csv", "--anchor", anchor)
+    assert_refused(result, anchor, "not a verification report: nested too deeply")
+    (snap / "manifest.json").write_text(deep, encoding="utf-8")
+    assert_refused(run_cli("stats", "-s", snap), snap / "manifest.json",
+                   "unreadable snapshot manifest: nested too deeply")
