@@ -110,7 +110,7 @@ def open_snapshot(sources: list[str] | None, on_bad_line: str = "error", *,
 
 def warn(message: str) -> None:
     """One line on stderr, prefixed with the program name. A newline or a terminal escape
-    in it (a hostile file name: ``b\nad.csv``) is shown as an escape, never acted on."""
+    in it (a hostile file name: ``b\\nad.csv``) is shown as an escape, never acted on."""
     if not message.isprintable():
         from ..render.table import printable
 
@@ -165,11 +165,11 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except Exception as error:  # noqa: BLE001 - input no check foresaw, or a bug
         _exit_on_click_error(error)
-        _exit_on_unreadable_data(error)
         # Still one line and exit 2, never a traceback in an investigator's terminal;
         # CARACAL_FORENSICS_DEBUG=1 shows where it came from.
         if os.environ.get(DEBUG_VARIABLE):
             raise
+        _exit_on_unreadable_data(error)
         text = str(error).strip().splitlines()
         warn(f"error: unexpected {type(error).__name__}: {text[0][:300] if text else ''} "
              f"(set {DEBUG_VARIABLE}=1 for the traceback)")
