@@ -78,7 +78,8 @@ def file_sha256(path: str) -> tuple[int, str]:
 
 def load_manifest(directory: str) -> dict[str, Any]:
     """The snapshot's manifest, with every field this toolkit reads type-checked, so a
-    hand-edited manifest is an InputError naming it rather than a TypeError later."""
+    hand-edited manifest is an InputError naming it rather than a TypeError later
+    (``files`` by :func:`listed_files`, where the files are used)."""
     path = os.path.join(directory, MANIFEST)
     check_regular(path)
     try:
@@ -100,7 +101,6 @@ def load_manifest(directory: str) -> dict[str, Any]:
     _field(path, manifest, "bytes", int, 0)
     _field(path, manifest, "duplicate_events", int, None)
     _field(path, manifest, "sort_order", str, None)
-    listed_files(directory, manifest)
     return manifest
 
 
@@ -161,6 +161,13 @@ def _inside(name: Any) -> bool:
     )
 
 
+def check_listed(item: ListedFile, manifest_path: str) -> None:
+    """InputError unless the listed file is there, as a regular file."""
+    if not os.path.lexists(item.path):
+        raise InputError(item.path, f"listed in {manifest_path} but missing")
+    check_regular(item.path)
+
+
 def check_digests(directory: str, stop: threading.Event | None = None) -> None:
     """Hash every file the manifest lists and compare (``verify``'s deep check; run on a
     thread beside the verification, as hashlib releases the GIL). ``stop`` ends it early.
@@ -169,10 +176,8 @@ def check_digests(directory: str, stop: threading.Event | None = None) -> None:
     for item in listed_files(directory, load_manifest(directory)):
         if stop is not None and stop.is_set():
             return
-        if not os.path.lexists(item.path):
-            raise InputError(item.path, f"listed in {manifest_path} but missing")
+        check_listed(item, manifest_path)
         try:
-            check_regular(item.path)
             _size, digest = file_sha256(item.path)
         except OSError as error:
             raise InputError(item.path, f"cannot read: {error.strerror or error}") from None

@@ -16,8 +16,8 @@ import pyarrow as pa
 from ..errors import InputError
 from ..model import Shape
 from ._batch import BadLines
-from ._io import expand_paths, file_sha256, is_export_name, peek
-from .detect import csv_header, detect_shape
+from ._io import expand_paths, file_sha256, is_export_name
+from .detect import detect_shape, dump_header
 from .snapshot_dir import check_snapshot
 
 __all__ = [
@@ -188,8 +188,7 @@ def read_events(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
 
     shape = source.shape
     if shape == Shape.DB_CSV:
-        return db_csv.read(source.path, bad, csv_header(source.path, peek(source.path)),
-                           source.reader_tap)
+        return db_csv.read(source.path, bad, dump_header(source.path), source.reader_tap)
     if shape == Shape.DB_JSONL:
         return db_jsonl.read(source.path, bad, source.reader_tap)
     if shape == Shape.CLI_JSONL:
@@ -221,7 +220,7 @@ def read_alerts(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
     from . import alerts
 
     if source.shape == Shape.ALERTS_CSV:
-        return alerts.read_csv(source.path, bad, csv_header(source.path, peek(source.path)))
+        return alerts.read_csv(source.path, bad, dump_header(source.path))
     if source.shape == Shape.ALERTS_JSONL:
         return alerts.read_jsonl(source.path, bad)
     raise InputError(source.path, f"holds {source.shape}, not alerts")

@@ -46,9 +46,6 @@ def read_jsonl(path: str, bad: BadLines) -> Iterator[pa.RecordBatch]:
 
 
 def read_csv(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordBatch]:
-    twice = sorted({name for name in header if header.count(name) > 1})
-    if twice:
-        raise InputError(path, f"CSV header names {', '.join(twice)} more than once", "line 1")
     stream = open_binary(path)
     try:
         table = pacsv.read_csv(

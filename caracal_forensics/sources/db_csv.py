@@ -40,9 +40,6 @@ def read(path: str, bad: BadLines, header: list[str], tap: FileDigest | None = N
          ) -> Iterator[pa.RecordBatch]:
     """The dump's events; ``tap`` sees the file's bytes once if the parallel pass reads
     it through (``Fingerprints``)."""
-    twice = sorted({name for name in header if header.count(name) > 1})
-    if twice:  # which copy is the column? Another reader may take the other one
-        raise InputError(path, f"CSV header names {', '.join(twice)} more than once", "line 1")
     missing = [name for name in REQUIRED if name not in header]
     if missing:
         raise InputError(

@@ -93,6 +93,16 @@ def csv_header(path: str, head: bytes) -> list[str]:
         return []
 
 
+def dump_header(path: str) -> list[str]:
+    """The header of a CSV dump about to be read. A column named twice is an input error:
+    which copy is the column? Another reader (a spreadsheet, DuckDB) may take the other."""
+    header = csv_header(path, peek(path))
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise InputError(path, f"CSV header names {', '.join(twice)} more than once", "line 1")
+    return header
+
+
 def _csv_shape(path: str, head: bytes) -> str:
     if b"\x00" in head:
         raise InputError(path, "binary data of unknown shape")

@@ -6,7 +6,7 @@ source: no Python touches its rows.
 
 The manifest lists every data file with its size and SHA-256. Every open checks the
 files against it cheaply (:func:`check_snapshot`: sizes and Parquet footers); ``verify``
-also checks their SHA-256 (:func:`check_digests`). A snapshot is trusted only as far as
+also checks their SHA-256 (``manifest.check_digests``). A snapshot is trusted only as far as
 its manifest, so a file added, removed or changed since it was written is an input error.
 """
 
@@ -20,9 +20,7 @@ from ..manifest import (  # noqa: F401 - the manifest's side lives there, re-exp
     FORMAT_NAME,
     FORMAT_VERSION,
     MANIFEST,
-    ListedFile,
-    check_digests,
-    check_regular,
+    check_listed,
     listed_files,
     load_manifest,
 )
@@ -55,9 +53,7 @@ def check_snapshot(directory: str) -> int:
             raise InputError(path, f"not listed in {manifest_path} (added since the "
                              "snapshot was written)")
     for item in listed:
-        if not os.path.lexists(item.path):
-            raise InputError(item.path, f"listed in {manifest_path} but missing")
-        check_regular(item.path)
+        check_listed(item, manifest_path)
         size = os.stat(item.path).st_size
         if size != item.bytes:
             raise InputError(item.path, f"{size} bytes, but {manifest_path} lists "
