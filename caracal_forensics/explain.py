@@ -206,7 +206,7 @@ def chain_links(
         if finding.zone_id not in (zone, None):
             continue
         if finding.fails:
-            if _every_hmac_failed(finding):
+            if finding.every_hmac_failed:
                 every_hmac_failed.append(finding)
             elif finding.event_id is None:
                 unlisted.append(finding)
@@ -230,15 +230,6 @@ def chain_links(
             )
         )
     return links, key_fingerprint(decoded)
-
-
-def _every_hmac_failed(finding: Any) -> bool:
-    # chain/verify.py reports a zone whose HMACs all fail (a wrong key) as one finding.
-    return (
-        finding.kind == "hmac_mismatch"
-        and finding.detail.startswith("all ")
-        and ("chain_hmac values checked in this zone fail" in finding.detail)
-    )
 
 
 # --- the text layout -------------------------------------------------------------------
