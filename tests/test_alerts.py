@@ -117,6 +117,8 @@ def test_alerts_in_two_shapes_are_shown_once(two_dumps, capsys) -> None:
     assert snap.stats()["alerts"] == 3
     code, out, _ = cli(["stats", "-s", str(two_dumps), "--json"], capsys)
     assert json.loads(out)["alerts"] == 3
+    code, out, _ = cli(["query", "ingest_alerts", "-s", str(two_dumps), "--json"], capsys)
+    assert code == 0 and len(json_lines(out)) == 3
 
 
 def test_a_row_repeated_inside_one_dump_still_shows(tmp_path, capsys) -> None:
