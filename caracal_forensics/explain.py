@@ -190,7 +190,8 @@ def chain_links(
 
     - False when a failing finding names it, or when every HMAC of the zone failed;
     - None (not established) when the zone has failing findings not listed one by one,
-      or anything the engine could not check (the reasons are given);
+      or anything the engine could not check, or the event starts the zone's segment
+      without an anchor (its link and HMAC unchecked; the reasons are given);
     - True otherwise: no failing finding names it and nothing in the zone was unchecked.
     """
     from .chain.verify import verify
@@ -202,6 +203,7 @@ def chain_links(
     every_hmac_failed = []
     unlisted = []
     unverifiable = []
+    unanchored: dict[str, list[Any]] = {}
     for finding in report.findings:
         if finding.zone_id not in (zone, None):
             continue
@@ -214,11 +216,15 @@ def chain_links(
                 named.setdefault(finding.event_id, []).append(finding)
         elif finding.severity == "unverifiable":
             unverifiable.append(finding)
+        elif finding.kind == "unanchored_start" and finding.event_id is not None:
+            unanchored.setdefault(finding.event_id, []).append(finding)
     links = []
     for event_id in table.column("id").to_pylist():
         verified: bool | None
         if event_id in named or every_hmac_failed:
             verified, shown = False, named.get(event_id, []) + every_hmac_failed
+        elif event_id in unanchored:
+            verified, shown = None, unanchored[event_id]
         elif unlisted or unverifiable:
             verified, shown = None, unlisted + unverifiable
         else:

@@ -241,6 +241,21 @@ def test_library_returns_every_zone(two_zones):
     assert snap.explain("req-000027", zone="zone-alpha").decision == "allow"
 
 
+def test_an_unanchored_first_event_is_not_called_verified(two_zones):
+    """ev-moved starts zone-alpha here at seq 13 with no anchor: verify checks neither its
+    link nor its HMAC, so explain must not say "link verified"."""
+    result = run_cli(
+        "explain", "req-000027", "-s", two_zones, "--zone", "zone-alpha", "--key-file",
+        KEY_FILE, "--json",
+    )
+    (event,) = json.loads(result.out)["events"]
+    assert event["chain_verified"] is None
+    assert event["chain_findings"][0]["kind"] == "unanchored_start"
+    text = run_cli("explain", "req-000027", "-s", two_zones, "--zone", "zone-alpha",
+                   "--key-file", KEY_FILE).out
+    assert "    Chain: seq 13, link not checked (the zone starts at seq 13 here" in text
+
+
 def test_unknown_request_is_exit_1():
     result = run_cli("explain", "req-nope", "-s", SHAPES["db_csv"])
     assert result.code == 1
