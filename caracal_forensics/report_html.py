@@ -256,7 +256,8 @@ def render_html(
         (
             "Ingest alerts",
             f'<a href="#alerts">{len(alerts):,} recorded by Caracal</a>'
-            if alerts else "none recorded in the sources",
+            if alerts else "none in the sources (an audit_ingest_alerts dump or a snapshot "
+            "holds them)",
         ),
         ("HMAC key", key_text),
         ("Toolkit", f"caracal-forensics {_e(version)}"),
