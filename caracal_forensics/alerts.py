@@ -26,13 +26,25 @@ ALERT_ORDER = (
 #: The table's own columns (without provenance), in table order.
 TABLE_COLUMNS: tuple[str, ...] = ("id", "event_id", "zone_id", "kind", "detail", "observed_at")
 
+#: The view ``alerts`` with each alert once: a directory holding the table as CSV and as
+#: JSON lines (or beside a snapshot) has every row in each file. An alert is the same
+#: when its id and every column agree; the copy from the first file (by name) is kept, and
+#: all rows of that file, so a row repeated inside one dump, or an id with differing
+#: content, still shows as often as it occurs.
+UNIQUE_ALERTS = (
+    "SELECT * EXCLUDE (_copy) FROM (SELECT *, dense_rank() OVER (PARTITION BY "
+    + ", ".join(TABLE_COLUMNS)
+    + " ORDER BY source_file NULLS LAST) AS _copy FROM alerts) WHERE _copy = 1"
+)
+
 
 def query_alerts(
     snapshot: Snapshot,
     zones: Sequence[str] | None = None,
     kinds: Sequence[str] | None = None,
 ) -> pa.Table:
-    """The alerts (model.ALERT_SCHEMA columns), optionally of some zones or kinds, in order."""
+    """The alerts (model.ALERT_SCHEMA columns), each once however many dumps of the table
+    hold it (:data:`UNIQUE_ALERTS`), optionally of some zones or kinds, in order."""
     clauses = []
     params: dict[str, Any] = {}
     if zones:
@@ -43,8 +55,13 @@ def query_alerts(
         params["kinds"] = list(kinds)
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     columns = ", ".join(f'"{name}"' for name in ALERT_COLUMNS)
-    query = f"SELECT {columns} FROM alerts{where} ORDER BY {ALERT_ORDER}"
+    query = f"SELECT {columns} FROM ({UNIQUE_ALERTS}){where} ORDER BY {ALERT_ORDER}"
     return snapshot.duckdb.sql(query, params=params).to_arrow_table()
+
+
+def count_alerts(con) -> int:
+    """How many distinct alerts the connection's view ``alerts`` holds."""
+    return con.sql(f"SELECT count(*) FROM ({UNIQUE_ALERTS})").fetchall()[0][0]
 
 
 def has_alert_source(snapshot: Snapshot) -> bool:

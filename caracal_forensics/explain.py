@@ -1,9 +1,10 @@
 """``explain REQUEST_ID``: every event of one request, in time order, and its final decision.
 
 The final decision is ``deny`` if any event of the request denied, else the decision of
-its last event. A request seen in several zones must be narrowed with ``zone`` (a chain,
-and so a request's evidence, is per zone). With an HMAC key, each event also says
-whether its chain link verified, from the verify engine run over that zone.
+its last event. A chain, and so a request's evidence, is per zone: a request seen in
+several zones is explained once per zone (:func:`explain_all`), and :func:`explain`
+wants ``zone`` to pick one. With an HMAC key, each event also says whether its chain
+link verified, from the verify engine run over that zone.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Explanation:
     """
 
     request_id: str
-    zone_id: str
+    zone_id: str | None
     decision: str | None
     table: pa.Table = field(repr=False)
     chain: list[ChainLink] | None = None
@@ -122,7 +123,30 @@ def explain(
     zone: str | None = None,
     key: bytes | str | None = None,
 ) -> Explanation:
-    """Explain ``request_id`` from ``con``'s view ``events``; NotFoundError if absent."""
+    """Explain ``request_id`` from ``con``'s view ``events``; NotFoundError if absent.
+
+    A request seen in several zones is a UsageError naming them: give ``zone``, or call
+    :func:`explain_all` for one explanation per zone."""
+    results = explain_all(con, request_id, zone=zone, key=key)
+    if len(results) > 1:
+        zones = ", ".join(r.zone_id for r in results)
+        raise UsageError(
+            f"request id {request_id!r} occurs in {len(results)} zones ({zones}): "
+            "give zone= to choose one, or use explain_all() for each"
+        )
+    return results[0]
+
+
+def explain_all(
+    con,
+    request_id: str,
+    zone: str | None = None,
+    key: bytes | str | None = None,
+) -> list[Explanation]:
+    """One Explanation per zone the request occurs in (zones in order; one when ``zone``
+    is given); NotFoundError if the request id is absent."""
+    import pyarrow.compute as pc
+
     if not isinstance(request_id, str) or not request_id:
         raise UsageError("explain needs a request id")
     filters = Filters.build(request_id=request_id, zone=zone, limit=0)
@@ -131,17 +155,27 @@ def explain(
         where = f" in zone {zone!r}" if zone else ""
         raise NotFoundError(f"request id {request_id!r} not found{where}")
     zones = sorted({z for z in table.column("zone_id").to_pylist() if z is not None})
-    if len(zones) > 1:
-        raise UsageError(
-            f"request id {request_id!r} occurs in {len(zones)} zones ({', '.join(zones)}): "
-            "pass --zone to choose one"
-        )
-    decisions = [(d or "").lower() or None for d in table.column("decision").to_pylist()]
-    final = "deny" if "deny" in decisions else decisions[-1]
-    result = Explanation(request_id=request_id, zone_id=zones[0], decision=final, table=table)
-    if key is not None:
-        result.chain, result.key_fingerprint = chain_links(con, table, zones[0], key)
-    return result
+    results = []
+    for zone_id in zones or [None]:
+        part = table
+        if len(zones) > 1:
+            part = table.filter(pc.equal(table.column("zone_id"), zone_id))
+        decisions = [(d or "").lower() or None for d in part.column("decision").to_pylist()]
+        final = "deny" if "deny" in decisions else decisions[-1]
+        result = Explanation(request_id=request_id, zone_id=zone_id, decision=final, table=part)
+        if key is not None and zone_id is not None:
+            result.chain, result.key_fingerprint = chain_links(con, part, zone_id, key)
+        results.append(result)
+    return results
+
+
+def several_zones_note(results: list[Explanation]) -> str:
+    """The line said first when a request occurs in several zones."""
+    zones = ", ".join(printable(r.zone_id) for r in results)
+    return (
+        f"Request {printable(results[0].request_id)} occurs in {len(results)} zones "
+        f"({zones}): each zone's explanation follows, one after another."
+    )
 
 
 def chain_links(
@@ -156,7 +190,8 @@ def chain_links(
 
     - False when a failing finding names it, or when every HMAC of the zone failed;
     - None (not established) when the zone has failing findings not listed one by one,
-      or anything the engine could not check (the reasons are given);
+      or anything the engine could not check, or the event starts the zone's segment
+      without an anchor (its link and HMAC unchecked; the reasons are given);
     - True otherwise: no failing finding names it and nothing in the zone was unchecked.
     """
     from .chain.verify import verify
@@ -168,11 +203,12 @@ def chain_links(
     every_hmac_failed = []
     unlisted = []
     unverifiable = []
+    unanchored: dict[str, list[Any]] = {}
     for finding in report.findings:
         if finding.zone_id not in (zone, None):
             continue
         if finding.fails:
-            if _every_hmac_failed(finding):
+            if finding.every_hmac_failed:
                 every_hmac_failed.append(finding)
             elif finding.event_id is None:
                 unlisted.append(finding)
@@ -180,11 +216,15 @@ def chain_links(
                 named.setdefault(finding.event_id, []).append(finding)
         elif finding.severity == "unverifiable":
             unverifiable.append(finding)
+        elif finding.kind == "unanchored_start" and finding.event_id is not None:
+            unanchored.setdefault(finding.event_id, []).append(finding)
     links = []
     for event_id in table.column("id").to_pylist():
         verified: bool | None
         if event_id in named or every_hmac_failed:
             verified, shown = False, named.get(event_id, []) + every_hmac_failed
+        elif event_id in unanchored:
+            verified, shown = None, unanchored[event_id]
         elif unlisted or unverifiable:
             verified, shown = None, unlisted + unverifiable
         else:
@@ -198,15 +238,6 @@ def chain_links(
     return links, key_fingerprint(decoded)
 
 
-def _every_hmac_failed(finding: Any) -> bool:
-    # chain/verify.py reports a zone whose HMACs all fail (a wrong key) as one finding.
-    return (
-        finding.kind == "hmac_mismatch"
-        and finding.detail.startswith("all ")
-        and ("chain_hmac values checked in this zone fail" in finding.detail)
-    )
-
-
 # --- the text layout -------------------------------------------------------------------
 
 
@@ -217,47 +248,56 @@ def _value(value: Any) -> str:
 
 
 def render_text(result: Explanation) -> str:
-    """The seed's layout: Request, Zone, Decision (the final one); then per event its
-    time, type, decision, policy set, status, chain position (and link, with a key) and
-    source, ``Determining policies`` as ``- name (policy_set_version_id)``,
-    ``Diagnostics`` as ``- key: value`` and ``Metadata`` as ``key: value``; then the final
-    decision and which events denied. Values are printed as text with control characters
-    escaped; non-string values as compact JSON with their stored number literals."""
+    """The guide's layout first, so a reader (or ``grep '^Event:'``) finds what the guide
+    shows: ``Request``, ``Zone``, ``Decision`` (the final one); then per event (oldest
+    first) ``Event: <event type>``, ``Determining policies`` as ``  - name
+    (policy_set_version_id)``, ``Diagnostics`` as ``  - key: value`` and ``Metadata`` as
+    ``key: value`` at column 0, the principal first. The facts the guide does not show
+    (event id, time, per-event decision, policy set, status, chain position and link,
+    source) follow under ``Details``, indented, then the final decision and which events
+    denied. Values are printed as text with control characters escaped; non-string
+    values as compact JSON with their stored number literals."""
     table = result.table
     rows = table.to_pylist()
     occurred = occurred_at_texts(table)
     out = [
         f"Request: {printable(result.request_id)}",
-        f"Zone: {printable(result.zone_id)}",
+        f"Zone: {printable(result.zone_id) or '-'}",
         f"Decision: {printable(result.decision) or '-'}",
-        f"Events: {len(rows)}",
     ]
-    if result.key_fingerprint:
-        out.append(f"Key: {result.key_fingerprint}")
     for index, row in enumerate(rows):
-        out.append("")
-        out.append(f"Event: {printable(row['id'])}")
-        out.append(f"  Occurred at: {occurred[index]}")
-        out.append(f"  Type: {printable(row['event_type'])}")
-        out.append(f"  Decision: {printable(row['decision']) or '-'}")
+        if index:
+            out.append("")
+        out.append(f"Event: {printable(row['event_type']) or '-'}")
+        version = row.get("policy_set_version_id")
+        out.extend(_policies(parse_json(row.get("determining_policies_json")), version))
+        out.extend(_diagnostics(parse_json(row.get("diagnostics_json"))))
+        out.extend(_metadata(parse_json(row.get("metadata_json"))))
+    out.append("")
+    out.append(f"Details ({len(rows)} event(s), oldest first):")
+    if result.key_fingerprint:
+        out.append(f"  Key: {result.key_fingerprint}")
+    for index, row in enumerate(rows):
+        out.append(
+            f"  {printable(row['id'])}: {printable(row['event_type']) or '-'}"
+            f" at {occurred[index]}"
+        )
+        out.append(f"    Decision: {printable(row['decision']) or '-'}")
         version = row.get("policy_set_version_id")
         out.append(
-            f"  Policy set: {printable(row.get('policy_set_id')) or '-'}"
+            f"    Policy set: {printable(row.get('policy_set_id')) or '-'}"
             f" (version {printable(version) or '-'})"
         )
         if row.get("manifest_sha"):
-            out.append(f"  Manifest: {printable(row['manifest_sha'])}")
+            out.append(f"    Manifest: {printable(row['manifest_sha'])}")
         absent = set((row.get("absent_fields") or "").split(","))
         if "evaluation_status" not in absent:
-            out.append(f"  Evaluation status: {printable(row.get('evaluation_status')) or '-'}")
+            out.append(f"    Evaluation status: {printable(row.get('evaluation_status')) or '-'}")
         out.append(_chain_line(row, absent, result.chain[index] if result.chain else None))
         where = f"{row.get('source_file')}"
         if row.get("source_line") is not None:
             where += f" line {row['source_line']}"
-        out.append(f"  Source: {printable(where)}")
-        out.extend(_policies(parse_json(row.get("determining_policies_json")), version))
-        out.extend(_diagnostics(parse_json(row.get("diagnostics_json"))))
-        out.extend(_metadata(parse_json(row.get("metadata_json"))))
+        out.append(f"    Source: {printable(where)}")
     out.append("")
     denied = result.denied_by
     if denied:
@@ -268,11 +308,18 @@ def render_text(result: Explanation) -> str:
     return "\n".join(out)
 
 
+def render_all(results: list[Explanation]) -> str:
+    """One explanation, or, for a request seen in several zones, a line saying so and
+    then each zone's explanation in turn, separated by a blank line."""
+    if len(results) == 1:
+        return results[0].text()
+    return "\n\n".join([several_zones_note(results), *(r.text() for r in results)])
+
+
 def _chain_line(row: dict[str, Any], absent: set[str], link: ChainLink | None) -> str:
     seq = row.get("chain_seq")
-    text = (
-        f"  Chain: seq {seq}" if seq is not None and "chain_seq" not in absent else "  Chain: seq -"
-    )
+    known = seq is not None and "chain_seq" not in absent
+    text = f"    Chain: seq {seq}" if known else "    Chain: seq -"
     if link is None:
         return text
     if link.verified is True:
@@ -291,34 +338,41 @@ def _chain_line(row: dict[str, Any], absent: set[str], link: ChainLink | None) -
 
 def _policies(value: Any, version: str | None) -> list[str]:
     if value is None or value == []:
-        return ["  Determining policies: none"]
+        return ["Determining policies: none"]
     items = value if isinstance(value, list) else [value]
-    lines = ["  Determining policies:"]
+    lines = ["Determining policies:"]
     for item in items:
         if isinstance(item, dict) and isinstance(item.get("policy"), str):
             name = printable(item["policy"])
         else:
             name = _value(item)
-        lines.append(f"    - {name} ({printable(version) or '-'})")
+        lines.append(f"  - {name} ({printable(version) or '-'})")
     return lines
 
 
 def _diagnostics(value: Any) -> list[str]:
     if value is None or value == [] or value == {}:
-        return ["  Diagnostics: none"]
+        return ["Diagnostics: none"]
     items = value if isinstance(value, list) else [value]
-    lines = ["  Diagnostics:"]
+    lines = ["Diagnostics:"]
     for item in items:
         if isinstance(item, dict) and item:
-            lines.extend(f"    - {printable(k)}: {_value(v)}" for k, v in item.items())
+            lines.extend(f"  - {printable(k)}: {_value(v)}" for k, v in item.items())
         else:
-            lines.append(f"    - {_value(item)}")
+            lines.append(f"  - {_value(item)}")
     return lines
+
+
+#: The principal, as FORMAT.md section 6 names it: application_id when present, else the
+#: older guide's principal_id. Printed first among the metadata.
+PRINCIPAL_KEYS = ("application_id", "principal_id")
 
 
 def _metadata(value: Any) -> list[str]:
     if value is None or value == {}:
-        return ["  Metadata: none"]
+        return ["Metadata: none"]
     if not isinstance(value, dict):
-        return [f"  Metadata: {_value(value)}"]
-    return ["  Metadata:", *(f"    {printable(k)}: {_value(v)}" for k, v in value.items())]
+        return [f"Metadata: {_value(value)}"]
+    first = next((k for k in PRINCIPAL_KEYS if k in value), None)
+    keys = ([first] if first else []) + [k for k in value if k != first]
+    return ["Metadata:", *(f"{printable(k)}: {_value(value[k])}" for k in keys)]

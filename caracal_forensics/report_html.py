@@ -69,7 +69,8 @@ h3 { font-size: 15px; margin: 20px 0 6px; }
 .verdict strong { font-size: 22px; letter-spacing: .04em; display: block; }
 .s-intact { background: #e9f6ec; border-color: #2e7d32; color: #1b5e20; }
 .s-tampered { background: #fdecea; border-color: #c62828; color: #8e0000; }
-.s-partial { background: #fff6e0; border-color: #e0a000; color: #7a5200; }
+.s-partial, .s-alerts { background: #fff6e0; border-color: #e0a000; color: #7a5200; }
+.verdict p { margin: 6px 0 0; }
 .tag { display: inline-block; padding: 1px 7px; border-radius: 10px; font-size: 12px;
        font-weight: 600; border: 1px solid; white-space: nowrap; }
 .t-intact, .t-info { color: #1b5e20; border-color: #2e7d32; background: #e9f6ec; }
@@ -144,6 +145,40 @@ def _get(item: Any, name: str) -> Any:
     return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
 
 
+def _verdict(report: Report, alerts: list[Mapping[str, Any]]) -> tuple[str, str, str, str]:
+    """(css class, label, meaning, what Caracal itself recorded) of the verdict banner.
+
+    A wrong key leads with that explanation; ingest alerts are said beside the chain's
+    verdict, so an intact chain with tamper signals is never shown green only."""
+    status = report.status
+    label, meaning = STATUS_TEXT.get(status, (status.upper(), ""))
+    css = status
+    if report.likely_wrong_key:
+        label = "WRONG KEY?"
+        meaning = (
+            report.verdict[0].upper() + report.verdict[1:] + ". The status stays "
+            "tampered (exit 1): with this key nothing in this export is proven."
+        )
+    signals = ""
+    if alerts:
+        kinds = Counter(str(_get(a, "kind")) for a in alerts)
+        signals = (
+            f"Caracal itself recorded {len(alerts):,} tamper signal(s) at ingest "
+            "(audit_ingest_alerts: "
+            + ", ".join(f"{k} {n:,}" for k, n in sorted(kinds.items()))
+            + "): each is listed under Ingest alerts below."
+        )
+        if status == "intact":
+            css = "alerts"
+            label = f"INTACT, BUT CARACAL RECORDED {len(alerts):,} TAMPER SIGNAL(S)"
+            meaning += (
+                " The chain examined verifies; the alerts say what Caracal saw arrive "
+                "(for instance a replayed event with different content), which the chain "
+                "alone does not show."
+            )
+    return css, label, meaning, signals
+
+
 def render_html(
     report: Report,
     stats: Mapping[str, Any],
@@ -152,18 +187,26 @@ def render_html(
     generated_at: str | None = None,
     sources: Iterable[str] = (),
     zones: Iterable[str] | None = None,
+    alerts: Iterable[Mapping[str, Any]] = (),
     title: str = TITLE,
 ) -> str:
     """The report as one HTML document (text). ``charts`` maps a heading to inline SVG;
-    ``zones`` names the zones verification was narrowed to (counts cover every zone)."""
+    ``zones`` names the zones verification was narrowed to (counts cover every zone);
+    ``alerts`` are the ingest alerts (``alerts.alert_records``), listed and named in the
+    verdict."""
+    from .chain.summary import fold_copies
+
     generated = generated_at or report.generated_at or _now()
     version = report.toolkit_version or __version__
     status = report.status
-    label, meaning = STATUS_TEXT.get(status, (status.upper(), ""))
+    alerts = list(alerts)
+    css, label, meaning, signals = _verdict(report, alerts)
     findings = sorted(
         report.findings,
         key=lambda f: (SEVERITY_ORDER.get(f.severity, 9),) + tuple(f.sort_key()),
     )
+    shown, folds = fold_copies(report)
+    shown_ids = {id(f) for f in shown}
     parts: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -176,8 +219,10 @@ def render_html(
         f"<h1>{_e(title)}</h1>",
         f'<p class="sub">Independent verification of exported Caracal audit data, '
         f"generated {_e(generated)} by caracal-forensics {_e(version)}.</p>",
-        f'<section class="verdict s-{_e(status)}" id="verdict">'
-        f'<strong id="verdict-status">{_e(label)}</strong>{_e(meaning)}</section>',
+        f'<section class="verdict s-{_e(css)}" id="verdict">'
+        f'<strong id="verdict-status">{_e(label)}</strong>{_e(meaning)}'
+        + (f'<p id="verdict-alerts">{_e(signals)}</p>' if signals else "")
+        + "</section>",
     ]
 
     # --- the facts of this run
@@ -191,7 +236,12 @@ def render_html(
     kinds = Counter(f.kind for f in report.findings)
     failing = sum(1 for f in report.findings if f.severity == "fails")
     facts = [
-        ("Verdict", _tag(status, label)),
+        (
+            "Verdict",
+            _tag(status, STATUS_TEXT.get(status, (status.upper(), ""))[0])
+            + (" " + _tag("fails", "wrong key?") if report.likely_wrong_key else "")
+            + (" " + _tag("warning", f"{len(alerts):,} ingest alert(s)") if alerts else ""),
+        ),
         ("Events checked", _num(report.events_checked)),
         ("Zones", _num(len(report.zones))),
         (
@@ -202,6 +252,12 @@ def render_html(
                 if kinds
                 else ""
             ),
+        ),
+        (
+            "Ingest alerts",
+            f'<a href="#alerts">{len(alerts):,} recorded by Caracal</a>'
+            if alerts else "none in the sources (an audit_ingest_alerts dump or a snapshot "
+            "holds them)",
         ),
         ("HMAC key", key_text),
         ("Toolkit", f"caracal-forensics {_e(version)}"),
@@ -280,6 +336,40 @@ def render_html(
         )
     )
 
+    # --- what Caracal itself recorded at ingest
+    if alerts:
+        parts.append(f"<h2 id=alerts>Ingest alerts ({len(alerts):,})</h2>")
+        parts.append(
+            '<p class="muted">Tamper signals Caracal recorded when the events arrived '
+            "(audit_ingest_alerts), each once however many dumps of the table were given; "
+            "the source is the file and line it was read from.</p>"
+        )
+        parts.append(
+            _table(
+                [
+                    ("observed at", False),
+                    ("kind", False),
+                    ("zone", False),
+                    ("event", False),
+                    ("alert id", False),
+                    ("detail", False),
+                    ("source (file:line)", False),
+                ],  # fmt: skip
+                (
+                    [
+                        _e(_get(a, "observed_at") or ""),
+                        f"<code>{_e(_get(a, 'kind') or '')}</code>",
+                        f"<code>{_e(_get(a, 'zone_id') or '')}</code>",
+                        f"<code>{_e(_get(a, 'event_id') or '')}</code>",
+                        _e(_get(a, "id") or ""),
+                        f"<span class=detail>{_e(_get(a, 'detail') or '')}</span>",
+                        f"<code>{_e(_get(a, 'source') or '')}</code>",
+                    ]
+                    for a in alerts
+                ),
+            )
+        )
+
     # --- findings: the summary here, every finding in detail at the end
     parts.append(f"<h2 id=findings>Findings ({len(findings):,})</h2>")
     if not findings:
@@ -288,7 +378,14 @@ def render_html(
         summary = Counter((f.severity, f.kind) for f in findings)
         parts.append(
             '<p class="muted">Each finding is listed with its event and source row under '
-            '<a href="#all-findings">Every finding</a> below.</p>'
+            '<a href="#all-findings">Every finding</a> below'
+            + (
+                f"; the {sum(len(f.findings) for f in folds):,} exact copies of the same "
+                "export in other shapes are summarised there, one line per pair of shapes "
+                "(the JSON report from <code>verify --report</code> lists each)"
+                if folds else ""
+            )
+            + ".</p>"
         )
         parts.append(
             _table(
@@ -373,6 +470,26 @@ def render_html(
             parts.append(
                 f"<h3>{_tag(severity)} {len(group):,}: {_e(SEVERITY_TEXT.get(severity, ''))}</h3>"
             )
+            group = [f for f in group if id(f) in shown_ids]
+            pairs = [fold for fold in folds if fold.findings[0].severity == severity]
+            if pairs:
+                parts.append(
+                    _table(
+                        [("kind", False), ("copies", True), ("shapes", False),
+                         ("files", False)],
+                        (
+                            [
+                                "<code>duplicate_event</code>",
+                                _num(len(fold.findings)),
+                                f"<span class=detail>{_e(fold.summary())}</span>",
+                                f"<span class=detail>{_e(fold.files_text(limit=10))}</span>",
+                            ]
+                            for fold in pairs
+                        ),
+                    )
+                )
+            if not group:
+                continue
             parts.append(
                 _table(
                     [
@@ -433,8 +550,15 @@ def build_report(
         "Deny rate over time": deny_rate_over_time(snap),
         "Top denied principals": top_denied_principals(snap),
     }
+    from .alerts import alert_records, query_alerts
+
     html = render_html(
-        report, snap.stats(), charts=charts, sources=sources, zones=verify_options.get("zones")
+        report,
+        snap.stats(),
+        charts=charts,
+        sources=sources,
+        zones=verify_options.get("zones"),
+        alerts=list(alert_records(query_alerts(snap))),
     )
     return report, html
 

@@ -702,6 +702,15 @@ class Snapshot:
 
         return explain(self._con, request_id, zone=zone, key=key)
 
+    def explain_all(
+        self, request_id: str, zone: str | None = None, key: bytes | str | None = None
+    ) -> list:
+        """One ``explain.Explanation`` per zone ``request_id`` occurs in (a chain is per
+        zone, so a request seen in several zones has one explanation in each)."""
+        from .explain import explain_all
+
+        return explain_all(self._con, request_id, zone=zone, key=key)
+
     def verify(self, key: bytes | str | None = None, **options: Any) -> Report:
         """Recompute every content hash and HMAC link (see ``chain.verify.verify``).
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .alerts import count_alerts
 from .queries import ensure_views, format_time
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     by_decision = [r for r in records if r["level"] == _BY_DECISION]
     by_type = [r for r in records if r["level"] == _BY_TYPE]
     input_rows = con.sql("SELECT count(*) FROM events").fetchall()[0][0]
-    alerts = con.sql("SELECT count(*) FROM alerts").fetchall()[0][0]
+    alerts = count_alerts(con)  # each alert once, however many dumps hold it
     events = total["events"] if total else 0
     return {
         "events": events,

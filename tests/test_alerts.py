@@ -78,6 +78,57 @@ def test_filters_and_empty_sources(capsys) -> None:
 
 
 @pytest.fixture
+def two_dumps(tmp_path) -> Path:
+    """The same alerts table dumped as CSV and as JSON lines, in one directory; the JSON
+    lines also hold a second version of alert 2 (same id, another detail)."""
+    (tmp_path / "alerts.csv").write_text(
+        "id,event_id,zone_id,kind,detail,observed_at\n"
+        "1,ev-1,zone-a,content_mismatch_on_replay,stored=aa incoming=bb,2026-05-11 09:00:00+00\n"
+        "2,ev-2,zone-a,content_mismatch_on_replay,stored=cc incoming=dd,2026-05-11 09:05:00+00\n",
+        encoding="utf-8",
+    )
+    rows = [
+        {"id": 1, "event_id": "ev-1", "zone_id": "zone-a", "kind": "content_mismatch_on_replay",
+         "detail": "stored=aa incoming=bb", "observed_at": "2026-05-11T09:00:00+00:00"},
+        {"id": 2, "event_id": "ev-2", "zone_id": "zone-a", "kind": "content_mismatch_on_replay",
+         "detail": "stored=cc incoming=dd", "observed_at": "2026-05-11T09:05:00+00:00"},
+        {"id": 2, "event_id": "ev-2", "zone_id": "zone-a", "kind": "content_mismatch_on_replay",
+         "detail": "stored=cc incoming=XX", "observed_at": "2026-05-11T09:05:00+00:00"},
+    ]  # fmt: skip
+    (tmp_path / "alerts.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8"
+    )
+    return tmp_path
+
+
+def test_alerts_in_two_shapes_are_shown_once(two_dumps, capsys) -> None:
+    """Issue 15.12: an alert in both dumps is one alert; a differing version still shows."""
+    code, out, _ = cli(["alerts", "-s", str(two_dumps), "--json"], capsys)
+    assert code == 0
+    records = json_lines(out)
+    assert [(r["id"], r["detail"]) for r in records] == [
+        ("1", "stored=aa incoming=bb"),
+        ("2", "stored=cc incoming=dd"),
+        ("2", "stored=cc incoming=XX"),
+    ]
+    assert records[0]["source"] == f"{two_dumps / 'alerts.csv'}:2"  # the first file's copy
+    snap = open_sources([str(two_dumps)])
+    assert snap.alerts().height == 3
+    assert snap.stats()["alerts"] == 3
+    code, out, _ = cli(["stats", "-s", str(two_dumps), "--json"], capsys)
+    assert json.loads(out)["alerts"] == 3
+    code, out, _ = cli(["query", "ingest_alerts", "-s", str(two_dumps), "--json"], capsys)
+    assert code == 0 and len(json_lines(out)) == 3
+
+
+def test_a_row_repeated_inside_one_dump_still_shows(tmp_path, capsys) -> None:
+    text = ALERTS_CSV.read_text(encoding="utf-8")
+    (tmp_path / "alerts.csv").write_text(text + text.split("\n", 1)[1], encoding="utf-8")
+    code, out, _ = cli(["alerts", "-s", str(tmp_path / "alerts.csv"), "--json"], capsys)
+    assert [r["source"].rsplit(":", 1)[1] for r in json_lines(out)] == ["2", "3"]
+
+
+@pytest.fixture
 def alerts_db(pg: PgServer) -> str:
     """An audit database with alerts: unicode, markup and control characters, 12 ids."""
     name = pg.create_database(f"alerts_{uuid.uuid4().hex[:10]}", SCHEMA)

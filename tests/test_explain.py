@@ -11,6 +11,7 @@ import pytest
 from tail_helpers import EXPORT, KEY_FILE, MILLISECOND_SHAPES, SHAPES, load_pg, run_cli
 
 import caracal_forensics as cf
+from caracal_forensics.errors import UsageError
 
 KEY_HEX = KEY_FILE.read_text().strip()
 
@@ -69,60 +70,57 @@ GOLDEN = """\
 Request: req-000013
 Zone: zone:prod/eu-1
 Decision: deny
-Events: 3
+Event: token_exchange
+Determining policies: none
+Diagnostics: none
+Metadata:
+principal_id: app-0007
+latency_ms: 3
+session_id: sess-000013
+resource_id: res-022
+agent_session_id: sess-a00029
+requested_scopes: ["payments:read", "payments:write"]
 
-Event: ev-0000017
-  Occurred at: 2026-05-11T08:01:13.877865Z
-  Type: token_exchange
-  Decision: deny
-  Policy set: ps-payments (version psv-001)
-  Manifest: sha256:90827c24ec34c9f9e2c0f991d92e0afae7c871ce2b9b9cef9cff39e4af666c98
-  Evaluation status: complete
-  Chain: seq 4{link}
-  Source: {src} line 179
-  Determining policies: none
-  Diagnostics: none
-  Metadata:
-    latency_ms: 3
-    session_id: sess-000013
-    resource_id: res-022
-    principal_id: app-0007
-    agent_session_id: sess-a00029
-    requested_scopes: ["payments:read", "payments:write"]
+Event: step_up_issued
+Determining policies:
+  - baseline-resource-scope (psv-001)
+Diagnostics: none
+Metadata: none
 
-Event: ev-0000018
-  Occurred at: 2026-05-11T08:01:21.303232Z
-  Type: step_up_issued
-  Decision: allow
-  Policy set: ps-payments (version psv-001)
-  Manifest: sha256:90827c24ec34c9f9e2c0f991d92e0afae7c871ce2b9b9cef9cff39e4af666c98
-  Evaluation status: complete
-  Chain: seq 5{link}
-  Source: {src} line 180
-  Determining policies:
-    - baseline-resource-scope (psv-001)
-  Diagnostics: none
-  Metadata: none
+Event: token_exchange
+Determining policies:
+  - payments-policy (psv-001)
+Diagnostics: none
+Metadata:
+principal_id: app-0007
+latency_ms: 12.50
+session_id: sess-000013
+resource_id: res-002
+agent_session_id: sess-a00238
+requested_scopes: ["payments:read"]
 
-Event: ev-0000019
-  Occurred at: 2026-05-11T08:01:26.549538Z
-  Type: token_exchange
-  Decision: allow
-  Policy set: ps-payments (version psv-001)
-  Manifest: sha256:90827c24ec34c9f9e2c0f991d92e0afae7c871ce2b9b9cef9cff39e4af666c98
-  Evaluation status: complete
-  Chain: seq 6{link}
-  Source: {src} line 181
-  Determining policies:
-    - payments-policy (psv-001)
-  Diagnostics: none
-  Metadata:
-    latency_ms: 12.50
-    session_id: sess-000013
-    resource_id: res-002
-    principal_id: app-0007
-    agent_session_id: sess-a00238
-    requested_scopes: ["payments:read"]
+Details (3 event(s), oldest first):
+  ev-0000017: token_exchange at 2026-05-11T08:01:13.877865Z
+    Decision: deny
+    Policy set: ps-payments (version psv-001)
+    Manifest: sha256:90827c24ec34c9f9e2c0f991d92e0afae7c871ce2b9b9cef9cff39e4af666c98
+    Evaluation status: complete
+    Chain: seq 4{link}
+    Source: {src} line 179
+  ev-0000018: step_up_issued at 2026-05-11T08:01:21.303232Z
+    Decision: allow
+    Policy set: ps-payments (version psv-001)
+    Manifest: sha256:90827c24ec34c9f9e2c0f991d92e0afae7c871ce2b9b9cef9cff39e4af666c98
+    Evaluation status: complete
+    Chain: seq 5{link}
+    Source: {src} line 180
+  ev-0000019: token_exchange at 2026-05-11T08:01:26.549538Z
+    Decision: allow
+    Policy set: ps-payments (version psv-001)
+    Manifest: sha256:90827c24ec34c9f9e2c0f991d92e0afae7c871ce2b9b9cef9cff39e4af666c98
+    Evaluation status: complete
+    Chain: seq 6{link}
+    Source: {src} line 181
 
 Final decision: deny (denied by ev-0000017)
 """
@@ -131,7 +129,9 @@ Final decision: deny (denied by ev-0000017)
 def _golden(link: str = "", key: bool = False) -> str:
     text = GOLDEN.replace("{src}", str(SHAPES["db_csv"])).replace("{link}", link)
     if key:
-        text = text.replace("Events: 3\n", "Events: 3\nKey: sha256:ae216c2ef5247a37\n")
+        text = text.replace(
+            "oldest first):\n", "oldest first):\n  Key: sha256:ae216c2ef5247a37\n"
+        )
     return text
 
 
@@ -143,7 +143,34 @@ def test_text_layout():
 
 def test_text_lists_diagnostics_as_key_value():
     result = run_cli("explain", "req-000010", "-s", SHAPES["db_csv"])
-    assert "  Diagnostics:\n    - step_up_required: webauthn\n    - risk: 0.87\n" in result.out
+    assert "\nDiagnostics:\n  - step_up_required: webauthn\n  - risk: 0.87\n" in result.out
+
+
+def test_guide_lines_come_first_and_greppable():
+    """The guide's lines at column 0, in its order; the extra facts only after them, so
+    `grep '^Event:'` gives the event types and `grep '^Decision:'` the final decision."""
+    out = run_cli("explain", "req-000013", "--source", SHAPES["db_csv"]).out
+    lines = out.split("\n")
+    assert lines[:4] == [
+        "Request: req-000013", "Zone: zone:prod/eu-1", "Decision: deny", "Event: token_exchange",
+    ]
+    assert [x for x in lines if x.startswith("Event:")] == [
+        "Event: token_exchange", "Event: step_up_issued", "Event: token_exchange",
+    ]
+    assert [x for x in lines if x.startswith("Decision:")] == ["Decision: deny"]
+    details = lines.index("Details (3 event(s), oldest first):")
+    assert all(not x.startswith("Event:") for x in lines[details:])
+    assert all("ev-00000" not in x for x in lines[:details])  # ids are extras: after
+
+
+def test_metadata_principal_first(tmp_path):
+    """application_id (current services), else principal_id, leads the metadata."""
+    line = json.loads((EXPORT / "cli.jsonl").read_text("utf-8").split("\n")[0])
+    line["metadata"] = {"latency_ms": 3, "application_id": "app-42", "principal_id": "old"}
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    out = run_cli("explain", line["request_id"], "-s", path).out
+    assert "\nMetadata:\napplication_id: app-42\nlatency_ms: 3\nprincipal_id: old\n" in out
 
 
 def test_json_output_splices_the_tail_records():
@@ -170,18 +197,63 @@ def two_zones(tmp_path) -> Path:
     return path
 
 
-def test_request_in_two_zones_needs_zone(two_zones):
+def test_request_in_two_zones_is_explained_per_zone(two_zones):
     result = run_cli("explain", "req-000027", "-s", two_zones)
-    assert result.code == 2
-    assert "zone-alpha, zone-beta" in result.err and "--zone" in result.err
-    alpha = json.loads(
-        run_cli("explain", "req-000027", "-s", two_zones, "--zone", "zone-alpha", "--json").out
+    assert result.code == 0, result.err
+    first, rest = result.out.split("\n", 1)
+    assert "occurs in 2 zones (zone-alpha, zone-beta)" in first
+    assert [x for x in rest.split("\n") if x.startswith("Zone:")] == [
+        "Zone: zone-alpha", "Zone: zone-beta",
+    ]
+    assert [x for x in rest.split("\n") if x.startswith("Decision:")] == [
+        "Decision: allow", "Decision: deny",
+    ]
+    assert rest.count("Final decision:") == 2
+    documents = [json.loads(x) for x in run_cli(
+        "explain", "req-000027", "-s", two_zones, "--json").lines]
+    assert [(d["zone_id"], d["decision"]) for d in documents] == [
+        ("zone-alpha", "allow"), ("zone-beta", "deny"),
+    ]
+    assert [e["id"] for e in documents[0]["events"]] == ["ev-moved"]
+    assert len(documents[1]["events"]) == 4
+
+
+def test_zone_still_narrows(two_zones):
+    alpha = run_cli("explain", "req-000027", "-s", two_zones, "--zone", "zone-alpha", "--json")
+    assert len(alpha.lines) == 1
+    alpha_doc = json.loads(alpha.out)
+    assert [e["id"] for e in alpha_doc["events"]] == ["ev-moved"]
+    assert alpha_doc["decision"] == "allow"
+    beta = run_cli("explain", "req-000027", "-s", two_zones, "--zone", "zone-beta")
+    assert beta.out.startswith("Request: req-000027\nZone: zone-beta\nDecision: deny\n")
+    assert "occurs in" not in beta.out
+
+
+def test_library_returns_every_zone(two_zones):
+    snap = cf.open(str(two_zones))
+    results = snap.explain_all("req-000027")
+    assert [(r.zone_id, r.decision) for r in results] == [
+        ("zone-alpha", "allow"), ("zone-beta", "deny"),
+    ]
+    assert [r.zone_id for r in snap.explain_all("req-000027", zone="zone-beta")] == ["zone-beta"]
+    with pytest.raises(UsageError, match="explain_all"):
+        snap.explain("req-000027")
+    assert snap.explain("req-000027", zone="zone-alpha").decision == "allow"
+
+
+def test_an_unanchored_first_event_is_not_called_verified(two_zones):
+    """ev-moved starts zone-alpha here at seq 13 with no anchor: verify checks neither its
+    link nor its HMAC, so explain must not say "link verified"."""
+    result = run_cli(
+        "explain", "req-000027", "-s", two_zones, "--zone", "zone-alpha", "--key-file",
+        KEY_FILE, "--json",
     )
-    assert [e["id"] for e in alpha["events"]] == ["ev-moved"] and alpha["decision"] == "allow"
-    beta = json.loads(
-        run_cli("explain", "req-000027", "-s", two_zones, "--zone", "zone-beta", "--json").out
-    )
-    assert len(beta["events"]) == 4 and beta["decision"] == "deny"
+    (event,) = json.loads(result.out)["events"]
+    assert event["chain_verified"] is None
+    assert event["chain_findings"][0]["kind"] == "unanchored_start"
+    text = run_cli("explain", "req-000027", "-s", two_zones, "--zone", "zone-alpha",
+                   "--key-file", KEY_FILE).out
+    assert "    Chain: seq 13, link not checked (the zone starts at seq 13 here" in text
 
 
 def test_unknown_request_is_exit_1():
@@ -243,7 +315,7 @@ def test_tampered_event_fails_its_link(tmp_path):
     assert [e["chain_verified"] for e in events] == [True, False, True]
     assert events[1]["chain_findings"][0]["kind"] == "content_mismatch"
     text_out = run_cli("explain", "req-000013", "-s", path, "--key-file", KEY_FILE).out
-    assert re.search(r"Chain: seq 5, link FAILED \(content_mismatch: ", text_out)
+    assert re.search(r"\n    Chain: seq 5, link FAILED \(content_mismatch: ", text_out)
 
 
 def test_wrong_key_fails_every_link(tmp_path):
@@ -288,6 +360,6 @@ def test_control_characters_are_escaped(tmp_path):
     path.write_text(json.dumps(line) + "\n", encoding="utf-8")
     result = run_cli("explain", line["request_id"], "-s", path)
     assert "\x1b" not in result.out and "\x07" not in result.out
-    assert "    principal_id: evil\\x1b]0;title\\x07" in result.out
-    assert "    note: a\\nb" in result.out
-    assert "    - reason: tab\\there" in result.out
+    assert "\nprincipal_id: evil\\x1b]0;title\\x07\n" in result.out
+    assert "\nnote: a\\nb\n" in result.out
+    assert "\n  - reason: tab\\there\n" in result.out

@@ -160,7 +160,8 @@ def test_intact_report(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     assert code == 0 and "intact" in stdout and str(out) in stdout
     html = out.read_text("utf-8")
     common_checks(html, folder)
-    assert 'id="verdict-status">INTACT<' in html
+    # the chain is intact, and Caracal recorded one alert: the banner says both
+    assert 'id="verdict-status">INTACT, BUT CARACAL RECORDED 1 TAMPER SIGNAL(S)<' in html
     assert key_fingerprint(bytes.fromhex(KEY_HEX)) in html
     for zone in ("z1", "z2"):
         assert f"<code>{zone}</code>" in html
@@ -260,7 +261,8 @@ def test_write_report_api(tmp_path: Path) -> None:
     report = write_report(snap, tmp_path / "r.html", key=KEY_HEX, sources=[str(folder)])
     assert report.status == "intact" and report.exit_code == 0
     html = (tmp_path / "r.html").read_text("utf-8")
-    assert str(folder) in html and 'id="verdict-status">INTACT<' in html
+    assert str(folder) in html
+    assert 'id="verdict-status">INTACT, BUT CARACAL RECORDED 1 TAMPER SIGNAL(S)<' in html
     assert "Zones verified" not in html
     narrowed = write_report(snap, tmp_path / "z.html", key=KEY_HEX, zones=["z2"])
     assert [z.zone_id for z in narrowed.zones] == ["z2"]
@@ -307,6 +309,9 @@ def test_chromium_renders_an_intact_report(tmp_path: Path) -> None:
     folder = export(tmp_path / "export")
     out = tmp_path / "evidence.html"
     write_report(cf.open(str(folder)), out, key=KEY_HEX)
+    render_in_chromium(out, tmp_path, "INTACT, BUT CARACAL RECORDED 1 TAMPER SIGNAL(S)")
+    (folder / "alerts.csv").unlink()
+    write_report(cf.open(str(folder)), out, key=KEY_HEX)
     render_in_chromium(out, tmp_path, "INTACT")
 
 
@@ -315,3 +320,91 @@ def test_report_json_is_not_the_html(tmp_path: Path) -> None:
     folder = export(tmp_path / "export")
     report = write_report(cf.open(str(folder)), tmp_path / "e.html", key=KEY_HEX)
     assert json.loads(report.to_json())["status"] == "intact"
+
+
+# --- what the report says first: ingest alerts, a wrong key, copies across shapes -------
+
+
+def _alerts_dumped_twice(folder: Path) -> None:
+    """The alerts table as CSV (written by ``export``) and as JSON lines, plus a second."""
+    (folder / "alerts.csv").write_text(
+        "id,event_id,zone_id,kind,detail,observed_at\n"
+        "1,e07,z1,content_mismatch_on_replay,stored=aa incoming=bb,2026-05-11 11:00:00+00\n"
+        "2,e09,z2,content_mismatch_on_replay,stored=cc incoming=dd,2026-05-11 11:05:00+00\n",
+        "utf-8",
+    )
+    (folder / "alerts.jsonl").write_text(
+        '{"id": 1, "event_id": "e07", "zone_id": "z1", "kind": "content_mismatch_on_replay", '
+        '"detail": "stored=aa incoming=bb", "observed_at": "2026-05-11T11:00:00+00:00"}\n'
+        '{"id": 2, "event_id": "e09", "zone_id": "z2", "kind": "content_mismatch_on_replay", '
+        '"detail": "stored=cc incoming=dd", "observed_at": "2026-05-11T11:05:00+00:00"}\n',
+        "utf-8",
+    )
+
+
+def test_ingest_alerts_are_listed_and_named_in_the_verdict(tmp_path: Path) -> None:
+    """Issues 15.8 and 15.12: each alert is listed once, and an intact chain with
+    alerts is not green only: the banner says Caracal recorded tamper signals."""
+    folder = export(tmp_path / "export")
+    _alerts_dumped_twice(folder)
+    out = tmp_path / "e.html"
+    report = write_report(cf.open(str(folder)), out, key=KEY_HEX)
+    assert report.status == "intact" and report.exit_code == 0
+    html = out.read_text("utf-8")
+    assert 'id="verdict-status">INTACT, BUT CARACAL RECORDED 2 TAMPER SIGNAL(S)<' in html
+    assert 'class="verdict s-alerts"' in html and 'class="verdict s-intact"' not in html
+    banner = html[html.index('id="verdict"') : html.index("</section>")]
+    assert "Caracal itself recorded 2 tamper signal(s)" in banner
+    assert "content_mismatch_on_replay 2" in banner
+    listed = html[html.index("<h2 id=alerts>") : html.index("<h2 id=findings>")]
+    assert "Ingest alerts (2)" in listed
+    assert listed.count("<tr><td>2026-05-11T11:0") == 2  # each alert once, not 4 rows
+    assert "stored=aa incoming=bb" in listed and "<code>e09</code>" in listed
+    assert f"{folder / 'alerts.csv'}:2" in listed  # where it was read
+    assert "<dt>Ingest alerts</dt><dd>2</dd>" in html  # the counts agree
+
+
+def test_a_wrong_key_leads_with_the_key(tmp_path: Path) -> None:
+    """Issue 15.13: every HMAC fails and nothing else does: say the key is probably
+    wrong, first, in the JSON report and the HTML; the status (and exit 1) stays."""
+    folder = export(tmp_path / "export")
+    wrong = "ab" * 32
+    report = write_report(cf.open(str(folder)), tmp_path / "w.html", key=wrong)
+    assert report.status == "tampered" and report.exit_code == 1
+    data = json.loads(report.to_json())
+    assert data["likely_wrong_key"] is True
+    assert data["verdict"].startswith(
+        "every HMAC fails and nothing else does: the key is probably wrong (key "
+        + key_fingerprint(bytes.fromhex(wrong))
+    )
+    html = (tmp_path / "w.html").read_text("utf-8")
+    assert 'id="verdict-status">WRONG KEY?<' in html
+    assert "Every HMAC fails and nothing else does" in html
+    # a tampered export with the right key is not called a wrong key
+    tampered = export(tmp_path / "tampered", tamper=True)
+    right = cf.open(str(tampered)).verify(key=KEY_HEX)
+    assert right.status == "tampered" and not right.likely_wrong_key
+    assert json.loads(right.to_json())["likely_wrong_key"] is False
+
+
+def test_copies_across_shapes_are_folded(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 15.7: the same export as a table dump and as `audit tail --json`: one
+    summary row per pair of shapes in the HTML, every copy still in the JSON report."""
+    folder = export(tmp_path / "export")
+    code, lines, _ = cli(capsys, "audit", "tail", "-s", str(folder / "db.jsonl"),
+                         "--limit", "0", "--json")
+    assert code == 0
+    (folder / "cli.jsonl").write_text(lines, "utf-8")
+    out = tmp_path / "e.html"
+    report = write_report(cf.open(str(folder)), out, key=KEY_HEX)
+    copies = report.findings_of("duplicate_event")
+    rows = len(lines.splitlines())
+    assert len(copies) == rows and report.status == "intact"
+    assert all(f.source and f.event_id for f in copies)  # the JSON report keeps each
+    html = out.read_text("utf-8")
+    every = html[html.index("id=all-findings") :]
+    assert every.count("<tr><td><code>duplicate_event</code>") == 1
+    assert f"{rows} event(s) kept from " in every and "as exact copies" in every
+    assert "<code>e07</code>" not in every  # no row per copy

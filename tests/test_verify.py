@@ -513,8 +513,9 @@ def test_report_json_roundtrip() -> None:
     again = Report.from_json(report.to_json())
     assert again == report
     data = report.to_dict()
-    assert set(data) == {"status", "events_checked", "zones", "findings", "inputs",
-                         "key_fingerprint", "toolkit_version", "generated_at", "checks"}
+    assert set(data) == {"status", "verdict", "likely_wrong_key", "events_checked", "zones",
+                         "findings", "inputs", "key_fingerprint", "toolkit_version",
+                         "generated_at", "checks"}
     assert set(data["findings"][0]) == {"kind", "zone_id", "event_id", "chain_seq", "source",
                                         "detail", "severity"}
     assert KEY.hex() not in report.to_json()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,56 @@ def test_closed_pipe_keeps_the_verdict_exit_code(flag: list[str]) -> None:
     )
     proc.stdout.close()  # the reader is gone before the first byte
     assert proc.wait(timeout=300) == 3
+
+
+# --- what the text output leads with (issues 15.7, 15.13) -----------------------------
+
+
+def test_copies_across_shapes_are_one_line_per_pair(tmp_path, capsys, monkeypatch) -> None:
+    """The same export as CSV, JSON lines, CLI lines, OCSF and search pages: one WARN line
+    per pair of shapes, not one per copy; a copy within one shape (a second CSV file) and
+    an altered copy still show one by one; --json keeps every copy."""
+    root = tmp_path / "export"
+    shutil.copytree(EXPORT, root, ignore=shutil.ignore_patterns("key.hex", "alerts.*"))
+    lines = (EXPORT / "db.csv").read_text(encoding="utf-8").split("\n")
+    (root / "more").mkdir()
+    (root / "more" / "again.csv").write_text("\n".join(lines[:2]) + "\n", encoding="utf-8")
+    code, out, _ = cli(["-s", str(root), "--key-file", KEY_FILE], capsys, monkeypatch)
+    assert code == 0, out
+    assert len(out.splitlines()) < 40  # was 1,922
+    pairs = [x for x in out.splitlines() if x.startswith("WARN duplicate_event  240 event(s)")]
+    assert len(pairs) == 4
+    assert {x.split(" are also in ")[1].split(" ")[0] for x in pairs} == {
+        "cli_jsonl", "db_jsonl", "ocsf_parquet", "search_page",
+    }
+    assert all("kept from db_csv (1 file)" in x for x in pairs)
+    single = [x for x in out.splitlines() if "again.csv:2" in x]
+    assert len(single) == 1 and single[0].startswith("WARN duplicate_event  ")
+    code, out, _ = cli(["-s", str(root), "--key-file", KEY_FILE, "--json"], capsys, monkeypatch)
+    assert len(json.loads(out)["findings"]) == 4 * 240 + 1
+    changed = lines[2].replace(",req-000003,allow,", ",req-000003,deny,", 1)
+    assert changed != lines[2]
+    (root / "more" / "changed.csv").write_text(f"{lines[0]}\n{changed}\n", encoding="utf-8")
+    code, out, _ = cli(["-s", str(root), "--key-file", KEY_FILE], capsys, monkeypatch)
+    assert code == 1 and "FAIL content_mismatch" in out and "changed.csv:2" in out
+
+
+def test_wrong_key_leads_with_the_key(tmp_path, capsys, monkeypatch) -> None:
+    wrong = tmp_path / "wrong.hex"
+    wrong.write_text("ab" * 32 + "\n")
+    code, out, _ = cli(["-s", CSV, "--key-file", str(wrong)], capsys, monkeypatch)
+    assert code == 1  # not proven: a wrong key and a full re-chain look the same
+    first, second = out.splitlines()[:2]
+    assert first.startswith("WRONG KEY? every HMAC fails and nothing else does: the key is "
+                            "probably wrong (key sha256:")
+    assert second.startswith("TAMPERED: 240 event(s)")
+    code, out, _ = cli(["-s", CSV, "--key-file", str(wrong), "--json"], capsys, monkeypatch)
+    data = json.loads(out)
+    assert data["likely_wrong_key"] is True and data["verdict"].startswith("every HMAC fails")
+    # something else failing too: no wrong-key lead, the gap is reported
+    rows = (EXPORT / "db.csv").read_text(encoding="utf-8").split("\n")
+    gap = tmp_path / "gap.csv"
+    gap.write_text("\n".join(rows[:5] + rows[6:]), encoding="utf-8")
+    code, out, _ = cli(["-s", str(gap), "--key-file", str(wrong)], capsys, monkeypatch)
+    assert code == 1 and out.startswith("TAMPERED") and "WRONG KEY?" not in out
+    assert "FAIL sequence_gap" in out

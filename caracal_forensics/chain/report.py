@@ -96,6 +96,15 @@ class Finding:
     def fails(self) -> bool:
         return self.severity == Severity.FAILS
 
+    @property
+    def every_hmac_failed(self) -> bool:
+        """The one finding verify writes for a zone whose HMACs all fail (a wrong key?)."""
+        return (
+            self.kind == Kind.HMAC_MISMATCH
+            and self.detail.startswith("all ")
+            and "chain_hmac values checked in this zone fail" in self.detail
+        )
+
     def sort_key(self) -> tuple:
         return (
             self.zone_id or "",
@@ -174,6 +183,35 @@ class Report:
     def ok(self) -> bool:
         return self.status == Status.INTACT
 
+    @property
+    def likely_wrong_key(self) -> bool:
+        """Every HMAC of every zone fails and nothing else does: content hashes, links
+        and sequence hold, so the key is probably not the one Caracal used (or every
+        event was re-chained without it; the status stays tampered: nothing is proven)."""
+        failing = [f for f in self.findings if f.fails]
+        if not failing or not any(f.every_hmac_failed for f in failing):
+            return False
+        if any(f.kind != Kind.HMAC_MISMATCH for f in failing):
+            return False
+        return all(z.status == Status.TAMPERED for z in self.zones if z.events)
+
+    @property
+    def verdict(self) -> str:
+        """One line for the reader: the wrong-key explanation when it applies, else the
+        status and what failed."""
+        if self.likely_wrong_key:
+            return (
+                "every HMAC fails and nothing else does: the key is probably wrong "
+                f"(key {self.key_fingerprint}); content hashes, links and sequence all hold. "
+                "If this is the key Caracal used, every event was re-chained without it"
+            )
+        failing = sum(1 for f in self.findings if f.fails)
+        if self.status == Status.TAMPERED:
+            return f"{failing} finding(s) fail verification"
+        if self.status == Status.PARTIAL:
+            return "nothing failed, but some checks could not run"
+        return "every check that ran passed"
+
     def zone(self, zone_id: str) -> ZoneSummary | None:
         return next((z for z in self.zones if z.zone_id == zone_id), None)
 
@@ -183,6 +221,8 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
+            "verdict": self.verdict,
+            "likely_wrong_key": self.likely_wrong_key,
             "events_checked": self.events_checked,
             "zones": [z.to_dict() for z in self.zones],
             "findings": [f.to_dict() for f in self.findings],

@@ -6,15 +6,17 @@ Kept free of DuckDB so that the clean pass over a snapshot imports none of it.
 
 from __future__ import annotations
 
+import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from .._version import __version__
 from ..keys import key_fingerprint
-from .report import Finding, InputSummary, Report, ZoneSummary, status_of
+from .report import Finding, InputSummary, Kind, Report, ZoneSummary, status_of
 
 
 @dataclass(frozen=True)
@@ -113,3 +115,117 @@ def in_order(pool, transform, batches, in_flight: int = 2):
             yield pending.pop(0).result()
     for future in pending:
         yield future.result()
+
+
+# --- presenting a report: copies of one export in several shapes ---------------------
+
+_COPY_DETAIL = re.compile(r"^exact copy of the event at (?P<other>.+); counted once$")
+
+
+@dataclass
+class CopyFold:
+    """Exact copies of events in ``copy_shape`` files of events kept from ``kept_shape``
+    files: a directory holding the same export in two shapes. Shown as one line; the
+    findings stay in the report (``findings``), each with its file and line."""
+
+    copy_shape: str
+    kept_shape: str
+    findings: list[Finding] = field(default_factory=list)
+    copy_files: dict[str, None] = field(default_factory=dict)
+    kept_files: dict[str, None] = field(default_factory=dict)
+
+    @property
+    def zones(self) -> list[str]:
+        return sorted({f.zone_id for f in self.findings if f.zone_id is not None})
+
+    def summary(self) -> str:
+        n = len(self.findings)
+        return (
+            f"{n} event(s) kept from {self.kept_shape} "
+            f"({_count(len(self.kept_files), 'file')}) are also in {self.copy_shape} "
+            f"({_count(len(self.copy_files), 'file')}) as exact copies, in "
+            f"{_count(len(self.zones), 'zone')}: the same export in two shapes, each event "
+            "counted once"
+        )
+
+    def files_text(self, limit: int = 3) -> str:
+        return (f"copies in {_names(self.copy_files, limit)}; "
+                f"kept from {_names(self.kept_files, limit)}")
+
+
+def fold_copies(report: Report) -> tuple[list[Finding], list[CopyFold]]:
+    """The findings to show one by one, and the expected copies folded per shape pair.
+
+    Folded: a ``duplicate_event`` (same id, same content and HMAC) whose copy and kept
+    row come from different files of different shapes (the shape of each file is its
+    input's; a row read from a snapshot keeps its original file, which counts as the
+    snapshot's, and a row seen both in its file and in a snapshot made from it pairs that
+    file's shape with ``snapshot``). Shown one by one: everything else, including copies
+    in two files of one shape, two rows of one file, and every differing copy
+    (``conflicting_duplicate``).
+    """
+    shapes = _Shapes(report)
+    shown: list[Finding] = []
+    folds: dict[tuple[str, str], CopyFold] = {}
+    for finding in report.findings:
+        match = _COPY_DETAIL.match(finding.detail) if finding.kind == Kind.DUPLICATE_EVENT else None
+        copy_file = _file_of(finding.source)
+        kept_file = _file_of(match.group("other")) if match else None
+        copy_shape = shapes(copy_file)
+        kept_shape = shapes(kept_file)
+        if match and match.group("other") == finding.source and shapes.snapshots:
+            copy_shape = "snapshot"  # one row twice: in its file and in a snapshot of it
+        elif copy_file == kept_file:
+            copy_shape = None  # two rows of one file: a genuine duplicate, shown
+        if (match is None or copy_shape is None
+                or kept_shape is None or copy_shape == kept_shape):
+            shown.append(finding)
+            continue
+        fold = folds.setdefault((copy_shape, kept_shape), CopyFold(copy_shape, kept_shape))
+        fold.findings.append(finding)
+        if copy_shape == "snapshot" and copy_file not in shapes.snapshots:
+            fold.copy_files.update(dict.fromkeys(shapes.snapshots))  # its file: the snapshot's
+        else:
+            fold.copy_files[str(copy_file)] = None
+        fold.kept_files[str(kept_file)] = None
+    return shown, sorted(folds.values(), key=lambda f: (f.kept_shape, f.copy_shape))
+
+
+class _Shapes:
+    """Which shape a finding's file has: its input's (a file inside an input directory:
+    that input's). A file that is no input was read from a snapshot, whose rows keep the
+    file they first came from."""
+
+    def __init__(self, report: Report) -> None:
+        self.by_path = {os.path.normpath(i.path): i.shape for i in report.inputs}
+        self.snapshots = [i.path for i in report.inputs if i.shape == "snapshot"]
+
+    def __call__(self, path: str | None) -> str | None:
+        if path is None:
+            return None
+        current = os.path.normpath(path)
+        while True:
+            if current in self.by_path:
+                return self.by_path[current]
+            parent = os.path.dirname(current)
+            if parent in ("", current):
+                return "snapshot" if self.snapshots else None
+            current = parent
+
+
+def _file_of(source: str | None) -> str | None:
+    """The file of a ``file:line`` source."""
+    if not source:
+        return None
+    path, sep, line = source.rpartition(":")
+    return path if sep and line.isdigit() else source
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _names(files: dict[str, None], limit: int) -> str:
+    names = list(files)
+    text = ", ".join(names[:limit])
+    return text + (f" and {len(names) - limit} more" if len(names) > limit else "")

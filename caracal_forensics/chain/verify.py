@@ -231,6 +231,7 @@ class _Run:
         self.src = "(SELECT NULL)"
         self.repeated_seqs = False
         self.findings: list[Finding] = []
+        self.wrong_key: set[str] = set()  # zones where every HMAC fails (a wrong key?)
         self.checks: dict[str, str] = {}
         self._saved_limit: str | None = None
         #: predecessors taken while streaming (the C kernel's path), and the file names
@@ -635,8 +636,11 @@ class _Run:
             self._more(Kind.CONTENT_MISMATCH, zone, total)
 
     def _wrong_key_zones(self, zones: dict[str, dict[str, Any]]) -> set[str]:
-        """Zones where every HMAC checked fails: one finding saying the key is probably wrong."""
-        wrong = set()
+        """Zones where every HMAC checked fails: one finding saying the key is probably wrong.
+
+        Their HMACs say nothing more, but gaps, broken links and differing copies still
+        do: the later steps leave out only the HMAC results of these zones."""
+        wrong = self.wrong_key
         for zone, z in zones.items():
             if z["hmac_checked"] >= 2 and z["hmac_failed"] == z["hmac_checked"]:
                 wrong.add(zone)
@@ -659,8 +663,9 @@ class _Run:
         consequence is folded into the one finding at the forged event.
         """
         rows = self.sql(
-            f"""WITH c AS (SELECT * FROM {{chain}}
-                           WHERE rk = 1 AND NOT list_contains($wrong, zone_id)),
+            f"""WITH c AS (SELECT * REPLACE (CASE WHEN list_contains($wrong, zone_id)
+                                              THEN NULL ELSE hmac_ok END AS hmac_ok)
+                           FROM {{chain}} WHERE rk = 1),
                failed AS (SELECT zone_id, seq FROM c WHERE hmac_ok = false),
                flagged AS (
                  SELECT c.*, f.seq IS NOT NULL AS pred_failed
@@ -761,7 +766,8 @@ class _Run:
                    kr.line AS k_line, xr.id = kr.id AS same_id,
                    x.c IS NOT DISTINCT FROM k.c AS same_c,
                    xr.full_h IS NOT DISTINCT FROM kr.full_h AS same_h,
-                   CASE WHEN x.has_prev THEN x.hmac_ok
+                   CASE WHEN list_contains($wrong, x.zone_id) THEN NULL
+                        WHEN x.has_prev THEN x.hmac_ok
                         WHEN xr.full_h IS NOT NULL AND x.c IS NOT NULL
                              AND k.pred_hash IS NOT NULL THEN {hmac_x} END AS hmac_ok,
                    CASE WHEN x.has_prev AND k.pred_hash IS NOT NULL
@@ -769,7 +775,8 @@ class _Run:
                    x.stored_p AS stored_p, k.pred_hash AS pred_hash
               FROM x JOIN k ON x.zone_id = k.zone_id AND x.seq = k.seq
               JOIN xr ON xr.rid = x.rid
-              JOIN xr kr ON kr.rid = k.rid"""
+              JOIN xr kr ON kr.rid = k.rid""",
+            {"wrong": sorted(self.wrong_key)},
         )
         self.sql("ALTER TABLE {x} ADD COLUMN exact BOOLEAN")
         self.sql("UPDATE {x} SET exact = same_id AND same_c AND same_h AND hmac_ok IS NOT false "

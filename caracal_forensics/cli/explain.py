@@ -16,12 +16,19 @@ def explain(
     zone: Annotated[
         str | None,
         typer.Option(
-            "--zone", help="The zone, when the request id occurs in several.", show_default=False
+            "--zone",
+            help="Only this zone (a request seen in several zones is otherwise explained "
+            "once per zone).",
+            show_default=False,
         ),
     ] = None,
     json_output: Annotated[
         bool,
-        typer.Option("--json", help='{"request_id", "zone_id", "decision", "events": [...]}'),
+        typer.Option(
+            "--json",
+            help='{"request_id", "zone_id", "decision", "events": [...]}; one such object '
+            "per line when the request occurs in several zones.",
+        ),
     ] = False,
     key_file: Annotated[
         str | None,
@@ -35,10 +42,14 @@ def explain(
     on_bad_line: OnBadLineOption = "error",
 ) -> None:
     """Every event of a request in time order, then its final decision (deny if any
-    event denied, else the last event's)."""
+    event denied, else the last event's); once per zone when it occurs in several."""
+    from ..explain import render_all
     from ..keys import load_key
 
     key = load_key(key_file)  # before reading any data: a bad key fails fast
     snap = open_snapshot(source, on_bad_line)
-    result = snap.explain(request_id, zone=zone, key=key)
-    print(result.to_json() if json_output else result.text())
+    results = snap.explain_all(request_id, zone=zone, key=key)
+    if json_output:  # one object per zone, one per line: `jq .decision` reads each
+        print("\n".join(result.to_json() for result in results))
+    else:
+        print(render_all(results))

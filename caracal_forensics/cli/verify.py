@@ -96,7 +96,9 @@ def verify(
 
 
 def print_report(report: Report, console=None) -> None:
-    """The human view: a verdict line, a table of zones, then every finding in full."""
+    """The human view: a verdict line, a table of zones, then the findings: one by one,
+    except the expected copies of one export in several shapes, one line per pair."""
+    from ..chain.summary import fold_copies
     from ..render.table import Column, make_console, printable, render_table
 
     if console is None:
@@ -104,11 +106,18 @@ def print_report(report: Report, console=None) -> None:
         # rich exits 1 when the reader closes the pipe (`| head`); for verify 1 means
         # "tampered", so drop the rest of the output quietly and keep the verdict's code.
         console.on_broken_pipe = _discard_stdout
+    shown, folds = fold_copies(report)
     failing = sum(1 for f in report.findings if f.fails)
+    style = _STATUS_STYLE.get(report.status)
+    if report.likely_wrong_key:  # lead with the likeliest explanation, then the status
+        console.print(f"WRONG KEY? {printable(report.verdict)}", style=style, soft_wrap=True)
+    folded = sum(len(fold.findings) for fold in folds)
     console.print(
         f"{report.status.upper()}: {report.events_checked} event(s) in {len(report.zones)} "
-        f"zone(s), {len(report.findings)} finding(s), {failing} failing",
-        style=_STATUS_STYLE.get(report.status), soft_wrap=True,
+        f"zone(s), {len(report.findings)} finding(s), {failing} failing"
+        + (f" ({folded} of them copies of the same export in other shapes, "
+           f"{len(folds)} line(s) below)" if folds else ""),
+        style=style, soft_wrap=True,
     )
     if report.zones:
         render_table(
@@ -123,7 +132,7 @@ def print_report(report: Report, console=None) -> None:
             ],
             console=console,
         )
-    for f in report.findings:
+    for f in shown:
         where = " ".join(
             part for part in (
                 printable(f.zone_id) if f.zone_id else "",
@@ -136,6 +145,11 @@ def print_report(report: Report, console=None) -> None:
         console.print(f"{_SEVERITY_LABEL.get(f.severity, f.severity)} {f.kind}  {where}",
                       style=_STATUS_STYLE["tampered"] if f.fails else None, soft_wrap=True)
         console.print(f"    {printable(f.detail)}", soft_wrap=True)
+    for fold in folds:
+        console.print(f"{_SEVERITY_LABEL['warning']} duplicate_event  {printable(fold.summary())}",
+                      soft_wrap=True)
+        console.print(f"    {printable(fold.files_text())} (each listed in --json / --report)",
+                      soft_wrap=True)
     for name, text in report.checks.items():
         console.print(f"{name}: {printable(text)}", style="dim", soft_wrap=True)
     if report.key_fingerprint:
