@@ -128,7 +128,7 @@ def test_report_out_a_directory_or_unwritable(capsys: pytest.CaptureFixture[str]
     key = str(VECTORS / "key.hex")
     code, _, err = cli(capsys, "report", "--source", str(VECTORS / "db.csv"), "--key-file", key,
                        "--out", str(tmp_path))
-    assert code == 2 and "is a directory; name the HTML file" in one_error_line(err)
+    assert code == 2 and "is a directory; name the file to write" in one_error_line(err)
     assert list(tmp_path.iterdir()) == []
 
 
