@@ -59,10 +59,12 @@ def refuse_overwriting_inputs(
     shown_out = f"{called['out']} {os.fspath(out)}"
     real_out = os.path.realpath(out)
     out_stat = _stat(out)
-    for item in _protected(inputs, key_file, anchor, called):
+    protected = _protected(inputs, key_file, anchor, called)
+    for item in protected:  # the closest relation first: the same file
         if real_out == item.real or (out_stat is not None and out_stat == _stat(item.real)):
             named = "" if item.shown == os.fspath(out) else f" {item.shown}"
             raise UsageError(f"{shown_out} is {item.what}{named}; {_never(item)}")
+    for item in protected:
         if item.contents and _inside(real_out, item.real):
             raise UsageError(f"{shown_out} is inside {item.what} {item.shown}; {_never(item)}")
         if directory and _inside(item.real, real_out):
