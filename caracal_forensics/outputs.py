@@ -50,7 +50,7 @@ def refuse_overwriting_inputs(
     ``inputs``: what is read (files, directories, globs, as ``--source`` takes them; a
     glob stands for the files it matches and the directories holding them, where a
     later run of the same glob would look). ``out`` may not be one of them nor lie inside
-    one; nor be ``key_file`` (default: ``$AUDIT_HMAC_KEY_FILE``) or ``anchor``. With
+    one; nor be ``key_file``, ``$AUDIT_HMAC_KEY_FILE`` or ``anchor``. With
     ``directory`` (an output directory, e.g. ingest's), ``out`` may not hold any of them
     either. ``names`` maps the parameters ``out``, ``key_file``, ``anchor`` to the words
     a message uses for them.
@@ -88,13 +88,11 @@ def _protected(inputs: Iterable[PathLike], key_file: PathLike | None,
                                         "the directory of the input", True))
         else:
             found.append(_Protected(os.path.realpath(text), text, "the input", True))
-    if key_file is None and os.environ.get(KEY_FILE_ENV, "").strip():
-        key_file = os.environ[KEY_FILE_ENV].strip()
-        key_name = f"${KEY_FILE_ENV}"
-    else:
-        key_name = called["key_file"]
-    if key_file is not None:
-        found.append(_Protected(os.path.realpath(key_file), os.fspath(key_file),
+    keys = [(key_file, called["key_file"])] if key_file is not None else []
+    if os.environ.get(KEY_FILE_ENV, "").strip():
+        keys.append((os.environ[KEY_FILE_ENV].strip(), f"${KEY_FILE_ENV}"))
+    for path, key_name in keys:
+        found.append(_Protected(os.path.realpath(path), os.fspath(path),
                                 f"the key file ({key_name})", False))
     if anchor is not None:
         found.append(_Protected(os.path.realpath(anchor), os.fspath(anchor),
