@@ -125,6 +125,34 @@ def test_the_key_file_from_the_environment_is_never_written(
     assert tree_digest(evidence) == before
 
 
+def test_snapshot_out_is_never_the_key_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, evidence: Path,
+) -> None:
+    # refused before any connection is tried (there is no server at this address)
+    monkeypatch.chdir(evidence)
+    monkeypatch.setenv("AUDIT_HMAC_KEY_FILE", "key.hex")
+    before = tree_digest(evidence)
+    code, _, err = cli(capsys, "snapshot", "--dsn", "postgresql://127.0.0.1:1/none",
+                       "--out", "key.hex")
+    assert code == 2 and one_error_line(err) == (
+        "caracal-forensics: error: --out key.hex is the key file ($AUDIT_HMAC_KEY_FILE); "
+        "it is never written")
+    assert tree_digest(evidence) == before
+
+
+def test_the_library_refuses_too(evidence: Path) -> None:
+    import caracal_forensics as cf
+    from caracal_forensics.report_html import write_report
+
+    before = tree_digest(evidence)
+    snap = cf.open(str(evidence / "case"))
+    with pytest.raises(UsageError, match=r"^out .*manifest.json is inside the input "):
+        write_report(snap, evidence / "case" / "manifest.json")
+    with pytest.raises(UsageError, match=r"^out .*new is inside the input "):
+        snap.ingest(str(evidence / "case" / "new"))
+    assert tree_digest(evidence) == before
+
+
 def test_a_link_inside_a_source_directory_protects_its_target(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
