@@ -9,23 +9,9 @@ import io
 from pathlib import Path
 
 import pytest
-
-from caracal_forensics.cli.app import run
+from cli_helpers import cli, one_error_line
 
 VECTORS = Path(__file__).resolve().parent / "vectors" / "export"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run(list(argv))
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def dump_with_deep_metadata(tmp_path: Path, depth: int) -> tuple[Path, str]:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli, one_error_line
 
 from caracal_forensics.cli.app import run
 from caracal_forensics.errors import UsageError
@@ -24,19 +25,6 @@ from caracal_forensics.outputs import refuse_overwriting_inputs, write_atomicall
 ROOT = Path(__file__).resolve().parent.parent
 EXPORT = ROOT / "tests" / "vectors" / "export"
 KEY = EXPORT / "key.hex"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run([str(arg) for arg in argv])
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def tree_digest(root: Path) -> dict[str, str]:
