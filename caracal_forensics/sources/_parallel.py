@@ -20,6 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
 from multiprocessing import context as mp_context
 
 import pyarrow as pa
@@ -59,13 +60,25 @@ PRIVATE_ENVIRONMENT = ("AUDIT_HMAC_KEY", "AUDIT_HMAC_KEY_FILE")
 _spawning = threading.Lock()
 
 
-class KeylessProcess(mp_context.SpawnProcess):
-    """A spawned process whose environment lacks PRIVATE_ENVIRONMENT.
+@contextmanager
+def _keyless_environment() -> Iterator[None]:
+    """PRIVATE_ENVIRONMENT out of this process's environment meanwhile.
 
-    A spawned child gets the environment of this process as it is when it is started,
-    and ``/proc/<pid>/environ`` keeps that for the child's life: the variables are taken
-    out of this process's environment while the child (and multiprocessing's resource
-    tracker, if it starts then) is started, and put back right after."""
+    A child gets the environment of this process as it is when the child is started, and
+    ``/proc/<pid>/environ`` keeps that for the child's life: so the variables are taken
+    out while a child is started (a worker, or multiprocessing's resource tracker) and
+    put back right after."""
+    with _spawning:
+        kept = {name: os.environ.pop(name) for name in PRIVATE_ENVIRONMENT
+                if name in os.environ}
+        try:
+            yield
+        finally:
+            os.environ.update(kept)
+
+
+class KeylessProcess(mp_context.SpawnProcess):
+    """A spawned process whose environment lacks PRIVATE_ENVIRONMENT."""
 
     @staticmethod
     def _Popen(process_obj):  # noqa: N802 - multiprocessing's name
@@ -73,13 +86,8 @@ class KeylessProcess(mp_context.SpawnProcess):
 
         class KeylessPopen(Popen):
             def _launch(self, process_obj) -> None:
-                with _spawning:
-                    kept = {name: os.environ.pop(name) for name in PRIVATE_ENVIRONMENT
-                            if name in os.environ}
-                    try:
-                        super()._launch(process_obj)
-                    finally:
-                        os.environ.update(kept)
+                with _keyless_environment():
+                    super()._launch(process_obj)
 
         return KeylessPopen(process_obj)
 
@@ -93,6 +101,11 @@ class KeylessContext(mp_context.SpawnContext):
 def _executor() -> ProcessPoolExecutor:
     global _pool
     if _pool is None:
+        from multiprocessing import resource_tracker
+
+        # the pool's queues start multiprocessing's resource tracker, a child too
+        with _keyless_environment():
+            resource_tracker.ensure_running()
         _pool = ProcessPoolExecutor(workers(), mp_context=KeylessContext())
     return _pool
 
