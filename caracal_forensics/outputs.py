@@ -129,8 +129,8 @@ def write_atomically(path: PathLike, data: str | bytes) -> None:
     """Write ``data`` (text as UTF-8) to ``path`` whole or not at all.
 
     A temporary file in the same directory is written, flushed to disk and renamed over
-    ``path``; on any failure it is removed and ``path`` is left as it was. Mode: as a new
-    file under the umask (a report is for sharing; the temporary file starts private).
+    ``path``; on any failure it is removed and ``path`` is left as it was. Mode: the
+    replaced file's, else a new file's under the umask (mkstemp's file starts private).
     An OSError (a full disk, a read-only directory) becomes a UsageError naming ``path``.
     """
     import tempfile
@@ -147,9 +147,7 @@ def write_atomically(path: PathLike, data: str | bytes) -> None:
             stream.write(payload)
             stream.flush()
             os.fsync(stream.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, _mode_for(target))
         os.replace(tmp, target)
         tmp = None
         _sync_directory(directory)
@@ -162,6 +160,25 @@ def write_atomically(path: PathLike, data: str | bytes) -> None:
                 os.unlink(tmp)
             except OSError:  # the error being raised is the one to report
                 pass
+
+
+def _mode_for(target: str) -> int:
+    """The permission bits of ``target`` if it exists, else of a new file (0o666 under
+    the umask, read from /proc: setting it to read it would race other threads)."""
+    try:
+        return os.stat(target).st_mode & 0o7777
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _sync_directory(directory: str) -> None:

@@ -238,9 +238,16 @@ def test_a_full_disk_leaves_the_previous_output_as_it_was(
 def test_write_atomically_replaces_whole(tmp_path: Path) -> None:
     target = tmp_path / "r.json"
     target.write_text("old")
-    os.chmod(target, 0o600)
+    os.chmod(target, 0o640)
     write_atomically(target, "new\n")
     assert target.read_text() == "new\n" and os.listdir(tmp_path) == ["r.json"]
+    assert target.stat().st_mode & 0o777 == 0o640  # the replaced file's mode kept
+    umask = os.umask(0o027)
+    try:
+        write_atomically(tmp_path / "fresh.json", "x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "fresh.json").stat().st_mode & 0o777 == 0o640
     with pytest.raises(UsageError, match="is a directory"):
         write_atomically(tmp_path, "x")
 
