@@ -80,6 +80,8 @@ REFUSED = [
     ("report", "--out", "case", "anchor.json", "is the anchor (--anchor)"),
     ("ingest", "--out", "case", "case/events/new", "is inside the input"),
     ("ingest", "--out", "export/db.csv", "export", "holds the input"),
+    ("ingest", "--out", "export", "export/snap", "is inside the input"),
+    ("ingest", "--out", "case", ".", "holds the input"),
     ("ingest", "--out", "link", "link/new", "is inside the input"),
     ("ingest", "--out", "export/*.csv", "export/sub", "is inside the"),
 ]
@@ -107,7 +109,8 @@ def test_the_key_file_from_the_environment_is_never_written(
     monkeypatch.setenv("AUDIT_HMAC_KEY_FILE", str(evidence / "key.hex"))
     before = tree_digest(evidence)
     for argv in (["verify", "-s", "case", "--report", "key.hex"],
-                 ["report", "-s", "case", "--out", "key.hex"]):
+                 ["report", "-s", "case", "--out", "key.hex"],
+                 ["ingest", "-s", "case", "--out", "key.hex"]):
         code, _, err = cli(capsys, *argv)
         assert code == 2 and "is the key file ($AUDIT_HMAC_KEY_FILE)" in one_error_line(err)
     assert tree_digest(evidence) == before
