@@ -20,10 +20,12 @@ from .render.jsonl import dumps
 from .render.records import (
     OCCURRED_AT_SQL,
     OCCURRED_AT_TEXT,
+    NestedTooDeeply,
     json_lines,
     occurred_at_texts,
     parse_json,
     records,
+    too_deep,
 )
 from .render.table import printable
 
@@ -248,6 +250,29 @@ def _value(value: Any) -> str:
 
 
 def render_text(result: Explanation) -> str:
+    """The text of ``result`` (``_render_text``); an event whose jsonb nests deeper than
+    Python parses or prints (PostgreSQL takes it) is an InputError naming its file and
+    line, not a RecursionError."""
+    try:
+        return _render_text(result)
+    except (RecursionError, NestedTooDeeply):
+        raise _too_deep_event(result.table) from None
+
+
+def _too_deep_event(table: pa.Table) -> Exception:
+    """The error for the first event of ``table`` whose jsonb cannot be parsed or shown."""
+    from .model import JSONB_FIELDS
+
+    for index, row in enumerate(table.select(list(JSONB_FIELDS)).to_pylist()):
+        try:
+            for text in row.values():
+                _value(parse_json(text))
+        except (RecursionError, NestedTooDeeply):
+            return too_deep(table, index, "its JSON")
+    return RecursionError("maximum recursion depth exceeded")  # not the data: a bug
+
+
+def _render_text(result: Explanation) -> str:
     """The guide's layout first, so a reader (or ``grep '^Event:'``) finds what the guide
     shows: ``Request``, ``Zone``, ``Decision`` (the final one); then per event (oldest
     first) ``Event: <event type>``, ``Determining policies`` as ``  - name

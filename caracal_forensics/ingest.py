@@ -122,9 +122,13 @@ def _write(snapshot: Snapshot, out_dir: str, extra_manifest: dict[str, Any] | No
     manifest = _manifest(snapshot, out_dir, alert_count)
     if extra_manifest:
         manifest.update(extra_manifest)
-    with open(os.path.join(out_dir, MANIFEST), "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, sort_keys=False)
-        handle.write("\n")
+    path = os.path.join(out_dir, MANIFEST)
+    try:  # a full disk: the file named (the snapshot is removed by write_snapshot)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    except OSError as error:
+        raise ForensicsError(f"{path}: cannot write the manifest: {error.strerror or error}"
+                             ) from None
     return manifest
 
 
@@ -315,12 +319,11 @@ def _canonical_files(directory: str) -> list[str] | None:
 
 
 def prepare_out_dir(out_dir: str, inputs: list[str]) -> None:
-    """Refuse to write over anything: the output must be new or an empty directory."""
-    real = os.path.realpath(out_dir)
-    for path in inputs:
-        source = os.path.realpath(path)
-        if real == source or source.startswith(real + os.sep) or real.startswith(source + os.sep):
-            raise UsageError(f"--out {out_dir} overlaps the input {path}; inputs are never written")
+    """Refuse to write over anything: the output must be new or an empty directory, and
+    neither inside an input nor holding one (``outputs.refuse_overwriting_inputs``)."""
+    from .outputs import refuse_overwriting_inputs
+
+    refuse_overwriting_inputs(out_dir, inputs, directory=True)
     if os.path.exists(out_dir):
         if not os.path.isdir(out_dir) or os.listdir(out_dir):
             raise UsageError(f"--out {out_dir} exists and is not an empty directory")

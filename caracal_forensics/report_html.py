@@ -11,7 +11,6 @@ is HTML-escaped, with invisible and bidi control characters made visible.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -573,36 +572,12 @@ def write_report(
 ) -> Report:
     """Verify, render and write the report to ``out`` (atomically); returns the Report.
 
-    Refuses to write over one of the inputs.
+    Refuses to write over or into one of the inputs (``outputs.refuse_overwriting_inputs``).
     """
-    from .errors import UsageError
+    from .outputs import check_output_file, refuse_overwriting_inputs, write_atomically
 
-    target = os.path.realpath(out)
-    for item in snap.inputs:
-        if os.path.realpath(item.path) == target:
-            raise UsageError(
-                f"--out {os.fspath(out)} is one of the inputs; inputs are never written"
-            )
-    if os.path.isdir(target):
-        raise UsageError(f"--out {os.fspath(out)} is a directory; name the HTML file to write")
+    refuse_overwriting_inputs(out, [*sources, *(item.path for item in snap.inputs)])
+    check_output_file(out)  # before the verification, not after
     report, html = build_report(snap, key=key, sources=sources, **verify_options)
-    directory = os.path.dirname(target) or "."
-    if not os.path.isdir(directory):
-        raise UsageError(f"--out {os.fspath(out)}: directory {directory} does not exist")
-    tmp = None
-    try:
-        handle, tmp = tempfile.mkstemp(prefix=".evidence-", suffix=".html", dir=directory)
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(html)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a report is for sharing
-        os.replace(tmp, target)
-    except OSError as error:  # a read-only directory, a full disk
-        raise UsageError(
-            f"--out {os.fspath(out)}: cannot write the report: {error.strerror or error}"
-        ) from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomically(out, html)
     return report

@@ -215,7 +215,7 @@ def test_report_refuses_to_overwrite_an_input(
     folder = export(tmp_path / "export")
     before = (folder / "db.jsonl").read_bytes()
     code, out, err = run_report(capsys, folder, folder / "db.jsonl")
-    assert code == 2 and "is one of the inputs" in err
+    assert code == 2 and "is inside the input" in err
     assert (folder / "db.jsonl").read_bytes() == before
     code, _, err = run_report(capsys, folder, tmp_path / "missing" / "e.html")
     assert code == 2 and "does not exist" in err

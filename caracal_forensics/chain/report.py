@@ -237,8 +237,11 @@ class Report:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     def write(self, path: str | os.PathLike[str]) -> None:
-        with open(path, "w", encoding="utf-8") as out:
-            out.write(self.to_json() + "\n")
+        """Write the JSON report whole or not at all (a previous one, maybe an anchor,
+        stays as it was when the disk is full)."""
+        from ..outputs import write_atomically
+
+        write_atomically(path, self.to_json() + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:

@@ -166,9 +166,13 @@ def run(argv: list[str] | None = None) -> None:
     except Exception as error:  # noqa: BLE001 - input no check foresaw, or a bug
         _exit_on_click_error(error)
         # Still one line and exit 2, never a traceback in an investigator's terminal;
-        # CARACAL_FORENSICS_DEBUG=1 shows where it came from.
+        # CARACAL_FORENSICS_DEBUG=1 shows where it came from, and still exits 2 (1 would
+        # say "tampered").
         if os.environ.get(DEBUG_VARIABLE):
-            raise
+            import traceback
+
+            traceback.print_exc()
+            sys.exit(2)
         _exit_on_unreadable_data(error)
         text = str(error).strip().splitlines()
         warn(f"error: unexpected {type(error).__name__}: {text[0][:300] if text else ''} "

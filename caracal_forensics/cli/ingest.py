@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, app, open_snapshot
+from .app import OnBadLineOption, SourcesOption, app, open_snapshot, resolve_sources
 
 
 @app.command()
@@ -22,8 +22,13 @@ def ingest(
     ] = False,
 ) -> None:
     """Write the sources as a canonical Parquet snapshot (sorted, zstd) with a manifest."""
+    from ..outputs import refuse_overwriting_inputs
+
+    sources = resolve_sources(source)
+    # before the sources are read; the library checks again with the files found
+    refuse_overwriting_inputs(out, sources, directory=True, names={"out": "--out"})
     _prefer_jemalloc()
-    manifest = open_snapshot(source, on_bad_line, by_zone=True).ingest(out)
+    manifest = open_snapshot(sources, on_bad_line, by_zone=True).ingest(out)
     if json_output:
         print(json.dumps(manifest, indent=2))
         return

@@ -17,6 +17,7 @@ from .app import (
     open_snapshot,
     resolve_sources,
 )
+from .verify import refuse_writing_evidence
 
 
 @app.command()
@@ -39,7 +40,10 @@ def report(
     key = load_key(key_file)  # a bad key is a usage error before any input is read
     previous = Report.from_file(anchor) if anchor else None
     sources = resolve_sources(source)
+    refuse_writing_evidence("--out", out, sources, key_file, anchor)
     snap = open_snapshot(sources, on_bad_line)
+    # again with the files found: a link in a directory may lead anywhere
+    refuse_writing_evidence("--out", out, [i.path for i in snap.inputs], key_file, anchor)
     result = write_report(
         snap,
         out,

@@ -57,8 +57,11 @@ def snapshot(
 ) -> None:
     """Read audit_events and audit_ingest_alerts from PostgreSQL in one read-only
     REPEATABLE READ transaction and write them as a canonical snapshot."""
+    from ..outputs import refuse_overwriting_inputs
     from ..pgsnapshot import take_snapshot
 
+    # no input files, but never the key file ($AUDIT_HMAC_KEY_FILE) nor what holds it
+    refuse_overwriting_inputs(out, [], directory=True, names={"out": "--out"})
     manifest = take_snapshot(dsn, out, zones=zone, since=since, until=until)
     if json_output:
         print(json.dumps(manifest, indent=2))

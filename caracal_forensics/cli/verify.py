@@ -65,13 +65,15 @@ def verify(
 
     key = load_key(key_file)  # a bad key is a usage error before any input is read
     previous = Report.from_file(anchor) if anchor else None
+    paths = resolve_sources(source)
+    if report_file:
+        refuse_writing_evidence("--report", report_file, paths, key_file, anchor)
     if show_preimage is not None:
         from ..chain.verify import show_preimage as preimage_text
 
         snap = open_snapshot(source, on_bad_line)
         print(preimage_text(snap.duckdb, show_preimage))
         return
-    paths = resolve_sources(source)
     with _progress_bar() as progress:
         verified = verify_files(
             paths, key=key, zones=zone or None, anchor=previous,
@@ -81,8 +83,9 @@ def verify(
     if verified.skipped_lines:
         warn(f"skipped {verified.skipped_lines} malformed line(s) (--on-bad-line skip)")
     result = verified.report
-    _refuse_overwriting_inputs(report_file, result.inputs)
-    if report_file:
+    if report_file:  # again with the files found: a link in a directory may lead anywhere
+        refuse_writing_evidence("--report", report_file, [i.path for i in result.inputs],
+                                key_file, anchor)
         result.write(report_file)
     try:
         if json_output:
@@ -167,14 +170,17 @@ def _seq_range(zone: dict) -> str:
     return f"{zone['first_seq']}..{zone['last_seq']}"
 
 
-def _refuse_overwriting_inputs(report_file: str | None, inputs) -> None:
-    from ..errors import UsageError
+def refuse_writing_evidence(flag: str, out: str, sources: list[str], key_file: str | None,
+                            anchor: str | None) -> None:
+    """The output file ``out`` of ``flag`` is neither one of the sources nor inside one,
+    nor the key file or the anchor, and can be written (not a directory); checked before
+    the sources are read (``outputs.refuse_overwriting_inputs``)."""
+    from ..outputs import check_output_file, refuse_overwriting_inputs
 
-    if not report_file:
-        return
-    target = os.path.realpath(report_file)
-    if any(os.path.realpath(i.path) == target for i in inputs):
-        raise UsageError(f"--report {report_file} is one of the inputs; inputs are never written")
+    refuse_overwriting_inputs(out, sources, key_file=key_file, anchor=anchor,
+                              names={"out": flag, "key_file": "--key-file",
+                                     "anchor": "--anchor"})
+    check_output_file(out, name=flag)
 
 
 @contextmanager

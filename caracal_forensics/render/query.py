@@ -40,14 +40,17 @@ class Query:
             raise UsageError(f"{flag} needs a JMESPath expression")
         self.expression = expression
         self.flag = flag
+        from .jmes import compile_parsed
+
         try:
             self._compiled = jmespath.compile(expression)
+            self._evaluate = compile_parsed(self._compiled.parsed)
         except JMESPathError as error:
             message = " ".join(str(error).split())
             raise UsageError(f"{flag} {expression!r} is not valid JMESPath: {message}") from None
-        from .jmes import compile_parsed
-
-        self._evaluate = compile_parsed(self._compiled.parsed)
+        except RecursionError:
+            raise UsageError(f"{flag} is nested too deeply ({len(expression)} characters)"
+                             ) from None
 
     def search(self, record: dict[str, Any]) -> Any:
         """The expression's value for one record."""
@@ -66,16 +69,24 @@ class Query:
 
         Only the nested fields the expression names are parsed, and the ``--json`` line
         is built only for events the expression selects (``true``)."""
-        from .records import json_lines, records
+        from .records import json_lines, records, too_deep
 
-        values = [self.search(record) for record in records(table, self.fields)]
+        values = []
+        for index, record in enumerate(records(table, self.fields)):
+            try:
+                values.append(self.search(record))
+            except RecursionError:  # a value nested hundreds deep, compared or sorted
+                raise too_deep(table, index, "a value the expression reads") from None
         selected = [i for i, value in enumerate(values) if value is True]
         event_lines = iter(json_lines(table.take(selected)) if selected else ())
-        for value in values:
+        for index, value in enumerate(values):
             if value is True:
                 yield next(event_lines)
             elif is_truthy(value):
-                yield dumps(value)
+                try:
+                    yield dumps(value)
+                except RecursionError:
+                    raise too_deep(table, index, "the expression's value") from None
 
     @functools.cached_property
     def fields(self) -> frozenset[str] | None:

@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..errors import InputError
 from ..model import ABSENT_FIELD, JSONB_FIELDS, TEXT_FIELDS
 
 #: The nested (jsonb) record fields: the CLI drops the column's ``_json`` suffix.
@@ -91,11 +92,40 @@ class LiteralFloat(float):
 LiteralFloat.__name__ = "float"
 
 
+class NestedTooDeeply(ValueError):
+    """JSON nested deeper than Python's parser and printer follow (about
+    ``sys.getrecursionlimit()`` levels; PostgreSQL's jsonb takes far deeper)."""
+
+
 def parse_json(text: str | None) -> Any:
-    """Parse JSON (e.g. stored jsonb text), keeping decimal literals; None stays None."""
+    """Parse JSON (e.g. stored jsonb text), keeping decimal literals; None stays None.
+    Raises NestedTooDeeply (a ValueError) for JSON nested too deeply to parse here."""
     if text is None:
         return None
-    return _DECODER.decode(text)
+    try:
+        return _DECODER.decode(text)
+    except RecursionError:
+        raise NestedTooDeeply("JSON nested too deeply") from None
+
+
+def too_deep(table: pa.Table | pa.RecordBatch, row: int, what: str) -> InputError:
+    """The error for an event of ``table`` (row ``row``) whose JSON (``what``) nests too
+    deeply to parse, query or show here: names the event's file and line (or row), and
+    what prints it anyway (``--json`` splices the stored text, see ``json_lines``)."""
+    import sys
+
+    def value(name: str) -> Any:
+        names = table.schema.names
+        return table.column(names.index(name))[row].as_py() if name in names else None
+
+    line = value("source_line")
+    unit = {"ocsf_parquet": "row", "search_page": "element"}.get(value("source_shape"), "line")
+    return InputError(
+        value("source_file") or "an input",
+        f"event {value('id')!r}: {what} is nested too deeply to parse or show here (Python "
+        f"follows fewer than {sys.getrecursionlimit()} levels); --json prints it as stored",
+        f"{unit} {line}" if line is not None else None,
+    )
 
 
 _DECODER = json.JSONDecoder(parse_float=LiteralFloat)
@@ -186,6 +216,9 @@ def records(table: pa.Table | pa.RecordBatch,
             if missing and field in missing and field in OPTIONAL_FIELDS:
                 continue
             value = values[row]
-            record[field] = parse_json(value) if kind == "json" else value
+            try:
+                record[field] = parse_json(value) if kind == "json" else value
+            except NestedTooDeeply:
+                raise too_deep(table, row, SOURCE_COLUMN[field]) from None
         out.append(record)
     return out

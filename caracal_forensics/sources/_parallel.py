@@ -9,7 +9,8 @@ a block's plain valid lines without the GIL and leaves any other line to the Pyt
 (``_lines.parse_block``). Without it, per-line JSON parsing with number literals kept is
 Python work, bound to one core by the GIL: worker processes parse the blocks
 (``read_json_lines_parallel``); they are spawned (not forked: DuckDB's threads may be
-running in this process).
+running in this process), without the HMAC key in their environment (``KeylessContext``):
+they only parse.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import contextmanager
+from multiprocessing import context as mp_context
 
 import pyarrow as pa
 
@@ -51,12 +54,59 @@ def parallel_worth_it(path: str) -> bool:
     return workers() > 1 and size >= PARALLEL_MIN_BYTES
 
 
+#: What a worker process must not inherit: the HMAC key, given or named (FORMAT.md 2).
+#: Workers only parse; a worker that needed the key would get it as an argument.
+PRIVATE_ENVIRONMENT = ("AUDIT_HMAC_KEY", "AUDIT_HMAC_KEY_FILE")
+_spawning = threading.Lock()
+
+
+@contextmanager
+def _keyless_environment() -> Iterator[None]:
+    """PRIVATE_ENVIRONMENT out of this process's environment meanwhile.
+
+    A child gets the environment of this process as it is when the child is started, and
+    ``/proc/<pid>/environ`` keeps that for the child's life: so the variables are taken
+    out while a child is started (a worker, or multiprocessing's resource tracker) and
+    put back right after."""
+    with _spawning:
+        kept = {name: os.environ.pop(name) for name in PRIVATE_ENVIRONMENT
+                if name in os.environ}
+        try:
+            yield
+        finally:
+            os.environ.update(kept)
+
+
+class KeylessProcess(mp_context.SpawnProcess):
+    """A spawned process whose environment lacks PRIVATE_ENVIRONMENT."""
+
+    @staticmethod
+    def _Popen(process_obj):  # noqa: N802 - multiprocessing's name
+        from multiprocessing.popen_spawn_posix import Popen
+
+        class KeylessPopen(Popen):
+            def _launch(self, process_obj) -> None:
+                with _keyless_environment():
+                    super()._launch(process_obj)
+
+        return KeylessPopen(process_obj)
+
+
+class KeylessContext(mp_context.SpawnContext):
+    """The spawn start method with :class:`KeylessProcess`."""
+
+    Process = KeylessProcess
+
+
 def _executor() -> ProcessPoolExecutor:
     global _pool
     if _pool is None:
-        import multiprocessing
+        from multiprocessing import resource_tracker
 
-        _pool = ProcessPoolExecutor(workers(), mp_context=multiprocessing.get_context("spawn"))
+        # the pool's queues start multiprocessing's resource tracker, a child too
+        with _keyless_environment():
+            resource_tracker.ensure_running()
+        _pool = ProcessPoolExecutor(workers(), mp_context=KeylessContext())
     return _pool
 
 
