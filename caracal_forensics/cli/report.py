@@ -40,6 +40,7 @@ def report(
     previous = Report.from_file(anchor) if anchor else None
     sources = resolve_sources(source)
     snap = open_snapshot(sources, on_bad_line)
+    snap.confine()  # the report runs a named query: it reads the sources and nothing else
     result = write_report(
         snap,
         out,
