@@ -107,7 +107,10 @@ def _known_unique(event_inputs: list[InputFile]) -> bool:
         return False
     from .sources.snapshot_dir import load_manifest
 
-    return load_manifest(event_inputs[0].path).get("duplicate_events") == 0
+    manifest = load_manifest(event_inputs[0].path)
+    # the manifest's count holds only for the events it records (a part copied since
+    # would hold each of its events twice): verify says which disagree
+    return manifest.get("duplicate_events") == 0 and manifest.get("events") == event_inputs[0].rows
 
 
 def _load(con, table: str, schema: pa.Schema, inputs: list[InputFile], read, bad: BadLines) -> None:
@@ -773,8 +776,10 @@ class Snapshot:
         from .chain.verify import verify
 
         snapshots = [i.path for i in self.inputs if i.shape == Shape.SNAPSHOT]
-        with SnapshotDigests(snapshots):  # a snapshot's files against its manifest
-            return verify(self._con, key=key, inputs=self.inputs, **options)
+        # a snapshot's files against its manifest: hashes, then its counts and heads
+        with SnapshotDigests(snapshots, options.get("zones")) as digests:
+            report = verify(self._con, key=key, inputs=self.inputs, **options)
+        return digests.amend(report)
 
     def ingest(self, out_dir: str) -> dict[str, Any]:
         """Write a canonical snapshot of these events under ``out_dir``; returns its manifest."""
