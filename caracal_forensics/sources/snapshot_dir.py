@@ -130,9 +130,10 @@ class _Held:
     """One zone as its event files hold it: rows, chain_seq range, and per part file
     and row group its rows' chain_seq range."""
 
-    __slots__ = ("rows", "first", "last", "parts")
+    __slots__ = ("zone_id", "rows", "first", "last", "parts")
 
-    def __init__(self) -> None:
+    def __init__(self, zone_id: str | None) -> None:
+        self.zone_id = zone_id
         self.rows = 0
         self.first: int | None = None
         self.last: int | None = None
@@ -168,7 +169,7 @@ def _held(files: list[str]) -> dict[str, _Held]:
             names = zone_ids.dictionary.to_pylist()
             if len(names) == 1 and zone_ids.null_count == 0:  # a row group of one zone
                 span = pc.min_max(seqs)
-                zones.setdefault(names[0], _Held()).add(
+                _zone(zones, names[0]).add(
                     path, group, len(seqs), span["min"].as_py(), span["max"].as_py())
                 continue
             for zone_id in pc.unique(zone_ids.cast(pa.string())).to_pylist():
@@ -176,10 +177,18 @@ def _held(files: list[str]) -> dict[str, _Held]:
                 rows = seqs.filter(mask)
                 if len(rows):
                     span = pc.min_max(rows)
-                    zones.setdefault(zone_id, _Held()).add(
+                    _zone(zones, zone_id).add(
                         path, group, len(rows), span["min"].as_py(), span["max"].as_py())
     pa.default_memory_pool().release_unused()
     return zones
+
+
+def _zone(zones: dict[str, _Held], zone_id: str | None) -> _Held:
+    """The zone's entry, keyed as the manifest's JSON keys it (a NULL zone as "null")."""
+    key = "null" if zone_id is None else zone_id
+    if key not in zones:
+        zones[key] = _Held(zone_id)
+    return zones[key]
 
 
 def _parquet(path: str):
@@ -222,7 +231,7 @@ def _zone_discrepancies(zone: str | None, head: dict | None, held: _Held | None,
                         f"{held.rows} rows of this zone for seq {_span(held.first, held.last)}")
     recorded_head = head.get("last_content_sha256")
     if recorded_head is not None and held.last == head.get("last_seq"):
-        at_head = _hashes_at(held, zone, held.last)
+        at_head = _hashes_at(held, held.zone_id, held.last)
         if recorded_head not in at_head:
             problems.append(f"the manifest records content_sha256 {recorded_head} at the "
                             f"zone's last seq {held.last}, the event files hold "
