@@ -13,6 +13,7 @@ chain can be intact in files swapped or edited since the snapshot was written.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -37,14 +38,15 @@ def verify_files(
     *,
     key: bytes | str | None,
     zones: Sequence[str] | None = None,
-    anchor: Report | None = None,
+    anchor: Report | str | os.PathLike[str] | None = None,
     recover_microseconds: bool = True,
     on_bad_line: str = "error",
     progress: Progress | None = None,
 ) -> Verified:
     """Verify the exports at ``paths`` (files, directories, globs), as ``verify`` does
-    over ``open_sources(paths)``; never prints, never exits."""
-    import os
+    over ``open_sources(paths)``; never prints, never exits. ``anchor`` is a Report or
+    the path of anything ``chain.anchor.load_anchor`` reads (a report, a manifest, heads).
+    """
 
     from ..errors import UsageError
     from ..keys import coerce_key
@@ -53,6 +55,10 @@ def verify_files(
     if on_bad_line not in ("error", "skip"):
         raise UsageError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
     key_bytes = coerce_key(key)
+    if anchor is not None and not isinstance(anchor, Report):
+        from .anchor import load_anchor
+
+        anchor = load_anchor(anchor)
     # Snapshots' files against their manifests' SHA-256, beside the verification; those
     # named directly from now on, while the rest is imported.
     named = [p for p in paths if os.path.isdir(p) and os.path.lexists(os.path.join(p, MANIFEST))]
@@ -148,8 +154,6 @@ class SnapshotDigests:
             self._stop.set()
 
     def _run(self) -> None:
-        import os
-
         from ..manifest import MANIFEST, check_digests
 
         try:

@@ -32,12 +32,12 @@ def report(
     on_bad_line: OnBadLineOption = "error",
 ) -> None:
     """Verify the sources and write the evidence report (exit code as verify: 0, 1 or 3)."""
-    from ..chain.report import Report
+    from ..chain.anchor import load_anchor
     from ..keys import load_key
     from ..report_html import write_report
 
     key = load_key(key_file)  # a bad key is a usage error before any input is read
-    previous = Report.from_file(anchor) if anchor else None
+    previous = load_anchor(anchor) if anchor else None
     sources = resolve_sources(source)
     snap = open_snapshot(sources, on_bad_line)
     snap.confine()  # the report runs a named query: it reads the sources and nothing else
