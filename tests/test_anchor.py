@@ -177,3 +177,13 @@ def test_the_refusal_says_what_an_anchor_holds(tmp_path: Path) -> None:
     (tmp_path / "dir").mkdir()
     with pytest.raises(InputError, match="manifest.json: no such file"):
         load_anchor(tmp_path / "dir")
+
+
+def test_the_evidence_report_takes_any_anchor(
+    capsys: pytest.CaptureFixture[str], forms: dict[str, Path], cut: Path, tmp_path: Path
+) -> None:
+    page = tmp_path / "evidence.html"
+    code, out, err = cli(capsys, "report", "-s", str(cut), "--key-file", str(KEY_FILE),
+                         "--anchor", str(forms["csv"]), "--out", str(page))
+    assert code == 1, err
+    assert "truncated" in page.read_text("utf-8")
