@@ -770,11 +770,17 @@ class Snapshot:
         """Recompute every content hash and HMAC link (see ``chain.verify.verify``).
 
         ``key`` is the decoded key (bytes) or its hex text; None checks content and links
-        only and reports the HMAC as unverifiable.
+        only and reports the HMAC as unverifiable. ``anchor`` is a Report or the path of
+        zone heads (``chain.anchor.load_anchor``: a report, a manifest, a CSV ...).
         """
         from .chain.files import SnapshotDigests
         from .chain.verify import verify
 
+        anchor = options.get("anchor")
+        if anchor is not None and not hasattr(anchor, "zones"):  # a path: chain.anchor reads it
+            from .chain.anchor import load_anchor
+
+            options["anchor"] = load_anchor(anchor)
         snapshots = [i.path for i in self.inputs if i.shape == Shape.SNAPSHOT]
         # a snapshot's files against its manifest: hashes, then its counts and heads
         with SnapshotDigests(snapshots, options.get("zones")) as digests:

@@ -187,3 +187,8 @@ def test_the_evidence_report_takes_any_anchor(
                          "--anchor", str(forms["csv"]), "--out", str(page))
     assert code == 1, err
     assert "truncated" in page.read_text("utf-8")
+
+
+def test_snap_verify_takes_an_anchor_path(forms: dict[str, Path], cut: Path) -> None:
+    report = cf.open(str(cut)).verify(key=KEY, anchor=str(forms["manifest"]))
+    assert report.status == "tampered" and report.findings_of("truncated")

@@ -159,11 +159,13 @@ class SnapshotDigests:
         try:
             for directory in self._directories:
                 check_digests(directory, self._stop)
+            if self._stop.is_set() or not self._directories:
+                return
+            from ..sources.snapshot_dir import manifest_discrepancies  # imports pyarrow
+
             for directory in self._directories:
                 if self._stop.is_set():
                     return
-                from ..sources.snapshot_dir import manifest_discrepancies
-
                 source = os.path.join(directory, MANIFEST)
                 self._findings += [
                     Finding(Kind.MANIFEST_MISMATCH, zone, None, None, source, detail)
