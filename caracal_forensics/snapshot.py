@@ -801,14 +801,12 @@ class Snapshot:
 
     def query(self, name: str, **params: Any) -> pl.DataFrame:
         """Run the named query ``name`` (queries/*.sql) with its parameters bound. A query
-        from outside the toolkit's own directory (``$CARACAL_FORENSICS_QUERIES``) is text
-        from elsewhere: it runs on :meth:`confined_duckdb`, reading the sources and no
-        other file."""
-        from .queries import get_query, is_bundled, run_named
+        file is text from elsewhere (``$CARACAL_FORENSICS_QUERIES``, a file dropped into
+        ``queries/``): it runs on :meth:`confined_duckdb`, reading the sources and no other
+        file, while ``duckdb`` stays free."""
+        from .queries import run_named
 
-        query = get_query(name)
-        con = self._con if is_bundled(query) else self.confined_duckdb()
-        return run_named(con, name, params, {name: query}).frame
+        return run_named(self.confined_duckdb(), name, params).frame
 
     def __repr__(self) -> str:
         shapes = sorted({i.shape for i in self.inputs})

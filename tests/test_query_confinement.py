@@ -134,6 +134,10 @@ def test_report_runs_its_query_confined(
     code, out, err = cli(capsys, "report", "--out", str(page), "-s", str(VECTORS),
                          "--key-file", str(KEY_FILE))
     assert code == 2 and refused(err) and not page.exists()
+    # in Python too, a query file dropped into the toolkit's own directory runs confined
+    with pytest.raises(UsageError) as error:
+        cf.open(str(VECTORS)).query("top_denied_principals", limit=3)
+    assert refused(str(error.value))
 
 
 def test_every_bundled_query_runs_confined(capsys: pytest.CaptureFixture[str]) -> None:
