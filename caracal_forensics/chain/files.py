@@ -123,7 +123,7 @@ class SnapshotDigests:
     decompress, say), which it explains better.
 
     Then, on the same thread, each snapshot's event files are held to the manifest's own
-    records (events, zone heads, events held twice): a manifest whose sizes and hashes
+    records (events, zone heads, events held in two parts): a manifest whose sizes and hashes
     were recomputed after a part was copied or deleted still disagrees with its data.
     :meth:`amend` adds what disagrees to the report, as ``manifest_mismatch`` findings.
     ``zones`` narrows those checks as the verification is narrowed."""
@@ -186,7 +186,7 @@ class SnapshotDigests:
         self.check()
         if self._directories:
             report.checks["manifest"] = (
-                f"events, events held twice and zone heads of {len(self._directories)} "
+                f"events, zone heads and parts of {len(self._directories)} "
                 "snapshot manifest(s) against their event files")
         return add_findings(report, self._findings)
 

@@ -102,8 +102,8 @@ def manifest_discrepancies(
 ) -> list[tuple[str | None, str]]:
     """Where the snapshot's event files disagree with its manifest's own records: the
     events in all (without a zone filter), and per zone the events, first and last
-    chain_seq, the last content hash, and events held more than once (in two part files,
-    or more rows than sequence numbers where the manifest counts no event twice). A
+    chain_seq, the last content hash, and events held in two part files (a zone's events
+    are in one part, in chain order; copies from several shapes sit side by side). A
     manifest whose sizes and SHA-256 were recomputed after a part was copied or deleted
     still holds the counts it was written with. Returns (zone or None, detail). Reads
     zone_id and chain_seq of every row group, and the content hashes at the heads only
@@ -119,10 +119,9 @@ def manifest_discrepancies(
         if manifest.get("events") != total:
             found.append((None, f"the manifest records {_count(manifest.get('events'))} "
                                 f"events, the snapshot's event files hold {total}: {ALTERED}"))
-    once = manifest.get("duplicate_events") == 0
     for zone in sorted(set(recorded) | set(held)):
         if zones is None or zone in zones:
-            found += _zone_discrepancies(zone, recorded.get(zone), held.get(zone), once)
+            found += _zone_discrepancies(zone, recorded.get(zone), held.get(zone))
     return found
 
 
@@ -203,8 +202,8 @@ def _parquet(path: str):
         return open_parquet(path)
 
 
-def _zone_discrepancies(zone: str | None, head: dict | None, held: _Held | None,
-                        once: bool) -> list[tuple[str | None, str]]:
+def _zone_discrepancies(zone: str | None, head: dict | None, held: _Held | None
+                        ) -> list[tuple[str | None, str]]:
     if head is None:
         assert held is not None
         return [(zone, f"the event files hold {held.rows} events of this zone (seq "
@@ -225,10 +224,6 @@ def _zone_discrepancies(zone: str | None, head: dict | None, held: _Held | None,
             problems.append(f"events of this zone at seq {_span(b_lo, min(a_hi, b_hi))} "
                             f"are held in two part files, {_name(a)} and {_name(b)}")
             break
-    if once and held.first is not None and held.last is not None \
-            and held.rows > held.last - held.first + 1:
-        problems.append(f"the manifest records no event held twice, the event files hold "
-                        f"{held.rows} rows of this zone for seq {_span(held.first, held.last)}")
     recorded_head = head.get("last_content_sha256")
     if recorded_head is not None and held.last == head.get("last_seq"):
         at_head = _hashes_at(held, held.zone_id, held.last)
