@@ -82,6 +82,7 @@ def load_manifest(directory: str) -> dict[str, Any]:
     (``files`` by :func:`listed_files`, where the files are used)."""
     path = os.path.join(directory, MANIFEST)
     check_regular(path)
+    check_inside(path, directory)
     try:
         with open(path, encoding="utf-8") as handle:
             manifest = json.load(handle)
@@ -99,6 +100,7 @@ def load_manifest(directory: str) -> dict[str, Any]:
             "upgrade caracal-forensics",
         )
     _field(path, manifest, "bytes", int, 0)
+    _field(path, manifest, "events", int, None)
     _field(path, manifest, "duplicate_events", int, None)
     _field(path, manifest, "sort_order", str, None)
     return manifest
@@ -162,10 +164,44 @@ def _inside(name: Any) -> bool:
 
 
 def check_listed(item: ListedFile, manifest_path: str) -> None:
-    """InputError unless the listed file is there, as a regular file."""
+    """InputError unless the listed file is there, as a regular file inside the snapshot."""
     if not os.path.lexists(item.path):
         raise InputError(item.path, f"listed in {manifest_path} but missing")
     check_regular(item.path)
+    check_inside(item.path, os.path.dirname(manifest_path))
+
+
+def check_inside(path: str, directory: str) -> None:
+    """InputError if ``path`` resolves outside ``directory`` (a symbolic link, of the file
+    or of a directory on its way, to elsewhere): a snapshot is what its directory holds,
+    and a link could swap in any file on the machine, or follow one that changes."""
+    root = os.path.realpath(directory)
+    real = os.path.realpath(path)
+    if not real.startswith(root.rstrip(os.sep) + os.sep):
+        raise InputError(path, f"a symbolic link to {real}, outside the snapshot {directory}; "
+                         "a snapshot's files must be inside its directory")
+
+
+#: The fields of a manifest's ``zones`` entry this toolkit reads, and their types.
+ZONE_FIELDS = {"events": int, "first_seq": int, "last_seq": int, "last_content_sha256": str}
+
+
+def manifest_zones(directory: str, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The manifest's ``zones`` (per zone: events, first_seq, last_seq,
+    last_content_sha256, each may be null), type-checked: InputError naming the manifest."""
+    path = os.path.join(directory, MANIFEST)
+    zones = manifest.get("zones", {})
+    if not isinstance(zones, dict):
+        raise InputError(path, '"zones" must be an object of zone heads')
+    for zone, head in zones.items():
+        if not isinstance(head, dict):
+            raise InputError(path, f"zones entry {json.dumps(zone)[:60]} is not an object")
+        for name, kind in ZONE_FIELDS.items():
+            value = head.get(name)
+            if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+                raise InputError(path, f'"{name}" of zone {json.dumps(zone)[:60]} must be '
+                                 f"{'an integer' if kind is int else 'a string'} or null")
+    return zones
 
 
 def check_digests(directory: str, stop: threading.Event | None = None) -> None:

@@ -328,10 +328,33 @@ def run_named(
     params: Mapping[str, Any] | None = None,
     queries: Mapping[str, NamedQuery] | None = None,
 ) -> QueryResult:
-    """Run the named query with its parameters checked and bound."""
+    """Run the named query with its parameters checked and bound.
+
+    A query from outside the toolkit's own directory is text from elsewhere: it runs only
+    on a confined connection (``Snapshot.confine()``, ``Snapshot.confined_duckdb()``),
+    where it can read the sources and no other file (a key file beside them, say)."""
     query = get_query(name, queries)
     bound = bind_params(query, params or {})
+    if not is_bundled(query) and not is_confined(con):
+        raise UsageError(
+            f"query {query.name} ({query.path}) is not one of the toolkit's own: it runs "
+            "only on a confined connection (Snapshot.query, or Snapshot.confine() first)"
+        )
     return run_sql(con, query.sql, bound, label=f"query {query.name}")
+
+
+def is_bundled(query: NamedQuery) -> bool:
+    """Whether ``query`` is one of the toolkit's own (its bundled query directory)."""
+    try:
+        return Path(query.path).resolve().parent == BUILTIN_DIR.resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
+def is_confined(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``con`` may read only the files it was confined to (``Snapshot.confine``)."""
+    setting = con.execute("SELECT current_setting('enable_external_access')").fetchall()
+    return setting[0][0] is False
 
 
 def run_sql(
@@ -484,6 +507,8 @@ __all__ = [
     "bind_params",
     "ensure_views",
     "get_query",
+    "is_bundled",
+    "is_confined",
     "load_queries",
     "parse_param_args",
     "parse_query",

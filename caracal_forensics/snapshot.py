@@ -107,7 +107,10 @@ def _known_unique(event_inputs: list[InputFile]) -> bool:
         return False
     from .sources.snapshot_dir import load_manifest
 
-    return load_manifest(event_inputs[0].path).get("duplicate_events") == 0
+    manifest = load_manifest(event_inputs[0].path)
+    # the manifest's count holds only for the events it records (a part copied since
+    # would hold each of its events twice): verify says which disagree
+    return manifest.get("duplicate_events") == 0 and manifest.get("events") == event_inputs[0].rows
 
 
 def _load(con, table: str, schema: pa.Schema, inputs: list[InputFile], read, bad: BadLines) -> None:
@@ -587,6 +590,45 @@ def _sql_list(paths: list[str]) -> str:
     return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
+def _confine(con: duckdb.DuckDBPyConnection, files: list[str], directories: list[str]) -> None:
+    """Let ``con`` read and write only ``files`` and under ``directories``, for good."""
+    paths = [name for path in files for name in (path, os.path.abspath(path))]
+    con.execute(f"SET allowed_directories = {_sql_list(directories)}")
+    if paths:
+        con.execute(f"SET allowed_paths = {_sql_list(paths)}")
+    con.execute("SET enable_external_access = false")
+
+
+#: What a confined twin copies of a snapshot's connection, in order: views by their SQL,
+#: tables (the loaded alerts, an empty loaded_events) by their rows.
+_TWIN_RELATIONS = ("loaded_events", "loaded_alerts", "events", "alerts", "unique_events")
+
+
+def _confined_twin(con: duckdb.DuckDBPyConnection, files: list[str]) -> duckdb.DuckDBPyConnection:
+    """A new connection holding ``con``'s views over the same files, confined to them
+    (DuckDB's file access is per database, and confining ``con`` itself is for good)."""
+    views = dict(con.execute(
+        "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND view_name IN "
+        "$names", {"names": list(_TWIN_RELATIONS)}).fetchall())
+    twin = connect()
+    for name in _TWIN_RELATIONS:
+        if name in views:
+            twin.execute(views[name])
+        elif name != "unique_events":  # a table of con's (small: alerts, or empty events)
+            twin.register("_rows", con.sql(f"SELECT * FROM {name}").to_arrow_table())
+            try:
+                twin.execute(f"CREATE TABLE {name} AS SELECT * FROM _rows")
+            finally:
+                twin.unregister("_rows")
+    plan = con.sql("SELECT comment FROM duckdb_views() WHERE view_name = 'unique_events' "
+                   "AND temporary").fetchall()
+    if plan and plan[0][0] in ("plain", "dedupe"):
+        twin.execute(f"COMMENT ON VIEW unique_events IS '{plan[0][0]}'")
+    spill = twin.sql("SELECT current_setting('temp_directory')").fetchall()[0][0]
+    _confine(twin, files, [spill])
+    return twin
+
+
 class Snapshot:
     """The opened sources of one investigation (the notebook's entry point).
 
@@ -599,6 +641,7 @@ class Snapshot:
     def __init__(self, con: duckdb.DuckDBPyConnection, inputs: list[InputFile], bad: BadLines):
         self._con = con
         self._layout: Layout | None = None
+        self._confined: duckdb.DuckDBPyConnection | None = None  # see confined_duckdb
         self.inputs = inputs
         self.skipped_lines = bad.count
         self.first_skipped = bad.first
@@ -630,22 +673,43 @@ class Snapshot:
         """From now on let DuckDB read only the files behind ``events`` and ``alerts`` (and
         spill to its temporary directory): SQL a user types (``sql``) can then read no
         other file, such as a key file beside the export, and write none. For good: DuckDB
-        cannot lift it on a running connection."""
-        from .queries import ensure_views
+        cannot lift it on a running connection (so ``ingest`` and writing results out
+        through ``duckdb`` are refused afterwards). Calling it again does nothing."""
+        from .queries import ensure_views, is_confined
+
+        if is_confined(self._con):
+            return
+        ensure_views(self._con)  # unique_events reads the data once: before, not after
+        spill = self._con.sql("SELECT current_setting('temp_directory')").fetchall()[0][0]
+        _confine(self._con, self._data_files(), [spill])
+
+    def _data_files(self) -> list[str]:
+        """The files DuckDB reads behind the views: snapshots' parts and alerts, and the
+        spool of the loaded events."""
         from .sources.snapshot_dir import alerts_file, event_files
 
-        ensure_views(self._con)  # unique_events reads the data once: before, not after
         files: list[str] = []
         for source in self.inputs:
             if source.shape == Shape.SNAPSHOT:
                 alerts = alerts_file(source.path)
-                for path in [*event_files(source.path), *([alerts] if alerts else [])]:
-                    files += [path, os.path.abspath(path)]
-        spill = self._con.sql("SELECT current_setting('temp_directory')").fetchall()[0][0]
-        self._con.execute(f"SET allowed_directories = {_sql_list([spill])}")
-        if files:
-            self._con.execute(f"SET allowed_paths = {_sql_list(files)}")
-        self._con.execute("SET enable_external_access = false")
+                files += [*event_files(source.path), *([alerts] if alerts else [])]
+        layout = self._layout
+        if layout is not None and layout.spool is not None:
+            files += layout.spool.files
+        return files
+
+    def confined_duckdb(self) -> duckdb.DuckDBPyConnection:
+        """A connection with the same views (``events``, ``unique_events``, ``alerts``)
+        that reads only their files (see :meth:`confine`), for query text from outside the
+        toolkit (``query`` files of one's own or someone else's); ``duckdb`` itself is left
+        free. The snapshot's own connection when it is confined already."""
+        from .queries import is_confined
+
+        if is_confined(self._con):
+            return self._con
+        if self._confined is None:
+            self._confined = _confined_twin(self._con, self._data_files())
+        return self._confined
 
     def count(self) -> int:
         return self._con.sql("SELECT count(*) FROM events").fetchall()[0][0]
@@ -715,14 +779,22 @@ class Snapshot:
         """Recompute every content hash and HMAC link (see ``chain.verify.verify``).
 
         ``key`` is the decoded key (bytes) or its hex text; None checks content and links
-        only and reports the HMAC as unverifiable.
+        only and reports the HMAC as unverifiable. ``anchor`` is a Report or the path of
+        zone heads (``chain.anchor.load_anchor``: a report, a manifest, a CSV ...).
         """
         from .chain.files import SnapshotDigests
         from .chain.verify import verify
 
+        anchor = options.get("anchor")
+        if anchor is not None and not hasattr(anchor, "zones"):  # a path: chain.anchor reads it
+            from .chain.anchor import load_anchor
+
+            options["anchor"] = load_anchor(anchor)
         snapshots = [i.path for i in self.inputs if i.shape == Shape.SNAPSHOT]
-        with SnapshotDigests(snapshots):  # a snapshot's files against its manifest
-            return verify(self._con, key=key, inputs=self.inputs, **options)
+        # a snapshot's files against its manifest: hashes, then its counts and heads
+        with SnapshotDigests(snapshots, options.get("zones")) as digests:
+            report = verify(self._con, key=key, inputs=self.inputs, **options)
+        return digests.amend(report)
 
     def ingest(self, out_dir: str) -> dict[str, Any]:
         """Write a canonical snapshot of these events under ``out_dir``; returns its manifest."""
@@ -737,10 +809,13 @@ class Snapshot:
         return stats(self._con)
 
     def query(self, name: str, **params: Any) -> pl.DataFrame:
-        """Run the named query ``name`` (queries/*.sql) with its parameters bound."""
+        """Run the named query ``name`` (queries/*.sql) with its parameters bound. A query
+        file is text from elsewhere (``$CARACAL_FORENSICS_QUERIES``, a file dropped into
+        ``queries/``): it runs on :meth:`confined_duckdb`, reading the sources and no other
+        file, while ``duckdb`` stays free."""
         from .queries import run_named
 
-        return run_named(self._con, name, params).frame
+        return run_named(self.confined_duckdb(), name, params).frame
 
     def __repr__(self) -> str:
         shapes = sorted({i.shape for i in self.inputs})

@@ -13,11 +13,12 @@ chain can be intact in files swapped or edited since the snapshot was written.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .report import InputSummary, Report
+from .report import Finding, InputSummary, Kind, Report, ZoneSummary, status_of
 
 if TYPE_CHECKING:  # not imported to run: they import pyarrow (see SnapshotDigests)
     from ..sources import InputFile
@@ -37,14 +38,15 @@ def verify_files(
     *,
     key: bytes | str | None,
     zones: Sequence[str] | None = None,
-    anchor: Report | None = None,
+    anchor: Report | str | os.PathLike[str] | None = None,
     recover_microseconds: bool = True,
     on_bad_line: str = "error",
     progress: Progress | None = None,
 ) -> Verified:
     """Verify the exports at ``paths`` (files, directories, globs), as ``verify`` does
-    over ``open_sources(paths)``; never prints, never exits."""
-    import os
+    over ``open_sources(paths)``; never prints, never exits. ``anchor`` is a Report or
+    the path of anything ``chain.anchor.load_anchor`` reads (a report, a manifest, heads).
+    """
 
     from ..errors import UsageError
     from ..keys import coerce_key
@@ -53,10 +55,14 @@ def verify_files(
     if on_bad_line not in ("error", "skip"):
         raise UsageError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
     key_bytes = coerce_key(key)
+    if anchor is not None and not isinstance(anchor, Report):
+        from .anchor import load_anchor
+
+        anchor = load_anchor(anchor)
     # Snapshots' files against their manifests' SHA-256, beside the verification; those
     # named directly from now on, while the rest is imported.
     named = [p for p in paths if os.path.isdir(p) and os.path.lexists(os.path.join(p, MANIFEST))]
-    with SnapshotDigests(named):
+    with SnapshotDigests(named, zones) as outer:
         from ..model import Shape
         from ..sources import scan
 
@@ -66,9 +72,12 @@ def verify_files(
         started = {os.path.realpath(p) for p in named}
         found = [i.path for i in inputs if i.shape == Shape.SNAPSHOT
                  and os.path.realpath(i.path) not in started]  # inside a directory given
-        with SnapshotDigests(found):
-            return _verify(paths, inputs, key_bytes, zones, anchor, recover_microseconds,
-                           on_bad_line, progress)
+        with SnapshotDigests(found, zones) as inner:
+            verified = _verify(paths, inputs, key_bytes, zones, anchor, recover_microseconds,
+                               on_bad_line, progress)
+        inner.amend(verified.report)
+    outer.amend(verified.report)
+    return verified
 
 
 def _verify(paths: Sequence[str], inputs: list[InputFile], key_bytes: bytes | None,
@@ -111,13 +120,21 @@ class SnapshotDigests:
     only, so it may start before pyarrow is imported), as a context around the work:
     leaving it waits and raises the InputError of a file changed since the snapshot was
     written. That error also replaces one the work raised (a corrupt part DuckDB cannot
-    decompress, say), which it explains better."""
+    decompress, say), which it explains better.
 
-    def __init__(self, directories: Sequence[str]):
+    Then, on the same thread, each snapshot's event files are held to the manifest's own
+    records (events, zone heads, events held in two parts): a manifest whose sizes and hashes
+    were recomputed after a part was copied or deleted still disagrees with its data.
+    :meth:`amend` adds what disagrees to the report, as ``manifest_mismatch`` findings.
+    ``zones`` narrows those checks as the verification is narrowed."""
+
+    def __init__(self, directories: Sequence[str], zones: Sequence[str] | None = None):
         import threading
 
         self._directories = list(directories)
+        self._zones = list(zones) if zones is not None else None
         self._error: BaseException | None = None
+        self._findings: list[Finding] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="snapshot-sha256",
                                         daemon=True)
@@ -137,11 +154,23 @@ class SnapshotDigests:
             self._stop.set()
 
     def _run(self) -> None:
-        from ..manifest import check_digests
+        from ..manifest import MANIFEST, check_digests
 
         try:
             for directory in self._directories:
                 check_digests(directory, self._stop)
+            if self._stop.is_set() or not self._directories:
+                return
+            from ..sources.snapshot_dir import manifest_discrepancies  # imports pyarrow
+
+            for directory in self._directories:
+                if self._stop.is_set():
+                    return
+                source = os.path.join(directory, MANIFEST)
+                self._findings += [
+                    Finding(Kind.MANIFEST_MISMATCH, zone, None, None, source, detail)
+                    for zone, detail in manifest_discrepancies(directory, self._zones)
+                ]
         except BaseException as error:  # re-raised by check()
             self._error = error
 
@@ -151,3 +180,33 @@ class SnapshotDigests:
             self._thread.join()
         if self._error is not None:
             raise self._error
+
+    def amend(self, report: Report) -> Report:
+        """``report`` with the snapshots' manifest findings (waits for them)."""
+        self.check()
+        if self._directories:
+            report.checks["manifest"] = (
+                f"events, zone heads and parts of {len(self._directories)} "
+                "snapshot manifest(s) against their event files")
+        return add_findings(report, self._findings)
+
+
+def add_findings(report: Report, extra: Sequence[Finding]) -> Report:
+    """``report`` with ``extra`` findings: statuses of the report and its zones again."""
+    from collections import defaultdict
+    from dataclasses import replace
+
+    if not extra:
+        return report
+    findings = sorted([*report.findings, *extra], key=Finding.sort_key)
+    by_zone: dict[str | None, list[Finding]] = defaultdict(list)
+    for finding in findings:
+        by_zone[finding.zone_id].append(finding)
+    zones = [replace(z, status=status_of(by_zone.get(z.zone_id, []))) for z in report.zones]
+    known = {z.zone_id for z in zones}
+    zones += [ZoneSummary(zone, 0, None, None, None, status_of(by_zone[zone]))
+              for zone in sorted(z for z in by_zone if z is not None and z not in known)]
+    report.findings = findings
+    report.zones = zones
+    report.status = status_of(findings)
+    return report

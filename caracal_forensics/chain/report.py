@@ -28,6 +28,9 @@ class Kind:
     ANCHOR_MISMATCH = "anchor_mismatch"
     UNANCHORED_START = "unanchored_start"
     UNVERIFIABLE = "unverifiable"
+    #: a snapshot's event files disagree with its manifest's own counts or zone heads:
+    #: the snapshot was altered after it was written (its hashes recomputed, say)
+    MANIFEST_MISMATCH = "manifest_mismatch"
 
 
 class Severity:
@@ -45,6 +48,7 @@ SEVERITY: dict[str, str] = {
     Kind.CONFLICTING_DUPLICATE: Severity.FAILS,
     Kind.TRUNCATED: Severity.FAILS,
     Kind.ANCHOR_MISMATCH: Severity.FAILS,
+    Kind.MANIFEST_MISMATCH: Severity.FAILS,
     Kind.DUPLICATE_EVENT: Severity.WARNING,
     Kind.UNANCHORED_START: Severity.INFO,
     Kind.UNVERIFIABLE: Severity.UNVERIFIABLE,

@@ -68,7 +68,8 @@ def describe_checks(checks: dict[str, str], *, proven: int, total: int, key: byt
     checks["links"] = "prev_content_sha256 against the predecessor, per zone in chain_seq order"
     checks["sequence"] = "gaps and duplicates of chain_seq and id, per zone"
     checks["anchor"] = (
-        f"{heads} zone head(s) from a report of {anchor.generated_at}"
+        f"{heads} zone head(s) from "
+        + (getattr(anchor, "anchor_origin", None) or f"a report of {anchor.generated_at}")
         if anchor is not None else "none: a cut-off tail cannot be detected"
     )
     checks.setdefault("microseconds", "not needed")

@@ -61,8 +61,9 @@ AnchorOption = Annotated[
     str | None,
     typer.Option(
         "--anchor",
-        metavar="REPORT.json",
-        help="A previous verification report (JSON): its zone heads must still be there.",
+        metavar="ANCHOR",
+        help="Zone heads seen earlier, which the export must still hold: a verify --report, "
+        "a snapshot's manifest.json, or zone_id,last_seq[,last_content_sha256] rows.",
         show_default=False,
     ),
 ]

@@ -58,6 +58,7 @@ def query(
     chosen = get_query(name, queries)
     params = bind_params(chosen, parse_param_args(param or []))  # before opening any input
     snap = open_snapshot(source, on_bad_line)
+    snap.confine()  # query files are text from elsewhere: they read the sources only
     result = run_named(snap.duckdb, chosen.name, params, queries)
     _emit(result, json_output, title=f"{chosen.name}: {chosen.description}")
 

@@ -33,17 +33,18 @@ def report(
     on_bad_line: OnBadLineOption = "error",
 ) -> None:
     """Verify the sources and write the evidence report (exit code as verify: 0, 1 or 3)."""
-    from ..chain.report import Report
+    from ..chain.anchor import load_anchor
     from ..keys import load_key
     from ..report_html import write_report
 
     key = load_key(key_file)  # a bad key is a usage error before any input is read
-    previous = Report.from_file(anchor) if anchor else None
+    previous = load_anchor(anchor) if anchor else None
     sources = resolve_sources(source)
     refuse_writing_evidence("--out", out, sources, key_file, anchor)
     snap = open_snapshot(sources, on_bad_line)
     # again with the files found: a link in a directory may lead anywhere
     refuse_writing_evidence("--out", out, [i.path for i in snap.inputs], key_file, anchor)
+    snap.confine()  # the report runs a named query: it reads the sources and nothing else
     result = write_report(
         snap,
         out,

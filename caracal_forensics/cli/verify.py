@@ -59,12 +59,12 @@ def verify(
 
     Exit 0 intact, 1 tampered, 2 usage or input error, 3 partial (a check could not run).
     """
+    from ..chain.anchor import load_anchor
     from ..chain.files import verify_files
-    from ..chain.report import Report
     from ..keys import load_key
 
     key = load_key(key_file)  # a bad key is a usage error before any input is read
-    previous = Report.from_file(anchor) if anchor else None
+    previous = load_anchor(anchor) if anchor else None
     paths = resolve_sources(source)
     if report_file:
         refuse_writing_evidence("--report", report_file, paths, key_file, anchor)
