@@ -103,6 +103,10 @@ def _copy_checkout(dest: Path) -> None:
 
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    import setuptools
+
+    if int(setuptools.__version__.split(".")[0]) < 77:
+        pytest.fail(f"setuptools {setuptools.__version__} cannot build this: run `make setup`")
     base = tmp_path_factory.mktemp("installed")
     source, dist, wheels, venv = base / "source", base / "dist", base / "wheels", base / "venv"
     source.mkdir()
