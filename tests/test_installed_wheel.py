@@ -146,8 +146,11 @@ def test_nothing_of_the_checkout_is_used(installed: Installed) -> None:
 
 def test_the_build_is_clean(installed: Installed) -> None:
     """No setuptools deprecation (15.19: `project.license` as a table), SPDX metadata."""
-    assert "project.license" not in installed.build_log
-    assert "deprecated" not in installed.build_log.lower()
+    warned = [
+        line for line in installed.build_log.lower().splitlines()
+        if "license" in line and ("deprecat" in line or "warn" in line)
+    ]  # fmt: skip
+    assert not warned
     with zipfile.ZipFile(installed.wheel) as wheel:
         names = wheel.namelist()
         metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
