@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CF     := $(BIN)/caracal-forensics
 DEMO_OUT ?= demo-out
 
-.PHONY: setup system-deps demo test lint bench fixtures clean
+.PHONY: setup system-deps demo test lint bench fixtures dist clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,5 +43,12 @@ bench: setup system-deps
 fixtures: setup
 	$(BIN)/python fixtures/make_fixtures.py
 
+# An sdist, and the wheel built from it (what tests/test_installed_wheel.py installs).
+dist: setup
+	rm -rf dist build
+	$(BIN)/python -c "from setuptools import build_meta as b; b.build_sdist('dist')"
+	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w dist dist/caracal_forensics-*.tar.gz
+	@ls dist
+
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache .hypothesis dist build *.egg-info

@@ -33,8 +33,31 @@ if TYPE_CHECKING:
 
 #: Extra directories of ``*.sql`` files, separated by the OS path separator.
 QUERIES_ENV = "CARACAL_FORENSICS_QUERIES"
-#: The bundled queries: ``queries/`` at the repository root.
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "queries"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+#: The bundled queries as a wheel (or an install from the sdist) carries them: setup.py
+#: maps the repository's top-level ``queries/`` into the package under this name.
+PACKAGED_DIR = _PACKAGE_DIR / "queries_sql"
+#: The bundled queries in a source checkout (an editable install, or none): ``queries/``
+#: at the repository root, recognised by the ``pyproject.toml`` beside it, so that an
+#: unrelated ``queries`` directory next to an installed package is never taken.
+CHECKOUT_DIR = _PACKAGE_DIR.parent / "queries"
+
+
+def _builtin_dir() -> Path:
+    """The bundled queries' directory: the installed copy, else the checkout's."""
+    if PACKAGED_DIR.is_dir():
+        return PACKAGED_DIR
+    if CHECKOUT_DIR.is_dir() and (CHECKOUT_DIR.parent / "pyproject.toml").is_file():
+        return CHECKOUT_DIR
+    return PACKAGED_DIR  # missing: load_queries says so
+
+
+#: The bundled queries: ``queries/`` at the repository root, or its installed copy.
+BUILTIN_DIR = _builtin_dir()
+#: Why the bundled queries can be missing, and the way out.
+_BROKEN_INSTALL = (
+    "the bundled named queries are missing (a broken install?): reinstall caracal-forensics"
+)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -195,10 +218,13 @@ def load_queries(dirs: Iterable[str | os.PathLike[str]] | None = None) -> dict[s
     found: dict[str, NamedQuery] = {}
     for directory in query_dirs() if dirs is None else [Path(d) for d in dirs]:
         if not directory.is_dir():
-            if directory != BUILTIN_DIR:
-                raise UsageError(f"${QUERIES_ENV}: {directory} is not a directory")
-            continue
-        for path in sorted(directory.glob("*.sql")):
+            if directory == BUILTIN_DIR:
+                raise InputError(str(directory), _BROKEN_INSTALL)
+            raise UsageError(f"${QUERIES_ENV}: {directory} is not a directory")
+        paths = sorted(directory.glob("*.sql"))
+        if not paths and directory == BUILTIN_DIR:
+            raise InputError(str(directory), "no *.sql file: " + _BROKEN_INSTALL)
+        for path in paths:
             try:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as error:

@@ -1,16 +1,20 @@
 """``--query`` does less work than it reads like: its ``field == 'text'`` conditions run
 in SQL, only the nested fields it names are parsed, and ``--json`` lines are built only
 for the events it selects. None of that may change a single output line: random
-expressions are compared with the plain reading (every event, every field parsed)."""
+expressions are compared with the plain reading (every event, every field parsed), and
+an expression that fails must fail alike."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tail_helpers import SHAPES
 
 import caracal_forensics as cf
+from caracal_forensics.errors import ForensicsError
 from caracal_forensics.filters import Filters, run_query, select_sql
 from caracal_forensics.render.jsonl import dumps
 from caracal_forensics.render.query import Query, is_truthy
@@ -82,8 +86,19 @@ def expressions(draw) -> str:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
 @given(expression=expressions())
+@example(expression="* | [0] && keys(@)")  # raised: keys() of a list (issue 15.2)
 def test_lean_query_prints_what_the_plain_reading_prints(snap, expression) -> None:
-    assert lean(snap, expression) == plain(snap, expression)
+    assert outcome(lean, snap, expression) == outcome(plain, snap, expression)
+
+
+def outcome(read, snap: cf.Snapshot, expression: str) -> list[str] | str:
+    """The lines a reading prints, or the error it stops with: an expression that fails
+    on some event (``keys()`` of a list) must fail the same way, on the same event,
+    however little the reading parses."""
+    try:
+        return read(snap, expression)
+    except ForensicsError as error:
+        return f"error: {error}"
 
 
 def test_the_guard_and_the_fields_are_what_the_expression_names() -> None:
@@ -110,3 +125,15 @@ def test_cli_uses_the_guard_only_when_every_match_is_wanted(snap) -> None:
     everything = run_cli("audit", "tail", "-s", source, "--limit", "0", "--query",
                          "decision == 'deny'")
     assert everything.lines == lean(snap, "decision == 'deny'")
+
+
+def test_property_tests_are_deterministic(request) -> None:
+    """tests/conftest.py's profile: the same examples on every run and every machine, no
+    example database (issue 15.2); HYPOTHESIS_PROFILE=explore opts out."""
+    from hypothesis import settings as current
+
+    chosen = request.config.getoption("hypothesis_profile", None)
+    if chosen or os.environ.get("HYPOTHESIS_PROFILE"):
+        pytest.skip("a Hypothesis profile was chosen explicitly")
+    assert current.default.derandomize is True
+    assert current.default.database is None
