@@ -158,8 +158,15 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         # `... | head` closed the pipe: not an error for a filter command.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _discard_stdout()
         sys.exit(0)
+    except SystemExit as stop:
+        # click (and rich) meet a closed pipe first and exit 1 from inside their handler
+        # of the BrokenPipeError; that is `| head` too, not a failure.
+        if isinstance(stop.__context__, BrokenPipeError):
+            _discard_stdout()
+            sys.exit(0)
+        raise
     except OSError as error:  # the system refused a file no check looked at first
         warn(f"error: {error.filename or 'a file'}: {error.strerror or error}")
         sys.exit(2)
@@ -176,6 +183,12 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(2)
     # a command's typer.Exit(code) (and --help's) comes back as its code
     sys.exit(outcome if isinstance(outcome, int) else 0)
+
+
+def _discard_stdout() -> None:
+    """Send what is still buffered for stdout to /dev/null, so the flush at exit neither
+    fails nor prints "Exception ignored ... BrokenPipeError"."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _exit_on_unreadable_data(error: Exception) -> None:
