@@ -140,6 +140,15 @@ def _print_list(queries) -> None:
     table.add_column("parameters (example)", no_wrap=True)
     table.add_column("description", overflow="fold")
     for q in queries.values():
-        params = "\n".join(f"{p.name}={p.example}" for p in q.params)
+        params = "\n".join(f"{p.name}={p.example}{_default_note(p)}" for p in q.params)
         table.add_row(Text(q.name), Text(params), Text(q.description))
     make_console().print(table)
+
+
+def _default_note(param) -> str:
+    """How ``--list`` says whether a parameter may be left out, and what it then is."""
+    if param.default is None:
+        return " (required)"
+    if param.default == param.example:
+        return " (default)"
+    return f" (default: {param.default})"
