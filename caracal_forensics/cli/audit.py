@@ -157,11 +157,12 @@ def tail(
         # With every match wanted, the expression's `field == 'text'` conditions also run
         # in SQL (a --limit picks the newest N events before the expression sees them).
         guard = compiled.guard() if compiled is not None and not filters.limit else None
-        _stream(snap.duckdb, filters, EVENT_COLUMNS, extra, emit, guard)
+        if not _stream(snap.duckdb, filters, EVENT_COLUMNS, extra, emit, guard):
+            _warn_nothing_matched(snap.duckdb, filters, quiet=True)
         return
     table = select(snap.duckdb, filters, columns=EVENT_COLUMNS, extra=extra)
     if table.num_rows == 0:
-        warn("no matching events")
+        _warn_nothing_matched(snap.duckdb, filters)
         return
     caption = None
     if filters.limit and table.num_rows == filters.limit:
@@ -171,8 +172,22 @@ def tail(
     emit(table, caption)
 
 
-def _stream(con, filters, columns, extra, emit, guard=None) -> None:
-    """Emit the selected rows batch by batch (``--limit 0`` over a large export)."""
+def _warn_nothing_matched(con, filters, quiet: bool = False) -> None:
+    """Say that nothing matched (unless ``quiet``: JSON output stays silent then) and, when
+    a --zone, --event-type or --decision value exists in no event, name the values that do
+    (a typo is the usual cause)."""
+    from ..filters import empty_result_hint
+
+    hint = empty_result_hint(con, filters)
+    if hint:
+        warn(hint)
+    elif not quiet:
+        warn("no matching events")
+
+
+def _stream(con, filters, columns, extra, emit, guard=None) -> int:
+    """Emit the selected rows batch by batch (``--limit 0`` over a large export); returns
+    how many rows the selection had."""
     import duckdb
 
     from ..errors import ForensicsError
@@ -181,11 +196,14 @@ def _stream(con, filters, columns, extra, emit, guard=None) -> None:
     sql, params = select_sql(filters, columns=columns, extra=extra, guard=guard)
     try:
         reader = con.sql(sql, params=params).to_arrow_reader(65536)
+        rows = 0
         for batch in reader:
             if batch.num_rows:
+                rows += batch.num_rows
                 emit(batch)
     except duckdb.Error as error:
         raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+    return rows
 
 
 def _write(lines) -> None:
