@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, app, open_snapshot, warn
+from .app import ExcludeOption, OnBadLineOption, SourcesOption, app, open_snapshot, warn
 
 
 @app.command()
@@ -32,11 +32,12 @@ def alerts(
     json_output: Annotated[
         bool, typer.Option("--json", help="One JSON object per line instead of a table.")
     ] = False,
+    exclude: ExcludeOption = None,
 ) -> None:
     """Show the ingest alerts (audit_ingest_alerts) from a snapshot or a CSV/JSON lines dump."""
     from ..alerts import alert_records, has_alert_source, query_alerts
 
-    snap = open_snapshot(source, on_bad_line)
+    snap = open_snapshot(source, on_bad_line, exclude=exclude)
     if not has_alert_source(snap):
         warn(
             "none of the sources holds audit_ingest_alerts (a snapshot directory, or a CSV "

@@ -36,6 +36,16 @@ SourcesOption = Annotated[
         show_default=False,
     ),
 ]
+ExcludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        metavar="PATTERN",
+        help="Leave out the files a glob matches by name, path or directory name, "
+        "e.g. 'notes.json' or 'old' (repeatable).",
+        show_default=False,
+    ),
+]
 OnBadLineOption = Annotated[
     str,
     typer.Option(
@@ -94,15 +104,16 @@ def resolve_sources(sources: list[str] | None) -> list[str]:
 
 
 def open_snapshot(sources: list[str] | None, on_bad_line: str = "error", *,
-                  by_zone: bool = False):
+                  by_zone: bool = False, exclude: list[str] | None = None):
     """Open the sources as a Snapshot, reporting skipped lines on stderr (``by_zone``:
-    laid out for ``ingest``, see ``open_sources``)."""
+    laid out for ``ingest``, see ``open_sources``; ``exclude``: --exclude's patterns)."""
     from ..errors import UsageError
     from ..snapshot import open_sources
 
     if on_bad_line not in ("error", "skip"):
         raise UsageError(f"--on-bad-line must be 'error' or 'skip', not {on_bad_line!r}")
-    snap = open_sources(resolve_sources(sources), on_bad_line=on_bad_line, by_zone=by_zone)
+    snap = open_sources(resolve_sources(sources), on_bad_line=on_bad_line, by_zone=by_zone,
+                        exclude=exclude or ())
     if snap.skipped_lines:
         warn(f"skipped {snap.skipped_lines} malformed line(s) (--on-bad-line skip)")
     return snap
@@ -152,7 +163,7 @@ def run(argv: list[str] | None = None) -> None:
         # not standalone: click's usage errors come here, to be one line like the rest
         outcome = app(args=argv, prog_name="caracal-forensics", standalone_mode=False)
     except ForensicsError as error:
-        warn(f"error: {error}")
+        warn(f"error: {_in_flags(error)}")
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -183,6 +194,19 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(2)
     # a command's typer.Exit(code) (and --help's) comes back as its code
     sys.exit(outcome if isinstance(outcome, int) else 0)
+
+
+def _in_flags(error: Exception) -> str:
+    """An error's line as the CLI says it: a stray file's way out is --exclude, not the
+    library's ``exclude=[...]``."""
+    text = str(error)
+    name = getattr(error, "exclude_name", None)
+    if name is not None:
+        import shlex
+
+        text = text.replace(f"(pass exclude=[{name!r}] to leave it out)",
+                            f"(pass --exclude {shlex.quote(name)} to leave it out)")
+    return text
 
 
 def _discard_stdout() -> None:

@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, audit_app, open_snapshot, resolve_sources, warn
+from .app import (
+    ExcludeOption,
+    OnBadLineOption,
+    SourcesOption,
+    audit_app,
+    open_snapshot,
+    resolve_sources,
+    warn,
+)
 
 
 @audit_app.command()
@@ -83,6 +91,7 @@ def tail(
         ),
     ] = None,
     on_bad_line: OnBadLineOption = "error",
+    exclude: ExcludeOption = None,
 ) -> None:
     """Print the newest matching audit events (a table, --json lines or --query results)."""
     from ..filters import Filters, count, select
@@ -143,6 +152,7 @@ def tail(
             on_bad_line=on_bad_line,
             interval=interval,
             warn=warn,
+            exclude=exclude or (),
         ) as follower:
             try:
                 follower.run(emit, max_seconds=follow_max_seconds)
@@ -151,7 +161,7 @@ def tail(
                     warn(f"skipped {follower.bad.count} malformed line(s) (--on-bad-line skip)")
         return
 
-    snap = open_snapshot(source, on_bad_line)
+    snap = open_snapshot(source, on_bad_line, exclude=exclude)
     extra = (f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",)
     if json_output or compiled:
         # With every match wanted, the expression's `field == 'text'` conditions also run

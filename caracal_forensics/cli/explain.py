@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, app, open_snapshot
+from .app import ExcludeOption, OnBadLineOption, SourcesOption, app, open_snapshot
 
 
 @app.command()
@@ -33,12 +33,13 @@ def explain(
         ),
     ] = None,
     on_bad_line: OnBadLineOption = "error",
+    exclude: ExcludeOption = None,
 ) -> None:
     """Every event of a request in time order, then its final decision (deny if any
     event denied, else the last event's)."""
     from ..keys import load_key
 
     key = load_key(key_file)  # before reading any data: a bad key fails fast
-    snap = open_snapshot(source, on_bad_line)
+    snap = open_snapshot(source, on_bad_line, exclude=exclude)
     result = snap.explain(request_id, zone=zone, key=key)
     print(result.to_json() if json_output else result.text())

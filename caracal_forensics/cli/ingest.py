@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, app, open_snapshot
+from .app import ExcludeOption, OnBadLineOption, SourcesOption, app, open_snapshot
 
 
 @app.command()
@@ -20,10 +20,11 @@ def ingest(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the manifest as JSON.")
     ] = False,
+    exclude: ExcludeOption = None,
 ) -> None:
     """Write the sources as a canonical Parquet snapshot (sorted, zstd) with a manifest."""
     _prefer_jemalloc()
-    manifest = open_snapshot(source, on_bad_line, by_zone=True).ingest(out)
+    manifest = open_snapshot(source, on_bad_line, by_zone=True, exclude=exclude).ingest(out)
     if json_output:
         print(json.dumps(manifest, indent=2))
         return

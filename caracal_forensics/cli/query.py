@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, app, open_snapshot
+from .app import ExcludeOption, OnBadLineOption, SourcesOption, app, open_snapshot
 
 if TYPE_CHECKING:
     from ..queries import QueryResult
@@ -39,6 +39,7 @@ def query(
     json_output: JsonOption = False,
     source: SourcesOption = None,
     on_bad_line: OnBadLineOption = "error",
+    exclude: ExcludeOption = None,
 ) -> None:
     """Run a named forensic query from queries/*.sql over the sources."""
     from ..errors import UsageError
@@ -57,7 +58,7 @@ def query(
         raise UsageError("give a query name (see `caracal-forensics query --list`)")
     chosen = get_query(name, queries)
     params = bind_params(chosen, parse_param_args(param or []))  # before opening any input
-    snap = open_snapshot(source, on_bad_line)
+    snap = open_snapshot(source, on_bad_line, exclude=exclude)
     result = run_named(snap.duckdb, chosen.name, params, queries)
     _emit(result, json_output, title=f"{chosen.name}: {chosen.description}")
 
@@ -74,12 +75,13 @@ def sql(
     json_output: JsonOption = False,
     source: SourcesOption = None,
     on_bad_line: OnBadLineOption = "error",
+    exclude: ExcludeOption = None,
 ) -> None:
     """Run ad-hoc SQL (DuckDB dialect) over the sources."""
     from ..queries import parse_param_args, run_sql
 
     params = parse_param_args(param or [])
-    snap = open_snapshot(source, on_bad_line)
+    snap = open_snapshot(source, on_bad_line, exclude=exclude)
     snap.confine()  # the SQL reads the sources and nothing else (not a key file beside them)
     result = run_sql(snap.duckdb, statement, params)
     _emit(result, json_output)

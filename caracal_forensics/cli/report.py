@@ -8,6 +8,7 @@ import typer
 
 from .app import (
     AnchorOption,
+    ExcludeOption,
     KeyFileOption,
     OnBadLineOption,
     RecoverOption,
@@ -30,6 +31,7 @@ def report(
     zone: VerifyZoneOption = None,
     recover_microseconds: RecoverOption = True,
     on_bad_line: OnBadLineOption = "error",
+    exclude: ExcludeOption = None,
 ) -> None:
     """Verify the sources and write the evidence report (exit code as verify: 0, 1 or 3)."""
     from ..chain.report import Report
@@ -39,7 +41,7 @@ def report(
     key = load_key(key_file)  # a bad key is a usage error before any input is read
     previous = Report.from_file(anchor) if anchor else None
     sources = resolve_sources(source)
-    snap = open_snapshot(sources, on_bad_line)
+    snap = open_snapshot(sources, on_bad_line, exclude=exclude)
     result = write_report(
         snap,
         out,

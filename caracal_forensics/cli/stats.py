@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, app, open_snapshot
+from .app import ExcludeOption, OnBadLineOption, SourcesOption, app, open_snapshot
 
 
 @app.command()
@@ -15,9 +15,10 @@ def stats(
     source: SourcesOption = None,
     on_bad_line: OnBadLineOption = "error",
     json_output: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+    exclude: ExcludeOption = None,
 ) -> None:
     """Counts by decision, zone and event type, the time span, and each zone's chain_seq range."""
-    snap = open_snapshot(source, on_bad_line)
+    snap = open_snapshot(source, on_bad_line, exclude=exclude)
     numbers = snap.stats()
     if json_output:
         print(json.dumps(numbers, indent=2, ensure_ascii=False))

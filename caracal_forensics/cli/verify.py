@@ -11,6 +11,7 @@ import typer
 
 from .app import (
     AnchorOption,
+    ExcludeOption,
     KeyFileOption,
     OnBadLineOption,
     RecoverOption,
@@ -54,6 +55,7 @@ def verify(
                      show_default=False),
     ] = None,
     on_bad_line: OnBadLineOption = "error",
+    exclude: ExcludeOption = None,
 ) -> None:
     """Verify content hashes, HMACs, links and sequence per zone.
 
@@ -68,7 +70,7 @@ def verify(
     if show_preimage is not None:
         from ..chain.verify import show_preimage as preimage_text
 
-        snap = open_snapshot(source, on_bad_line)
+        snap = open_snapshot(source, on_bad_line, exclude=exclude)
         print(preimage_text(snap.duckdb, show_preimage))
         return
     paths = resolve_sources(source)
@@ -76,7 +78,7 @@ def verify(
         verified = verify_files(
             paths, key=key, zones=zone or None, anchor=previous,
             recover_microseconds=recover_microseconds, on_bad_line=on_bad_line,
-            progress=progress,
+            progress=progress, exclude=exclude or (),
         )
     if verified.skipped_lines:
         warn(f"skipped {verified.skipped_lines} malformed line(s) (--on-bad-line skip)")
