@@ -103,7 +103,7 @@ def print_result(result: QueryResult, title: str | None = None) -> None:
     Columns that do not fit are left out (named in the caption); ``--json`` has them all.
     """
     from ..queries import text_value
-    from ..render.table import Column, fit_columns, make_console, render_table
+    from ..render.table import Column, make_console, render_table
 
     if not result.columns:
         return
@@ -116,19 +116,15 @@ def print_result(result: QueryResult, title: str | None = None) -> None:
             priority=-i,
             max_width=60,
             justify="right" if numeric[i] else "left",
+            # whole columns or none (a number cut short reads as another number); what
+            # does not fit is named in the caption
+            shrink=False,
         )
         for i, name in enumerate(result.columns)
     ]
     rows = list(result.frame.iter_rows())
-    cells = [[column.cell(row) for column in columns] for row in rows]
-    kept, widths = fit_columns(columns, cells, console.width)
     caption = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
-    hidden = [result.columns[i] for i in range(len(columns)) if i not in kept]
-    if hidden:
-        caption += f"; not shown (too wide, see --json): {', '.join(hidden)}"
-    render_table(
-        rows, columns, console=console, title=title, caption=caption, kept=kept, widths=widths
-    )
+    render_table(rows, columns, console=console, title=title, caption=caption)
 
 
 def _print_list(queries) -> None:
