@@ -112,8 +112,12 @@ def open_snapshot(sources: list[str] | None, on_bad_line: str = "error", *,
 
     if on_bad_line not in ("error", "skip"):
         raise UsageError(f"--on-bad-line must be 'error' or 'skip', not {on_bad_line!r}")
-    snap = open_sources(resolve_sources(sources), on_bad_line=on_bad_line, by_zone=by_zone,
-                        exclude=exclude or ())
+    from .progress import progress
+
+    paths = resolve_sources(sources)
+    with progress("reading the sources"):  # on a terminal's stderr only
+        snap = open_sources(paths, on_bad_line=on_bad_line, by_zone=by_zone,
+                            exclude=exclude or ())
     if snap.skipped_lines:
         warn(f"skipped {snap.skipped_lines} malformed line(s) (--on-bad-line skip)")
     return snap

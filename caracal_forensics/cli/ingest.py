@@ -24,7 +24,11 @@ def ingest(
 ) -> None:
     """Write the sources as a canonical Parquet snapshot (sorted, zstd) with a manifest."""
     _prefer_jemalloc()
-    manifest = open_snapshot(source, on_bad_line, by_zone=True, exclude=exclude).ingest(out)
+    from .progress import progress
+
+    snap = open_snapshot(source, on_bad_line, by_zone=True, exclude=exclude)
+    with progress("writing the snapshot"):  # on a terminal's stderr only
+        manifest = snap.ingest(out)
     if json_output:
         print(json.dumps(manifest, indent=2))
         return

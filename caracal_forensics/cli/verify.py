@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -24,7 +23,6 @@ from .app import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
 
     from ..chain.report import Report
 
@@ -74,11 +72,13 @@ def verify(
         print(preimage_text(snap.duckdb, show_preimage))
         return
     paths = resolve_sources(source)
-    with _progress_bar() as progress:
+    from .progress import progress
+
+    with progress("verifying") as bar:  # on a terminal's stderr only
         verified = verify_files(
             paths, key=key, zones=zone or None, anchor=previous,
             recover_microseconds=recover_microseconds, on_bad_line=on_bad_line,
-            progress=progress, exclude=exclude or (),
+            progress=bar.counting("recovering microseconds"), exclude=exclude or (),
         )
     if verified.skipped_lines:
         warn(f"skipped {verified.skipped_lines} malformed line(s) (--on-bad-line skip)")
@@ -163,21 +163,3 @@ def _refuse_overwriting_inputs(report_file: str | None, inputs) -> None:
     target = os.path.realpath(report_file)
     if any(os.path.realpath(i.path) == target for i in inputs):
         raise UsageError(f"--report {report_file} is one of the inputs; inputs are never written")
-
-
-@contextmanager
-def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
-    """A progress callback drawing on stderr, only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("recovering microseconds", total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
