@@ -7,22 +7,22 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tail_helpers import run_cli
 
 import caracal_forensics as cf
-from caracal_forensics.cli.app import run
 from caracal_forensics.errors import InputError
 from caracal_forensics.sources import is_excluded
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    result = run_cli(*argv)
+    return result.code, result.out, result.err
+
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORT = ROOT / "fixtures" / "export"
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run(list(argv))
-    out, err = capsys.readouterr()
-    code = exit_info.value.code
-    return (0 if code is None else int(code)), out, err
 
 
 @pytest.fixture()
@@ -61,8 +61,8 @@ def test_patterns() -> None:
         assert not is_excluded(path, [pattern]), pattern
 
 
-def test_the_cli_names_the_flag(capsys: pytest.CaptureFixture[str], folder: Path) -> None:
-    code, out, err = cli(capsys, "stats", "-s", str(folder), "--exclude", "old")
+def test_the_cli_names_the_flag(folder: Path) -> None:
+    code, out, err = cli("stats", "-s", str(folder), "--exclude", "old")
     assert (code, out) == (2, "")
     assert err.startswith(f"caracal-forensics: error: {folder / 'notes.json'}: ")
     assert err.endswith(" (pass --exclude notes.json to leave it out)\n")
@@ -85,10 +85,10 @@ def test_the_cli_names_the_flag(capsys: pytest.CaptureFixture[str], folder: Path
     ids=lambda argv: " ".join(argv[:2]),
 )
 def test_every_command_taking_sources_takes_exclude(
-    capsys: pytest.CaptureFixture[str], folder: Path, tmp_path: Path, argv: list[str]
+    folder: Path, tmp_path: Path, argv: list[str]
 ) -> None:
     argv = [arg.replace("{tmp}", str(tmp_path)) for arg in argv]
-    code, _, err = cli(capsys, *argv, "-s", str(folder), "--exclude", "notes.json",
+    code, _, err = cli(*argv, "-s", str(folder), "--exclude", "notes.json",
                        "--exclude", "old")
     assert "error" not in err
     assert code in (0, 3)  # verify and report: partial, without a key

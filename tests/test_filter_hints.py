@@ -6,21 +6,21 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from tail_helpers import run_cli
 
 import caracal_forensics as cf
-from caracal_forensics.cli.app import run
 from caracal_forensics.filters import Filters, empty_result_hint, unmatched_values
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    result = run_cli(*argv)
+    return result.code, result.out, result.err
+
 
 ROOT = Path(__file__).resolve().parent.parent
 DB_CSV = ROOT / "fixtures" / "export" / "db.csv"
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run(list(argv))
-    out, err = capsys.readouterr()
-    code = exit_info.value.code
-    return (0 if code is None else int(code)), out, err
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def test_an_absent_decision_is_named() -> None:
     assert hint == "no events with decision 'deny'; decisions present: allow"
 
 
-def test_tail_prints_the_hint_as_one_stderr_line(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = cli(capsys, "audit", "tail", "-s", str(DB_CSV),
+def test_tail_prints_the_hint_as_one_stderr_line() -> None:
+    code, out, err = cli("audit", "tail", "-s", str(DB_CSV),
                          "--event-type", "jti_colision")
     assert (code, out) == (0, "")
     assert err.count("\n") == 1
@@ -63,10 +63,10 @@ def test_tail_prints_the_hint_as_one_stderr_line(capsys: pytest.CaptureFixture[s
                           "present: challenge_cooldown, ")
     assert err.endswith("(did you mean 'jti_collision'?)\n")
     # --json stays silent on stdout; the hint still goes to stderr
-    code, out, err = cli(capsys, "audit", "tail", "--json", "-s", str(DB_CSV),
+    code, out, err = cli("audit", "tail", "--json", "-s", str(DB_CSV),
                          "--zone", "zone-alpah")
     assert (code, out) == (0, "") and "(did you mean 'zone-alpha'?)" in err
     # a combination that is empty while each value exists: the plain message
-    code, out, err = cli(capsys, "audit", "tail", "-s", str(DB_CSV), "--zone", "zone-alpha",
+    code, out, err = cli("audit", "tail", "-s", str(DB_CSV), "--zone", "zone-alpha",
                          "--event-type", "control.invoke", "--decision", "deny")
     assert (code, err) == (0, "caracal-forensics: no matching events\n")

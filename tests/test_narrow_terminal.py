@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
+from tail_helpers import run_cli
 
 import caracal_forensics as cf
-from caracal_forensics.cli.app import run
 from caracal_forensics.render.table import Column, fit_columns, hidden_note
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,15 +17,12 @@ EXPORT = ROOT / "fixtures" / "export"
 DB_CSV = str(EXPORT / "db.csv")
 
 
-def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, columns: int,
-        *argv: str) -> list[str]:
-    monkeypatch.setenv("COLUMNS", str(columns))
-    with pytest.raises(SystemExit) as exit_info:
-        run(list(argv))
-    out, err = capsys.readouterr()
-    assert (exit_info.value.code or 0, err) == (0, "")
-    lines = out.rstrip("\n").split("\n")
-    assert all(cell_len(line) <= columns for line in lines), out
+def cli(columns: int, *argv: str) -> list[str]:
+    """The output lines of a command run at ``columns`` columns (none wider)."""
+    result = run_cli(*argv, env={"COLUMNS": str(columns)})
+    assert (result.code, result.err) == (0, "")
+    lines = result.out.rstrip("\n").split("\n")
+    assert all(cell_len(line) <= columns for line in lines), result.out
     return lines
 
 
@@ -36,9 +33,8 @@ def _caption(lines: list[str]) -> str:
 
 
 @pytest.mark.parametrize("columns", [80, 60, 40])
-def test_tail_keeps_the_request_id_and_names_what_it_left_out(capsys, monkeypatch,
-                                                             columns: int) -> None:
-    lines = cli(capsys, monkeypatch, columns, "audit", "tail", "-s", DB_CSV, "-n", "5")
+def test_tail_keeps_the_request_id_and_names_what_it_left_out(columns: int) -> None:
+    lines = cli(columns, "audit", "tail", "-s", DB_CSV, "-n", "5")
     assert "REQUEST" in lines[0] and "OCCURRED AT (UTC)" in lines[0]
     body = [line for line in lines if line.startswith("2026-")]
     requests = cf.open(DB_CSV).tail(limit=5)["request_id"].to_list()
@@ -57,14 +53,14 @@ def test_tail_keeps_the_request_id_and_names_what_it_left_out(capsys, monkeypatc
         assert "ZONE" in lines[0] and "EVENT TYPE" in lines[0] and "DECISION" in lines[0]
 
 
-def test_a_wide_terminal_shows_everything_without_a_note(capsys, monkeypatch) -> None:
-    lines = cli(capsys, monkeypatch, 200, "audit", "tail", "-s", DB_CSV, "-n", "5")
+def test_a_wide_terminal_shows_everything_without_a_note() -> None:
+    lines = cli(200, "audit", "tail", "-s", DB_CSV, "-n", "5")
     assert "EVENT ID" in lines[0] and "not shown" not in "\n".join(lines)
 
 
 @pytest.mark.parametrize("columns", [80, 60])
-def test_stats_keeps_allow_and_deny(capsys, monkeypatch, columns: int) -> None:
-    lines = cli(capsys, monkeypatch, columns, "stats", "-s", DB_CSV)
+def test_stats_keeps_allow_and_deny(columns: int) -> None:
+    lines = cli(columns, "stats", "-s", DB_CSV)
     header = next(line for line in lines if line.startswith("zone "))
     assert header.split()[-2:] == ["allow", "deny"]
     assert "zone:prod/eu-1" in "\n".join(lines)  # ids are never cut
@@ -73,8 +69,8 @@ def test_stats_keeps_allow_and_deny(capsys, monkeypatch, columns: int) -> None:
 
 
 @pytest.mark.parametrize("columns", [80, 60])
-def test_alerts_read_whole_at_80_columns(capsys, monkeypatch, columns: int) -> None:
-    lines = cli(capsys, monkeypatch, columns, "alerts", "-s", str(EXPORT / "alerts.csv"))
+def test_alerts_read_whole_at_80_columns(columns: int) -> None:
+    lines = cli(columns, "alerts", "-s", str(EXPORT / "alerts.csv"))
     text = "\n".join(lines)
     for value in ("2026-05-11T08:03:22.312354Z", "zone-alpha", "content_mismatch_on_replay",
                   "ev-0000007", "stored=a2dbc83f incoming=0badc0de", "ev-0000042"):
@@ -82,8 +78,8 @@ def test_alerts_read_whole_at_80_columns(capsys, monkeypatch, columns: int) -> N
     assert lines[-1] == "2 alert(s)"
 
 
-def test_alerts_are_a_table_when_they_fit(capsys, monkeypatch) -> None:
-    lines = cli(capsys, monkeypatch, 160, "alerts", "-s", str(EXPORT / "alerts.csv"))
+def test_alerts_are_a_table_when_they_fit() -> None:
+    lines = cli(160, "alerts", "-s", str(EXPORT / "alerts.csv"))
     assert lines[0].split() == ["observed_at", "zone", "kind", "event", "id", "detail"]
 
 

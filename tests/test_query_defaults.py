@@ -6,22 +6,22 @@ import json
 from pathlib import Path
 
 import pytest
+from tail_helpers import run_cli
 
 import caracal_forensics as cf
 from caracal_forensics import queries
-from caracal_forensics.cli.app import run
 from caracal_forensics.errors import InputError, UsageError
+
+
+def cli(*argv: str) -> tuple[int, str, str]:
+    result = run_cli(*argv)
+    return result.code, result.out, result.err
+
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors" / "export"
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run(list(argv))
-    out, err = capsys.readouterr()
-    code = exit_info.value.code
-    return (0 if code is None else int(code)), out, err
 
 
 def test_the_header_declares_a_default() -> None:
@@ -45,19 +45,19 @@ def test_an_empty_default_is_a_header_error() -> None:
                             "SELECT $n\n", "q.sql")
 
 
-def test_top_denied_principals_runs_without_params(capsys: pytest.CaptureFixture[str]) -> None:
+def test_top_denied_principals_runs_without_params() -> None:
     snap = cf.open(str(VECTORS))
     assert snap.query("top_denied_principals").height == min(
         10, snap.query("top_denied_principals", limit="1000").height
     )
-    code, out, err = cli(capsys, "query", "top_denied_principals", "--json",
+    code, out, err = cli("query", "top_denied_principals", "--json",
                          "--source", str(VECTORS))
     assert (code, err) == (0, "") and 0 < len(out.splitlines()) <= 10
     assert json.loads(out.splitlines()[0])["denies"] > 0
 
 
-def test_the_list_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cli(capsys, "query", "--list")
+def test_the_list_shows_defaults() -> None:
+    code, out, _ = cli("query", "--list")
     assert code == 0
     assert "limit=10 (default)" in out
     assert "principal_id=app-0010 (required)" in out
