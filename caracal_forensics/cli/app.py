@@ -109,11 +109,10 @@ def open_snapshot(sources: list[str] | None, on_bad_line: str = "error", *,
     laid out for ``ingest``, see ``open_sources``; ``exclude``: --exclude's patterns)."""
     from ..errors import UsageError
     from ..snapshot import open_sources
+    from .progress import progress
 
     if on_bad_line not in ("error", "skip"):
         raise UsageError(f"--on-bad-line must be 'error' or 'skip', not {on_bad_line!r}")
-    from .progress import progress
-
     paths = resolve_sources(sources)
     with progress("reading the sources"):  # on a terminal's stderr only
         snap = open_sources(paths, on_bad_line=on_bad_line, by_zone=by_zone,
