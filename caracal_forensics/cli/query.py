@@ -128,19 +128,35 @@ def print_result(result: QueryResult, title: str | None = None) -> None:
 
 
 def _print_list(queries) -> None:
+    """A table on a wide terminal; on a narrow one (where the description would fold into
+    a sliver) one ``name  value`` block per query."""
     from rich.table import Table
     from rich.text import Text
 
-    from ..render.table import make_console
+    from ..render.table import Column, make_console, render_records
 
-    table = Table(title="Named queries (queries/*.sql)", title_justify="left")
+    console = make_console()
+    title = "Named queries (queries/*.sql)"
+    rows = [
+        (q.name, [f"{p.name}={p.example}{_default_note(p)}" for p in q.params], q.description)
+        for q in queries.values()
+    ]
+    name_width = max((len(name) for name, _, _ in rows), default=4)
+    params_width = max((len(p) for _, params, _ in rows for p in params), default=0)
+    if console.width - name_width - params_width - 10 < 40:
+        render_records(rows, [
+            Column("name", lambda row: row[0]),
+            Column("parameters", lambda row: ", ".join(row[1]) or "none"),
+            Column("description", lambda row: row[2]),
+        ], console=console, title=title)
+        return
+    table = Table(title=title, title_justify="left")
     table.add_column("name", no_wrap=True)
     table.add_column("parameters (example)", no_wrap=True)
     table.add_column("description", overflow="fold")
-    for q in queries.values():
-        params = "\n".join(f"{p.name}={p.example}{_default_note(p)}" for p in q.params)
-        table.add_row(Text(q.name), Text(params), Text(q.description))
-    make_console().print(table)
+    for name, params, description in rows:
+        table.add_row(Text(name), Text("\n".join(params)), Text(description))
+    console.print(table)
 
 
 def _default_note(param) -> str:
