@@ -99,3 +99,10 @@ def test_columns_squeeze_before_they_are_dropped() -> None:
     assert fit_columns(columns, cells, 12) == ([0], [10])
     assert hidden_note(columns, [0]) == "not shown (too narrow, see --json): NAME, NOTE"
     assert hidden_note(columns, [0, 1, 2]) is None
+
+
+def test_the_query_list_reads_at_80_columns() -> None:
+    lines = cli(80, "query", "--list")
+    text = "\n".join(lines)
+    assert "name         top_denied_principals" in text
+    assert "parameters   limit=10 (default)" in text
