@@ -18,16 +18,21 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .snapshot import Snapshot
 
 __all__ = ["__version__", "open", "jsonb_text", "Snapshot"]
 
 
-def open(*sources: str, on_bad_line: str = "error") -> Snapshot:  # noqa: A001
-    """Open export files, directories, globs or canonical snapshots as one Snapshot."""
+def open(*sources: str, on_bad_line: str = "error",  # noqa: A001
+         exclude: str | Sequence[str] = ()) -> Snapshot:
+    """Open export files, directories, globs or canonical snapshots as one Snapshot;
+    ``exclude``: glob patterns of files (names, paths or directory names) to leave out."""
     from .snapshot import open_sources
 
-    return open_sources(list(sources), on_bad_line=on_bad_line)
+    return open_sources(list(sources), on_bad_line=on_bad_line,
+                        exclude=(exclude,) if isinstance(exclude, str) else tuple(exclude))
 
 
 def jsonb_text(raw_json: str) -> str:

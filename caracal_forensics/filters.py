@@ -281,3 +281,84 @@ def count(con, filters: Filters, relation: str = "unique_events") -> int:
     """How many rows of ``relation`` match (regardless of the limit)."""
     sql, params = count_sql(filters, relation)
     return run_query(con, sql, params).column(0)[0].as_py()
+
+
+# --- why nothing matched -----------------------------------------------------------------
+
+
+#: how a message names a categorical parameter: (one value is a ..., the list's title)
+_WORDS = {
+    "zones": ("zone", "zones"),
+    "event_types": ("type", "event types"),
+    "decision": ("decision", "decisions"),
+}
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    """A categorical filter (zones, event types, decision) whose values no event has:
+    the likely typo behind an empty result, with the values that do exist."""
+
+    parameter: str  #: the Filters field: "zones", "event_types" or "decision"
+    values: tuple[str, ...]  #: the given values no event has
+    present: tuple[str, ...]  #: the values the events have, sorted
+    suggestions: tuple[tuple[str, str], ...]  #: (given value, closest present value)
+
+    def message(self, shown: int = 12) -> str:
+        """``no events in zone 'zone-gama'; zones present: zone-alpha, zone-beta (did you
+        mean 'zone-gamma'?)``; at most ``shown`` present values are listed."""
+        word, plural = _WORDS[self.parameter]
+        given = ", ".join(repr(value) for value in self.values)
+        preposition = {"zones": "in", "event_types": "of"}.get(self.parameter, "with")
+        head = f"no events {preposition} {word} {given}"
+        listed = ", ".join(self.present[:shown]) or "none"
+        if len(self.present) > shown:
+            listed += f", ... ({len(self.present)} in all)"
+        text = f"{head}; {plural} present: {listed}"
+        if self.suggestions:
+            text += " (did you mean " + ", ".join(
+                repr(close) for _, close in self.suggestions) + "?)"
+        return text
+
+
+def unmatched_values(con, filters: Filters, relation: str = "events") -> list[Unmatched]:
+    """The categorical filter values no row of ``relation`` has (empty when every given
+    value exists, so that only the combination of filters matched nothing). One query
+    (the distinct values of the filtered columns): meant for when a result came back
+    empty, not for every call."""
+    import difflib
+
+    wanted = [
+        (name, expression, given)
+        for name, expression, given in (
+            ("zones", "zone_id", filters.zones),
+            ("event_types", "event_type", filters.event_types),
+            ("decision", "lower(decision)",
+             (filters.decision,) if filters.decision is not None else ()),
+        )
+        if given
+    ]
+    if not wanted:
+        return []
+    lists = ", ".join(f"list(DISTINCT {expression})" for _, expression, _ in wanted)
+    row = run_query(con, f"SELECT {lists} FROM {relation}", {}).to_pylist()[0]
+    found = []
+    for (name, _, given), values in zip(wanted, row.values(), strict=True):
+        present = tuple(sorted(str(value) for value in values or () if value is not None))
+        missing = tuple(value for value in given if value not in present)
+        if not missing:
+            continue
+        suggestions = tuple(
+            (value, close[0])
+            for value in missing
+            if (close := difflib.get_close_matches(value, present, n=1, cutoff=0.6))
+        )
+        found.append(Unmatched(name, missing, present, suggestions))
+    return found
+
+
+def empty_result_hint(con, filters: Filters, relation: str = "events") -> str | None:
+    """One line saying which filter values exist nowhere (see :func:`unmatched_values`),
+    or None when the values exist and only their combination is empty."""
+    unmatched = unmatched_values(con, filters, relation)
+    return "; ".join(item.message() for item in unmatched) or None

@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -37,7 +37,7 @@ from .errors import InputError, UsageError
 from .filters import Filters, select
 from .model import EVENT_SCHEMA, Shape
 from .render.records import OCCURRED_AT_SQL, OCCURRED_AT_TEXT
-from .sources import BadLines, InputFile, read_events
+from .sources import BadLines, InputFile, is_excluded, read_events
 from .sources._io import compression_of, expand_paths
 from .sources.detect import detect_shape
 
@@ -78,6 +78,7 @@ class Follower:
         on_bad_line: str = "error",
         interval: float = DEFAULT_INTERVAL,
         warn: Callable[[str], None] | None = None,
+        exclude: Sequence[str] = (),
     ) -> None:
         if on_bad_line not in ("error", "skip"):
             raise UsageError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
@@ -88,6 +89,7 @@ class Follower:
         from .snapshot import connect
 
         self.paths = list(paths)
+        self.exclude = tuple(exclude)  # glob patterns of files to leave out (scan's)
         self.filters = filters
         self.interval = float(interval)
         self.bad = BadLines(skip=on_bad_line == "skip")
@@ -200,6 +202,8 @@ class Follower:
         for given in self.paths:
             try:
                 for path, explicit in expand_paths([given]):
+                    if self.exclude and is_excluded(path, self.exclude):
+                        continue
                     found[path] = found.get(path, False) or explicit
             except InputError:
                 if first and not _has_magic(given):

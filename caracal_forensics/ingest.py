@@ -203,7 +203,8 @@ def _by_zone(snapshot: Snapshot) -> Snapshot | None:
         return None
     from .snapshot import open_sources
 
-    return open_sources(layout.sources, layout.on_bad_line, by_zone=True)
+    return open_sources(layout.sources, layout.on_bad_line, by_zone=True,
+                        exclude=layout.exclude)
 
 
 def _spooled_in_order(snapshot: Snapshot, row_group_rows: int = ROW_GROUP_ROWS

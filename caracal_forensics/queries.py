@@ -96,15 +96,21 @@ QUALIFY row_number() OVER (PARTITION BY zone_id, id ORDER BY {_PREFERENCE}) = 1
 """
 
 
+#: ``EXAMPLE (default)`` or ``EXAMPLE (default: VALUE)`` at the end of a ``-- param:`` line
+_DEFAULT = re.compile(r"^(.*?)\s*\(\s*default\s*(?::\s*(.*?)\s*)?\)$")
+
+
 @dataclass(frozen=True)
 class Param:
-    """A declared parameter and the example value the header gives for it."""
+    """A declared parameter, the example value the header gives for it, and the value
+    used when none is given (None: the parameter is required)."""
 
     name: str
     example: str
+    default: str | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "example": self.example}
+    def to_dict(self) -> dict[str, str | None]:
+        return {"name": self.name, "example": self.example, "default": self.default}
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,8 @@ class NamedQuery:
         return {p.name: p.example for p in self.params}
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``query --list --json`` element: name, description, params [{name, example}]."""
+        """The ``query --list --json`` element: name, description,
+        params [{name, example, default}]."""
         return {
             "name": self.name,
             "description": self.description,
@@ -175,13 +182,19 @@ def parse_query(text: str, path: str = "<query>") -> NamedQuery:
         else:
             pname, eq, example = value.partition("=")
             pname, example = pname.strip(), example.strip()
-            if not eq or not _PARAM_NAME.match(pname) or not example:
+            default = None
+            marked = _DEFAULT.match(example)
+            if marked:
+                example = marked.group(1)
+                default = example if marked.group(2) is None else marked.group(2)
+            if not eq or not _PARAM_NAME.match(pname) or not example or default == "":
                 raise InputError(
-                    path, f"'-- param:' must read 'NAME = EXAMPLE', not {value!r}", where
+                    path, "'-- param:' must read 'NAME = EXAMPLE', 'NAME = EXAMPLE (default)' "
+                    f"or 'NAME = EXAMPLE (default: VALUE)', not {value!r}", where
                 )
             if pname in {p.name for p in params}:
                 raise InputError(path, f"parameter {pname!r} declared twice", where)
-            params.append(Param(pname, example))
+            params.append(Param(pname, example, default))
     if name is None:
         raise InputError(path, "no '-- name:' line in the header")
     if description is None:
@@ -255,8 +268,10 @@ def get_query(name: str, queries: Mapping[str, NamedQuery] | None = None) -> Nam
 
 
 def bind_params(query: NamedQuery, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Check the given parameters against the declared ones: none missing, none unknown."""
+    """Check the given parameters against the declared ones: none unknown, none missing
+    (a parameter with a default takes it when not given)."""
     unknown = sorted(set(params) - set(query.param_names))
+    params = {p.name: p.default for p in query.params if p.default is not None} | dict(params)
     missing = [p for p in query.params if p.name not in params]
     if unknown:
         expected = ", ".join(query.param_names) or "none"

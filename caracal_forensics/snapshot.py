@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -65,7 +65,7 @@ def _memory_limit() -> str:
 
 
 def open_sources(paths: list[str], on_bad_line: str = "error", *,
-                 by_zone: bool = False) -> Snapshot:
+                 by_zone: bool = False, exclude: Sequence[str] = ()) -> Snapshot:
     """Scan, detect and load the inputs; the result has a view ``events`` and ``alerts``.
 
     ``by_zone`` spools the loaded events one file per zone, encoded as a snapshot's event
@@ -74,7 +74,7 @@ def open_sources(paths: list[str], on_bad_line: str = "error", *,
     come, which costs less (1M JSON lines events: opened in 2.6 s against 4.0 s)."""
     if on_bad_line not in ("error", "skip"):
         raise UsageError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
-    inputs = scan(paths, fingerprint=False)
+    inputs = scan(paths, fingerprint=False, exclude=exclude)
     if not inputs:
         raise UsageError(f"no export files found in {', '.join(paths)}")
     # SHA-256 of the inputs on another thread while they are read (hashlib releases the GIL)
@@ -98,6 +98,7 @@ def open_sources(paths: list[str], on_bad_line: str = "error", *,
     ensure_views(con, known_unique=_known_unique(event_inputs))
     snap = Snapshot(con, inputs, bad)
     snap._layout = Layout(spool, snapshots, events_sql, list(paths), on_bad_line)
+    snap._layout.exclude = tuple(exclude)  # what scan left out, to leave out again
     return snap
 
 
@@ -519,6 +520,7 @@ class Layout:
         #: what ``open_sources`` was given, to open the same again (``ingest._by_zone``)
         self.sources = sources
         self.on_bad_line = on_bad_line
+        self.exclude: tuple[str, ...] = ()
 
 
 def _size_bytes(value: str) -> float:

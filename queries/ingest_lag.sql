@@ -1,6 +1,6 @@
 -- name: ingest_lag
 -- description: Events whose ingested_at is more than max_lag_seconds away from occurred_at (late, or stored before they happened), largest first.
--- param: max_lag_seconds = 60
+-- param: max_lag_seconds = 60 (default)
 -- Only shapes that carry ingested_at (table dumps, search pages) can answer; lag_seconds
 -- is negative when the event was stored before it occurred.
 SELECT

@@ -1,6 +1,6 @@
 -- name: rare_event_types
 -- description: Event types that make up at most max_share of all events (0.05 = 5 %), with where and when, rarest first.
--- param: max_share = 0.05
+-- param: max_share = 0.05 (default)
 SELECT
     event_type,
     count(*) AS events,

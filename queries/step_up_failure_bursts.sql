@@ -1,7 +1,7 @@
 -- name: step_up_failure_bursts
 -- description: Bursts of failed step-ups (challenge_invalid, challenge_cooldown) per principal: at least min_failures, each within window_seconds of the previous.
--- param: window_seconds = 300
--- param: min_failures = 3
+-- param: window_seconds = 300 (default)
+-- param: min_failures = 3 (default)
 -- A burst is a run of one principal's failures with no gap longer than window_seconds
 -- (gaps and islands); principal_id is metadata principal_id, NULL when absent.
 WITH failures AS (

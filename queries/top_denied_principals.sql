@@ -1,6 +1,6 @@
 -- name: top_denied_principals
 -- description: The principals (metadata principal_id) with the most denies, with their deny rate.
--- param: limit = 10
+-- param: limit = 10 (default)
 -- A NULL principal_id groups the denies whose metadata names no principal.
 SELECT
     TRY(json_extract_string(metadata_json, '$.principal_id')) AS principal_id,

@@ -503,7 +503,7 @@ def test_header_parsing() -> None:
     assert query.to_dict() == {
         "name": "demo",
         "description": "One line.",
-        "params": [{"name": "who", "example": "app-1"}],
+        "params": [{"name": "who", "example": "app-1", "default": None}],
     }
     assert query.notes == ("a note",)
 
@@ -594,7 +594,9 @@ def test_query_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert {q["name"] for q in listed} == set(queries.load_queries())
     by_name = {q["name"]: q for q in listed}
-    assert by_name["top_denied_principals"]["params"] == [{"name": "limit", "example": "10"}]
+    assert by_name["top_denied_principals"]["params"] == [
+        {"name": "limit", "example": "10", "default": "10"}
+    ]
     assert set(by_name["jti_collisions"]) == {"name", "description", "params"}
     code, out, _ = cli(capsys, "query", "--list")
     assert code == 0 and "step_up_failure_bursts" in out and "window_seconds=300" in out

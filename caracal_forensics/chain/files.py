@@ -42,6 +42,7 @@ def verify_files(
     recover_microseconds: bool = True,
     on_bad_line: str = "error",
     progress: Progress | None = None,
+    exclude: Sequence[str] = (),
 ) -> Verified:
     """Verify the exports at ``paths`` (files, directories, globs), as ``verify`` does
     over ``open_sources(paths)``; never prints, never exits. ``anchor`` is a Report or
@@ -66,7 +67,7 @@ def verify_files(
         from ..model import Shape
         from ..sources import scan
 
-        inputs = scan(list(paths), fingerprint=False)
+        inputs = scan(list(paths), fingerprint=False, exclude=exclude)
         if not inputs:
             raise UsageError(f"no export files found in {', '.join(paths)}")
         started = {os.path.realpath(p) for p in named}
@@ -74,7 +75,7 @@ def verify_files(
                  and os.path.realpath(i.path) not in started]  # inside a directory given
         with SnapshotDigests(found, zones) as inner:
             verified = _verify(paths, inputs, key_bytes, zones, anchor, recover_microseconds,
-                               on_bad_line, progress)
+                               on_bad_line, progress, exclude)
         inner.amend(verified.report)
     outer.amend(verified.report)
     return verified
@@ -82,7 +83,8 @@ def verify_files(
 
 def _verify(paths: Sequence[str], inputs: list[InputFile], key_bytes: bytes | None,
             zones: Sequence[str] | None, anchor: Report | None, recover_microseconds: bool,
-            on_bad_line: str, progress: Progress | None) -> Verified:
+            on_bad_line: str, progress: Progress | None,
+            exclude: Sequence[str] = ()) -> Verified:
     from ..model import Shape
     from ..sources import BadLines, Fingerprints, read_inputs
     from . import clean, native
@@ -107,7 +109,7 @@ def _verify(paths: Sequence[str], inputs: list[InputFile], key_bytes: bytes | No
     from ..snapshot import open_sources
     from .verify import verify
 
-    snap = open_sources(list(paths), on_bad_line=on_bad_line)
+    snap = open_sources(list(paths), on_bad_line=on_bad_line, exclude=exclude)
     report = verify(snap.duckdb, key=key_bytes, zones=zones, anchor=anchor,
                     recover_microseconds=recover_microseconds, inputs=snap.inputs,
                     progress=progress)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, app, open_snapshot, warn
+from .app import ExcludeOption, OnBadLineOption, SourcesOption, app, open_snapshot, warn
 
 
 @app.command()
@@ -32,11 +32,12 @@ def alerts(
     json_output: Annotated[
         bool, typer.Option("--json", help="One JSON object per line instead of a table.")
     ] = False,
+    exclude: ExcludeOption = None,
 ) -> None:
     """Show the ingest alerts (audit_ingest_alerts) from a snapshot or a CSV/JSON lines dump."""
     from ..alerts import alert_records, has_alert_source, query_alerts
 
-    snap = open_snapshot(source, on_bad_line)
+    snap = open_snapshot(source, on_bad_line, exclude=exclude)
     if not has_alert_source(snap):
         warn(
             "none of the sources holds audit_ingest_alerts (a snapshot directory, or a CSV "
@@ -51,30 +52,25 @@ def alerts(
 
 
 def _print_table(records: list[dict]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    """A table when every field fits the terminal whole; else one block of ``name  value``
+    lines per alert, so a long kind or detail is never cut or wrapped into slivers."""
+    from ..render.table import Column, fits, make_console, render_records, render_table
 
-    console = Console(highlight=False)
+    console = make_console()
     if not records:
-        console.print("no ingest alerts", markup=False)
+        console.print("no ingest alerts")
         return
-    table = Table(show_lines=False)
-    for title in ("observed_at", "zone", "kind", "event", "id", "detail"):
-        table.add_column(title, overflow="fold", no_wrap=title in ("observed_at", "id"))
-    for r in records:
-        values = (r["observed_at"], r["zone_id"], r["kind"], r["event_id"], r["id"], r["detail"])
-        # Text, not str: a value is data, never rich markup; control characters are shown
-        # escaped so a crafted detail cannot drive the terminal.
-        table.add_row(*(Text(_printable(value)) for value in values))
-    console.print(table)
-    console.print(f"{len(records)} alert(s)", markup=False)
-
-
-def _printable(value: object) -> str:
-    if value is None:
-        return ""
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    columns = [
+        Column("observed_at", "observed_at", shrink=False),
+        Column("zone", "zone_id", shrink=False),
+        Column("kind", "kind", shrink=False),
+        Column("event", "event_id", shrink=False),
+        Column("id", "id", shrink=False),
+        Column("detail", "detail", shrink=False),
+    ]
+    if fits(columns, records, console.width):
+        render_table(records, columns, console=console)
+    else:
+        render_records(records, columns, console=console)
+        console.print()
+    console.print(f"{len(records)} alert(s)")

@@ -36,6 +36,16 @@ SourcesOption = Annotated[
         show_default=False,
     ),
 ]
+ExcludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        metavar="PATTERN",
+        help="Leave out the files a glob matches by name, path or directory name, "
+        "e.g. 'notes.json' or 'old' (repeatable).",
+        show_default=False,
+    ),
+]
 OnBadLineOption = Annotated[
     str,
     typer.Option(
@@ -95,15 +105,19 @@ def resolve_sources(sources: list[str] | None) -> list[str]:
 
 
 def open_snapshot(sources: list[str] | None, on_bad_line: str = "error", *,
-                  by_zone: bool = False):
+                  by_zone: bool = False, exclude: list[str] | None = None):
     """Open the sources as a Snapshot, reporting skipped lines on stderr (``by_zone``:
-    laid out for ``ingest``, see ``open_sources``)."""
+    laid out for ``ingest``, see ``open_sources``; ``exclude``: --exclude's patterns)."""
     from ..errors import UsageError
     from ..snapshot import open_sources
+    from .progress import progress
 
     if on_bad_line not in ("error", "skip"):
         raise UsageError(f"--on-bad-line must be 'error' or 'skip', not {on_bad_line!r}")
-    snap = open_sources(resolve_sources(sources), on_bad_line=on_bad_line, by_zone=by_zone)
+    paths = resolve_sources(sources)
+    with progress("reading the sources"):  # on a terminal's stderr only
+        snap = open_sources(paths, on_bad_line=on_bad_line, by_zone=by_zone,
+                            exclude=exclude or ())
     if snap.skipped_lines:
         warn(f"skipped {snap.skipped_lines} malformed line(s) (--on-bad-line skip)")
     return snap
@@ -153,14 +167,21 @@ def run(argv: list[str] | None = None) -> None:
         # not standalone: click's usage errors come here, to be one line like the rest
         outcome = app(args=argv, prog_name="caracal-forensics", standalone_mode=False)
     except ForensicsError as error:
-        warn(f"error: {error}")
+        warn(f"error: {_in_flags(error)}")
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
         # `... | head` closed the pipe: not an error for a filter command.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _discard_stdout()
         sys.exit(0)
+    except SystemExit as stop:
+        # click (and rich) meet a closed pipe first and exit 1 from inside their handler
+        # of the BrokenPipeError; that is `| head` too, not a failure.
+        if isinstance(stop.__context__, BrokenPipeError):
+            _discard_stdout()
+            sys.exit(0)
+        raise
     except OSError as error:  # the system refused a file no check looked at first
         warn(f"error: {error.filename or 'a file'}: {error.strerror or error}")
         sys.exit(2)
@@ -181,6 +202,25 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(2)
     # a command's typer.Exit(code) (and --help's) comes back as its code
     sys.exit(outcome if isinstance(outcome, int) else 0)
+
+
+def _in_flags(error: Exception) -> str:
+    """An error's line as the CLI says it: a stray file's way out is --exclude, not the
+    library's ``exclude=[...]``."""
+    text = str(error)
+    name = getattr(error, "exclude_name", None)
+    if name is not None:
+        import shlex
+
+        text = text.replace(f"(pass exclude=[{name!r}] to leave it out)",
+                            f"(pass --exclude {shlex.quote(name)} to leave it out)")
+    return text
+
+
+def _discard_stdout() -> None:
+    """Send what is still buffered for stdout to /dev/null, so the flush at exit neither
+    fails nor prints "Exception ignored ... BrokenPipeError"."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _exit_on_unreadable_data(error: Exception) -> None:

@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, audit_app, open_snapshot, resolve_sources, warn
+from .app import (
+    ExcludeOption,
+    OnBadLineOption,
+    SourcesOption,
+    audit_app,
+    open_snapshot,
+    resolve_sources,
+    warn,
+)
 
 
 @audit_app.command()
@@ -83,6 +91,7 @@ def tail(
         ),
     ] = None,
     on_bad_line: OnBadLineOption = "error",
+    exclude: ExcludeOption = None,
 ) -> None:
     """Print the newest matching audit events (a table, --json lines or --query results)."""
     from ..filters import Filters, count, select
@@ -143,6 +152,7 @@ def tail(
             on_bad_line=on_bad_line,
             interval=interval,
             warn=warn,
+            exclude=exclude or (),
         ) as follower:
             try:
                 follower.run(emit, max_seconds=follow_max_seconds)
@@ -151,17 +161,18 @@ def tail(
                     warn(f"skipped {follower.bad.count} malformed line(s) (--on-bad-line skip)")
         return
 
-    snap = open_snapshot(source, on_bad_line)
+    snap = open_snapshot(source, on_bad_line, exclude=exclude)
     extra = (f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",)
     if json_output or compiled:
         # With every match wanted, the expression's `field == 'text'` conditions also run
         # in SQL (a --limit picks the newest N events before the expression sees them).
         guard = compiled.guard() if compiled is not None and not filters.limit else None
-        _stream(snap.duckdb, filters, EVENT_COLUMNS, extra, emit, guard)
+        if not _stream(snap.duckdb, filters, EVENT_COLUMNS, extra, emit, guard):
+            _warn_nothing_matched(snap.duckdb, filters, quiet=True)
         return
     table = select(snap.duckdb, filters, columns=EVENT_COLUMNS, extra=extra)
     if table.num_rows == 0:
-        warn("no matching events")
+        _warn_nothing_matched(snap.duckdb, filters)
         return
     caption = None
     if filters.limit and table.num_rows == filters.limit:
@@ -171,8 +182,22 @@ def tail(
     emit(table, caption)
 
 
-def _stream(con, filters, columns, extra, emit, guard=None) -> None:
-    """Emit the selected rows batch by batch (``--limit 0`` over a large export)."""
+def _warn_nothing_matched(con, filters, quiet: bool = False) -> None:
+    """Say that nothing matched (unless ``quiet``: JSON output stays silent then) and, when
+    a --zone, --event-type or --decision value exists in no event, name the values that do
+    (a typo is the usual cause)."""
+    from ..filters import empty_result_hint
+
+    hint = empty_result_hint(con, filters)
+    if hint:
+        warn(hint)
+    elif not quiet:
+        warn("no matching events")
+
+
+def _stream(con, filters, columns, extra, emit, guard=None) -> int:
+    """Emit the selected rows batch by batch (``--limit 0`` over a large export); returns
+    how many rows the selection had."""
     import duckdb
 
     from ..errors import ForensicsError
@@ -181,11 +206,14 @@ def _stream(con, filters, columns, extra, emit, guard=None) -> None:
     sql, params = select_sql(filters, columns=columns, extra=extra, guard=guard)
     try:
         reader = con.sql(sql, params=params).to_arrow_reader(65536)
+        rows = 0
         for batch in reader:
             if batch.num_rows:
+                rows += batch.num_rows
                 emit(batch)
     except duckdb.Error as error:
         raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+    return rows
 
 
 def _write(lines) -> None:

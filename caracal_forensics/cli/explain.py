@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, app, open_snapshot
+from .app import ExcludeOption, OnBadLineOption, SourcesOption, app, open_snapshot
 
 
 @app.command()
@@ -40,6 +40,7 @@ def explain(
         ),
     ] = None,
     on_bad_line: OnBadLineOption = "error",
+    exclude: ExcludeOption = None,
 ) -> None:
     """Every event of a request in time order, then its final decision (deny if any
     event denied, else the last event's); once per zone when it occurs in several."""
@@ -47,7 +48,7 @@ def explain(
     from ..keys import load_key
 
     key = load_key(key_file)  # before reading any data: a bad key fails fast
-    snap = open_snapshot(source, on_bad_line)
+    snap = open_snapshot(source, on_bad_line, exclude=exclude)
     results = snap.explain_all(request_id, zone=zone, key=key)
     if json_output:  # one object per zone, one per line: `jq .decision` reads each
         print("\n".join(result.to_json() for result in results))

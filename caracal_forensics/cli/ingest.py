@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, app, open_snapshot, resolve_sources
+from .app import (
+    ExcludeOption,
+    OnBadLineOption,
+    SourcesOption,
+    app,
+    open_snapshot,
+    resolve_sources,
+)
 
 
 @app.command()
@@ -20,15 +27,19 @@ def ingest(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the manifest as JSON.")
     ] = False,
+    exclude: ExcludeOption = None,
 ) -> None:
     """Write the sources as a canonical Parquet snapshot (sorted, zstd) with a manifest."""
     from ..outputs import refuse_overwriting_inputs
+    from .progress import progress
 
     sources = resolve_sources(source)
     # before the sources are read; the library checks again with the files found
     refuse_overwriting_inputs(out, sources, directory=True, names={"out": "--out"})
     _prefer_jemalloc()
-    manifest = open_snapshot(sources, on_bad_line, by_zone=True).ingest(out)
+    snap = open_snapshot(sources, on_bad_line, by_zone=True, exclude=exclude)
+    with progress("writing the snapshot"):  # on a terminal's stderr only
+        manifest = snap.ingest(out)
     if json_output:
         print(json.dumps(manifest, indent=2))
         return

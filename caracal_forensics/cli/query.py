@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, app, open_snapshot
+from .app import ExcludeOption, OnBadLineOption, SourcesOption, app, open_snapshot
 
 if TYPE_CHECKING:
     from ..queries import QueryResult
@@ -39,6 +39,7 @@ def query(
     json_output: JsonOption = False,
     source: SourcesOption = None,
     on_bad_line: OnBadLineOption = "error",
+    exclude: ExcludeOption = None,
 ) -> None:
     """Run a named forensic query from queries/*.sql over the sources."""
     from ..errors import UsageError
@@ -57,7 +58,7 @@ def query(
         raise UsageError("give a query name (see `caracal-forensics query --list`)")
     chosen = get_query(name, queries)
     params = bind_params(chosen, parse_param_args(param or []))  # before opening any input
-    snap = open_snapshot(source, on_bad_line)
+    snap = open_snapshot(source, on_bad_line, exclude=exclude)
     snap.confine()  # query files are text from elsewhere: they read the sources only
     result = run_named(snap.duckdb, chosen.name, params, queries)
     _emit(result, json_output, title=f"{chosen.name}: {chosen.description}")
@@ -75,12 +76,13 @@ def sql(
     json_output: JsonOption = False,
     source: SourcesOption = None,
     on_bad_line: OnBadLineOption = "error",
+    exclude: ExcludeOption = None,
 ) -> None:
     """Run ad-hoc SQL (DuckDB dialect) over the sources."""
     from ..queries import parse_param_args, run_sql
 
     params = parse_param_args(param or [])
-    snap = open_snapshot(source, on_bad_line)
+    snap = open_snapshot(source, on_bad_line, exclude=exclude)
     snap.confine()  # the SQL reads the sources and nothing else (not a key file beside them)
     result = run_sql(snap.duckdb, statement, params)
     _emit(result, json_output)
@@ -102,7 +104,7 @@ def print_result(result: QueryResult, title: str | None = None) -> None:
     Columns that do not fit are left out (named in the caption); ``--json`` has them all.
     """
     from ..queries import text_value
-    from ..render.table import Column, fit_columns, make_console, render_table
+    from ..render.table import Column, make_console, render_table
 
     if not result.columns:
         return
@@ -115,32 +117,53 @@ def print_result(result: QueryResult, title: str | None = None) -> None:
             priority=-i,
             max_width=60,
             justify="right" if numeric[i] else "left",
+            # whole columns or none (a number cut short reads as another number); what
+            # does not fit is named in the caption
+            shrink=False,
         )
         for i, name in enumerate(result.columns)
     ]
     rows = list(result.frame.iter_rows())
-    cells = [[column.cell(row) for column in columns] for row in rows]
-    kept, widths = fit_columns(columns, cells, console.width)
     caption = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
-    hidden = [result.columns[i] for i in range(len(columns)) if i not in kept]
-    if hidden:
-        caption += f"; not shown (too wide, see --json): {', '.join(hidden)}"
-    render_table(
-        rows, columns, console=console, title=title, caption=caption, kept=kept, widths=widths
-    )
+    render_table(rows, columns, console=console, title=title, caption=caption)
 
 
 def _print_list(queries) -> None:
+    """A table on a wide terminal; on a narrow one (where the description would fold into
+    a sliver) one ``name  value`` block per query."""
     from rich.table import Table
     from rich.text import Text
 
-    from ..render.table import make_console
+    from ..render.table import Column, make_console, render_records
 
-    table = Table(title="Named queries (queries/*.sql)", title_justify="left")
+    console = make_console()
+    title = "Named queries (queries/*.sql)"
+    rows = [
+        (q.name, [f"{p.name}={p.example}{_default_note(p)}" for p in q.params], q.description)
+        for q in queries.values()
+    ]
+    name_width = max((len(name) for name, _, _ in rows), default=4)
+    params_width = max((len(p) for _, params, _ in rows for p in params), default=0)
+    if console.width - name_width - params_width - 10 < 40:
+        render_records(rows, [
+            Column("name", lambda row: row[0]),
+            Column("parameters", lambda row: ", ".join(row[1]) or "none"),
+            Column("description", lambda row: row[2]),
+        ], console=console, title=title)
+        return
+    table = Table(title=title, title_justify="left")
     table.add_column("name", no_wrap=True)
     table.add_column("parameters (example)", no_wrap=True)
     table.add_column("description", overflow="fold")
-    for q in queries.values():
-        params = "\n".join(f"{p.name}={p.example}" for p in q.params)
-        table.add_row(Text(q.name), Text(params), Text(q.description))
-    make_console().print(table)
+    for name, params, description in rows:
+        table.add_row(Text(name), Text("\n".join(params)), Text(description))
+    console.print(table)
+
+
+def _default_note(param) -> str:
+    """How ``--list`` says whether a parameter may be left out, and what it then is."""
+    if param.default is None:
+        return " (required)"
+    if param.default == param.example:
+        return " (default)"
+    return f" (default: {param.default})"

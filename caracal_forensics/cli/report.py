@@ -8,6 +8,7 @@ import typer
 
 from .app import (
     AnchorOption,
+    ExcludeOption,
     KeyFileOption,
     OnBadLineOption,
     RecoverOption,
@@ -31,6 +32,7 @@ def report(
     zone: VerifyZoneOption = None,
     recover_microseconds: RecoverOption = True,
     on_bad_line: OnBadLineOption = "error",
+    exclude: ExcludeOption = None,
 ) -> None:
     """Verify the sources and write the evidence report (exit code as verify: 0, 1 or 3)."""
     from ..chain.anchor import load_anchor
@@ -41,7 +43,7 @@ def report(
     previous = load_anchor(anchor) if anchor else None
     sources = resolve_sources(source)
     refuse_writing_evidence("--out", out, sources, key_file, anchor)
-    snap = open_snapshot(sources, on_bad_line)
+    snap = open_snapshot(sources, on_bad_line, exclude=exclude)
     # again with the files found: a link in a directory may lead anywhere
     refuse_writing_evidence("--out", out, [i.path for i in snap.inputs], key_file, anchor)
     snap.confine()  # the report runs a named query: it reads the sources and nothing else

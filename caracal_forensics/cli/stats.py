@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import OnBadLineOption, SourcesOption, app, open_snapshot
+from .app import ExcludeOption, OnBadLineOption, SourcesOption, app, open_snapshot
 
 
 @app.command()
@@ -15,9 +15,10 @@ def stats(
     source: SourcesOption = None,
     on_bad_line: OnBadLineOption = "error",
     json_output: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
+    exclude: ExcludeOption = None,
 ) -> None:
     """Counts by decision, zone and event type, the time span, and each zone's chain_seq range."""
-    snap = open_snapshot(source, on_bad_line)
+    snap = open_snapshot(source, on_bad_line, exclude=exclude)
     numbers = snap.stats()
     if json_output:
         print(json.dumps(numbers, indent=2, ensure_ascii=False))
@@ -41,8 +42,8 @@ def print_stats(numbers: dict[str, Any]) -> None:
     render_table(
         summary,
         [
-            Column("", lambda item: item[0], priority=2),
-            Column("", lambda item: item[1], priority=1, justify="right"),
+            Column("", lambda item: item[0], priority=2, min_width=8),
+            Column("", lambda item: item[1], priority=1, justify="right", shrink=False),
         ],
         console=console,
         show_header=False,
@@ -57,14 +58,16 @@ def print_stats(numbers: dict[str, Any]) -> None:
     render_table(
         numbers["zones"],
         [
-            Column("zone", "zone_id", priority=9),
-            Column("events", "events", priority=8, justify="right"),
-            Column("chain_seq", seq, priority=7, justify="right"),
-            Column("missing seq", "missing_seq", priority=6, justify="right"),
-            Column("allow", "allows", priority=5, justify="right"),
-            Column("deny", "denies", priority=5, justify="right"),
-            Column("first occurred_at", "first_occurred_at", priority=3),
-            Column("last occurred_at", "last_occurred_at", priority=3),
+            # ids, numbers and times are never cut short: when the terminal is too
+            # narrow, the lowest priority ones are left out (named under the table)
+            Column("zone", "zone_id", priority=9, shrink=False),
+            Column("events", "events", priority=8, justify="right", shrink=False),
+            Column("chain_seq", seq, priority=7, justify="right", shrink=False),
+            Column("missing", "missing_seq", priority=6, justify="right", shrink=False),
+            Column("allow", "allows", priority=5, justify="right", shrink=False),
+            Column("deny", "denies", priority=5, justify="right", shrink=False),
+            Column("first occurred_at", "first_occurred_at", priority=3, shrink=False),
+            Column("last occurred_at", "last_occurred_at", priority=3, shrink=False),
         ],
         console=console,
     )
@@ -77,9 +80,11 @@ def print_stats(numbers: dict[str, Any]) -> None:
         render_table(
             list(counts.items()),
             [
-                Column(header, lambda item: item[0], priority=3),
-                Column("events", lambda item: item[1], priority=2, justify="right"),
-                Column("share", lambda item: f"{item[1] / total:.1%}", priority=1, justify="right"),
+                Column(header, lambda item: item[0], priority=3, min_width=12),
+                Column("events", lambda item: item[1], priority=2, justify="right",
+                       shrink=False),
+                Column("share", lambda item: f"{item[1] / total:.1%}", priority=1,
+                       justify="right", shrink=False),
             ],
             console=console,
         )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import sys
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .app import (
     AnchorOption,
+    ExcludeOption,
     KeyFileOption,
     OnBadLineOption,
     RecoverOption,
@@ -23,8 +23,6 @@ from .app import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
     from ..chain.report import Report
 
 _SEVERITY_LABEL = {"fails": "FAIL", "warning": "WARN", "info": "INFO", "unverifiable": "N/A"}
@@ -54,6 +52,7 @@ def verify(
                      show_default=False),
     ] = None,
     on_bad_line: OnBadLineOption = "error",
+    exclude: ExcludeOption = None,
 ) -> None:
     """Verify content hashes, HMACs, links and sequence per zone.
 
@@ -62,6 +61,7 @@ def verify(
     from ..chain.anchor import load_anchor
     from ..chain.files import verify_files
     from ..keys import load_key
+    from .progress import progress
 
     key = load_key(key_file)  # a bad key is a usage error before any input is read
     previous = load_anchor(anchor) if anchor else None
@@ -71,14 +71,14 @@ def verify(
     if show_preimage is not None:
         from ..chain.verify import show_preimage as preimage_text
 
-        snap = open_snapshot(source, on_bad_line)
+        snap = open_snapshot(source, on_bad_line, exclude=exclude)
         print(preimage_text(snap.duckdb, show_preimage))
         return
-    with _progress_bar() as progress:
+    with progress("verifying") as bar:  # on a terminal's stderr only
         verified = verify_files(
             paths, key=key, zones=zone or None, anchor=previous,
             recover_microseconds=recover_microseconds, on_bad_line=on_bad_line,
-            progress=progress,
+            progress=bar.counting("recovering microseconds"), exclude=exclude or (),
         )
     if verified.skipped_lines:
         warn(f"skipped {verified.skipped_lines} malformed line(s) (--on-bad-line skip)")
@@ -182,20 +182,3 @@ def refuse_writing_evidence(flag: str, out: str, sources: list[str], key_file: s
                                      "anchor": "--anchor"})
     check_output_file(out, name=flag)
 
-
-@contextmanager
-def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
-    """A progress callback drawing on stderr, only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("recovering microseconds", total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update

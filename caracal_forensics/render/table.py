@@ -1,11 +1,14 @@
 """Readable tables with rich that fit the terminal.
 
 :func:`render_table` is generic (rows of dicts, a list of :class:`Column`) for every
-command that prints a table; :func:`event_table` is the events table of ``audit tail``.
-Columns that do not fit are dropped lowest priority first; what remains is squeezed with
-an ellipsis, never wrapped, so one event stays one line. Every value is printed as plain
-text (never rich markup) with control characters escaped: audit data is attacker-
-influenced and must not be able to move the cursor or recolour a terminal.
+command that prints a table; :func:`event_table` is the events table of ``audit tail``;
+:func:`render_records` prints rows as ``name  value`` blocks, for a table too wide for
+the terminal. A narrow terminal first squeezes columns (down to each one's minimum, with
+an ellipsis, never wrapped, so one event stays one line; identifiers, numbers and times
+are never cut), then drops whole columns, lowest priority first, and the caption names
+them. Every value is printed as plain text (never rich markup) with control characters
+escaped: audit data is attacker-influenced and must not be able to move the cursor or
+recolour a terminal.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ class Column:
     """One table column: a header, how to get the cell from a row, how it may shrink.
 
     ``key`` is a dict key or a function of the row. Higher ``priority`` columns are kept
-    longest when the terminal is narrow. ``style`` is a rich style, or a function of the
-    cell text returning one.
+    longest when the terminal is narrow. ``shrink=False`` keeps the column at its natural
+    width (an id, a number or a time cut short is worse than none). ``style`` is a rich
+    style, or a function of the cell text returning one.
     """
 
     header: str
@@ -65,6 +69,7 @@ class Column:
     min_width: int = 4
     justify: str = "left"
     style: str | Callable[[str], str | None] | None = None
+    shrink: bool = True
 
     def cell(self, row: Any) -> str:
         value = self.key(row) if callable(self.key) else row.get(self.key)
@@ -108,27 +113,44 @@ def fit_columns(
 ) -> tuple[list[int], list[int]]:
     """(indexes of the columns kept, their widths) for a table at most ``width`` wide."""
     natural = _natural_widths(columns, cells)
+    floor = [
+        min(natural[i], max(column.min_width, 1)) if column.shrink else natural[i]
+        for i, column in enumerate(columns)
+    ]
     kept = list(range(len(columns)))
 
     def total(indexes: list[int], widths: list[int]) -> int:
         return sum(widths[i] for i in indexes) + _COLUMN_GAP * (len(indexes) - 1)
 
-    # Drop whole columns, lowest priority (then rightmost) first, until the rest fit
-    # at their natural width; a single remaining column is shrunk instead.
+    # Drop whole columns, lowest priority (then rightmost) first, only while the rest
+    # cannot fit even squeezed to their minimum; a single remaining column is shrunk.
     by_drop_order = sorted(kept, key=lambda i: (columns[i].priority, -i))
-    while len(kept) > 1 and total(kept, natural) > width:
+    while len(kept) > 1 and total(kept, floor) > width:
         kept.remove(by_drop_order.pop(0))
     widths = [natural[i] for i in kept]
     excess = sum(widths) + _COLUMN_GAP * (len(kept) - 1) - width
-    # Shrink the widest columns first, not below their minimum.
-    while excess > 0:
-        candidates = [j for j, i in enumerate(kept) if widths[j] > max(columns[i].min_width, 1)]
-        if not candidates:
-            break
-        j = max(candidates, key=lambda j: widths[j])
-        widths[j] -= 1
-        excess -= 1
+    # Squeeze the lowest priority columns first (the rightmost of equals), each down to
+    # its floor before the next; below the floors (to 1) only when even they do not fit:
+    # a lone column on a very narrow terminal.
+    order = sorted(range(len(kept)), key=lambda j: (columns[kept[j]].priority, -kept[j]))
+    for limit in (floor, [1] * len(columns)):
+        for j in order:
+            cut = min(excess, widths[j] - limit[kept[j]])
+            if cut > 0:
+                widths[j] -= cut
+                excess -= cut
     return kept, widths
+
+
+def hidden_note(columns: Sequence[Column], kept: Sequence[int],
+                where: str | None = "see --json") -> str | None:
+    """``not shown (too narrow, see --json): ZONE, PRINCIPAL`` for the columns left out
+    (named in table order), or None when all fit."""
+    hidden = [column.header or f"column {i + 1}" for i, column in enumerate(columns)
+              if i not in kept]
+    if not hidden:
+        return None
+    return f"not shown (too narrow{', ' + where if where else ''}): {', '.join(hidden)}"
 
 
 def render_table(
@@ -141,9 +163,12 @@ def render_table(
     show_header: bool = True,
     widths: list[int] | None = None,
     kept: list[int] | None = None,
+    hidden_hint: str | None = "see --json",
 ) -> tuple[list[int], list[int]]:
     """Print ``rows`` as a table fitting the console; returns (kept columns, widths) so a
-    caller printing more rows later (``--follow``) can keep the same layout."""
+    caller printing more rows later (``--follow``) can keep the same layout. When it
+    lays the table out itself, the caption names the columns left out (``hidden_hint``:
+    where to see them)."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -152,6 +177,9 @@ def render_table(
     cells = [[column.cell(row) for column in columns] for row in rows]
     if kept is None or widths is None:
         kept, widths = fit_columns(columns, cells, console.width)
+        note = hidden_note(columns, kept, hidden_hint)
+        if note:
+            caption = f"{caption}; {note}" if caption else note
     table = Table(
         box=box.SIMPLE_HEAD,
         show_edge=False,
@@ -213,16 +241,18 @@ def _policy_names(value: Any) -> str | None:
     return ", ".join(names)
 
 
+#: The request id is kept first and never cut (``explain`` needs it whole); the other
+#: columns squeeze to a readable minimum before the lowest priority ones are dropped.
 EVENT_COLUMNS: tuple[Column, ...] = (
-    Column("OCCURRED AT (UTC)", "occurred_at", priority=100, min_width=27, max_width=27),
-    Column("ZONE", "zone_id", priority=80, max_width=24, min_width=6),
-    Column("EVENT TYPE", "event_type", priority=90, max_width=22, min_width=8),
-    Column("DECISION", "decision", priority=95, min_width=5, max_width=8, style=_decision_style),
-    Column("REQUEST", "request_id", priority=85, max_width=36, min_width=8),
-    Column("PRINCIPAL", "principal", priority=60, max_width=28, min_width=6),
-    Column("POLICY VERSION", "policy_set_version_id", priority=50, max_width=24, min_width=6),
-    Column("DETERMINING POLICIES", "policies", priority=40, max_width=40, min_width=8),
-    Column("EVENT ID", "id", priority=30, max_width=36, min_width=8),
+    Column("OCCURRED AT (UTC)", "occurred_at", priority=100, max_width=27, shrink=False),
+    Column("ZONE", "zone_id", priority=80, max_width=24, min_width=10),
+    Column("EVENT TYPE", "event_type", priority=90, max_width=22, min_width=12),
+    Column("DECISION", "decision", priority=95, max_width=8, style=_decision_style, shrink=False),
+    Column("REQUEST", "request_id", priority=110, max_width=64, shrink=False),
+    Column("PRINCIPAL", "principal", priority=60, max_width=28, min_width=10),
+    Column("POLICY VERSION", "policy_set_version_id", priority=50, max_width=24, min_width=10),
+    Column("DETERMINING POLICIES", "policies", priority=40, max_width=40, min_width=12),
+    Column("EVENT ID", "id", priority=30, max_width=64, shrink=False),
 )
 
 
@@ -290,3 +320,38 @@ def event_table(
         kept=kept,
         widths=widths,
     )
+
+
+def render_records(
+    rows: Sequence[Any],
+    columns: Sequence[Column],
+    *,
+    console=None,
+    title: str | None = None,
+) -> None:
+    """Print each row as a block of ``name  value`` lines (a blank line between rows):
+    every field readable at any width, long values folded onto the next lines."""
+    from rich.table import Table
+    from rich.text import Text
+
+    console = console or make_console()
+    if title:
+        console.print(Text(title, style="bold"))
+    name_width = max((len(column.header) for column in columns), default=0)
+    for number, row in enumerate(rows):
+        if number or title:
+            console.print()
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True, min_width=name_width, style="bold")
+        grid.add_column(overflow="fold")
+        for column in columns:
+            text = column.cell(row)
+            grid.add_row(Text(column.header), Text(text, style=column.style_for(text) or ""))
+        console.print(grid)
+
+
+def fits(columns: Sequence[Column], rows: Sequence[Any], width: int) -> bool:
+    """Whether every column fits at its natural width (no squeeze, none dropped)."""
+    cells = [[column.cell(row) for column in columns] for row in rows]
+    natural = _natural_widths(columns, cells)
+    return sum(natural) + _COLUMN_GAP * (len(columns) - 1) <= width

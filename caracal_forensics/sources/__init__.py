@@ -7,7 +7,7 @@ module here plus a line in ``detect`` and ``read_events``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -22,6 +22,7 @@ from .snapshot_dir import check_snapshot
 
 __all__ = [
     "read_inputs",
+    "is_excluded",
     "BadLines",
     "Fingerprints",
     "InputFile",
@@ -52,33 +53,89 @@ class InputFile:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "reader_tap"}
 
 
-def scan(paths: list[str], fingerprint: bool = True) -> list[InputFile]:
+def scan(paths: list[str], fingerprint: bool = True,
+         exclude: Sequence[str] = ()) -> list[InputFile]:
     """Expand paths (files, directories, globs) and detect each file's shape.
 
     A file found in a directory (or by a glob) whose name is not an export's (a key, a
     README) is left out when it is not an export; one with an export's name (``.csv``,
     ``.parquet``, ...) that cannot be read is an error, or a truncated hourly file would
-    silently drop its events. A file named explicitly must be an export. A snapshot is
-    checked against its manifest (sizes, footers). ``fingerprint=False`` leaves ``bytes``
-    and ``sha256`` to :class:`Fingerprints` (which hashes while the inputs are read).
+    silently drop its events: the error says how to leave it out (``exclude``, glob
+    patterns, see :func:`is_excluded`). A file named explicitly must be an export. A
+    snapshot is checked against its manifest (sizes, footers). ``fingerprint=False``
+    leaves ``bytes`` and ``sha256`` to :class:`Fingerprints` (which hashes while the
+    inputs are read).
     """
+    exclude = _patterns(exclude)
     found: list[InputFile] = []
     seen: set[str] = set()
     for path, explicit in expand_paths(paths):
+        if exclude and is_excluded(path, exclude):
+            continue
         real = _realpath(path)
         if real in seen:
             continue
         seen.add(real)
         try:
             shape = detect_shape(path)
-        except InputError:
-            if explicit or is_export_name(path):
+        except InputError as error:
+            if explicit:
                 raise
+            if is_export_name(path):
+                raise _with_exclude_hint(error, path) from None
             continue
         rows = check_snapshot(path) if shape == Shape.SNAPSHOT else 0
         size, digest = _fingerprint(path, shape) if fingerprint else (0, "")
         found.append(InputFile(path=path, shape=shape, bytes=size, sha256=digest, rows=rows))
     return found
+
+
+def _patterns(exclude: str | Sequence[str] | None) -> tuple[str, ...]:
+    from ..errors import UsageError
+
+    items = [exclude] if isinstance(exclude, str) else list(exclude or ())
+    for item in items:
+        if not isinstance(item, str) or not item:
+            raise UsageError(f"exclude needs non-empty glob patterns, not {item!r}")
+    return tuple(items)
+
+
+def is_excluded(path: str, patterns: Sequence[str]) -> bool:
+    """Whether a pattern (an ``fnmatch`` glob: ``*``, ``?``, ``[...]``) matches the file's
+    name or the name of a directory on its path (``old`` leaves out everything under
+    ``old/``); a pattern with a ``/`` matches as many consecutive parts of the path
+    (``old/*.csv``, ``export/notes.json``, ``case/old``) or the whole path."""
+    import fnmatch
+    import os
+
+    normal = os.path.normpath(path)
+    parts = normal.split(os.sep)
+    for pattern in patterns:
+        pattern = os.path.normpath(pattern)
+        if os.sep not in pattern:
+            if any(fnmatch.fnmatchcase(part, pattern) for part in parts):
+                return True
+            continue
+        if fnmatch.fnmatchcase(normal, pattern):
+            return True
+        depth = pattern.strip(os.sep).count(os.sep) + 1
+        if any(fnmatch.fnmatchcase(os.sep.join(parts[start:start + depth]), pattern)
+               for start in range(len(parts) - depth + 1)):
+            return True
+    return False
+
+
+def _with_exclude_hint(error: InputError, path: str) -> InputError:
+    """The error of a stray file found in a directory, naming the way out; the CLI says
+    ``--exclude NAME`` where the library says ``exclude=[NAME]`` (``exclude_name``)."""
+    import glob
+    import os
+
+    name = glob.escape(os.path.basename(path))
+    hinted = InputError(error.path, f"{error.problem} (pass exclude=[{name!r}] to leave it "
+                        "out)", error.where)
+    hinted.exclude_name = name  # type: ignore[attr-defined]
+    return hinted
 
 
 class Fingerprints:
