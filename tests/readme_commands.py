@@ -116,9 +116,12 @@ def _is_command(line: str) -> bool:
 
 
 def lay_out(folder: Path) -> Path:
-    """Make ``folder`` hold what the examples name: export/, audit/, audit-q4/, key.hex."""
+    """Make ``folder`` hold what the examples name: export/, audit/, audit-q4/, key.hex,
+    and case/ (an export with a stray ``notes.json``, for ``--exclude``)."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(FIXTURES / "export", folder / "export")
+    shutil.copytree(FIXTURES / "export", folder / "case")
+    (folder / "case" / "notes.json").write_text('{"note": "called the on-call at 10:02"}\n')
     shutil.copytree(FIXTURES / "export" / "ocsf" / "audit", folder / "audit")
     shutil.copytree(FIXTURES / "export" / "ocsf" / "audit", folder / "audit-q4")
     shutil.copy(FIXTURES / "key.hex", folder / "key.hex")
