@@ -421,7 +421,7 @@ def test_json_nested_too_deeply_in_a_manifest_or_an_anchor(snap: Path, tmp_path:
     anchor = tmp_path / "anchor.json"
     anchor.write_text(deep, encoding="utf-8")
     result = run_cli("verify", "-s", EXPORT / "db.csv", "--anchor", anchor)
-    assert_refused(result, anchor, "not a verification report: nested too deeply")
+    assert_refused(result, anchor, "JSON nested too deeply", "an anchor holds zone heads")
     (snap / "manifest.json").write_text(deep, encoding="utf-8")
     assert_refused(run_cli("stats", "-s", snap), snap / "manifest.json",
                    "unreadable snapshot manifest: nested too deeply")
