@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 import threading
 import time
 import weakref
@@ -94,9 +92,11 @@ class Follower:
         self._warn = warn or (lambda message: None)
         self._files: dict[str, _FileState] = {}
         self._con = connect()
-        self._tmp = tempfile.mkdtemp(prefix="caracal-follow-")
+        from . import tempdirs
+
+        self._tmp = tempdirs.make("follow")
         # removed on close, or when the follower goes (also one whose paths were refused)
-        self._remove_tmp = weakref.finalize(self, shutil.rmtree, self._tmp, True)
+        self._remove_tmp = weakref.finalize(self, tempdirs.remove, self._tmp)
         self._polls = 0
         self._check_paths()
 
