@@ -496,3 +496,41 @@ def test_cli_follow_across_a_rotation(tmp_path):
     err = process.stderr.read()
     assert process.returncode == 130, err
     assert "rotated" in err and "Traceback" not in err and "chunk" not in err
+
+
+def test_cli_follow_table_widens_for_later_rows(tmp_path):
+    """Issue 15.18: the column widths were fixed by the first batch and a later, longer
+    request id was cut (``req-0…``). Later rows widen their columns (the header is
+    printed again over the new layout) as far as the terminal allows."""
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join(CLI_LINES[:3]) + "\n", encoding="utf-8")
+    first_request = json.loads(CLI_LINES[0])["request_id"]
+    long_request = "req-" + "7" * 30
+    later = CLI_LINES[3].replace(
+        f'"request_id" : "{json.loads(CLI_LINES[3])["request_id"]}"',
+        f'"request_id" : "{long_request}"',
+    )
+    assert long_request in later and len(long_request) > len(first_request)
+    process = subprocess.Popen(
+        [*CLI_COMMAND, "audit", "tail", "-s", str(path), "-f", "--interval", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    reader = _Reader(process.stdout)
+    reader.start()
+    try:
+        assert reader.wait_for(5, 15), process.stderr  # header, rule, 3 rows
+        append(path, later + "\n")
+        deadline = time.monotonic() + 15
+        while not any("req-7777" in x for x in reader.lines) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=15)
+    shown = [x for x in reader.lines if "req-7777" in x]
+    assert len(shown) == 1 and long_request in shown[0], reader.lines
+    assert "…" not in "\n".join(reader.lines)
+    assert sum("OCCURRED AT" in x for x in reader.lines) == 2
