@@ -37,16 +37,19 @@ def big_export(tmp_path_factory) -> Path:
     return path
 
 
-def start(args: list[str], tmp: Path) -> subprocess.Popen:
-    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(ROOT)}
-    env.pop("CARACAL_FORENSICS_DEBUG", None)
+def start(
+    args: list[str], tmp: Path, env: dict[str, str] | None = None, new_session: bool = False
+) -> subprocess.Popen:
+    environment = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": str(ROOT), **(env or {})}
+    environment.pop("CARACAL_FORENSICS_DEBUG", None)
     return subprocess.Popen(
         [*CLI, *map(str, args)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=environment,
         cwd=ROOT,
+        start_new_session=new_session,
     )
 
 
@@ -73,11 +76,15 @@ def busy(process: subprocess.Popen, seconds: float = 1.0):
     return lambda: cpu_seconds(process.pid) > seconds
 
 
-def stop(process: subprocess.Popen, signum: int) -> tuple[float, str]:
-    """Send ``signum``; (seconds until the child exited, its stderr)."""
+def stop(process: subprocess.Popen, signum: int, group: bool = False) -> tuple[float, str]:
+    """Send ``signum`` (to its process group: as a terminal does); (seconds until the
+    child exited, its stderr)."""
     assert process.poll() is None, "the child ended before the signal"
     sent = time.monotonic()
-    process.send_signal(signum)
+    if group:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
     try:
         _, err = process.communicate(timeout=30)
     except subprocess.TimeoutExpired:
@@ -128,6 +135,20 @@ def test_ctrl_c_mid_command_is_one_line_and_130(big_export, tmp_path, command) -
     process = start([*command, "-s", big_export], tmp_path)
     wait_until(busy(process, 0.9), process)
     elapsed, err = stop(process, signal.SIGINT)
+    assert_interrupted(process, elapsed, err, signal.SIGINT)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_in_a_terminal_reaches_the_worker_processes_too(big_export, tmp_path) -> None:
+    """A terminal's Ctrl-C goes to the whole process group. Without the C kernel, JSON
+    lines are parsed in worker processes: each printed its own KeyboardInterrupt
+    traceback, and one still starting broke the pool and hung the command."""
+    env = {"CARACAL_FORENSICS_NATIVE": "0", "CARACAL_FORENSICS_WORKERS": "2"}
+    process = start(["stats", "-s", big_export], tmp_path, env=env, new_session=True)
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    wait_until(lambda: children.read_text().split(), process)
+    time.sleep(0.5)
+    elapsed, err = stop(process, signal.SIGINT, group=True)
     assert_interrupted(process, elapsed, err, signal.SIGINT)
     assert list(tmp_path.iterdir()) == []
 

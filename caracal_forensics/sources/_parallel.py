@@ -14,6 +14,7 @@ running in this process).
 
 from __future__ import annotations
 
+import multiprocessing.context
 import os
 import threading
 from collections import deque
@@ -54,10 +55,50 @@ def parallel_worth_it(path: str) -> bool:
 def _executor() -> ProcessPoolExecutor:
     global _pool
     if _pool is None:
-        import multiprocessing
-
-        _pool = ProcessPoolExecutor(workers(), mp_context=multiprocessing.get_context("spawn"))
+        _pool = ProcessPoolExecutor(workers(), mp_context=_quiet_spawn_context(),
+                                    initializer=_leave_interrupts_to_the_parent)
     return _pool
+
+
+#: Ctrl-C reaches every process of the terminal's group, and so may SIGTERM: workers leave
+#: them to the main process, which handles them and stops the pool. Else each worker
+#: printed its own KeyboardInterrupt traceback (one that was still importing broke the
+#: pool, and the main process hung on it).
+_STOP_SIGNALS = ("SIGINT", "SIGTERM")
+
+
+class _QuietSpawnProcess(multiprocessing.context.SpawnProcess):
+    """A "spawn" worker born with the stop signals blocked (a blocked signal stays
+    blocked across exec) until ``_leave_interrupts_to_the_parent`` ignores them."""
+
+    def start(self) -> None:
+        import signal
+
+        stops = {getattr(signal, name) for name in _STOP_SIGNALS}
+        # blocked in this thread only, while it forks: one arriving now waits, not lost
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class _QuietSpawnContext(multiprocessing.context.SpawnContext):
+    Process = _QuietSpawnProcess
+
+
+def _quiet_spawn_context() -> multiprocessing.context.SpawnContext:
+    return _QuietSpawnContext()
+
+
+def _leave_interrupts_to_the_parent() -> None:
+    """In a worker: ignore the stop signals (see _STOP_SIGNALS), then unblock them."""
+    import signal
+
+    stops = {getattr(signal, name) for name in _STOP_SIGNALS}
+    for number in stops:
+        signal.signal(number, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
 
 
 def _blocks(path: str) -> Iterator[tuple[int, bytes]]:
