@@ -223,7 +223,8 @@ def _interruptible(call: Callable[[], object]) -> object:
             outcome = call()
         finally:
             for number, old in previous.items():
-                signal.signal(number, old)
+                # interrupted: what is left to clean up at exit (finalizers) finishes too
+                signal.signal(number, signal.SIG_IGN if signalled else old)
             if watcher is not None:
                 watcher.stop()
     except BaseException as error:
