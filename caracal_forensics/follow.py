@@ -13,7 +13,9 @@ re-matched) and each export file is compared with what was read before:
   shrank) or rewritten (what was read before is no longer what the file begins with, or
   the bytes just before the offset changed) is read again from the start, however large
   it has grown since; a whole-file re-read whose first rows are not the ones handed over
-  before (their ids' SHA-256) is handed over whole.
+  before (their ids' SHA-256) is handed over whole. A file found under a new name with
+  the inode of one read before (rotated to a name that is followed too) is read on from
+  where that one stopped.
 
 A new or changed file that cannot be read yet (still being written: no Parquet footer,
 a cut-off gzip stream) is retried when it changes again. Provenance (file, line) and
@@ -25,6 +27,7 @@ oldest first.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -221,10 +224,19 @@ class Follower:
         return found
 
     def _new_batches(self, first: bool) -> Iterator[pa.RecordBatch]:
+        # The files read incrementally, as they were at the end of the last poll, by
+        # (device, inode): a file renamed away (rotated to audit-2026-05-11.jsonl, in a
+        # followed directory) is the same file, read on from where it was, not a new
+        # one whose every event would be shown again.
+        known = {
+            state.identity: dataclasses.replace(state)
+            for state in self._files.values()
+            if state.identity is not None and state.offset
+        }
         for path, explicit in self._discover(first).items():
             state = self._files.get(path)
             if state is None:
-                state = self._files[path] = _FileState(path=path)
+                state = self._files[path] = _renamed(path, known) or _FileState(path=path)
             if state.ignored:
                 continue
             try:
@@ -370,6 +382,18 @@ class Follower:
         state.head, state.mark = head, mark
         for batch in batches:
             yield _relocate(batch, state.path, base)
+
+
+def _renamed(path: str, known: dict[tuple[int, int], _FileState]) -> _FileState | None:
+    """The state of a file read before under another name, now found at ``path``."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    before = known.get((stat.st_dev, stat.st_ino))
+    if before is None or before.path == path:
+        return None
+    return dataclasses.replace(before, path=path, size=-1, mtime_ns=-1, failed_at=None)
 
 
 def _changed(state: _FileState, source: BinaryIO, stat: os.stat_result) -> str | None:

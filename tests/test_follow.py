@@ -534,3 +534,24 @@ def test_cli_follow_table_widens_for_later_rows(tmp_path):
     assert len(shown) == 1 and long_request in shown[0], reader.lines
     assert "…" not in "\n".join(reader.lines)
     assert sum("OCCURRED AT" in x for x in reader.lines) == 2
+
+
+def test_file_rotated_within_a_followed_directory_is_not_shown_again(tmp_path, follower_factory):
+    """Rotation to a name the directory walk reads (``audit-2026-05-11.jsonl``): the
+    renamed file is the one already read, so only what was appended to it before the
+    rotation is new; the file now under the old name is read from its start."""
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join(CLI_LINES[:30]) + "\n", encoding="utf-8")
+    follower = follower_factory([tmp_path])
+    assert follower.poll().num_rows == 30
+    append(path, "\n".join(CLI_LINES[30:35]) + "\n")
+    rotated = tmp_path / "audit-2026-05-11.jsonl"
+    path.rename(rotated)
+    path.write_text("\n".join(CLI_LINES[100:111]) + "\n", encoding="utf-8")
+    new = follower.poll()
+    assert provenance(new) == {
+        *zip(line_ids(CLI_LINES[30:35]), [str(rotated)] * 5, range(31, 36), strict=True),
+        *zip(line_ids(CLI_LINES[100:111]), [str(path)] * 11, range(1, 12), strict=True),
+    }
+    append(rotated, CLI_LINES[35] + "\n")  # a writer that still had it open
+    assert provenance(follower.poll()) == {(line_ids([CLI_LINES[35]])[0], str(rotated), 36)}
