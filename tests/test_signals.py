@@ -133,7 +133,7 @@ def test_ctrl_c_mid_command_is_one_line_and_130(big_export, tmp_path, command) -
     """Not DuckDB's "Query interrupted" nor verify's "connection has an open result"
     pointing at the manifest: the interrupt, and nothing left in TMPDIR."""
     process = start([*command, "-s", big_export], tmp_path)
-    wait_until(busy(process, 0.9), process)
+    wait_until(busy(process, 0.7), process)
     elapsed, err = stop(process, signal.SIGINT)
     assert_interrupted(process, elapsed, err, signal.SIGINT)
     assert list(tmp_path.iterdir()) == []
