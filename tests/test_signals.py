@@ -293,3 +293,22 @@ def test_snapshot_dsn_interrupt_ends_the_session(pg, slow_dbs, tmp_path, databas
     assert _sessions(pg) == []
     assert not out.exists() or not list(out.iterdir())
     assert list(tmp.iterdir()) == []
+
+
+def test_a_signal_ignored_by_the_parent_stays_ignored(tmp_path) -> None:
+    """A background job of a non-interactive shell (``cmd &``) or ``nohup`` starts with
+    SIGINT ignored: a Ctrl-C meant for the terminal's foreground job must not stop it."""
+    process = subprocess.Popen(
+        [*CLI, "audit", "tail", "-s", EXPORT / "db.jsonl", "--follow", "--interval", "0.1",
+         "--follow-max-seconds", "2", "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    wait_until(lambda: any(tmp_path.glob("caracal-follow-*")), process)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0 and err == ""

@@ -214,6 +214,8 @@ def _interruptible(call: Callable[[], object]) -> object:
     try:
         for name in _STOP_SIGNALS:
             number = getattr(signal, name)
+            if signal.getsignal(number) == signal.SIG_IGN:
+                continue  # ignored by whoever started us (a background job, nohup): so be it
             previous[number] = signal.signal(number, handler)
     except ValueError:  # not the main thread: signals stay as they are
         pass
