@@ -42,5 +42,5 @@ def cancel_all() -> None:
     for cancel in cancels:
         try:
             cancel()
-        except Exception:  # noqa: BLE001, S110 - best effort: the interrupt goes on
+        except Exception:  # noqa: BLE001 - best effort: the interrupt goes on
             pass
