@@ -9,26 +9,33 @@ re-matched) and each export file is compared with what was read before:
 - Anything else that changes (a Parquet file, a search page, a compressed file) is read
   again whole and its first rows, already handed over, are skipped. New files (a new
   hourly OCSF file) are read whole.
-- A file that shrinks was truncated or replaced: it is read again from the start.
+- A file that was replaced (rotated: another inode under the same name), truncated (it
+  shrank) or rewritten (what was read before is no longer what the file begins with, or
+  the bytes just before the offset changed) is read again from the start, however large
+  it has grown since; a whole-file re-read whose first rows are not the ones handed over
+  before (their ids' SHA-256) is handed over whole. A file found under a new name with
+  the inode of one read before (rotated to a name that is followed too) is read on from
+  where that one stopped.
 
 A new or changed file that cannot be read yet (still being written: no Parquet footer,
-a cut-off gzip stream) is retried when it changes again. Provenance (file, line) always
-names the real file and line. New rows go through the same filters as ``tail``, in
-DuckDB; the first poll hands over the newest ``limit`` matching events, later polls every
-new match, each batch oldest first.
+a cut-off gzip stream) is retried when it changes again. Provenance (file, line) and
+errors always name the real file and line, never the chunk file read behind the
+scenes. New rows go through the same filters as ``tail``, in DuckDB; the first poll
+hands over the newest ``limit`` matching events, later polls every new match, each batch
+oldest first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
-import shutil
-import tempfile
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,6 +53,9 @@ DEFAULT_INTERVAL = 1.0
 LINE_SHAPES = (Shape.DB_CSV, Shape.DB_JSONL, Shape.CLI_JSONL)
 _BLOCK = 8 << 20
 _NEW_TABLE = "follow_new"
+#: Bytes kept of what was read, at the file's start and just before the offset, to tell
+#: a file rewritten in place from one that only grew.
+_MARK_BYTES = 4096
 
 
 @dataclass
@@ -60,6 +70,10 @@ class _FileState:
     lines: int = 0  # lines consumed (incremental)
     header: bytes | None = None  # CSV header line (incremental CSV)
     rows: int = 0  # rows handed over (whole-file re-reads)
+    rows_digest: bytes = b""  # SHA-256 of those rows' ids (whole-file re-reads)
+    identity: tuple[int, int] | None = None  # (device, inode) read from (incremental)
+    head: bytes = b""  # the first bytes read (incremental, up to _MARK_BYTES)
+    mark: bytes = b""  # the last bytes read, ending at offset (incremental)
     failed_at: tuple[int, int] | None = None  # (size, mtime) of a failed attempt
 
 
@@ -96,9 +110,11 @@ class Follower:
         self._warn = warn or (lambda message: None)
         self._files: dict[str, _FileState] = {}
         self._con = connect()
-        self._tmp = tempfile.mkdtemp(prefix="caracal-follow-")
+        from . import tempdirs
+
+        self._tmp = tempdirs.make("follow")
         # removed on close, or when the follower goes (also one whose paths were refused)
-        self._remove_tmp = weakref.finalize(self, shutil.rmtree, self._tmp, True)
+        self._remove_tmp = weakref.finalize(self, tempdirs.remove, self._tmp)
         self._polls = 0
         self._check_paths()
 
@@ -212,10 +228,19 @@ class Follower:
         return found
 
     def _new_batches(self, first: bool) -> Iterator[pa.RecordBatch]:
+        # The files read incrementally, as they were at the end of the last poll, by
+        # (device, inode): a file renamed away (rotated to audit-2026-05-11.jsonl, in a
+        # followed directory) is the same file, read on from where it was, not a new
+        # one whose every event would be shown again.
+        known = {
+            state.identity: dataclasses.replace(state)
+            for state in self._files.values()
+            if state.identity is not None and state.offset
+        }
         for path, explicit in self._discover(first).items():
             state = self._files.get(path)
             if state is None:
-                state = self._files[path] = _FileState(path=path)
+                state = self._files[path] = _renamed(path, known) or _FileState(path=path)
             if state.ignored:
                 continue
             try:
@@ -267,7 +292,7 @@ class Follower:
             state.size, state.mtime_ns = stat.st_size, stat.st_mtime_ns
             return
         if state.incremental:
-            yield from self._read_appended(state, stat.st_size)
+            yield from self._read_appended(state)
         else:
             yield from self._read_whole(state)
         state.size, state.mtime_ns = stat.st_size, stat.st_mtime_ns
@@ -286,6 +311,9 @@ class Follower:
         if total < state.rows:
             self._warn(f"{state.path}: fewer events than before; reading it again from the start")
             state.rows = 0
+        elif state.rows and _ids_digest(batches, state.rows) != state.rows_digest:
+            self._warn(f"{state.path}: replaced (its first events changed); reading it whole")
+            state.rows = 0
         skip = state.rows
         for batch in batches:
             if skip >= batch.num_rows:
@@ -296,53 +324,127 @@ class Follower:
                 skip = 0
             yield batch
         state.rows = total
+        state.rows_digest = _ids_digest(batches, total)
 
     # -- incremental line files -------------------------------------------------------
 
-    def _read_appended(self, state: _FileState, size: int) -> Iterator[pa.RecordBatch]:
-        if size < state.offset:
-            self._warn(
-                f"{state.path}: file shrank (truncated or replaced); reading it from the start"
-            )
-            state.offset = state.lines = 0
-            state.header = None
-        if size == state.offset:
-            return
+    def _read_appended(self, state: _FileState) -> Iterator[pa.RecordBatch]:
         chunk_path = os.path.join(self._tmp, "chunk")
         is_csv = state.shape == Shape.DB_CSV
-        with open(state.path, "rb") as source, open(chunk_path, "wb") as chunk:
-            source.seek(state.offset)
-            if is_csv and state.offset > 0 and state.header:
-                chunk.write(state.header)
-            remaining = size - state.offset
-            tail = b""
-            copied = newlines = 0
-            while remaining > 0:
-                block = source.read(min(_BLOCK, remaining))
-                if not block:
-                    break
-                remaining -= len(block)
-                block = tail + block
-                cut = block.rfind(b"\n") + 1
-                if cut:
-                    chunk.write(block[:cut])
-                    copied += cut
-                    newlines += block.count(b"\n", 0, cut)
-                tail = block[cut:]
+        # One descriptor for the checks and the read: a rotation in between cannot mix
+        # the old file's checks with the new file's bytes.
+        with open(state.path, "rb") as source:
+            stat = os.fstat(source.fileno())
+            change = _changed(state, source, stat)
+            if change:
+                self._warn(f"{state.path}: {change}; reading it from the start")
+                state.offset = state.lines = 0
+                state.header = None
+                state.head = state.mark = b""
+            state.identity = (stat.st_dev, stat.st_ino)
+            size = stat.st_size
+            if size == state.offset:
+                return
+            with open(chunk_path, "wb") as chunk:
+                source.seek(state.offset)
+                if is_csv and state.offset > 0 and state.header:
+                    chunk.write(state.header)
+                remaining = size - state.offset
+                tail = b""
+                copied = newlines = 0
+                head, mark = state.head, state.mark
+                while remaining > 0:
+                    block = source.read(min(_BLOCK, remaining))
+                    if not block:
+                        break
+                    remaining -= len(block)
+                    block = tail + block
+                    cut = block.rfind(b"\n") + 1
+                    if cut:
+                        chunk.write(block[:cut])
+                        copied += cut
+                        newlines += block.count(b"\n", 0, cut)
+                        if len(head) < _MARK_BYTES:
+                            head += block[: min(cut, _MARK_BYTES - len(head))]
+                        mark = (mark + block[max(0, cut - _MARK_BYTES) : cut])[-_MARK_BYTES:]
+                    tail = block[cut:]
         if not copied:
             return  # only a partial line so far
         if is_csv and state.offset == 0:
-            with open(chunk_path, "rb") as head:
-                state.header = head.readline()
+            with open(chunk_path, "rb") as first:
+                state.header = first.readline()
         # Line k of the chunk is line base + k of the file (for a CSV chunk after the
         # first, chunk line 1 is the repeated header, so data line 2 is file line lines+1).
         base = state.lines - 1 if (is_csv and state.offset > 0) else state.lines
-        source = InputFile(path=chunk_path, shape=state.shape or "", bytes=copied, sha256="")
-        batches = list(read_events(source, self.bad))
+        source_file = InputFile(path=chunk_path, shape=state.shape or "", bytes=copied, sha256="")
+        try:
+            batches = list(read_events(source_file, self.bad))
+        except InputError as error:
+            raise _relocate_error(error, chunk_path, state.path, base) from None
         state.offset += copied
         state.lines += newlines
+        state.head, state.mark = head, mark
         for batch in batches:
             yield _relocate(batch, state.path, base)
+
+
+def _renamed(path: str, known: dict[tuple[int, int], _FileState]) -> _FileState | None:
+    """The state of a file read before under another name, now found at ``path``."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    before = known.get((stat.st_dev, stat.st_ino))
+    if before is None or before.path == path:
+        return None
+    return dataclasses.replace(before, path=path, size=-1, mtime_ns=-1, failed_at=None)
+
+
+def _changed(state: _FileState, source: BinaryIO, stat: os.stat_result) -> str | None:
+    """Why the open file is not the one read up to ``state.offset`` before, or None: another
+    file under the name (rotated), shorter than what was read (truncated), or not
+    beginning, or not ending at the offset, with the bytes read there (rewritten)."""
+    if not state.offset:
+        return None
+    if state.identity is not None and (stat.st_dev, stat.st_ino) != state.identity:
+        return "replaced by another file (rotated)"
+    if stat.st_size < state.offset:
+        return "file shrank (truncated or replaced)"
+    source.seek(0)
+    if source.read(len(state.head)) != state.head:
+        return "rewritten (its first bytes changed)"
+    source.seek(state.offset - len(state.mark))
+    if source.read(len(state.mark)) != state.mark:
+        return "rewritten (the bytes already read changed)"
+    return None
+
+
+def _ids_digest(batches: list[pa.RecordBatch], rows: int) -> bytes:
+    """SHA-256 of the ids of the first ``rows`` rows: which events were handed over."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    left = rows
+    for batch in batches:
+        if left <= 0:
+            break
+        ids = batch.column(batch.schema.get_field_index("id")).slice(0, left)
+        for value in ids.to_pylist():
+            digest.update(b"\x00" if value is None else value.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x1f")
+        left -= len(ids)
+    return digest.digest()
+
+
+def _relocate_error(error: InputError, chunk: str, path: str, base: int) -> InputError:
+    """An error met in a chunk, naming the real file and its line."""
+    import re
+
+    where = error.where
+    if where and base:
+        where = re.sub(r"^line (\d+)", lambda m: f"line {int(m.group(1)) + base}", where)
+    problem = error.problem.replace(chunk, path)
+    return type(error)(path if error.path == chunk else error.path, problem, where)
 
 
 class _NotReady(Exception):

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import DatabaseError, UsageError
+from .interrupts import cancel_on_interrupt
 from .model import (
     ABSENT_FIELD,
     ALERT_SCHEMA,
@@ -210,15 +211,20 @@ def take_snapshot(
     prepare_out_dir(out_dir, [])
     con = connect()
     try:
-        with _connect(dsn) as pg:
-            try:
+        pg = _connect(dsn)
+        try:
+            # DuckDB waits, without running Python's signal handlers, for its scan of the
+            # COPY, which waits for the server: an interrupt cancels the statement there
+            with cancel_on_interrupt(lambda: pg.cancel_safe(timeout=2.0)):
                 source = _read_transaction(pg, con, zone_list, since_at, until_at, block_bytes)
-            except psycopg.Error as error:  # including a connection lost mid-read
-                raise _database_error(error, describe_connection(pg.info)) from None
-            except pa.ArrowInvalid as error:  # COPY output Arrow cannot take (not UTF-8?)
-                raise DatabaseError(
-                    f"{describe_connection(pg.info)}: unreadable rows: {_one_line(error)[:200]}"
-                ) from None
+        except psycopg.Error as error:  # including a connection lost mid-read
+            raise _database_error(error, describe_connection(pg.info)) from None
+        except pa.ArrowInvalid as error:  # COPY output Arrow cannot take (not UTF-8?)
+            raise DatabaseError(
+                f"{describe_connection(pg.info)}: unreadable rows: {_one_line(error)[:200]}"
+            ) from None
+        finally:
+            _release(pg)
         source["dsn"] = redacted
         source["filters"] = {
             "zones": zone_list or None,
@@ -261,6 +267,26 @@ def _connect(dsn: str | None) -> psycopg.Connection:
         raise DatabaseError(
             f"cannot connect to PostgreSQL ({_target(dsn)}): {_one_line(error)}"
         ) from None
+
+
+def _release(pg: psycopg.Connection) -> None:
+    """End the session at once, whatever state the read left it in.
+
+    Read only, the transaction has nothing to commit, and closing the connection ends
+    it on the server. A rollback would first wait for a COPY still streaming (the whole
+    table) or a statement still running: Ctrl-C hung there, holding an ``idle in
+    transaction`` session. So a statement still running (an interrupt, an error mid-COPY)
+    is cancelled on the server, and the connection is closed without a rollback.
+    """
+    import psycopg
+
+    try:
+        if pg.pgconn.transaction_status == psycopg.pq.TransactionStatus.ACTIVE:
+            pg.cancel_safe(timeout=2.0)
+    except BaseException:  # noqa: BLE001 - closing below ends the session anyway
+        pass
+    finally:
+        pg.close()
 
 
 def _read_transaction(

@@ -13,7 +13,6 @@ rows) is ingested by moving its file into the snapshot, without a sort.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator, Sequence
@@ -42,12 +41,16 @@ LOAD_MEMORY_LIMIT = "500MB"
 
 def connect() -> duckdb.DuckDBPyConnection:
     """A DuckDB connection bounded in memory, spilling to a private temporary directory."""
+    from . import tempdirs
+
     con = duckdb.connect(":memory:")
-    spill = tempfile.mkdtemp(prefix="caracal-forensics-")
+    # named and locked so that a run after a kill -9 finds and removes it (tempdirs.py)
+    spill = tempdirs.make()
     # the spill directory goes with the connection (or at exit), not left behind in /tmp
-    weakref.finalize(con, shutil.rmtree, spill, True)
+    weakref.finalize(con, tempdirs.remove, spill)
     con.execute(f"SET memory_limit = '{_memory_limit()}'")
-    con.execute(f"SET temp_directory = '{spill}'")
+    # bound, not pasted: $TMPDIR may hold a quote
+    con.execute("SET temp_directory = $path", {"path": spill})
     con.execute("SET preserve_insertion_order = false")
     con.execute("SET TimeZone = 'UTC'")
     try:  # stderr is for errors and warnings; in Jupyter DuckDB wants ipywidgets for this

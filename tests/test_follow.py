@@ -353,3 +353,205 @@ def test_a_follower_leaves_no_temporary_directory(tmp_path, monkeypatch) -> None
         Follower([str(tmp_path / "missing.jsonl")], Filters.build())
     gc.collect()
     assert not list(tmp_path.glob("caracal-follow-*"))
+
+
+# --- rotation, truncation, rewriting (issue 14.4) --------------------------------------
+
+
+def renamed_ids(lines: list[str], prefix: str = "rw") -> list[str]:
+    """The same lines with ids of the same length, so byte offsets line up."""
+    return [line.replace('"id" : "ev-', f'"id" : "{prefix}-', 1) for line in lines]
+
+
+def line_ids(lines: list[str]) -> list[str]:
+    return [json.loads(line)["id"] for line in lines]
+
+
+def test_rotated_file_larger_than_the_offset_is_read_from_the_start(tmp_path, follower_factory):
+    """logrotate's rename-and-create: a new file under the name, already longer than
+    what was read of the old one. It was read from the old offset, from mid-line: exit 2
+    naming the follower's chunk file ("malformed JSON"), and no new event shown."""
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join(CLI_LINES[:50]) + "\n", encoding="utf-8")
+    follower = follower_factory([path])
+    assert follower.poll().num_rows == 50
+    path.rename(tmp_path / "audit.jsonl.1")
+    path.write_text("\n".join(CLI_LINES[60:180]) + "\n", encoding="utf-8")
+    rotated = follower.poll()
+    assert sorted(ids(rotated)) == sorted(line_ids(CLI_LINES[60:180]))
+    assert sorted(rotated.column("source_line").to_pylist()) == list(range(1, 121))
+    append(path, CLI_LINES[180] + "\n")
+    assert provenance(follower.poll()) == {(line_ids([CLI_LINES[180]])[0], str(path), 121)}
+
+
+def test_new_file_with_a_line_boundary_at_the_old_offset_loses_no_event(
+    tmp_path, follower_factory
+):
+    """The new file's first lines are as long as the old file: reading on from the old
+    offset skipped them without a word."""
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join(CLI_LINES[:40]) + "\n", encoding="utf-8")
+    follower = follower_factory([path])
+    assert follower.poll().num_rows == 40
+    fresh = renamed_ids(CLI_LINES[:40]) + CLI_LINES[40:45]
+    path.rename(tmp_path / "audit.jsonl.1")
+    path.write_text("\n".join(fresh) + "\n", encoding="utf-8")
+    assert sorted(ids(follower.poll())) == sorted(line_ids(fresh))
+
+
+def test_truncated_in_place_and_grown_past_the_offset_is_read_from_the_start(
+    tmp_path, follower_factory
+):
+    """copytruncate: the same inode, emptied, then written again beyond the old offset
+    before the next poll (with and without a line boundary there)."""
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join(CLI_LINES[:30]) + "\n", encoding="utf-8")
+    follower = follower_factory([path])
+    assert follower.poll().num_rows == 30
+    for fresh in (CLI_LINES[100:160], renamed_ids(CLI_LINES[:30], "tr") + CLI_LINES[30:32]):
+        inode = path.stat().st_ino
+        with open(path, "r+", encoding="utf-8") as handle:
+            handle.truncate(0)
+            handle.write("\n".join(fresh) + "\n")
+        assert path.stat().st_ino == inode
+        again = follower.poll()
+        assert sorted(ids(again)) == sorted(line_ids(fresh))
+        assert sorted(again.column("source_line").to_pylist()) == list(range(1, len(fresh) + 1))
+
+
+def test_csv_rewritten_in_place_is_read_again_with_its_header(tmp_path, follower_factory):
+    path = tmp_path / "dump.csv"
+    path.write_text("\n".join(CSV_LINES[:21]) + "\n", encoding="utf-8")
+    follower = follower_factory([path])
+    first = provenance(follower.poll())
+    assert len(first) == 20
+    path.write_text("\n".join(CSV_LINES[:1] + CSV_LINES[100:160]) + "\n", encoding="utf-8")
+    again = follower.poll()
+    assert again.num_rows == 60
+    assert sorted(again.column("source_line").to_pylist()) == list(range(2, 62))
+
+
+def test_a_bad_line_in_a_later_chunk_names_the_real_file_and_line(tmp_path, follower_factory):
+    """Not ``/tmp/caracal-follow-.../chunk: line 6``."""
+    from caracal_forensics.errors import InputError
+
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join(CLI_LINES[:20]) + "\n", encoding="utf-8")
+    follower = follower_factory([path])
+    assert follower.poll().num_rows == 20
+    append(path, "\n".join(CLI_LINES[20:25]) + "\n" + '{"id" : "broken\n')
+    with pytest.raises(InputError) as caught:
+        follower.poll()
+    message = str(caught.value)
+    assert message.startswith(f"{path}: line 26: "), message
+    assert "chunk" not in message and "caracal-follow" not in message
+
+
+def test_a_bad_row_in_a_later_csv_chunk_names_the_real_line(tmp_path, follower_factory):
+    from caracal_forensics.errors import InputError
+
+    path = tmp_path / "dump.csv"
+    path.write_text("\n".join(CSV_LINES[:11]) + "\n", encoding="utf-8")
+    follower = follower_factory([path])
+    assert follower.poll().num_rows == 10
+    append(path, "\n".join(CSV_LINES[11:14]) + "\n" + "not,a,row\n")
+    with pytest.raises(InputError) as caught:
+        follower.poll()
+    assert str(caught.value).startswith(f"{path}: line 15"), str(caught.value)
+
+
+def test_replaced_compressed_file_is_handed_over_whole(tmp_path, follower_factory):
+    """A whole-file re-read skipped as many rows as were handed over before, even when
+    the file now holds other events."""
+    path = tmp_path / "audit.jsonl.gz"
+    path.write_bytes(gzip.compress(("\n".join(CLI_LINES[:30]) + "\n").encode()))
+    follower = follower_factory([path])
+    assert follower.poll().num_rows == 30
+    path.write_bytes(gzip.compress(("\n".join(CLI_LINES[100:140]) + "\n").encode()))
+    assert sorted(ids(follower.poll())) == sorted(line_ids(CLI_LINES[100:140]))
+
+
+def test_cli_follow_across_a_rotation(tmp_path):
+    """The command in a subprocess: the file is rotated between two polls and the new
+    one, longer than the old, is shown whole; no error, and Ctrl-C ends it with 130."""
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join(CLI_LINES[:10]) + "\n", encoding="utf-8")
+    process = subprocess.Popen(
+        [*CLI_COMMAND, "audit", "tail", "-s", str(path), "-f", "--interval", "0.1", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    reader = _Reader(process.stdout)
+    reader.start()
+    try:
+        assert reader.wait_for(10, 15)
+        path.rename(tmp_path / "audit.jsonl.1")
+        path.write_text("\n".join(CLI_LINES[50:90]) + "\n", encoding="utf-8")
+        assert reader.wait_for(50, 15), process.stderr
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=15)
+    assert [json.loads(x)["id"] for x in reader.lines[10:]] == line_ids(CLI_LINES[50:90])
+    err = process.stderr.read()
+    assert process.returncode == 130, err
+    assert "rotated" in err and "Traceback" not in err and "chunk" not in err
+
+
+def test_cli_follow_table_widens_for_later_rows(tmp_path):
+    """Issue 15.18: the column widths were fixed by the first batch and a later, longer
+    request id was cut (``req-0…``). Later rows widen their columns (the header is
+    printed again over the new layout) as far as the terminal allows."""
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join(CLI_LINES[:3]) + "\n", encoding="utf-8")
+    first_request = json.loads(CLI_LINES[0])["request_id"]
+    long_request = "req-" + "7" * 30
+    later = CLI_LINES[3].replace(
+        f'"request_id" : "{json.loads(CLI_LINES[3])["request_id"]}"',
+        f'"request_id" : "{long_request}"',
+    )
+    assert long_request in later and len(long_request) > len(first_request)
+    process = subprocess.Popen(
+        [*CLI_COMMAND, "audit", "tail", "-s", str(path), "-f", "--interval", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    reader = _Reader(process.stdout)
+    reader.start()
+    try:
+        assert reader.wait_for(5, 15), process.stderr  # header, rule, 3 rows
+        append(path, later + "\n")
+        deadline = time.monotonic() + 15
+        while not any("req-7777" in x for x in reader.lines) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=15)
+    shown = [x for x in reader.lines if "req-7777" in x]
+    assert len(shown) == 1 and long_request in shown[0], reader.lines
+    assert "…" not in "\n".join(reader.lines)
+    assert sum("OCCURRED AT" in x for x in reader.lines) == 2
+
+
+def test_file_rotated_within_a_followed_directory_is_not_shown_again(tmp_path, follower_factory):
+    """Rotation to a name the directory walk reads (``audit-2026-05-11.jsonl``): the
+    renamed file is the one already read, so only what was appended to it before the
+    rotation is new; the file now under the old name is read from its start."""
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join(CLI_LINES[:30]) + "\n", encoding="utf-8")
+    follower = follower_factory([tmp_path])
+    assert follower.poll().num_rows == 30
+    append(path, "\n".join(CLI_LINES[30:35]) + "\n")
+    rotated = tmp_path / "audit-2026-05-11.jsonl"
+    path.rename(rotated)
+    path.write_text("\n".join(CLI_LINES[100:111]) + "\n", encoding="utf-8")
+    new = follower.poll()
+    assert provenance(new) == {
+        *zip(line_ids(CLI_LINES[30:35]), [str(rotated)] * 5, range(31, 36), strict=True),
+        *zip(line_ids(CLI_LINES[100:111]), [str(path)] * 11, range(1, 12), strict=True),
+    }
+    append(rotated, CLI_LINES[35] + "\n")  # a writer that still had it open
+    assert provenance(follower.poll()) == {(line_ids([CLI_LINES[35]])[0], str(rotated), 36)}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -165,12 +166,14 @@ def run(argv: list[str] | None = None) -> None:
     _register_commands()
     try:
         # not standalone: click's usage errors come here, to be one line like the rest
-        outcome = app(args=argv, prog_name="caracal-forensics", standalone_mode=False)
+        outcome = _interruptible(
+            lambda: app(args=argv, prog_name="caracal-forensics", standalone_mode=False)
+        )
+    except KeyboardInterrupt as interrupt:  # first: whatever error the interrupt caused
+        _exit_interrupted(interrupt)
     except ForensicsError as error:
         warn(f"error: {_in_flags(error)}")
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
     except BrokenPipeError:
         # `... | head` closed the pipe: not an error for a filter command.
         _discard_stdout()
@@ -221,6 +224,121 @@ def _discard_stdout() -> None:
     """Send what is still buffered for stdout to /dev/null, so the flush at exit neither
     fails nor prints "Exception ignored ... BrokenPipeError"."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+#: Signals that stop a command: Ctrl-C, and SIGTERM (``kill``, a service manager, a
+#: container stop), handled alike so that both clean up; exit 128 + the signal.
+_STOP_SIGNALS = ("SIGINT", "SIGTERM")
+
+
+class Interrupted(KeyboardInterrupt):
+    """A command stopped by a signal (``signum``), whatever error it surfaced as."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _interruptible(call: Callable[[], object]) -> object:
+    """``call()`` with SIGINT and SIGTERM raised as KeyboardInterrupt, so that every
+    ``finally`` and ``except BaseException`` of the library cleans up on either; raises
+    Interrupted when a signal came, whatever the interrupt turned into on its way out
+    (DuckDB's "Query interrupted", a cursor left with "an open result", typer's
+    Exit(130)) or if some code swallowed it. Only the first signal is raised: a second
+    Ctrl-C must not cut the clean-up short."""
+    import signal
+
+    signalled: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        signalled.append(signum)
+        if len(signalled) == 1:
+            raise KeyboardInterrupt
+
+    previous: dict[int, Any] = {}
+    try:
+        for name in _STOP_SIGNALS:
+            number = getattr(signal, name)
+            if signal.getsignal(number) == signal.SIG_IGN:
+                continue  # ignored by whoever started us (a background job, nohup): so be it
+            previous[number] = signal.signal(number, handler)
+    except ValueError:  # not the main thread: signals stay as they are
+        pass
+    watcher = _CancelWatcher() if previous else None
+    try:
+        try:
+            outcome = call()
+        finally:
+            for number, old in previous.items():
+                # interrupted: what is left to clean up at exit (finalizers) finishes too
+                signal.signal(number, signal.SIG_IGN if signalled else old)
+            if watcher is not None:
+                watcher.stop()
+    except BaseException as error:
+        if signalled:
+            raise Interrupted(signalled[0]) from None
+        if isinstance(error, KeyboardInterrupt):
+            raise Interrupted(signal.SIGINT) from None
+        raise
+    if signalled:
+        raise Interrupted(signalled[0])
+    return outcome
+
+
+class _CancelWatcher:
+    """A thread woken by every signal (``signal.set_wakeup_fd``) that cancels what the
+    library registered as blocking (``interrupts.cancel_on_interrupt``): a main thread
+    stuck in native code runs no signal handler until that wait ends."""
+
+    def __init__(self) -> None:
+        import signal
+        import socket
+        import threading
+
+        self._receive, self._send = socket.socketpair()
+        self._send.setblocking(False)
+        try:
+            self._previous_fd = signal.set_wakeup_fd(self._send.fileno(), warn_on_full_buffer=False)
+        except ValueError:  # not the main thread
+            self._previous_fd = None
+        self._thread = threading.Thread(target=self._watch, name="interrupt-watcher",
+                                         daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        from ..interrupts import cancel_all
+
+        while True:
+            try:
+                data = self._receive.recv(64)
+            except OSError:
+                return
+            if not data or b"\0" in data:  # stop() asked to leave, or closed it
+                return
+            cancel_all()
+
+    def stop(self) -> None:
+        import signal
+
+        if self._previous_fd is not None:
+            signal.set_wakeup_fd(self._previous_fd)
+        try:
+            self._send.send(b"\0")
+        except OSError:
+            pass
+        self._thread.join(timeout=5)
+        self._send.close()
+        self._receive.close()
+
+
+def _exit_interrupted(interrupt: KeyboardInterrupt) -> None:
+    """One line, and 128 + the signal: 130 for Ctrl-C, 143 for SIGTERM."""
+    import signal
+
+    number = getattr(interrupt, "signum", signal.SIGINT)
+    name = "" if number == signal.SIGINT else f" ({signal.Signals(number).name})"
+    warn(f"interrupted{name}")
+    sys.exit(128 + number)
 
 
 def _exit_on_unreadable_data(error: Exception) -> None:

@@ -153,6 +153,27 @@ def hidden_note(columns: Sequence[Column], kept: Sequence[int],
     return f"not shown (too narrow{', ' + where if where else ''}): {', '.join(hidden)}"
 
 
+def _grown(
+    columns: Sequence[Column], cells: list[list[str]], kept: list[int], widths: list[int],
+    width: int,
+) -> list[int] | None:
+    """Widths for later rows (``--follow``) wider than the layout the first rows set:
+    the columns they overflow grow (up to their ``max_width``, as far as the terminal
+    allows, highest priority first) instead of cutting them. None when they fit."""
+    natural = _natural_widths(columns, cells)
+    growth = [max(0, natural[i] - w) for i, w in zip(kept, widths, strict=True)]
+    if not any(growth):
+        return None
+    room = width - (sum(widths) + _COLUMN_GAP * (len(kept) - 1))
+    grant = [0] * len(kept)
+    for j in sorted(range(len(kept)), key=lambda j: -columns[kept[j]].priority):
+        grant[j] = max(0, min(growth[j], room))
+        room -= grant[j]
+    if not any(grant):
+        return None
+    return [w + g for w, g in zip(widths, grant, strict=True)]
+
+
 def render_table(
     rows: Sequence[Any],
     columns: Sequence[Column],
@@ -180,6 +201,10 @@ def render_table(
         note = hidden_note(columns, kept, hidden_hint)
         if note:
             caption = f"{caption}; {note}" if caption else note
+    else:
+        grown = _grown(columns, cells, kept, widths, console.width)
+        if grown is not None:  # wider rows than the first ones: wider columns, named again
+            widths, show_header = grown, True
     table = Table(
         box=box.SIMPLE_HEAD,
         show_edge=False,

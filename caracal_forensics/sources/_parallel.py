@@ -106,8 +106,50 @@ def _executor() -> ProcessPoolExecutor:
         # the pool's queues start multiprocessing's resource tracker, a child too
         with _keyless_environment():
             resource_tracker.ensure_running()
-        _pool = ProcessPoolExecutor(workers(), mp_context=KeylessContext())
+        _pool = ProcessPoolExecutor(workers(), mp_context=_quiet_spawn_context(),
+                                    initializer=_leave_interrupts_to_the_parent)
     return _pool
+
+
+#: Ctrl-C reaches every process of the terminal's group, and so may SIGTERM: workers leave
+#: them to the main process, which handles them and stops the pool. Else each worker
+#: printed its own KeyboardInterrupt traceback (one that was still importing broke the
+#: pool, and the main process hung on it).
+_STOP_SIGNALS = ("SIGINT", "SIGTERM")
+
+
+class _QuietSpawnProcess(KeylessProcess):
+    """A keyless "spawn" worker born with the stop signals blocked (a blocked signal stays
+    blocked across exec) until ``_leave_interrupts_to_the_parent`` ignores them."""
+
+    def start(self) -> None:
+        import signal
+
+        stops = {getattr(signal, name) for name in _STOP_SIGNALS}
+        # blocked in this thread only, while it forks: one arriving now waits, not lost
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+        try:
+            super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+class _QuietSpawnContext(KeylessContext):
+    Process = _QuietSpawnProcess
+
+
+def _quiet_spawn_context() -> mp_context.SpawnContext:
+    return _QuietSpawnContext()
+
+
+def _leave_interrupts_to_the_parent() -> None:
+    """In a worker: ignore the stop signals (see _STOP_SIGNALS), then unblock them."""
+    import signal
+
+    stops = {getattr(signal, name) for name in _STOP_SIGNALS}
+    for number in stops:
+        signal.signal(number, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
 
 
 def _blocks(path: str) -> Iterator[tuple[int, bytes]]:
