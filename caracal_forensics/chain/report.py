@@ -33,6 +33,15 @@ class Kind:
     MANIFEST_MISMATCH = "manifest_mismatch"
 
 
+class Reason:
+    """Why a finding was written, where one kind has a cause a program must tell apart
+    (``Finding.reason``); None for the rest."""
+
+    #: the one hmac_mismatch of a zone whose every HMAC checked fails: a wrong key, or
+    #: every event re-chained without it (``Report.likely_wrong_key``)
+    EVERY_HMAC_FAILED = "every_hmac_failed"
+
+
 class Severity:
     FAILS = "fails"
     WARNING = "warning"
@@ -79,7 +88,9 @@ class Finding:
     """One thing verification found, located at an event and at the row it came from.
 
     ``source`` is ``file:line`` (line, row or element number, per the shape); zone-level
-    findings (no key, a missing zone) have no event, seq or source.
+    findings (no key, a missing zone) have no event, seq or source. ``detail`` is for a
+    reader; ``reason`` (a ``Reason``, else None) is for a program, and is written to the
+    JSON only when set.
     """
 
     kind: str
@@ -89,6 +100,7 @@ class Finding:
     source: str | None
     detail: str
     severity: str = ""
+    reason: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in SEVERITY:
@@ -103,11 +115,7 @@ class Finding:
     @property
     def every_hmac_failed(self) -> bool:
         """The one finding verify writes for a zone whose HMACs all fail (a wrong key?)."""
-        return (
-            self.kind == Kind.HMAC_MISMATCH
-            and self.detail.startswith("all ")
-            and "chain_hmac values checked in this zone fail" in self.detail
-        )
+        return self.reason == Reason.EVERY_HMAC_FAILED
 
     def sort_key(self) -> tuple:
         return (
@@ -118,7 +126,10 @@ class Finding:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.reason is None:
+            del data["reason"]
+        return data
 
 
 @dataclass(frozen=True)
