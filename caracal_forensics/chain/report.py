@@ -64,6 +64,10 @@ SEVERITY: dict[str, str] = {
 }
 
 
+#: Per zone and kind, at most this many findings are listed; the rest are counted.
+MAX_FINDINGS_PER_KIND = 1000
+
+
 class Status:
     INTACT = "intact"
     TAMPERED = "tampered"
@@ -188,6 +192,9 @@ class Report:
     toolkit_version: str = ""
     generated_at: str = ""
     checks: dict[str, str] = field(default_factory=dict)
+    #: malformed lines left out of this run (``on_bad_line="skip"``); about the run, not
+    #: the chain, so not written to the JSON (nor compared)
+    skipped_lines: int = field(default=0, compare=False, repr=False)
 
     @property
     def exit_code(self) -> int:

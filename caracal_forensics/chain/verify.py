@@ -20,13 +20,10 @@ from . import clean, native
 from .digest import Progress
 from .findings import build_report
 from .preimage import show_preimage
-from .report import Report
+from .report import MAX_FINDINGS_PER_KIND, Report
 from .stages import Run
 
 __all__ = ["MAX_FINDINGS_PER_KIND", "show_preimage", "verify"]
-
-#: Per zone and kind, at most this many findings are listed; the rest are counted.
-MAX_FINDINGS_PER_KIND = 1000
 
 
 def verify(
