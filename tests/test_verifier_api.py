@@ -119,3 +119,20 @@ def test_chain_imports_point_one_way() -> None:
     for name in sorted(graph):
         visit(name, [])
     assert max(len(p.read_text().splitlines()) for p in CHAIN.glob("*.py")) <= 600
+
+
+def test_library_words_name_parameters_and_the_cli_names_flags(capsys, monkeypatch) -> None:
+    """The report says key=None and recover_microseconds=False; only the CLI says
+    --key-file (its human view adds where a key comes from)."""
+    ocsf = cf.Verifier(key=KEY_HEX, recover_microseconds=False).verify_paths([EXPORT / "ocsf"])
+    assert ocsf.checks["microseconds"].endswith("(recover_microseconds=False)")
+    no_key = cf.Verifier().verify_paths([CSV])
+    words = [f.detail for f in no_key.findings] + list(no_key.checks.values())
+    assert any("no key given (key=None)" in w for w in words)
+    assert not any("--" in w for w in words + list(ocsf.checks.values()))
+    for name in ("AUDIT_HMAC_KEY", "AUDIT_HMAC_KEY_FILE", "CARACAL_FORENSICS_SOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit):
+        run(["verify", "-s", str(CSV)])
+    out = capsys.readouterr().out
+    assert "none given (--key-file, AUDIT_HMAC_KEY or AUDIT_HMAC_KEY_FILE)" in out
