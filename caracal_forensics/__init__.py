@@ -8,6 +8,10 @@ The notebook API::
     snap.explain("req-000042")
     snap.verify(key=open("key.hex").read())
 
+    verifier = cf.Verifier(key=open("key.hex").read(), anchor="q3.json")
+    report = verifier.verify_paths(["export/"])    # or verifier.verify_snapshot(snap)
+    report.status, report.findings_of(cf.FindingKind.CHAIN_BREAK)
+
 Heavy modules load on first use so that importing the package (and the CLI) is instant.
 """
 
@@ -22,7 +26,28 @@ if TYPE_CHECKING:
 
     from .snapshot import Snapshot
 
-__all__ = ["__version__", "open", "jsonb_text", "Snapshot"]
+#: Names loaded on first use (``cf.Verifier`` ...): name -> (module, attribute).
+_LAZY = {
+    "Snapshot": ("snapshot", "Snapshot"),
+    "Verifier": ("chain.verifier", "Verifier"),
+    "Report": ("chain.report", "Report"),
+    "Finding": ("chain.report", "Finding"),
+    "ZoneSummary": ("chain.report", "ZoneSummary"),
+    "InputSummary": ("chain.report", "InputSummary"),
+    "FindingKind": ("chain.report", "Kind"),
+    "Severity": ("chain.report", "Severity"),
+    "SEVERITY": ("chain.report", "SEVERITY"),
+    "Reason": ("chain.report", "Reason"),
+    "Status": ("chain.report", "Status"),
+    "ForensicsError": ("errors", "ForensicsError"),
+    "UsageError": ("errors", "UsageError"),
+    "HmacKeyError": ("errors", "HmacKeyError"),
+    "InputError": ("errors", "InputError"),
+    "NotFoundError": ("errors", "NotFoundError"),
+    "DatabaseError": ("errors", "DatabaseError"),
+}
+
+__all__ = ["__version__", "open", "jsonb_text", *_LAZY]
 
 
 def open(*sources: str, on_bad_line: str = "error",  # noqa: A001
@@ -43,12 +68,15 @@ def jsonb_text(raw_json: str) -> str:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Snapshot":
-        from .snapshot import Snapshot
+    if name not in _LAZY:
+        raise AttributeError(name)
+    from importlib import import_module
 
-        return Snapshot
-    if name == "Report":
-        from .chain.report import Report
+    module, attribute = _LAZY[name]
+    value = getattr(import_module(f".{module}", __name__), attribute)
+    globals()[name] = value  # once
+    return value
 
-        return Report
-    raise AttributeError(name)
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -21,6 +21,7 @@ from .charts import deny_rate_over_time, escape_text, top_denied_principals
 
 if TYPE_CHECKING:
     from .chain.report import Report
+    from .chain.verifier import Verifier
     from .snapshot import Snapshot
 
 TITLE = "Caracal audit evidence report"
@@ -381,7 +382,7 @@ def render_html(
             + (
                 f"; the {sum(len(f.findings) for f in folds):,} exact copies of the same "
                 "export in other shapes are summarised there, one line per pair of shapes "
-                "(the JSON report from <code>verify --report</code> lists each)"
+                "(the JSON form of the verification report lists each)"
                 if folds else ""
             )
             + ".</p>"
@@ -532,18 +533,23 @@ def _now() -> str:
 
 def build_report(
     snap: Snapshot,
+    verifier: Verifier | None = None,
     *,
-    key: bytes | str | None = None,
     sources: Iterable[str] = (),
-    **verify_options: Any,
+    **options: Any,
 ) -> tuple[Report, str]:
-    """Verify ``snap`` and render the evidence report; returns (Report, HTML text)."""
-    from .keys import coerce_key, key_fingerprint
+    """Verify ``snap`` with ``verifier`` (else ``Verifier(**options)``: key, anchor, zones,
+    ...) and render the evidence report; returns (Report, HTML text)."""
+    from .chain.verifier import Verifier
+    from .keys import key_fingerprint
 
-    key_bytes = coerce_key(key)
-    report = snap.verify(key=key_bytes, **verify_options)
-    if not report.key_fingerprint and key_bytes is not None:
-        report.key_fingerprint = key_fingerprint(key_bytes)
+    if verifier is None:
+        verifier = Verifier(**options)
+    elif options:
+        raise TypeError(f"build_report: {', '.join(options)} given with a verifier")
+    report = verifier.verify_snapshot(snap)
+    if not report.key_fingerprint and verifier.key_bytes is not None:
+        report.key_fingerprint = key_fingerprint(verifier.key_bytes)
     if not report.inputs:
         from .chain.report import InputSummary
 
@@ -559,7 +565,7 @@ def build_report(
         snap.stats(),
         charts=charts,
         sources=sources,
-        zones=verify_options.get("zones"),
+        zones=list(verifier.zones) if verifier.zones is not None else None,
         alerts=list(alert_records(query_alerts(snap))),
     )
     return report, html
@@ -568,12 +574,13 @@ def build_report(
 def write_report(
     snap: Snapshot,
     out: str | os.PathLike[str],
+    verifier: Verifier | None = None,
     *,
-    key: bytes | str | None = None,
     sources: Iterable[str] = (),
-    **verify_options: Any,
+    **options: Any,
 ) -> Report:
     """Verify, render and write the report to ``out`` (atomically); returns the Report.
+    ``verifier`` as for :func:`build_report` (else ``Verifier(**options)``).
 
     Refuses to write over or into one of the inputs (``outputs.refuse_overwriting_inputs``).
     """
@@ -581,6 +588,6 @@ def write_report(
 
     refuse_overwriting_inputs(out, [*sources, *(item.path for item in snap.inputs)])
     check_output_file(out)  # before the verification, not after
-    report, html = build_report(snap, key=key, sources=sources, **verify_options)
+    report, html = build_report(snap, verifier, sources=sources, **options)
     write_atomically(out, html)
     return report

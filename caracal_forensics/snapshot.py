@@ -780,26 +780,13 @@ class Snapshot:
 
         return explain_all(self._con, request_id, zone=zone, key=key)
 
-    def verify(self, key: bytes | str | None = None, **options: Any) -> Report:
-        """Recompute every content hash and HMAC link (see ``chain.verify.verify``).
+    def verify(self, key: bytes | str | None = None, *, progress: Any = None,
+               **options: Any) -> Report:
+        """``Verifier(key=key, **options).verify_snapshot(self)``, for the notebook: the
+        options are ``Verifier``'s (anchor, zones, recover_microseconds, max_findings)."""
+        from .chain.verifier import Verifier
 
-        ``key`` is the decoded key (bytes) or its hex text; None checks content and links
-        only and reports the HMAC as unverifiable. ``anchor`` is a Report or the path of
-        zone heads (``chain.anchor.load_anchor``: a report, a manifest, a CSV ...).
-        """
-        from .chain.files import SnapshotDigests
-        from .chain.verify import verify
-
-        anchor = options.get("anchor")
-        if anchor is not None and not hasattr(anchor, "zones"):  # a path: chain.anchor reads it
-            from .chain.anchor import load_anchor
-
-            options["anchor"] = load_anchor(anchor)
-        snapshots = [i.path for i in self.inputs if i.shape == Shape.SNAPSHOT]
-        # a snapshot's files against its manifest: hashes, then its counts and heads
-        with SnapshotDigests(snapshots, options.get("zones")) as digests:
-            report = verify(self._con, key=key, inputs=self.inputs, **options)
-        return digests.amend(report)
+        return Verifier(key=key, **options).verify_snapshot(self, progress=progress)
 
     def ingest(self, out_dir: str) -> dict[str, Any]:
         """Write a canonical snapshot of these events under ``out_dir``; returns its manifest."""

@@ -303,7 +303,7 @@ def test_native_nulls() -> None:
 @native_only
 @pytest.mark.parametrize("micros", [1778486403212365, 1778486403212000, 1778486403212999])
 def test_native_recovery_equals_reference(micros: int) -> None:
-    from caracal_forensics.chain.verify import _native_recover
+    from caracal_forensics.chain.recovery import _native_recover
 
     row = event(3, occurred_at=micros)
     target = digest.content_sha256(row)

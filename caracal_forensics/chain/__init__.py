@@ -1,2 +1,4 @@
-"""Chain verification: the hashes (``digest``), the verifier (``verify``) and what it
-reports (``report``). Imported lazily by the CLI and the notebook API."""
+"""Chain verification: ``Verifier`` (``verifier.py``, exported as ``cf.Verifier``), the two
+passes behind it (``clean.py``; ``stages.py`` then ``findings.py``), what they report
+(``report.py``) and the hashes (``digest.py``). README "How it is built" maps the modules.
+Imported lazily by the CLI and the notebook API."""

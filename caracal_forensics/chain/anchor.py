@@ -35,7 +35,7 @@ from .report import Report, ZoneSummary
 
 #: What every refusal ends with: what an anchor must hold.
 ANCHOR_MUST = (
-    "an anchor holds zone heads: a verification report (verify --report), a snapshot's "
+    "an anchor holds zone heads: a verification report's JSON, a snapshot's "
     'manifest.json, {"zones": {"ZONE": {"last_seq": N, "last_content_sha256": "..."}}}, '
     "or CSV / JSON lines with columns zone_id,last_seq[,last_content_sha256]"
 )

@@ -9,9 +9,9 @@ seqs must come consecutively). Nothing is kept per row but a 64-bit hash of its 
 The pass only ever says "intact, and here is the report" or "not proven": at the first
 row that does not verify exactly (a content or HMAC mismatch, a gap, a repeated seq, a
 copy of an event, a shape lacking a field, millisecond timestamps, upper-case hex, ...)
-it stops, and ``verify`` runs the exhaustive pipeline, which finds and explains every
-problem. So the pass can never hide a finding; tests check that both give the same
-report wherever the pass answers.
+it stops, and ``verify`` runs the exhaustive pipeline (``stages.py``, ``findings.py``),
+which finds and explains every problem. So the pass can never hide a finding; tests check
+that both give the same report wherever the pass answers.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..model import ABSENT_FIELD, HASH_FIELDS, PRECISION_FIELD
-from . import digest, native
+from . import digest, native, wording
+from .engine import arrow_reader
 from .report import Finding, Kind, Report
 
 if TYPE_CHECKING:
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
     from .summary import Head
 
 #: Try the clean pass first: one streaming pass that proves an intact export intact,
-#: else gives up and the exhaustive pipeline (``verify.py``) explains what is wrong.
+#: else gives up and the exhaustive pipeline (``stages.py``, ``findings.py``) explains
+#: what is wrong.
 ENABLED = True
 
 #: Rows per batch read from DuckDB and checked by one kernel call.
@@ -200,7 +202,7 @@ class _Pass:
         mode = self.mode or _Mode(True, True, True)
         checks = {}
         if not mode.precise and total:
-            checks["microseconds"] = f"skipped for {total} event(s) (--no-recover-microseconds)"
+            checks["microseconds"] = wording.recovery_skipped_check(total)
         proven = total if mode.precise and mode.stored else 0
         checks = describe_checks(checks, proven=proven, total=total, key=self.key,
                                  hmac_checked=total - hmac_unchecked, heads=len(self.heads),
@@ -215,8 +217,6 @@ class _Pass:
         where, params = "", None
         if self.zones is not None:
             where, params = "WHERE list_contains($zones, zone_id)", {"zones": list(self.zones)}
-        from .verify import arrow_reader
-
         order = "ORDER BY zone_id, chain_seq" if sort else ""
         reader = arrow_reader(self.con, f"SELECT {columns} FROM events {where} {order}",
                               params, BATCH_ROWS, ordered=not sort)
@@ -324,8 +324,6 @@ class _Pass:
     def _findings(self, stats: dict[str, dict[str, Any]]) -> tuple[list[Finding], int]:
         """The findings of an intact export, and how many HMACs went unchecked (a zone
         starting later without a prev column: its first HMAC chains to an unseen hash)."""
-        from .summary import NO_EVENTS_DETAIL, no_key_detail, unanchored_detail
-
         mode = self.mode or _Mode(True, True, True)
         findings, unchecked = [], 0
         for zone, z in stats.items():
@@ -334,24 +332,22 @@ class _Pass:
             if head is None:
                 if seq > 1:
                     findings.append(Finding(Kind.UNANCHORED_START, zone, event, seq, source,
-                                            unanchored_detail(seq, mode.has_prev)))
+                                            wording.unanchored_start(seq, mode.has_prev)))
                     unchecked += not mode.has_prev
             elif not self._check_head(zone, z, seq, prev, content, hmac, head):
                 unchecked += not mode.has_prev
             if not mode.precise:
-                findings.append(Finding(
-                    Kind.UNVERIFIABLE, zone, event, seq, source,
-                    f"{z['events']} event(s) have occurred_at in milliseconds and microsecond "
-                    "recovery was skipped: their content is unproven (the HMAC still checks "
-                    "the stored content hash)"))
+                findings.append(Finding(Kind.UNVERIFIABLE, zone, event, seq, source,
+                                        wording.recovery_skipped(z["events"])))
             if self.key is None:
                 findings.append(Finding(Kind.UNVERIFIABLE, zone, None, None, None,
-                                        no_key_detail(0 if mode.stored else z["events"])))
+                                        wording.no_key(0 if mode.stored else z["events"])))
         for zone in self.heads:
             if zone not in stats:
                 raise _NotClean  # truncated: the whole zone is gone
         for zone in sorted(set(self.zones or ()) - set(stats) - set(self.heads)):
-            findings.append(Finding(Kind.UNVERIFIABLE, zone, None, None, None, NO_EVENTS_DETAIL))
+            findings.append(Finding(Kind.UNVERIFIABLE, zone, None, None, None,
+                                    wording.NO_EVENTS_DETAIL))
         return findings, unchecked
 
     def _check_head(self, zone: str, z: dict[str, Any], first_seq: int, first_prev: str | None,

@@ -33,6 +33,15 @@ class Kind:
     MANIFEST_MISMATCH = "manifest_mismatch"
 
 
+class Reason:
+    """Why a finding was written, where one kind has a cause a program must tell apart
+    (``Finding.reason``); None for the rest."""
+
+    #: the one hmac_mismatch of a zone whose every HMAC checked fails: a wrong key, or
+    #: every event re-chained without it (``Report.likely_wrong_key``)
+    EVERY_HMAC_FAILED = "every_hmac_failed"
+
+
 class Severity:
     FAILS = "fails"
     WARNING = "warning"
@@ -53,6 +62,10 @@ SEVERITY: dict[str, str] = {
     Kind.UNANCHORED_START: Severity.INFO,
     Kind.UNVERIFIABLE: Severity.UNVERIFIABLE,
 }
+
+
+#: Per zone and kind, at most this many findings are listed; the rest are counted.
+MAX_FINDINGS_PER_KIND = 1000
 
 
 class Status:
@@ -79,7 +92,9 @@ class Finding:
     """One thing verification found, located at an event and at the row it came from.
 
     ``source`` is ``file:line`` (line, row or element number, per the shape); zone-level
-    findings (no key, a missing zone) have no event, seq or source.
+    findings (no key, a missing zone) have no event, seq or source. ``detail`` is for a
+    reader; ``reason`` (a ``Reason``, else None) is for a program, and is written to the
+    JSON only when set.
     """
 
     kind: str
@@ -89,6 +104,7 @@ class Finding:
     source: str | None
     detail: str
     severity: str = ""
+    reason: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in SEVERITY:
@@ -103,11 +119,7 @@ class Finding:
     @property
     def every_hmac_failed(self) -> bool:
         """The one finding verify writes for a zone whose HMACs all fail (a wrong key?)."""
-        return (
-            self.kind == Kind.HMAC_MISMATCH
-            and self.detail.startswith("all ")
-            and "chain_hmac values checked in this zone fail" in self.detail
-        )
+        return self.reason == Reason.EVERY_HMAC_FAILED
 
     def sort_key(self) -> tuple:
         return (
@@ -118,7 +130,10 @@ class Finding:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.reason is None:
+            del data["reason"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -177,6 +192,9 @@ class Report:
     toolkit_version: str = ""
     generated_at: str = ""
     checks: dict[str, str] = field(default_factory=dict)
+    #: malformed lines left out of this run (``on_bad_line="skip"``); about the run, not
+    #: the chain, so not written to the JSON (nor compared)
+    skipped_lines: int = field(default=0, compare=False, repr=False)
 
     @property
     def exit_code(self) -> int:

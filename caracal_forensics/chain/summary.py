@@ -1,5 +1,6 @@
-"""What both verify passes share: the trusted heads of an anchor, the findings' words,
-the report's checks and summaries, and running a transform over batches on two threads.
+"""What both verify passes share: the trusted heads of an anchor, the report's checks
+and summaries, and running a transform over batches on two threads (the findings' words
+are in ``wording.py``).
 
 Kept free of DuckDB so that the clean pass over a snapshot imports none of it.
 """
@@ -36,24 +37,6 @@ def anchor_heads(anchor: Report | None, zones: Sequence[str] | None) -> dict[str
             if z.last_seq is not None and (zones is None or z.zone_id in zones):
                 heads[z.zone_id] = Head(z.zone_id, z.last_seq, z.last_content_sha256)
     return heads
-
-
-NO_EVENTS_DETAIL = "no events of this zone in the export"
-
-
-def unanchored_detail(first_seq: int, has_prev: bool) -> str:
-    unchecked = "its link to the previous event" + (
-        "" if has_prev else " and its HMAC") + " are unchecked"
-    return f"the zone starts at seq {first_seq} here and no anchor covers it: {unchecked}"
-
-
-def no_key_detail(unproven: int = 0) -> str:
-    extra = ""
-    if unproven:
-        extra = (f"; {unproven} event(s) carry no content_sha256, so their content is "
-                 "unproven too")
-    return ("chain_hmac not checked: no key given (--key-file, AUDIT_HMAC_KEY or "
-            f"AUDIT_HMAC_KEY_FILE){extra}")
 
 
 def describe_checks(checks: dict[str, str], *, proven: int, total: int, key: bytes | None,

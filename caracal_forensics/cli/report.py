@@ -35,27 +35,22 @@ def report(
     exclude: ExcludeOption = None,
 ) -> None:
     """Verify the sources and write the evidence report (exit code as verify: 0, 1 or 3)."""
-    from ..chain.anchor import load_anchor
+    from ..chain.verifier import Verifier
     from ..keys import load_key
     from ..report_html import write_report
 
     key = load_key(key_file)  # a bad key is a usage error before any input is read
-    previous = load_anchor(anchor) if anchor else None
+    # the anchor is read here: a bad one is an input error before any source is read
+    verifier = Verifier(key=key, anchor=anchor or None, zones=zone or None,
+                        recover_microseconds=recover_microseconds, on_bad_line=on_bad_line,
+                        exclude=exclude or ())
     sources = resolve_sources(source)
     refuse_writing_evidence("--out", out, sources, key_file, anchor)
     snap = open_snapshot(sources, on_bad_line, exclude=exclude)
     # again with the files found: a link in a directory may lead anywhere
     refuse_writing_evidence("--out", out, [i.path for i in snap.inputs], key_file, anchor)
     snap.confine()  # the report runs a named query: it reads the sources and nothing else
-    result = write_report(
-        snap,
-        out,
-        key=key,
-        sources=sources,
-        zones=zone or None,
-        anchor=previous,
-        recover_microseconds=recover_microseconds,
-    )
+    result = write_report(snap, out, verifier, sources=sources)
     failing = sum(1 for f in result.findings if f.fails)
     print(
         f"wrote {out}: {result.status} ({result.events_checked} events in "

@@ -58,31 +58,29 @@ def verify(
 
     Exit 0 intact, 1 tampered, 2 usage or input error, 3 partial (a check could not run).
     """
-    from ..chain.anchor import load_anchor
-    from ..chain.files import verify_files
+    from ..chain.verifier import Verifier
     from ..keys import load_key
     from .progress import progress
 
     key = load_key(key_file)  # a bad key is a usage error before any input is read
-    previous = load_anchor(anchor) if anchor else None
+    # the anchor is read here: a bad one is an input error before any source is read
+    verifier = Verifier(key=key, anchor=anchor or None, zones=zone or None,
+                        recover_microseconds=recover_microseconds, on_bad_line=on_bad_line,
+                        exclude=exclude or ())
     paths = resolve_sources(source)
     if report_file:
         refuse_writing_evidence("--report", report_file, paths, key_file, anchor)
     if show_preimage is not None:
-        from ..chain.verify import show_preimage as preimage_text
+        from ..chain.preimage import show_preimage as preimage_text
 
         snap = open_snapshot(source, on_bad_line, exclude=exclude)
         print(preimage_text(snap.duckdb, show_preimage))
         return
     with progress("verifying") as bar:  # on a terminal's stderr only
-        verified = verify_files(
-            paths, key=key, zones=zone or None, anchor=previous,
-            recover_microseconds=recover_microseconds, on_bad_line=on_bad_line,
-            progress=bar.counting("recovering microseconds"), exclude=exclude or (),
-        )
-    if verified.skipped_lines:
-        warn(f"skipped {verified.skipped_lines} malformed line(s) (--on-bad-line skip)")
-    result = verified.report
+        result = verifier.verify_paths(paths,
+                                       progress=bar.counting("recovering microseconds"))
+    if result.skipped_lines:
+        warn(f"skipped {result.skipped_lines} malformed line(s) (--on-bad-line skip)")
     if report_file:  # again with the files found: a link in a directory may lead anywhere
         refuse_writing_evidence("--report", report_file, [i.path for i in result.inputs],
                                 key_file, anchor)
@@ -157,6 +155,9 @@ def print_report(report: Report, console=None) -> None:
         console.print(f"{name}: {printable(text)}", style="dim", soft_wrap=True)
     if report.key_fingerprint:
         console.print(f"key: {report.key_fingerprint}", style="dim", soft_wrap=True)
+    else:  # the library says key=None; here it is a flag or the environment
+        console.print("key: none given (--key-file, AUDIT_HMAC_KEY or AUDIT_HMAC_KEY_FILE)",
+                      style="dim", soft_wrap=True)
 
 
 def _discard_stdout() -> None:
