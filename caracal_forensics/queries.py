@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, UsageError
+from .settings import QUERIES_ENV, settings
 
 if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
-#: Extra directories of ``*.sql`` files, separated by the OS path separator.
-QUERIES_ENV = "CARACAL_FORENSICS_QUERIES"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 #: The bundled queries as a wheel (or an install from the sdist) carries them: setup.py
 #: maps the repository's top-level ``queries/`` into the package under this name.
@@ -221,8 +220,7 @@ def sql_parameters(sql: str) -> set[str]:
 def query_dirs() -> list[Path]:
     """Where named queries are looked for: the bundled ``queries/``, then $QUERIES_ENV's."""
     dirs = [BUILTIN_DIR]
-    extra = os.environ.get(QUERIES_ENV, "")
-    dirs += [Path(part) for part in extra.split(os.pathsep) if part.strip()]
+    dirs += [Path(part) for part in settings().queries_dirs]
     return dirs
 
 
