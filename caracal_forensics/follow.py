@@ -100,7 +100,7 @@ class Follower:
             raise UsageError("--follow needs at least one source")
         if not interval or not math.isfinite(interval) or interval <= 0:
             raise UsageError(f"--interval must be a positive number of seconds, not {interval!r}")
-        from .snapshot import connect
+        from .engine import connect
 
         self.paths = list(paths)
         self.exclude = tuple(exclude)  # glob patterns of files to leave out (scan's)

@@ -196,8 +196,9 @@ def take_snapshot(
     """
     import psycopg
 
+    from .engine import connect
     from .ingest import prepare_out_dir, write_snapshot
-    from .snapshot import Snapshot, connect
+    from .snapshot import Snapshot
     from .sources import BadLines
 
     since_at = parse_time(since, "--since")

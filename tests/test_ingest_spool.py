@@ -15,7 +15,7 @@ from tail_helpers import EXPORT, SHAPES
 
 import caracal_forensics as cf
 from caracal_forensics import ingest
-from caracal_forensics import snapshot as snapshot_module
+from caracal_forensics import spool as spool_module
 from caracal_forensics.ingest import SORT_ORDER, events_query, write_snapshot
 from caracal_forensics.model import EVENT_SCHEMA
 from caracal_forensics.snapshot import open_sources
@@ -117,10 +117,10 @@ def _shuffled_csv(tmp_path: Path, moves: list[tuple[int, int]]) -> Path:
 @pytest.mark.parametrize("small", [False, True])
 def test_late_rows_are_put_in_place(tmp_path, monkeypatch, small):
     if small:  # batches of a few rows, written out every few rows: late across chunks
-        monkeypatch.setattr(snapshot_module, "SPOOL_ROWS", 8)
+        monkeypatch.setattr(spool_module, "SPOOL_ROWS", 8)
         monkeypatch.setattr(ingest, "ROW_GROUP_ROWS", 8)
-        monkeypatch.setattr(snapshot_module, "VECTOR_ROWS", 4)
-        monkeypatch.setattr(snapshot_module, "REORDER_ROWS", 64)
+        monkeypatch.setattr(spool_module, "VECTOR_ROWS", 4)
+        monkeypatch.setattr(spool_module, "REORDER_ROWS", 64)
         monkeypatch.setattr(db_csv, "BLOCK_SIZE", 4096)
     path = _shuffled_csv(tmp_path, [(10, 30), (100, 140), (3, 200)])
     snap = _by_zone(path)
@@ -131,10 +131,10 @@ def test_late_rows_are_put_in_place(tmp_path, monkeypatch, small):
 
 
 def test_rows_later_than_the_hold_back_make_ingest_sort(tmp_path, monkeypatch):
-    monkeypatch.setattr(snapshot_module, "SPOOL_ROWS", 8)
+    monkeypatch.setattr(spool_module, "SPOOL_ROWS", 8)
     monkeypatch.setattr(ingest, "ROW_GROUP_ROWS", 8)
-    monkeypatch.setattr(snapshot_module, "VECTOR_ROWS", 4)
-    monkeypatch.setattr(snapshot_module, "REORDER_ROWS", 4)
+    monkeypatch.setattr(spool_module, "VECTOR_ROWS", 4)
+    monkeypatch.setattr(spool_module, "REORDER_ROWS", 4)
     monkeypatch.setattr(db_csv, "BLOCK_SIZE", 4096)  # batches of a few rows
     path = _shuffled_csv(tmp_path, [(2, 230)])
     snap = _by_zone(path)
@@ -150,7 +150,7 @@ def test_rows_later_than_the_hold_back_make_ingest_sort(tmp_path, monkeypatch):
 
 
 def test_zones_beyond_the_spool_files_share_one_and_are_sorted(tmp_path, monkeypatch):
-    monkeypatch.setattr(snapshot_module, "SPOOL_ZONE_FILES", 2)
+    monkeypatch.setattr(spool_module, "SPOOL_ZONE_FILES", 2)
     snap = _by_zone(SHAPES["db_csv"])
     assert "ORDER BY" in events_query(snap)
     assert snap.count() == 240
@@ -270,9 +270,9 @@ def test_a_spool_that_cannot_be_written_is_one_clear_error(monkeypatch):
     from caracal_forensics.errors import ForensicsError
 
     monkeypatch.setattr(ingest, "ROW_GROUP_ROWS", 8)  # row groups encoded while reading
-    monkeypatch.setattr(snapshot_module, "SPOOL_ROWS", 8)
-    monkeypatch.setattr(snapshot_module, "REORDER_ROWS", 8)
-    monkeypatch.setattr(snapshot_module, "VECTOR_ROWS", 4)
+    monkeypatch.setattr(spool_module, "SPOOL_ROWS", 8)
+    monkeypatch.setattr(spool_module, "REORDER_ROWS", 8)
+    monkeypatch.setattr(spool_module, "VECTOR_ROWS", 4)
     monkeypatch.setattr(db_csv, "BLOCK_SIZE", 4096)
     monkeypatch.setattr(ingest, "event_file_writer", _FullDisk)
     with pytest.raises(ForensicsError) as error:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .app import ExcludeOption, OnBadLineOption, SourcesOption, app, open_snapshot
+from .options import ExcludeOption, OnBadLineOption, SourcesOption, open_snapshot
 
 if TYPE_CHECKING:
     from ..queries import QueryResult
@@ -27,7 +27,6 @@ JsonOption = Annotated[
 ]
 
 
-@app.command()
 def query(
     name: Annotated[
         str | None, typer.Argument(help="The query to run (see --list).", show_default=False)
@@ -64,7 +63,6 @@ def query(
     _emit(result, json_output, title=f"{chosen.name}: {chosen.description}")
 
 
-@app.command()
 def sql(
     statement: Annotated[
         str,
