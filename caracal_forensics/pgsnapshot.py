@@ -201,10 +201,10 @@ def take_snapshot(
     from .snapshot import Snapshot
     from .sources import BadLines
 
-    since_at = parse_time(since, "--since")
-    until_at = parse_time(until, "--until")
+    since_at = parse_time(since, "since")
+    until_at = parse_time(until, "until")
     if since_at and until_at and since_at >= until_at:
-        raise UsageError("--since must be earlier than --until")
+        raise UsageError("since must be earlier than until", ("since", "until"))
     zone_list = [z for z in (zones or []) if z is not None]
     redacted = redact_dsn(dsn)  # validates the DSN before any connection attempt
     created = not os.path.exists(out_dir)

@@ -262,7 +262,7 @@ def get_query(name: str, queries: Mapping[str, NamedQuery] | None = None) -> Nam
         return queries[name]
     close = difflib.get_close_matches(name, list(queries), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UsageError(f"unknown query {name!r}{hint} (see `caracal-forensics query --list`)")
+    raise UsageError(f"unknown query {name!r}{hint} (see load_queries())", "load_queries()")
 
 
 def bind_params(query: NamedQuery, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -278,8 +278,8 @@ def bind_params(query: NamedQuery, params: Mapping[str, Any]) -> dict[str, Any]:
             f"(its parameters: {expected})"
         )
     if missing:
-        needed = " ".join(f"--param {p.name}={p.example}" for p in missing)
-        raise UsageError(f"query {query.name!r} needs {needed}")
+        needed = " ".join(f"{p.name}={p.example}" for p in missing)
+        raise UsageError(f"query {query.name!r} needs {needed}", "params")
     return {name: params[name] for name in query.param_names}
 
 
@@ -290,9 +290,9 @@ def parse_param_args(values: Iterable[str]) -> dict[str, str]:
         key, eq, text = value.partition("=")
         key = key.strip()
         if not eq or not _PARAM_NAME.match(key):
-            raise UsageError(f"--param must look like NAME=VALUE, not {value!r}")
+            raise UsageError(f"param must look like NAME=VALUE, not {value!r}", "param")
         if key in params:
-            raise UsageError(f"--param {key} given twice")
+            raise UsageError(f"param {key} given twice", "param")
         params[key] = text
     return params
 

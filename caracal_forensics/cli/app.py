@@ -110,10 +110,38 @@ def run(argv: list[str] | None = None) -> None:
     sys.exit(outcome if isinstance(outcome, int) else 0)
 
 
+#: The library's words for what the CLI calls otherwise, in one table: a UsageError names
+#: its parameter(s) (``error.parameter``) and ``_in_flags`` puts the flag in its place
+#: (the first time the message says it). A parameter not listed keeps its name.
+FLAGS = {
+    "decision": "--decision",
+    "event_type": "--event-type",
+    "zone": "--zone",
+    "since": "--since",
+    "until": "--until",
+    "request_id": "--request-id",
+    "limit": "--limit",
+    "interval": "--interval",
+    "paths": "--source",
+    "on_bad_line": "--on-bad-line",
+    "out_dir": "--out",
+    "param": "--param",
+    "load_queries()": "`caracal-forensics query --list`",
+}
+
+
 def _in_flags(error: Exception) -> str:
-    """An error's line as the CLI says it: a stray file's way out is --exclude, not the
-    library's ``exclude=[...]``."""
+    """An error's line as the CLI says it: the flag where the library names its parameter
+    (``FLAGS``), and a stray file's way out is --exclude, not the library's
+    ``exclude=[...]``."""
+    import re
+
     text = str(error)
+    names = getattr(error, "parameter", None)
+    for name in (names,) if isinstance(names, str) else names or ():
+        if name in FLAGS:
+            pattern = rf"(?<![\w-]){re.escape(name)}(?![\w-])"
+            text = re.sub(pattern, FLAGS[name].replace("\\", r"\\"), text, count=1)
     name = getattr(error, "exclude_name", None)
     if name is not None:
         import shlex

@@ -56,7 +56,16 @@ def query(
     if not name:
         raise UsageError("give a query name (see `caracal-forensics query --list`)")
     chosen = get_query(name, queries)
-    params = bind_params(chosen, parse_param_args(param or []))  # before opening any input
+    given = parse_param_args(param or [])
+    try:
+        params = bind_params(chosen, given)  # before opening any input
+    except UsageError as error:
+        if error.parameter != "params":
+            raise
+        # the library names the missing values as keyword arguments; here they are flags
+        missing = [p for p in chosen.params if p.name not in given and p.default is None]
+        needed = " ".join(f"--param {p.name}={p.example}" for p in missing)
+        raise UsageError(f"query {chosen.name!r} needs {needed}") from None
     snap = open_snapshot(source, on_bad_line, exclude=exclude)
     snap.confine()  # query files are text from elsewhere: they read the sources only
     result = run_named(snap.duckdb, chosen.name, params, queries)
