@@ -65,7 +65,8 @@ def open_sources(paths: list[str], on_bad_line: str = "error", *,
     ensure_views(con, known_unique=_known_unique(event_inputs))
     snap = Snapshot(con, inputs, bad)
     # what scan left out is left out again
-    reopen = partial(open_sources, list(paths), on_bad_line, by_zone=True, exclude=exclude)
+    reopen = partial(open_sources, list(paths), on_bad_line, by_zone=True,
+                     exclude=tuple(exclude))
     snap._layout = Layout(spool, snapshots, events_sql, reopen)
     return snap
 
