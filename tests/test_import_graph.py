@@ -4,8 +4,9 @@ Every module is parsed with ``ast`` (nothing is imported): every ``import`` and 
 import`` statement anywhere in it counts, relative imports resolved, ``from pkg import
 name`` counted as an import of ``pkg.name`` when that is a module. Imports under ``if
 TYPE_CHECKING:`` are left out: they never run, they only name types for the checker.
-Importing a submodule also runs its package's ``__init__``; that edge is not counted
-(every ``__init__`` here re-exports, below it, what its submodules define).
+Only import statements make edges: that importing ``a.b`` also runs ``a/__init__.py``
+is not counted (a package importing its own submodules would otherwise be a cycle).
+C extensions (``*.so``) are modules that import nothing of ours.
 """
 
 from __future__ import annotations
