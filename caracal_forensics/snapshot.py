@@ -67,7 +67,7 @@ def open_sources(paths: list[str], on_bad_line: str = "error", *,
     # what scan left out is left out again
     reopen = partial(open_sources, list(paths), on_bad_line, by_zone=True,
                      exclude=tuple(exclude))
-    snap._layout = Layout(spool, snapshots, events_sql, reopen)
+    snap.layout = Layout(spool, snapshots, events_sql, reopen)
     return snap
 
 
@@ -94,7 +94,9 @@ class Snapshot:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, inputs: list[InputFile], bad: BadLines):
         self._con = con
-        self._layout: Layout | None = None
+        #: how ``open_sources`` laid the events out (``spool.Layout``), for ``ingest``'s
+        #: shortcuts; None for a snapshot made otherwise (``pgsnapshot``)
+        self.layout: Layout | None = None
         self._confined: duckdb.DuckDBPyConnection | None = None  # see confined_duckdb
         self.inputs = inputs
         self.skipped_lines = bad.count
@@ -147,7 +149,7 @@ class Snapshot:
             if source.shape == Shape.SNAPSHOT:
                 alerts = alerts_file(source.path)
                 files += [*event_files(source.path), *([alerts] if alerts else [])]
-        layout = self._layout
+        layout = self.layout
         if layout is not None and layout.spool is not None:
             files += layout.spool.files
         return files

@@ -88,7 +88,7 @@ def test_opened_in_arrival_order_ingest_reads_the_sources_again_by_zone(tmp_path
     """``cf.open`` spools as the events come (one file): its ingest opens the sources
     again by zone and moves the zones' files into place, a part file per zone."""
     snap = cf.open(str(SHAPES[shape]))
-    assert not snap._layout.spool.by_zone and "ORDER BY" in events_query(snap)
+    assert not snap.layout.spool.by_zone and "ORDER BY" in events_query(snap)
     expected = _sorted_rows(snap)
     manifest = snap.ingest(str(tmp_path / "out"))
     assert _written_rows(tmp_path / "out") == expected
@@ -183,7 +183,7 @@ def test_spooled_as_they_come_the_events_and_the_snapshot_are_the_same(tmp_path,
     by zone): every query sees the same events, and an ingest from it sorts."""
     by_zone = _by_zone(SHAPES[shape])
     arrival = open_sources([str(SHAPES[shape])])
-    assert len(arrival._layout.spool.files) == 1
+    assert len(arrival.layout.spool.files) == 1
     assert _sorted_rows(arrival) == _sorted_rows(by_zone)
     assert arrival.tail(limit=0).equals(by_zone.tail(limit=0))
     assert "ORDER BY" in events_query(arrival)
