@@ -4,9 +4,10 @@ Every command and the notebook API start here (``open_sources``). Canonical snap
 directories are read by DuckDB straight from their Parquet files (with row-group
 skipping); every other shape is streamed through its reader into a spool of Parquet
 files (``spool.py``), which DuckDB then reads as the view ``loaded_events``
-(``engine.py`` sets the connection and the views up). The inputs' SHA-256 is computed
-on a background thread meanwhile. ``Snapshot`` is the facade over the result: tail,
-explain, stats, queries, verify and ingest, each in a module of its own.
+(``engine.py`` sets the connection and the views up; ``loading.py`` does it all for
+``open_sources``). The inputs' SHA-256 is computed on a background thread meanwhile.
+``Snapshot`` is the facade over the result: tail, explain, stats, queries, verify and
+ingest, each in a module of its own.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from .engine import confine, confined_twin, connect, create_views, load_table
-from .errors import ForensicsError, UsageError, check_on_bad_line
-from .model import ALERT_SCHEMA, Shape
-from .sources import BadLines, Fingerprints, InputFile, read_alerts, scan
-from .spool import Layout, spool_events
+from .engine import confine, confined_twin, connect
+from .errors import ForensicsError
+from .loading import load_sources
+from .model import Shape
+from .sources import BadLines, InputFile
+from .spool import Layout
 
 if TYPE_CHECKING:
     import polars as pl
@@ -34,53 +36,16 @@ __all__ = ["Snapshot", "open_sources", "connect"]
 
 def open_sources(paths: list[str], on_bad_line: str = "error", *,
                  by_zone: bool = False, exclude: Sequence[str] = ()) -> Snapshot:
-    """Scan, detect and load the inputs; the result has a view ``events`` and ``alerts``.
-
-    ``by_zone`` spools the loaded events one file per zone, encoded as a snapshot's event
-    files, so that ``ingest`` moves the zones that arrived in order into the snapshot; a
-    reader that will not ingest (tail, explain, queries, the notebook) spools them as they
-    come, which costs less (1M JSON lines events: opened in 2.6 s against 4.0 s)."""
-    check_on_bad_line(on_bad_line)
-    inputs = scan(paths, fingerprint=False, exclude=exclude)
-    if not inputs:
-        raise UsageError(f"no export files found in {', '.join(paths)}")
-    # SHA-256 of the inputs on another thread while they are read (hashlib releases the GIL)
-    hashing = Fingerprints(inputs)
-    try:
-        bad = BadLines(skip=on_bad_line == "skip")
-        con = connect()
-        event_inputs = [i for i in inputs if not i.holds_alerts]
-        alert_inputs = [i for i in inputs if i.holds_alerts]
-        spool = spool_events(
-            con, [i for i in event_inputs if i.shape != Shape.SNAPSHOT], bad, by_zone
-        )
-        load_table(con, "loaded_alerts", ALERT_SCHEMA, alert_inputs, read_alerts, bad)
-        snapshots = [i for i in event_inputs if i.shape == Shape.SNAPSHOT]
-        events_sql = create_views(con, snapshots, spool.files if spool else [])
-        hashing.wait()
-    finally:
-        hashing.cancel()
-    from .queries import ensure_views
-
-    ensure_views(con, known_unique=_known_unique(event_inputs))
-    snap = Snapshot(con, inputs, bad)
-    # what scan left out is left out again
-    reopen = partial(open_sources, list(paths), on_bad_line, by_zone=True,
-                     exclude=tuple(exclude))
-    snap.layout = Layout(spool, snapshots, events_sql, reopen)
+    """Scan, detect and load the inputs (``loading.load_sources``); the result has the
+    views ``events``, ``unique_events`` and ``alerts``. ``by_zone``: lay the events out
+    for ``ingest`` (see ``load_sources``)."""
+    loaded = load_sources(paths, on_bad_line, by_zone=by_zone, exclude=exclude)
+    snap = Snapshot(loaded.con, loaded.inputs, loaded.bad)
+    # ingest opens the same again by zone (what scan left out is left out again)
+    loaded.layout.reopen_by_zone = partial(open_sources, list(paths), on_bad_line,
+                                           by_zone=True, exclude=tuple(exclude))
+    snap.layout = loaded.layout
     return snap
-
-
-def _known_unique(event_inputs: list[InputFile]) -> bool:
-    """One canonical snapshot whose manifest counted no duplicate event."""
-    if len(event_inputs) != 1 or event_inputs[0].shape != Shape.SNAPSHOT:
-        return False
-    from .sources.snapshot_dir import load_manifest
-
-    manifest = load_manifest(event_inputs[0].path)
-    # the manifest's count holds only for the events it records (a part copied since
-    # would hold each of its events twice): verify says which disagree
-    return manifest.get("duplicate_events") == 0 and manifest.get("events") == event_inputs[0].rows
 
 
 class Snapshot:

@@ -27,7 +27,9 @@ KNOWN_CYCLES: set[frozenset[str]] = {
         ("sources._io", "sources.snapshot_dir", "sources._parquet"),  # sources/ branch
         ("sources._lines", "sources._parallel"),  # sources/ branch
         # Snapshot.verify -> chain.files.SnapshotDigests, chain.files -> open_sources:
-        # both edges belong to the Verifier branch (chain/files.py, Snapshot.verify)
+        # both edges are the Verifier branch's (chain/files.py, Snapshot.verify). It goes
+        # when chain/ opens sources with loading.load_sources (con, inputs, bad), which
+        # imports nothing of snapshot or chain, instead of snapshot.open_sources.
         ("snapshot", "chain.files"),
     )
 }
