@@ -49,7 +49,7 @@ _TIME_RE = re.compile(
 )
 
 
-def parse_time(value: str | dt.datetime | dt.date, flag: str = "--since") -> dt.datetime:
+def parse_time(value: str | dt.datetime | dt.date, parameter: str = "since") -> dt.datetime:
     """An ISO 8601 time as an aware UTC datetime at microsecond precision.
 
     Accepts ``2026-05-11T08:00:00Z``, offsets (``+02:00``, ``+0200``, ``-05``), a space
@@ -62,12 +62,14 @@ def parse_time(value: str | dt.datetime | dt.date, flag: str = "--since") -> dt.
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
     if not isinstance(value, str):
-        raise UsageError(f"{flag} must be an ISO 8601 time, not {type(value).__name__}")
+        raise UsageError(f"{parameter} must be an ISO 8601 time, not {type(value).__name__}",
+                         parameter)
     match = _TIME_RE.match(value)
     if not match:
         raise UsageError(
-            f"{flag} {value!r} is not an ISO 8601 time "
-            "(e.g. 2026-05-11T08:00:00Z, 2026-05-11T10:00:00+02:00 or 2026-05-11)"
+            f"{parameter} {value!r} is not an ISO 8601 time "
+            "(e.g. 2026-05-11T08:00:00Z, 2026-05-11T10:00:00+02:00 or 2026-05-11)",
+            parameter,
         )
     parts = match.groupdict()
     fraction = parts["fraction"] or ""
@@ -86,7 +88,8 @@ def parse_time(value: str | dt.datetime | dt.date, flag: str = "--since") -> dt.
             tzinfo=_offset(parts["tz"]),
         )
     except ValueError as error:
-        raise UsageError(f"{flag} {value!r} is not a valid time: {error}") from None
+        raise UsageError(f"{parameter} {value!r} is not a valid time: {error}",
+                         parameter) from None
     if round_up:
         moment += dt.timedelta(microseconds=1)
     return moment.astimezone(dt.timezone.utc)
@@ -109,13 +112,13 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.timezone.utc)
 
 
-def _strings(value: str | Iterable[str] | None, flag: str) -> tuple[str, ...]:
+def _strings(value: str | Iterable[str] | None, parameter: str) -> tuple[str, ...]:
     if value is None:
         return ()
     items = [value] if isinstance(value, str) else list(value)
     for item in items:
         if not isinstance(item, str) or not item:
-            raise UsageError(f"{flag} needs a non-empty value")
+            raise UsageError(f"{parameter} needs a non-empty value", parameter)
     return tuple(dict.fromkeys(items))  # de-duplicated, order kept
 
 
@@ -147,26 +150,29 @@ class Filters:
         if decision is not None:
             if not isinstance(decision, str) or decision.strip().lower() not in DECISIONS:
                 raise UsageError(
-                    f"--decision must be one of {', '.join(DECISIONS)}, not {decision!r}"
+                    f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}",
+                    "decision",
                 )
             decision = decision.strip().lower()
         if request_id is not None and (not isinstance(request_id, str) or not request_id):
-            raise UsageError("--request-id needs a non-empty value")
+            raise UsageError("request_id needs a non-empty value", "request_id")
         if limit is None:
             limit = 0
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise UsageError(f"--limit must be a whole number >= 0 (0 = all), not {limit!r}")
-        since_at = parse_time(since, "--since") if since is not None else None
-        until_at = parse_time(until, "--until") if until is not None else None
+            raise UsageError(f"limit must be a whole number >= 0 (0 = all), not {limit!r}",
+                             "limit")
+        since_at = parse_time(since, "since") if since is not None else None
+        until_at = parse_time(until, "until") if until is not None else None
         if since_at is not None and until_at is not None and since_at >= until_at:
             raise UsageError(
-                f"--since ({_iso(since_at)}) must be before --until ({_iso(until_at)}): "
-                "since is inclusive, until exclusive"
+                f"since ({_iso(since_at)}) must be before until ({_iso(until_at)}): "
+                "since is inclusive, until exclusive",
+                ("since", "until"),
             )
         return cls(
             decision=decision,
-            event_types=_strings(event_type, "--event-type"),
-            zones=_strings(zone, "--zone"),
+            event_types=_strings(event_type, "event_type"),
+            zones=_strings(zone, "zone"),
             since=since_at,
             until=until_at,
             request_id=request_id,

@@ -40,7 +40,7 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import InputError, UsageError
+from .errors import InputError, UsageError, check_on_bad_line
 from .filters import Filters, select
 from .model import EVENT_SCHEMA, Shape
 from .render.records import OCCURRED_AT_SQL, OCCURRED_AT_TEXT
@@ -94,13 +94,13 @@ class Follower:
         warn: Callable[[str], None] | None = None,
         exclude: Sequence[str] = (),
     ) -> None:
-        if on_bad_line not in ("error", "skip"):
-            raise UsageError(f"on_bad_line must be 'error' or 'skip', not {on_bad_line!r}")
+        check_on_bad_line(on_bad_line)
         if not paths:
-            raise UsageError("--follow needs at least one source")
+            raise UsageError("paths must name at least one source to follow", "paths")
         if not interval or not math.isfinite(interval) or interval <= 0:
-            raise UsageError(f"--interval must be a positive number of seconds, not {interval!r}")
-        from .snapshot import connect
+            raise UsageError(
+                f"interval must be a positive number of seconds, not {interval!r}", "interval")
+        from .engine import connect
 
         self.paths = list(paths)
         self.exclude = tuple(exclude)  # glob patterns of files to leave out (scan's)

@@ -20,6 +20,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .engine import memory_limit, size_bytes, union_files, view_sql
 from .errors import ForensicsError, UsageError
 from .model import EVENT_SCHEMA
 from .queries import count_duplicate_events
@@ -152,13 +153,11 @@ def _remove_written(out_dir: str, created: bool) -> None:
 
 def _copy_events(snapshot: Snapshot, events_path: str, row_group_rows: int) -> None:
     """Write the events file with DuckDB: sorted, or in order from a canonical snapshot."""
-    from .snapshot import _memory_limit, _size_bytes
-
     con = snapshot.duckdb
     query, ordered = _events_query(snapshot)
     limit = ORDERED_WRITE_MEMORY_LIMIT if ordered else WRITE_MEMORY_LIMIT
-    configured = _memory_limit()
-    lowered = _size_bytes(limit) < _size_bytes(configured)
+    configured = memory_limit()
+    lowered = size_bytes(limit) < size_bytes(configured)
     if lowered:
         con.execute(f"SET memory_limit = '{limit}'")
     threads = con.execute("SELECT current_setting('threads')").fetchall()[0][0]
@@ -197,28 +196,25 @@ def _by_zone(snapshot: Snapshot) -> Snapshot | None:
     arrival order (as ``open_sources`` does unless told otherwise): reading them again
     and moving in-order zones into place takes a third of the time of sorting them
     (1M JSON lines events: 4.1 s against 10.4 s)."""
-    layout = _layout(snapshot)
+    layout = _current_layout(snapshot)
     spool = _spool_alone(layout)
-    if spool is None or spool.by_zone:
+    if spool is None or spool.by_zone or layout.reopen_by_zone is None:
         return None
-    from .snapshot import open_sources
-
-    return open_sources(layout.sources, layout.on_bad_line, by_zone=True,
-                        exclude=layout.exclude)
+    return layout.reopen_by_zone()
 
 
 def _spooled_in_order(snapshot: Snapshot, row_group_rows: int = ROW_GROUP_ROWS
                       ) -> list[str] | None:
     """The spool's zone files, when they hold every event, in canonical order, written as
     snapshot event files in row groups of ``row_group_rows``."""
-    spool = _spool_alone(_layout(snapshot))
+    spool = _spool_alone(_current_layout(snapshot))
     if spool is None or not spool.by_zone or spool.group_rows != row_group_rows:
         return None
     return spool.ordered_files() or None
 
 
 def _spool_alone(layout):
-    """The spool of ``layout`` (``_layout``), when it holds every event: no canonical
+    """The spool of ``layout`` (``_current_layout``), when it holds every event: no canonical
     snapshot was opened beside it."""
     if layout is None or layout.snapshots:
         return None
@@ -262,17 +258,15 @@ def _place(files: list[str], events_dir: str) -> None:
 
 def events_query(snapshot: Snapshot) -> str:
     """SELECT of every event in canonical order, without a sort when the rows are known to
-    be in that order already: loaded zone by zone in chain order (``snapshot.Spool``), or
+    be in that order already: loaded zone by zone in chain order (``spool.Spool``), or
     one canonical snapshot alone. Anything else (or a replaced ``events`` view) sorts."""
     return _events_query(snapshot)[0]
 
 
 def _events_query(snapshot: Snapshot) -> tuple[str, bool]:
     """events_query and whether it reads the rows in order (no sort)."""
-    from .snapshot import _union_files
-
     columns = ", ".join(f'"{name}"' for name in EVENT_SCHEMA.names)
-    layout = _layout(snapshot)
+    layout = _current_layout(snapshot)
     if layout is not None:
         files = None
         spool, snapshots = layout.spool, layout.snapshots
@@ -281,15 +275,14 @@ def _events_query(snapshot: Snapshot) -> tuple[str, bool]:
         elif spool is None and len(snapshots) == 1:
             files = _canonical_files(snapshots[0].path)
         if files:
-            return f"SELECT {columns} FROM ({_union_files(files)})", True
+            return f"SELECT {columns} FROM ({union_files(files)})", True
     return f"SELECT {columns} FROM events ORDER BY {SORT_ORDER}", False
 
 
-def _layout(snapshot: Snapshot):
-    """How open_sources laid the events out, while ``events`` is still the view it made."""
-    from .snapshot import view_sql
-
-    layout = getattr(snapshot, "_layout", None)
+def _current_layout(snapshot: Snapshot):
+    """How open_sources laid the events out (``spool.Layout``), while ``events`` is still
+    the view it made."""
+    layout = getattr(snapshot, "layout", None)
     if layout is None or view_sql(snapshot.duckdb, "events") != layout.events_sql:
         return None
     return layout
@@ -299,7 +292,7 @@ def _duplicate_events(snapshot: Snapshot) -> int:
     """count_duplicate_events, unless opening already found none (the 'plain' plan of
     ``unique_events`` over the same ``events``): a pass over the data saved."""
     con = snapshot.duckdb
-    if _layout(snapshot) is not None:
+    if _current_layout(snapshot) is not None:
         plan = con.sql(
             "SELECT comment FROM duckdb_views() WHERE view_name = 'unique_events' AND temporary"
         ).fetchall()
@@ -327,13 +320,14 @@ def prepare_out_dir(out_dir: str, inputs: list[str]) -> None:
     refuse_overwriting_inputs(out_dir, inputs, directory=True)
     if os.path.exists(out_dir):
         if not os.path.isdir(out_dir) or os.listdir(out_dir):
-            raise UsageError(f"--out {out_dir} exists and is not an empty directory")
+            raise UsageError(f"out_dir {out_dir} exists and is not an empty directory",
+                             "out_dir")
     else:
         try:
             os.makedirs(out_dir)
         except OSError as error:  # under a file, in /proc, read-only, no permission
-            raise UsageError(f"--out {out_dir}: cannot create it: {error.strerror or error}"
-                             ) from None
+            raise UsageError(f"out_dir {out_dir}: cannot create it: {error.strerror or error}",
+                             "out_dir") from None
 
 
 def zone_heads(con) -> dict[str, dict[str, Any]]:

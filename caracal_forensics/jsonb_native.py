@@ -9,19 +9,19 @@ the reference and a real PostgreSQL). Without it (``AVAILABLE`` is False: not bu
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import pyarrow as pa
 
 from . import jsonb
+from .settings import settings
 
 try:
     from . import _jsonb_native as _native
 except ImportError:  # not built: a source checkout without a compiler, or a pure wheel
     _native = None
 
-AVAILABLE = _native is not None and os.environ.get("CARACAL_FORENSICS_NATIVE", "1") != "0"
+AVAILABLE = _native is not None and settings().native
 
 #: Field kinds of a row spec (must match _jsonb_native.c).
 TEXT, JSONB, INT = 0, 1, 2

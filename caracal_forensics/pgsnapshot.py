@@ -115,7 +115,7 @@ def _target(dsn: str | None) -> str:
 # --- filters ----------------------------------------------------------------------------
 
 
-def parse_time(value: str | dt.datetime | None, flag: str) -> dt.datetime | None:
+def parse_time(value: str | dt.datetime | None, parameter: str) -> dt.datetime | None:
     """An ISO 8601 time (``Z`` or an offset; none means UTC) as an aware datetime."""
     if value is None or isinstance(value, dt.datetime):
         if isinstance(value, dt.datetime) and value.tzinfo is None:
@@ -128,8 +128,9 @@ def parse_time(value: str | dt.datetime | None, flag: str) -> dt.datetime | None
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
         raise UsageError(
-            f"{flag} must be an ISO 8601 time like 2026-05-11 or 2026-05-11T08:00:00Z, "
-            f"not {value!r}"
+            f"{parameter} must be an ISO 8601 time like 2026-05-11 or 2026-05-11T08:00:00Z, "
+            f"not {value!r}",
+            parameter,
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.timezone.utc)
@@ -196,14 +197,15 @@ def take_snapshot(
     """
     import psycopg
 
+    from .engine import connect
     from .ingest import prepare_out_dir, write_snapshot
-    from .snapshot import Snapshot, connect
+    from .snapshot import Snapshot
     from .sources import BadLines
 
-    since_at = parse_time(since, "--since")
-    until_at = parse_time(until, "--until")
+    since_at = parse_time(since, "since")
+    until_at = parse_time(until, "until")
     if since_at and until_at and since_at >= until_at:
-        raise UsageError("--since must be earlier than --until")
+        raise UsageError("since must be earlier than until", ("since", "until"))
     zone_list = [z for z in (zones or []) if z is not None]
     redacted = redact_dsn(dsn)  # validates the DSN before any connection attempt
     created = not os.path.exists(out_dir)

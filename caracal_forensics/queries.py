@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, UsageError
+from .settings import QUERIES_ENV, settings
 
 if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
-#: Extra directories of ``*.sql`` files, separated by the OS path separator.
-QUERIES_ENV = "CARACAL_FORENSICS_QUERIES"
 _PACKAGE_DIR = Path(__file__).resolve().parent
 #: The bundled queries as a wheel (or an install from the sdist) carries them: setup.py
 #: maps the repository's top-level ``queries/`` into the package under this name.
@@ -221,8 +220,7 @@ def sql_parameters(sql: str) -> set[str]:
 def query_dirs() -> list[Path]:
     """Where named queries are looked for: the bundled ``queries/``, then $QUERIES_ENV's."""
     dirs = [BUILTIN_DIR]
-    extra = os.environ.get(QUERIES_ENV, "")
-    dirs += [Path(part) for part in extra.split(os.pathsep) if part.strip()]
+    dirs += [Path(part) for part in settings().queries_dirs]
     return dirs
 
 
@@ -264,7 +262,7 @@ def get_query(name: str, queries: Mapping[str, NamedQuery] | None = None) -> Nam
         return queries[name]
     close = difflib.get_close_matches(name, list(queries), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UsageError(f"unknown query {name!r}{hint} (see `caracal-forensics query --list`)")
+    raise UsageError(f"unknown query {name!r}{hint} (see load_queries())", "load_queries()")
 
 
 def bind_params(query: NamedQuery, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -280,8 +278,8 @@ def bind_params(query: NamedQuery, params: Mapping[str, Any]) -> dict[str, Any]:
             f"(its parameters: {expected})"
         )
     if missing:
-        needed = " ".join(f"--param {p.name}={p.example}" for p in missing)
-        raise UsageError(f"query {query.name!r} needs {needed}")
+        needed = " ".join(f"{p.name}={p.example}" for p in missing)
+        raise UsageError(f"query {query.name!r} needs {needed}", "params")
     return {name: params[name] for name in query.param_names}
 
 
@@ -292,9 +290,9 @@ def parse_param_args(values: Iterable[str]) -> dict[str, str]:
         key, eq, text = value.partition("=")
         key = key.strip()
         if not eq or not _PARAM_NAME.match(key):
-            raise UsageError(f"--param must look like NAME=VALUE, not {value!r}")
+            raise UsageError(f"param must look like NAME=VALUE, not {value!r}", "param")
         if key in params:
-            raise UsageError(f"--param {key} given twice")
+            raise UsageError(f"param {key} given twice", "param")
         params[key] = text
     return params
 

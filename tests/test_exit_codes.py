@@ -15,9 +15,10 @@ CSV = ROOT / "tests" / "vectors" / "export" / "db.csv"
 PROGRAM = """
 import sys
 import caracal_forensics.cli.app as app
+import caracal_forensics.cli.options as options
 def broken(_sources):
     raise RuntimeError("something no check foresaw")
-app.resolve_sources = broken
+options.resolve_sources = broken
 app.run(sys.argv[1:])
 """
 

@@ -256,13 +256,13 @@ def test_an_unanchored_first_event_is_not_called_verified(two_zones):
     assert "    Chain: seq 13, link not checked (the zone starts at seq 13 here" in text
 
 
-def test_unknown_request_is_exit_1():
+def test_unknown_request_is_exit_4_not_tampered():
     result = run_cli("explain", "req-nope", "-s", SHAPES["db_csv"])
-    assert result.code == 1
+    assert result.code == 4
     assert "req-nope" in result.err and "not found" in result.err
     assert len(result.err.strip().split("\n")) == 1
     zoned = run_cli("explain", "req-000027", "-s", SHAPES["db_csv"], "--zone", "zone-alpha")
-    assert zoned.code == 1 and "zone-alpha" in zoned.err
+    assert zoned.code == 4 and "zone-alpha" in zoned.err
 
 
 # --- chain links with a key ------------------------------------------------------------

@@ -148,12 +148,12 @@ def test_an_error_no_check_names_is_still_one_line(
 ) -> None:
     # The net under every check: whatever escapes them (here a failure injected where the
     # sources are resolved) is one line and exit 2, with the traceback on request.
-    import caracal_forensics.cli.app as app
+    import caracal_forensics.cli.options as options
 
     def broken(_sources):
         raise RuntimeError("something no check foresaw\nsecond line")
 
-    monkeypatch.setattr(app, "resolve_sources", broken)
+    monkeypatch.setattr(options, "resolve_sources", broken)
     code, out, err = cli(capsys, "stats", "--source", str(VECTORS / "db.csv"))
     line = one_error_line(err)
     assert code == 2 and out == ""

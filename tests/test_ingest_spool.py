@@ -15,7 +15,7 @@ from tail_helpers import EXPORT, SHAPES
 
 import caracal_forensics as cf
 from caracal_forensics import ingest
-from caracal_forensics import snapshot as snapshot_module
+from caracal_forensics import spool as spool_module
 from caracal_forensics.ingest import SORT_ORDER, events_query, write_snapshot
 from caracal_forensics.model import EVENT_SCHEMA
 from caracal_forensics.snapshot import open_sources
@@ -88,7 +88,7 @@ def test_opened_in_arrival_order_ingest_reads_the_sources_again_by_zone(tmp_path
     """``cf.open`` spools as the events come (one file): its ingest opens the sources
     again by zone and moves the zones' files into place, a part file per zone."""
     snap = cf.open(str(SHAPES[shape]))
-    assert not snap._layout.spool.by_zone and "ORDER BY" in events_query(snap)
+    assert not snap.layout.spool.by_zone and "ORDER BY" in events_query(snap)
     expected = _sorted_rows(snap)
     manifest = snap.ingest(str(tmp_path / "out"))
     assert _written_rows(tmp_path / "out") == expected
@@ -117,10 +117,10 @@ def _shuffled_csv(tmp_path: Path, moves: list[tuple[int, int]]) -> Path:
 @pytest.mark.parametrize("small", [False, True])
 def test_late_rows_are_put_in_place(tmp_path, monkeypatch, small):
     if small:  # batches of a few rows, written out every few rows: late across chunks
-        monkeypatch.setattr(snapshot_module, "SPOOL_ROWS", 8)
+        monkeypatch.setattr(spool_module, "SPOOL_ROWS", 8)
         monkeypatch.setattr(ingest, "ROW_GROUP_ROWS", 8)
-        monkeypatch.setattr(snapshot_module, "VECTOR_ROWS", 4)
-        monkeypatch.setattr(snapshot_module, "REORDER_ROWS", 64)
+        monkeypatch.setattr(spool_module, "VECTOR_ROWS", 4)
+        monkeypatch.setattr(spool_module, "REORDER_ROWS", 64)
         monkeypatch.setattr(db_csv, "BLOCK_SIZE", 4096)
     path = _shuffled_csv(tmp_path, [(10, 30), (100, 140), (3, 200)])
     snap = _by_zone(path)
@@ -131,10 +131,10 @@ def test_late_rows_are_put_in_place(tmp_path, monkeypatch, small):
 
 
 def test_rows_later_than_the_hold_back_make_ingest_sort(tmp_path, monkeypatch):
-    monkeypatch.setattr(snapshot_module, "SPOOL_ROWS", 8)
+    monkeypatch.setattr(spool_module, "SPOOL_ROWS", 8)
     monkeypatch.setattr(ingest, "ROW_GROUP_ROWS", 8)
-    monkeypatch.setattr(snapshot_module, "VECTOR_ROWS", 4)
-    monkeypatch.setattr(snapshot_module, "REORDER_ROWS", 4)
+    monkeypatch.setattr(spool_module, "VECTOR_ROWS", 4)
+    monkeypatch.setattr(spool_module, "REORDER_ROWS", 4)
     monkeypatch.setattr(db_csv, "BLOCK_SIZE", 4096)  # batches of a few rows
     path = _shuffled_csv(tmp_path, [(2, 230)])
     snap = _by_zone(path)
@@ -150,7 +150,7 @@ def test_rows_later_than_the_hold_back_make_ingest_sort(tmp_path, monkeypatch):
 
 
 def test_zones_beyond_the_spool_files_share_one_and_are_sorted(tmp_path, monkeypatch):
-    monkeypatch.setattr(snapshot_module, "SPOOL_ZONE_FILES", 2)
+    monkeypatch.setattr(spool_module, "SPOOL_ZONE_FILES", 2)
     snap = _by_zone(SHAPES["db_csv"])
     assert "ORDER BY" in events_query(snap)
     assert snap.count() == 240
@@ -183,7 +183,7 @@ def test_spooled_as_they_come_the_events_and_the_snapshot_are_the_same(tmp_path,
     by zone): every query sees the same events, and an ingest from it sorts."""
     by_zone = _by_zone(SHAPES[shape])
     arrival = open_sources([str(SHAPES[shape])])
-    assert len(arrival._layout.spool.files) == 1
+    assert len(arrival.layout.spool.files) == 1
     assert _sorted_rows(arrival) == _sorted_rows(by_zone)
     assert arrival.tail(limit=0).equals(by_zone.tail(limit=0))
     assert "ORDER BY" in events_query(arrival)
@@ -270,9 +270,9 @@ def test_a_spool_that_cannot_be_written_is_one_clear_error(monkeypatch):
     from caracal_forensics.errors import ForensicsError
 
     monkeypatch.setattr(ingest, "ROW_GROUP_ROWS", 8)  # row groups encoded while reading
-    monkeypatch.setattr(snapshot_module, "SPOOL_ROWS", 8)
-    monkeypatch.setattr(snapshot_module, "REORDER_ROWS", 8)
-    monkeypatch.setattr(snapshot_module, "VECTOR_ROWS", 4)
+    monkeypatch.setattr(spool_module, "SPOOL_ROWS", 8)
+    monkeypatch.setattr(spool_module, "REORDER_ROWS", 8)
+    monkeypatch.setattr(spool_module, "VECTOR_ROWS", 4)
     monkeypatch.setattr(db_csv, "BLOCK_SIZE", 4096)
     monkeypatch.setattr(ingest, "event_file_writer", _FullDisk)
     with pytest.raises(ForensicsError) as error:

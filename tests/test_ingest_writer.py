@@ -22,8 +22,9 @@ from tail_helpers import SHAPES
 import caracal_forensics as cf
 from caracal_forensics import ingest
 from caracal_forensics.model import EVENT_SCHEMA
-from caracal_forensics.snapshot import Spool, open_sources
+from caracal_forensics.snapshot import open_sources
 from caracal_forensics.sources.snapshot_dir import event_files
+from caracal_forensics.spool import Spool
 
 #: columns the generated events leave NULL in some rows (the rest are never NULL)
 NULLABLE = ("request_id", "decision", "diagnostics_json", "prev_content_sha256",
@@ -76,12 +77,12 @@ def _spool(tmp: Path, table: pa.Table, batch_rows: int,
 
 def _duckdb_copy(files: list[str], path: Path, rows: int) -> None:
     """DuckDB's ordered COPY (ingest._copy_events), the writer of unsorted zones."""
-    from caracal_forensics.snapshot import _union_files
+    from caracal_forensics.engine import union_files
 
     con = duckdb.connect()
     con.execute("SET threads = 1")
     con.execute("SET preserve_insertion_order = true")
-    con.execute(f"COPY ({_union_files(files)}) TO $p ({ingest.parquet_options(rows)})",
+    con.execute(f"COPY ({union_files(files)}) TO $p ({ingest.parquet_options(rows)})",
                 {"p": str(path)})
 
 

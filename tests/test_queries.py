@@ -555,7 +555,7 @@ def test_query_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_parameters_are_checked(vectors: cf.Snapshot) -> None:
-    with pytest.raises(UsageError, match="needs --param principal_id=app-0010"):
+    with pytest.raises(UsageError, match="needs principal_id=app-0010"):
         vectors.query("denies_for_principal")
     with pytest.raises(UsageError, match="has no parameter 'limit'"):
         vectors.query("jti_collisions", limit=3)

@@ -35,7 +35,7 @@ def test_the_header_declares_a_default() -> None:
     ]
     assert queries.bind_params(query, {"who": "x"}) == {"n": "10", "m": "5", "who": "x"}
     assert queries.bind_params(query, {"who": "x", "n": "2"})["n"] == "2"
-    with pytest.raises(UsageError, match="needs --param who=app-1"):
+    with pytest.raises(UsageError, match="needs who=app-1"):
         queries.bind_params(query, {})
 
 

@@ -205,7 +205,7 @@ def test_spill_directory_is_removed_with_its_connection(tmp_path, monkeypatch):
     import gc
     import tempfile
 
-    from caracal_forensics.snapshot import connect
+    from caracal_forensics.engine import connect
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     con = connect()

@@ -9,18 +9,17 @@ tests check all paths give the same hashes.
 
 from __future__ import annotations
 
-import os
-
 import pyarrow as pa
 
 from ..model import HASH_FIELDS, JSONB_FIELDS
+from ..settings import settings
 
 try:
     from . import _native
 except ImportError:  # not built: a source checkout without a compiler, or a pure wheel
     _native = None
 
-AVAILABLE = _native is not None and os.environ.get("CARACAL_FORENSICS_NATIVE", "1") != "0"
+AVAILABLE = _native is not None and settings().native
 
 
 def _parts(values: pa.Array) -> tuple:

@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 
-from .app import ExcludeOption, OnBadLineOption, SourcesOption, app, open_snapshot, warn
+from .options import ExcludeOption, OnBadLineOption, SourcesOption, open_snapshot, warn
 
 
-@app.command()
 def alerts(
     source: SourcesOption = None,
     zone: Annotated[

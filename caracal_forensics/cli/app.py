@@ -1,4 +1,5 @@
-"""The typer application, the options every command shares, and error presentation."""
+"""The typer application: its commands (registered here, from one table), and how an
+error or a signal ends the process (one line on stderr, an exit code)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import __version__
-
-SOURCE_ENV = "CARACAL_FORENSICS_SOURCE"
+from .options import warn
 
 app = typer.Typer(
     name="caracal-forensics",
@@ -25,113 +25,6 @@ audit_app = typer.Typer(
     help="Read the audit stream (mirrors `caracal audit`).", no_args_is_help=True
 )
 app.add_typer(audit_app, name="audit")
-
-SourcesOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--source",
-        "-s",
-        help=f"Export file, directory or glob (repeatable). Default: ${SOURCE_ENV} "
-        "(several separated by the OS path separator).",
-        metavar="PATH",
-        show_default=False,
-    ),
-]
-ExcludeOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--exclude",
-        metavar="PATTERN",
-        help="Leave out the files a glob matches by name, path or directory name, "
-        "e.g. 'notes.json' or 'old' (repeatable).",
-        show_default=False,
-    ),
-]
-OnBadLineOption = Annotated[
-    str,
-    typer.Option(
-        "--on-bad-line",
-        metavar="error|skip",
-        help="'error' stops at the first malformed line; 'skip' continues and counts them.",
-    ),
-]
-
-
-# --- the options of commands that verify (verify, report) ------------------------------
-KeyFileOption = Annotated[
-    str | None,
-    typer.Option(
-        "--key-file",
-        metavar="FILE",
-        help="File holding the HMAC key as hex (else $AUDIT_HMAC_KEY or $AUDIT_HMAC_KEY_FILE); "
-        "only its fingerprint is ever shown. Without a key the HMAC is reported unverifiable.",
-        show_default=False,
-    ),
-]
-AnchorOption = Annotated[
-    str | None,
-    typer.Option(
-        "--anchor",
-        metavar="ANCHOR",
-        help="Zone heads seen earlier, which the export must still hold: a verify --report, "
-        "a snapshot's manifest.json, or zone_id,last_seq[,last_content_sha256] rows.",
-        show_default=False,
-    ),
-]
-VerifyZoneOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--zone", metavar="ZONE", help="Verify only this zone (repeatable).", show_default=False
-    ),
-]
-RecoverOption = Annotated[
-    bool,
-    typer.Option(
-        "--recover-microseconds/--no-recover-microseconds",
-        help="Recover OCSF rows' microseconds so their content hash can be proven.",
-    ),
-]
-
-
-def resolve_sources(sources: list[str] | None) -> list[str]:
-    """--source values, else $CARACAL_FORENSICS_SOURCE; a usage error when neither is set."""
-    from ..errors import UsageError
-
-    if sources:
-        return list(sources)
-    env = os.environ.get(SOURCE_ENV, "").strip()
-    if env:
-        return [part for part in env.split(os.pathsep) if part]
-    raise UsageError(f"no input: pass --source PATH or set {SOURCE_ENV}")
-
-
-def open_snapshot(sources: list[str] | None, on_bad_line: str = "error", *,
-                  by_zone: bool = False, exclude: list[str] | None = None):
-    """Open the sources as a Snapshot, reporting skipped lines on stderr (``by_zone``:
-    laid out for ``ingest``, see ``open_sources``; ``exclude``: --exclude's patterns)."""
-    from ..errors import UsageError
-    from ..snapshot import open_sources
-    from .progress import progress
-
-    if on_bad_line not in ("error", "skip"):
-        raise UsageError(f"--on-bad-line must be 'error' or 'skip', not {on_bad_line!r}")
-    paths = resolve_sources(sources)
-    with progress("reading the sources"):  # on a terminal's stderr only
-        snap = open_sources(paths, on_bad_line=on_bad_line, by_zone=by_zone,
-                            exclude=exclude or ())
-    if snap.skipped_lines:
-        warn(f"skipped {snap.skipped_lines} malformed line(s) (--on-bad-line skip)")
-    return snap
-
-
-def warn(message: str) -> None:
-    """One line on stderr, prefixed with the program name. A newline or a terminal escape
-    in it (a hostile file name: ``b\\nad.csv``) is shown as an escape, never acted on."""
-    if not message.isprintable():
-        from ..render.table import printable
-
-        message = printable(message)
-    print(f"caracal-forensics: {message}", file=sys.stderr)
 
 
 def version_callback(value: bool) -> None:
@@ -150,8 +43,18 @@ def _root(
 
 
 def _register_commands() -> None:
-    """Import the command modules; each registers itself on ``app`` or ``audit_app``."""
-    from . import commands  # noqa: F401
+    """Register every command on ``app`` or ``audit_app``, in the order ``--help`` lists
+    them. A new command: a function in a module of ``cli/`` (importing ``options``, not
+    this module) and a line here. Imported only to run a command or print help, so that
+    importing ``cli`` stays light; registering twice does nothing."""
+    if app.registered_commands:
+        return
+    from . import alerts, audit, explain, ingest, query, report, snapshot, stats, verify
+
+    for command in (alerts.alerts, explain.explain, ingest.ingest, query.query, query.sql,
+                    verify.verify, report.report, snapshot.snapshot, stats.stats):
+        app.command()(command)
+    audit_app.command()(audit.tail)
 
 
 #: set to show the traceback of an unexpected error instead of its one line
@@ -207,10 +110,38 @@ def run(argv: list[str] | None = None) -> None:
     sys.exit(outcome if isinstance(outcome, int) else 0)
 
 
+#: The library's words for what the CLI calls otherwise, in one table: a UsageError names
+#: its parameter(s) (``error.parameter``) and ``_in_flags`` puts the flag in its place
+#: (the first time the message says it). A parameter not listed keeps its name.
+FLAGS = {
+    "decision": "--decision",
+    "event_type": "--event-type",
+    "zone": "--zone",
+    "since": "--since",
+    "until": "--until",
+    "request_id": "--request-id",
+    "limit": "--limit",
+    "interval": "--interval",
+    "paths": "--source",
+    "on_bad_line": "--on-bad-line",
+    "out_dir": "--out",
+    "param": "--param",
+    "load_queries()": "`caracal-forensics query --list`",
+}
+
+
 def _in_flags(error: Exception) -> str:
-    """An error's line as the CLI says it: a stray file's way out is --exclude, not the
-    library's ``exclude=[...]``."""
+    """An error's line as the CLI says it: the flag where the library names its parameter
+    (``FLAGS``), and a stray file's way out is --exclude, not the library's
+    ``exclude=[...]``."""
+    import re
+
     text = str(error)
+    names = getattr(error, "parameter", None)
+    for name in (names,) if isinstance(names, str) else names or ():
+        if name in FLAGS:
+            pattern = rf"(?<![\w-]){re.escape(name)}(?![\w-])"
+            text = re.sub(pattern, FLAGS[name].replace("\\", r"\\"), text, count=1)
     name = getattr(error, "exclude_name", None)
     if name is not None:
         import shlex

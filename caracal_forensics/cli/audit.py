@@ -6,18 +6,16 @@ from typing import Annotated
 
 import typer
 
-from .app import (
+from .options import (
     ExcludeOption,
     OnBadLineOption,
     SourcesOption,
-    audit_app,
     open_snapshot,
     resolve_sources,
     warn,
 )
 
 
-@audit_app.command()
 def tail(
     source: SourcesOption = None,
     decision: Annotated[

@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
-from .app import ExcludeOption, OnBadLineOption, SourcesOption, app, open_snapshot
+from .options import ExcludeOption, OnBadLineOption, SourcesOption, open_snapshot
 
 
-@app.command()
 def explain(
     request_id: Annotated[str, typer.Argument(help="The request id (correlation id).")],
     source: SourcesOption = None,

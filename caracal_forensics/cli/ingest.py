@@ -9,17 +9,15 @@ from typing import Annotated
 
 import typer
 
-from .app import (
+from .options import (
     ExcludeOption,
     OnBadLineOption,
     SourcesOption,
-    app,
     open_snapshot,
     resolve_sources,
 )
 
 
-@app.command()
 def ingest(
     out: Annotated[str, typer.Option("--out", "-o", help="New (or empty) snapshot directory.")],
     source: SourcesOption = None,

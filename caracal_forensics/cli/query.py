@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .app import ExcludeOption, OnBadLineOption, SourcesOption, app, open_snapshot
+from .options import ExcludeOption, OnBadLineOption, SourcesOption, open_snapshot
 
 if TYPE_CHECKING:
     from ..queries import QueryResult
@@ -27,7 +27,6 @@ JsonOption = Annotated[
 ]
 
 
-@app.command()
 def query(
     name: Annotated[
         str | None, typer.Argument(help="The query to run (see --list).", show_default=False)
@@ -57,14 +56,22 @@ def query(
     if not name:
         raise UsageError("give a query name (see `caracal-forensics query --list`)")
     chosen = get_query(name, queries)
-    params = bind_params(chosen, parse_param_args(param or []))  # before opening any input
+    given = parse_param_args(param or [])
+    try:
+        params = bind_params(chosen, given)  # before opening any input
+    except UsageError as error:
+        if error.parameter != "params":
+            raise
+        # the library names the missing values as keyword arguments; here they are flags
+        missing = [p for p in chosen.params if p.name not in given and p.default is None]
+        needed = " ".join(f"--param {p.name}={p.example}" for p in missing)
+        raise UsageError(f"query {chosen.name!r} needs {needed}") from None
     snap = open_snapshot(source, on_bad_line, exclude=exclude)
     snap.confine()  # query files are text from elsewhere: they read the sources only
     result = run_named(snap.duckdb, chosen.name, params, queries)
     _emit(result, json_output, title=f"{chosen.name}: {chosen.description}")
 
 
-@app.command()
 def sql(
     statement: Annotated[
         str,

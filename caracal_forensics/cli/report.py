@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from .app import (
+from .options import (
     AnchorOption,
     ExcludeOption,
     KeyFileOption,
@@ -14,14 +14,12 @@ from .app import (
     RecoverOption,
     SourcesOption,
     VerifyZoneOption,
-    app,
     open_snapshot,
     resolve_sources,
 )
 from .verify import refuse_writing_evidence
 
 
-@app.command()
 def report(
     out: Annotated[
         str, typer.Option("--out", "-o", help="The HTML file to write (e.g. evidence.html).")

@@ -7,10 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .app import app
 
-
-@app.command()
 def snapshot(
     out: Annotated[
         str, typer.Option("--out", "-o", metavar="DIR", help="New (or empty) snapshot directory.")

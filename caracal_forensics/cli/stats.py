@@ -7,10 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from .app import ExcludeOption, OnBadLineOption, SourcesOption, app, open_snapshot
+from .options import ExcludeOption, OnBadLineOption, SourcesOption, open_snapshot
 
 
-@app.command()
 def stats(
     source: SourcesOption = None,
     on_bad_line: OnBadLineOption = "error",

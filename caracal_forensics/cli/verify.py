@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .app import (
+from .options import (
     AnchorOption,
     ExcludeOption,
     KeyFileOption,
@@ -16,7 +16,6 @@ from .app import (
     RecoverOption,
     SourcesOption,
     VerifyZoneOption,
-    app,
     open_snapshot,
     resolve_sources,
     warn,
@@ -29,7 +28,6 @@ _SEVERITY_LABEL = {"fails": "FAIL", "warning": "WARN", "info": "INFO", "unverifi
 _STATUS_STYLE = {"intact": "green", "tampered": "bold red", "partial": "yellow"}
 
 
-@app.command()
 def verify(
     source: SourcesOption = None,
     key_file: KeyFileOption = None,

@@ -25,6 +25,7 @@ from multiprocessing import context as mp_context
 
 import pyarrow as pa
 
+from ..settings import WORKERS_ENV, settings  # noqa: F401 - WORKERS_ENV: named here before
 from ._batch import BadLines
 from ._io import FileDigest, open_binary
 
@@ -32,7 +33,6 @@ from ._io import FileDigest, open_binary
 PARALLEL_MIN_BYTES = 16 << 20
 #: Bytes of whole lines handed to a worker at a time.
 BLOCK_BYTES = 8 << 20
-WORKERS_ENV = "CARACAL_FORENSICS_WORKERS"
 
 _pool: ProcessPoolExecutor | None = None
 _threads: dict[int, ThreadPoolExecutor] = {}
@@ -40,10 +40,7 @@ _threads: dict[int, ThreadPoolExecutor] = {}
 
 def workers() -> int:
     """How many processes parse in parallel: all cores, or $CARACAL_FORENSICS_WORKERS."""
-    configured = os.environ.get(WORKERS_ENV, "").strip()
-    if configured.isdigit() and int(configured) > 0:
-        return int(configured)
-    return os.cpu_count() or 1
+    return settings().workers or os.cpu_count() or 1
 
 
 def parallel_worth_it(path: str) -> bool:

@@ -1,0 +1,123 @@
+"""What the commands share: their common options, where the sources come from, warn.
+
+The command modules import this, never ``app.py``: the app imports the commands (and
+registers them, ``app._register_commands``), so dependencies point one way. Imports stay
+light here (typer only), so that ``--help`` starts instantly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+SOURCE_ENV = "CARACAL_FORENSICS_SOURCE"
+
+SourcesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--source",
+        "-s",
+        help=f"Export file, directory or glob (repeatable). Default: ${SOURCE_ENV} "
+        "(several separated by the OS path separator).",
+        metavar="PATH",
+        show_default=False,
+    ),
+]
+ExcludeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--exclude",
+        metavar="PATTERN",
+        help="Leave out the files a glob matches by name, path or directory name, "
+        "e.g. 'notes.json' or 'old' (repeatable).",
+        show_default=False,
+    ),
+]
+OnBadLineOption = Annotated[
+    str,
+    typer.Option(
+        "--on-bad-line",
+        metavar="error|skip",
+        help="'error' stops at the first malformed line; 'skip' continues and counts them.",
+    ),
+]
+
+
+# --- the options of commands that verify (verify, report) ------------------------------
+KeyFileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key-file",
+        metavar="FILE",
+        help="File holding the HMAC key as hex (else $AUDIT_HMAC_KEY or $AUDIT_HMAC_KEY_FILE); "
+        "only its fingerprint is ever shown. Without a key the HMAC is reported unverifiable.",
+        show_default=False,
+    ),
+]
+AnchorOption = Annotated[
+    str | None,
+    typer.Option(
+        "--anchor",
+        metavar="ANCHOR",
+        help="Zone heads seen earlier, which the export must still hold: a verify --report, "
+        "a snapshot's manifest.json, or zone_id,last_seq[,last_content_sha256] rows.",
+        show_default=False,
+    ),
+]
+VerifyZoneOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--zone", metavar="ZONE", help="Verify only this zone (repeatable).", show_default=False
+    ),
+]
+RecoverOption = Annotated[
+    bool,
+    typer.Option(
+        "--recover-microseconds/--no-recover-microseconds",
+        help="Recover OCSF rows' microseconds so their content hash can be proven.",
+    ),
+]
+
+
+def resolve_sources(sources: list[str] | None) -> list[str]:
+    """--source values, else $CARACAL_FORENSICS_SOURCE; a usage error when neither is set."""
+    from ..errors import UsageError
+
+    if sources:
+        return list(sources)
+    env = os.environ.get(SOURCE_ENV, "").strip()
+    if env:
+        return [part for part in env.split(os.pathsep) if part]
+    raise UsageError(f"no input: pass --source PATH or set {SOURCE_ENV}")
+
+
+def open_snapshot(sources: list[str] | None, on_bad_line: str = "error", *,
+                  by_zone: bool = False, exclude: list[str] | None = None):
+    """Open the sources as a Snapshot, reporting skipped lines on stderr (``by_zone``:
+    laid out for ``ingest``, see ``open_sources``; ``exclude``: --exclude's patterns)."""
+    from ..errors import check_on_bad_line
+    from ..snapshot import open_sources
+    from .progress import progress
+
+    check_on_bad_line(on_bad_line)  # before "no input": as it was
+    paths = resolve_sources(sources)
+    with progress("reading the sources"):  # on a terminal's stderr only
+        snap = open_sources(paths, on_bad_line=on_bad_line, by_zone=by_zone,
+                            exclude=exclude or ())
+    if snap.skipped_lines:
+        warn(f"skipped {snap.skipped_lines} malformed line(s) (--on-bad-line skip)")
+    return snap
+
+
+def warn(message: str) -> None:
+    """One line on stderr, prefixed with the program name. A newline or a terminal escape
+    in it (a hostile file name: ``b\\nad.csv``) is shown as an escape, never acted on."""
+    if not message.isprintable():
+        from ..render.table import printable
+
+        message = printable(message)
+    print(f"caracal-forensics: {message}", file=sys.stderr)
+

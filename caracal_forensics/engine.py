@@ -1,0 +1,198 @@
+"""DuckDB set-up: the connection every command works on, and the SQL around it.
+
+A connection is bounded in memory (``$CARACAL_FORENSICS_MEMORY_LIMIT``, see
+``settings``) and spills to a private temporary directory that goes with it. The views
+``events`` and ``alerts`` are made here over what was loaded (``load_table``, the spool's
+files) and canonical snapshots' Parquet files; ``confine`` and ``confined_twin`` keep SQL
+from elsewhere to those files. Nothing here knows of the CLI or of ``Snapshot``.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Iterator, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from .errors import UsageError
+from .model import ALERT_SCHEMA, EVENT_SCHEMA
+from .settings import MEMORY_LIMIT_ENV, settings
+from .sources import BadLines, InputFile, read_inputs
+
+#: DuckDB's ceiling while loading non-snapshot inputs: loading only appends, so a table
+#: beyond it is written out to the spill directory at little cost, and with the readers'
+#: Arrow buffers on top the process stays well under 1 GiB however large the input.
+LOAD_MEMORY_LIMIT = "500MB"
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection bounded in memory, spilling to a private temporary directory."""
+    from . import tempdirs
+
+    con = duckdb.connect(":memory:")
+    # named and locked so that a run after a kill -9 finds and removes it (tempdirs.py)
+    spill = tempdirs.make()
+    # the spill directory goes with the connection (or at exit), not left behind in /tmp
+    weakref.finalize(con, tempdirs.remove, spill)
+    con.execute(f"SET memory_limit = '{memory_limit()}'")
+    # bound, not pasted: $TMPDIR may hold a quote
+    con.execute("SET temp_directory = $path", {"path": spill})
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("SET TimeZone = 'UTC'")
+    try:  # stderr is for errors and warnings; in Jupyter DuckDB wants ipywidgets for this
+        con.execute("SET enable_progress_bar = false")
+    except duckdb.Error:
+        pass
+    return con
+
+
+def memory_limit() -> str:
+    """DuckDB's memory limit: ``$CARACAL_FORENSICS_MEMORY_LIMIT`` (``settings``), checked."""
+    value = settings().memory_limit
+    if not value.replace(".", "", 1).rstrip("KMGTBkmgtib ").isdigit():
+        raise UsageError(f"{MEMORY_LIMIT_ENV} must look like 1GB or 512MB, not {value!r}")
+    return value
+
+
+def size_bytes(value: str) -> float:
+    """Bytes of a memory limit such as 1GB, 512MB or 1.5GiB (as memory_limit checks)."""
+    text = value.strip().upper().replace(" ", "")
+    number = text.rstrip("KMGTIB")
+    units = {"": 1, "B": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+    unit = text[len(number) :].rstrip("B")
+    if unit.endswith("I"):
+        return float(number) * 1024 ** ("KMGT".index(unit[0]) + 1)
+    return float(number) * units.get(unit, 1)
+
+
+def load_table(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema,
+               inputs: list[InputFile], read, bad: BadLines) -> None:
+    """Stream every input's batches into one DuckDB table, keeping the reader's error typed."""
+    failure: list[BaseException] = []
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from read_inputs(inputs, bad, read)
+        except BaseException as error:  # re-raised below, outside DuckDB
+            failure.append(error)
+
+    reader = pa.RecordBatchReader.from_batches(schema, batches())
+    con.register("_incoming", reader)
+    configured = memory_limit()
+    lowered = bool(inputs) and size_bytes(LOAD_MEMORY_LIMIT) < size_bytes(configured)
+    if lowered:
+        con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
+    try:
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM _incoming")
+    except duckdb.Error:
+        if not failure:
+            raise
+    finally:
+        con.unregister("_incoming")
+        if lowered:
+            con.execute(f"SET memory_limit = '{configured}'")
+    if failure:
+        raise failure[0]
+
+
+def create_views(
+    con: duckdb.DuckDBPyConnection, snapshots: list[InputFile], spool_files: Sequence[str] = ()
+) -> str:
+    """Create the views ``events`` and ``alerts`` over the tables ``loaded_alerts``, the
+    ``spool_files`` (``spool.Spool``: the loaded events) and the ``snapshots``' files;
+    returns ``events``' SQL as DuckDB keeps it."""
+    from .sources.snapshot_dir import alerts_file, event_files
+
+    event_parts = ["SELECT * FROM loaded_events"]
+    alert_parts = ["SELECT * FROM loaded_alerts"]
+    for snap in snapshots:
+        files = event_files(snap.path)
+        if files:
+            event_parts.append(f"SELECT * FROM read_parquet({sql_list(files)})")
+        alerts = alerts_file(snap.path)
+        if alerts:
+            alert_parts.append(f"SELECT * FROM read_parquet({sql_list([alerts])})")
+    if spool_files:
+        con.execute("CREATE VIEW loaded_events AS " + union_files(list(spool_files)))
+    else:
+        con.register("_empty_events", EVENT_SCHEMA.empty_table())
+        try:
+            con.execute("CREATE TABLE loaded_events AS SELECT * FROM _empty_events")
+        finally:
+            con.unregister("_empty_events")
+    columns = ", ".join(f'"{name}"' for name in EVENT_SCHEMA.names)
+    con.execute(
+        f"CREATE VIEW events AS SELECT {columns} FROM ("
+        + " UNION ALL BY NAME ".join(event_parts)
+        + ")"
+    )
+    alert_columns = ", ".join(f'"{name}"' for name in ALERT_SCHEMA.names)
+    con.execute(
+        f"CREATE VIEW alerts AS SELECT {alert_columns} FROM ("
+        + " UNION ALL BY NAME ".join(alert_parts)
+        + ")"
+    )
+    return view_sql(con, "events")
+
+
+def view_sql(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """The SQL of view ``name`` as DuckDB keeps it (to notice a view replaced later)."""
+    rows = con.execute(
+        "SELECT sql FROM duckdb_views() WHERE view_name = $name AND NOT internal",
+        {"name": name},
+    ).fetchall()
+    return rows[0][0] if len(rows) == 1 else None
+
+
+def union_files(files: list[str]) -> str:
+    """SELECT of the files' rows, file after file (in order when the connection preserves
+    insertion order). ``union_by_name`` makes DuckDB read every file's statistics, so a
+    column without NULLs stays NOT NULL (required) when written out again."""
+    return f"SELECT * FROM read_parquet({sql_list(files)}, union_by_name = true)"
+
+
+def sql_list(paths: list[str]) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+
+
+def confine(con: duckdb.DuckDBPyConnection, files: list[str], directories: list[str]) -> None:
+    """Let ``con`` read and write only ``files`` and under ``directories``, for good."""
+    paths = [name for path in files for name in (path, os.path.abspath(path))]
+    con.execute(f"SET allowed_directories = {sql_list(directories)}")
+    if paths:
+        con.execute(f"SET allowed_paths = {sql_list(paths)}")
+    con.execute("SET enable_external_access = false")
+
+
+#: What a confined twin copies of a snapshot's connection, in order: views by their SQL,
+#: tables (the loaded alerts, an empty loaded_events) by their rows.
+_TWIN_RELATIONS = ("loaded_events", "loaded_alerts", "events", "alerts", "unique_events")
+
+
+def confined_twin(con: duckdb.DuckDBPyConnection, files: list[str]) -> duckdb.DuckDBPyConnection:
+    """A new connection holding ``con``'s views over the same files, confined to them
+    (DuckDB's file access is per database, and confining ``con`` itself is for good)."""
+    views = dict(con.execute(
+        "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND view_name IN "
+        "$names", {"names": list(_TWIN_RELATIONS)}).fetchall())
+    twin = connect()
+    for name in _TWIN_RELATIONS:
+        if name in views:
+            twin.execute(views[name])
+        elif name != "unique_events":  # a table of con's (small: alerts, or empty events)
+            twin.register("_rows", con.sql(f"SELECT * FROM {name}").to_arrow_table())
+            try:
+                twin.execute(f"CREATE TABLE {name} AS SELECT * FROM _rows")
+            finally:
+                twin.unregister("_rows")
+    plan = con.sql("SELECT comment FROM duckdb_views() WHERE view_name = 'unique_events' "
+                   "AND temporary").fetchall()
+    if plan and plan[0][0] in ("plain", "dedupe"):
+        twin.execute(f"COMMENT ON VIEW unique_events IS '{plan[0][0]}'")
+    spill = twin.sql("SELECT current_setting('temp_directory')").fetchall()[0][0]
+    confine(twin, files, [spill])
+    return twin
+
+
