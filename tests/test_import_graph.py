@@ -23,14 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 KNOWN_CYCLES: set[frozenset[str]] = {
     frozenset(f"{PACKAGE}.{name}" for name in names)
     for names in (
-        ("chain.clean", "chain.verify"),  # verify <-> clean (chain/ branch)
         ("sources._io", "sources.snapshot_dir", "sources._parquet"),  # sources/ branch
         ("sources._lines", "sources._parallel"),  # sources/ branch
-        # Snapshot.verify -> chain.files.SnapshotDigests, chain.files -> open_sources:
-        # both edges are the Verifier branch's (chain/files.py, Snapshot.verify). It goes
-        # when chain/ opens sources with loading.load_sources (con, inputs, bad), which
-        # imports nothing of snapshot or chain, instead of snapshot.open_sources.
-        ("snapshot", "chain.files"),
     )
 }
 

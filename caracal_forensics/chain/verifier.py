@@ -25,9 +25,6 @@ if TYPE_CHECKING:  # not imported to run: the paths entry starts before pyarrow 
     from ..sources import InputFile
     from .digest import Progress
 
-ON_BAD_LINE = ("error", "skip")
-
-
 @dataclass(frozen=True)
 class Verifier:
     """What a verification needs besides the events, checked once when made.
@@ -52,11 +49,10 @@ class Verifier:
     max_findings: int = MAX_FINDINGS_PER_KIND
 
     def __post_init__(self) -> None:
-        from ..errors import UsageError
+        from ..errors import check_on_bad_line
         from ..keys import coerce_key
 
-        if self.on_bad_line not in ON_BAD_LINE:
-            raise UsageError(f"on_bad_line must be 'error' or 'skip', not {self.on_bad_line!r}")
+        check_on_bad_line(self.on_bad_line)
         set_ = object.__setattr__  # frozen: the normalised values, once
         set_(self, "key", coerce_key(self.key))
         if self.anchor is not None and not isinstance(self.anchor, Report):
@@ -161,13 +157,14 @@ class Verifier:
                     return report
             finally:
                 hashing.cancel()
-        from ..snapshot import open_sources
+        from ..loading import load_sources
         from .verify import verify
 
-        snap = open_sources(list(paths), on_bad_line=self.on_bad_line, exclude=self.exclude)
-        report = verify(snap.duckdb, key=self.key_bytes, zones=self._zone_list(),
+        # loaded below the Snapshot facade, which itself verifies through a Verifier
+        loaded = load_sources(list(paths), self.on_bad_line, exclude=self.exclude)
+        report = verify(loaded.con, key=self.key_bytes, zones=self._zone_list(),
                         anchor=self.anchor_report,
-                        recover_microseconds=self.recover_microseconds, inputs=snap.inputs,
+                        recover_microseconds=self.recover_microseconds, inputs=loaded.inputs,
                         progress=progress, max_findings=self.max_findings)
-        report.skipped_lines = snap.skipped_lines
+        report.skipped_lines = loaded.bad.count
         return report
