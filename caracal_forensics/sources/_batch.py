@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from dataclasses import field as _field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..model import ALERT_SCHEMA, EVENT_SCHEMA, UTC_MICROS
+from ._io import max_line_bytes
 
 #: Rows per batch of the row readers, and lines per block of the JSON lines C reader. 16,384
 #: lines of a 1 KB export make 16 MB blocks whose read buffers are reused: with 65,536 the
@@ -27,11 +29,13 @@ _TIMESTAMP_CACHE: dict[str, int] = {}
 
 @dataclass
 class BadLines:
-    """What to do with a malformed row, and how many were skipped."""
+    """What to do with a malformed row, and how many were skipped; ``max_line``: the
+    longest line (JSON document, CSV record) accepted, in bytes (``_io.max_line_bytes``)."""
 
     skip: bool = False
     count: int = 0
     first: str | None = None
+    max_line: int = _field(default_factory=max_line_bytes)
 
     def handle(self, error: InputError) -> None:
         """Raise the error, or count it when skipping."""

@@ -26,6 +26,39 @@ LOOSE_SUFFIXES = (".txt", ".log")
 DATA_SUFFIXES = EXPORT_SUFFIXES + LOOSE_SUFFIXES
 COMPRESSED_SUFFIXES = (".gz", ".zst", ".zstd")
 
+#: The environment variable that sets the longest line (or JSON document, or CSV record)
+#: a reader accepts, in bytes (``16MiB``, ``1048576``, ``64K``).
+MAX_LINE_ENV = "CARACAL_FORENSICS_MAX_LINE_BYTES"
+#: The default: far beyond any real event (a few KB), small enough that a hostile line
+#: cannot take the machine's memory.
+DEFAULT_MAX_LINE_BYTES = 16 << 20
+_UNITS = {"": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+          "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+
+
+def max_line_bytes() -> int:
+    """The longest line, JSON document or CSV record a reader accepts: $CARACAL_FORENSICS_
+    MAX_LINE_BYTES, else 16 MiB. Read here only, so every reader bounds its memory alike."""
+    import re
+
+    from ..errors import UsageError
+
+    configured = os.environ.get(MAX_LINE_ENV, "").strip()
+    if not configured:
+        return DEFAULT_MAX_LINE_BYTES
+    match = re.fullmatch(r"([0-9]+)\s*([a-zA-Z]*)", configured)
+    unit = _UNITS.get(match.group(2).lower()) if match else None
+    if match is None or unit is None or int(match.group(1)) * unit < 1:
+        raise UsageError(f"{MAX_LINE_ENV} must be a positive number of bytes (such as "
+                         f"16MiB or 1048576), not {configured[:40]!r}")
+    return int(match.group(1)) * unit
+
+
+def too_long(path: str, limit: int, where: str | None, what: str = "a line") -> InputError:
+    """The error of a line (or document, record) past the maximum: read no further."""
+    return InputError(path, f"{what} longer than the maximum of {limit:,} bytes (raise it "
+                      f"with {MAX_LINE_ENV} if it is genuine)", where)
+
 
 def compression_of(path: str) -> str | None:
     """'gzip', 'zstd' or None, from the file's first bytes (not its name)."""

@@ -21,7 +21,7 @@ from ..jsonb import JsonbNumber, dumps, loads
 from ..model import EVENT_SCHEMA, UTC_MICROS
 from . import _batch
 from ._batch import BadLines, parse_timestamps, rows_to_batches
-from ._io import FileDigest, open_binary
+from ._io import FileDigest, open_binary, too_long
 
 _INTEGER = re.compile(r"-?[0-9]+")
 
@@ -30,14 +30,25 @@ class RowError(ValueError):
     """A row that parsed as JSON but does not fit the shape (the message says why)."""
 
 
-def numbered_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, raw line) of a possibly compressed file, split on b"\\n"."""
+def numbered_lines(path: str, bad: BadLines) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw line) of a possibly compressed file, split on b"\\n". A
+    line longer than ``bad.max_line`` is never held whole: it is refused, or skipped (read
+    past in small pieces) and counted, as ``bad`` says."""
     number = 0
+    limit = bad.max_line
     try:
         with open_binary(path) as stream:
-            for raw in stream:
+            readline = stream.readline
+            while raw := readline(limit + 1):
                 number += 1
+                if len(raw) > limit and not raw.endswith(b"\n"):
+                    bad.handle(too_long(path, limit, f"line {number}"))
+                    while raw and not raw.endswith(b"\n"):
+                        raw = readline(1 << 16)
+                    continue
                 yield number, raw
+    except InputError:
+        raise
     except Exception as error:  # OSError, EOFError, zstd errors: a cut-off compressed stream
         raise InputError(
             path, f"truncated or unreadable compressed data: {error}", f"line {number + 1}"
@@ -80,7 +91,12 @@ def _python_rows(path: str, shape: str, bad: BadLines) -> Callable[[int, bytes],
     line, or a bad one that ``bad`` skips; ``bad`` raises otherwise)."""
     parse_row = _row_parser(shape)
 
+    limit = bad.max_line
+
     def python_row(line: int, raw: bytes) -> dict | None:
+        if len(raw) > limit and len(raw) - raw.endswith(b"\n") > limit:
+            bad.handle(too_long(path, limit, f"line {line}"))
+            return None
         if not raw.strip():
             return None
         obj = _parse_line(path, line, raw, bad)
@@ -209,32 +225,52 @@ class Piece:
     error: BaseException | None = None
 
 
+class _LongLine:
+    """In place of a block's bytes: one line longer than the maximum, never read whole."""
+
+
+#: What ``_parallel.line_blocks`` yields as the data of such a line.
+LONG_LINE = _LongLine()
+
+
 def parse_block(
     path: str,
     shape: str,
     spec: tuple,
     skip: bool,
+    max_line: int,
     schema: pa.Schema,
     timestamp_fields: tuple[str, ...],
-    data: bytes | memoryview,
+    data: bytes | memoryview | _LongLine,
     start: int,
     end: int,
     first_line: int,
 ) -> Piece:
     """The rows of the whole lines ``data[start:end]`` (numbered from ``first_line``): the
     kernel appends the plain valid ones without the GIL; each other line goes through the
-    Python path, exactly as ``parse_lines`` treats it. Safe to run on several threads."""
+    Python path, exactly as ``parse_lines`` treats it. Safe to run on several threads.
+    ``LONG_LINE`` as ``data``: line ``first_line`` is past ``max_line``, refused or skipped."""
     from .. import jsonb_native
 
-    bad = BadLines(skip=skip)
+    bad = BadLines(skip=skip, max_line=max_line)
+    if data is LONG_LINE:
+        error: BaseException | None = None
+        try:
+            bad.handle(too_long(path, max_line, f"line {first_line}"))
+        except InputError as failure:
+            error = failure
+        return Piece(0, {}, pa.array([], pa.int64()), skipped=bad.count,
+                     first_skipped=bad.first, error=error)
+    assert not isinstance(data, _LongLine)
     python_row = _python_rows(path, shape, bad)
     builder = jsonb_native.columns(spec)
     names = jsonb_native.field_names(spec)
     overflow: list[tuple[int, str, int]] = []
-    error: BaseException | None = None
+    error = None
     pos, line = start, first_line
     while True:
-        pos, line, stopped = builder.add_block(data, pos, end, line)  # type: ignore[attr-defined]
+        pos, line, stopped = builder.add_block(  # type: ignore[attr-defined]
+            data, pos, end, line, max_line)
         if not stopped:
             break
         stop, _ = jsonb_native.find_lines(data, pos, end, 1)
@@ -441,14 +477,15 @@ def read_json_lines(
     spec = _native_spec(shape, schema, timestamp_fields)
     if spec:
         parse = functools.partial(
-            parse_block, path, shape, spec, bad.skip, schema, timestamp_fields
+            parse_block, path, shape, spec, bad.skip, bad.max_line, schema, timestamp_fields
         )
         return batches_from_pieces(
-            native_pieces(path, parse, tap), path, bad, shape, schema, timestamp_fields
+            native_pieces(path, parse, tap, bad.max_line), path, bad, shape, schema,
+            timestamp_fields
         )
     if parallel_worth_it(path):
         return read_json_lines_parallel(path, bad, shape, schema, timestamp_fields)
-    return parse_lines(path, numbered_lines(path), bad, shape, schema, timestamp_fields)
+    return parse_lines(path, numbered_lines(path, bad), bad, shape, schema, timestamp_fields)
 
 
 # --- field helpers shared by the JSON shapes -------------------------------------------

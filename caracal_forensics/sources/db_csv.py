@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 from ..errors import InputError
 from ..model import EVENT_SCHEMA, TABLE_COLUMNS, UTC_MICROS, Shape
 from ._batch import BadLines, absent_list, assemble_events, lines_from
-from ._io import FileDigest, open_binary
+from ._io import FileDigest, open_binary, too_long
 
 SHAPE = Shape.DB_CSV
 #: 4 MiB blocks: verify of 1M events 2.2 -> 2.0 s against 1 MiB (fewer, larger batches
@@ -86,10 +86,13 @@ def read(path: str, bad: BadLines, header: list[str], tap: FileDigest | None = N
     yield from _sequential(path, bad, header, present, absent, done)
 
 
-def _open(stream, header: list[str], present: list[str], threads: bool, on_invalid):
+def _open(stream, header: list[str], present: list[str], threads: bool, on_invalid,
+          block_size: int = BLOCK_SIZE):
+    # Arrow holds a record in at most two blocks: a longer one is "straddling" (an error),
+    # so no record takes more memory than that.
     return pacsv.open_csv(
         stream,
-        read_options=pacsv.ReadOptions(use_threads=threads, block_size=BLOCK_SIZE),
+        read_options=pacsv.ReadOptions(use_threads=threads, block_size=block_size),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             column_types={name: pa.string() for name in header},
@@ -144,9 +147,11 @@ def _sequential(
         return "skip" if bad.skip else "error"
 
     stream = open_binary(path)
+    next_line = 2
     try:
-        reader = _open(stream, header, present, False, on_invalid)
-        next_line = 2
+        # blocks as large as the longest record accepted, so that every such record fits
+        reader = _open(stream, header, present, False, on_invalid,
+                       max(BLOCK_SIZE, bad.max_line))
         handled = 0  # short rows of the first block are seen while opening the reader
         pending: set[int] = set()  # lines of skipped rows not yet passed
         while True:
@@ -186,6 +191,8 @@ def _sequential(
     except (OSError, EOFError) as error:
         raise InputError(path, f"truncated or unreadable compressed data: {error}") from None
     except pa.ArrowInvalid as error:
+        if "straddling" in str(error):  # the record after those read spans two blocks
+            raise too_long(path, bad.max_line, f"line {next_line}", "a CSV record") from None
         if bad_rows:  # the row handler saw it first and knows the line
             line, problem = bad_rows[-1]
             raise InputError(path, problem, f"line {line}") from None
@@ -204,6 +211,15 @@ def _to_events(
     line_numbers: list[int] | None = None,
 ) -> pa.RecordBatch:
     """``line_numbers``: each record's line when skipped short rows leave gaps."""
+    long = _too_long(batch, bad.max_line)
+    if long is not None:  # refused, or skipped: the lines of the others are kept
+        numbers = (lines_from(first_line, batch.num_rows).to_pylist() if line_numbers is None
+                   else line_numbers)
+        for index in pc.indices_nonzero(long).to_pylist():
+            bad.handle(too_long(path, bad.max_line, f"line {numbers[index]}", "a CSV record"))
+        keep = pc.invert(long)
+        batch = batch.filter(keep)
+        line_numbers = [n for n, k in zip(numbers, keep.to_pylist(), strict=True) if k]
     rows = batch.num_rows
     if line_numbers is None:
         lines = lines_from(first_line, rows)
@@ -231,6 +247,22 @@ def _to_events(
             bad.handle(InputError(path, f"missing required field {name!r}", f"line {lines[index]}"))
         keep = pc.invert(missing) if keep is None else pc.and_(keep, pc.invert(missing))
     return batch_out if keep is None else batch_out.filter(keep)
+
+
+def _too_long(batch: pa.RecordBatch, limit: int) -> pa.Array | None:
+    """Which records' values add up to more than ``limit`` bytes (None if none do; only
+    counted when the whole batch is that large)."""
+    if batch.nbytes <= limit:
+        return None
+    total = None
+    for column in batch.columns:
+        if pa.types.is_string(column.type) or pa.types.is_binary(column.type):
+            length = pc.fill_null(pc.binary_length(column), 0)
+            total = length if total is None else pc.add(total, length)
+    if total is None:
+        return None
+    long = pc.greater(total, limit)
+    return long if pc.any(long).as_py() else None
 
 
 def _convert(
