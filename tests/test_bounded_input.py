@@ -241,3 +241,25 @@ def test_a_csv_record_past_the_limit_is_refused_or_skipped(tmp_path: Path) -> No
 def test_a_bad_limit_is_one_line(tmp_path: Path) -> None:
     code, _, err, _ = run_child("stats", "-s", EXPORT / "db.jsonl", env={ENV: "lots"})
     assert code == 2 and err.count("\n") == 1 and ENV in err and "Traceback" not in err, err
+
+
+def test_a_csv_record_longer_than_a_block_but_within_the_limit_is_read(
+        tmp_path: Path, monkeypatch) -> None:
+    """Arrow holds a record in two blocks at most: one longer is read again from there
+    with blocks as large as the limit (the blocks stay small otherwise), a short row
+    before it counted once."""
+    from caracal_forensics.sources import db_csv
+
+    monkeypatch.setattr(db_csv, "BLOCK_SIZE", 4096)
+    rows = (EXPORT / "db.csv").read_bytes().splitlines(keepends=True)
+    fields = rows[40].split(b",")
+    long = b",".join(fields[:3] + [b"b" * 50_000] + fields[4:])
+    path = tmp_path / "db.csv"
+    path.write_bytes(b"".join(rows[:10]) + b"short,row\n" + b"".join(rows[10:40]) + long
+                     + b"".join(rows[41:60]))
+    lines, skipped = _read(path, True, 100_000)
+    assert skipped == 1
+    assert lines == [n for n in range(2, 62) if n != 11]
+    lines, skipped = _read(path, True, 40_000)  # past the limit: skipped too
+    assert skipped == 2
+    assert lines == [n for n in range(2, 62) if n not in (11, 42)]

@@ -83,16 +83,16 @@ def read(path: str, bad: BadLines, header: list[str], tap: FileDigest | None = N
                 done += rows
         if complete:
             return
-    yield from _sequential(path, bad, header, present, absent, done)
+    yield from _sequential(path, bad, header, present, absent, done + 2)
 
 
 def _open(stream, header: list[str], present: list[str], threads: bool, on_invalid,
-          block_size: int = BLOCK_SIZE):
+          block_size: int | None = None):
     # Arrow holds a record in at most two blocks: a longer one is "straddling" (an error),
     # so no record takes more memory than that.
     return pacsv.open_csv(
         stream,
-        read_options=pacsv.ReadOptions(use_threads=threads, block_size=block_size),
+        read_options=pacsv.ReadOptions(use_threads=threads, block_size=block_size or BLOCK_SIZE),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             column_types={name: pa.string() for name in header},
@@ -125,6 +125,8 @@ def _parallel(path: str, header: list[str], present: list[str], tap: FileDigest 
                 if tap is not None:
                     tap.finish()
                 return
+            except InputError:  # the file changed while it was read: no second reading
+                raise
             except Exception:
                 yield None
                 return
@@ -134,11 +136,18 @@ def _parallel(path: str, header: list[str], present: list[str], tap: FileDigest 
 
 
 def _sequential(
-    path: str, bad: BadLines, header: list[str], present: list[str], absent: str | None, done: int
+    path: str, bad: BadLines, header: list[str], present: list[str], absent: str | None,
+    from_line: int, block_size: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """One thread, with the line of every short row; the first ``done`` records (all
-    good, already delivered by the fast path) are passed over."""
+    """One thread, with the line of every short row; the records before ``from_line``
+    (already delivered, their bad rows handled) are passed over. A record longer than a
+    block (Arrow's "straddling" object) makes it read again from that record with blocks
+    as large as the longest record accepted, and one longer still is refused."""
+    import bisect
+
     bad_rows: list[tuple[int, str]] = []
+    block_size = block_size or BLOCK_SIZE
+    longer = False
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         bad_rows.append(
@@ -149,9 +158,7 @@ def _sequential(
     stream = open_binary(path)
     next_line = 2
     try:
-        # blocks as large as the longest record accepted, so that every such record fits
-        reader = _open(stream, header, present, False, on_invalid,
-                       max(BLOCK_SIZE, bad.max_line))
+        reader = _open(stream, header, present, False, on_invalid, block_size)
         handled = 0  # short rows of the first block are seen while opening the reader
         pending: set[int] = set()  # lines of skipped rows not yet passed
         while True:
@@ -160,7 +167,8 @@ def _sequential(
             except StopIteration:
                 break
             for line, problem in bad_rows[handled:]:
-                bad.handle(InputError(path, problem, f"line {line}"))
+                if line >= from_line:
+                    bad.handle(InputError(path, problem, f"line {line}"))
                 pending.add(line)
             handled = len(bad_rows)
             rows = batch.num_rows
@@ -176,7 +184,10 @@ def _sequential(
                         numbers.append(line)
                     line += 1
                 end = line
-            passed = min(rows, max(0, done + 2 - next_line))
+            if numbers is None:
+                passed = min(rows, max(0, from_line - next_line))
+            else:
+                passed = bisect.bisect_left(numbers, from_line)
             if passed < rows:
                 yield _to_events(
                     batch.slice(passed) if passed else batch,
@@ -192,13 +203,20 @@ def _sequential(
         raise InputError(path, f"truncated or unreadable compressed data: {error}") from None
     except pa.ArrowInvalid as error:
         if "straddling" in str(error):  # the record after those read spans two blocks
-            raise too_long(path, bad.max_line, f"line {next_line}", "a CSV record") from None
-        if bad_rows:  # the row handler saw it first and knows the line
+            if block_size >= bad.max_line:
+                raise too_long(path, bad.max_line, f"line {next_line}", "a CSV record"
+                               ) from None
+            longer = True
+        elif bad_rows:  # the row handler saw it first and knows the line
             line, problem = bad_rows[-1]
             raise InputError(path, problem, f"line {line}") from None
-        raise InputError(path, f"malformed CSV: {_short(error)}") from None
+        else:
+            raise InputError(path, f"malformed CSV: {_short(error)}") from None
     finally:
         stream.close()
+    if longer:
+        yield from _sequential(path, bad, header, present, absent, max(from_line, next_line),
+                               max(block_size, bad.max_line))
 
 
 def _to_events(
