@@ -80,6 +80,10 @@ def scan(paths: list[str], fingerprint: bool = True) -> list[InputFile]:
         if real in seen:
             continue
         seen.add(real)
+        try:  # before anything of it is read (detection too)
+            states = file_states(path)
+        except InputError:
+            states = None  # detection says what is wrong with it
         try:
             shape = detect_shape(path)
         except InputError:
@@ -87,7 +91,8 @@ def scan(paths: list[str], fingerprint: bool = True) -> list[InputFile]:
                 raise
             continue
         rows = check_snapshot(path) if shape == Shape.SNAPSHOT else 0
-        states = file_states(path)  # before it is read or fingerprinted
+        if states is None:
+            states = file_states(path)
         size, digest = _fingerprint(path, shape) if fingerprint else (0, "")
         found.append(InputFile(path=path, shape=shape, bytes=size, sha256=digest, rows=rows,
                                states=states))

@@ -81,7 +81,8 @@ def open_binary(path: str, tap: FileDigest | None = None) -> BinaryIO:
     file ended where it did when it was opened (``_Watched``): one truncated, grown or
     rewritten meanwhile is an InputError, not half its events."""
     kind = compression_of(path)
-    raw = _Watched(path, tap)
+    # buffered in C: the decompressors' small reads do not each call _Watched
+    raw = io.BufferedReader(_Watched(path, tap), 1 << 17)
     if kind == "gzip":
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if kind == "zstd":
@@ -89,7 +90,7 @@ def open_binary(path: str, tap: FileDigest | None = None) -> BinaryIO:
 
         reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
         return io.BufferedReader(reader)  # type: ignore[arg-type]
-    return io.BufferedReader(raw, 1 << 17)  # type: ignore[return-value]
+    return raw  # type: ignore[return-value]
 
 
 # --- a file that changes while it is read --------------------------------------------
