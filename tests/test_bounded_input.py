@@ -263,3 +263,25 @@ def test_a_csv_record_longer_than_a_block_but_within_the_limit_is_read(
     lines, skipped = _read(path, True, 40_000)  # past the limit: skipped too
     assert skipped == 2
     assert lines == [n for n in range(2, 62) if n not in (11, 42)]
+
+
+def test_batches_of_long_lines_hold_fewer_rows(tmp_path: Path, reader: str, monkeypatch) -> None:
+    """Lines under the limit but long: a batch ends at BATCH_BYTES (the kernel's blocks at
+    MAX_READ_BYTES), not only at 16,384 rows, so 16,384 lines of 16 MiB are never one."""
+    from caracal_forensics.sources import _batch, _parallel
+
+    monkeypatch.setattr(_batch, "BATCH_BYTES", 1 << 20)
+    monkeypatch.setattr(_parallel, "MAX_READ_BYTES", 1 << 20)
+    event = json.loads(GOOD[3])
+    event["metadata_json"]["pad"] = "p" * 300_000  # kept: the batches hold it
+    line = json.dumps(event).encode() + b"\n"
+    path = tmp_path / "db.jsonl"
+    path.write_bytes(b"".join(GOOD[:3]) + line * 30 + b"".join(GOOD[4:7]))
+    source = scan([str(path)])[0]
+    sizes, lines = [], []
+    for batch in read_events(source, BadLines(max_line=400_000)):
+        sizes.append(batch.nbytes)
+        lines += batch.column("source_line").to_pylist()
+    assert lines == list(range(1, 37))
+    # at most BATCH_BYTES and one block (of MAX_READ_BYTES) more: 9 MB in 4 batches or more
+    assert max(sizes) < 3 << 20 and len(sizes) >= 4, sizes

@@ -144,10 +144,13 @@ def parse_lines(
     """Record batches from numbered JSON lines of one shape (see ``ROW_PARSERS``)."""
     python_row = _python_rows(path, shape, bad)
 
+    sizes: dict[int, int] = {}  # id(row) -> its line's bytes, until it is batched
+
     def rows() -> Iterator[dict]:
         for line, raw in lines:
             row = python_row(line, raw)
             if row is not None:
+                sizes[id(row)] = len(raw)
                 yield row
 
     def native_batches(spec: tuple) -> Iterator[pa.RecordBatch]:
@@ -163,6 +166,7 @@ def parse_lines(
         constants = _constants(path, shape)
         numbers: list[int] = []
         batch_rows = _batch.BATCH_ROWS  # read now: tests make it small
+        batch_bytes, size = _batch.BATCH_BYTES, 0
         overflow: list[tuple[int, str, int]] = []
 
         def batch() -> pa.RecordBatch:
@@ -181,9 +185,10 @@ def parse_lines(
                     continue
                 _add_python_row(builder, names, row, line, overflow)
             numbers.append(line)
-            if len(numbers) >= batch_rows:
+            size += len(raw)
+            if len(numbers) >= batch_rows or size >= batch_bytes:
                 yield batch()
-                numbers = []
+                numbers, size = [], 0
         if numbers:
             yield batch()
 
@@ -191,7 +196,8 @@ def parse_lines(
     if spec:
         yield from native_batches(spec)
     else:
-        yield from rows_to_batches(rows(), path, schema, timestamp_fields)
+        yield from rows_to_batches(rows(), path, schema, timestamp_fields,
+                                   size_of=lambda row: sizes.pop(id(row)))
 
 
 def _constants(path: str, shape: str) -> dict[str, object]:
@@ -311,7 +317,7 @@ def batches_from_pieces(
 ) -> Iterator[pa.RecordBatch]:
     """Batches of exactly BATCH_ROWS rows (the last fewer) from pieces in file order, as
     ``parse_lines`` cuts them; a piece's error is raised after the full batches before it."""
-    batch_rows = _batch.BATCH_ROWS
+    batch_rows, batch_bytes = _batch.BATCH_ROWS, _batch.BATCH_BYTES
     constants = _constants(path, shape)
     queue: deque[tuple[Piece, int]] = deque()  # (piece, first row not yet taken)
     queued = 0
@@ -353,10 +359,21 @@ def batches_from_pieces(
             queued += piece.rows
         while queued >= batch_rows:
             yield take(batch_rows)
+        if queued and _queued_bytes(queue) >= batch_bytes:  # long lines: fewer rows
+            yield take(queued)
         if piece.error is not None:
             raise piece.error
     if queued:
         yield take(queued)
+
+
+def _queued_bytes(queue: deque[tuple[Piece, int]]) -> int:
+    """About the bytes of the rows not yet taken (a piece's columns, pro rata)."""
+    total = 0
+    for piece, offset in queue:
+        size = sum(column.nbytes for column in piece.columns.values())
+        total += size * (piece.rows - offset) // piece.rows
+    return total
 
 
 def _concat_parts(arrays: list[pa.Array], parts: list[tuple[Piece, int, int]]) -> pa.Array:
