@@ -142,15 +142,20 @@ def _read(path: Path, skip: bool, limit: int) -> tuple[list[int], int]:
     return lines, bad.count
 
 
-@pytest.fixture(params=["kernel", "python"])
+@pytest.fixture(params=["kernel", "python", "processes"])
 def reader(request, monkeypatch) -> str:
-    """Both JSON lines paths: the C kernel's blocks and the Python line reader."""
+    """Every JSON lines path: the C kernel's blocks, the Python line reader, and the
+    worker processes that parse blocks of lines without the kernel."""
     from caracal_forensics import jsonb_native
+    from caracal_forensics.sources import _parallel
 
-    if request.param == "python":
-        monkeypatch.setattr(jsonb_native, "AVAILABLE", False)
-    elif not jsonb_native.AVAILABLE:
+    if request.param == "kernel" and not jsonb_native.AVAILABLE:
         pytest.skip("the C kernel is not built")
+    if request.param != "kernel":
+        monkeypatch.setattr(jsonb_native, "AVAILABLE", False)
+    if request.param == "processes":
+        monkeypatch.setattr(_parallel, "PARALLEL_MIN_BYTES", 0)
+        monkeypatch.setenv(_parallel.WORKERS_ENV, "2")
     return request.param
 
 
@@ -267,11 +272,13 @@ def test_a_csv_record_longer_than_a_block_but_within_the_limit_is_read(
 
 def test_batches_of_long_lines_hold_fewer_rows(tmp_path: Path, reader: str, monkeypatch) -> None:
     """Lines under the limit but long: a batch ends at BATCH_BYTES (the kernel's blocks at
-    MAX_READ_BYTES), not only at 16,384 rows, so 16,384 lines of 16 MiB are never one."""
+    MAX_READ_BYTES, the worker processes' at BLOCK_BYTES), not only at 16,384 rows, so
+    16,384 lines of 16 MiB are never one batch."""
     from caracal_forensics.sources import _batch, _parallel
 
     monkeypatch.setattr(_batch, "BATCH_BYTES", 1 << 20)
     monkeypatch.setattr(_parallel, "MAX_READ_BYTES", 1 << 20)
+    monkeypatch.setattr(_parallel, "BLOCK_BYTES", 1 << 20)  # the worker processes' blocks
     event = json.loads(GOOD[3])
     event["metadata_json"]["pad"] = "p" * 300_000  # kept: the batches hold it
     line = json.dumps(event).encode() + b"\n"

@@ -82,14 +82,19 @@ def _jsonl(tmp_path: Path, name: str = "db.jsonl") -> Path:
     return _write(tmp_path / name, _repeat(LINES, 20))
 
 
-@pytest.fixture(params=["kernel", "python"])
+@pytest.fixture(params=["kernel", "python", "processes"])
 def reader(request, monkeypatch) -> str:
+    """Every JSON lines path (see test_bounded_input.reader)."""
     from caracal_forensics import jsonb_native
 
-    if request.param == "python":
-        monkeypatch.setattr(jsonb_native, "AVAILABLE", False)
-    elif not jsonb_native.AVAILABLE:
+    if request.param == "kernel" and not jsonb_native.AVAILABLE:
         pytest.skip("the C kernel is not built")
+    if request.param != "kernel":
+        monkeypatch.setattr(jsonb_native, "AVAILABLE", False)
+    if request.param == "processes":
+        monkeypatch.setattr(_parallel, "PARALLEL_MIN_BYTES", 0)
+        monkeypatch.setattr(_parallel, "BLOCK_BYTES", 64 << 10)
+        monkeypatch.setenv(_parallel.WORKERS_ENV, "2")
     return request.param
 
 
