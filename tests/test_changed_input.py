@@ -55,6 +55,10 @@ def _repeat(lines: list[bytes], times: int) -> bytes:
 def _write(path: Path, data: bytes) -> Path:
     if path.suffix == ".gz":
         data = gzip.compress(data, compresslevel=1, mtime=0)
+    elif path.suffix == ".zst":
+        import zstandard
+
+        data = zstandard.ZstdCompressor(level=1).compress(data)
     path.write_bytes(data)
     return path
 
@@ -98,7 +102,7 @@ def reader(request, monkeypatch) -> str:
     return request.param
 
 
-@pytest.mark.parametrize("name", ["db.jsonl", "db.jsonl.gz"])
+@pytest.mark.parametrize("name", ["db.jsonl", "db.jsonl.gz", "db.jsonl.zst"])
 def test_json_lines_truncated_while_read(tmp_path: Path, reader: str, name: str) -> None:
     path = _jsonl(tmp_path, name)
     size = path.stat().st_size
