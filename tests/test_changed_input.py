@@ -305,3 +305,19 @@ def test_a_file_truncated_while_the_cli_reads_it(tmp_path: Path, command, name: 
     assert f"{size:,}" in err, err
     assert "INTACT" not in stdout and "wrote" not in stdout
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_snapshot_part_changed_before_its_fingerprint_is_handed_over(tmp_path: Path) -> None:
+    """Parts DuckDB (or verify's row groups) read straight: the fingerprints are handed
+    over only for files still as they were found."""
+    out = tmp_path / "snap"
+    cf.open(str(EXPORT / "db.jsonl")).ingest(str(out))
+    inputs = scan([str(out)], fingerprint=False)
+    hashing = Fingerprints(inputs)
+    part = sorted((out / "events").glob("*.parquet"))[0]
+    with part.open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(InputError, match="changed while it was read") as caught:
+        hashing.wait()
+    hashing.cancel()
+    assert caught.value.path == str(part)

@@ -153,7 +153,8 @@ class Fingerprints:
             self._error = error
 
     def wait(self) -> None:
-        """Block until every input is hashed; fill in ``bytes`` and ``sha256``."""
+        """Block until every input is hashed; fill in ``bytes`` and ``sha256``, once every
+        input is still as it was when found (else the InputError of ``check_unchanged``)."""
         self._thread.join()
         if self._error is not None:
             if isinstance(self._error, OSError):
@@ -176,6 +177,10 @@ class Fingerprints:
                 check_unchanged(source.states, found[0])
             self._results[index] = found
         for index, source in enumerate(self._inputs):
+            if source.states is not None:
+                # read (a snapshot's parts by DuckDB or verify's row groups too) and
+                # hashed: the fingerprints handed over are of the files as they still are
+                check_unchanged(source.states)
             source.bytes, source.sha256 = self._results[index]
 
     def cancel(self) -> None:
