@@ -21,8 +21,9 @@ import pytest
 from tail_helpers import EXPORT, KEY_FILE
 
 from caracal_forensics.errors import InputError
-from caracal_forensics.sources import BadLines, read_events, scan
+from caracal_forensics.sources import BadLines, read_alerts, read_events, scan
 
+ROOT = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
 #: Peak resident memory allowed to a child reading a hostile file.
 PEAK = 1 << 30
@@ -292,3 +293,17 @@ def test_batches_of_long_lines_hold_fewer_rows(tmp_path: Path, reader: str, monk
     assert lines == list(range(1, 37))
     # at most BATCH_BYTES and one block (of MAX_READ_BYTES) more: 9 MB in 4 batches or more
     assert max(sizes) < 3 << 20 and len(sizes) >= 4, sizes
+
+
+def test_an_alerts_csv_record_past_the_limit_is_refused_or_skipped(tmp_path: Path) -> None:
+    rows = (ROOT / "fixtures" / "export" / "alerts.csv").read_bytes().splitlines(keepends=True)
+    fields = rows[1].rstrip(b"\n").split(b",")
+    long = b",".join(fields[:4] + [b'"' + b"d" * 50_000 + b'"'] + fields[5:]) + b"\n"
+    path = tmp_path / "alerts.csv"
+    path.write_bytes(rows[0] + long + b"".join(rows[1:]))
+    source = scan([str(path)])[0]
+    with pytest.raises(InputError, match="line 2: a CSV record longer than the maximum"):
+        list(read_alerts(source, BadLines(max_line=10_000)))
+    bad = BadLines(skip=True, max_line=10_000)
+    got = sum(batch.num_rows for batch in read_alerts(source, bad))
+    assert bad.count == 1 and got == len(rows) - 1

@@ -116,6 +116,23 @@ def _columnise(
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+def long_rows(batch: pa.RecordBatch, limit: int) -> pa.Array | None:
+    """Which rows' values add up to more than ``limit`` bytes (None if none do; counted
+    only when the whole batch is that large): CSV records past the maximum line, which
+    Arrow holds when they fit in two of its blocks."""
+    if batch.nbytes <= limit:
+        return None
+    total = None
+    for column in batch.columns:
+        if pa.types.is_string(column.type) or pa.types.is_binary(column.type):
+            length = pc.fill_null(pc.binary_length(column), 0)
+            total = length if total is None else pc.add(total, length)
+    if total is None:
+        return None
+    long = pc.greater(total, limit)
+    return long if pc.any(long).as_py() else None
+
+
 def empty_alerts() -> pa.Table:
     return ALERT_SCHEMA.empty_table()
 

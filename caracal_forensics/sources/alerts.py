@@ -10,7 +10,7 @@ import pyarrow.csv as pacsv
 
 from ..errors import InputError
 from ..model import ALERT_SCHEMA, Shape
-from ._batch import BadLines, constant, lines_from
+from ._batch import BadLines, constant, lines_from, long_rows
 from ._io import open_binary, too_long
 from ._lines import RowError, read_json_lines, text_value, timestamp_text
 
@@ -70,6 +70,17 @@ def read_csv(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordB
         raise InputError(path, f"malformed CSV: {str(error).splitlines()[0][:200]}") from None
     finally:
         stream.close()
+    keep, offset = [], 0
+    for batch in table.to_batches():
+        long = long_rows(batch, bad.max_line)
+        if long is not None:
+            for index in pc.indices_nonzero(long).to_pylist():
+                where = f"line {2 + offset + index}"
+                bad.handle(too_long(path, bad.max_line, where, "a CSV record"))
+        keep.append(pc.invert(long) if long is not None else pa.repeat(True, batch.num_rows))
+        offset += batch.num_rows
+    if any(mask.false_count for mask in keep):  # skipped
+        table = table.filter(pa.chunked_array(keep, pa.bool_()))
     rows = table.num_rows
     out = []
     for field in ALERT_SCHEMA:

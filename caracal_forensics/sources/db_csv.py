@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 
 from ..errors import InputError
 from ..model import EVENT_SCHEMA, TABLE_COLUMNS, UTC_MICROS, Shape
-from ._batch import BadLines, absent_list, assemble_events, lines_from
+from ._batch import BadLines, absent_list, assemble_events, lines_from, long_rows
 from ._io import FileDigest, open_binary, too_long
 
 SHAPE = Shape.DB_CSV
@@ -229,7 +229,7 @@ def _to_events(
     line_numbers: list[int] | None = None,
 ) -> pa.RecordBatch:
     """``line_numbers``: each record's line when skipped short rows leave gaps."""
-    long = _too_long(batch, bad.max_line)
+    long = long_rows(batch, bad.max_line)
     if long is not None:  # refused, or skipped: the lines of the others are kept
         numbers = (lines_from(first_line, batch.num_rows).to_pylist() if line_numbers is None
                    else line_numbers)
@@ -265,22 +265,6 @@ def _to_events(
             bad.handle(InputError(path, f"missing required field {name!r}", f"line {lines[index]}"))
         keep = pc.invert(missing) if keep is None else pc.and_(keep, pc.invert(missing))
     return batch_out if keep is None else batch_out.filter(keep)
-
-
-def _too_long(batch: pa.RecordBatch, limit: int) -> pa.Array | None:
-    """Which records' values add up to more than ``limit`` bytes (None if none do; only
-    counted when the whole batch is that large)."""
-    if batch.nbytes <= limit:
-        return None
-    total = None
-    for column in batch.columns:
-        if pa.types.is_string(column.type) or pa.types.is_binary(column.type):
-            length = pc.fill_null(pc.binary_length(column), 0)
-            total = length if total is None else pc.add(total, length)
-    if total is None:
-        return None
-    long = pc.greater(total, limit)
-    return long if pc.any(long).as_py() else None
 
 
 def _convert(
