@@ -8,8 +8,8 @@
  *       The jsonb text; ValueError on input jsonb rejects; None when the document nests
  *       deeper than MAX_DEPTH (the caller decides with the Python reference).
  *   parse_row(raw: bytes, spec: tuple, template: dict) -> dict | None
- *   Columns(spec): add(raw) -> bool, add_block(data, start, end, line) -> (pos, line,
- *   stopped), add_values(values, line=0), finish() -> Arrow buffers and line numbers
+ *   Columns(spec): add(raw) -> bool, add_block(data, start, end, line, max_len=-1) ->
+ *   (pos, line, stopped), add_values(values, line=0), finish() -> Arrow buffers and line numbers
  *       One JSON line of an event shape straight to a row dict (see jsonb_native.py);
  *       None whenever the line is anything but a plain, valid row, so that the caller's
  *       Python path produces the exact error, or the exact row, itself. Columns.add
@@ -1416,16 +1416,19 @@ static inline int is_py_space(unsigned char c) {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\x0b' || c == '\x0c';
 }
 
-/* add_block(data, start, end, line) -> (pos, line, stopped): the lines of data[start:end]
- * (split after each b"\n"; the last may lack it), numbered from line. Appends each plain
- * valid line, skips blank ones (bytes.strip() empty), and stops at the first other line:
+/* add_block(data, start, end, line, max_len=-1) -> (pos, line, stopped): the lines of
+ * data[start:end] (split after each b"\n"; the last may lack it), numbered from line.
+ * Appends each plain valid line, skips blank ones (bytes.strip() empty), and stops at the
+ * first other line (or one longer than max_len bytes, its newline not counted, if >= 0):
  * (its offset, its number, True); at end: (end, the next number, False). Runs without the
  * GIL; the buffer (bytes or any contiguous buffer) must not change meanwhile. */
 static PyObject *Columns_add_block(Columns *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t start, end;
     long long line;
-    if (!PyArg_ParseTuple(args, "y*nnL:add_block", &view, &start, &end, &line)) return NULL;
+    Py_ssize_t max_len = -1;
+    if (!PyArg_ParseTuple(args, "y*nnL|n:add_block", &view, &start, &end, &line, &max_len))
+        return NULL;
     if (columns_ready(self) < 0) {
         PyBuffer_Release(&view);
         return NULL;
@@ -1444,6 +1447,10 @@ static PyObject *Columns_add_block(Columns *self, PyObject *args) {
         const char *s = base + pos;
         const char *nl = memchr(s, '\n', (size_t)(end - pos));
         Py_ssize_t len = nl ? (Py_ssize_t)(nl - s) + 1 : end - pos;
+        if (max_len >= 0 && len - (nl != NULL) > max_len) {
+            stopped = 1; /* longer than the caller's maximum: its Python path refuses it */
+            break;
+        }
         Py_ssize_t i = 0;
         while (i < len && is_py_space((unsigned char)s[i])) i++;
         if (i < len) {
@@ -1573,7 +1580,7 @@ static PyMethodDef Columns_methods[] = {
     {"add", (PyCFunction)Columns_add, METH_O,
      "add(raw: bytes) -> bool: append a plain valid line; False (nothing appended) otherwise."},
     {"add_block", (PyCFunction)Columns_add_block, METH_VARARGS,
-     "add_block(data, start, end, line) -> (pos, line, stopped): append the plain valid lines "
+     "add_block(data, start, end, line, max_len=-1) -> (pos, line, stopped): append the plain valid lines "
      "of data[start:end], without the GIL, up to the first line that is neither plain valid "
      "nor blank."},
     {"add_values", (PyCFunction)Columns_add_values, METH_VARARGS,

@@ -72,9 +72,10 @@ def parse_row(raw: bytes, spec: tuple, template: dict) -> dict | None:
 def columns(spec: tuple) -> object:
     """A builder of Arrow columns for ``spec``: ``add(raw) -> bool`` appends a line as
     ``parse_row`` would read it (False, nothing appended, where ``parse_row`` gives None);
-    ``add_block(data, start, end, line) -> (pos, line, stopped)`` appends the plain valid
-    lines of ``data[start:end]`` without the GIL, skipping blank ones, up to the first line
-    that is neither (``stopped``: its offset and number); ``add_values(values, line=0)``
+    ``add_block(data, start, end, line, max_len=-1) -> (pos, line, stopped)`` appends the
+    plain valid lines of ``data[start:end]`` without the GIL, skipping blank ones, up to the
+    first line that is neither, or is longer than ``max_len`` bytes when that is not
+    negative (``stopped``: its offset and number); ``add_values(values, line=0)``
     appends a row made by the Python path (one value per spec field, then absent_fields);
     ``len()`` counts rows; see ``arrays``. One builder serves one thread at a time."""
     return _native.Columns(spec)

@@ -25,6 +25,8 @@ WORKERS_ENV = "CARACAL_FORENSICS_WORKERS"
 NATIVE_ENV = "CARACAL_FORENSICS_NATIVE"
 #: More directories of named queries (``*.sql``), separated by the OS path separator.
 QUERIES_ENV = "CARACAL_FORENSICS_QUERIES"
+#: The longest line, JSON document or CSV record a reader accepts (``16MiB``, ``1048576``).
+MAX_LINE_ENV = "CARACAL_FORENSICS_MAX_LINE_BYTES"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class Settings:
     native: bool = True
     #: extra directories of named queries, after the bundled ``queries/``
     queries_dirs: tuple[str, ...] = ()
+    #: the longest line a reader accepts, as given ("" for the default; checked, and
+    #: parsed, where the readers take it: ``sources._io.max_line_bytes``)
+    max_line_bytes: str = ""
 
 
 def settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -56,5 +61,6 @@ def settings(environ: Mapping[str, str] | None = None) -> Settings:
         workers=workers,
         native=env.get(NATIVE_ENV, "1") != "0",
         queries_dirs=tuple(part for part in extra.split(os.pathsep) if part.strip()),
+        max_line_bytes=env.get(MAX_LINE_ENV, "").strip(),
     )
 

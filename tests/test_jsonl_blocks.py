@@ -525,7 +525,7 @@ def test_a_reader_dropped_while_its_next_block_is_read_does_not_hang(monkeypatch
     holder: list = []
     resume = threading.Event()
 
-    def blocks(path, block_lines, tap=None):
+    def blocks(path, block_lines, tap=None, limit=None):
         yield memoryview(b"a\n"), 0, 2, 1
         resume.wait(10)
         holder.clear()  # the reader's last reference goes, on the reader thread

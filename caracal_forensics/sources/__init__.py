@@ -16,7 +16,14 @@ import pyarrow as pa
 from ..errors import InputError
 from ..model import Shape
 from ._batch import BadLines
-from ._io import expand_paths, file_sha256, is_export_name
+from ._io import (
+    ChangedWhileRead,
+    check_unchanged,
+    expand_paths,
+    file_sha256,
+    file_states,
+    is_export_name,
+)
 from .detect import detect_shape, dump_header
 from .snapshot_dir import check_snapshot
 
@@ -44,13 +51,17 @@ class InputFile:
     rows: int = 0
     #: set while Fingerprints lets the reader take the file's fingerprint (not reported)
     reader_tap: Any = field(default=None, repr=False, compare=False)
+    #: the file's state when it was found (``_io.file_states``): reading it, and taking its
+    #: fingerprint, must end with it unchanged, so that both are of the same bytes
+    states: Any = field(default=None, repr=False, compare=False)
 
     @property
     def holds_alerts(self) -> bool:
         return self.shape in Shape.ALERT_SHAPES
 
     def to_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "reader_tap"}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("reader_tap", "states")}
 
 
 def scan(paths: list[str], fingerprint: bool = True,
@@ -76,6 +87,10 @@ def scan(paths: list[str], fingerprint: bool = True,
         if real in seen:
             continue
         seen.add(real)
+        try:  # before anything of it is read (detection too)
+            states = file_states(path)
+        except InputError:
+            states = None  # detection says what is wrong with it
         try:
             shape = detect_shape(path)
         except InputError as error:
@@ -85,8 +100,11 @@ def scan(paths: list[str], fingerprint: bool = True,
                 raise _with_exclude_hint(error, path) from None
             continue
         rows = check_snapshot(path) if shape == Shape.SNAPSHOT else 0
+        if states is None:
+            states = file_states(path)
         size, digest = _fingerprint(path, shape) if fingerprint else (0, "")
-        found.append(InputFile(path=path, shape=shape, bytes=size, sha256=digest, rows=rows))
+        found.append(InputFile(path=path, shape=shape, bytes=size, sha256=digest, rows=rows,
+                               states=states))
     return found
 
 
@@ -170,6 +188,8 @@ class Fingerprints:
                     continue  # its reader fingerprints it
                 if source.shape == Shape.SNAPSHOT:
                     self._results[index] = _fingerprint(source.path, source.shape)
+                    if source.states is not None:
+                        check_unchanged(source.states)
                     continue
                 digest = hashlib.sha256()
                 size = 0
@@ -183,12 +203,15 @@ class Fingerprints:
                             return
                         digest.update(view[:got])
                         size += got
+                if source.states is not None:  # what was hashed is what is read
+                    check_unchanged(source.states, size)
                 self._results[index] = (size, digest.hexdigest())
         except BaseException as error:  # re-raised by wait()
             self._error = error
 
     def wait(self) -> None:
-        """Block until every input is hashed; fill in ``bytes`` and ``sha256``."""
+        """Block until every input is hashed; fill in ``bytes`` and ``sha256``, once every
+        input is still as it was when found (else the InputError of ``check_unchanged``)."""
         self._thread.join()
         if self._error is not None:
             if isinstance(self._error, OSError):
@@ -207,8 +230,14 @@ class Fingerprints:
                 except OSError as error:
                     raise InputError(source.path, f"cannot read: {error.strerror or error}"
                                      ) from None
+            if source.states is not None:
+                check_unchanged(source.states, found[0])
             self._results[index] = found
         for index, source in enumerate(self._inputs):
+            if source.states is not None:
+                # read (a snapshot's parts by DuckDB or verify's row groups too) and
+                # hashed: the fingerprints handed over are of the files as they still are
+                check_unchanged(source.states)
             source.bytes, source.sha256 = self._results[index]
 
     def cancel(self) -> None:
@@ -240,7 +269,41 @@ def _reader_tap(source: InputFile):
 
 
 def read_events(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
-    """The events of one input file as record batches of model.EVENT_SCHEMA."""
+    """The events of one input file as record batches of model.EVENT_SCHEMA; a file that
+    changes while it is read (or since it was found) is an InputError at the end."""
+    return _unchanged(source, _read_events, bad)
+
+
+def _unchanged(source: InputFile, read, bad: BadLines) -> Iterator[pa.RecordBatch]:
+    """``read(source, bad)``, every reader's batches, held to the state its file (or a
+    snapshot's files) had when it was found: read to the end, it must be unchanged (its
+    readers' streams also check that the file ended where it did when opened). An error
+    the reader met in a file that changed meanwhile is that change's error (a Parquet
+    row group past the new end is "corrupt" only because it was cut)."""
+    states = source.states or file_states(source.path)
+    try:
+        batches = read(source, bad)
+    except ChangedWhileRead:
+        raise
+    except InputError:
+        check_unchanged(states)
+        raise
+    return _checked_after(batches, states)
+
+
+def _checked_after(batches: Iterator[pa.RecordBatch], states: dict
+                   ) -> Iterator[pa.RecordBatch]:
+    try:
+        yield from batches
+    except ChangedWhileRead:
+        raise
+    except InputError:
+        check_unchanged(states)
+        raise
+    check_unchanged(states)
+
+
+def _read_events(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
     from . import cli_jsonl, db_csv, db_jsonl, ocsf_parquet, search_pages
 
     shape = source.shape
@@ -273,7 +336,12 @@ def read_inputs(inputs: list[InputFile], bad: BadLines,
 
 
 def read_alerts(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
-    """The audit_ingest_alerts rows of one input as record batches of model.ALERT_SCHEMA."""
+    """The audit_ingest_alerts rows of one input as record batches of model.ALERT_SCHEMA
+    (held to the file's state as ``read_events`` is)."""
+    return _unchanged(source, _read_alerts, bad)
+
+
+def _read_alerts(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
     from . import alerts
 
     if source.shape == Shape.ALERTS_CSV:

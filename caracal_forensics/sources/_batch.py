@@ -7,31 +7,39 @@ names the offending line when a value does not fit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from dataclasses import field as _field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..model import ALERT_SCHEMA, EVENT_SCHEMA, UTC_MICROS
+from ._io import max_line_bytes
 
 #: Rows per batch of the row readers, and lines per block of the JSON lines C reader. 16,384
 #: lines of a 1 KB export make 16 MB blocks whose read buffers are reused: with 65,536 the
 #: buffers grew to 128 MB and were freshly mapped (and zeroed) again and again (verify of
 #: 1M db.jsonl events: 0.9-1.6 s of system time and 800 MB RSS, now about 0.5 s and 290 MB).
 BATCH_ROWS = 16384
+#: Bytes of lines per batch at most: a batch of rows this large goes out with fewer rows,
+#: so that a file of long (but accepted) lines is not held 16,384 lines at a time.
+#: Real events (~1 KB) never reach it.
+BATCH_BYTES = 64 << 20
 
 _TIMESTAMP_CACHE: dict[str, int] = {}
 
 
 @dataclass
 class BadLines:
-    """What to do with a malformed row, and how many were skipped."""
+    """What to do with a malformed row, and how many were skipped; ``max_line``: the
+    longest line (JSON document, CSV record) accepted, in bytes (``_io.max_line_bytes``)."""
 
     skip: bool = False
     count: int = 0
     first: str | None = None
+    max_line: int = _field(default_factory=max_line_bytes)
 
     def handle(self, error: InputError) -> None:
         """Raise the error, or count it when skipping."""
@@ -67,15 +75,21 @@ def rows_to_batches(
     schema: pa.Schema = EVENT_SCHEMA,
     timestamp_fields: tuple[str, ...] = ("occurred_at", "ingested_at"),
     batch_rows: int = BATCH_ROWS,
+    *,
+    size_of: Callable[[dict], int] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Group dict rows (with ``source_line``) into record batches of ``schema``."""
+    """Group dict rows (with ``source_line``) into record batches of ``schema``; with
+    ``size_of`` (a row's bytes), a batch also ends once its rows reach BATCH_BYTES."""
     names = schema.names
     buffer: list[dict] = []
+    size, batch_bytes = 0, BATCH_BYTES
     for row in rows:
         buffer.append(row)
-        if len(buffer) >= batch_rows:
+        if size_of is not None:
+            size += size_of(row)
+        if len(buffer) >= batch_rows or size >= batch_bytes:
             yield _columnise(buffer, path, schema, names, timestamp_fields)
-            buffer = []
+            buffer, size = [], 0
     if buffer:
         yield _columnise(buffer, path, schema, names, timestamp_fields)
 
@@ -100,6 +114,23 @@ def _columnise(
         else:
             arrays.append(pa.array(column, field_type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def long_rows(batch: pa.RecordBatch, limit: int) -> pa.Array | None:
+    """Which rows' values add up to more than ``limit`` bytes (None if none do; counted
+    only when the whole batch is that large): CSV records past the maximum line, which
+    Arrow holds when they fit in two of its blocks."""
+    if batch.nbytes <= limit:
+        return None
+    total = None
+    for column in batch.columns:
+        if pa.types.is_string(column.type) or pa.types.is_binary(column.type):
+            length = pc.fill_null(pc.binary_length(column), 0)
+            total = length if total is None else pc.add(total, length)
+    if total is None:
+        return None
+    long = pc.greater(total, limit)
+    return long if pc.any(long).as_py() else None
 
 
 def empty_alerts() -> pa.Table:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import gzip
 import hashlib
@@ -12,6 +13,7 @@ from typing import Any, BinaryIO
 
 from ..errors import InputError
 from ..manifest import check_regular, file_sha256  # noqa: F401 - re-exported
+from ..settings import MAX_LINE_ENV, settings
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -25,6 +27,37 @@ LOOSE_SUFFIXES = (".txt", ".log")
 #: File endings a directory walk considers; anything else in a directory is not an export.
 DATA_SUFFIXES = EXPORT_SUFFIXES + LOOSE_SUFFIXES
 COMPRESSED_SUFFIXES = (".gz", ".zst", ".zstd")
+
+#: The default: far beyond any real event (a few KB), small enough that a hostile line
+#: cannot take the machine's memory.
+DEFAULT_MAX_LINE_BYTES = 16 << 20
+_UNITS = {"": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mb": 1 << 20,
+          "mib": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30}
+
+
+def max_line_bytes() -> int:
+    """The longest line, JSON document or CSV record a reader accepts: $CARACAL_FORENSICS_
+    MAX_LINE_BYTES (``settings``), else 16 MiB. Parsed here only, so every reader bounds
+    its memory alike."""
+    import re
+
+    from ..errors import UsageError
+
+    configured = settings().max_line_bytes
+    if not configured:
+        return DEFAULT_MAX_LINE_BYTES
+    match = re.fullmatch(r"([0-9]+)\s*([a-zA-Z]*)", configured)
+    unit = _UNITS.get(match.group(2).lower()) if match else None
+    if match is None or unit is None or int(match.group(1)) * unit < 1:
+        raise UsageError(f"{MAX_LINE_ENV} must be a positive number of bytes (such as "
+                         f"16MiB or 1048576), not {configured[:40]!r}")
+    return int(match.group(1)) * unit
+
+
+def too_long(path: str, limit: int, where: str | None, what: str = "a line") -> InputError:
+    """The error of a line (or document, record) past the maximum: read no further."""
+    return InputError(path, f"{what} longer than the maximum of {limit:,} bytes (raise it "
+                      f"with {MAX_LINE_ENV} if it is genuine)", where)
 
 
 def compression_of(path: str) -> str | None:
@@ -43,11 +76,12 @@ def compression_of(path: str) -> str | None:
 
 def open_binary(path: str, tap: FileDigest | None = None) -> BinaryIO:
     """The file's decompressed bytes as a stream, opened read-only; ``tap`` sees the
-    bytes as stored, as the stream reads them."""
+    bytes as stored, as the stream reads them. A stream read to its end checks that the
+    file ended where it did when it was opened (``_Watched``): one truncated, grown or
+    rewritten meanwhile is an InputError, not half its events."""
     kind = compression_of(path)
-    raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-    if tap is not None:
-        raw = _Tapped(raw, tap)  # type: ignore[assignment]
+    # buffered in C: the decompressors' small reads do not each call _Watched
+    raw = io.BufferedReader(_Watched(path, tap), 1 << 17)
     if kind == "gzip":
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if kind == "zstd":
@@ -55,7 +89,125 @@ def open_binary(path: str, tap: FileDigest | None = None) -> BinaryIO:
 
         reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
         return io.BufferedReader(reader)  # type: ignore[arg-type]
-    return raw
+    return raw  # type: ignore[return-value]
+
+
+# --- a file that changes while it is read --------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FileState:
+    """What says a file is still the one that was opened: its identity (device, inode),
+    size and modification times (st_ctime changes with every write, and no one can set
+    it back)."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, stat: os.stat_result) -> FileState:
+        return cls(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def file_states(path: str) -> dict[str, FileState]:
+    """The state of an input before it is read: of the file, or of each file a snapshot
+    directory lists (the manifest and every data file)."""
+    try:
+        if not os.path.isdir(path):
+            return {path: FileState.of(os.stat(path))}
+        from .snapshot_dir import ALERTS_FILE, MANIFEST, event_files
+
+        files = [os.path.join(path, MANIFEST), *event_files(path)]
+        if os.path.isfile(os.path.join(path, ALERTS_FILE)):
+            files.append(os.path.join(path, ALERTS_FILE))
+        return {name: FileState.of(os.stat(name)) for name in files}
+    except OSError as error:
+        raise InputError(error.filename or path, f"cannot read: {error.strerror or error}"
+                         ) from None
+
+
+def check_unchanged(before: dict[str, FileState], read: int | None = None) -> None:
+    """InputError naming the first file whose state differs from ``before`` (taken before
+    it was read), or whose ``read`` bytes (when all were read) are not its size: what was
+    read is then part of one file and part of another, or a part only."""
+    for path, was in before.items():
+        try:
+            now: FileState | None = FileState.of(os.stat(path))
+        except OSError:
+            now = None
+        if now == was and (read is None or read == was.size):
+            continue
+        raise changed(path, was, now, read)
+
+
+def changed(path: str, was: FileState, now: FileState | None, read: int | None
+            ) -> InputError:
+    """The one-line error of a file that changed while it was read."""
+    if now is None:
+        after = "it is gone now"
+    elif (now.dev, now.ino) != (was.dev, was.ino):
+        after = "another file has its name now"
+    elif now.size != was.size:
+        after = f"it has {now.size:,} now"
+    else:
+        after = "it was modified meanwhile"
+    got = (f"{read:,} bytes read of {was.size:,}" if read is not None
+           else f"it had {was.size:,} bytes when its reading began")
+    return ChangedWhileRead(path, f"changed while it was read: {got}; {after} (read it again "
+                            "once it is complete, or a copy of it)")
+
+
+class ChangedWhileRead(InputError):
+    """An input that changed while it was read (``changed``)."""
+
+
+class _Watched(io.RawIOBase):
+    """A file opened read-only whose reads go to ``tap`` (its fingerprint), and whose end,
+    once a read meets it, must be where the file ended when it was opened, the file
+    unchanged since (``FileState``): else InputError, so a truncated file is not taken
+    for a shorter one."""
+
+    def __init__(self, path: str, tap: FileDigest | None = None):
+        self._path, self._tap = path, tap
+        self._raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._state = FileState.of(os.fstat(self._raw.fileno()))
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._raw.seekable()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def readinto(self, buffer) -> int:
+        got = self._raw.readinto(buffer)
+        if got:
+            if self._tap is not None:
+                self._tap.update(memoryview(buffer)[:got])
+        elif len(buffer):  # the end of the file: where it was, the file unchanged?
+            at = self._raw.tell()
+            if at != self._state.size or FileState.of(os.fstat(self._raw.fileno())) != self._state:
+                try:  # what its name holds now says best what happened
+                    now: FileState | None = FileState.of(os.stat(self._path))
+                except OSError:
+                    now = None
+                raise changed(self._path, self._state, now, at)
+        return got
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def peek(path: str, size: int = 65536) -> bytes:
@@ -129,30 +281,6 @@ class FileDigest:
         if not self._finished or self._size != self._expected:
             return None
         return self._size, self._sha.hexdigest()
-
-
-class _Tapped(io.RawIOBase):
-    """A read-only file whose bytes also go to a FileDigest as they are read."""
-
-    def __init__(self, raw: BinaryIO, tap: FileDigest):
-        self._raw, self._tap, self._at = raw, tap, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        got = self._raw.readinto(buffer)
-        if got:
-            self._tap.update(memoryview(buffer)[:got])
-            self._at += got
-        return got
-
-    def tell(self) -> int:
-        return self._at
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
 
 
 def _is_data_file(name: str) -> bool:

@@ -21,7 +21,7 @@ from ..jsonb import JsonbNumber, dumps, loads
 from ..model import EVENT_SCHEMA, UTC_MICROS
 from . import _batch
 from ._batch import BadLines, parse_timestamps, rows_to_batches
-from ._io import FileDigest, open_binary
+from ._io import FileDigest, open_binary, too_long
 
 _INTEGER = re.compile(r"-?[0-9]+")
 
@@ -30,14 +30,25 @@ class RowError(ValueError):
     """A row that parsed as JSON but does not fit the shape (the message says why)."""
 
 
-def numbered_lines(path: str) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, raw line) of a possibly compressed file, split on b"\\n"."""
+def numbered_lines(path: str, bad: BadLines) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw line) of a possibly compressed file, split on b"\\n". A
+    line longer than ``bad.max_line`` is never held whole: it is refused, or skipped (read
+    past in small pieces) and counted, as ``bad`` says."""
     number = 0
+    limit = bad.max_line
     try:
         with open_binary(path) as stream:
-            for raw in stream:
+            readline = stream.readline
+            while raw := readline(limit + 1):
                 number += 1
+                if len(raw) > limit and not raw.endswith(b"\n"):
+                    bad.handle(too_long(path, limit, f"line {number}"))
+                    while raw and not raw.endswith(b"\n"):
+                        raw = readline(1 << 16)
+                    continue
                 yield number, raw
+    except InputError:
+        raise
     except Exception as error:  # OSError, EOFError, zstd errors: a cut-off compressed stream
         raise InputError(
             path, f"truncated or unreadable compressed data: {error}", f"line {number + 1}"
@@ -80,7 +91,12 @@ def _python_rows(path: str, shape: str, bad: BadLines) -> Callable[[int, bytes],
     line, or a bad one that ``bad`` skips; ``bad`` raises otherwise)."""
     parse_row = _row_parser(shape)
 
+    limit = bad.max_line
+
     def python_row(line: int, raw: bytes) -> dict | None:
+        if len(raw) > limit and len(raw) - raw.endswith(b"\n") > limit:
+            bad.handle(too_long(path, limit, f"line {line}"))
+            return None
         if not raw.strip():
             return None
         obj = _parse_line(path, line, raw, bad)
@@ -128,10 +144,13 @@ def parse_lines(
     """Record batches from numbered JSON lines of one shape (see ``ROW_PARSERS``)."""
     python_row = _python_rows(path, shape, bad)
 
+    sizes: dict[int, int] = {}  # id(row) -> its line's bytes, until it is batched
+
     def rows() -> Iterator[dict]:
         for line, raw in lines:
             row = python_row(line, raw)
             if row is not None:
+                sizes[id(row)] = len(raw)
                 yield row
 
     def native_batches(spec: tuple) -> Iterator[pa.RecordBatch]:
@@ -147,6 +166,7 @@ def parse_lines(
         constants = _constants(path, shape)
         numbers: list[int] = []
         batch_rows = _batch.BATCH_ROWS  # read now: tests make it small
+        batch_bytes, size = _batch.BATCH_BYTES, 0
         overflow: list[tuple[int, str, int]] = []
 
         def batch() -> pa.RecordBatch:
@@ -165,9 +185,10 @@ def parse_lines(
                     continue
                 _add_python_row(builder, names, row, line, overflow)
             numbers.append(line)
-            if len(numbers) >= batch_rows:
+            size += len(raw)
+            if len(numbers) >= batch_rows or size >= batch_bytes:
                 yield batch()
-                numbers = []
+                numbers, size = [], 0
         if numbers:
             yield batch()
 
@@ -175,7 +196,8 @@ def parse_lines(
     if spec:
         yield from native_batches(spec)
     else:
-        yield from rows_to_batches(rows(), path, schema, timestamp_fields)
+        yield from rows_to_batches(rows(), path, schema, timestamp_fields,
+                                   size_of=lambda row: sizes.pop(id(row)))
 
 
 def _constants(path: str, shape: str) -> dict[str, object]:
@@ -209,32 +231,52 @@ class Piece:
     error: BaseException | None = None
 
 
+class _LongLine:
+    """In place of a block's bytes: one line longer than the maximum, never read whole."""
+
+
+#: What ``_parallel.line_blocks`` yields as the data of such a line.
+LONG_LINE = _LongLine()
+
+
 def parse_block(
     path: str,
     shape: str,
     spec: tuple,
     skip: bool,
+    max_line: int,
     schema: pa.Schema,
     timestamp_fields: tuple[str, ...],
-    data: bytes | memoryview,
+    data: bytes | memoryview | _LongLine,
     start: int,
     end: int,
     first_line: int,
 ) -> Piece:
     """The rows of the whole lines ``data[start:end]`` (numbered from ``first_line``): the
     kernel appends the plain valid ones without the GIL; each other line goes through the
-    Python path, exactly as ``parse_lines`` treats it. Safe to run on several threads."""
+    Python path, exactly as ``parse_lines`` treats it. Safe to run on several threads.
+    ``LONG_LINE`` as ``data``: line ``first_line`` is past ``max_line``, refused or skipped."""
     from .. import jsonb_native
 
-    bad = BadLines(skip=skip)
+    bad = BadLines(skip=skip, max_line=max_line)
+    if data is LONG_LINE:
+        error: BaseException | None = None
+        try:
+            bad.handle(too_long(path, max_line, f"line {first_line}"))
+        except InputError as failure:
+            error = failure
+        return Piece(0, {}, pa.array([], pa.int64()), skipped=bad.count,
+                     first_skipped=bad.first, error=error)
+    assert not isinstance(data, _LongLine)
     python_row = _python_rows(path, shape, bad)
     builder = jsonb_native.columns(spec)
     names = jsonb_native.field_names(spec)
     overflow: list[tuple[int, str, int]] = []
-    error: BaseException | None = None
+    error = None
     pos, line = start, first_line
     while True:
-        pos, line, stopped = builder.add_block(data, pos, end, line)  # type: ignore[attr-defined]
+        pos, line, stopped = builder.add_block(  # type: ignore[attr-defined]
+            data, pos, end, line, max_line)
         if not stopped:
             break
         stop, _ = jsonb_native.find_lines(data, pos, end, 1)
@@ -275,7 +317,7 @@ def batches_from_pieces(
 ) -> Iterator[pa.RecordBatch]:
     """Batches of exactly BATCH_ROWS rows (the last fewer) from pieces in file order, as
     ``parse_lines`` cuts them; a piece's error is raised after the full batches before it."""
-    batch_rows = _batch.BATCH_ROWS
+    batch_rows, batch_bytes = _batch.BATCH_ROWS, _batch.BATCH_BYTES
     constants = _constants(path, shape)
     queue: deque[tuple[Piece, int]] = deque()  # (piece, first row not yet taken)
     queued = 0
@@ -317,10 +359,21 @@ def batches_from_pieces(
             queued += piece.rows
         while queued >= batch_rows:
             yield take(batch_rows)
+        if queued and _queued_bytes(queue) >= batch_bytes:  # long lines: fewer rows
+            yield take(queued)
         if piece.error is not None:
             raise piece.error
     if queued:
         yield take(queued)
+
+
+def _queued_bytes(queue: deque[tuple[Piece, int]]) -> int:
+    """About the bytes of the rows not yet taken (a piece's columns, pro rata)."""
+    total = 0
+    for piece, offset in queue:
+        size = sum(column.nbytes for column in piece.columns.values())
+        total += size * (piece.rows - offset) // piece.rows
+    return total
 
 
 def _concat_parts(arrays: list[pa.Array], parts: list[tuple[Piece, int, int]]) -> pa.Array:
@@ -441,14 +494,15 @@ def read_json_lines(
     spec = _native_spec(shape, schema, timestamp_fields)
     if spec:
         parse = functools.partial(
-            parse_block, path, shape, spec, bad.skip, schema, timestamp_fields
+            parse_block, path, shape, spec, bad.skip, bad.max_line, schema, timestamp_fields
         )
         return batches_from_pieces(
-            native_pieces(path, parse, tap), path, bad, shape, schema, timestamp_fields
+            native_pieces(path, parse, tap, bad.max_line), path, bad, shape, schema,
+            timestamp_fields
         )
     if parallel_worth_it(path):
         return read_json_lines_parallel(path, bad, shape, schema, timestamp_fields)
-    return parse_lines(path, numbered_lines(path), bad, shape, schema, timestamp_fields)
+    return parse_lines(path, numbered_lines(path, bad), bad, shape, schema, timestamp_fields)
 
 
 # --- field helpers shared by the JSON shapes -------------------------------------------

@@ -149,30 +149,32 @@ def _leave_interrupts_to_the_parent() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
 
 
-def _blocks(path: str) -> Iterator[tuple[int, bytes]]:
-    """(first line number, bytes of whole lines) blocks of the decompressed file."""
+def _blocks(path: str, bad: BadLines) -> Iterator[tuple[int, bytes]]:
+    """(first line number, bytes of whole lines) blocks of the decompressed file; a line
+    past ``bad.max_line`` is refused or skipped (then a new block starts after it)."""
     from ..errors import InputError
+    from ._lines import numbered_lines
 
     first = 1
     lines: list[bytes] = []
     size = 0
     try:
-        with open_binary(path) as stream:
-            for raw in stream:
-                lines.append(raw)
-                size += len(raw)
-                if size >= BLOCK_BYTES:
-                    yield first, b"".join(lines)
-                    first += len(lines)
-                    lines, size = [], 0
-    except Exception as error:
-        if lines:
+        for number, raw in numbered_lines(path, bad):
+            if lines and number != first + len(lines):  # a line skipped: numbers go on
+                yield first, b"".join(lines)
+                lines, size = [], 0
+            if not lines:
+                first = number
+            lines.append(raw)
+            size += len(raw)
+            if size >= BLOCK_BYTES:
+                yield first, b"".join(lines)
+                first += len(lines)
+                lines, size = [], 0
+    except InputError:
+        if lines:  # the lines before the cut are parsed first
             yield first, b"".join(lines)
-        raise InputError(
-            path,
-            f"truncated or unreadable compressed data: {error}",
-            f"line {first + len(lines)}",
-        ) from None
+        raise
     if lines:
         yield first, b"".join(lines)
 
@@ -183,13 +185,14 @@ def parse_block(
     data: bytes,
     shape: str,
     skip: bool,
+    max_line: int,
     schema: pa.Schema,
     timestamp_fields: tuple[str, ...],
 ) -> tuple[list[pa.RecordBatch], int, str | None]:
     """Worker: parse one block; return its batches and the lines it skipped."""
     from ._lines import parse_lines
 
-    bad = BadLines(skip=skip)
+    bad = BadLines(skip=skip, max_line=max_line)
     parts = data.split(b"\n")
     if parts and parts[-1] == b"":
         parts.pop()
@@ -220,11 +223,21 @@ def read_json_lines_parallel(
         count_skipped(bad, skipped, first)
         yield from batches
 
+    blocks = _blocks(path, bad)
     try:
-        for first_line, data in _blocks(path):
+        while True:
+            try:
+                first_line, data = next(blocks)
+            except StopIteration:
+                break
+            except BaseException:
+                while pending:  # the blocks before the cut (and their errors) come first
+                    yield from collect(pending.popleft())
+                raise
             pending.append(
                 pool.submit(
-                    parse_block, path, first_line, data, shape, bad.skip, schema, timestamp_fields
+                    parse_block, path, first_line, data, shape, bad.skip, bad.max_line, schema,
+                    timestamp_fields,
                 )
             )
             while len(pending) >= ahead:
@@ -240,6 +253,10 @@ def read_json_lines_parallel(
 
 #: Bytes read from a file at a time (at least; more once a block's size is known).
 READ_BYTES = 8 << 20
+#: Bytes read at a time at most (``read_cap``): blocks of lines so long that 16,384 of
+#: them do not fit go with fewer lines, so that a file of long lines cannot take the
+#: memory (a few reads are in flight at once).
+MAX_READ_BYTES = 32 << 20
 #: Read buffers kept for reuse (each one block and a bit): as many as blocks can be in
 #: flight on two workers, so that a read seldom needs fresh memory (2 left about one read
 #: in two allocating anew).
@@ -315,17 +332,29 @@ def _fill(stream, view: memoryview, got: int) -> tuple[int, BaseException | None
     return got, None
 
 
-def line_blocks(path: str, block_lines: int, tap: FileDigest | None = None
-                ) -> Iterator[tuple[memoryview, int, int, int]]:
+def read_cap(limit: int) -> int:
+    """The most bytes a block read holds: blocks of lines longer than a sixteenth of it go
+    out with fewer lines instead, and a line must fit in it with room to spare."""
+    return max(MAX_READ_BYTES, 2 * (limit + 1))
+
+
+def line_blocks(path: str, block_lines: int, tap: FileDigest | None = None,
+                limit: int | None = None) -> Iterator[tuple[object, int, int, int]]:
     """(data, start, end, first line number): ``data[start:end]`` holds ``block_lines``
     whole lines of the decompressed file (the last block fewer, its last line perhaps
-    without a newline). A cut-off or unreadable stream raises InputError naming the line
-    after the last whole one, after the blocks before it, as ``numbered_lines`` does.
-    ``tap`` sees every byte of an uncompressed file once, in order (its fingerprint)."""
+    without a newline; so too a block of lines so long that ``block_lines`` of them pass
+    ``read_cap``). A line longer than ``limit`` (default: ``max_line_bytes()``) that does
+    not fit a read comes as ``_lines.LONG_LINE`` for data, read past and never held whole.
+    A cut-off or unreadable stream raises InputError naming the line after the last whole
+    one, after the blocks before it, as ``numbered_lines`` does. ``tap`` sees every byte
+    of an uncompressed file once, in order (its fingerprint)."""
     from .. import jsonb_native
     from ..errors import InputError
-    from ._io import compression_of
+    from ._io import compression_of, max_line_bytes
+    from ._lines import LONG_LINE
 
+    limit = max_line_bytes() if limit is None else limit
+    cap = read_cap(limit)
     first = 1
 
     def cut_off(error: BaseException) -> InputError:
@@ -342,19 +371,22 @@ def line_blocks(path: str, block_lines: int, tap: FileDigest | None = None
         with stream:
             # the blocks cover the file end to end: each read starts where the last
             # block of the previous one stopped
-            for block in _file_blocks(stream, block_lines):
+            for block in _file_blocks(stream, block_lines, limit, cap):
                 if isinstance(block, BaseException):
+                    if isinstance(block, InputError):
+                        raise block
                     raise cut_off(block) from None
                 first = block[3] + block[4]
-                if tap is not None:  # its view keeps the buffer from being taken again
-                    tap.update_later(block[0][block[1] : block[2]])
+                if tap is not None and block[0] is not LONG_LINE:
+                    # its view keeps the buffer from being taken again
+                    tap.update_later(block[0][block[1] : block[2]])  # type: ignore[index]
                 yield block[:4]
         if tap is not None:
             tap.finish()
         return
     with stream:
         # leftover: lines too few for a block yet; they lead the next read
-        leftover, size = memoryview(b""), READ_BYTES
+        leftover, size = memoryview(b""), min(READ_BYTES, cap)
         while True:
             data, ended, error = _read_some(stream, leftover, size, compressed)
             leftover = memoryview(b"")  # copied: its buffer can go
@@ -364,7 +396,7 @@ def line_blocks(path: str, block_lines: int, tap: FileDigest | None = None
                 if found < block_lines:
                     break
                 yield data, pos, stop, first
-                size = max(size, stop - pos)
+                size = min(cap, max(size, stop - pos))
                 first += found
                 pos = stop
             if error is not None:
@@ -372,27 +404,63 @@ def line_blocks(path: str, block_lines: int, tap: FileDigest | None = None
                     last, _ = jsonb_native.find_lines(data, pos, end, found)
                     yield data, pos, last, first
                     first += found
+                if isinstance(error, InputError):
+                    raise error
                 raise cut_off(error) from None
             if ended:
                 if pos < end:
                     yield data, pos, end, first
                 return
+            whole = jsonb_native.find_lines(data, pos, end, found)[0] if found else pos
+            if end - whole > limit or end - pos > cap:
+                # too much to carry over: the whole lines go now, and a line longer than
+                # the limit is read past
+                if found:
+                    yield data, pos, whole, first
+                    first += found
+                    pos = whole
+                if end - whole > limit:
+                    yield LONG_LINE, 0, 0, first
+                    first += 1
+                    try:
+                        rest = _past_newline(stream)
+                    except Exception as failure:
+                        if isinstance(failure, InputError):
+                            raise
+                        raise cut_off(failure) from None
+                    if rest is None:
+                        return
+                    leftover = rest
+                    continue
             leftover = data[pos:end]
-            size = max(size, len(leftover))  # a huge line: reads grow, copies stay linear
+            # a long line: reads grow (up to the cap), copies stay linear
+            size = min(cap, max(size, len(leftover)))
 
 
-def _file_blocks(stream, block_lines: int) -> Iterator:
+def _past_newline(stream) -> memoryview | None:
+    """Read past the rest of a line (a piece at a time, never held whole): what follows
+    its newline, or None at the end of the stream."""
+    while part := stream.read1(1 << 20):
+        at = part.find(b"\n")
+        if at >= 0:
+            return memoryview(part)[at + 1 :]
+    return None
+
+
+def _file_blocks(stream, block_lines: int, limit: int, cap: int) -> Iterator:
     """``line_blocks`` of an uncompressed file, each with its number of lines appended;
     an error reading it comes last (after the whole lines before it), as a value.
 
     Each read fills a buffer of the same size, taken again once the blocks in it are parsed,
     so that the kernel zeroes no fresh memory for it; a read ends at the last whole block,
     the file position going back to the lines after it. A read that holds no whole block
-    is done again with twice the room (a huge line).
+    is done again with twice the room, up to ``cap``; at ``cap`` its whole lines go as a
+    shorter block, and a line longer than ``limit`` that fills a read goes as LONG_LINE.
     """
     import sys
 
     from .. import jsonb_native
+    from ._lines import LONG_LINE
 
     pool: list[tuple[int, object]] = []  # (size, buffer)
 
@@ -407,7 +475,7 @@ def _file_blocks(stream, block_lines: int) -> Iterator:
             pool.append((size, chunk))
         return memoryview(chunk)  # type: ignore[arg-type]
 
-    first, offset, size = 1, 0, READ_BYTES
+    first, offset, size = 1, 0, min(READ_BYTES, cap)
     while True:
         wanted = size
         view = free_buffer(wanted)[:wanted]
@@ -435,19 +503,51 @@ def _file_blocks(stream, block_lines: int) -> Iterator:
             if found < block_lines:
                 break
             yield view, pos, stop, first, found
-            size = max(size, (stop - pos) * 5 // 4 + 65536)  # a block and a bit per read
+            size = min(cap, max(size, (stop - pos) * 5 // 4 + 65536))  # a block and a bit
             first, pos = first + found, stop
         if got < wanted:  # the end of the file
             if pos < got:
                 yield view, pos, got, first, found
             return
         if pos == 0:
-            size = max(size, 2 * wanted)
+            if not found and wanted > limit:  # one line, longer than the limit
+                yield LONG_LINE, 0, 0, first, 1
+                first += 1
+                offset, error = _skip_line(stream, view, offset + got)
+                if error is not None:
+                    yield error
+                    return
+                if offset < 0:
+                    return
+                continue
+            if wanted < cap:
+                size = min(cap, 2 * wanted)
+            else:  # reads are as large as they get: its whole lines go as they are
+                pos, _ = jsonb_native.find_lines(view, 0, got, found)
+                yield view, 0, pos, first, found
+                first += found
         offset += pos
 
 
+def _skip_line(stream, view: memoryview, offset: int) -> tuple[int, BaseException | None]:
+    """Read on from ``offset`` into ``view`` (reused, never grown) to the end of the line:
+    (the offset just after its newline, or -1 at the end of the file; a read error)."""
+    from .. import jsonb_native
+
+    while True:
+        got, error = _fill(stream, view, 0)
+        if error is not None:
+            return offset, error
+        if not got:
+            return -1, None
+        stop, found = jsonb_native.find_lines(view, 0, got, 1)
+        if found:
+            return offset + stop, None
+        offset += got
+
+
 def native_pieces(path: str, parse: Callable[[memoryview, int, int, int], object],
-                  tap: FileDigest | None = None) -> Iterator:
+                  tap: FileDigest | None = None, limit: int | None = None) -> Iterator:
     """``_lines.Piece`` per block of ``_batch.BATCH_ROWS`` lines, in file order, parsed by
     the C kernel on ``workers()`` threads: ``parse(data, start, end, first_line)``, that is
     ``_lines.parse_block`` with the file's arguments bound. Memory stays flat: at most
@@ -455,7 +555,7 @@ def native_pieces(path: str, parse: Callable[[memoryview, int, int, int], object
     read."""
     from . import _batch
 
-    blocks = line_blocks(path, max(1, _batch.BATCH_ROWS), tap)
+    blocks = line_blocks(path, max(1, _batch.BATCH_ROWS), tap, limit)
     size = workers()
     if size <= 1:
         for block in blocks:

@@ -10,8 +10,8 @@ import pyarrow.csv as pacsv
 
 from ..errors import InputError
 from ..model import ALERT_SCHEMA, Shape
-from ._batch import BadLines, constant, lines_from
-from ._io import open_binary
+from ._batch import BadLines, constant, lines_from, long_rows
+from ._io import open_binary, too_long
 from ._lines import RowError, read_json_lines, text_value, timestamp_text
 
 COLUMNS = ("id", "event_id", "zone_id", "kind", "detail", "observed_at")
@@ -50,7 +50,8 @@ def read_csv(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordB
     try:
         table = pacsv.read_csv(
             stream,
-            read_options=pacsv.ReadOptions(use_threads=False),
+            read_options=pacsv.ReadOptions(use_threads=False,
+                                           block_size=max(1 << 20, bad.max_line)),
             parse_options=pacsv.ParseOptions(
                 invalid_row_handler=lambda row: "skip" if bad.skip else "error",
                 newlines_in_values=True,
@@ -64,9 +65,22 @@ def read_csv(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordB
             ),
         )
     except pa.ArrowInvalid as error:
+        if "straddling" in str(error):  # a record larger than two blocks: never held
+            raise too_long(path, bad.max_line, None, "a CSV record") from None
         raise InputError(path, f"malformed CSV: {str(error).splitlines()[0][:200]}") from None
     finally:
         stream.close()
+    keep, offset = [], 0
+    for batch in table.to_batches():
+        long = long_rows(batch, bad.max_line)
+        if long is not None:
+            for index in pc.indices_nonzero(long).to_pylist():
+                where = f"line {2 + offset + index}"
+                bad.handle(too_long(path, bad.max_line, where, "a CSV record"))
+        keep.append(pc.invert(long) if long is not None else pa.repeat(True, batch.num_rows))
+        offset += batch.num_rows
+    if any(mask.false_count for mask in keep):  # skipped
+        table = table.filter(pa.chunked_array(keep, pa.bool_()))
     rows = table.num_rows
     out = []
     for field in ALERT_SCHEMA:

@@ -18,8 +18,8 @@ import pyarrow.csv as pacsv
 
 from ..errors import InputError
 from ..model import EVENT_SCHEMA, TABLE_COLUMNS, UTC_MICROS, Shape
-from ._batch import BadLines, absent_list, assemble_events, lines_from
-from ._io import FileDigest, open_binary
+from ._batch import BadLines, absent_list, assemble_events, lines_from, long_rows
+from ._io import FileDigest, open_binary, too_long
 
 SHAPE = Shape.DB_CSV
 #: 4 MiB blocks: verify of 1M events 2.2 -> 2.0 s against 1 MiB (fewer, larger batches
@@ -83,13 +83,16 @@ def read(path: str, bad: BadLines, header: list[str], tap: FileDigest | None = N
                 done += rows
         if complete:
             return
-    yield from _sequential(path, bad, header, present, absent, done)
+    yield from _sequential(path, bad, header, present, absent, done + 2)
 
 
-def _open(stream, header: list[str], present: list[str], threads: bool, on_invalid):
+def _open(stream, header: list[str], present: list[str], threads: bool, on_invalid,
+          block_size: int | None = None):
+    # Arrow holds a record in at most two blocks: a longer one is "straddling" (an error),
+    # so no record takes more memory than that.
     return pacsv.open_csv(
         stream,
-        read_options=pacsv.ReadOptions(use_threads=threads, block_size=BLOCK_SIZE),
+        read_options=pacsv.ReadOptions(use_threads=threads, block_size=block_size or BLOCK_SIZE),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             column_types={name: pa.string() for name in header},
@@ -122,6 +125,8 @@ def _parallel(path: str, header: list[str], present: list[str], tap: FileDigest 
                 if tap is not None:
                     tap.finish()
                 return
+            except InputError:  # the file changed while it was read: no second reading
+                raise
             except Exception:
                 yield None
                 return
@@ -131,11 +136,18 @@ def _parallel(path: str, header: list[str], present: list[str], tap: FileDigest 
 
 
 def _sequential(
-    path: str, bad: BadLines, header: list[str], present: list[str], absent: str | None, done: int
+    path: str, bad: BadLines, header: list[str], present: list[str], absent: str | None,
+    from_line: int, block_size: int | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """One thread, with the line of every short row; the first ``done`` records (all
-    good, already delivered by the fast path) are passed over."""
+    """One thread, with the line of every short row; the records before ``from_line``
+    (already delivered, their bad rows handled) are passed over. A record longer than a
+    block (Arrow's "straddling" object) makes it read again from that record with blocks
+    as large as the longest record accepted, and one longer still is refused."""
+    import bisect
+
     bad_rows: list[tuple[int, str]] = []
+    block_size = block_size or BLOCK_SIZE
+    longer = False
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
         bad_rows.append(
@@ -144,9 +156,9 @@ def _sequential(
         return "skip" if bad.skip else "error"
 
     stream = open_binary(path)
+    next_line = 2
     try:
-        reader = _open(stream, header, present, False, on_invalid)
-        next_line = 2
+        reader = _open(stream, header, present, False, on_invalid, block_size)
         handled = 0  # short rows of the first block are seen while opening the reader
         pending: set[int] = set()  # lines of skipped rows not yet passed
         while True:
@@ -155,7 +167,8 @@ def _sequential(
             except StopIteration:
                 break
             for line, problem in bad_rows[handled:]:
-                bad.handle(InputError(path, problem, f"line {line}"))
+                if line >= from_line:
+                    bad.handle(InputError(path, problem, f"line {line}"))
                 pending.add(line)
             handled = len(bad_rows)
             rows = batch.num_rows
@@ -171,7 +184,10 @@ def _sequential(
                         numbers.append(line)
                     line += 1
                 end = line
-            passed = min(rows, max(0, done + 2 - next_line))
+            if numbers is None:
+                passed = min(rows, max(0, from_line - next_line))
+            else:
+                passed = bisect.bisect_left(numbers, from_line)
             if passed < rows:
                 yield _to_events(
                     batch.slice(passed) if passed else batch,
@@ -186,12 +202,21 @@ def _sequential(
     except (OSError, EOFError) as error:
         raise InputError(path, f"truncated or unreadable compressed data: {error}") from None
     except pa.ArrowInvalid as error:
-        if bad_rows:  # the row handler saw it first and knows the line
+        if "straddling" in str(error):  # the record after those read spans two blocks
+            if block_size >= bad.max_line:
+                raise too_long(path, bad.max_line, f"line {next_line}", "a CSV record"
+                               ) from None
+            longer = True
+        elif bad_rows:  # the row handler saw it first and knows the line
             line, problem = bad_rows[-1]
             raise InputError(path, problem, f"line {line}") from None
-        raise InputError(path, f"malformed CSV: {_short(error)}") from None
+        else:
+            raise InputError(path, f"malformed CSV: {_short(error)}") from None
     finally:
         stream.close()
+    if longer:
+        yield from _sequential(path, bad, header, present, absent, max(from_line, next_line),
+                               max(block_size, bad.max_line))
 
 
 def _to_events(
@@ -204,6 +229,15 @@ def _to_events(
     line_numbers: list[int] | None = None,
 ) -> pa.RecordBatch:
     """``line_numbers``: each record's line when skipped short rows leave gaps."""
+    long = long_rows(batch, bad.max_line)
+    if long is not None:  # refused, or skipped: the lines of the others are kept
+        numbers = (lines_from(first_line, batch.num_rows).to_pylist() if line_numbers is None
+                   else line_numbers)
+        for index in pc.indices_nonzero(long).to_pylist():
+            bad.handle(too_long(path, bad.max_line, f"line {numbers[index]}", "a CSV record"))
+        keep = pc.invert(long)
+        batch = batch.filter(keep)
+        line_numbers = [n for n, k in zip(numbers, keep.to_pylist(), strict=True) if k]
     rows = batch.num_rows
     if line_numbers is None:
         lines = lines_from(first_line, rows)
