@@ -107,3 +107,22 @@ def test_every_file_shape_of_the_model_is_registered_in_detection_order() -> Non
                                                                      Shape.ALERTS_CSV]
     assert registry.holds_alerts(Shape.ALERTS_SNAPSHOT)
     assert not registry.holds_alerts(Shape.POSTGRES)
+
+
+def test_follow_reads_a_registered_line_shape_from_its_offset(toy: Path) -> None:
+    """``line_oriented`` and ``header_line`` are all follow needs: the appended line is
+    read alone (with the header repeated) and keeps its line number in the file."""
+    from caracal_forensics.filters import Filters
+    from caracal_forensics.follow import Follower
+
+    with Follower([str(toy)], Filters.build(limit=0)) as follower:
+        first = follower.poll()
+        assert first.column("id").to_pylist() == ["ev-1", "ev-2", "ev-3"]
+        with open(toy, "a", encoding="utf-8") as handle:
+            handle.write("ev-4\tzone-b\t2026-05-11T08:00:03Z\tpolicy_eval\tdeny\t2\n")
+        more = follower.poll()
+        state = follower._files[str(toy)]
+        assert state.incremental and state.offset == len(TSV.encode()) + 52
+    assert more.column("id").to_pylist() == ["ev-4"]
+    assert more.column("source_line").to_pylist() == [5]
+    assert more.column("source_file").to_pylist() == [str(toy)]
