@@ -47,10 +47,9 @@ from .render.records import OCCURRED_AT_SQL, OCCURRED_AT_TEXT
 from .sources import BadLines, InputFile, is_excluded, read_events
 from .sources._io import compression_of, expand_paths
 from .sources.detect import detect_shape
+from .sources.registry import shape_named
 
 DEFAULT_INTERVAL = 1.0
-#: Line-oriented shapes read incrementally from a byte offset.
-LINE_SHAPES = (Shape.DB_CSV, Shape.DB_JSONL, Shape.CLI_JSONL)
 _BLOCK = 8 << 20
 _NEW_TABLE = "follow_new"
 #: Bytes kept of what was read, at the file's start and just before the offset, to tell
@@ -278,15 +277,17 @@ class Follower:
                     state.shape = detect_shape(path)
                 except InputError as error:  # e.g. a first line still being written
                     raise _NotReady(error, unknown_shape=True) from None
-            if state.shape in Shape.ALERT_SHAPES:
+            shape = shape_named(state.shape)
+            if shape is None or shape.holds_alerts:
                 state.ignored = True
                 return
             state.incremental = (
-                state.shape in LINE_SHAPES
+                shape.line_oriented  # read incrementally from a byte offset
                 and not os.path.isdir(path)
                 and compression_of(path) is None
             )
-        if state.shape == Shape.SNAPSHOT:
+        shape = shape_named(state.shape)
+        if shape is not None and shape.written_whole:
             if state.size < 0:  # a snapshot is read once: it is written whole
                 yield from self._read_whole(state)
             state.size, state.mtime_ns = stat.st_size, stat.st_mtime_ns
@@ -330,7 +331,8 @@ class Follower:
 
     def _read_appended(self, state: _FileState) -> Iterator[pa.RecordBatch]:
         chunk_path = os.path.join(self._tmp, "chunk")
-        is_csv = state.shape == Shape.DB_CSV
+        shape = shape_named(state.shape or "")
+        is_csv = shape is not None and shape.header_line  # each chunk repeats the header
         # One descriptor for the checks and the read: a rotation in between cannot mix
         # the old file's checks with the new file's bytes.
         with open(state.path, "rb") as source:

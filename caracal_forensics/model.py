@@ -98,7 +98,10 @@ ALERT_COLUMNS: tuple[str, ...] = tuple(ALERT_SCHEMA.names)
 
 
 class Shape:
-    """Names of the export shapes (FORMAT.md section 4), as recorded in ``source_shape``."""
+    """Names of the export shapes (FORMAT.md section 4), as recorded in ``source_shape``,
+    manifests and reports: never change one. What a shape is and does lives in its class
+    (``sources/shapes/``, listed in ``sources/registry.py``), which takes its name from
+    here; ``POSTGRES`` and ``ALERTS_SNAPSHOT`` name where rows came from, not a file shape."""
 
     DB_CSV = "db_csv"
     DB_JSONL = "db_jsonl"

@@ -477,9 +477,10 @@ def _displaced(inputs: list[Any]) -> bool:
     files file an event by its time, and an event ingested late sits in an earlier
     hour's file than the rows before it. Those go through the reorder window from the
     first row, before a zone's start is taken from a row that came early."""
-    from ..model import Shape
+    from ..sources.registry import shape_named
 
-    return any(getattr(i, "shape", None) == Shape.OCSF_PARQUET for i in inputs)
+    return any((shape := shape_named(getattr(i, "shape", None) or "")) is not None
+               and shape.displaced for i in inputs)
 
 
 def _snapshot_files(inputs: list[Any]) -> list[str] | None:

@@ -1,8 +1,10 @@
 """Readers for every export shape. Only this package knows about shapes.
 
 Each input is detected from its content, opened read-only, and read as a stream of
-record batches in the one event schema (or the alert schema). Adding a shape is one new
-module here plus a line in ``detect`` and ``read_events``.
+record batches in the one event schema (or the alert schema). Every shape is one class in
+``shapes/`` listed in ``registry.SHAPES``: this module asks the shape of an input (its
+``read``, ``check``, ``fingerprint``, ``taps``), never compares shape names. Adding a
+shape is one new module in ``shapes/`` plus a line in the registry.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import InputError
-from ..model import Shape
 from ._batch import BadLines
 from ._io import (
     ChangedWhileRead,
@@ -24,8 +25,9 @@ from ._io import (
     file_states,
     is_export_name,
 )
-from .detect import detect_shape, dump_header
-from .snapshot_dir import check_snapshot
+from .detect import detect_shape
+from .registry import holds_alerts, shape_named
+from .shapes.base import DIRECTORY
 
 __all__ = [
     "read_inputs",
@@ -57,7 +59,7 @@ class InputFile:
 
     @property
     def holds_alerts(self) -> bool:
-        return self.shape in Shape.ALERT_SHAPES
+        return holds_alerts(self.shape)
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
@@ -99,10 +101,11 @@ def scan(paths: list[str], fingerprint: bool = True,
             if is_export_name(path):
                 raise _with_exclude_hint(error, path) from None
             continue
-        rows = check_snapshot(path) if shape == Shape.SNAPSHOT else 0
+        known = _shape(path, shape)
+        rows = known.check(path)
         if states is None:
             states = file_states(path)
-        size, digest = _fingerprint(path, shape) if fingerprint else (0, "")
+        size, digest = known.fingerprint(path) if fingerprint else (0, "")
         found.append(InputFile(path=path, shape=shape, bytes=size, sha256=digest, rows=rows,
                                states=states))
     return found
@@ -186,8 +189,9 @@ class Fingerprints:
             for index, source in enumerate(self._inputs):
                 if index in self._taps:
                     continue  # its reader fingerprints it
-                if source.shape == Shape.SNAPSHOT:
-                    self._results[index] = _fingerprint(source.path, source.shape)
+                shape = shape_named(source.shape)
+                if shape is not None and shape.kind == DIRECTORY:  # not a stream of bytes
+                    self._results[index] = shape.fingerprint(source.path)
                     if source.states is not None:
                         check_unchanged(source.states)
                     continue
@@ -248,20 +252,15 @@ class Fingerprints:
 
 
 def _reader_tap(source: InputFile):
-    """A FileDigest for a reader that reads its file once, end to end: the C kernel's
-    for an uncompressed JSON lines file, the CSV reader's (its parallel pass) for a
-    table dump; else None."""
+    """A FileDigest for a reader that reads its file once, end to end (the shape's
+    ``taps``: the C kernel's for an uncompressed JSON lines file, the CSV reader's
+    parallel pass for a table dump); else None."""
     import os
 
-    from .. import jsonb_native
-    from ._io import FileDigest, compression_of
+    from ._io import FileDigest
 
-    if not os.path.isfile(source.path):
-        return None
-    if source.shape in (Shape.DB_JSONL, Shape.CLI_JSONL):
-        if not jsonb_native.AVAILABLE or compression_of(source.path):
-            return None
-    elif source.shape != Shape.DB_CSV:
+    shape = shape_named(source.shape)
+    if shape is None or not os.path.isfile(source.path) or not shape.taps(source.path):
         return None
     tap = FileDigest(source.path)
     source.reader_tap = tap
@@ -304,22 +303,10 @@ def _checked_after(batches: Iterator[pa.RecordBatch], states: dict
 
 
 def _read_events(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
-    from . import cli_jsonl, db_csv, db_jsonl, ocsf_parquet, search_pages
-
-    shape = source.shape
-    if shape == Shape.DB_CSV:
-        return db_csv.read(source.path, bad, dump_header(source.path), source.reader_tap)
-    if shape == Shape.DB_JSONL:
-        return db_jsonl.read(source.path, bad, source.reader_tap)
-    if shape == Shape.CLI_JSONL:
-        return cli_jsonl.read(source.path, bad, source.reader_tap)
-    if shape == Shape.OCSF_PARQUET:
-        return ocsf_parquet.read(source.path)
-    if shape == Shape.SEARCH_PAGE:
-        return search_pages.read(source.path, bad)
-    if shape == Shape.SNAPSHOT:
-        return _snapshot_events(source.path)
-    raise InputError(source.path, f"holds {shape}, not events")
+    shape = shape_named(source.shape)
+    if shape is None or shape.holds_alerts:
+        raise InputError(source.path, f"holds {source.shape}, not events")
+    return shape.read(source, bad)
 
 
 def read_inputs(inputs: list[InputFile], bad: BadLines,
@@ -342,35 +329,18 @@ def read_alerts(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
 
 
 def _read_alerts(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
-    from . import alerts
-
-    if source.shape == Shape.ALERTS_CSV:
-        return alerts.read_csv(source.path, bad, dump_header(source.path))
-    if source.shape == Shape.ALERTS_JSONL:
-        return alerts.read_jsonl(source.path, bad)
-    raise InputError(source.path, f"holds {source.shape}, not alerts")
+    shape = shape_named(source.shape)
+    if shape is None or not shape.holds_alerts:
+        raise InputError(source.path, f"holds {source.shape}, not alerts")
+    return shape.read(source, bad)
 
 
-def _snapshot_events(directory: str) -> Iterator[pa.RecordBatch]:
-    from ._parquet import open_parquet
-    from .snapshot_dir import event_files
-
-    for path in event_files(directory):
-        yield from open_parquet(path).iter_batches()
-
-
-def _fingerprint(path: str, shape: str) -> tuple[int, str]:
-    if shape == Shape.SNAPSHOT:
-        import os
-
-        from .snapshot_dir import MANIFEST, load_manifest
-
-        # The manifest fingerprints every data file of the snapshot, so its hash covers
-        # all: scan holds the files to it by size, verify by SHA-256 (check_digests).
-        manifest = load_manifest(path)
-        _size, digest = file_sha256(os.path.join(path, MANIFEST))
-        return int(manifest.get("bytes", 0)), digest
-    return file_sha256(path)
+def _shape(path: str, name: str):
+    """The registered shape ``detect_shape`` named (it names only registered ones)."""
+    shape = shape_named(name)
+    if shape is None:  # pragma: no cover - detect_shape returns registered names
+        raise InputError(path, f"no registered shape named {name!r}")
+    return shape
 
 
 def _realpath(path: str) -> str:

@@ -50,6 +50,14 @@ class BadLines:
             self.first = str(error)
 
 
+def count_skipped(bad: BadLines, count: int, first: str | None) -> None:
+    """Add the lines a block skipped (``count``; ``first``: the first one's error) to
+    ``bad``, the reader's count."""
+    bad.count += count
+    if bad.first is None:
+        bad.first = first
+
+
 def parse_timestamps(values: list[str | None], path: str, lines: list[int], field: str) -> pa.Array:
     """ISO 8601 / PostgreSQL timestamptz texts to UTC microseconds; names the bad line."""
     array = pa.array(values, pa.string())

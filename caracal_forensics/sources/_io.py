@@ -336,7 +336,7 @@ def _unlistable(error: OSError) -> None:
 
 
 def _walk(directory: str) -> Iterator[tuple[str, bool]]:
-    from .snapshot_dir import is_snapshot_dir
+    from ._marker import is_snapshot_dir
 
     if is_snapshot_dir(directory):
         yield directory, True

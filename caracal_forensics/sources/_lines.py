@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..jsonb import JsonbNumber, dumps, loads
 from ..model import EVENT_SCHEMA, UTC_MICROS
 from . import _batch
-from ._batch import BadLines, parse_timestamps, rows_to_batches
+from ._batch import BadLines, count_skipped, parse_timestamps, rows_to_batches
 from ._io import FileDigest, open_binary, too_long
 
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -299,14 +299,6 @@ def parse_block(
     return Piece(rows, columns, lines, overflow, timestamps, bad.count, bad.first, error)
 
 
-def count_skipped(bad: BadLines, count: int, first: str | None) -> None:
-    """Add the lines a block skipped (``count``; ``first``: the first one's error) to
-    ``bad``, the reader's count."""
-    bad.count += count
-    if bad.first is None:
-        bad.first = first
-
-
 def batches_from_pieces(
     pieces: Iterable[Piece],
     path: str,
@@ -501,7 +493,8 @@ def read_json_lines(
             timestamp_fields
         )
     if parallel_worth_it(path):
-        return read_json_lines_parallel(path, bad, shape, schema, timestamp_fields)
+        return read_json_lines_parallel(path, bad, shape, schema, timestamp_fields,
+                                        parse_lines)
     return parse_lines(path, numbered_lines(path, bad), bad, shape, schema, timestamp_fields)
 
 

@@ -26,7 +26,7 @@ from multiprocessing import context as mp_context
 import pyarrow as pa
 
 from ..settings import WORKERS_ENV, settings  # noqa: F401 - WORKERS_ENV: named here before
-from ._batch import BadLines
+from ._batch import BadLines, count_skipped
 from ._io import FileDigest, open_binary
 
 #: Files smaller than this are parsed in-process: spawning workers costs more.
@@ -180,6 +180,7 @@ def _blocks(path: str, bad: BadLines) -> Iterator[tuple[int, bytes]]:
 
 
 def parse_block(
+    parse_lines: Callable[..., Iterator[pa.RecordBatch]],
     path: str,
     first_line: int,
     data: bytes,
@@ -189,9 +190,8 @@ def parse_block(
     schema: pa.Schema,
     timestamp_fields: tuple[str, ...],
 ) -> tuple[list[pa.RecordBatch], int, str | None]:
-    """Worker: parse one block; return its batches and the lines it skipped."""
-    from ._lines import parse_lines
-
+    """Worker: parse one block with ``parse_lines`` (``_lines.parse_lines``, handed in
+    so this module stays below ``_lines``); return its batches and the lines it skipped."""
     bad = BadLines(skip=skip, max_line=max_line)
     parts = data.split(b"\n")
     if parts and parts[-1] == b"":
@@ -210,10 +210,10 @@ def read_json_lines_parallel(
     shape: str,
     schema: pa.Schema,
     timestamp_fields: tuple[str, ...],
+    parse_lines: Callable[..., Iterator[pa.RecordBatch]],
 ) -> Iterator[pa.RecordBatch]:
-    """Batches in file order, parsed by worker processes, at most 2 blocks per worker ahead."""
-    from ._lines import count_skipped
-
+    """Batches in file order, parsed by worker processes (``parse_lines``: see
+    :func:`parse_block`), at most 2 blocks per worker ahead."""
     pool = _executor()
     pending: deque[Future] = deque()
     ahead = 2 * workers()
@@ -236,7 +236,8 @@ def read_json_lines_parallel(
                 raise
             pending.append(
                 pool.submit(
-                    parse_block, path, first_line, data, shape, bad.skip, bad.max_line, schema,
+                    parse_block, parse_lines, path, first_line, data, shape, bad.skip,
+                    bad.max_line, schema,
                     timestamp_fields,
                 )
             )

@@ -1,45 +1,56 @@
-"""Which export shape a file is, decided from its content (FORMAT.md section 4)."""
+"""Which export shape a file is, decided from its content (FORMAT.md section 4).
+
+The content's kind (a directory, Parquet, JSON, other text) is decided here; which shape
+of that kind it is, the registered shapes say (``registry.SHAPES``, in order). What is
+said when no shape knows the file is said here, per kind."""
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 
 from ..errors import InputError
-from ..jsonb import loads
-from ..model import Shape
-from . import alerts, cli_jsonl, db_csv, db_jsonl, ocsf_parquet, search_pages
 from ._io import PARQUET_MAGIC, check_regular, peek
-from .snapshot_dir import EVENTS_DIR, MANIFEST, is_snapshot_dir
+from .registry import find_shape
+from .shapes.base import (  # noqa: F401 - csv_header, dump_header: re-exported
+    DIRECTORY,
+    JSON,
+    PARQUET,
+    TEXT,
+    Probe,
+    csv_header,
+    dump_header,
+)
+from .snapshot_dir import EVENTS_DIR, MANIFEST
 
 
 def detect_shape(path: str) -> str:
     """The shape name (model.Shape) of a file or snapshot directory; InputError if unknown."""
     if os.path.isdir(path):
-        if is_snapshot_dir(path):
-            return Shape.SNAPSHOT
+        shape = find_shape(Probe(path), DIRECTORY)
+        if shape is not None:
+            return shape.name
         raise InputError(path, "a directory that is not a caracal-forensics snapshot")
     check_regular(path)  # never open a FIFO or a device: it may block forever
     head = peek(path)
     if not head:
         raise InputError(path, "empty file")
+    probe = Probe(path, head)
     if head.startswith(PARQUET_MAGIC):
-        return _parquet_shape(path)
+        return _parquet_shape(probe)
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"{"):
-        return _json_shape(path, head)
+        return _json_shape(probe)
     if text.startswith(b"["):
         raise InputError(path, "a JSON array is not an export shape this toolkit knows")
-    return _csv_shape(path, head)
+    return _text_shape(probe)
 
 
-def _parquet_shape(path: str) -> str:
-    from ._parquet import open_parquet
-
-    schema = open_parquet(path).schema_arrow
-    if ocsf_parquet.looks_like(schema):
-        return Shape.OCSF_PARQUET
+def _parquet_shape(probe: Probe) -> str:
+    path = probe.path
+    shape = find_shape(probe, PARQUET)
+    if shape is not None:
+        return shape.name
+    schema = probe.schema
     if "source_shape" in schema.names and "chain_hmac" in schema.names:
         # One part of a snapshot: only its directory, with the manifest, is an input.
         parent = os.path.dirname(os.path.abspath(path))
@@ -53,64 +64,29 @@ def _parquet_shape(path: str) -> str:
     raise InputError(path, "a Parquet file of unknown shape (neither OCSF nor a snapshot)")
 
 
-def _json_shape(path: str, head: bytes) -> str:
-    first_line = head.split(b"\n", 1)[0]
-    try:
-        first = loads(first_line.decode("utf-8", errors="replace"))
-    except ValueError:
-        first = None
-    if isinstance(first, dict):
-        return _shape_of_object(path, first)
-    # Not one object per line: a (pretty-printed) search page starts with its events key.
-    if b'"events"' in head:
-        return Shape.SEARCH_PAGE
-    if len(first_line) == len(head):
-        raise InputError(path, "malformed JSON on the first line (truncated?)", "line 1")
-    raise InputError(path, "malformed JSON on the first line", "line 1")
+def _json_shape(probe: Probe) -> str:
+    shape = find_shape(probe, JSON)
+    if shape is not None:
+        return shape.name
+    if probe.first_object is not None:
+        raise InputError(
+            probe.path,
+            "JSON of unknown shape (not a table dump, CLI output, search page or alerts)",
+            "line 1",
+        )
+    first_line = probe.head.split(b"\n", 1)[0]
+    if len(first_line) == len(probe.head):
+        raise InputError(probe.path, "malformed JSON on the first line (truncated?)", "line 1")
+    raise InputError(probe.path, "malformed JSON on the first line", "line 1")
 
 
-def _shape_of_object(path: str, first: dict) -> str:
-    if search_pages.looks_like(first):
-        return Shape.SEARCH_PAGE
-    if db_jsonl.looks_like(first):
-        return Shape.DB_JSONL
-    if cli_jsonl.looks_like(first):
-        return Shape.CLI_JSONL
-    if alerts.looks_like(first):
-        return Shape.ALERTS_JSONL
+def _text_shape(probe: Probe) -> str:
+    if b"\x00" in probe.head:
+        raise InputError(probe.path, "binary data of unknown shape")
+    shape = find_shape(probe, TEXT)
+    if shape is not None:
+        return shape.name
     raise InputError(
-        path,
-        "JSON of unknown shape (not a table dump, CLI output, search page or alerts)",
+        probe.path, "unknown shape: not JSON, Parquet, or a CSV dump with a known header",
         "line 1",
-    )
-
-
-def csv_header(path: str, head: bytes) -> list[str]:
-    line = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
-    try:
-        return [name.strip() for name in next(csv.reader(io.StringIO(line)))]
-    except (csv.Error, StopIteration):
-        return []
-
-
-def dump_header(path: str) -> list[str]:
-    """The header of a CSV dump about to be read. A column named twice is an input error:
-    which copy is the column? Another reader (a spreadsheet, DuckDB) may take the other."""
-    header = csv_header(path, peek(path))
-    twice = sorted({name for name in header if header.count(name) > 1})
-    if twice:
-        raise InputError(path, f"CSV header names {', '.join(twice)} more than once", "line 1")
-    return header
-
-
-def _csv_shape(path: str, head: bytes) -> str:
-    if b"\x00" in head:
-        raise InputError(path, "binary data of unknown shape")
-    header = csv_header(path, head)
-    if db_csv.looks_like(header):
-        return Shape.DB_CSV
-    if alerts.looks_like(header):
-        return Shape.ALERTS_CSV
-    raise InputError(
-        path, "unknown shape: not JSON, Parquet, or a CSV dump with a known header", "line 1"
     )

@@ -24,15 +24,10 @@ from ..manifest import (  # noqa: F401 - the manifest's side lives there, re-exp
     listed_files,
     load_manifest,
 )
+from ._marker import is_snapshot_dir  # noqa: F401 - re-exported
 
 EVENTS_DIR = "events"
 ALERTS_FILE = "alerts.parquet"
-
-
-def is_snapshot_dir(directory: str) -> bool:
-    """Whether ``directory`` holds a ``manifest.json`` (of any kind: :func:`load_manifest`
-    says whether it is a readable snapshot manifest). Never opens it: it may be a FIFO."""
-    return os.path.lexists(os.path.join(directory, MANIFEST))
 
 
 def check_snapshot(directory: str) -> int:
