@@ -9,11 +9,14 @@ import hashlib
 import io
 import os
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ..errors import InputError
 from ..manifest import check_regular, file_sha256  # noqa: F401 - re-exported
 from ..settings import MAX_LINE_ENV, settings
+
+if TYPE_CHECKING:  # for annotations: _batch imports this module
+    from ._batch import BadLines
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -118,7 +121,8 @@ def file_states(path: str) -> dict[str, FileState]:
     try:
         if not os.path.isdir(path):
             return {path: FileState.of(os.stat(path))}
-        from .snapshot_dir import ALERTS_FILE, MANIFEST, event_files
+        from ..manifest import MANIFEST
+        from ._marker import ALERTS_FILE, event_files
 
         files = [os.path.join(path, MANIFEST), *event_files(path)]
         if os.path.isfile(os.path.join(path, ALERTS_FILE)):
@@ -359,3 +363,36 @@ def _walk(directory: str) -> Iterator[tuple[str, bool]]:
         for name in sorted(files):
             if not name.startswith(".") and _is_data_file(name):
                 yield os.path.join(root, name), False
+
+
+class LongLine:
+    """In place of a block's bytes: one line longer than the maximum, never read whole."""
+
+
+#: What ``_parallel.line_blocks`` yields as the data of such a line.
+LONG_LINE = LongLine()
+
+
+def numbered_lines(path: str, bad: BadLines) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw line) of a possibly compressed file, split on b"\\n". A
+    line longer than ``bad.max_line`` is never held whole: it is refused, or skipped (read
+    past in small pieces) and counted, as ``bad`` says."""
+    number = 0
+    limit = bad.max_line
+    try:
+        with open_binary(path) as stream:
+            readline = stream.readline
+            while raw := readline(limit + 1):
+                number += 1
+                if len(raw) > limit and not raw.endswith(b"\n"):
+                    bad.handle(too_long(path, limit, f"line {number}"))
+                    while raw and not raw.endswith(b"\n"):
+                        raw = readline(1 << 16)
+                    continue
+                yield number, raw
+    except InputError:
+        raise
+    except Exception as error:  # OSError, EOFError, zstd errors: a cut-off compressed stream
+        raise InputError(
+            path, f"truncated or unreadable compressed data: {error}", f"line {number + 1}"
+        ) from None

@@ -21,38 +21,20 @@ from ..jsonb import JsonbNumber, dumps, loads
 from ..model import EVENT_SCHEMA, UTC_MICROS
 from . import _batch
 from ._batch import BadLines, count_skipped, parse_timestamps, rows_to_batches
-from ._io import FileDigest, open_binary, too_long
+from ._io import (  # noqa: F401 - LONG_LINE, numbered_lines: re-exported
+    LONG_LINE,
+    FileDigest,
+    LongLine,
+    numbered_lines,
+    open_binary,
+    too_long,
+)
 
 _INTEGER = re.compile(r"-?[0-9]+")
 
 
 class RowError(ValueError):
     """A row that parsed as JSON but does not fit the shape (the message says why)."""
-
-
-def numbered_lines(path: str, bad: BadLines) -> Iterator[tuple[int, bytes]]:
-    """(1-based line number, raw line) of a possibly compressed file, split on b"\\n". A
-    line longer than ``bad.max_line`` is never held whole: it is refused, or skipped (read
-    past in small pieces) and counted, as ``bad`` says."""
-    number = 0
-    limit = bad.max_line
-    try:
-        with open_binary(path) as stream:
-            readline = stream.readline
-            while raw := readline(limit + 1):
-                number += 1
-                if len(raw) > limit and not raw.endswith(b"\n"):
-                    bad.handle(too_long(path, limit, f"line {number}"))
-                    while raw and not raw.endswith(b"\n"):
-                        raw = readline(1 << 16)
-                    continue
-                yield number, raw
-    except InputError:
-        raise
-    except Exception as error:  # OSError, EOFError, zstd errors: a cut-off compressed stream
-        raise InputError(
-            path, f"truncated or unreadable compressed data: {error}", f"line {number + 1}"
-        ) from None
 
 
 def json_objects(
@@ -231,12 +213,6 @@ class Piece:
     error: BaseException | None = None
 
 
-class _LongLine:
-    """In place of a block's bytes: one line longer than the maximum, never read whole."""
-
-
-#: What ``_parallel.line_blocks`` yields as the data of such a line.
-LONG_LINE = _LongLine()
 
 
 def parse_block(
@@ -247,7 +223,7 @@ def parse_block(
     max_line: int,
     schema: pa.Schema,
     timestamp_fields: tuple[str, ...],
-    data: bytes | memoryview | _LongLine,
+    data: bytes | memoryview | LongLine,
     start: int,
     end: int,
     first_line: int,
@@ -267,7 +243,7 @@ def parse_block(
             error = failure
         return Piece(0, {}, pa.array([], pa.int64()), skipped=bad.count,
                      first_skipped=bad.first, error=error)
-    assert not isinstance(data, _LongLine)
+    assert not isinstance(data, LongLine)
     python_row = _python_rows(path, shape, bad)
     builder = jsonb_native.columns(spec)
     names = jsonb_native.field_names(spec)

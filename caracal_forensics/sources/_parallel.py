@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from ..settings import WORKERS_ENV, settings  # noqa: F401 - WORKERS_ENV: named here before
 from ._batch import BadLines, count_skipped
-from ._io import FileDigest, open_binary
+from ._io import LONG_LINE, FileDigest, numbered_lines, open_binary
 
 #: Files smaller than this are parsed in-process: spawning workers costs more.
 PARALLEL_MIN_BYTES = 16 << 20
@@ -153,7 +153,6 @@ def _blocks(path: str, bad: BadLines) -> Iterator[tuple[int, bytes]]:
     """(first line number, bytes of whole lines) blocks of the decompressed file; a line
     past ``bad.max_line`` is refused or skipped (then a new block starts after it)."""
     from ..errors import InputError
-    from ._lines import numbered_lines
 
     first = 1
     lines: list[bytes] = []
@@ -352,7 +351,6 @@ def line_blocks(path: str, block_lines: int, tap: FileDigest | None = None,
     from .. import jsonb_native
     from ..errors import InputError
     from ._io import compression_of, max_line_bytes
-    from ._lines import LONG_LINE
 
     limit = max_line_bytes() if limit is None else limit
     cap = read_cap(limit)
@@ -461,7 +459,6 @@ def _file_blocks(stream, block_lines: int, limit: int, cap: int) -> Iterator:
     import sys
 
     from .. import jsonb_native
-    from ._lines import LONG_LINE
 
     pool: list[tuple[int, object]] = []  # (size, buffer)
 

@@ -12,7 +12,6 @@ its manifest, so a file added, removed or changed since it was written is an inp
 
 from __future__ import annotations
 
-import glob
 import os
 
 from ..errors import InputError
@@ -24,10 +23,13 @@ from ..manifest import (  # noqa: F401 - the manifest's side lives there, re-exp
     listed_files,
     load_manifest,
 )
-from ._marker import is_snapshot_dir  # noqa: F401 - re-exported
-
-EVENTS_DIR = "events"
-ALERTS_FILE = "alerts.parquet"
+from ._marker import (  # noqa: F401 - re-exported
+    ALERTS_FILE,
+    EVENTS_DIR,
+    alerts_file,
+    event_files,
+    is_snapshot_dir,
+)
 
 
 def check_snapshot(directory: str) -> int:
@@ -77,15 +79,6 @@ def _event_part_rows(path: str) -> int:
             raise InputError(path, f"not a snapshot event file: column {field.name} is "
                              f"{field.type}, not {expected.type}")
     return parquet.metadata.num_rows
-
-
-def event_files(directory: str) -> list[str]:
-    return sorted(glob.glob(os.path.join(directory, EVENTS_DIR, "*.parquet")))
-
-
-def alerts_file(directory: str) -> str | None:
-    path = os.path.join(directory, ALERTS_FILE)
-    return path if os.path.isfile(path) else None
 
 
 #: What the words of every discrepancy end with: what it means.
