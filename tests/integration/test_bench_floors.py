@@ -8,10 +8,11 @@ import os
 import subprocess
 import sys
 
+from support.paths import FIXTURE_EXPORT, FIXTURE_KEY_FILE, ROOT
+
 import caracal_forensics as cf
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPORT = os.path.join(ROOT, "fixtures", "export")
+EXPORT = str(FIXTURE_EXPORT)
 
 
 def test_floors_times_every_step_and_task(tmp_path) -> None:
@@ -20,7 +21,7 @@ def test_floors_times_every_step_and_task(tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "bench", "floors.py"),
          "--csv", os.path.join(EXPORT, "db.csv"), "--ocsf", os.path.join(EXPORT, "ocsf"),
-         "--snapshot", snapshot, "--key-file", os.path.join(ROOT, "fixtures", "key.hex")],
+         "--snapshot", snapshot, "--key-file", str(FIXTURE_KEY_FILE)],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from readme_commands import ROOT, clean_env, lay_out, python_examples, shell_examples
-from test_readme import check_block
+from support.readme import ROOT, check_block, clean_env, lay_out, python_examples, shell_examples
 
 from caracal_forensics import queries
 from caracal_forensics.errors import InputError

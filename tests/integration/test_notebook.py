@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.paths import ROOT
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "investigation.ipynb"
 KERNEL = "caracal-forensics-test"
 

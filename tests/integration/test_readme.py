@@ -1,10 +1,10 @@
 """The README's examples run as printed, and the text a user gets stands alone.
 
 Every ``caracal-forensics`` line of the README's code blocks runs, in README order, from
-a folder outside the repository laid out as the examples assume (tests/readme_commands.py),
+a folder outside the repository laid out as the examples assume (tests/support/readme.py),
 and must exit 0 and print something; the Python API block runs too. An example that
 cannot run here (``--follow``, a live database) is named in ``SKIPPED`` with the test
-that covers it. tests/test_installed_wheel.py runs the same examples with an installed
+that covers it. tests/integration/test_installed_wheel.py runs the same examples with an installed
 wheel.
 """
 
@@ -16,10 +16,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from readme_commands import (
+from support.readme import (
     README,
     ROOT,
     Example,
+    check_block,
     clean_env,
     lay_out,
     python_examples,
@@ -38,17 +39,6 @@ BLOCKS = shell_examples()
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One folder for every block: a later example reads what an earlier one wrote."""
     return lay_out(tmp_path_factory.mktemp("readme") / "case")
-
-
-def check_block(block: list[Example], cwd: Path, bin_dir: Path) -> None:
-    """Run a block's examples; each must exit 0 and print something."""
-    runnable = [example for example in block if not example.skipped]
-    if not runnable:
-        pytest.skip("; ".join(f"line {e.line}: {e.skipped}" for e in block))
-    for example, done in run_block(runnable, cwd, clean_env(bin_dir)):
-        where = f"README.md line {example.line}: `{example.text}`"
-        assert done.returncode == 0, f"{where} exited {done.returncode}: {done.stderr.strip()}"
-        assert done.stdout.strip(), f"{where} printed nothing: {done.stderr.strip()}"
 
 
 def test_the_examples_are_found() -> None:

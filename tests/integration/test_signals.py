@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tail_helpers import EXPORT
+from support.paths import ROOT, SCHEMA
+from support.tail import EXPORT
 
 CLI = [sys.executable, "-c", "from caracal_forensics.cli import main; main()"]
-ROOT = Path(__file__).resolve().parent.parent
 #: Copies of the 240 vector events (ids made unique): ~70 MB, a few seconds of work.
 COPIES = 300
 
@@ -220,7 +220,6 @@ def test_tmpdir_with_a_quote_is_not_sql(tmp_path) -> None:
 
 # --- snapshot --dsn: a real PostgreSQL -------------------------------------------------
 
-SCHEMA = Path(__file__).parent / "sql" / "audit_schema.sql"
 APPLICATION = "caracal-forensics snapshot"
 #: Rows a snapshot still streams when the signal comes (the server waits on the client).
 STREAMED_ROWS = 200_000

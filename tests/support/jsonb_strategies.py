@@ -11,19 +11,19 @@ import json
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pyarrow as pa
 from hypothesis import strategies as st
-from pgserver import PgServer
 
 from caracal_forensics import jsonb_native
 from caracal_forensics.errors import InputError
 from caracal_forensics.jsonb import jsonb_text
 from caracal_forensics.model import EVENT_SCHEMA
 from caracal_forensics.sources._batch import BadLines
+from support import paths
+from support.pgserver import PgServer
 
-VECTORS = Path(__file__).parent / "vectors" / "jsonb.jsonl"
+VECTORS = paths.VECTORS / "jsonb.jsonl"
 
 
 def vector_pairs() -> list[tuple[str, str]]:

@@ -17,14 +17,16 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import pytest
+
+from support.paths import FIXTURES, ROOT
+
 README = ROOT / "README.md"
-FIXTURES = ROOT / "fixtures"
 
 #: Examples that cannot run here as printed, and the tests that cover what they show.
 SKIPPED = {
-    "--follow": "runs until Ctrl-C (tests/test_follow.py follows a growing export)",
-    "snapshot --dsn": "needs a live Caracal database (tests/test_pgsnapshot.py)",
+    "--follow": "runs until Ctrl-C (integration/cli/test_follow.py follows a growing export)",
+    "snapshot --dsn": "needs a live Caracal database (integration/postgres/test_pgsnapshot.py)",
 }
 #: Paths in the examples that stand for the reader's own.
 STAND_INS = {"/evidence/caracal-export": "export/"}
@@ -166,3 +168,14 @@ def clean_env(bin_dir: Path) -> dict[str, str]:
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     env["COLUMNS"] = "120"
     return env
+
+
+def check_block(block: list[Example], cwd: Path, bin_dir: Path) -> None:
+    """Run a block's examples; each must exit 0 and print something."""
+    runnable = [example for example in block if not example.skipped]
+    if not runnable:
+        pytest.skip("; ".join(f"line {e.line}: {e.skipped}" for e in block))
+    for example, done in run_block(runnable, cwd, clean_env(bin_dir)):
+        where = f"README.md line {example.line}: `{example.text}`"
+        assert done.returncode == 0, f"{where} exited {done.returncode}: {done.stderr.strip()}"
+        assert done.stdout.strip(), f"{where} printed nothing: {done.stderr.strip()}"

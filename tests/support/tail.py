@@ -1,26 +1,21 @@
 """Helpers shared by the tail, explain, follow and API tests.
 
 - ``SHAPES``: the bundled vectors in every export shape.
-- ``run_cli``: the CLI in-process, as a user runs it (stderr line + exit code on error).
 - ``load_pg`` / ``pg_tail_ids``: the same filters as SQL in a real PostgreSQL, the
   reference the toolkit's results are compared with.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).parent
-EXPORT = HERE / "vectors" / "export"
-SCHEMA = HERE / "sql" / "audit_schema.sql"
-KEY_FILE = EXPORT / "key.hex"
-RECIPES = HERE / "data" / "seed_recipes.json"
+from support.paths import DATA, SCHEMA, VECTOR_EXPORT, VECTOR_KEY_FILE
+
+EXPORT = VECTOR_EXPORT
+KEY_FILE = VECTOR_KEY_FILE
+RECIPES = DATA / "seed_recipes.json"
 
 #: Every export shape of the same 240 events. OCSF keeps occurred_at in milliseconds.
 SHAPES: dict[str, Path] = {
@@ -31,45 +26,6 @@ SHAPES: dict[str, Path] = {
     "search": EXPORT / "search",
 }
 MILLISECOND_SHAPES = {"ocsf"}
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def lines(self) -> list[str]:
-        return [line for line in self.out.split("\n") if line]
-
-
-def run_cli(*args: str | os.PathLike[str], env: dict[str, str | None] | None = None) -> Result:
-    """Run ``caracal-forensics ARGS`` in this process; returns (exit code, stdout, stderr)."""
-    from caracal_forensics.cli.app import run
-
-    saved = {}
-    for name, value in (env or {}).items():
-        saved[name] = os.environ.get(name)
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                run([str(a) for a in args])
-            except SystemExit as done:
-                code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    return Result(code, out.getvalue(), err.getvalue())
 
 
 # --- PostgreSQL as the reference -------------------------------------------------------

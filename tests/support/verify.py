@@ -7,7 +7,6 @@ import copy
 import random
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -15,10 +14,10 @@ import pyarrow as pa
 from caracal_forensics.chain import digest
 from caracal_forensics.chain.report import Report
 from caracal_forensics.model import EVENT_SCHEMA, HASH_FIELDS, Shape
+from support.paths import VECTOR_EXPORT, VECTOR_KEY_FILE
 
-HERE = Path(__file__).parent
-EXPORT = HERE / "vectors" / "export"
-KEY_HEX = (EXPORT / "key.hex").read_text().strip()
+EXPORT = VECTOR_EXPORT
+KEY_HEX = VECTOR_KEY_FILE.read_text().strip()
 KEY = bytes.fromhex(KEY_HEX)
 OTHER_KEY = bytes(range(100, 132))
 

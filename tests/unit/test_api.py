@@ -7,7 +7,8 @@ import json
 
 import polars as pl
 import pytest
-from tail_helpers import KEY_FILE, SHAPES, run_cli
+from support.cli import run_cli
+from support.tail import KEY_FILE, SHAPES
 
 import caracal_forensics as cf
 from caracal_forensics.errors import NotFoundError, UsageError

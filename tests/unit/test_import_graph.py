@@ -14,8 +14,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from support import paths
+
 PACKAGE = "caracal_forensics"
-ROOT = Path(__file__).resolve().parent.parent / PACKAGE
+ROOT = paths.ROOT / PACKAGE
 
 #: Cycles that other branches of issue 16 remove (chain/, sources/, the Verifier): this
 #: list only shrinks (``test_known_cycles_still_exist``); the lead takes each entry out as

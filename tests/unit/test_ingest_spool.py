@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from tail_helpers import EXPORT, SHAPES
+from support.tail import EXPORT, SHAPES
 
 import caracal_forensics as cf
 from caracal_forensics import ingest

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tail_helpers import SHAPES
+from support.tail import SHAPES
 
 import caracal_forensics as cf
 from caracal_forensics import ingest

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jsonb_strategies import (
+from support.jsonb_strategies import (
     REJECTED,
     VALID,
     compare_with_postgres,
@@ -18,7 +18,7 @@ from jsonb_strategies import (
     try_jsonb_database,
     vector_pairs,
 )
-from pgserver import PgServer
+from support.pgserver import PgServer
 
 from caracal_forensics.jsonb import (
     JsonbNumber,

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jsonb_strategies import (
+from support.jsonb_strategies import (
     DROP,
     EXTREME,
     GOOD_EVENT,
@@ -31,7 +31,9 @@ from jsonb_strategies import (
     try_jsonb_database,
     vector_pairs,
 )
-from pgserver import PgServer
+from support.paths import FIXTURE_EXPORT as FIXTURES
+from support.paths import VECTOR_EXPORT as VECTORS
+from support.pgserver import PgServer
 
 from caracal_forensics import jsonb_native
 from caracal_forensics.sources import cli_jsonl, db_jsonl
@@ -39,9 +41,6 @@ from caracal_forensics.sources._lines import _native_spec, map_row
 
 pytestmark = pytest.mark.skipif(jsonb_native._native is None, reason="C kernel not built")
 
-ROOT = Path(__file__).resolve().parent.parent
-VECTORS = ROOT / "tests" / "vectors" / "export"
-FIXTURES = ROOT / "fixtures" / "export"
 
 
 def _kernel(raw: str | bytes) -> str | None:

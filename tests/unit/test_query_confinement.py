@@ -9,14 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.cli import cli
+from support.paths import VECTOR_EXPORT as VECTORS
 
 import caracal_forensics as cf
 from caracal_forensics import queries
-from caracal_forensics.cli.app import run
 from caracal_forensics.errors import UsageError
 
-ROOT = Path(__file__).resolve().parent.parent
-VECTORS = ROOT / "tests" / "vectors" / "export"
 KEY_FILE = VECTORS / "key.hex"  # beside the export, as investigators keep it
 KEY_HEX = KEY_FILE.read_text(encoding="ascii").strip()
 
@@ -26,14 +25,6 @@ HOSTILE = {
     "read_csv": f"SELECT * FROM read_csv('{KEY_FILE}', header = false)",
     "glob": f"SELECT file FROM glob('{VECTORS}/*')",
 }
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run(list(argv))
-    out, err = capsys.readouterr()
-    code = exit_info.value.code
-    return (0 if code is None else int(code)), out, err
 
 
 def write_query(folder: Path, name: str, sql: str) -> None:

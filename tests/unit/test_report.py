@@ -18,7 +18,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from test_queries import KEY_HEX, SCRIPT, chain_events, cli, crafted_events, write_jsonl
+from support.cli import cli
+from support.crafted import KEY_HEX, SCRIPT, chain_events, crafted_events, write_jsonl
 
 import caracal_forensics as cf
 from caracal_forensics import __version__

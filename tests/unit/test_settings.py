@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from support.paths import PACKAGE as ROOT
 
 from caracal_forensics import engine
 from caracal_forensics.errors import UsageError
@@ -17,8 +18,6 @@ from caracal_forensics.settings import (
     Settings,
     settings,
 )
-
-ROOT = Path(__file__).resolve().parent.parent / "caracal_forensics"
 
 #: Modules that may touch ``os.environ``, and why.
 ALLOWED = {

@@ -17,24 +17,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support.cli import cli
+from support.paths import FIXTURE_EXPORT as EXPORT
+from support.paths import FIXTURE_KEY_FILE, VECTOR_EXPORT
 
 import caracal_forensics as cf
 from caracal_forensics.chain.files import verify_files
 from caracal_forensics.chain.report import Kind, Severity
-from caracal_forensics.cli.app import run
 from caracal_forensics.errors import InputError
 
-ROOT = Path(__file__).resolve().parent.parent
-EXPORT = ROOT / "fixtures" / "export"
-KEY = (ROOT / "fixtures" / "key.hex").read_text(encoding="ascii").strip()
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run(list(argv))
-    out, err = capsys.readouterr()
-    code = exit_info.value.code
-    return (0 if code is None else int(code)), out, err
+KEY = FIXTURE_KEY_FILE.read_text(encoding="ascii").strip()
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +217,7 @@ def test_links_inside_the_snapshot_are_read(case: Path, tmp_path: Path) -> None:
 def test_copies_from_several_shapes_are_no_finding(tmp_path: Path) -> None:
     # one export in several shapes: the snapshot keeps every copy, side by side in one part
     out = tmp_path / "case"
-    cf.open(str(ROOT / "tests" / "vectors" / "export")).ingest(str(out))
+    cf.open(str(VECTOR_EXPORT)).ingest(str(out))
     assert manifest(out)["duplicate_events"] > 0
     report = verify_files([str(out)], key=None).report
     assert not mismatches(report)

@@ -12,7 +12,7 @@ import re
 
 import pyarrow.parquet as pq
 import pytest
-from tail_helpers import SHAPES
+from support.tail import SHAPES
 
 import caracal_forensics as cf
 from caracal_forensics.filters import Filters, select_sql

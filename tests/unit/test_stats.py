@@ -10,15 +10,9 @@ from xml.dom import minidom
 
 import polars as pl
 import pytest
-from test_queries import (
-    HOSTILE,
-    VECTORS,
-    chain_events,
-    cli,
-    crafted_events,
-    ev,
-    write_jsonl,
-)
+from support.cli import cli
+from support.crafted import HOSTILE, chain_events, crafted_events, ev, write_jsonl
+from support.paths import VECTOR_EXPORT as VECTORS
 
 import caracal_forensics as cf
 from caracal_forensics import charts

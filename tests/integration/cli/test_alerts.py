@@ -7,16 +7,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from pgserver import PgServer
+from support.paths import SCHEMA, VECTOR_EXPORT
+from support.pgserver import PgServer
 
 from caracal_forensics.cli.app import run
 from caracal_forensics.pgsnapshot import take_snapshot
 from caracal_forensics.snapshot import open_sources
 
-HERE = Path(__file__).parent
-SCHEMA = HERE / "sql" / "audit_schema.sql"
-ALERTS_CSV = HERE / "vectors" / "export" / "alerts.csv"
-DB_CSV = HERE / "vectors" / "export" / "db.csv"
+ALERTS_CSV = VECTOR_EXPORT / "alerts.csv"
+DB_CSV = VECTOR_EXPORT / "db.csv"
 
 VECTOR_ALERT = {
     "id": "1",

@@ -49,7 +49,7 @@ def test_every_command_help_imports_no_heavy_library() -> None:
 def test_a_command_parses_its_options_without_pydantic() -> None:
     """typer 0.29 and later validate every option through pydantic, 0.15-0.2 s at each
     command's start; pyproject pins below it. A real command must not pull it in."""
-    from tail_helpers import KEY_FILE, SHAPES
+    from support.tail import KEY_FILE, SHAPES
 
     code = PROBE.format(
         argv=["verify", "--source", str(SHAPES["db_csv"]), "--key-file", str(KEY_FILE)],
@@ -85,7 +85,7 @@ def test_ingest_runs_on_jemalloc_unless_the_user_chose_an_allocator(tmp_path,
                                                                     monkeypatch) -> None:
     """Ingest picks Arrow's jemalloc (on Linux), without leaving the variable set for
     what it starts; the user's choice wins; the other commands keep pyarrow's default."""
-    from tail_helpers import SHAPES
+    from support.tail import SHAPES
 
     monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
     default = _arrow_pool_after(["--version"], {})

@@ -9,9 +9,8 @@ import io
 from pathlib import Path
 
 import pytest
-from cli_helpers import cli, one_error_line
-
-VECTORS = Path(__file__).resolve().parent / "vectors" / "export"
+from support.cli import cli, one_error_line
+from support.paths import VECTOR_EXPORT as VECTORS
 
 
 def dump_with_deep_metadata(tmp_path: Path, depth: int) -> tuple[Path, str]:

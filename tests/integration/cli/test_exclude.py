@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tail_helpers import run_cli
+from support.cli import run_cli
+from support.paths import FIXTURE_EXPORT as EXPORT
 
 import caracal_forensics as cf
 from caracal_forensics.errors import InputError
@@ -19,8 +20,6 @@ def cli(*argv: str) -> tuple[int, str, str]:
     return result.code, result.out, result.err
 
 
-ROOT = Path(__file__).resolve().parent.parent
-EXPORT = ROOT / "fixtures" / "export"
 
 
 

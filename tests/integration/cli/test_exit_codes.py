@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CSV = ROOT / "tests" / "vectors" / "export" / "db.csv"
+from support.paths import ROOT, VECTOR_EXPORT
+
+CSV = VECTOR_EXPORT / "db.csv"
 
 # a failure no check names, injected where the sources are resolved, in a real process
 PROGRAM = """

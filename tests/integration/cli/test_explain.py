@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from tail_helpers import EXPORT, KEY_FILE, MILLISECOND_SHAPES, SHAPES, load_pg, run_cli
+from support.cli import run_cli
+from support.tail import EXPORT, KEY_FILE, MILLISECOND_SHAPES, SHAPES, load_pg
 
 import caracal_forensics as cf
 from caracal_forensics.errors import UsageError

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
 import pytest
-from tail_helpers import run_cli
+from support.cli import run_cli
+from support.paths import FIXTURE_EXPORT
 
 import caracal_forensics as cf
 from caracal_forensics.filters import Filters, empty_result_hint, unmatched_values
@@ -17,8 +16,7 @@ def cli(*argv: str) -> tuple[int, str, str]:
     return result.code, result.out, result.err
 
 
-ROOT = Path(__file__).resolve().parent.parent
-DB_CSV = ROOT / "fixtures" / "export" / "db.csv"
+DB_CSV = FIXTURE_EXPORT / "db.csv"
 
 
 

@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from tail_helpers import EXPORT, SHAPES, run_cli
+from support.cli import run_cli
+from support.tail import EXPORT, SHAPES
 
 import caracal_forensics as cf
 from caracal_forensics.filters import Filters

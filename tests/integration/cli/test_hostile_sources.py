@@ -17,13 +17,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from tail_helpers import EXPORT, KEY_FILE, Result, run_cli
+from support.cli import Result, run_cli
+from support.paths import ROOT
+from support.tail import EXPORT, KEY_FILE
 
 import caracal_forensics as cf
 from caracal_forensics.errors import InputError
 from caracal_forensics.sources import scan
 
-ROOT = Path(__file__).resolve().parent.parent
 OCSF = EXPORT / "ocsf"
 HOUR = Path("audit/2026/05/11/2026-05-11T08.parquet")
 #: A FIFO must fail fast; a regression would block forever on open().

@@ -18,27 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.cli import cli, one_error_line
+from support.paths import VECTOR_EXPORT as VECTORS
 
-from caracal_forensics.cli.app import run
 from caracal_forensics.queries import load_queries
 from caracal_forensics.sources._lines import RowError, int64_of
 
-ROOT = Path(__file__).resolve().parent.parent
-VECTORS = ROOT / "tests" / "vectors" / "export"
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run(list(argv))
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @given(INT64, st.integers(min_value=0, max_value=30))

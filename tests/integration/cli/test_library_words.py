@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import cli, one_error_line
+from support.cli import cli, one_error_line
+from support.paths import VECTOR_EXPORT as VECTORS
 
 import caracal_forensics as cf
 from caracal_forensics import errors, queries
@@ -19,7 +20,6 @@ from caracal_forensics.filters import Filters, parse_time
 from caracal_forensics.follow import Follower
 from caracal_forensics.ingest import prepare_out_dir
 
-VECTORS = Path(__file__).resolve().parent / "vectors" / "export"
 CSV = str(VECTORS / "db.csv")
 
 

@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from rich.cells import cell_len
-from tail_helpers import run_cli
+from support.cli import run_cli
+from support.paths import FIXTURE_EXPORT as EXPORT
 
 import caracal_forensics as cf
 from caracal_forensics.render.table import Column, fit_columns, hidden_note
 
-ROOT = Path(__file__).resolve().parent.parent
-EXPORT = ROOT / "fixtures" / "export"
 DB_CSV = str(EXPORT / "db.csv")
 
 

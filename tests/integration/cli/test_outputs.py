@@ -16,14 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import cli, one_error_line
+from support.cli import cli, one_error_line
+from support.paths import VECTOR_EXPORT as EXPORT
 
 from caracal_forensics.cli.app import run
 from caracal_forensics.errors import UsageError
 from caracal_forensics.outputs import refuse_overwriting_inputs, write_atomically
 
-ROOT = Path(__file__).resolve().parent.parent
-EXPORT = ROOT / "tests" / "vectors" / "export"
 KEY = EXPORT / "key.hex"
 
 

@@ -6,12 +6,10 @@ import fcntl
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-EXPORT = ROOT / "fixtures" / "export"
+from support.paths import FIXTURE_EXPORT as EXPORT
+from support.paths import ROOT
 
 
 def _run_into_closed_pipe(args: list[str], lines: int) -> tuple[int, str]:

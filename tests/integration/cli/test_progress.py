@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.paths import FIXTURE_EXPORT, ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
-DB_CSV = str(ROOT / "fixtures" / "export" / "db.csv")
+DB_CSV = str(FIXTURE_EXPORT / "db.csv")
 
 
 def _env() -> dict[str, str]:

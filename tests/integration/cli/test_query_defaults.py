@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from tail_helpers import run_cli
+from support.cli import run_cli
+from support.paths import VECTOR_EXPORT as VECTORS
 
 import caracal_forensics as cf
 from caracal_forensics import queries
@@ -18,8 +18,6 @@ def cli(*argv: str) -> tuple[int, str, str]:
     return result.code, result.out, result.err
 
 
-ROOT = Path(__file__).resolve().parent.parent
-VECTORS = ROOT / "tests" / "vectors" / "export"
 
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tail_helpers import (
+from support.cli import run_cli
+from support.tail import (
     EXPORT,
     MILLISECOND_SHAPES,
     RECIPES,
@@ -21,7 +22,6 @@ from tail_helpers import (
     cli_filter_args,
     load_pg,
     pg_tail_ids,
-    run_cli,
 )
 
 import caracal_forensics as cf

@@ -7,10 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from verify_helpers import EXPORT, KEY_HEX
+from support.paths import ROOT
+from support.verify import EXPORT, KEY_HEX
 
 from caracal_forensics.cli.app import run
 
@@ -132,7 +132,7 @@ def test_real_process_keeps_key_out_of_argv_and_output() -> None:
     """The key travels by environment only; the command line and output never hold it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_HMAC")}
     env["AUDIT_HMAC_KEY"] = KEY_HEX
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     proc = subprocess.run(
         [sys.executable, "-m", "caracal_forensics", "verify", "-s", CSV, "--json"],
         capture_output=True, text=True, env=env, cwd=root, timeout=300,
@@ -146,7 +146,7 @@ def test_real_process_keeps_key_out_of_argv_and_output() -> None:
 def test_closed_pipe_keeps_the_verdict_exit_code(flag: list[str]) -> None:
     """`verify | head`: exit 3 (partial) must not become 0 or 1 when the reader goes away."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_HMAC")}
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     proc = subprocess.Popen(
         [sys.executable, "-m", "caracal_forensics", "verify", "-s", CSV, *flag],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=root,

@@ -13,11 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from support.paths import FIXTURES, SCHEMA
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "fixtures"
 EXPORT = FIXTURES / "export"
-SCHEMA = Path(__file__).parent / "sql" / "audit_schema.sql"
 
 
 @pytest.fixture(scope="module")

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
-from pgserver import PgServer
+from support.paths import SCHEMA
+from support.paths import VECTOR_EXPORT as EXPORT
+from support.pgserver import PgServer
 
 from caracal_forensics import jsonb
 from caracal_forensics.model import JSONB_FIELDS, TEXT_FIELDS
-
-HERE = Path(__file__).parent
-SCHEMA = HERE / "sql" / "audit_schema.sql"
-EXPORT = HERE / "vectors" / "export"
 
 APPEND = """
 SELECT content_sha256, prev_content_sha256, chain_hmac, chain_seq,

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pgserver import PgServer
+from support.paths import SCHEMA, VECTOR_KEY_FILE
+from support.pgserver import PgServer
 
 from caracal_forensics import pgsnapshot
 from caracal_forensics.chain.digest import chain_hmac, content_sha256
@@ -29,9 +30,7 @@ from caracal_forensics.keys import parse_key
 from caracal_forensics.pgsnapshot import redact_dsn, take_snapshot
 from caracal_forensics.snapshot import open_sources
 
-HERE = Path(__file__).parent
-SCHEMA = HERE / "sql" / "audit_schema.sql"
-KEY_HEX = (HERE / "vectors" / "export" / "key.hex").read_text().strip()
+KEY_HEX = VECTOR_KEY_FILE.read_text().strip()
 KEY = parse_key(KEY_HEX, origin="key.hex")
 
 APPEND = """

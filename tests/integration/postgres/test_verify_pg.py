@@ -14,13 +14,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pgserver import PgServer
-from verify_helpers import KEY, KEY_HEX, found
+from support.paths import SCHEMA
+from support.pgserver import PgServer
+from support.verify import KEY, KEY_HEX, found
 
 import caracal_forensics as cf
 from caracal_forensics.chain.verify import verify
 
-SCHEMA = Path(__file__).parent / "sql" / "audit_schema.sql"
 APPEND = """
 SELECT 1 FROM audit_append(decode(%s, 'hex'), %s, %s, %s, %s, %s, %s, %s, %s, %s,
                            %s::jsonb, %s::jsonb, %s::jsonb, %s::timestamptz, %s::timestamptz)

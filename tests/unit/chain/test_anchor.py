@@ -9,27 +9,18 @@ import json
 from pathlib import Path
 
 import pytest
+from support.cli import cli
+from support.paths import FIXTURE_EXPORT as EXPORT
+from support.paths import FIXTURE_KEY_FILE as KEY_FILE
 
 import caracal_forensics as cf
 from caracal_forensics.chain.anchor import load_anchor
 from caracal_forensics.chain.files import verify_files
-from caracal_forensics.cli.app import run
 from caracal_forensics.errors import InputError
 
-ROOT = Path(__file__).resolve().parent.parent
-EXPORT = ROOT / "fixtures" / "export"
 DUMP = EXPORT / "db.csv"
-KEY_FILE = ROOT / "fixtures" / "key.hex"
 KEY = KEY_FILE.read_text(encoding="ascii").strip()
 ZONE = "zone-alpha"
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        run(list(argv))
-    out, err = capsys.readouterr()
-    code = exit_info.value.code
-    return (0 if code is None else int(code)), out, err
 
 
 @pytest.fixture(scope="module")

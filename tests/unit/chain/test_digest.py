@@ -12,7 +12,7 @@ import duckdb
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from verify_helpers import EXPORT, KEY, KEY_HEX, event, table
+from support.verify import EXPORT, KEY, KEY_HEX, event, table
 
 from caracal_forensics import keys
 from caracal_forensics.chain import digest, native
@@ -317,7 +317,7 @@ def test_native_recovery_equals_reference(micros: int) -> None:
 
 def test_native_and_sql_paths_give_the_same_report(monkeypatch) -> None:
     """The whole verification, with and without the kernel, on a tampered mixed export."""
-    from verify_helpers import as_cli, as_ocsf, edited, events, renumber, verify_rows
+    from support.verify import as_cli, as_ocsf, edited, events, renumber, verify_rows
 
     rows = events(60, zones=("a", "b", "c"))
     mixed = rows[:20] + as_ocsf(rows[20:40]) + as_cli(rows[40:])

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from verify_helpers import EXPORT, KEY_HEX
+from support.verify import EXPORT, KEY_HEX
 
 import caracal_forensics as cf
 from caracal_forensics.cli.app import run

@@ -1,6 +1,6 @@
 """verify(): every finding kind, flagged at the right event and nothing else flagged.
 
-Rows are built with the reference digest (verify_helpers) and handed to verify as a
+Rows are built with the reference digest (tests/support/verify.py) and handed to verify as a
 DuckDB view, so these tests pin down the verifier's logic independently of the readers.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from verify_helpers import (
+from support.verify import (
     KEY,
     OTHER_KEY,
     as_cli,

@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from test_verify_property import EDITS, SHAPES, _edit, streams
-from verify_helpers import KEY, OTHER_KEY, chain, connect, event, events, renumber
+from support.streams import EDITS, SHAPES, streams
+from support.streams import edit as _edit
+from support.verify import KEY, OTHER_KEY, chain, connect, event, events, renumber
 
 from caracal_forensics.chain import clean, native
 from caracal_forensics.chain import verify as verify_module
@@ -177,8 +178,8 @@ def test_a_copied_or_replayed_event_sends_it_to_the_exhaustive_pipeline() -> Non
 @pytest.fixture()
 def snapshot_dir(tmp_path):
     """A canonical snapshot of 3,000 intact events in three zones, row groups of 512."""
-    from tail_helpers import SHAPES
-    from verify_helpers import table
+    from support.tail import SHAPES
+    from support.verify import table
 
     import caracal_forensics as cf
     from caracal_forensics.ingest import write_snapshot
@@ -322,7 +323,7 @@ def test_the_reorder_window_lets_rows_through_once_they_link() -> None:
 
 
 def _batch(rows) -> pa.RecordBatch:
-    from verify_helpers import table
+    from support.verify import table
 
     return table(rows).to_batches()[0]
 
@@ -419,7 +420,7 @@ def test_a_dictionary_index_out_of_range_is_refused() -> None:
 
 @pytest.mark.parametrize("shape", ["db_csv", "db_jsonl", "cli_jsonl", "ocsf", "search"])
 def test_verify_files_gives_the_report_of_the_opened_snapshot(shape, monkeypatch) -> None:
-    from tail_helpers import KEY_FILE, SHAPES
+    from support.tail import KEY_FILE, SHAPES
 
     import caracal_forensics as cf
     from caracal_forensics.chain.files import verify_files
@@ -434,7 +435,7 @@ def test_verify_files_gives_the_report_of_the_opened_snapshot(shape, monkeypatch
 
 
 def test_verify_files_streams_an_intact_dump_without_loading_it(tmp_path, monkeypatch) -> None:
-    from tail_helpers import KEY_FILE, SHAPES
+    from support.tail import KEY_FILE, SHAPES
 
     from caracal_forensics import snapshot
     from caracal_forensics.chain.files import verify_files
@@ -446,7 +447,7 @@ def test_verify_files_streams_an_intact_dump_without_loading_it(tmp_path, monkey
 
 
 def test_verify_files_falls_back_for_findings_and_counts_skipped_lines(tmp_path) -> None:
-    from tail_helpers import KEY_FILE, SHAPES
+    from support.tail import KEY_FILE, SHAPES
 
     from caracal_forensics.chain.files import verify_files
     from caracal_forensics.errors import InputError

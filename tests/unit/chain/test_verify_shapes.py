@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from verify_helpers import EXPORT, KEY, found
+from support.verify import EXPORT, KEY, found
 
 import caracal_forensics as cf
 from caracal_forensics import jsonb

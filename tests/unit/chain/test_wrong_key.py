@@ -3,7 +3,7 @@ verdict leads with "the key is probably wrong"; and a wrong key hides nothing el
 
 from __future__ import annotations
 
-from verify_helpers import OTHER_KEY, events, found, verify_rows
+from support.verify import OTHER_KEY, events, found, verify_rows
 
 ROWS = events(40, zones=("zone-a", "zone-b"))
 

@@ -11,7 +11,7 @@ import os
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from tail_helpers import SHAPES
+from support.tail import SHAPES
 
 import caracal_forensics as cf
 from caracal_forensics.errors import ForensicsError
@@ -114,7 +114,7 @@ def test_the_guard_and_the_fields_are_what_the_expression_names() -> None:
 
 
 def test_cli_uses_the_guard_only_when_every_match_is_wanted(snap) -> None:
-    from tail_helpers import run_cli
+    from support.cli import run_cli
 
     source = snap.inputs[0].path
     newest = run_cli("audit", "tail", "-s", source, "--limit", "5", "--query",

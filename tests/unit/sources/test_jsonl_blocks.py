@@ -17,7 +17,8 @@ import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jsonb_strategies import compare_readers, event_line, read_events
+from support.jsonb_strategies import compare_readers, event_line, read_events
+from support.paths import VECTOR_EXPORT as VECTORS
 
 from caracal_forensics import jsonb_native
 from caracal_forensics.errors import InputError
@@ -28,8 +29,6 @@ from caracal_forensics.sources._lines import _native_spec
 
 pytestmark = pytest.mark.skipif(jsonb_native._native is None, reason="C kernel not built")
 
-ROOT = Path(__file__).resolve().parent.parent
-VECTORS = ROOT / "tests" / "vectors" / "export"
 TIMESTAMPS = ("occurred_at", "ingested_at")
 
 

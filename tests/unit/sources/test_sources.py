@@ -16,16 +16,14 @@ import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.bundled import make_fixtures
+from support.paths import FIXTURE_EXPORT, ROOT
+from support.paths import VECTOR_EXPORT as VECTORS
 
 import caracal_forensics as cf
 from caracal_forensics.errors import InputError, UsageError
 from caracal_forensics.model import EVENT_SCHEMA, HASH_FIELDS, Shape
 from caracal_forensics.sources import BadLines, read_events, scan
-
-ROOT = Path(__file__).resolve().parent.parent
-VECTORS = Path(__file__).parent / "vectors" / "export"
-sys.path.insert(0, str(ROOT / "fixtures"))
-import make_fixtures  # noqa: E402
 
 SHAPES = {
     Shape.DB_CSV: VECTORS / "db.csv",
@@ -142,7 +140,7 @@ def test_shape_is_detected_from_content_and_compression(tmp_path: Path) -> None:
 
 
 def test_bundled_fixtures_mix_every_shape() -> None:
-    snap = cf.open(str(ROOT / "fixtures" / "export"))
+    snap = cf.open(str(FIXTURE_EXPORT))
     shapes = {i.shape for i in snap.inputs}
     assert shapes >= {*SHAPES, Shape.ALERTS_CSV, Shape.ALERTS_JSONL}
     per_shape = snap.sql(
