@@ -3,8 +3,8 @@
 Two forms over the one entry point (``caracal_forensics.cli.app.run``):
 
 - ``cli(capsys, *argv)``: (exit code, stdout, stderr) through pytest's ``capsys``;
-- ``run_cli(*argv, env=...)``: a :class:`Result`, with environment variables set (or,
-  given None, unset) for the run only.
+- ``run_cli(*argv, env=...)``: a :class:`Result` (which unpacks as ``code, out, err``),
+  with environment variables set (or, given None, unset) for the run only.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -50,6 +51,10 @@ class Result:
     @property
     def lines(self) -> list[str]:
         return [line for line in self.out.split("\n") if line]
+
+    def __iter__(self) -> Iterator[int | str]:
+        """``code, out, err = run_cli(...)``."""
+        return iter((self.code, self.out, self.err))
 
 
 def run_cli(*args: str | os.PathLike[str], env: dict[str, str | None] | None = None) -> Result:

@@ -7,21 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from support.cli import run_cli
+from support.cli import run_cli as cli
 from support.paths import FIXTURE_EXPORT as EXPORT
 
 import caracal_forensics as cf
 from caracal_forensics.errors import InputError
 from caracal_forensics.sources import is_excluded
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    result = run_cli(*argv)
-    return result.code, result.out, result.err
-
-
-
-
 
 
 @pytest.fixture()

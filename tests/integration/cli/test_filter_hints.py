@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-from support.cli import run_cli
+from support.cli import run_cli as cli
 from support.paths import FIXTURE_EXPORT
 
 import caracal_forensics as cf
 from caracal_forensics.filters import Filters, empty_result_hint, unmatched_values
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    result = run_cli(*argv)
-    return result.code, result.out, result.err
-
 
 DB_CSV = FIXTURE_EXPORT / "db.csv"
 

@@ -5,21 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.cli import run_cli
+from support.cli import run_cli as cli
 from support.paths import VECTOR_EXPORT as VECTORS
 
 import caracal_forensics as cf
 from caracal_forensics import queries
 from caracal_forensics.errors import InputError, UsageError
-
-
-def cli(*argv: str) -> tuple[int, str, str]:
-    result = run_cli(*argv)
-    return result.code, result.out, result.err
-
-
-
-
 
 
 def test_the_header_declares_a_default() -> None:
