@@ -43,7 +43,7 @@ bench: setup system-deps
 fixtures: setup
 	$(BIN)/python fixtures/make_fixtures.py
 
-# An sdist, and the wheel built from it (what tests/test_installed_wheel.py installs).
+# An sdist, and the wheel built from it (what tests/integration/test_installed_wheel.py installs).
 dist: setup
 	rm -rf dist build
 	$(BIN)/python -c "from setuptools import build_meta as b; b.build_sdist('dist')"

@@ -1,21 +1,24 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and the Hypothesis profile every test runs under.
+
+The helpers these fixtures are built on are the ``support`` package beside this file
+(tests/support/), importable because pyproject.toml's ``[tool.pytest.ini_options]`` puts
+``tests/`` (and the checkout, for the library itself) on ``pythonpath``.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# Import the package from the source tree even when it is not pip-installed.
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+# Asserts in the helpers report their values like asserts in the tests.
+pytest.register_assert_rewrite("support")
 
 from hypothesis import settings  # noqa: E402
-from pgserver import PgServer  # noqa: E402
+from support import paths  # noqa: E402
+from support.pgserver import PgServer  # noqa: E402
 
 # Property tests are deterministic: a suite whose verdict changes from run to run cannot
 # gate a merge, and a failure found once must fail alike on every machine (issue 15.2: a
@@ -41,3 +44,42 @@ def pg() -> Iterator[PgServer]:
         yield server
     finally:
         server.stop()
+
+
+# --- where things are (tests/support/paths.py is the one place that knows) --------------
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository checkout."""
+    return paths.ROOT
+
+
+@pytest.fixture(scope="session")
+def vector_export() -> Path:
+    """The PostgreSQL-made vectors: 240 chained events in every export shape."""
+    return paths.VECTOR_EXPORT
+
+
+@pytest.fixture(scope="session")
+def vector_key_file() -> Path:
+    """The HMAC key the vectors were chained with."""
+    return paths.VECTOR_KEY_FILE
+
+
+@pytest.fixture(scope="session")
+def fixture_export() -> Path:
+    """The bundled fixtures (fixtures/export), the export users try the tool on."""
+    return paths.FIXTURE_EXPORT
+
+
+@pytest.fixture(scope="session")
+def fixture_key_file() -> Path:
+    """The key of the bundled fixtures."""
+    return paths.FIXTURE_KEY_FILE
+
+
+@pytest.fixture(scope="session")
+def audit_schema() -> Path:
+    """Caracal's upstream schema, as loaded into the test PostgreSQL."""
+    return paths.SCHEMA

@@ -1,0 +1,99 @@
+"""`caracal-forensics --help` stays instant: no heavy library is imported to print help.
+
+Speed itself is measured in bench/; this checks the cause (imports), which cannot flake.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = ("duckdb", "pyarrow", "polars", "psycopg", "jmespath", "zstandard", "numpy")
+
+PROBE = """
+import sys
+from caracal_forensics.cli.app import run
+try:
+    run({argv!r})
+except SystemExit:
+    pass
+print(sorted(m for m in {heavy!r} if m in sys.modules))
+"""
+
+
+def _heavy_modules_after(argv: list[str]) -> list[str]:
+    code = PROBE.format(argv=argv, heavy=HEAVY)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return eval(proc.stdout.strip().splitlines()[-1])  # a list literal we printed
+
+
+def test_help_imports_no_heavy_library() -> None:
+    assert _heavy_modules_after(["--help"]) == []
+
+
+def test_every_command_help_imports_no_heavy_library() -> None:
+    from caracal_forensics.cli.app import _register_commands, app, audit_app
+
+    _register_commands()
+    def name(command) -> str:
+        return command.name or command.callback.__name__.replace("_", "-")
+
+    commands = [[name(c)] for c in app.registered_commands]
+    commands += [["audit", name(c)] for c in audit_app.registered_commands]
+    assert len(commands) >= 2
+    for argv in commands:
+        assert _heavy_modules_after([*argv, "--help"]) == [], argv
+
+
+def test_a_command_parses_its_options_without_pydantic() -> None:
+    """typer 0.29 and later validate every option through pydantic, 0.15-0.2 s at each
+    command's start; pyproject pins below it. A real command must not pull it in."""
+    from support.tail import KEY_FILE, SHAPES
+
+    code = PROBE.format(
+        argv=["verify", "--source", str(SHAPES["db_csv"]), "--key-file", str(KEY_FILE)],
+        heavy=("pydantic", "pyarrow"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert eval(proc.stdout.strip().splitlines()[-1]) == ["pyarrow"]  # it did run
+
+
+POOL_PROBE = """
+import os, sys
+from caracal_forensics.cli.app import run
+try:
+    run({argv!r})
+except SystemExit:
+    pass
+import pyarrow as pa
+print(pa.default_memory_pool().backend_name, "ARROW_DEFAULT_MEMORY_POOL" in os.environ)
+"""
+
+
+def _arrow_pool_after(argv: list[str], env: dict[str, str]) -> str:
+    import os
+
+    code = POOL_PROBE.format(argv=argv)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def test_ingest_runs_on_jemalloc_unless_the_user_chose_an_allocator(tmp_path,
+                                                                    monkeypatch) -> None:
+    """Ingest picks Arrow's jemalloc (on Linux), without leaving the variable set for
+    what it starts; the user's choice wins; the other commands keep pyarrow's default."""
+    from support.tail import SHAPES
+
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    default = _arrow_pool_after(["--version"], {})
+    assert default.endswith(" False")
+    ingest = ["ingest", "--source", str(SHAPES["db_csv"]), "--out"]
+    expected = "jemalloc False" if sys.platform.startswith("linux") else default
+    assert _arrow_pool_after([*ingest, str(tmp_path / "a")], {}) == expected
+    chosen = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
+    assert _arrow_pool_after([*ingest, str(tmp_path / "b")], chosen) == "system True"
+    tail = ["audit", "tail", "--source", str(SHAPES["db_csv"]), "--limit", "1"]
+    assert _arrow_pool_after(tail, {}) == default

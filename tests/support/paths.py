@@ -1,0 +1,31 @@
+"""Every path the tests read, found from here and nowhere else.
+
+Test files import these constants (a parametrize list needs them at collection time);
+tests/conftest.py serves the most used ones as fixtures too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The repository checkout (README.md, queries/, notebooks/, bench/, fixtures/).
+ROOT = Path(__file__).resolve().parents[2]
+#: The library's source tree.
+PACKAGE = ROOT / "caracal_forensics"
+TESTS = ROOT / "tests"
+
+#: The PostgreSQL-made vectors: 240 chained events in every export shape, and their key.
+VECTOR_EXPORT = TESTS / "vectors" / "export"
+VECTOR_KEY_FILE = VECTOR_EXPORT / "key.hex"
+#: Other vectors (jsonb text as PostgreSQL renders it, ...).
+VECTORS = TESTS / "vectors"
+
+#: The bundled fixtures users try the tool on (fixtures/make_fixtures.py writes them).
+FIXTURES = ROOT / "fixtures"
+FIXTURE_EXPORT = FIXTURES / "export"
+FIXTURE_KEY_FILE = FIXTURES / "key.hex"
+
+#: Test data: the seed's recipes and the like.
+DATA = TESTS / "data"
+#: Caracal's upstream schema, loaded into the test PostgreSQL.
+SCHEMA = TESTS / "sql" / "audit_schema.sql"

@@ -1,0 +1,168 @@
+"""The notebook API: ``caracal_forensics.open(...)`` and the Snapshot's tail and explain."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import polars as pl
+import pytest
+from support.cli import run_cli
+from support.tail import KEY_FILE, SHAPES
+
+import caracal_forensics as cf
+from caracal_forensics.errors import NotFoundError, UsageError
+from caracal_forensics.explain import Explanation
+from caracal_forensics.model import EVENT_SCHEMA
+from caracal_forensics.render.records import LiteralFloat, parse_json
+
+
+@pytest.fixture(scope="module")
+def snap():
+    return cf.open(str(SHAPES["db_csv"]))
+
+
+def test_tail_returns_a_polars_frame_of_events(snap):
+    frame = snap.tail()
+    assert isinstance(frame, pl.DataFrame)
+    assert frame.columns == EVENT_SCHEMA.names
+    assert frame.height == 100
+    assert frame["occurred_at"].is_sorted()
+    assert snap.tail(limit=0).height == 240 == snap.count()
+
+
+def test_tail_takes_the_cli_filters(snap):
+    frame = snap.tail(
+        decision="deny",
+        zone=["zone-beta", "zone-gamma"],
+        event_type="token_exchange",
+        since="2026-05-11T08:00:00Z",
+        until=dt.datetime(2026, 5, 11, 8, 10),
+        limit=0,
+    )
+    assert frame.height > 0
+    assert set(frame["decision"]) == {"deny"}
+    assert set(frame["zone_id"]) <= {"zone-beta", "zone-gamma"}
+    assert frame["occurred_at"].max() < dt.datetime(2026, 5, 11, 8, 10, tzinfo=dt.timezone.utc)
+    cli = run_cli(
+        "audit",
+        "tail",
+        "-s",
+        SHAPES["db_csv"],
+        "--json",
+        "--decision",
+        "deny",
+        "--zone",
+        "zone-beta",
+        "--zone",
+        "zone-gamma",
+        "--event-type",
+        "token_exchange",
+        "--since",
+        "2026-05-11T08:00:00Z",
+        "--until",
+        "2026-05-11T08:10:00",
+        "--limit",
+        "0",
+    )
+    assert [json.loads(line)["id"] for line in cli.lines] == frame["id"].to_list()
+
+
+def test_tail_dates_and_aware_datetimes(snap):
+    day = snap.tail(since=dt.date(2026, 5, 11), until=dt.date(2026, 5, 12), limit=0)
+    assert day.height == 240
+    cet = dt.timezone(dt.timedelta(hours=2))
+    assert snap.tail(since=dt.datetime(2026, 5, 11, 10, 5, tzinfo=cet), limit=0).equals(
+        snap.tail(since="2026-05-11T08:05:00Z", limit=0)
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"decision": "maybe"},
+        {"since": "soon"},
+        {"limit": -5},
+        {"zone": ""},
+        {"since": "2026-05-12", "until": "2026-05-11"},
+        {"limit": True},
+    ],
+)
+def test_tail_rejects_bad_filters(snap, kwargs):
+    with pytest.raises(UsageError):
+        snap.tail(**kwargs)
+
+
+def test_tail_rejects_unknown_keywords(snap):
+    with pytest.raises(TypeError):
+        snap.tail(zones="zone-beta")
+
+
+def test_explain_returns_a_typed_result(snap):
+    result = snap.explain("req-000027")
+    assert isinstance(result, Explanation)
+    assert (result.request_id, result.zone_id, result.decision) == (
+        "req-000027",
+        "zone-beta",
+        "deny",
+    )
+    assert isinstance(result.events, pl.DataFrame) and result.events.height == 4
+    assert result.events.columns == EVENT_SCHEMA.names
+    assert result.denied_by == ["ev-0000039", "ev-0000041"]
+    assert result.chain is None
+    data = result.to_dict()
+    assert list(data) == ["request_id", "zone_id", "decision", "events"]
+    assert [e["id"] for e in data["events"]] == result.events["id"].to_list()
+    assert json.loads(result.to_json()) == json.loads(json.dumps(data))
+    assert "Final decision: deny" in str(result)
+
+
+def test_explain_keeps_number_literals(snap):
+    events = snap.explain("req-000027").to_dict()["events"]
+    latency = events[-1]["metadata"]["latency_ms"]
+    assert isinstance(latency, LiteralFloat) and latency == 12.5 and latency.literal == "12.50"
+    assert '"latency_ms": 12.50' in snap.explain("req-000027").to_json()
+
+
+def test_explain_with_key(snap):
+    result = snap.explain("req-000027", key=KEY_FILE.read_text())
+    assert [link.verified for link in result.chain] == [True] * 4
+    assert result.key_fingerprint and result.key_fingerprint.startswith("sha256:")
+    assert all(e["chain_verified"] is True for e in result.to_dict()["events"])
+    assert snap.explain("req-000027", key=bytes.fromhex(KEY_FILE.read_text().strip())).chain
+
+
+def test_explain_errors(snap):
+    with pytest.raises(NotFoundError, match="req-none"):
+        snap.explain("req-none")
+    with pytest.raises(NotFoundError, match="zone-alpha"):
+        snap.explain("req-000027", zone="zone-alpha")
+    with pytest.raises(UsageError):
+        snap.explain("")
+
+
+def test_events_sql_and_duckdb(snap):
+    lazy = snap.events
+    assert isinstance(lazy, pl.LazyFrame)
+    assert lazy.filter(pl.col("decision") == "deny").collect().height == 57
+    assert (
+        snap.sql("SELECT count(*) AS n FROM events WHERE zone_id = $z", {"z": "zone-beta"})["n"][0]
+        == snap.tail(zone="zone-beta", limit=0).height
+    )
+    assert snap.duckdb.sql("SELECT count(*) FROM events").fetchall() == [(240,)]
+
+
+def test_open_several_sources():
+    both = cf.open(str(SHAPES["cli_jsonl"]), str(SHAPES["ocsf"]))
+    assert both.count() == 480  # every row is kept ...
+    # ... but tail shows each event once, the copy with microsecond time
+    assert both.tail(limit=0).height == 240
+    shapes = both.tail(request_id="req-000027", limit=0)["source_shape"].to_list()
+    assert shapes == ["cli_jsonl"] * 4
+
+
+def test_parse_json_literals():
+    value = parse_json('{"a": 1.50, "b": 12345678901234567890123, "c": [0.000000001]}')
+    assert value["a"].literal == "1.50" and value["b"] == 12345678901234567890123
+    assert repr(value["c"][0]) == "0.000000001"
+    assert parse_json(None) is None
