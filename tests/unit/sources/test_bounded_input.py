@@ -18,12 +18,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from tail_helpers import EXPORT, KEY_FILE
+from support.paths import FIXTURE_EXPORT
+from support.tail import EXPORT, KEY_FILE
 
 from caracal_forensics.errors import InputError
 from caracal_forensics.sources import BadLines, read_alerts, read_events, scan
 
-ROOT = Path(__file__).resolve().parent.parent
 MIB = 1 << 20
 #: Peak resident memory allowed to a child reading a hostile file.
 PEAK = 1 << 30
@@ -296,7 +296,7 @@ def test_batches_of_long_lines_hold_fewer_rows(tmp_path: Path, reader: str, monk
 
 
 def test_an_alerts_csv_record_past_the_limit_is_refused_or_skipped(tmp_path: Path) -> None:
-    rows = (ROOT / "fixtures" / "export" / "alerts.csv").read_bytes().splitlines(keepends=True)
+    rows = (FIXTURE_EXPORT / "alerts.csv").read_bytes().splitlines(keepends=True)
     fields = rows[1].rstrip(b"\n").split(b",")
     long = b",".join(fields[:4] + [b'"' + b"d" * 50_000 + b'"'] + fields[5:]) + b"\n"
     path = tmp_path / "alerts.csv"

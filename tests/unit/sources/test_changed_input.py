@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from tail_helpers import EXPORT
+from support.paths import FIXTURE_EXPORT
+from support.tail import EXPORT
 
 import caracal_forensics as cf
 from caracal_forensics.errors import InputError
@@ -153,7 +154,7 @@ def test_a_table_dump_truncated_while_read(tmp_path: Path, name: str) -> None:
 
 
 def test_an_alerts_dump_truncated_while_read(tmp_path: Path) -> None:
-    lines = (EXPORT.parent.parent.parent / "fixtures" / "export" / "alerts.jsonl"
+    lines = (FIXTURE_EXPORT / "alerts.jsonl"
              ).read_bytes().splitlines(keepends=True)
     path = _write(tmp_path / "alerts.jsonl", _repeat(lines, 200))
     _change_after_first_batch(path, truncate, read_alerts)
