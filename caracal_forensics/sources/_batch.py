@@ -26,7 +26,7 @@ BATCH_ROWS = 16384
 #: Bytes of lines per batch at most: a batch of rows this large goes out with fewer rows,
 #: so that a file of long (but accepted) lines is not held 16,384 lines at a time.
 #: Real events (~1 KB) never reach it.
-BATCH_BYTES = 64 << 20
+BATCH_BYTES = 16 << 20
 
 _TIMESTAMP_CACHE: dict[str, int] = {}
 
