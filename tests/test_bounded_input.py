@@ -336,9 +336,9 @@ def _long_events(path: Path, count: int, pad: int) -> Path:
 
 @pytest.fixture(scope="module")
 def long_events(tmp_path_factory) -> Path:
-    """300 events of 1.9 MiB (570 MB): chunks, row groups and batches counted in rows
+    """450 events of 1.9 MiB (855 MB): chunks, row groups and batches counted in rows
     held all of them (stats 1.5 GB, ingest 2.5 GB at 500 events)."""
-    return _long_events(tmp_path_factory.mktemp("long") / "db.jsonl", 300, int(1.9 * MIB))
+    return _long_events(tmp_path_factory.mktemp("long") / "db.jsonl", 450, int(1.9 * MIB))
 
 
 @pytest.mark.parametrize("command", [
@@ -356,6 +356,6 @@ def test_many_events_near_the_maximum_stay_under_1_gib(
 
         parts = (tmp_path / "case" / "events").iterdir()
         groups = [pq.ParquetFile(part).metadata for part in parts]
-        assert sum(m.num_rows for m in groups) == 300
+        assert sum(m.num_rows for m in groups) == 450
         # row groups bounded by bytes (ingest.ROW_GROUP_BYTES), not 61,440 rows of 1.9 MiB
         assert all(m.row_group(i).num_rows <= 30 for m in groups for i in range(m.num_row_groups))
