@@ -345,10 +345,12 @@ class Spool:
             # own, a zone's row groups one after the other
             if zone.encoded is not None:
                 zone.encoded.result()
+            if group < self.group_rows:  # long events: the ones handed over first are done
+                while len(self._encoding) >= self.LONG_ENCODERS:
+                    self._encoding.popleft().result()
             zone.encoded = self._encoder.submit(zone.writer.write_table, written, group)
             self._encoding.append(zone.encoded)
-            most = self.LONG_ENCODERS if group < self.group_rows else self.ENCODERS
-            while len(self._encoding) > most:
+            while len(self._encoding) > self.ENCODERS:
                 self._encoding.popleft().result()
         rest = table.slice(rows)
         if rest.get_total_buffer_size() > 2 * rest.nbytes:
