@@ -46,25 +46,24 @@ SPOOL_BYTES = 48 << 20
 #: holds a whole row group (``ingest.ROW_GROUP_ROWS``, ~50 MB of events) before it is
 #: encoded, so a few zones may hold more; beyond, every zone writes a shorter row group.
 ZONE_SPOOL_BYTES = 192 << 20
-#: Rows of long events (issue 14.2: lines up to the maximum, 16 MiB) are bounded by bytes
-#: as well: a chunk is handed over at this many bytes ...
-SPOOL_CHUNK_BYTES = 32 << 20
+#: Rows are bounded by bytes as well (issue 14.2: lines up to the maximum, 16 MiB): a
+#: chunk is handed over at this many bytes ...
+SPOOL_CHUNK_BYTES = 64 << 20
 #: ... a row group of the spool's own file holds at most this many (16,384 real events,
-#: ~800 B each, are ~13 MB), DuckDB reading a row group's column at once ...
+#: ~1 KB each, are ~16 MB), DuckDB reading a row group's column at once ...
 SPOOL_GROUP_BYTES = 32 << 20
 #: ... and the rows a zone holds back for late rows (``REORDER_ROWS``) at most this many,
-#: shared as the rows are beyond 4 zones. Real events never reach these bounds, so their
-#: chunks, row groups and reordering are as before; 500 events of 1.9 MiB held whole
-#: took the spool to 1.4 GB.
+#: shared as the rows are beyond 4 zones. Real events (up to ~1.5 KB) never reach these
+#: bounds, nor ``ingest.ROW_GROUP_BYTES``: their chunks, row groups and reordering are as
+#: before (1M bench events: the same snapshot files, byte for byte).
 KEEP_BYTES = 24 << 20
-#: Events longer than this on average (real ones are ~1 KB) are long: a batch of them is
-#: handed over alone, a zone holds back at most LONG_KEEP_BYTES of them and zones hold at
-#: most LONG_SPOOL_BYTES, so that the spool holds about one reader's batch of them (each
-#: cut 70 MB of ingest's peak on 300 events of 1.9 MiB).
-LONG_ROW_BYTES = 64 << 10
+#: Events longer than this on average are long (real ones are ~1 KB): a batch of them is
+#: handed over alone, a zone holds back at most LONG_KEEP_BYTES of them, zones hold at
+#: most LONG_SPOOL_BYTES, and their row groups (at most ``ingest.LONG_ROW_GROUP_BYTES``)
+#: are encoded one at a time, so that the spool holds about one reader's batch of them:
+#: 500 events of 1.9 MiB held whole took the spool to 1.4 GB (stats) and 2.5 GB (ingest).
+LONG_ROW_BYTES = 8 << 10
 LONG_KEEP_BYTES = 8 << 20
-#: What zones of long events may hold (their row groups cut short by bytes) before every
-#: zone is written out: ZONE_SPOOL_BYTES took ingest of them past 1 GiB.
 LONG_SPOOL_BYTES = 32 << 20
 #: DuckDB's vector: the unit in which it reads and batches rows.
 VECTOR_ROWS = 2048
@@ -112,8 +111,8 @@ class Spool:
     #: but not yet written (each ~50 MB of events; 1M events: two threads halve the
     #: encoding of what the zones still hold when reading ends, 0.55 s)
     ENCODERS = 2
-    #: ... but one at a time when row groups are cut short by bytes (``ingest.ROW_GROUP_BYTES``:
-    #: long events), as each holds as much as the readers (500 events of 1.9 MiB: 150 MB)
+    #: ... but one at a time for long events (LONG_ROW_BYTES), each row group holding as
+    #: much as the readers' batches
     LONG_ENCODERS = 1
 
     def __init__(self, directory: str, by_zone: bool = True, group_rows: int | None = None):
@@ -270,7 +269,7 @@ class Spool:
                 self._flush(zone, keep, group)
             # long events: zones hold less, each row group (cut short) as large as the
             # readers' blocks
-            budget = ZONE_SPOOL_BYTES if group == self.group_rows else LONG_SPOOL_BYTES
+            budget = LONG_SPOOL_BYTES if _long(zone) else ZONE_SPOOL_BYTES
         else:
             if zone.rows >= keep + _fit(SPOOL_ROWS, SPOOL_GROUP_BYTES, zone):
                 self._flush(zone, keep)
@@ -285,14 +284,17 @@ class Spool:
         shared = 4 / max(4, len(self.zones))
         rows = int(REORDER_ROWS * shared)
         rows -= rows % VECTOR_ROWS
-        limit = LONG_KEEP_BYTES if zone.bytes >= LONG_ROW_BYTES * zone.rows else KEEP_BYTES
+        limit = LONG_KEEP_BYTES if _long(zone) else KEEP_BYTES
         return _fit(rows, int(limit * shared), zone)
 
     def _group_rows(self, zone: _Zone) -> int:
         """Rows of the zone's next row group: ``group_rows``, fewer when they are long."""
-        from .ingest import ROW_GROUP_BYTES
+        from .ingest import LONG_ROW_GROUP_BYTES, ROW_GROUP_BYTES
 
-        limit = ROW_GROUP_BYTES if self.by_zone else SPOOL_GROUP_BYTES
+        if not self.by_zone:
+            limit = SPOOL_GROUP_BYTES
+        else:
+            limit = LONG_ROW_GROUP_BYTES if _long(zone) else ROW_GROUP_BYTES
         return _fit(self.group_rows, limit, zone)
 
     def _reorder(self, zone: _Zone, table: pa.Table) -> None:
@@ -345,7 +347,7 @@ class Spool:
             # own, a zone's row groups one after the other
             if zone.encoded is not None:
                 zone.encoded.result()
-            if group < self.group_rows:  # long events: the ones handed over first are done
+            if _long(zone):  # long events: the ones handed over first are done
                 while len(self._encoding) >= self.LONG_ENCODERS:
                     self._encoding.popleft().result()
             zone.encoded = self._encoder.submit(zone.writer.write_table, written, group)
@@ -379,6 +381,11 @@ class Spool:
             write_statistics=True,  # null counts: DuckDB keeps NOT NULL columns required
             store_schema=False,
         )
+
+
+def _long(zone: _Zone) -> bool:
+    """Whether the zone's pending rows are long events (LONG_ROW_BYTES on average)."""
+    return zone.bytes >= LONG_ROW_BYTES * max(1, zone.rows)
 
 
 def _fit(rows: int, limit: int, zone: _Zone) -> int:
