@@ -27,6 +27,11 @@ from .sources import BadLines, InputFile, read_inputs
 LOAD_MEMORY_LIMIT = "500MB"
 
 
+#: LIMITs up to which DuckDB reads the selected rows whole only after choosing them
+#: (DuckDB's default: 50).
+LATE_MATERIALIZATION_ROWS = 1000
+
+
 def connect() -> duckdb.DuckDBPyConnection:
     """A DuckDB connection bounded in memory, spilling to a private temporary directory."""
     from . import tempdirs
@@ -40,6 +45,10 @@ def connect() -> duckdb.DuckDBPyConnection:
     # bound, not pasted: $TMPDIR may hold a quote
     con.execute("SET temp_directory = $path", {"path": spill})
     con.execute("SET preserve_insertion_order = false")
+    # The newest N events (tail's default 100, explain's) are found on their sort keys and
+    # only then read whole, as DuckDB does for 50 rows or fewer: sorting 100 events of
+    # 1.9 MiB whole took it past its 1 GB limit (issue 14.2).
+    con.execute(f"SET late_materialization_max_rows = {LATE_MATERIALIZATION_ROWS}")
     con.execute("SET TimeZone = 'UTC'")
     try:  # stderr is for errors and warnings; in Jupyter DuckDB wants ipywidgets for this
         con.execute("SET enable_progress_bar = false")

@@ -40,6 +40,12 @@ if TYPE_CHECKING:
 #: by request id reads the one row group its bloom filter admits: half DuckDB's default
 #: row group halves that read (10M events: ~270 ms -> under 100 ms).
 ROW_GROUP_ROWS = 61_440
+#: ... and bytes (in Arrow) of a row group at most: rows of long events (lines up to the
+#: maximum, 16 MiB) go in row groups of fewer rows, so that neither the writer nor a
+#: reader holds a row group of them whole. 61,440 real events (~1 KB) never reach it ...
+ROW_GROUP_BYTES = 128 << 20
+#: ... and events of more than ``spool.LONG_ROW_BYTES`` each (see there) this many.
+LONG_ROW_GROUP_BYTES = 48 << 20
 #: False positive rate of the bloom filters (DuckDB's default 0.01 would let about one row
 #: group in a hundred through for a request id it does not hold).
 BLOOM_FILTER_FPP = 0.001

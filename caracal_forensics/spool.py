@@ -46,6 +46,25 @@ SPOOL_BYTES = 48 << 20
 #: holds a whole row group (``ingest.ROW_GROUP_ROWS``, ~50 MB of events) before it is
 #: encoded, so a few zones may hold more; beyond, every zone writes a shorter row group.
 ZONE_SPOOL_BYTES = 192 << 20
+#: Rows are bounded by bytes as well (issue 14.2: lines up to the maximum, 16 MiB): a
+#: chunk is handed over at this many bytes ...
+SPOOL_CHUNK_BYTES = 64 << 20
+#: ... a row group of the spool's own file holds at most this many (16,384 real events,
+#: ~1 KB each, are ~16 MB), DuckDB reading a row group's column at once ...
+SPOOL_GROUP_BYTES = 32 << 20
+#: ... and the rows a zone holds back for late rows (``REORDER_ROWS``) at most this many,
+#: shared as the rows are beyond 4 zones. Real events (up to ~1.5 KB) never reach these
+#: bounds, nor ``ingest.ROW_GROUP_BYTES``: their chunks, row groups and reordering are as
+#: before (1M bench events: the same snapshot files, byte for byte).
+KEEP_BYTES = 24 << 20
+#: Events longer than this on average are long (real ones are ~1 KB): a batch of them is
+#: handed over alone, a zone holds back at most LONG_KEEP_BYTES of them, zones hold at
+#: most LONG_SPOOL_BYTES, and their row groups (at most ``ingest.LONG_ROW_GROUP_BYTES``)
+#: are encoded one at a time, so that the spool holds about one reader's batch of them:
+#: 500 events of 1.9 MiB held whole took the spool to 1.4 GB (stats) and 2.5 GB (ingest).
+LONG_ROW_BYTES = 8 << 10
+LONG_KEEP_BYTES = 8 << 20
+LONG_SPOOL_BYTES = 32 << 20
 #: DuckDB's vector: the unit in which it reads and batches rows.
 VECTOR_ROWS = 2048
 #: Rows of a zone held back unwritten (while at most 4 zones share the budget), so that
@@ -56,13 +75,15 @@ REORDER_ROWS = 16_384
 _ORDER_KEYS = ("chain_seq", "occurred_at", "source_file", "source_line")
 
 class _Zone:
-    __slots__ = ("path", "writer", "pending", "rows", "last", "written", "ordered", "encoded")
+    __slots__ = ("path", "writer", "pending", "rows", "bytes", "last", "written", "ordered",
+                 "encoded")
 
     def __init__(self, path: str):
         self.path = path
         self.writer: Any = None
         self.pending: list[pa.Table] = []  # rows not yet written (in order while ordered)
         self.rows = 0
+        self.bytes = 0  # of the pending rows
         self.last: pa.Table | None = None  # key columns of the last pending row
         self.written: pa.Table | None = None  # key columns of the last row written
         self.ordered = True
@@ -90,6 +111,9 @@ class Spool:
     #: but not yet written (each ~50 MB of events; 1M events: two threads halve the
     #: encoding of what the zones still hold when reading ends, 0.55 s)
     ENCODERS = 2
+    #: ... but one at a time for long events (LONG_ROW_BYTES), each row group holding as
+    #: much as the readers' batches
+    LONG_ENCODERS = 1
 
     def __init__(self, directory: str, by_zone: bool = True, group_rows: int | None = None):
         from collections import deque
@@ -107,6 +131,7 @@ class Spool:
         self.rows = 0
         self._gathered: list[pa.RecordBatch] = []
         self._gathered_rows = 0
+        self._gathered_bytes = 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="spool")
         self._futures: deque = deque()
         self._encoder = (
@@ -134,18 +159,24 @@ class Spool:
         self.rows += batch.num_rows
         self._gathered.append(batch)
         self._gathered_rows += batch.num_rows
-        if self._gathered_rows >= SPOOL_ROWS:
+        self._gathered_bytes += batch.nbytes
+        if (self._gathered_rows >= SPOOL_ROWS or self._gathered_bytes >= SPOOL_CHUNK_BYTES
+                or batch.nbytes >= LONG_ROW_BYTES * batch.num_rows):
             self._hand_over()
 
     def _hand_over(self) -> None:
         if not self._gathered:
             return
         table = pa.Table.from_batches(self._gathered, EVENT_SCHEMA)
-        self._gathered, self._gathered_rows = [], 0
+        self._gathered, self._gathered_rows, self._gathered_bytes = [], 0, 0
         split = self._split if self.by_zone else self._shared
         self._futures.append(self._pool.submit(split, table))
         while len(self._futures) > self.IN_FLIGHT:
             self._futures.popleft().result()
+        if table.nbytes >= LONG_ROW_BYTES * table.num_rows:
+            # long events: what the allocator keeps of the freed ones goes back to the
+            # system (tens of MB of RSS on 300 events of 1.9 MiB)
+            pa.default_memory_pool().release_unused()
 
     def close(self) -> None:
         """Write out everything; the files are complete when this returns."""
@@ -229,24 +260,42 @@ class Spool:
         else:
             zone.pending.append(table)
         zone.rows += table.num_rows
+        zone.bytes += added
         self.pending_bytes += added
-        keep = self._keep() if zone.ordered else 0  # only an ordered zone reorders
+        keep = self._keep(zone) if zone.ordered else 0  # only an ordered zone reorders
         if self.by_zone:
-            if zone.rows >= keep + self.group_rows:  # whole row groups
-                self._flush(zone, keep, self.group_rows)
-            budget = ZONE_SPOOL_BYTES
+            group = self._group_rows(zone)
+            if zone.rows >= keep + group:  # whole row groups
+                self._flush(zone, keep, group)
+            # long events: zones hold less, each row group (cut short) as large as the
+            # readers' blocks
+            budget = LONG_SPOOL_BYTES if _long(zone) else ZONE_SPOOL_BYTES
         else:
-            if zone.rows >= keep + SPOOL_ROWS:
+            if zone.rows >= keep + _fit(SPOOL_ROWS, SPOOL_GROUP_BYTES, zone):
                 self._flush(zone, keep)
             budget = SPOOL_BYTES
         if self.pending_bytes > budget:
             for other in self.zones.values():
-                self._flush(other, keep)
+                self._flush(other, self._keep(other) if other.ordered else 0)
 
-    def _keep(self) -> int:
-        """Rows each zone holds back for late rows (the budget shared beyond 4 zones)."""
-        rows = REORDER_ROWS * 4 // max(4, len(self.zones))
-        return rows - rows % VECTOR_ROWS
+    def _keep(self, zone: _Zone) -> int:
+        """Rows ``zone`` holds back for late rows (the budget shared beyond 4 zones), fewer
+        when they are long (KEEP_BYTES)."""
+        shared = 4 / max(4, len(self.zones))
+        rows = int(REORDER_ROWS * shared)
+        rows -= rows % VECTOR_ROWS
+        limit = LONG_KEEP_BYTES if _long(zone) else KEEP_BYTES
+        return _fit(rows, int(limit * shared), zone)
+
+    def _group_rows(self, zone: _Zone) -> int:
+        """Rows of the zone's next row group: ``group_rows``, fewer when they are long."""
+        from .ingest import LONG_ROW_GROUP_BYTES, ROW_GROUP_BYTES
+
+        if not self.by_zone:
+            limit = SPOOL_GROUP_BYTES
+        else:
+            limit = LONG_ROW_GROUP_BYTES if _long(zone) else ROW_GROUP_BYTES
+        return _fit(self.group_rows, limit, zone)
 
     def _reorder(self, zone: _Zone, table: pa.Table) -> None:
         """Put ``table``'s rows in their place among the zone's pending (sorted) rows;
@@ -280,24 +329,28 @@ class Spool:
         pending, so that DuckDB scanning the files (the sort of ``ingest``, every other
         command) gets full vectors."""
         rows = max(0, zone.rows - keep)
+        group = self._group_rows(zone)
         if not final:
-            rows -= rows % unit
+            rows -= rows % min(unit, group)  # long rows: vectors of fewer rows
         if not rows:
             return
         if zone.writer is None:
             zone.writer = self._writer(zone.path)
         table = pa.concat_tables(zone.pending)
-        self.pending_bytes -= _nbytes(zone.pending)
+        self.pending_bytes -= zone.bytes
         written = table.slice(0, rows)
         zone.written = _compact(written.select(list(_ORDER_KEYS)).slice(rows - 1))
         if self._encoder is None:
-            zone.writer.write_table(written, row_group_size=self.group_rows)
+            zone.writer.write_table(written, row_group_size=group)
         else:
             # encoding (zstd, dictionaries) takes as long as reading: on threads of its
             # own, a zone's row groups one after the other
             if zone.encoded is not None:
                 zone.encoded.result()
-            zone.encoded = self._encoder.submit(zone.writer.write_table, written, self.group_rows)
+            if _long(zone):  # long events: the ones handed over first are done
+                while len(self._encoding) >= self.LONG_ENCODERS:
+                    self._encoding.popleft().result()
+            zone.encoded = self._encoder.submit(zone.writer.write_table, written, group)
             self._encoding.append(zone.encoded)
             while len(self._encoding) > self.ENCODERS:
                 self._encoding.popleft().result()
@@ -309,7 +362,8 @@ class Spool:
             rest = _compact(rest)
         zone.pending = [rest] if rest.num_rows else []
         zone.rows = rest.num_rows
-        self.pending_bytes += rest.nbytes
+        zone.bytes = rest.nbytes
+        self.pending_bytes += zone.bytes
 
 
     def _writer(self, path: str) -> Any:
@@ -327,6 +381,19 @@ class Spool:
             write_statistics=True,  # null counts: DuckDB keeps NOT NULL columns required
             store_schema=False,
         )
+
+
+def _long(zone: _Zone) -> bool:
+    """Whether the zone's pending rows are long events (LONG_ROW_BYTES on average)."""
+    return zone.bytes >= LONG_ROW_BYTES * max(1, zone.rows)
+
+
+def _fit(rows: int, limit: int, zone: _Zone) -> int:
+    """``rows``, or as many of the zone's pending rows (at their mean size) as fit in
+    ``limit`` bytes when fewer (at least one): long events go in fewer rows."""
+    if zone.rows and zone.bytes * rows > limit * zone.rows:
+        return max(1, limit * zone.rows // zone.bytes)
+    return rows
 
 
 def _compact(table: pa.Table) -> pa.Table:

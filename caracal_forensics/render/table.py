@@ -289,7 +289,10 @@ def event_rows(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
         return table.column(name).to_pylist() if name in names else [None] * table.num_rows
 
     occurred = occurred_at_texts(table)
-    metadata = column("metadata_json")
+    # one event's metadata at a time: events up to the maximum line (16 MiB) each, 100 of
+    # them as Python strings and parsed all at once took tail past 1 GiB (issue 14.2)
+    metadata = (table.column("metadata_json") if "metadata_json" in names
+                else pa.nulls(table.num_rows, pa.string()))
     policies = column("determining_policies_json")
     base = {
         name: column(name)
@@ -306,7 +309,7 @@ def event_rows(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
     for index in range(table.num_rows):
         row = {name: values[index] for name, values in base.items()}
         row["occurred_at"] = occurred[index]
-        row["principal"] = _principal(metadata[index])
+        row["principal"] = _principal(metadata[index].as_py())
         row["policies"] = _policy_names(_safe_parse(policies[index]))
         rows.append(row)
     return rows

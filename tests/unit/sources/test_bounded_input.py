@@ -307,3 +307,55 @@ def test_an_alerts_csv_record_past_the_limit_is_refused_or_skipped(tmp_path: Pat
     bad = BadLines(skip=True, max_line=10_000)
     got = sum(batch.num_rows for batch in read_alerts(source, bad))
     assert bad.count == 1 and got == len(rows) - 1
+
+
+def _long_events(path: Path, count: int, pad: int) -> Path:
+    """A valid chained db.jsonl of ``count`` events (the fixtures' generator), all but the
+    first (shape detection reads the head of a file) with a string of ``pad`` bytes in
+    metadata: many events each close to the maximum, not one hostile line."""
+    import random
+
+    sys.path.insert(0, str(ROOT / "fixtures"))
+    try:
+        import make_fixtures as mf
+    finally:
+        sys.path.remove(str(ROOT / "fixtures"))
+    from caracal_forensics.jsonb import jsonb_text
+
+    events = mf._event_stream(count, random.Random(7))
+    filler = "a" * pad
+    for event in events[1:]:
+        text = jsonb_text(event["metadata_json"][:-1] + ', "pad": "PAD"}')
+        event["metadata_json"] = text.replace('"PAD"', '"' + filler + '"')
+    mf.chain(events, bytes.fromhex(mf.KEY_HEX))
+    with path.open("w", encoding="utf-8") as handle:
+        for event in events:
+            handle.write(mf.db_json_line(event) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def long_events(tmp_path_factory) -> Path:
+    """450 events of 1.9 MiB (855 MB): chunks, row groups and batches counted in rows
+    held all of them (stats 1.5 GB, ingest 2.5 GB at 500 events)."""
+    return _long_events(tmp_path_factory.mktemp("long") / "db.jsonl", 450, int(1.9 * MIB))
+
+
+@pytest.mark.parametrize("command", [
+    ("stats",), ("ingest", "--out", "{out}"),
+    ("verify", "--key-file", str(ROOT / "fixtures" / "key.hex")),
+])
+def test_many_events_near_the_maximum_stay_under_1_gib(
+        tmp_path: Path, long_events: Path, command: tuple[str, ...]) -> None:
+    args = [a.replace("{out}", str(tmp_path / "case")) for a in command]
+    code, out, err, peak = run_child(*args, "-s", long_events)
+    assert code == 0, err
+    assert peak < PEAK, f"{command[0]}: peak RSS {peak / MIB:.0f} MiB"
+    if command[0] == "ingest":
+        import pyarrow.parquet as pq
+
+        parts = (tmp_path / "case" / "events").iterdir()
+        groups = [pq.ParquetFile(part).metadata for part in parts]
+        assert sum(m.num_rows for m in groups) == 450
+        # row groups bounded by bytes (ingest.ROW_GROUP_BYTES), not 61,440 rows of 1.9 MiB
+        assert all(m.row_group(i).num_rows <= 30 for m in groups for i in range(m.num_row_groups))
