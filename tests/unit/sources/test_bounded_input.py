@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.paths import FIXTURE_EXPORT
+from support.paths import FIXTURE_EXPORT, FIXTURE_KEY_FILE
 from support.tail import EXPORT, KEY_FILE
 
 from caracal_forensics.errors import InputError
@@ -315,11 +315,8 @@ def _long_events(path: Path, count: int, pad: int) -> Path:
     metadata: many events each close to the maximum, not one hostile line."""
     import random
 
-    sys.path.insert(0, str(ROOT / "fixtures"))
-    try:
-        import make_fixtures as mf
-    finally:
-        sys.path.remove(str(ROOT / "fixtures"))
+    from support.bundled import make_fixtures as mf
+
     from caracal_forensics.jsonb import jsonb_text
 
     events = mf._event_stream(count, random.Random(7))
@@ -343,7 +340,7 @@ def long_events(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("command", [
     ("stats",), ("ingest", "--out", "{out}"),
-    ("verify", "--key-file", str(ROOT / "fixtures" / "key.hex")),
+    ("verify", "--key-file", str(FIXTURE_KEY_FILE)),
 ])
 def test_many_events_near_the_maximum_stay_under_1_gib(
         tmp_path: Path, long_events: Path, command: tuple[str, ...]) -> None:
