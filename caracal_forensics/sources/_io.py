@@ -214,7 +214,11 @@ class _Watched(io.RawIOBase):
         super().close()
 
 
-def peek(path: str, size: int = 65536) -> bytes:
+#: What detection reads of a file to tell its shape (a JSON first line may need more).
+PEEK_BYTES = 65536
+
+
+def peek(path: str, size: int = PEEK_BYTES) -> bytes:
     """Up to ``size`` decompressed bytes from the start of the file."""
     try:
         with open_binary(path) as stream:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from ..errors import InputError
-from ._io import PARQUET_MAGIC, check_regular, peek
+from ._io import PARQUET_MAGIC, PEEK_BYTES, check_regular, max_line_bytes, peek
 from .registry import find_shape
 from .shapes.base import (  # noqa: F401 - csv_header, dump_header: re-exported
     DIRECTORY,
@@ -39,7 +39,7 @@ def detect_shape(path: str) -> str:
         return _parquet_shape(probe)
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"{"):
-        return _json_shape(probe)
+        return _json_shape(_whole_first_line(probe))
     if text.startswith(b"["):
         raise InputError(path, "a JSON array is not an export shape this toolkit knows")
     return _text_shape(probe)
@@ -62,6 +62,14 @@ def _parquet_shape(probe: Probe) -> str:
         raise InputError(path, "a snapshot event file without its snapshot directory "
                          "(manifest.json)")
     raise InputError(path, "a Parquet file of unknown shape (neither OCSF nor a snapshot)")
+
+
+def _whole_first_line(probe: Probe) -> Probe:
+    """The probe with its first line whole when the peek cut it: a real event may be
+    longer than the peek, up to the maximum line a reader accepts (read no further)."""
+    if len(probe.head) < PEEK_BYTES or b"\n" in probe.head:
+        return probe
+    return Probe(probe.path, peek(probe.path, max_line_bytes() + 1))
 
 
 def _json_shape(probe: Probe) -> str:

@@ -596,3 +596,19 @@ def test_a_failed_read_leaves_no_fingerprint_thread(tmp_path):
     while any(t.name == "fingerprint-tap" for t in threading.enumerate()):
         assert time.monotonic() < deadline, "a fingerprint thread is still waiting"
         time.sleep(0.01)
+
+
+@pytest.mark.parametrize("shape, name", [("db.jsonl", "db.jsonl"), ("cli.jsonl", "cli.jsonl")])
+def test_a_first_line_longer_than_the_detection_peek_is_still_detected(
+        tmp_path: Path, shape: str, name: str) -> None:
+    """Detection peeks at 64 KiB; a real first event may be longer (up to the maximum
+    line), and was refused as "malformed JSON on the first line (truncated?)"."""
+    lines = (VECTORS / shape).read_bytes().splitlines(keepends=True)
+    first = lines[0].decode("utf-8")
+    key = next(k for k in ('"metadata_json":{', '"metadata" : {') if k in first)
+    padded = first.replace(key, key + '"pad": "' + "x" * 200_000 + '", ', 1)
+    path = tmp_path / name
+    path.write_bytes(padded.encode("utf-8") + b"".join(lines[1:]))
+    assert scan([str(path)])[0].shape == scan([str(VECTORS / shape)])[0].shape
+    events = cf.open(str(path)).duckdb.sql("SELECT count(*) FROM events").fetchall()[0][0]
+    assert events == len(lines)
