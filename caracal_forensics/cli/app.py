@@ -276,13 +276,23 @@ def _exit_on_unreadable_data(error: Exception) -> None:
     """A DuckDB error that got this far: SQL a user typed fails earlier, as a usage
     error, so this is the toolkit's own query failing on the data, typically a snapshot
     part corrupted in place (its size unchanged, which opening does not hash; ``verify``
-    does, and names the file). One line, exit 2, and where to look. Returns otherwise."""
+    does, and names the file). One line, exit 2, and where to look. Running out of
+    memory or of disk is said as such: it is the machine, not the evidence. Returns
+    otherwise."""
     kind = type(error)
     if kind.__module__.lstrip("_") != "duckdb":
         return
     text = str(error).strip().splitlines()
-    warn(f"error: reading the data failed: {text[0][:300] if text else kind.__name__} "
-         "(`verify` checks a snapshot's files against its manifest)")
+    first = text[0][:300] if text else kind.__name__
+    if kind.__name__ == "OutOfMemoryException" or first.startswith("Out of Memory Error"):
+        from ..settings import MEMORY_LIMIT_ENV
+
+        warn(f"error: out of memory: {first} (raise ${MEMORY_LIMIT_ENV}, or free memory)")
+    elif "No space left on device" in first or "[errno 28]" in first.lower():
+        warn(f"error: the disk is full: {first} (temporary files go to $TMPDIR)")
+    else:
+        warn(f"error: reading the data failed: {first} "
+             "(`verify` checks a snapshot's files against its manifest)")
     sys.exit(2)
 
 

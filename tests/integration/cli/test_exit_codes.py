@@ -38,3 +38,17 @@ def test_debug_shows_the_traceback_and_still_exits_2() -> None:
     assert debug.returncode == 2, debug.stderr
     assert debug.stderr.startswith("Traceback (most recent call last):")
     assert debug.stderr.rstrip().endswith("RuntimeError: something no check foresaw")
+
+
+def test_running_out_of_memory_is_said_as_such_not_as_bad_evidence() -> None:
+    """DuckDB out of memory was "reading the data failed ... `verify` checks a snapshot's
+    files", which reads like corrupt evidence: it is the machine's limit."""
+    env = {**os.environ, "CARACAL_FORENSICS_MEMORY_LIMIT": "1MB"}
+    done = subprocess.run([sys.executable, "-m", "caracal_forensics", "stats", "--source",
+                           str(VECTOR_EXPORT)], capture_output=True, text=True, timeout=120,
+                          env=env, cwd=ROOT)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "error: out of memory: " in done.stderr
+    assert "CARACAL_FORENSICS_MEMORY_LIMIT" in done.stderr
+    assert "verify" not in done.stderr
