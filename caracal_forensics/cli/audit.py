@@ -97,6 +97,7 @@ def tail(
         EVENT_COLUMNS,
         OCCURRED_AT_SQL,
         OCCURRED_AT_TEXT,
+        byte_slices,
         json_lines,
     )
     from ..render.table import event_table, make_console
@@ -125,11 +126,10 @@ def tail(
     layout: list = []
 
     def emit(table, caption: str | None = None) -> None:
-        if compiled is not None:
-            lines = list(compiled.lines(table))
-            _write(lines)
-        elif json_output:
-            _write(json_lines(table))
+        if compiled is not None or json_output:
+            for part in byte_slices(table):  # long events a few at a time
+                _write(list(compiled.lines(part)) if compiled is not None
+                       else json_lines(part))
         else:
             layout[:] = [
                 event_table(

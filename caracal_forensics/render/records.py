@@ -175,6 +175,25 @@ def _plan(table: pa.Table | pa.RecordBatch,
     return plan
 
 
+#: Rows rendered at once (``byte_slices``): what a batch's Python copies may cost.
+RENDER_BYTES = 16 << 20
+#: Rows longer than this on average are long events, rendered a few at a time.
+LONG_ROW_BYTES = 64 << 10
+
+
+def byte_slices(table: pa.Table | pa.RecordBatch, max_bytes: int = RENDER_BYTES):
+    """``table`` in row slices of about ``max_bytes`` of Arrow data each: rendering a
+    row makes Python copies of it (values, then the line), so events near the maximum
+    line size are rendered a few at a time, not a whole batch of them at once."""
+    rows, size = table.num_rows, table.nbytes
+    if size <= max_bytes or rows <= 1 or size < rows * LONG_ROW_BYTES:
+        yield table  # real events (~1 KB): a batch at once, as fast as before
+        return
+    step = max(1, rows * max_bytes // size)
+    for start in range(0, rows, step):
+        yield table.slice(start, step)
+
+
 def json_lines(table: pa.Table | pa.RecordBatch) -> list[str]:
     """The ``tail --json`` line of each row (an event-schema table), in row order."""
     plan = _plan(table)
