@@ -53,3 +53,16 @@ def test_tail_filters_the_csv_export() -> None:
     page = json.loads((VECTOR_API / "audit-zone-gamma-page0.json").read_text())
     assert sorted(r["id"] for r in records) == sorted(
         item["id"] for item in page["items"] if item["decision"] == "deny")
+
+
+def test_a_snapshot_of_api_exports_is_still_partial(tmp_path) -> None:
+    """``ingest`` keeps what the exports lack: the snapshot cannot be proven either."""
+    out = tmp_path / "snap"
+    code, _, err = run_cli("ingest", "-s", VECTOR_API / "audit-zone-gamma-page0.json",
+                           "-s", VECTOR_API / "audit-zone-gamma.csv", "-o", out)
+    assert code == 0, err
+    code, text, err = run_cli("verify", "-s", out, "--key-file", VECTOR_KEY_FILE, "--json")
+    report = json.loads(text)
+    assert code == 3 and report["status"] == "partial", err
+    code, text, err = run_cli("stats", "-s", out, "--json")
+    assert code == 0 and json.loads(text)["events"] == 56, err  # the page and its CSV: one
