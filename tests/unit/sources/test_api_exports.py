@@ -224,3 +224,24 @@ def test_any_text_cell_survives_the_export_rules(tmp_path_factory, values) -> No
     rows = _csv_rows(path)
     assert [json.loads(r["metadata_json"]) for r in rows] == [
         {"reason": reason, "subject": subject} for reason, subject in values]
+
+
+def test_a_bad_item_names_its_place_or_is_skipped(tmp_path: Path) -> None:
+    good = json.loads((VECTOR_API / "audit-zone-alpha-page0.json").read_text())["items"][0]
+    broken = {k: v for k, v in good.items() if k != "id"}
+    page = tmp_path / "page.json"
+    page.write_text(json.dumps({"items": [good, broken, good], "next_cursor": None}))
+    with pytest.raises(InputError, match="item 2: missing required field 'id'"):
+        _json_rows(page)
+    bad = BadLines(skip=True)
+    rows = pa.Table.from_batches(list(api_json.read(str(page), bad))).to_pylist()
+    assert [r["source_line"] for r in rows] == [1, 3] and bad.count == 1
+    lines = tmp_path / "items.jsonl"
+    lines.write_text(json.dumps(good) + "\n" + '{"id": "ev-9", "occurred_at": \n'
+                     + json.dumps(good) + "\n")
+    with pytest.raises(InputError, match="line 2: malformed JSON"):
+        _json_rows(lines)
+    truncated = tmp_path / "cut.json"
+    truncated.write_text(json.dumps({"items": [good], "next_cursor": None})[:-20])
+    with pytest.raises(InputError, match="not a complete Admin API response"):
+        _json_rows(truncated)
