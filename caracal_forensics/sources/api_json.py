@@ -45,6 +45,8 @@ EXPORT_FIELDS = (
 METADATA_FIELDS = EXPORT_FIELDS[EXPORT_FIELDS.index("determining_policies") + 1:]
 #: A full row: the model's names (jsonb ones with ``_json``); no hashes, no signature.
 MAPPING = event_mapping("_json", jsonb_value)
+#: What a ``fields=`` projection may hold.
+_PROJECTION_KEYS = frozenset(EXPORT_FIELDS) | {"zone_id"}
 #: Keys of a full row (a projection has none of the jsonb ones).
 _ROW_KEYS = ("determining_policies_json", "diagnostics_json", "metadata_json")
 
@@ -68,8 +70,9 @@ def is_item(obj: dict) -> bool:
     stamp = obj.get("occurred_at")
     if not (isinstance(stamp, str) and stamp.endswith("Z") and len(stamp) == 24):
         return False
-    return any(key in obj for key in _ROW_KEYS) or "determining_policies" in obj or (
-        "zone_id" not in obj and "event_type" in obj)
+    # a full row has the jsonb columns; a projection only export fields
+    return any(key in obj for key in _ROW_KEYS) or all(
+        key in _PROJECTION_KEYS for key in obj)
 
 
 def parse_item(obj: object, zone: str | None = None) -> dict:
@@ -79,6 +82,9 @@ def parse_item(obj: object, zone: str | None = None) -> dict:
     if any(key in obj for key in _ROW_KEYS):
         row = map_row(_with_zone(obj, zone), MAPPING)
     else:
+        if "zone_id" not in obj and zone is None:
+            raise RowError("a fields= projection without zone_id: export it with zone_id "
+                           "among the fields, or give the zone parameter")
         row = map_row(_unflatten(obj, zone), MAPPING)
     row["occurred_at_digits"] = 3
     return row

@@ -245,3 +245,17 @@ def test_a_bad_item_names_its_place_or_is_skipped(tmp_path: Path) -> None:
     truncated.write_text(json.dumps({"items": [good], "next_cursor": None})[:-20])
     with pytest.raises(InputError, match="not a complete Admin API response"):
         _json_rows(truncated)
+
+
+def test_projected_items_one_per_line_are_detected(tmp_path: Path) -> None:
+    lines = tmp_path / "projection.jsonl"
+    lines.write_text("".join(json.dumps(
+        {"id": f"ev-{n}", "occurred_at": "2026-05-11T08:00:03.212Z", "decision": "deny"}
+    ) + "\n" for n in range(3)))
+    assert detect_shape(str(lines)) == Shape.API_JSON
+    rows = _json_rows(lines, zone="zone-p")
+    assert [(r["id"], r["zone_id"], r["source_line"]) for r in rows] == [
+        ("ev-0", "zone-p", 1), ("ev-1", "zone-p", 2), ("ev-2", "zone-p", 3)]
+    assert all("metadata_json" in r["absent_fields"].split(",") for r in rows)
+    with pytest.raises(InputError, match="line 1: a fields= projection without zone_id"):
+        _json_rows(lines)
