@@ -259,3 +259,15 @@ def test_projected_items_one_per_line_are_detected(tmp_path: Path) -> None:
     assert all("metadata_json" in r["absent_fields"].split(",") for r in rows)
     with pytest.raises(InputError, match="line 1: a fields= projection without zone_id"):
         _json_rows(lines)
+
+
+def test_chain_seq_as_a_string_and_big_numbers_as_given(tmp_path: Path) -> None:
+    item = json.loads((VECTOR_API / "audit-zone-alpha-page0.json").read_text())["items"][0]
+    page = tmp_path / "page.json"
+    page.write_text(json.dumps({"items": [item], "next_cursor": None})[:-1].replace(
+        '"metadata_json": {', '"chain_seq": "9007199254740993", "metadata_json": {"n": 1e21, ', 1)
+        + "}")
+    [row] = _json_rows(page)
+    assert row["chain_seq"] == 9007199254740993
+    assert "chain_seq" not in row["absent_fields"].split(",")
+    assert '"n": 1000000000000000000000' in row["metadata_json"]
