@@ -273,7 +273,8 @@ def top_denied_chart(frame: pl.DataFrame, *, title: str = "Top denied principals
         values,
         title=title,
         notes=notes,
-        subtitle="principal_id from event metadata; share of that principal's events denied",
+        subtitle=("application_id (else principal_id) from event metadata; share of that "
+                  "principal's events denied"),
     )
 
 

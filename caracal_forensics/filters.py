@@ -24,7 +24,8 @@ import pyarrow as pa
 from .errors import ForensicsError, UsageError
 
 #: Values ``--decision`` accepts (compared case-insensitively with the stored decision).
-DECISIONS = ("allow", "deny")
+#: ``partial``: current releases decide some requests only in part (FORMAT.md 6).
+DECISIONS = ("allow", "deny", "partial")
 DEFAULT_LIMIT = 100
 
 #: Oldest first. Every key is given with its NULL placement so that the reverse order

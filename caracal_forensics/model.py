@@ -108,6 +108,9 @@ class Shape:
     CLI_JSONL = "cli_jsonl"
     OCSF_PARQUET = "ocsf_parquet"
     SEARCH_PAGE = "search_page"
+    #: Admin API exports (FORMAT.md 6): JSON pages/items/by-request/explain, and the CSV
+    API_JSON = "api_json"
+    API_CSV = "api_csv"
     SNAPSHOT = "snapshot"
     ALERTS_CSV = "alerts_csv"
     ALERTS_JSONL = "alerts_jsonl"
@@ -115,7 +118,8 @@ class Shape:
     #: rows read live from a Caracal PostgreSQL by ``snapshot`` (events and alerts alike)
     POSTGRES = "postgres"
 
-    EVENT_SHAPES = (DB_CSV, DB_JSONL, CLI_JSONL, OCSF_PARQUET, SEARCH_PAGE, SNAPSHOT, POSTGRES)
+    EVENT_SHAPES = (DB_CSV, DB_JSONL, CLI_JSONL, OCSF_PARQUET, SEARCH_PAGE, SNAPSHOT, POSTGRES,
+                    API_JSON, API_CSV)
     ALERT_SHAPES = (ALERTS_CSV, ALERTS_JSONL, ALERTS_SNAPSHOT)
 
 

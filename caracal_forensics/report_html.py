@@ -424,6 +424,7 @@ def render_html(
                 narrow=True,
             )
         )
+    partial = any(z.get("partials") for z in stats.get("zones") or [])
     parts.append("<h3>Zones (chain_seq range in the export)</h3>")
     parts.append(
         _table(
@@ -435,6 +436,7 @@ def render_html(
                 ("missing seq", True),
                 ("allow", True),
                 ("deny", True),
+                *([("partial", True)] if partial else []),
                 ("first occurred_at", False),
                 ("last occurred_at", False),
             ],  # fmt: skip
@@ -447,6 +449,7 @@ def render_html(
                     _num(z["missing_seq"]),
                     _num(z["allows"]),
                     _num(z["denies"]),
+                    *([_num(z.get("partials"))] if partial else []),
                     _e(z["first_occurred_at"] or ""),
                     _e(z["last_occurred_at"] or ""),
                 ]

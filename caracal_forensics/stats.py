@@ -33,7 +33,8 @@ SELECT
     max(chain_seq) AS last_seq,
     count(DISTINCT chain_seq) AS distinct_seq,
     count(*) FILTER (WHERE decision = 'allow') AS allows,
-    count(*) FILTER (WHERE decision = 'deny') AS denies
+    count(*) FILTER (WHERE decision = 'deny') AS denies,
+    count(*) FILTER (WHERE decision = 'partial') AS partials
 FROM (
     SELECT zone_id, lower(decision) AS decision, event_type, occurred_at, chain_seq
     FROM unique_events
@@ -58,6 +59,7 @@ def stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     columns = [
         "level", "zone_id", "decision", "event_type", "events", "first_occurred_at",
         "last_occurred_at", "first_seq", "last_seq", "distinct_seq", "allows", "denies",
+        "partials",
     ]  # fmt: skip
     records = [dict(zip(columns, row, strict=True)) for row in rows]
     total = next((r for r in records if r["level"] == _TOTAL), None)
@@ -92,6 +94,7 @@ def _zone(row: dict[str, Any]) -> dict[str, Any]:
         "missing_seq": missing,
         "allows": row["allows"],
         "denies": row["denies"],
+        "partials": row["partials"],
         "first_occurred_at": _time(row["first_occurred_at"]),
         "last_occurred_at": _time(row["last_occurred_at"]),
     }

@@ -4,7 +4,7 @@
 WITH decided AS (
     SELECT *
     FROM unique_events
-    WHERE lower(decision) IN ('allow', 'deny')
+    WHERE lower(decision) IN ('allow', 'deny', 'partial')
 ),
 latest AS (
     SELECT
@@ -24,6 +24,7 @@ SELECT
     count(*) AS decisions,
     count(*) FILTER (WHERE lower(d.decision) = 'allow') AS allows,
     count(*) FILTER (WHERE lower(d.decision) = 'deny') AS denies,
+    count(*) FILTER (WHERE lower(d.decision) = 'partial') AS partials,
     min(d.occurred_at) AS first_seen,
     max(d.occurred_at) AS last_seen
 FROM decided d

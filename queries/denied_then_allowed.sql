@@ -3,9 +3,9 @@
 -- Grouped by request_id across zones; events without a request_id are left out.
 SELECT
     request_id,
-    list(DISTINCT TRY(json_extract_string(metadata_json, '$.principal_id'))
-        ORDER BY TRY(json_extract_string(metadata_json, '$.principal_id')))
-        FILTER (WHERE TRY(json_extract_string(metadata_json, '$.principal_id')) IS NOT NULL)
+    list(DISTINCT coalesce(TRY(json_extract_string(metadata_json, '$.application_id')), TRY(json_extract_string(metadata_json, '$.principal_id')))
+        ORDER BY coalesce(TRY(json_extract_string(metadata_json, '$.application_id')), TRY(json_extract_string(metadata_json, '$.principal_id'))))
+        FILTER (WHERE coalesce(TRY(json_extract_string(metadata_json, '$.application_id')), TRY(json_extract_string(metadata_json, '$.principal_id'))) IS NOT NULL)
         AS principals,
     list(DISTINCT zone_id ORDER BY zone_id) AS zones,
     min(occurred_at) FILTER (WHERE lower(decision) = 'deny') AS first_deny,

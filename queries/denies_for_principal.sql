@@ -1,5 +1,5 @@
 -- name: denies_for_principal
--- description: Every deny for one application (metadata principal_id), oldest first.
+-- description: Every deny for one application (metadata application_id, else principal_id), oldest first.
 -- param: principal_id = app-0010
 -- The seed's recipe: jq 'select(.decision == "deny" and .metadata.principal_id == "...")'.
 SELECT
@@ -15,7 +15,7 @@ SELECT
     id
 FROM unique_events
 WHERE lower(decision) = 'deny'
-  AND TRY(json_extract_string(metadata_json, '$.principal_id')) = $principal_id
+  AND coalesce(TRY(json_extract_string(metadata_json, '$.application_id')), TRY(json_extract_string(metadata_json, '$.principal_id'))) = $principal_id
   -- A cheap, exact prefilter: jsonb text holds a string verbatim unless it has a
   -- character jsonb escapes (", \, control characters).
   AND (contains(metadata_json, $principal_id)

@@ -15,7 +15,7 @@ per_policy AS (
     SELECT
         unnest(CASE WHEN len(policies) = 0 THEN [NULL] ELSE policies END) AS policy,
         policy_set_version_id,
-        TRY(json_extract_string(metadata_json, '$.principal_id')) AS principal_id,
+        coalesce(TRY(json_extract_string(metadata_json, '$.application_id')), TRY(json_extract_string(metadata_json, '$.principal_id'))) AS principal_id,
         request_id,
         occurred_at
     FROM denies

@@ -7,7 +7,7 @@ SELECT
     chain_seq,
     request_id,
     lower(decision) AS decision,
-    TRY(json_extract_string(metadata_json, '$.principal_id')) AS principal_id,
+    coalesce(TRY(json_extract_string(metadata_json, '$.application_id')), TRY(json_extract_string(metadata_json, '$.principal_id'))) AS principal_id,
     TRY(json_extract_string(metadata_json, '$.session_id')) AS session_id,
     TRY(json_extract_string(metadata_json, '$.agent_session_id')) AS agent_session_id,
     TRY_CAST(diagnostics_json AS JSON) AS diagnostics,

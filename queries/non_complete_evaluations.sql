@@ -9,7 +9,7 @@ SELECT
     event_type,
     lower(decision) AS decision,
     evaluation_status,
-    TRY(json_extract_string(metadata_json, '$.principal_id')) AS principal_id,
+    coalesce(TRY(json_extract_string(metadata_json, '$.application_id')), TRY(json_extract_string(metadata_json, '$.principal_id'))) AS principal_id,
     policy_set_version_id,
     TRY_CAST(diagnostics_json AS JSON) AS diagnostics,
     id

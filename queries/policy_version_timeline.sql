@@ -1,5 +1,5 @@
 -- name: policy_version_timeline
--- description: Every policy version seen: first and last seen, allows and denies, zones and manifests, in order of first appearance.
+-- description: Every policy version seen: first and last seen, allows, denies and partials, zones and manifests, in order of first appearance.
 SELECT
     policy_set_id,
     policy_set_version_id,
@@ -8,6 +8,7 @@ SELECT
     count(*) AS events,
     count(*) FILTER (WHERE lower(decision) = 'allow') AS allows,
     count(*) FILTER (WHERE lower(decision) = 'deny') AS denies,
+    count(*) FILTER (WHERE lower(decision) = 'partial') AS partials,
     count(DISTINCT manifest_sha) AS manifests,
     list(DISTINCT zone_id ORDER BY zone_id) AS zones
 FROM unique_events

@@ -1,5 +1,5 @@
 -- name: principal_activity
--- description: Everything one principal (metadata principal_id) did: per event type and decision, counts, requests and time span.
+-- description: Everything one principal (metadata application_id, else principal_id) did: per event type and decision, counts, requests and time span.
 -- param: principal_id = app-0010
 SELECT
     event_type,
@@ -10,7 +10,7 @@ SELECT
     min(occurred_at) AS first_seen,
     max(occurred_at) AS last_seen
 FROM unique_events
-WHERE TRY(json_extract_string(metadata_json, '$.principal_id')) = $principal_id
+WHERE coalesce(TRY(json_extract_string(metadata_json, '$.application_id')), TRY(json_extract_string(metadata_json, '$.principal_id'))) = $principal_id
   -- A cheap, exact prefilter: jsonb text holds a string verbatim unless it has a
   -- character jsonb escapes (", \, control characters).
   AND (contains(metadata_json, $principal_id)

@@ -22,7 +22,7 @@ SELECT
     chain_seq,
     request_id,
     event_type,
-    TRY(json_extract_string(metadata_json, '$.principal_id')) AS principal_id,
+    coalesce(TRY(json_extract_string(metadata_json, '$.application_id')), TRY(json_extract_string(metadata_json, '$.principal_id'))) AS principal_id,
     array_to_string(step_up_factors, ', ') AS step_up_required,
     policy_set_version_id,
     TRY_CAST(diagnostics_json AS JSON) AS diagnostics,

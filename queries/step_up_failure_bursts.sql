@@ -3,10 +3,10 @@
 -- param: window_seconds = 300 (default)
 -- param: min_failures = 3 (default)
 -- A burst is a run of one principal's failures with no gap longer than window_seconds
--- (gaps and islands); principal_id is metadata principal_id, NULL when absent.
+-- (gaps and islands); principal_id is metadata application_id, else principal_id, NULL when absent.
 WITH failures AS (
     SELECT
-        TRY(json_extract_string(metadata_json, '$.principal_id')) AS principal_id,
+        coalesce(TRY(json_extract_string(metadata_json, '$.application_id')), TRY(json_extract_string(metadata_json, '$.principal_id'))) AS principal_id,
         zone_id,
         id,
         request_id,

@@ -1,9 +1,18 @@
 -- name: top_denied_principals
--- description: The principals (metadata principal_id) with the most denies, with their deny rate.
+-- description: The principals (metadata application_id, else principal_id) with the most denies, with their deny rate.
 -- param: limit = 10 (default)
--- A NULL principal_id groups the denies whose metadata names no principal.
+-- A NULL principal_id groups the denies whose metadata names no principal; principal_key
+-- says which metadata key named it (application_id in current releases, principal_id in
+-- the older guide's), both when they differ across events.
+WITH keyed AS (
+    SELECT
+        *,
+        TRY(json_extract_string(metadata_json, '$.application_id')) AS application_id,
+        TRY(json_extract_string(metadata_json, '$.principal_id')) AS older_principal_id
+    FROM unique_events
+)
 SELECT
-    TRY(json_extract_string(metadata_json, '$.principal_id')) AS principal_id,
+    coalesce(application_id, older_principal_id) AS principal_id,
     count(*) FILTER (WHERE lower(decision) = 'deny') AS denies,
     count(*) AS events,
     round(count(*) FILTER (WHERE lower(decision) = 'deny') / count(*), 4) AS deny_rate,
@@ -12,8 +21,12 @@ SELECT
         AS denied_event_types,
     list(DISTINCT zone_id ORDER BY zone_id) FILTER (WHERE lower(decision) = 'deny') AS zones,
     min(occurred_at) FILTER (WHERE lower(decision) = 'deny') AS first_deny,
-    max(occurred_at) FILTER (WHERE lower(decision) = 'deny') AS last_deny
-FROM unique_events
+    max(occurred_at) FILTER (WHERE lower(decision) = 'deny') AS last_deny,
+    array_to_string(list_sort(list(DISTINCT CASE
+        WHEN application_id IS NOT NULL THEN 'application_id'
+        WHEN older_principal_id IS NOT NULL THEN 'principal_id'
+    END)), ',') AS principal_key
+FROM keyed
 GROUP BY 1
 HAVING count(*) FILTER (WHERE lower(decision) = 'deny') > 0
 ORDER BY denies DESC, principal_id NULLS LAST

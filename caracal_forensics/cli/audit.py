@@ -20,7 +20,8 @@ def tail(
     source: SourcesOption = None,
     decision: Annotated[
         str | None,
-        typer.Option("--decision", help="allow or deny (case-insensitive).", show_default=False),
+        typer.Option("--decision", help="allow, deny or partial (case-insensitive).",
+                     show_default=False),
     ] = None,
     event_type: Annotated[
         list[str] | None,

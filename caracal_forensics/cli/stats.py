@@ -65,6 +65,9 @@ def print_stats(numbers: dict[str, Any]) -> None:
             Column("missing", "missing_seq", priority=6, justify="right", shrink=False),
             Column("allow", "allows", priority=5, justify="right", shrink=False),
             Column("deny", "denies", priority=5, justify="right", shrink=False),
+            # current releases' third decision: a column only when some zone has one
+            *([Column("partial", "partials", priority=5, justify="right", shrink=False)]
+              if any(zone.get("partials") for zone in numbers["zones"]) else []),
             Column("first occurred_at", "first_occurred_at", priority=3, shrink=False),
             Column("last occurred_at", "last_occurred_at", priority=3, shrink=False),
         ],

@@ -41,6 +41,9 @@ def detect_shape(path: str) -> str:
     if text.startswith(b"{"):
         return _json_shape(_whole_first_line(probe))
     if text.startswith(b"["):
+        shape = find_shape(_whole_first_line(probe), JSON)  # an Admin API by-request array
+        if shape is not None:
+            return shape.name
         raise InputError(path, "a JSON array is not an export shape this toolkit knows")
     return _text_shape(probe)
 

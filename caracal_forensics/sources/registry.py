@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from .shapes.alerts_csv import AlertsCsv
 from .shapes.alerts_jsonl import AlertsJsonl
+from .shapes.api_csv import ApiCsv
+from .shapes.api_json import ApiJson
 from .shapes.base import Probe, SourceShape
 from .shapes.cli_jsonl import CliJsonl
 from .shapes.db_csv import DbCsv
@@ -25,6 +27,7 @@ __all__ = ["SHAPES", "SourceShape", "Probe", "register", "unregister", "shape_na
 #: Every shape, in detection order. A new shape: one file in ``shapes/`` and one line here.
 SHAPES: list[type[SourceShape]] = [
     DbCsv,
+    ApiJson,  # before SearchPage and DbJsonl: an explain trace has "events", an item _json keys
     SearchPage,
     DbJsonl,
     CliJsonl,
@@ -32,6 +35,7 @@ SHAPES: list[type[SourceShape]] = [
     Snapshot,
     AlertsCsv,
     AlertsJsonl,
+    ApiCsv,
 ]
 
 

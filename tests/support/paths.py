@@ -19,6 +19,9 @@ VECTOR_EXPORT = TESTS / "vectors" / "export"
 VECTOR_KEY_FILE = VECTOR_EXPORT / "key.hex"
 #: Other vectors (jsonb text as PostgreSQL renders it, ...).
 VECTORS = TESTS / "vectors"
+#: Caracal's own Admin API exports (FORMAT.md 6): a JSON page and the CSV per zone, and
+#: an explain trace.
+VECTOR_API = VECTORS / "upstream" / "api"
 
 #: The bundled fixtures users try the tool on (fixtures/make_fixtures.py writes them).
 FIXTURES = ROOT / "fixtures"
