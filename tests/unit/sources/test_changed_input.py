@@ -260,7 +260,9 @@ def _truncated_while_read(path: Path, args: list[str]) -> tuple[int, str, str]:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_HMAC")}
     data = path.read_bytes()
-    for _ in range(5):
+    # a loaded machine may let a child read the file between two looks: try again, up
+    # to 20 times (each try is one short CLI run), rather than fail by chance
+    for _ in range(20):
         path.write_bytes(data)
         child = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", "caracal_forensics", *args, "-s", str(path)],
