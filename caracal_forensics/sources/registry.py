@@ -15,9 +15,11 @@ from .shapes.base import Probe, SourceShape
 from .shapes.cli_jsonl import CliJsonl
 from .shapes.db_csv import DbCsv
 from .shapes.db_jsonl import DbJsonl
+from .shapes.dlq_entry import DlqEntry
 from .shapes.ocsf_parquet import OcsfParquet
 from .shapes.search_page import SearchPage
 from .shapes.snapshot import Snapshot
+from .shapes.wire_spool import WireSpool
 
 __all__ = ["SHAPES", "SourceShape", "Probe", "register", "unregister", "shape_named",
            "find_shape", "holds_alerts"]
@@ -26,6 +28,8 @@ __all__ = ["SHAPES", "SourceShape", "Probe", "register", "unregister", "shape_na
 SHAPES: list[type[SourceShape]] = [
     DbCsv,
     SearchPage,
+    WireSpool,  # before DbJsonl: its lines have determining_policies_json too
+    DlqEntry,
     DbJsonl,
     CliJsonl,
     OcsfParquet,

@@ -101,8 +101,8 @@ def test_every_file_shape_of_the_model_is_registered_in_detection_order() -> Non
     assert set(names) == set(Shape.EVENT_SHAPES + Shape.ALERT_SHAPES) - {
         Shape.POSTGRES, Shape.ALERTS_SNAPSHOT}
     json_order = [s.name for s in registry.SHAPES if s.kind == "json"]
-    assert json_order == [Shape.SEARCH_PAGE, Shape.DB_JSONL, Shape.CLI_JSONL,
-                          Shape.ALERTS_JSONL]
+    assert json_order == [Shape.SEARCH_PAGE, Shape.WIRE_SPOOL, Shape.DLQ_ENTRY,
+                          Shape.DB_JSONL, Shape.CLI_JSONL, Shape.ALERTS_JSONL]
     assert [s.name for s in registry.SHAPES if s.kind == "text"] == [Shape.DB_CSV,
                                                                      Shape.ALERTS_CSV]
     assert registry.holds_alerts(Shape.ALERTS_SNAPSHOT)
