@@ -143,3 +143,14 @@ def test_skipped_bad_line_is_not_an_error_in_the_checks(tmp_path) -> None:
     report = cf.Verifier(key=KEY, on_bad_line="skip").verify_paths([str(DUMP), str(spool)])
     assert report.skipped_lines == 1
     assert [f.event_id for f in kinds(report, "not_in_ledger")] == [NAMED["spool_only"]]
+
+
+def test_snapshot_as_the_ledger_and_of_wire_alone(capsys, tmp_path) -> None:
+    """A canonical snapshot stands for the dump; a snapshot of wire events stays partial."""
+    ledger, wire = tmp_path / "ledger", tmp_path / "wire"
+    assert cli(capsys, "ingest", "-s", str(DUMP), "-o", str(ledger))[0] == 0
+    report = verify(ledger, SPOOL, DLQ)
+    assert [f.event_id for f in kinds(report, "conflicting_version")] == [
+        NAMED["dlq_signed_second_version"]]
+    assert cli(capsys, "ingest", "-s", str(SPOOL), "-s", str(DLQ), "-o", str(wire))[0] == 0
+    assert verify(wire).exit_code == 3
