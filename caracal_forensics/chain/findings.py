@@ -479,17 +479,22 @@ def ledger_against_producers(f: Findings, zones: ZoneStats) -> None:
                             wording.producer_mismatch(m.where, differs,
                                                       producers.shown(wire, differs),
                                                       producers.shown(m.by_sig, differs)))
-        elif m.by_id is not None:
-            differs = producers.differing(wire, m.by_id)
-            if differs and producers.same_time(wire, m.by_id):
-                zone, seq, at = producers.located(m.by_id)
-                _add_capped(f, counts, Kind.CONFLICTING_VERSION, zone, wire["id"], seq, m.where,
-                            wording.wire_conflicting_version(
-                                at, differs, producers.shown(wire, differs),
-                                producers.shown(m.by_id, differs)))
-        else:
-            _add_capped(f, counts, Kind.NOT_IN_LEDGER, wire["zone_id"], wire["id"], None,
-                        m.where, wording.not_in_ledger(m.event.reason))
+            continue
+        differs = producers.differing(wire, m.by_id) if m.by_id is not None else []
+        if m.by_id is not None and not differs:
+            continue  # the same content (a row stored without its signature, say)
+        if m.by_id is not None and m.event.sig and producers.same_time(wire, m.by_id):
+            # a stored signature that verifies: a second, signed version of the event
+            zone, seq, at = producers.located(m.by_id)
+            _add_capped(f, counts, Kind.CONFLICTING_VERSION, zone, wire["id"], seq, m.where,
+                        wording.wire_conflicting_version(
+                            at, differs, producers.shown(wire, differs),
+                            producers.shown(m.by_id, differs)))
+            continue
+        # these bytes never reached the ledger (a row of the same id holds other content)
+        other = producers.located(m.by_id)[2] if m.by_id is not None else None
+        _add_capped(f, counts, Kind.NOT_IN_LEDGER, wire["zone_id"], wire["id"], None,
+                    m.where, wording.not_in_ledger(m.event.reason, other))
     _more_capped(f, counts)
 
 

@@ -205,8 +205,11 @@ def producer_mismatch(wire_at: str, differs: list[str], wire: str, ledger: str) 
             f"ledger: {ledger} (rewritten and re-chained by someone holding the key?)")
 
 
-def not_in_ledger(reason: str | None) -> str:
+def not_in_ledger(reason: str | None, other: str | None = None) -> str:
     where = f"dead-lettered ({reason})" if reason else "spooled by its producer"
+    if other:
+        return (f"{where}; no ledger row here has its signature, and the row of its id "
+                f"({other}) holds other content: these bytes never arrived")
     return f"{where} and no ledger row here has its signature or id: it never arrived"
 
 

@@ -154,3 +154,17 @@ def test_snapshot_as_the_ledger_and_of_wire_alone(capsys, tmp_path) -> None:
         NAMED["dlq_signed_second_version"]]
     assert cli(capsys, "ingest", "-s", str(SPOOL), "-s", str(DLQ), "-o", str(wire))[0] == 0
     assert verify(wire).exit_code == 3
+
+
+def test_altered_spool_line_is_not_a_signed_version(tmp_path) -> None:
+    """A spool line carries no signature of its own: one whose bytes the ledger's row of
+    that id was not ingested from is not in the ledger, never a signed second version."""
+    victim = NAMED["spool_lines_in_ledger"][0]
+    spool = tmp_path / "pending-9-9.ndjson"
+    lines = (SPOOL / "pending-4242-1778486400000000000.ndjson").read_bytes().splitlines(True)
+    assert victim.encode() in lines[0] and b'"decision":"allow"' in lines[0]
+    spool.write_bytes(lines[0].replace(b'"decision":"allow"', b'"decision":"deny"'))
+    report = verify(DUMP, spool)
+    assert not kinds(report, "conflicting_version") and not kinds(report, "producer_mismatch")
+    found = kinds(report, "not_in_ledger")
+    assert [f.event_id for f in found] == [victim] and "db_sig.csv:" in found[0].detail
