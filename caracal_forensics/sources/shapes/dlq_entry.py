@@ -18,7 +18,8 @@ class DlqEntry(SourceShape):
         first = probe.first_object
         if first is not None:
             return wire.looks_like_dlq(first)
-        return b'"entries"' in probe.head or b'"src_data"' in probe.head
+        return any(mark in probe.head for mark in (b'"entries"', b'"src_data"',
+                                                   b'"source_event"'))
 
     @classmethod
     def read(cls, source, bad):

@@ -105,3 +105,14 @@ def test_verify_wire_alone_is_partial() -> None:
     assert not [f for f in report.findings if f.fails]
     report = cf.Verifier().verify_paths([str(SPOOL)])
     assert report.exit_code == 3
+
+
+def test_pretty_printed_dlq_detail(tmp_path) -> None:
+    """An entry saved through ``jq .`` is the same entry."""
+    detail = json.loads((DLQ / "1778486400002-0.json").read_text())
+    saved = tmp_path / "entry.json"
+    saved.write_text(json.dumps(detail, indent=2))
+    snap = cf.open(str(saved))
+    assert snap.inputs[0].shape == Shape.DLQ_ENTRY
+    assert snap.duckdb.execute("SELECT request_id FROM events").fetchone() == (
+        "replayed-req-000027",)
