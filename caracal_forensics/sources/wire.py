@@ -118,6 +118,9 @@ def dlq_events(path: str, bad: BadLines) -> Iterator[WireEvent]:
     list JSON (each entry: what the list says of its event, and its ``source_sig``)."""
     with open_binary(path) as handle:
         text = handle.read(bad.max_line + 1)
+    if len(text) > bad.max_line:  # refused before it is held whole, as a search page is
+        raise InputError(path, f"a dead-letter JSON longer than {bad.max_line} bytes",
+                         "line 1")
     try:
         doc = loads(text.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:

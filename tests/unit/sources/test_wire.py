@@ -116,3 +116,10 @@ def test_pretty_printed_dlq_detail(tmp_path) -> None:
     assert snap.inputs[0].shape == Shape.DLQ_ENTRY
     assert snap.duckdb.execute("SELECT request_id FROM events").fetchone() == (
         "replayed-req-000027",)
+
+
+def test_broken_dlq_entry_is_one_error_line(capsys, tmp_path) -> None:
+    broken = tmp_path / "entry.json"
+    broken.write_text('{"entries": [')
+    code, _, err = cli(capsys, "stats", "-s", str(broken))
+    assert code == 2 and str(broken) in err and "Traceback" not in err
