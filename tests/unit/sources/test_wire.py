@@ -123,3 +123,10 @@ def test_broken_dlq_entry_is_one_error_line(capsys, tmp_path) -> None:
     broken.write_text('{"entries": [')
     code, _, err = cli(capsys, "stats", "-s", str(broken))
     assert code == 2 and str(broken) in err and "Traceback" not in err
+
+
+def test_dlq_entry_past_the_limit_is_named() -> None:
+    from caracal_forensics.sources.wire import dlq_events
+
+    with pytest.raises(InputError, match="longer than 100 bytes"):
+        list(dlq_events(str(DLQ / "1778486400001-0.json"), BadLines(max_line=100)))
