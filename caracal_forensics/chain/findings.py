@@ -501,7 +501,7 @@ def ledger_against_producers(f: Findings, zones: ZoneStats) -> None:
 def describe(f: Findings, zones: ZoneStats) -> dict[str, str]:
     """The report's ``checks``: what each check covered."""
     states = dict(f.sql("SELECT state, count(*) FROM {rows} GROUP BY state").fetchall())
-    return describe_checks(
+    checks = describe_checks(
         f.checks,
         proven=states.get(OK, 0) + states.get(MISMATCH, 0),
         total=sum(states.values()),
@@ -510,6 +510,10 @@ def describe(f: Findings, zones: ZoneStats) -> dict[str, str]:
         heads=len(f.heads),
         anchor=f.anchor,
     )
+    if f.wire_files:
+        checks["producers"] = wording.producers_check(
+            len(_wire_matches(f)), len(f.wire_files), f.key is not None)
+    return checks
 
 def _located(head: dict | None, details: dict[int, tuple[str, int, int]]) -> dict | None:
     """A zone's first (or first failing) row with its event id, file and line."""

@@ -215,3 +215,11 @@ def not_in_ledger(reason: str | None, other: str | None = None) -> str:
 
 def producers_unchecked(n: int) -> str:
     return f"{n} wire event(s): producer signatures not checked without the key"
+
+
+def producers_check(events: int, files: int, keyed: bool) -> str:
+    """The report's ``checks`` line for the wire events given (FORMAT.md 7)."""
+    if not keyed:
+        return f"{events} wire event(s) in {files} spool/dead-letter file(s): not checked, no key"
+    return (f"{events} wire event(s) in {files} spool/dead-letter file(s): signatures, and "
+            "the ledger rows their signatures name, against their bytes")

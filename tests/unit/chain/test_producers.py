@@ -168,3 +168,10 @@ def test_altered_spool_line_is_not_a_signed_version(tmp_path) -> None:
     assert not kinds(report, "conflicting_version") and not kinds(report, "producer_mismatch")
     found = kinds(report, "not_in_ledger")
     assert [f.event_id for f in found] == [victim] and "db_sig.csv:" in found[0].detail
+
+
+def test_report_says_what_the_producer_checks_covered() -> None:
+    checks = verify(DUMP, SPOOL, DLQ).checks
+    assert "23 wire event(s) in 3 spool/dead-letter file(s)" in checks["producers"]
+    assert "no key" in verify(SPOOL, key=None).checks["producers"]
+    assert "producers" not in verify(DUMP).checks
