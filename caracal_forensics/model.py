@@ -115,11 +115,15 @@ class Shape:
     ALERTS_CSV = "alerts_csv"
     ALERTS_JSONL = "alerts_jsonl"
     ALERTS_SNAPSHOT = "alerts_snapshot"
+    #: before the ledger (FORMAT.md 7): a producer's replay spool, dead-letter entries
+    WIRE_SPOOL = "wire_spool"
+    DLQ_ENTRY = "dlq_entry"
+    WIRE_SHAPES = (WIRE_SPOOL, DLQ_ENTRY)
     #: rows read live from a Caracal PostgreSQL by ``snapshot`` (events and alerts alike)
     POSTGRES = "postgres"
 
     EVENT_SHAPES = (DB_CSV, DB_JSONL, CLI_JSONL, OCSF_PARQUET, SEARCH_PAGE, SNAPSHOT, POSTGRES,
-                    API_JSON, API_CSV)
+                    API_JSON, API_CSV, WIRE_SPOOL, DLQ_ENTRY)
     ALERT_SHAPES = (ALERTS_CSV, ALERTS_JSONL, ALERTS_SNAPSHOT)
 
 

@@ -46,6 +46,9 @@ class Findings:
         files = run.sql("SELECT fid, source_file FROM {files}").fetchall()
         self.files: dict[int, str] = dict(files)
         self.found: list[Finding] = []
+        #: (path, shape) of the spools and dead-letter entries given (FORMAT.md 7)
+        self.wire_files: list[tuple[str, str]] = []
+        self._wire: list | None = None
 
     def source(self, fid: int | None, line: int | None) -> str | None:
         if fid is None:
@@ -78,6 +81,8 @@ class Findings:
 def build_report(run: Run, inputs: Iterable[Any]) -> Report:
     """Every check over the run's tables, then the Report."""
     f = Findings(run)
+    inputs = list(inputs)
+    f.wire_files = wire_files(inputs)
     zones = zone_stats(f)
     for check in CHECKS:
         check(f, zones)
@@ -402,10 +407,101 @@ def unverifiable(f: Findings, zones: ZoneStats) -> None:
         if z.get("no_seq"):
             f.add(Kind.UNVERIFIABLE, zone, None, None, None, None, wording.no_seq(z["no_seq"]))
 
+def wire_files(inputs: list[Any]) -> list[tuple[str, str]]:
+    """(path, shape) of the inputs that are wire events (spools, dead-letter entries)."""
+    from ..model import Shape
+
+    return [(i.path, i.shape) for i in inputs
+            if getattr(i, "shape", None) in Shape.WIRE_SHAPES]
+
+
+def _wire_matches(f: Findings) -> list:
+    """The wire events of the run matched to ledger rows, once per run (no query at all
+    when no wire file was given: the usual verification pays nothing)."""
+    if f._wire is None:
+        from .producers import match
+
+        f._wire = list(match(f.run.con, f.wire_files, f.key, f.zones)) if f.wire_files else []
+    return f._wire
+
+
+def _add_capped(f: Findings, counts: dict, kind: str, zone: str | None, event: str | None,
+                seq: int | None, source: str | None, detail: str) -> None:
+    counts[(zone, kind)] = counts.get((zone, kind), 0) + 1
+    if counts[(zone, kind)] <= f.cap:
+        f.found.append(Finding(kind, zone, event, seq, source, detail))
+
+
+def _more_capped(f: Findings, counts: dict) -> None:
+    for (zone, kind), total in sorted(counts.items(), key=lambda kv: (kv[0][0] or "", kv[0][1])):
+        f.more(kind, zone, total)
+
+
+def producer_signatures(f: Findings, zones: ZoneStats) -> None:
+    """Wire events whose stored producer signature is not the HMAC of their bytes
+    (FORMAT.md 7); without the key, say once per zone that they were not checked."""
+    matches = _wire_matches(f)
+    if f.key is None:
+        unchecked: dict[str, int] = defaultdict(int)
+        for m in matches:
+            unchecked[m.event.row["zone_id"]] += 1
+        for zone, n in sorted(unchecked.items()):
+            f.add(Kind.UNVERIFIABLE, zone, None, None, None, None,
+                  wording.producers_unchecked(n))
+        return
+    counts: dict = {}
+    for m in matches:
+        if m.forged:
+            _add_capped(f, counts, Kind.SIGNATURE_MISMATCH, m.event.row["zone_id"],
+                        m.event.row["id"], None, m.where,
+                        wording.signature_mismatch(m.event.reason))
+    _more_capped(f, counts)
+
+
+def ledger_against_producers(f: Findings, zones: ZoneStats) -> None:
+    """Each validly signed wire event against its ledger row: by signature, a row whose
+    content differs from the signed bytes (``producer_mismatch``); by id and occurred_at,
+    a second signed version (``conflicting_version``); no row at all: ``not_in_ledger``."""
+    from . import producers
+
+    if f.key is None:
+        return
+    counts: dict = {}
+    for m in _wire_matches(f):
+        if m.forged or m.event.data is None:
+            continue
+        wire = m.event.row
+        if m.by_sig is not None:
+            differs = producers.differing(wire, m.by_sig)
+            if differs:
+                zone, seq, at = producers.located(m.by_sig)
+                _add_capped(f, counts, Kind.PRODUCER_MISMATCH, zone, m.by_sig["id"], seq, at,
+                            wording.producer_mismatch(m.where, differs,
+                                                      producers.shown(wire, differs),
+                                                      producers.shown(m.by_sig, differs)))
+            continue
+        differs = producers.differing(wire, m.by_id) if m.by_id is not None else []
+        if m.by_id is not None and not differs:
+            continue  # the same content (a row stored without its signature, say)
+        if m.by_id is not None and m.event.sig and producers.same_time(wire, m.by_id):
+            # a stored signature that verifies: a second, signed version of the event
+            zone, seq, at = producers.located(m.by_id)
+            _add_capped(f, counts, Kind.CONFLICTING_VERSION, zone, wire["id"], seq, m.where,
+                        wording.wire_conflicting_version(
+                            at, differs, producers.shown(wire, differs),
+                            producers.shown(m.by_id, differs)))
+            continue
+        # these bytes never reached the ledger (a row of the same id holds other content)
+        other = producers.located(m.by_id)[2] if m.by_id is not None else None
+        _add_capped(f, counts, Kind.NOT_IN_LEDGER, wire["zone_id"], wire["id"], None,
+                    m.where, wording.not_in_ledger(m.event.reason, other))
+    _more_capped(f, counts)
+
+
 def describe(f: Findings, zones: ZoneStats) -> dict[str, str]:
     """The report's ``checks``: what each check covered."""
     states = dict(f.sql("SELECT state, count(*) FROM {rows} GROUP BY state").fetchall())
-    return describe_checks(
+    checks = describe_checks(
         f.checks,
         proven=states.get(OK, 0) + states.get(MISMATCH, 0),
         total=sum(states.values()),
@@ -414,6 +510,10 @@ def describe(f: Findings, zones: ZoneStats) -> dict[str, str]:
         heads=len(f.heads),
         anchor=f.anchor,
     )
+    if f.wire_files:
+        checks["producers"] = wording.producers_check(
+            len(_wire_matches(f)), len(f.wire_files), f.key is not None)
+    return checks
 
 def _located(head: dict | None, details: dict[int, tuple[str, int, int]]) -> dict | None:
     """A zone's first (or first failing) row with its event id, file and line."""
@@ -431,4 +531,6 @@ CHECKS: tuple[Callable[[Findings, ZoneStats], None], ...] = (
     duplicates,
     anchor_checks,
     unverifiable,
+    producer_signatures,
+    ledger_against_producers,
 )

@@ -31,6 +31,15 @@ class Kind:
     #: a snapshot's event files disagree with its manifest's own counts or zone heads:
     #: the snapshot was altered after it was written (its hashes recomputed, say)
     MANIFEST_MISMATCH = "manifest_mismatch"
+    #: before the ledger (FORMAT.md 7): a wire event's producer signature is not the
+    #: HMAC of its bytes (an injected or altered message)
+    SIGNATURE_MISMATCH = "signature_mismatch"
+    #: a validly signed wire event has a ledger row's id and occurred_at, other content
+    CONFLICTING_VERSION = "conflicting_version"
+    #: a ledger row's content differs from the wire bytes its ingest_signature signs
+    PRODUCER_MISMATCH = "producer_mismatch"
+    #: a wire event with no ledger row in the sources given (it never arrived)
+    NOT_IN_LEDGER = "not_in_ledger"
 
 
 class Reason:
@@ -58,6 +67,10 @@ SEVERITY: dict[str, str] = {
     Kind.TRUNCATED: Severity.FAILS,
     Kind.ANCHOR_MISMATCH: Severity.FAILS,
     Kind.MANIFEST_MISMATCH: Severity.FAILS,
+    Kind.SIGNATURE_MISMATCH: Severity.FAILS,
+    Kind.CONFLICTING_VERSION: Severity.FAILS,
+    Kind.PRODUCER_MISMATCH: Severity.FAILS,
+    Kind.NOT_IN_LEDGER: Severity.WARNING,
     Kind.DUPLICATE_EVENT: Severity.WARNING,
     Kind.UNANCHORED_START: Severity.INFO,
     Kind.UNVERIFIABLE: Severity.UNVERIFIABLE,

@@ -139,7 +139,9 @@ class Verifier:
         from . import clean, native
 
         # alerts files are counted when loaded, so such a set is opened the usual way
-        if clean.ENABLED and native.AVAILABLE and not any(i.holds_alerts for i in inputs):
+        # wire files are held to the ledger by the exhaustive checks (FORMAT.md 7)
+        if (clean.ENABLED and native.AVAILABLE and not any(i.holds_alerts for i in inputs)
+                and not any(i.shape in Shape.WIRE_SHAPES for i in inputs)):
             bad = BadLines(skip=self.on_bad_line == "skip")
             # the inputs' SHA-256 on another thread while they are read and checked
             hashing = Fingerprints(inputs)

@@ -45,7 +45,8 @@ def verify(
     is called with (done, total) during microsecond recovery.
     """
     run = Run(con, coerce_key(key), zones, anchor, max_findings)
-    if clean.ENABLED and native.AVAILABLE:
+    # wire events (FORMAT.md 7) are checked against the ledger by the exhaustive checks
+    if clean.ENABLED and native.AVAILABLE and not _has_wire(inputs):
         report = clean.clean_pass(con, run.key, run.zones, anchor, inputs,
                                   recover_microseconds)
         if report is not None:
@@ -55,3 +56,10 @@ def verify(
         run.recover(recover_microseconds, progress)
         run.link()
         return build_report(run, inputs)
+
+
+def _has_wire(inputs: Iterable[Any]) -> bool:
+    """Whether any input is a spool or dead-letter entry (``model.Shape.WIRE_SHAPES``)."""
+    from ..model import Shape
+
+    return any(getattr(i, "shape", None) in Shape.WIRE_SHAPES for i in inputs)

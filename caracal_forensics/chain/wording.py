@@ -182,3 +182,44 @@ def recovery_skipped_check(n: int) -> str:
 def recovered_check(n: int) -> str:
     return f"recovered for {n} event(s) with millisecond time"
 
+
+
+# --- before the ledger (FORMAT.md 7) ------------------------------------------------------
+
+def signature_mismatch(reason: str | None) -> str:
+    why = f" (dead-lettered as {reason})" if reason else ""
+    return ("its producer signature (src_sig) is not the HMAC of its bytes under this key: "
+            f"a message injected or altered after signing{why}")
+
+
+def wire_conflicting_version(ledger_at: str | None, differs: list[str], wire: str,
+                             ledger: str) -> str:
+    where = f" (ledger row at {ledger_at})" if ledger_at else ""
+    return (f"a second, validly signed version of this ledger event{where}: "
+            f"{', '.join(differs) or 'content'} differ; signed: {wire}; ledger: {ledger}")
+
+
+def producer_mismatch(wire_at: str, differs: list[str], wire: str, ledger: str) -> str:
+    return (f"this row's content differs from the wire event its ingest_signature signs "
+            f"({wire_at}): {', '.join(differs) or 'content'} differ; signed: {wire}; "
+            f"ledger: {ledger} (rewritten and re-chained by someone holding the key?)")
+
+
+def not_in_ledger(reason: str | None, other: str | None = None) -> str:
+    where = f"dead-lettered ({reason})" if reason else "spooled by its producer"
+    if other:
+        return (f"{where}; no ledger row here has its signature, and the row of its id "
+                f"({other}) holds other content: these bytes never arrived")
+    return f"{where} and no ledger row here has its signature or id: it never arrived"
+
+
+def producers_unchecked(n: int) -> str:
+    return f"{n} wire event(s): producer signatures not checked without the key"
+
+
+def producers_check(events: int, files: int, keyed: bool) -> str:
+    """The report's ``checks`` line for the wire events given (FORMAT.md 7)."""
+    if not keyed:
+        return f"{events} wire event(s) in {files} spool/dead-letter file(s): not checked, no key"
+    return (f"{events} wire event(s) in {files} spool/dead-letter file(s): signatures, and "
+            "the ledger rows their signatures name, against their bytes")

@@ -17,9 +17,11 @@ from .shapes.base import Probe, SourceShape
 from .shapes.cli_jsonl import CliJsonl
 from .shapes.db_csv import DbCsv
 from .shapes.db_jsonl import DbJsonl
+from .shapes.dlq_entry import DlqEntry
 from .shapes.ocsf_parquet import OcsfParquet
 from .shapes.search_page import SearchPage
 from .shapes.snapshot import Snapshot
+from .shapes.wire_spool import WireSpool
 
 __all__ = ["SHAPES", "SourceShape", "Probe", "register", "unregister", "shape_named",
            "find_shape", "holds_alerts"]
@@ -27,6 +29,8 @@ __all__ = ["SHAPES", "SourceShape", "Probe", "register", "unregister", "shape_na
 #: Every shape, in detection order. A new shape: one file in ``shapes/`` and one line here.
 SHAPES: list[type[SourceShape]] = [
     DbCsv,
+    WireSpool,  # by its file name, before ApiJson and DbJsonl: its lines have _json keys too
+    DlqEntry,
     ApiJson,  # before SearchPage and DbJsonl: an explain trace has "events", an item _json keys
     SearchPage,
     DbJsonl,

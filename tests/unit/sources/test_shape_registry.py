@@ -101,9 +101,10 @@ def test_every_file_shape_of_the_model_is_registered_in_detection_order() -> Non
     assert set(names) == set(Shape.EVENT_SHAPES + Shape.ALERT_SHAPES) - {
         Shape.POSTGRES, Shape.ALERTS_SNAPSHOT}
     json_order = [s.name for s in registry.SHAPES if s.kind == "json"]
-    # the Admin API's JSON first: its explain trace has "events", its rows "_json" keys
-    assert json_order == [Shape.API_JSON, Shape.SEARCH_PAGE, Shape.DB_JSONL, Shape.CLI_JSONL,
-                          Shape.ALERTS_JSONL]
+    # a spool by its file name and a dead letter by its keys first; then the Admin API's
+    # JSON: its explain trace has "events", its rows "_json" keys
+    assert json_order == [Shape.WIRE_SPOOL, Shape.DLQ_ENTRY, Shape.API_JSON, Shape.SEARCH_PAGE,
+                          Shape.DB_JSONL, Shape.CLI_JSONL, Shape.ALERTS_JSONL]
     assert [s.name for s in registry.SHAPES if s.kind == "text"] == [
         Shape.DB_CSV, Shape.ALERTS_CSV, Shape.API_CSV]
     assert registry.holds_alerts(Shape.ALERTS_SNAPSHOT)
