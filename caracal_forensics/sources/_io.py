@@ -63,6 +63,24 @@ def too_long(path: str, limit: int, where: str | None, what: str = "a line") -> 
                       f"with {MAX_LINE_ENV} if it is genuine)", where)
 
 
+def read_document(path: str, limit: int, what: str) -> bytes:
+    """The whole (decompressed) bytes of a file read as one JSON document (``what``: "a
+    search page"), refused as ``too_long`` past ``limit``: before it is read when it is
+    not compressed, else once that much of it is read. Never held past the limit."""
+    try:
+        if compression_of(path) is None and os.path.getsize(path) > limit:
+            raise too_long(path, limit, None, what)
+        with open_binary(path) as stream:
+            data = stream.read(limit + 1)
+    except InputError:
+        raise
+    except Exception as error:
+        raise InputError(path, f"truncated or unreadable compressed data: {error}") from None
+    if len(data) > limit:
+        raise too_long(path, limit, None, what)
+    return data
+
+
 def compression_of(path: str) -> str | None:
     """'gzip', 'zstd' or None, from the file's first bytes (not its name)."""
     try:

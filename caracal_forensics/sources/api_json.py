@@ -14,7 +14,6 @@ where the row keeps them (metadata keys into ``metadata_json``, policy names int
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -23,7 +22,7 @@ from ..errors import InputError
 from ..jsonb import loads
 from ..model import Shape
 from ._batch import BadLines, rows_to_batches
-from ._io import compression_of, numbered_lines, open_binary, too_long
+from ._io import numbered_lines, open_binary, read_document
 from ._lines import RowError, event_mapping, jsonb_value, map_row
 
 SHAPE = Shape.API_JSON
@@ -125,7 +124,7 @@ def read(path: str, bad: BadLines, zone: str | None = None) -> Iterator[pa.Recor
     line. A document larger than ``bad.max_line`` is refused before it is read."""
     if _first_line_is_item(path, bad.max_line):
         return rows_to_batches(_line_rows(path, bad, zone), path)
-    data = _read_whole(path, bad.max_line)
+    data = read_document(path, bad.max_line, "an Admin API response")
     try:
         document = loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
@@ -183,21 +182,6 @@ def _first_line_is_item(path: str, limit: int) -> bool:
     except Exception:
         return False
     return isinstance(obj, dict) and is_item(obj)
-
-
-def _read_whole(path: str, limit: int) -> bytes:
-    try:
-        if compression_of(path) is None and os.path.getsize(path) > limit:
-            raise too_long(path, limit, None, "an Admin API response")
-        with open_binary(path) as stream:
-            data = stream.read(limit + 1)
-    except InputError:
-        raise
-    except Exception as error:
-        raise InputError(path, f"truncated or unreadable compressed data: {error}") from None
-    if len(data) > limit:
-        raise too_long(path, limit, None, "an Admin API response")
-    return data
 
 
 __all__ = ["EXPORT_FIELDS", "METADATA_FIELDS", "looks_like", "parse_item", "read"]

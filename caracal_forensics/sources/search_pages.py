@@ -6,7 +6,6 @@ re-rendered as jsonb text. A row's ``source_line`` is its 1-based index in ``eve
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -15,7 +14,7 @@ from ..errors import InputError
 from ..jsonb import loads
 from ..model import JSONB_FIELDS, Shape
 from ._batch import BadLines, rows_to_batches
-from ._io import compression_of, open_binary, too_long
+from ._io import read_document
 from ._lines import RowError, event_mapping, int64_of, jsonb_value, map_row
 
 SHAPE = Shape.SEARCH_PAGE
@@ -49,18 +48,7 @@ def looks_like(first: dict) -> bool:
 def read(path: str, bad: BadLines) -> Iterator[pa.RecordBatch]:
     """The page's events. A page is one JSON document, read whole: one larger than
     ``bad.max_line`` is refused before it is read (past the limit, never held)."""
-    limit = bad.max_line
-    try:
-        if compression_of(path) is None and os.path.getsize(path) > limit:
-            raise too_long(path, limit, None, "a search page")
-        with open_binary(path) as stream:
-            data = stream.read(limit + 1)
-    except InputError:
-        raise
-    except Exception as error:
-        raise InputError(path, f"truncated or unreadable compressed data: {error}") from None
-    if len(data) > limit:
-        raise too_long(path, limit, None, "a search page")
+    data = read_document(path, bad.max_line, "a search page")
     try:
         page = loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
