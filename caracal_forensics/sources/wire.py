@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..jsonb import dumps, loads
 from ..model import JSONB_FIELDS, TEXT_FIELDS, Shape
 from ._batch import BadLines, rows_to_batches
-from ._io import open_binary
+from ._io import numbered_lines, open_binary
 
 #: what a wire event never carries (it was not chained yet)
 CHAIN_ABSENT = "ingested_at,content_sha256,prev_content_sha256,chain_hmac,chain_seq"
@@ -99,18 +99,19 @@ def normalise(data: bytes) -> dict:
 
 
 def spool_events(path: str, bad: BadLines) -> Iterator[WireEvent]:
-    """A replay spool's lines; the signed bytes are the line without its newline."""
-    with open_binary(path) as handle:
-        for number, raw in enumerate(handle, 1):
-            data = raw.rstrip(b"\n")
-            if not data.strip():
-                continue
-            try:
-                row = normalise(data)
-            except (ValueError, UnicodeDecodeError) as error:
-                bad.handle(InputError(path, f"not a wire event: {error}", f"line {number}"))
-                continue
-            yield WireEvent(data, None, row, path, number)
+    """A replay spool's lines; the signed bytes are the line without its newline. Read as
+    every JSON lines file is (``numbered_lines``): a line past ``bad.max_line`` is a bad
+    line, never held whole."""
+    for number, raw in numbered_lines(path, bad):
+        data = raw.rstrip(b"\n")
+        if not data.strip():
+            continue
+        try:
+            row = normalise(data)
+        except (ValueError, UnicodeDecodeError) as error:
+            bad.handle(InputError(path, f"not a wire event: {error}", f"line {number}"))
+            continue
+        yield WireEvent(data, None, row, path, number)
 
 
 def dlq_events(path: str, bad: BadLines) -> Iterator[WireEvent]:

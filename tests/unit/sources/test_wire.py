@@ -130,3 +130,18 @@ def test_dlq_entry_past_the_limit_is_named() -> None:
 
     with pytest.raises(InputError, match="longer than 100 bytes"):
         list(dlq_events(str(DLQ / "1778486400001-0.json"), BadLines(max_line=100)))
+
+
+def test_spool_line_past_the_limit_is_never_held(tmp_path) -> None:
+    """A spool is read line by line like every JSON lines file: a line past the maximum
+    is a bad line naming its number, or skipped, the lines after it keeping theirs."""
+    lines = SPOOL.read_bytes().splitlines(keepends=True)
+    path = tmp_path / SPOOL.name
+    path.write_bytes(lines[0] + b'{"id": "' + b"x" * 5000 + b'"}\n' + b"".join(lines[1:]))
+    limit = max(len(line) for line in lines) + 10
+    with pytest.raises(InputError, match="line 2: a line longer than the maximum"):
+        list(spool_events(str(path), BadLines(max_line=limit)))
+    bad = BadLines(skip=True, max_line=limit)
+    events = list(spool_events(str(path), bad))
+    assert bad.count == 1 and len(events) == len(lines)
+    assert [e.line for e in events][:2] == [1, 3]
