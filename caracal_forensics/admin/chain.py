@@ -236,6 +236,12 @@ def content_batch(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array]:
     missing: list[str] = []
     for row in rows:
         gone = row.get("missing") or ""
+        if not row.get("has_prev") and row.get("stored_c") is None:
+            # a shape without hashes (the Admin API): its payload is redacted and parsed
+            # into JavaScript values, so P cannot be rebuilt; its content stays unknown
+            calcs.append(None)
+            missing.append(",".join(filter(None, (gone, "content_sha256"))))
+            continue
         if not row.get("hashable") or row.get("occurred_at") is None:
             calcs.append(None)
             missing.append(gone)

@@ -41,7 +41,10 @@ def verify_admin_table(table: pa.Table, *, key: bytes | None,
     from ..chain.stages import Run
     from ..engine import connect
     from .chain import ADMIN_CHAIN
+    from .copies import hold_copies
 
+    zone_list = list(zones) if zones is not None else None
+    table, copies = hold_copies(table, zone_list)
     con = connect()
     try:
         admin_view(con, table)
@@ -55,7 +58,22 @@ def verify_admin_table(table: pa.Table, *, key: bytes | None,
         con.close()
     report.chain = CHAIN_NAME
     report.checks.pop("microseconds", None)  # the stored time holds what was hashed
+    if copies:
+        _add_findings(report, copies)
     return report
+
+
+def _add_findings(report: Report, extra: list) -> None:
+    """Findings made outside the run, merged as ``assemble_report`` would have."""
+    from dataclasses import replace
+
+    from ..chain.report import Finding, status_of
+
+    report.findings = sorted(report.findings + extra, key=Finding.sort_key)
+    report.zones = [replace(z, status=status_of([f for f in report.findings
+                                                 if f.zone_id == z.zone_id]))
+                    for z in report.zones]
+    report.status = status_of(report.findings)
 
 
 def admin_anchor(anchor: Report | None) -> Report | None:
