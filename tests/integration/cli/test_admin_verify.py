@@ -205,3 +205,20 @@ def test_bad_admin_line_is_one_error_line(tmp_path):
     assert result.code == 2
     line = one_error_line(result.err)
     assert f"{path}: line 7: chain_seq" in line
+
+
+def test_report_has_the_admin_chain_as_its_own_section(tmp_path):
+    shutil.copyfile(FIXTURE_EXPORT / "db.csv", tmp_path / "db.csv")
+    path = copy(tmp_path, "admin.csv")
+    gone = _line_of(rows_of(path), "zone-alpha", 3)
+    lines = path.read_text(encoding="utf-8").split("\n")
+    del lines[gone["source_line"] - 1]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    out = tmp_path.parent / f"{tmp_path.name}-evidence.html"
+    result = run_cli("report", "-s", tmp_path, "--key-file", FIXTURE_KEY_FILE, "--out", out)
+    assert result.code == 1, result.err  # the events are intact, the admin chain is not
+    assert "admin chain: tampered" in result.out
+    html = out.read_text(encoding="utf-8")
+    assert 'id="verdict-status">INTACT' in html
+    assert 'id="admin-verdict-status">TAMPERED' in html
+    assert "<code>sequence_gap</code>" in html.split("id=admin>")[1]
