@@ -119,7 +119,8 @@ def _is_command(line: str) -> bool:
 
 def lay_out(folder: Path) -> Path:
     """Make ``folder`` hold what the examples name: export/, audit/, audit-q4/, key.hex,
-    admin/ (the admin chain fixtures), and case/ (an export with a stray ``notes.json``, for ``--exclude``)."""
+    admin/ (the admin chain fixtures), and case/ (an export with a stray ``notes.json``,
+    for ``--exclude``)."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(FIXTURES / "export", folder / "export")
     shutil.copytree(FIXTURES / "export", folder / "case")

@@ -222,3 +222,28 @@ def test_report_has_the_admin_chain_as_its_own_section(tmp_path):
     assert 'id="verdict-status">INTACT' in html
     assert 'id="admin-verdict-status">TAMPERED' in html
     assert "<code>sequence_gap</code>" in html.split("id=admin>")[1]
+
+
+def test_a_report_anchors_the_admin_chain(tmp_path):
+    """A cut-off tail of an admin chain shows against an earlier report's admin heads; an
+    admin report alone anchors the admin chain and leaves the events unanchored."""
+    case = tmp_path / "case"
+    case.mkdir()
+    shutil.copyfile(FIXTURE_EXPORT / "db.csv", case / "db.csv")
+    path = copy(case, "admin.csv")
+    both = tmp_path / "both.json"
+    admin_only = tmp_path / "admin-only.json"
+    assert run_cli("verify", "-s", case, "--key-file", FIXTURE_KEY_FILE,
+                   "--report", both).code == 3
+    assert run_cli("verify", "-s", path, "--key-file", FIXTURE_KEY_FILE,
+                   "--report", admin_only).code == 3
+    last = _line_of(rows_of(path), "zone-beta", 12)
+    lines = path.read_text(encoding="utf-8").split("\n")
+    del lines[last["source_line"] - 1]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    for anchor in (both, admin_only):
+        code, report, _ = verify(case, extra=("--anchor", str(anchor)))
+        assert code == 1
+        assert report["events_status"] == "intact"
+        [cut] = failing(report["admin"])
+        assert (cut["kind"], cut["zone_id"], cut["chain_seq"]) == ("truncated", "zone-beta", 11)
