@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Install the system programs the tests use as real parts: PostgreSQL (the reference for
-# jsonb text, dumps and live snapshots), jq (the seed's recipes) and Chromium (renders the
-# evidence report). Idempotent: does nothing when they are present.
+# jsonb text, dumps and live snapshots), jq (the seed's recipes), Chromium (renders the
+# evidence report) and node (JSON.stringify, the admin chain's reference). Idempotent: does nothing when they are present.
 set -euo pipefail
 
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql postgresql-contrib)
 command -v jq >/dev/null 2>&1 || missing+=(jq)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# the admin chain's JSON.stringify is checked against a real JavaScript engine
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
 # the C kernel of verify links OpenSSL's libcrypto (optional: without it verify is slower)
 [ -f /usr/include/openssl/sha.h ] || missing+=(libssl-dev)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
