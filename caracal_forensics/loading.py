@@ -63,8 +63,10 @@ def load_sources(paths: Sequence[str], on_bad_line: str = "error", *,
         hashing.wait()
     finally:
         hashing.cancel()
+    from .admin.snapshot import admin_view
     from .queries import ensure_views
 
+    admin_view(con, [i.path for i in snapshots])
     ensure_views(con, known_unique=_known_unique(event_inputs))
     return Loaded(con, inputs, bad, Layout(spool, snapshots, events_sql))
 
