@@ -26,7 +26,7 @@ from ._io import (
     is_export_name,
 )
 from .detect import detect_shape
-from .registry import holds_alerts, shape_named
+from .registry import holds_admin, holds_alerts, shape_named
 from .shapes.base import DIRECTORY
 
 __all__ = [
@@ -61,13 +61,17 @@ class InputFile:
     def holds_alerts(self) -> bool:
         return holds_alerts(self.shape)
 
+    @property
+    def holds_admin(self) -> bool:
+        return holds_admin(self.shape)
+
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name not in ("reader_tap", "states")}
 
 
 def scan(paths: list[str], fingerprint: bool = True,
-         exclude: Sequence[str] = ()) -> list[InputFile]:
+         exclude: Sequence[str] = (), admin: bool = False) -> list[InputFile]:
     """Expand paths (files, directories, globs) and detect each file's shape.
 
     A file found in a directory (or by a glob) whose name is not an export's (a key, a
@@ -77,7 +81,9 @@ def scan(paths: list[str], fingerprint: bool = True,
     patterns, see :func:`is_excluded`). A file named explicitly must be an export. A
     snapshot is checked against its manifest (sizes, footers). ``fingerprint=False``
     leaves ``bytes`` and ``sha256`` to :class:`Fingerprints` (which hashes while the
-    inputs are read).
+    inputs are read). ``admin``: keep the admin change exports (``admin_audit_events``);
+    without it one found in a directory is left out (both chains may sit in one
+    directory) and one named explicitly is an error: the event commands do not read it.
     """
     exclude = _patterns(exclude)
     found: list[InputFile] = []
@@ -102,6 +108,11 @@ def scan(paths: list[str], fingerprint: bool = True,
                 raise _with_exclude_hint(error, path) from None
             continue
         known = _shape(path, shape)
+        if known.holds_admin and not admin:
+            if explicit:
+                raise InputError(path, "holds admin changes (admin_audit_events), not "
+                                 "events: verify and report read it, this command does not")
+            continue
         rows = known.check(path)
         if states is None:
             states = file_states(path)
@@ -304,7 +315,7 @@ def _checked_after(batches: Iterator[pa.RecordBatch], states: dict
 
 def _read_events(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
     shape = shape_named(source.shape)
-    if shape is None or shape.holds_alerts:
+    if shape is None or shape.holds_alerts or shape.holds_admin:
         raise InputError(source.path, f"holds {source.shape}, not events")
     return shape.read(source, bad)
 
@@ -332,6 +343,19 @@ def _read_alerts(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
     shape = shape_named(source.shape)
     if shape is None or not shape.holds_alerts:
         raise InputError(source.path, f"holds {source.shape}, not alerts")
+    return shape.read(source, bad)
+
+
+def read_admin_rows(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
+    """The admin_audit_events rows of one input as record batches of
+    ``admin.model.ADMIN_SCHEMA`` (held to the file's state as ``read_events`` is)."""
+    return _unchanged(source, _read_admin, bad)
+
+
+def _read_admin(source: InputFile, bad: BadLines) -> Iterator[pa.RecordBatch]:
+    shape = shape_named(source.shape)
+    if shape is None or not shape.holds_admin:
+        raise InputError(source.path, f"holds {source.shape}, not admin changes")
     return shape.read(source, bad)
 
 

@@ -9,6 +9,10 @@ before a table dump, a table dump before an alerts dump). Model: dissect.target'
 
 from __future__ import annotations
 
+from .shapes.admin_api_csv import AdminApiCsv
+from .shapes.admin_api_json import AdminApiJson
+from .shapes.admin_db_csv import AdminDbCsv
+from .shapes.admin_db_jsonl import AdminDbJsonl
 from .shapes.alerts_csv import AlertsCsv
 from .shapes.alerts_jsonl import AlertsJsonl
 from .shapes.api_csv import ApiCsv
@@ -24,10 +28,15 @@ from .shapes.snapshot import Snapshot
 from .shapes.wire_spool import WireSpool
 
 __all__ = ["SHAPES", "SourceShape", "Probe", "register", "unregister", "shape_named",
-           "find_shape", "holds_alerts"]
+           "find_shape", "holds_alerts", "holds_admin"]
 
 #: Every shape, in detection order. A new shape: one file in ``shapes/`` and one line here.
 SHAPES: list[type[SourceShape]] = [
+    # admin_audit_events first: an admin-audit page is a page {"items", "next_cursor"}
+    AdminDbCsv,
+    AdminDbJsonl,
+    AdminApiJson,
+    AdminApiCsv,
     DbCsv,
     WireSpool,  # by its file name, before ApiJson and DbJsonl: its lines have _json keys too
     DlqEntry,
@@ -81,3 +90,9 @@ def holds_alerts(name: str) -> bool:
 
     shape = shape_named(name)
     return shape.holds_alerts if shape is not None else name in Shape.ALERT_SHAPES
+
+
+def holds_admin(name: str) -> bool:
+    """Whether rows of that shape are admin changes (``admin_audit_events``)."""
+    shape = shape_named(name)
+    return shape is not None and shape.holds_admin

@@ -74,6 +74,9 @@ class SourceShape:
     kind: ClassVar[str]
     #: rows of ``audit_ingest_alerts`` (``read_alerts``), not events (``read_events``)
     holds_alerts: ClassVar[bool] = False
+    #: rows of ``admin_audit_events`` (``admin.read_admin``, ``admin.model.ADMIN_SCHEMA``):
+    #: the event commands leave such a file out of a directory (``sources.scan``)
+    holds_admin: ClassVar[bool] = False
     #: one record per line, appended at the end: ``follow`` reads it from a byte offset
     line_oriented: ClassVar[bool] = False
     #: its first line is a header every appended chunk needs (``follow``)

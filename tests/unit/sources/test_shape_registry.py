@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import caracal_forensics as cf
+from caracal_forensics.admin.model import AdminShape
 from caracal_forensics.errors import InputError
 from caracal_forensics.model import Shape
 from caracal_forensics.sources import registry
@@ -98,14 +99,15 @@ def test_every_file_shape_of_the_model_is_registered_in_detection_order() -> Non
     once, and the order is the detection order detect.py always had."""
     names = [shape.name for shape in registry.SHAPES]
     assert len(names) == len(set(names))
-    assert set(names) == set(Shape.EVENT_SHAPES + Shape.ALERT_SHAPES) - {
+    assert set(names) == set(Shape.EVENT_SHAPES + Shape.ALERT_SHAPES + AdminShape.ALL) - {
         Shape.POSTGRES, Shape.ALERTS_SNAPSHOT}
-    json_order = [s.name for s in registry.SHAPES if s.kind == "json"]
+    # the admin chain's shapes first (an admin-audit page is a page too), then the rest
+    json_order = [s.name for s in registry.SHAPES if s.kind == "json" and not s.holds_admin]
     # a spool by its file name and a dead letter by its keys first; then the Admin API's
     # JSON: its explain trace has "events", its rows "_json" keys
     assert json_order == [Shape.WIRE_SPOOL, Shape.DLQ_ENTRY, Shape.API_JSON, Shape.SEARCH_PAGE,
                           Shape.DB_JSONL, Shape.CLI_JSONL, Shape.ALERTS_JSONL]
-    assert [s.name for s in registry.SHAPES if s.kind == "text"] == [
+    assert [s.name for s in registry.SHAPES if s.kind == "text" and not s.holds_admin] == [
         Shape.DB_CSV, Shape.ALERTS_CSV, Shape.API_CSV]
     assert registry.holds_alerts(Shape.ALERTS_SNAPSHOT)
     assert not registry.holds_alerts(Shape.POSTGRES)
