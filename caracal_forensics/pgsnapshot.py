@@ -422,7 +422,8 @@ def _load_admin(
     block_bytes: int,
 ) -> int:
     """Read admin_audit_events (FORMAT.md 8) into the table admin_snapshot.LOADED_TABLE."""
-    from .admin.snapshot import ADMIN_SCHEMA, LOADED_TABLE
+    from .admin.model import ADMIN_SCHEMA
+    from .admin.snapshot import LOADED_TABLE
 
     columns = _columns(pg, ADMIN_TABLE)
     missing = [c for c in ADMIN_REQUIRED_COLUMNS if c not in columns]
@@ -444,16 +445,41 @@ def _admin_batches(
     source: str,
     block_bytes: int,
 ) -> Iterator[pa.RecordBatch]:
-    from .admin.snapshot import ADMIN_SCHEMA, TABLE_COLUMNS
+    """The admin rows as batches of ADMIN_SCHEMA: the table's columns as ``_select``
+    reads events (jsonb as its ``::text``, times as UTC text), and what the readers of
+    the dumps derive (``signed``, ``change_kind``, ``changed_fields``, the absent
+    columns) computed by the server from the same row, as ``admin.read`` computes them."""
+    from psycopg import sql
+
+    from .admin.model import ABSENT_FIELD, ADMIN_SCHEMA, TABLE_COLUMNS
 
     present = [n for n in TABLE_COLUMNS if n in columns]
-    timestamps = tuple(f.name for f in ADMIN_SCHEMA if f.type == UTC_MICROS)
-    types = {
-        n: pa.string() if n in timestamps else ADMIN_SCHEMA.field(n).type for n in present
-    }
+    absent = ",".join(n for n in TABLE_COLUMNS if n not in columns) or None
+    select = []
+    types: dict[str, pa.DataType] = {}
+    for name in present:
+        ident = sql.Identifier(name).as_string(pg)
+        if name == "occurred_at":
+            select.append(ident)  # printed in the session's UTC / ISO settings
+            types[name] = pa.string()
+        else:
+            cast = {"chain_seq": "bigint", "status_code": "integer"}.get(name, "text")
+            select.append(f"{ident}::{cast}")
+            types[name] = ADMIN_SCHEMA.field(name).type
+    select.append("(chain_hmac IS NOT NULL)::integer" if "chain_hmac" in present else "NULL")
+    payload = "payload_json::jsonb" if "payload_json" in present else "NULL::jsonb"
+    select.append(f"CASE WHEN jsonb_typeof({payload} -> 'change_kind') = 'string' "
+                  f"THEN {payload} ->> 'change_kind' END")
+    select.append(
+        "(SELECT string_agg(CASE WHEN jsonb_typeof(e) = 'string' THEN e #>> '{}' "
+        "ELSE e::text END, ' ' ORDER BY n) FROM jsonb_array_elements(CASE WHEN "
+        f"jsonb_typeof({payload} -> 'changed_fields') = 'array' THEN {payload} -> "
+        "'changed_fields' END) WITH ORDINALITY AS f(e, n))")
+    types.update(signed=pa.bool_(), change_kind=pa.string(), changed_fields=pa.string())
     prefix, where, params = _where(zones, since, until, ADMIN_TABLE)
-    query = prefix + _select(pg, ADMIN_TABLE, present, timestamps, where, [])
-    yield from _batches(pg, query, params, types, ADMIN_SCHEMA, source, {}, block_bytes)
+    query = prefix + f"SELECT {', '.join(select)} FROM {ADMIN_TABLE}{where}"
+    derived = {ABSENT_FIELD: lambda n, first: pa.array([absent] * n, pa.string())}
+    yield from _batches(pg, query, params, types, ADMIN_SCHEMA, source, derived, block_bytes)
 
 
 def _watermark(pg: psycopg.Connection, where: str) -> dict[str, str | None]:

@@ -49,11 +49,12 @@ ORDER = ("zone_id NULLS FIRST, chain_seq NULLS LAST, occurred_at NULLS LAST, id,
          "source_file, source_line")
 
 #: Each change once: a directory may hold the table as CSV and as JSON lines (and the
-#: Admin API's page of the same zone). A change is its chain and id; the copy that
-#: carries hashes is kept (an API page has none), then the first file by name. verify
-#: reads ``admin_events``, every copy, since a differing copy is evidence.
+#: Admin API's page of the same zone, whose zone is only its file name's). A change is
+#: its id (a UUID, the table's key); the copy that carries hashes is kept (an API page
+#: has none), then the first file by name. verify reads ``admin_events``, every copy,
+#: since a differing copy is evidence.
 _UNIQUE_SQL = (
-    f"SELECT * EXCLUDE (_copy) FROM (SELECT *, row_number() OVER (PARTITION BY zone_id, "
+    "SELECT * EXCLUDE (_copy) FROM (SELECT *, row_number() OVER (PARTITION BY "
     "coalesce(id, source_file || ':' || source_line::VARCHAR) ORDER BY content_sha256 IS "
     f"NULL, source_file, source_line) AS _copy FROM {VIEW}) WHERE _copy = 1"
 )
