@@ -222,8 +222,10 @@ def empty_result_hint(con, filters: AdminFilters, relation: str = VIEW) -> str |
     names = {str(v) for v in (row.pop() if filters.actors else None) or () if v is not None}
     parts = []
     for (field, _sql, one, many), values in zip(wanted, row, strict=True):
-        present = sorted(str(v) for v in values or () if v is not None)
-        known = set(present) | (names if field == "actors" else set())
+        known = {str(v) for v in values or () if v is not None}
+        if field == "actors":  # an actor is given by id or by name
+            known |= names
+        present = sorted(known)
         missing = [v for v in getattr(filters, field) if v not in known]
         if not missing:
             continue
