@@ -375,17 +375,27 @@ def unverifiable(f: Findings, zones: ZoneStats) -> None:
     counts = f.sql(
         f"""SELECT zone_id, state, missing, count(*),
                    count(*) FILTER (WHERE NOT has_h),
+                   count(*) FILTER (WHERE NOT has_h AND has_prev),
                    arg_min(struct_pack(id, seq, fid, line), coalesce(seq, 0))
               FROM {{rows}}
              WHERE state IN ({ABSENT}, {SKIPPED}, {NO_HASH}, {COMPUTED}) OR NOT has_h
              GROUP BY ALL ORDER BY ALL"""
     ).fetchall()
     no_hmac: dict[str, int] = defaultdict(int)
+    unsigned: dict[str, int] = defaultdict(int)
     unproven: dict[str, int] = defaultdict(int)
-    for zone, state, missing, n, n_no_hmac, first in counts:
+    spec = f.run.spec
+    for zone, state, missing, n, n_no_hmac, n_unsigned, first in counts:
         no_hmac[zone] += n_no_hmac
+        if spec.unsigned_allowed:  # a NULL chain_hmac in a full row: written without a key
+            unsigned[zone] += n_unsigned
+            no_hmac[zone] -= n_unsigned
         at = (first["id"], first["seq"], first["fid"], first["line"])
-        if state == ABSENT:
+        if state == ABSENT and spec.undecided and spec.undecided in (missing or ""):
+            f.add(Kind.UNVERIFIABLE, zone, *at,
+                  wording.key_order_not_found(n, spec.budget or 0),
+                  reason=Reason.KEY_ORDER)
+        elif state == ABSENT:
             f.add(Kind.UNVERIFIABLE, zone, *at, wording.field_absent(n, missing))
         elif state == SKIPPED:
             f.add(Kind.UNVERIFIABLE, zone, *at, wording.recovery_skipped(n))
@@ -401,6 +411,9 @@ def unverifiable(f: Findings, zones: ZoneStats) -> None:
             if no_hmac.get(zone):
                 f.add(Kind.UNVERIFIABLE, zone, None, None, None, None,
                       wording.no_hmac(no_hmac[zone]))
+            if unsigned.get(zone):
+                f.add(Kind.UNVERIFIABLE, zone, None, None, None, None,
+                      wording.unsigned(unsigned[zone]), reason=Reason.UNSIGNED)
             if z["hmac_unchecked"]:
                 f.add(Kind.UNVERIFIABLE, zone, None, None, None, None,
                       wording.hmac_unchecked(z["hmac_unchecked"]))

@@ -49,6 +49,11 @@ class Reason:
     #: the one hmac_mismatch of a zone whose every HMAC checked fails: a wrong key, or
     #: every event re-chained without it (``Report.likely_wrong_key``)
     EVERY_HMAC_FAILED = "every_hmac_failed"
+    #: the unverifiable of an admin chain written without a key (NULL chain_hmac): linked
+    #: but unsigned (FORMAT.md 8)
+    UNSIGNED = "unsigned"
+    #: the unverifiable of rows whose payload key order was not found within the budget
+    KEY_ORDER = "key_order_not_found"
 
 
 class Severity:
@@ -88,6 +93,14 @@ class Status:
 
 
 EXIT_CODES = {Status.INTACT: 0, Status.TAMPERED: 1, Status.PARTIAL: 3}
+
+
+def worst(*statuses: str) -> str:
+    """tampered over partial over intact: the status of several sections together."""
+    for status in (Status.TAMPERED, Status.PARTIAL):
+        if status in statuses:
+            return status
+    return Status.INTACT
 
 
 def status_of(findings: list[Finding]) -> str:
@@ -208,15 +221,30 @@ class Report:
     #: malformed lines left out of this run (``on_bad_line="skip"``); about the run, not
     #: the chain, so not written to the JSON (nor compared)
     skipped_lines: int = field(default=0, compare=False, repr=False)
+    #: which chain this report is of: "events" (FORMAT.md 2) or "admin" (FORMAT.md 8)
+    chain: str = "events"
+    #: the admin chain's own report when the sources held both chains (a second section
+    #: with its own status and verdict); ``overall_status`` takes both into account
+    admin: Report | None = None
+
+    @property
+    def overall_status(self) -> str:
+        """The status of every section together (what the exit code says)."""
+        return worst(self.status, *([self.admin.status] if self.admin is not None else []))
+
+    def sections(self) -> list[Report]:
+        """This report and the admin chain's, when there is one."""
+        return [self] + ([self.admin] if self.admin is not None else [])
 
     @property
     def exit_code(self) -> int:
-        """0 intact, 1 tampered, 3 partial (2 is for usage and input errors)."""
-        return EXIT_CODES[self.status]
+        """0 intact, 1 tampered, 3 partial (2 is for usage and input errors), over every
+        section."""
+        return EXIT_CODES[self.overall_status]
 
     @property
     def ok(self) -> bool:
-        return self.status == Status.INTACT
+        return self.overall_status == Status.INTACT
 
     @property
     def likely_wrong_key(self) -> bool:
@@ -254,6 +282,17 @@ class Report:
         return [f for f in self.findings if f.kind == kind]
 
     def to_dict(self) -> dict[str, Any]:
+        data = self._section_dict()
+        if self.chain != "events":
+            data["chain"] = self.chain
+        if self.admin is not None:
+            # "status" is what the exit code says; each section keeps its own
+            data["events_status"] = data["status"]
+            data["status"] = self.overall_status
+            data["admin"] = self.admin.to_dict()
+        return data
+
+    def _section_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "verdict": self.verdict,
@@ -280,8 +319,11 @@ class Report:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
+        admin = data.get("admin")
         return cls(
-            status=data["status"],
+            status=data.get("events_status", data["status"]),
+            chain=data.get("chain", "events"),
+            admin=cls.from_dict(admin) if isinstance(admin, dict) else None,
             events_checked=int(data.get("events_checked", 0)),
             zones=[ZoneSummary(**_known(ZoneSummary, z)) for z in data.get("zones", [])],
             findings=[Finding(**_known(Finding, f)) for f in data.get("findings", [])],

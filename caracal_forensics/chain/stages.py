@@ -33,8 +33,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..model import ABSENT_FIELD, HASH_FIELDS, JSONB_FIELDS, PRECISION_FIELD
+from ..model import ABSENT_FIELD, PRECISION_FIELD
 from . import digest, native
+from .description import EVENT_CHAIN, ChainSpec
 from .digest import Progress
 from .engine import MemoryCeiling, all_true, arrow_reader
 from .recovery import RECOVERY_BATCH, recover_batch
@@ -49,8 +50,8 @@ FLUSH_ROWS = 122880
 
 #: The content check of one row (``rows.state``).
 OK, COMPUTED, MISMATCH, ABSENT, SKIPPED, PENDING, NO_HASH = range(7)
-#: Fields whose absence makes the content hash impossible to recompute.
-HASHED = (*HASH_FIELDS, "occurred_at")
+#: Fields whose absence makes the content hash impossible to recompute (events).
+HASHED = EVENT_CHAIN.hashed
 
 
 #: Stage 2 over stage 1 (``{stage1}``: the rows with ``calc``, ``c`` and ``hmac_self``):
@@ -161,8 +162,11 @@ class Run:
         zones: Sequence[str] | None,
         anchor: Report | None,
         max_findings: int,
+        spec: ChainSpec = EVENT_CHAIN,
     ) -> None:
         self.con = con
+        #: which chain: its rows' view and how its content hash is computed
+        self.spec = spec
         self.key = key
         self.zones = list(dict.fromkeys(zones)) if zones else None
         self.anchor = anchor
@@ -209,6 +213,8 @@ class Run:
     def load(self) -> None:
         """Number the source files, then recompute every row's content hash in one pass."""
         t = self.t
+        spec = self.spec
+        view = spec.view
         zone_filter = ""
         if self.zones is not None:
             self.sql("CREATE TABLE {zones} (zone_id VARCHAR)")
@@ -217,10 +223,10 @@ class Run:
         self.sql(
             "CREATE TABLE {files} AS SELECT CAST(row_number() OVER (ORDER BY source_file)"
             " AS INTEGER) AS fid, source_file FROM (SELECT DISTINCT coalesce(source_file, '')"
-            f" AS source_file FROM events {zone_filter})"
+            f" AS source_file FROM {view} {zone_filter})"
         )
-        hashed = "[" + ", ".join(f"'{name}'" for name in HASHED) + "]"
-        jsonb = "[" + ", ".join(f"'{name}'" for name in JSONB_FIELDS) + "]"
+        hashed = "[" + ", ".join(f"'{name}'" for name in spec.hashed) + "]"
+        jsonb = "[" + ", ".join(f"'{name}'" for name in spec.optional) + "]"
         # The events with their file number, what the shape lacks (``missing``: hashed
         # fields only) and whether the content hash can be recomputed (``hashable``). A
         # shape may omit a NULL jsonb field (the search API's omitempty): such a row is
@@ -237,16 +243,17 @@ class Run:
                                lambda name: list_contains({hashed}, name)), ','), ''),
                                CASE WHEN e.occurred_at IS NULL THEN 'occurred_at' END, '')
                              AS missing
-                      FROM (SELECT * FROM events {zone_filter}) e @join))"""
+                      FROM (SELECT * FROM {view} {zone_filter}) e @join))"""
         self.src = shaped.replace("@fid", "f.fid").replace(
             "@join", f"JOIN {t['files']} f ON coalesce(e.source_file, '') = f.source_file")
         meta = """zone_id, chain_seq AS seq, id, fid, source_line AS line, digits, missing,
                   has_prev, lower(nullif(content_sha256, '')) AS stored_c,
                   lower(nullif(prev_content_sha256, '')) AS stored_p,
                   lower(nullif(chain_hmac, '')) AS stored_h"""
-        if native.AVAILABLE:
+        if native.AVAILABLE or spec.content is not None:
             # meta already has zone_id and id, which are hashed fields too
-            fields = ", ".join(f for f in HASH_FIELDS if f not in ("zone_id", "id"))
+            fields = ", ".join(f for f in spec.hashed
+                               if f not in ("zone_id", "id", "occurred_at"))
             # No join here: the file number comes from a lookup in Arrow, so a scan of a
             # snapshot stored in (zone_id, chain_seq) order arrives in that order, and the
             # predecessors are taken on the way (``Follow``) instead of sorting later.
@@ -275,7 +282,15 @@ class Run:
     def _hash_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Stage 1 with the C kernel: calc, c and the self-contained HMAC of one batch.
         The masks are skipped (no copy) when they keep every row, the common case."""
-        calc = native.content_hex(batch)
+        missing = None
+        if self.spec.content is not None:
+            calc, missing = self.spec.content(batch)
+        else:
+            calc = native.content_hex(batch)
+        if missing is not None:
+            columns = dict(zip(batch.schema.names, batch.columns, strict=True))
+            columns["missing"] = missing
+            batch = pa.RecordBatch.from_arrays(list(columns.values()), names=list(columns))
         if not all_true(batch.column("hashable")):
             calc = pc.if_else(batch.column("hashable"), calc, pa.scalar(None, pa.string()))
         stored_c = batch.column("stored_c")
@@ -285,7 +300,7 @@ class Run:
             c = pc.coalesce(stored_c, pc.if_else(pc.equal(batch.column("missing"), ""), calc,
                                                  pa.scalar(None, pa.string())))
         if self.key is not None:
-            hmac = native.hmac_hex(self.key, c, batch.column("stored_p"))
+            hmac = hmac_hex(self.key, c, batch.column("stored_p"))
             if not all_true(batch.column("has_prev")):
                 hmac = pc.if_else(batch.column("has_prev"), hmac, pa.scalar(None, pa.string()))
         else:
@@ -450,7 +465,7 @@ class Run:
         self.sql("CREATE TABLE {chain} AS " + query.replace("{", "{{").replace("}", "}}"))
 
     def _chain_hmac_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        hmac = native.hmac_hex(self.key, batch.column("c"), batch.column("pred_hash"))
+        hmac = hmac_hex(self.key, batch.column("c"), batch.column("pred_hash"))
         return batch.append_column("hmac_pred", hmac)
 
     def _vouch(self) -> None:
@@ -472,6 +487,16 @@ class Run:
                 OR (NOT s.has_prev AND s.c IS NOT NULL AND s.stored_h IS NOT NULL
                     AND {hmac_succ})"""
         )
+
+
+def hmac_hex(key: bytes, content: pa.Array, prev: pa.Array) -> pa.Array:
+    """The HMAC of each row (``native.hmac_hex``; in Python when the C kernel is not
+    built, which only a chain with its own content hasher streams through)."""
+    if native.AVAILABLE:
+        return native.hmac_hex(key, content, prev)
+    prevs = prev.to_pylist()
+    return pa.array([None if c is None else digest.chain_hmac(key, c, p)
+                     for c, p in zip(content.to_pylist(), prevs, strict=True)], pa.string())
 
 
 class Follow:

@@ -25,6 +25,18 @@ if TYPE_CHECKING:  # not imported to run: the paths entry starts before pyarrow 
     from ..sources import InputFile
     from .digest import Progress
 
+
+def _forget_zones(report: Report, elsewhere: set[str]) -> None:
+    """Drop the "no rows of this zone" findings of zones the other chain holds."""
+    from .report import status_of
+    from .wording import NO_EVENTS_DETAIL
+
+    report.findings = [f for f in report.findings
+                       if not (f.detail == NO_EVENTS_DETAIL and f.zone_id in elsewhere)]
+    report.zones = [z for z in report.zones if z.events or z.zone_id not in elsewhere]
+    report.status = status_of(report.findings)
+
+
 @dataclass(frozen=True)
 class Verifier:
     """What a verification needs besides the events, checked once when made.
@@ -120,17 +132,76 @@ class Verifier:
         named = [p for p in paths if os.path.isdir(p)
                  and os.path.lexists(os.path.join(p, MANIFEST))]
         with SnapshotDigests(named, zones) as outer:
-            inputs = scan(list(paths), fingerprint=False, exclude=self.exclude)
-            if not inputs:
+            # both chains: the admin changes (FORMAT.md 8) may sit beside the events
+            found_all = scan(list(paths), fingerprint=False, exclude=self.exclude, admin=True)
+            if not found_all:
                 raise UsageError(f"no export files found in {', '.join(paths)}")
-            started = {os.path.realpath(p) for p in named}
-            found = [i.path for i in inputs if i.shape == Shape.SNAPSHOT
-                     and os.path.realpath(i.path) not in started]  # inside a directory given
-            with SnapshotDigests(found, zones) as inner:
-                report = self._verify_inputs(paths, inputs, progress)
-            inner.amend(report)
-        outer.amend(report)
+            admin = [i for i in found_all if i.holds_admin]
+            inputs = [i for i in found_all if not i.holds_admin]
+            report = None
+            if inputs:
+                started = {os.path.realpath(p) for p in named}
+                found = [i.path for i in inputs if i.shape == Shape.SNAPSHOT
+                         and os.path.realpath(i.path) not in started]  # inside a directory
+                # the event readers are given the event inputs only when admin files are
+                # among the paths (one named explicitly is not an event export)
+                event_paths = [i.path for i in inputs] if admin else paths
+                with SnapshotDigests(found, zones) as inner:
+                    report = self._verify_inputs(event_paths, inputs, progress)
+                inner.amend(report)
+        if report is not None:
+            outer.amend(report)
+        return self.with_admin(report, self.verify_admin_inputs(admin) if admin else None)
+
+    # --- the admin chain (FORMAT.md 8) ----------------------------------------------
+
+    def verify_admin_inputs(self, inputs: list[InputFile]) -> Report:
+        """Verify the admin change exports among the inputs (``sources.scan(...,
+        admin=True)``), with the same key, anchor (its admin section) and zones."""
+        from ..admin import read_admin_inputs
+        from ..admin.verify import verify_admin_table
+        from ..sources import BadLines, Fingerprints
+
+        bad = BadLines(skip=self.on_bad_line == "skip")
+        hashing = Fingerprints(inputs)
+        try:
+            table = read_admin_inputs(inputs, bad)
+            hashing.wait()
+        finally:
+            hashing.cancel()
+        report = verify_admin_table(table, key=self.key_bytes, zones=self._zone_list(),
+                                    anchor=self.anchor_report, inputs=inputs,
+                                    max_findings=self.max_findings)
+        report.skipped_lines = bad.count
         return report
+
+    def verify_admin_paths(self, paths: Sequence[str | os.PathLike[str]]) -> Report | None:
+        """The admin chain's report over the admin exports at ``paths``; None if none."""
+        from ..admin import admin_inputs
+
+        inputs = admin_inputs([os.fspath(p) for p in paths], exclude=self.exclude,
+                              fingerprint=False)
+        return self.verify_admin_inputs(inputs) if inputs else None
+
+    def with_admin(self, events: Report | None, admin: Report | None) -> Report:
+        """One report of both chains: the events' with the admin chain's as its second
+        section. With ``zones``, a zone only one chain has is not "missing" in the other,
+        and a section left with nothing (no row, no finding) is dropped."""
+        if admin is None or events is None:
+            report = events if events is not None else admin
+            assert report is not None
+            return report
+        if self.zones is not None:
+            _forget_zones(events, {z.zone_id for z in admin.zones if z.events})
+            _forget_zones(admin, {z.zone_id for z in events.zones if z.events})
+            if not events.events_checked and not events.findings:
+                admin.skipped_lines += events.skipped_lines
+                return admin
+            if not admin.events_checked and not admin.findings:
+                return events
+        events.admin = admin
+        events.skipped_lines += admin.skipped_lines
+        return events
 
     def _verify_inputs(self, paths: list[str], inputs: list[InputFile],
                        progress: Progress | None) -> Report:

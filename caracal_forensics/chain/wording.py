@@ -162,6 +162,18 @@ def no_hmac(n: int) -> str:
     return f"{n} event(s) carry no chain_hmac"
 
 
+def unsigned(n: int) -> str:
+    return (f"{n} row(s) carry no chain_hmac: the chain was written without a key, linked "
+            "but unsigned (content, links and sequence checked; who wrote it cannot be "
+            "proven)")
+
+
+def key_order_not_found(n: int, budget: int) -> str:
+    return (f"{n} row(s) have a payload whose key order was not found within the search "
+            f"budget of {budget:,} orders: their content is unproven (the HMAC and the "
+            "links still check the stored content hash)")
+
+
 def hmac_unchecked(n: int) -> str:
     return (f"{n} HMAC(s) not checked: the content hash of the event or of its predecessor "
             "is unknown")

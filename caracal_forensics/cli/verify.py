@@ -71,6 +71,10 @@ def verify(
     if show_preimage is not None:
         from ..chain.preimage import show_preimage as preimage_text
 
+        admin_text = _admin_preimage(paths, show_preimage, on_bad_line, exclude)
+        if admin_text is not None:  # an admin change's id (FORMAT.md 8)
+            print(admin_text)
+            return
         snap = open_snapshot(source, on_bad_line, exclude=exclude)
         print(preimage_text(snap.duckdb, show_preimage))
         return
@@ -80,7 +84,8 @@ def verify(
     if result.skipped_lines:
         warn(f"skipped {result.skipped_lines} malformed line(s) (--on-bad-line skip)")
     if report_file:  # again with the files found: a link in a directory may lead anywhere
-        refuse_writing_evidence("--report", report_file, [i.path for i in result.inputs],
+        refuse_writing_evidence("--report", report_file,
+                                [i.path for s in result.sections() for i in s.inputs],
                                 key_file, anchor)
         result.write(report_file)
     try:
@@ -94,17 +99,50 @@ def verify(
     raise typer.Exit(result.exit_code)
 
 
+def _admin_preimage(paths: list[str], change_id: str, on_bad_line: str,
+                    exclude: list[str] | None) -> str | None:
+    """The preimage of an admin change of that id among the sources, or None."""
+    from ..admin import read_admin
+    from ..admin.preimage import show_admin_preimage
+
+    table = read_admin(paths, on_bad_line=on_bad_line, exclude=exclude or ())
+    return show_admin_preimage(table, change_id) if table.num_rows else None
+
+
+#: The heading of each section when a report covers both chains.
+SECTION_TITLES = {"events": "audit events (audit_events)",
+                  "admin": "admin changes (admin_audit_events)"}
+
+
 def print_report(report: Report, console=None) -> None:
-    """The human view: a verdict line, a table of zones, then the findings: one by one,
-    except the expected copies of one export in several shapes, one line per pair."""
-    from ..chain.summary import fold_copies
-    from ..render.table import Column, make_console, printable, render_table
+    """The human view, per chain (a heading each when both are there): a verdict line, a
+    table of zones, then the findings: one by one, except the expected copies of one
+    export in several shapes, one line per pair."""
+    from ..render.table import make_console
 
     if console is None:
         console = make_console()
         # rich exits 1 when the reader closes the pipe (`| head`); for verify 1 means
         # "tampered", so drop the rest of the output quietly and keep the verdict's code.
         console.on_broken_pipe = _discard_stdout
+    sections = report.sections()
+    for index, section in enumerate(sections):
+        if len(sections) > 1 or section.chain != "events":
+            if index:
+                console.print()
+            console.print(f"== {SECTION_TITLES.get(section.chain, section.chain)}",
+                          style="bold", soft_wrap=True)
+        _print_section(section, console)
+    if len(sections) > 1:
+        console.print()
+        console.print(f"OVERALL: {report.overall_status.upper()} (the exit code's)",
+                      style=_STATUS_STYLE.get(report.overall_status), soft_wrap=True)
+
+
+def _print_section(report: Report, console) -> None:
+    from ..chain.summary import fold_copies
+    from ..render.table import Column, printable, render_table
+
     shown, folds = fold_copies(report)
     failing = sum(1 for f in report.findings if f.fails)
     style = _STATUS_STYLE.get(report.status)
@@ -112,8 +150,10 @@ def print_report(report: Report, console=None) -> None:
         console.print(f"WRONG KEY? {printable(report.verdict)}", style=style, soft_wrap=True)
     folded = sum(len(fold.findings) for fold in folds)
     console.print(
-        f"{report.status.upper()}: {report.events_checked} event(s) in {len(report.zones)} "
-        f"zone(s), {len(report.findings)} finding(s), {failing} failing"
+        f"{report.status.upper()}: {report.events_checked} "
+        f"{'admin change(s)' if report.chain == 'admin' else 'event(s)'} in "
+        f"{len(report.zones)} {'chain(s)' if report.chain == 'admin' else 'zone(s)'}, "
+        f"{len(report.findings)} finding(s), {failing} failing"
         + (f" ({folded} of them copies of the same export in other shapes, "
            f"{len(folds)} line(s) below)" if folds else ""),
         style=style, soft_wrap=True,
