@@ -24,7 +24,12 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import UsageError
-from ..filters import DEFAULT_LIMIT, parse_time, run_query
+from ..filters import (
+    DEFAULT_LIMIT,
+    Filters,
+    _strings,  # one check of a repeatable text value, as audit tail's
+    run_query,
+)
 from .model import GLOBAL_CHAIN
 from .snapshot import UNIQUE_VIEW, VIEW
 
@@ -40,16 +45,6 @@ OCCURRED_AT_SQL = "strftime(occurred_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%
 OCCURRED_AT_TEXT = "occurred_at_text"
 
 _STATUS = re.compile(r"^([1-5])(?:xx|XX|\d\d)$")
-
-
-def _strings(value: str | Iterable[str] | None, parameter: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    items = [value] if isinstance(value, str) else list(value)
-    for item in items:
-        if not isinstance(item, str) or not item:
-            raise UsageError(f"{parameter} needs a non-empty value", parameter)
-    return tuple(dict.fromkeys(items))
 
 
 def _statuses(value: str | int | Iterable[str | int] | None) -> tuple[str, ...]:
@@ -102,26 +97,18 @@ class AdminFilters:
         """Check and normalise the values as the CLI flags and the notebook give them.
         ``zone``: a zone id, or ``(global)`` for the chain of rows without a zone;
         ``actor``: an actor_id or actor_name; ``method``: case-insensitive."""
-        if limit is None:
-            limit = 0
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise UsageError(f"limit must be a whole number >= 0 (0 = all), not {limit!r}",
-                             "limit")
-        since_at = parse_time(since, "since") if since is not None else None
-        until_at = parse_time(until, "until") if until is not None else None
-        if since_at is not None and until_at is not None and since_at >= until_at:
-            raise UsageError("since must be before until: since is inclusive, until "
-                             "exclusive", ("since", "until"))
+        # the window and the limit are audit tail's, checked by its own Filters
+        common = Filters.build(zone=zone, since=since, until=until, limit=limit)
         return cls(
-            zones=_strings(zone, "zone"),
+            zones=common.zones,
             actors=_strings(actor, "actor"),
             entity_types=_strings(entity_type, "entity_type"),
             entity_ids=_strings(entity_id, "entity_id"),
             methods=tuple(m.upper() for m in _strings(method, "method")),
             statuses=_statuses(status),
-            since=since_at,
-            until=until_at,
-            limit=limit,
+            since=common.since,
+            until=common.until,
+            limit=common.limit,
         )
 
     def where(self) -> tuple[str, dict[str, Any]]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
-from ..filters import ORDER_ASC, parse_time, run_query
+from ..filters import ORDER_ASC, Filters, run_query
 from .changes import OCCURRED_AT_SQL, OCCURRED_AT_TEXT, change_records, occurred_text
 from .model import GLOBAL_CHAIN
 from .snapshot import UNIQUE_VIEW
@@ -125,11 +125,8 @@ def timeline(con, zone: str, since: Any = None, until: Any = None, *,
     ``collapse=False`` gives every decision event its own line."""
     if not isinstance(zone, str) or not zone:
         raise UsageError("zone needs a zone id (a timeline is of one zone)", "zone")
-    since_at = parse_time(since, "since") if since is not None else None
-    until_at = parse_time(until, "until") if until is not None else None
-    if since_at is not None and until_at is not None and since_at >= until_at:
-        raise UsageError("since must be before until: since is inclusive, until exclusive",
-                         ("since", "until"))
+    window = Filters.build(since=since, until=until)  # checked as audit tail's window
+    since_at, until_at = window.since, window.until
     changes = [Change(record["_at"], {k: v for k, v in record.items() if k != "_at"})
                for record in _changes(con, zone, since_at, until_at)]
     rows = _decisions(con, zone, since_at, until_at)
