@@ -601,6 +601,22 @@ def verify_tasks(bench: Bench, meta: dict, n: int) -> None:
                           "(rows / extra seconds over --no-recover)")
 
 
+def admin_tasks(bench: Bench) -> None:
+    """The admin chain's key-order search at its worst: every row spends the whole budget
+    (bench/admin_orders.py); per row = seconds / rows."""
+    import admin_orders
+
+    rows = admin_orders.ROWS
+    path, key = admin_orders.write(os.path.join(OUT, "admin"), rows)
+    run = bench.cf("verify_admin_key_order_worst", "verify",
+                   f"verify admin chain, key-order search at its worst ({rows} rows, each "
+                   "the whole budget)", ["verify", "--source", path, "--key-file", key,
+                                         "--json"],
+                   events=rows, expect_rc=(3,), json_report=True)
+    if run.ok and run.seconds:
+        run.note += f"; {run.seconds / rows:.3f} s per row at worst"
+
+
 def startup_tasks(bench: Bench) -> None:
     times, peaks = [], []
     for attempt in range(7):
@@ -1095,6 +1111,7 @@ def main() -> int:
     if "verify" in groups:
         print("== verify", flush=True)
         verify_tasks(bench, meta, n)
+        admin_tasks(bench)
     if "big" in groups:
         big_tasks(bench, meta if "jq_request" in bench.runs else None)
     bench.info["load_after"] = os.getloadavg()

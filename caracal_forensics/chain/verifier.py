@@ -87,6 +87,12 @@ class Verifier:
         """The anchor, read (``anchor`` holds it so after construction)."""
         return self.anchor  # type: ignore[return-value]
 
+    @property
+    def event_anchor(self) -> Report | None:
+        """The anchor's event heads: none when it is an admin chain's report alone."""
+        anchor = self.anchor_report
+        return anchor if anchor is None or anchor.chain == "events" else None
+
     def _zone_list(self) -> list[str] | None:
         return list(self.zones) if self.zones is not None else None
 
@@ -103,7 +109,7 @@ class Verifier:
         # a snapshot's files against its manifest: hashes, then its counts and heads
         with SnapshotDigests(snapshots, self._zone_list()) as digests:
             report = verify(snap.duckdb, key=self.key_bytes, zones=self._zone_list(),
-                            anchor=self.anchor_report,
+                            anchor=self.event_anchor,
                             recover_microseconds=self.recover_microseconds,
                             inputs=snap.inputs, progress=progress,
                             max_findings=self.max_findings)
@@ -221,7 +227,7 @@ class Verifier:
                 snapshots = all(i.shape == Shape.SNAPSHOT for i in inputs)
                 report = clean.clean_pass_over(
                     None if snapshots else read_inputs(inputs, bad), self.key_bytes,
-                    self._zone_list(), self.anchor_report, inputs,
+                    self._zone_list(), self.event_anchor, inputs,
                     self.recover_microseconds)
                 if report is not None:
                     hashing.wait()
@@ -236,7 +242,7 @@ class Verifier:
         # loaded below the Snapshot facade, which itself verifies through a Verifier
         loaded = load_sources(list(paths), self.on_bad_line, exclude=self.exclude)
         report = verify(loaded.con, key=self.key_bytes, zones=self._zone_list(),
-                        anchor=self.anchor_report,
+                        anchor=self.event_anchor,
                         recover_microseconds=self.recover_microseconds, inputs=loaded.inputs,
                         progress=progress, max_findings=self.max_findings)
         report.skipped_lines = loaded.bad.count

@@ -54,4 +54,10 @@ def report(
         f"wrote {out}: {result.status} ({result.events_checked} events in "
         f"{len(result.zones)} zone(s), {len(result.findings)} finding(s), {failing} failing)"
     )
+    if result.admin is not None:  # the admin chain: its own section and verdict
+        admin = result.admin
+        print(f"  admin chain: {admin.status} ({admin.events_checked} admin changes in "
+              f"{len(admin.zones)} chain(s), {len(admin.findings)} finding(s), "
+              f"{sum(1 for f in admin.findings if f.fails)} failing); exit code for both: "
+              f"{result.overall_status}")
     raise typer.Exit(result.exit_code)
