@@ -20,13 +20,12 @@ but ends nothing: it changed nothing.
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
-from ..filters import ORDER_ASC, Filters, run_query
+from ..filters import Filters, run_query
 from .changes import OCCURRED_AT_SQL, OCCURRED_AT_TEXT, change_records, occurred_text
 from .model import GLOBAL_CHAIN
 from .snapshot import UNIQUE_VIEW
@@ -129,34 +128,20 @@ def timeline(con, zone: str, since: Any = None, until: Any = None, *,
     since_at, until_at = window.since, window.until
     changes = [Change(record["_at"], {k: v for k, v in record.items() if k != "_at"})
                for record in _changes(con, zone, since_at, until_at)]
-    rows = _decisions(con, zone, since_at, until_at)
     # the times of the successful changes: each ends every run
     cuts = sorted(c.at for c in changes if not c.failed)
-    runs: list[Decisions] = []
-    open_runs: dict[str | None, tuple[tuple, int, Decisions]] = {}
-    for row in rows:
-        at = row["occurred_at"]
-        segment = bisect.bisect_right(cuts, at)
-        policies = _policy_names(row.get("determining_policies_json"))
-        decision = (row.get("decision") or "").lower() or None
-        key = (decision, row.get("event_type"), row.get("policy_set_id"),
-               row.get("policy_set_version_id"), policies)
-        principal = row.get("principal")
-        current = open_runs.get(principal)
-        if collapse and current is not None and current[0] == key and current[1] == segment:
-            run = current[2]
-            run.count += 1
-            run.last_at, run.last_request_id = at, row.get("request_id")
-            continue
-        run = Decisions(decision, principal, row.get("event_type"), row.get("policy_set_id"),
-                        row.get("policy_set_version_id"), policies, at, at,
-                        row.get("request_id"), row.get("request_id"), row.get("id"))
-        runs.append(run)
-        open_runs[principal] = (key, segment, run)
+    runs = [
+        Decisions(row["decision"], row["principal"], row["event_type"], row["policy_set_id"],
+                  row["policy_set_version_id"], _policy_names(row["policies"]),
+                  row["first_at"], row["last_at"], row["first_request_id"],
+                  row["last_request_id"], row["first_event_id"], row["n"])
+        for row in _runs(con, zone, since_at, until_at, cuts, collapse)
+    ]
     entries: list[Change | Decisions] = [*changes, *runs]
     # a change before the decisions of the same instant: the cause reads first
     entries.sort(key=lambda e: (e.at, 0 if isinstance(e, Change) else 1))
-    return Timeline(zone, since_at, until_at, entries, events=len(rows), changes=len(changes))
+    return Timeline(zone, since_at, until_at, entries, events=sum(r.count for r in runs),
+                    changes=len(changes))
 
 
 def _window(since: dt.datetime | None, until: dt.datetime | None,
@@ -188,15 +173,59 @@ def _changes(con, zone: str, since, until) -> list[dict[str, Any]]:
     return records
 
 
-def _decisions(con, zone: str, since, until) -> list[dict[str, Any]]:
+#: The order of a zone's events, as ``audit tail`` orders them.
+_EVENT_ORDER = "occurred_at, chain_seq, id, source_file, source_line"
+#: What makes two decisions identical (the determining policies as their jsonb text).
+_RUN_KEY = ("decision", "event_type", "policy_set_id", "policy_set_version_id", "policies",
+            "segment")
+
+
+def _runs(con, zone: str, since, until, cuts: list[dt.datetime],
+          collapse: bool) -> list[dict[str, Any]]:
+    """The zone's decision events as runs, computed by DuckDB (a busy zone's window holds
+    millions of events; only the runs come to Python): per principal, in event order, a
+    run starts where a key column differs from the previous event's, or a successful
+    change (``cuts``) came between them; ``collapse=False``: every event starts one."""
     params: dict[str, Any] = {"zone": zone}
     where = "zone_id = $zone AND decision IS NOT NULL" + _window(since, until, params)
+    if cuts:
+        segment = "len(list_filter($cuts, lambda c: c <= occurred_at))"
+        params["cuts"] = cuts
+    else:
+        segment = "0"
+    same = " AND ".join(f"{name} IS NOT DISTINCT FROM lag({name}) OVER w" for name in _RUN_KEY)
+    starts = f"CASE WHEN {same} THEN 0 ELSE 1 END" if collapse else "1"
+    first = f"ORDER BY {_EVENT_ORDER}"
     return run_query(
         con,
-        "SELECT occurred_at, zone_id, chain_seq, id, source_file, source_line, request_id, "
-        "decision, event_type, policy_set_id, policy_set_version_id, "
-        f"determining_policies_json, {PRINCIPAL_SQL} AS principal FROM unique_events "
-        f"WHERE {where} ORDER BY {ORDER_ASC}",
+        f"""
+        WITH d AS (
+            SELECT occurred_at, chain_seq, id, source_file, source_line, request_id,
+                   lower(decision) AS decision, event_type, policy_set_id,
+                   policy_set_version_id, determining_policies_json AS policies,
+                   {PRINCIPAL_SQL} AS principal, {segment} AS segment
+            FROM unique_events WHERE {where}
+        ), s AS (
+            SELECT *, {starts} AS starts FROM d
+            WINDOW w AS (PARTITION BY principal ORDER BY {_EVENT_ORDER})
+        ), r AS (
+            SELECT *, sum(starts) OVER (PARTITION BY principal ORDER BY {_EVENT_ORDER}
+                                        ROWS UNBOUNDED PRECEDING) AS run
+            FROM s
+        )
+        SELECT principal, first(decision {first}) AS decision,
+               first(event_type {first}) AS event_type,
+               first(policy_set_id {first}) AS policy_set_id,
+               first(policy_set_version_id {first}) AS policy_set_version_id,
+               first(policies {first}) AS policies, count(*) AS n,
+               min(occurred_at) AS first_at, max(occurred_at) AS last_at,
+               first(request_id {first}) AS first_request_id,
+               last(request_id {first}) AS last_request_id,
+               first(id {first}) AS first_event_id,
+               first(chain_seq {first}) AS first_seq
+        FROM r GROUP BY principal, run
+        ORDER BY first_at, first_seq, first_event_id
+        """,
         params,
     ).to_pylist()
 
