@@ -224,7 +224,7 @@ def find_payload(payload_text: str | None, head: str, tail: str, stored: str | N
         digest.update(suffix)
         calc = digest.hexdigest()
         return Found("", calc, stored is not None and calc == stored, True, 1)
-    value = _strip_nul(loads(payload_text))
+    value = strip_nul(loads(payload_text))
     first: tuple[str, str] | None = None
     tried = 0
     for text in candidate_payloads(value, budget):
@@ -243,11 +243,13 @@ def find_payload(payload_text: str | None, head: str, tail: str, stored: str | N
     return Found(first[0], first[1], False, order_space(value) <= budget, tried)
 
 
-def _strip_nul(value: object) -> object:
+def strip_nul(value: object) -> object:
+    """The value with NUL removed from every string and key (the writer does so before
+    hashing and storing)."""
     if isinstance(value, dict):
-        return {k.replace("\x00", ""): _strip_nul(v) for k, v in value.items()}
+        return {k.replace("\x00", ""): strip_nul(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_strip_nul(v) for v in value]
+        return [strip_nul(v) for v in value]
     if type(value) is str:
         return value.replace("\x00", "")
     return value

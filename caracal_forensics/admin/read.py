@@ -29,6 +29,7 @@ from ..jsonb import dumps, loads
 from ..sources._batch import BadLines, rows_to_batches
 from ..sources._io import numbered_lines, open_binary, read_document
 from ..sources._lines import RowError, _json_type, int64_of
+from ..sources.api_json import first_line_object
 from .model import ADMIN_SCHEMA, TABLE_COLUMNS, TEXT_FIELDS, AdminShape
 
 #: Columns every admin row has in every shape (what detection looks for).
@@ -166,25 +167,15 @@ def read_dump_jsonl(path: str, bad: BadLines) -> Iterator[pa.RecordBatch]:
 
 
 def parse_dump_record(header: list[str], record: list[str]) -> dict:
-    """One ``COPY ... CSV HEADER`` record: NULL is an empty cell, payload_json jsonb text."""
-    cells = dict(zip(header, record, strict=True))
-    row: dict = {}
-    for name in TEXT_FIELDS + ("content_sha256", "prev_content_sha256", "chain_hmac",
-                               "occurred_at"):
-        row[name] = cells.get(name) or None
-    row["status_code"] = _status(cells.get("status_code"))
-    row["chain_seq"] = _integer(cells.get("chain_seq"), "chain_seq")
-    payload = None
-    if cells.get("payload_json"):
+    """One ``COPY ... CSV HEADER`` record: NULL is an empty cell, payload_json jsonb text
+    (parsed, then read as ``row_to_json``'s object is)."""
+    obj: dict = {name: cell or None for name, cell in zip(header, record, strict=True)}
+    if obj.get("payload_json") is not None:
         try:
-            payload = loads(cells["payload_json"])
+            obj["payload_json"] = loads(obj["payload_json"])
         except ValueError as error:
             raise RowError(f"payload_json is not valid JSON: {error}") from None
-    row["payload_json"] = _payload_text(payload)
-    absent = [name for name in TABLE_COLUMNS if name not in cells]
-    row["absent_fields"] = ",".join(absent) or None
-    _derived(row, payload)
-    return _required(row)
+    return parse_dump_object(obj)
 
 
 def read_dump_csv(path: str, bad: BadLines) -> Iterator[pa.RecordBatch]:
@@ -259,13 +250,8 @@ def _item_rows(path: str, items: list, bad: BadLines, zone: str) -> Iterator[dic
 
 
 def _first_line_is_item(path: str, limit: int) -> bool:
-    try:
-        with open_binary(path) as stream:
-            first = stream.readline(limit + 1)
-        obj = loads(first.decode("utf-8"))
-    except Exception:
-        return False
-    return isinstance(obj, dict) and is_admin_row(obj)
+    obj = first_line_object(path, limit)
+    return obj is not None and is_admin_row(obj)
 
 
 def _unguard(cell: str) -> str:

@@ -288,7 +288,10 @@ class Report:
         if self.admin is not None:
             # "status" is what the exit code says; each section keeps its own
             data["events_status"] = data["status"]
+            data["events_verdict"] = data["verdict"]
             data["status"] = self.overall_status
+            data["verdict"] = (f"events: {self.verdict}; admin changes: "
+                               f"{self.admin.verdict}")
             data["admin"] = self.admin.to_dict()
         return data
 

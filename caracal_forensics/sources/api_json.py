@@ -175,13 +175,19 @@ def _line_rows(path: str, bad: BadLines, zone: str | None) -> Iterator[dict]:
 
 def _first_line_is_item(path: str, limit: int) -> bool:
     """Whether the file holds items one per line (its first line is one whole item)."""
+    obj = first_line_object(path, limit)
+    return obj is not None and is_item(obj)
+
+
+def first_line_object(path: str, limit: int) -> dict | None:
+    """The file's first line as one whole JSON object, or None (a page, an array, ...)."""
     try:
         with open_binary(path) as stream:
             first = stream.readline(limit + 1)
         obj = loads(first.decode("utf-8"))
     except Exception:
-        return False
-    return isinstance(obj, dict) and is_item(obj)
+        return None
+    return obj if isinstance(obj, dict) else None
 
 
 __all__ = ["EXPORT_FIELDS", "METADATA_FIELDS", "looks_like", "parse_item", "read"]

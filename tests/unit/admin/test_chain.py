@@ -106,3 +106,20 @@ def test_past_the_budget_unverifiable_while_hmac_and_links_still_checked():
     kinds = {(f.kind, f.chain_seq) for f in verify_admin_table(forged, key=KEY).findings
              if f.fails}
     assert ("hmac_mismatch", 1) in kinds
+
+
+def test_same_findings_without_the_c_kernel(monkeypatch):
+    """The admin chain streams through its own hasher: without the C kernel its HMACs are
+    computed in Python, with the same findings."""
+    from caracal_forensics.chain import native
+
+    table = chain_rows(['{"b": 1, "a": 2}', None, '{"c": [1, {"y": 2, "x": 3}]}', "{}"])
+    forged = table.set_column(ADMIN_SCHEMA.get_field_index("chain_hmac"), "chain_hmac",
+                              pa.array([*table.column("chain_hmac").to_pylist()[:2], "0" * 64,
+                                        table.column("chain_hmac")[3].as_py()]))
+    with_kernel = verify_admin_table(forged, key=KEY)
+    monkeypatch.setattr(native, "AVAILABLE", False)
+    without = verify_admin_table(forged, key=KEY)
+    assert [(f.kind, f.chain_seq, f.detail) for f in without.findings] == \
+        [(f.kind, f.chain_seq, f.detail) for f in with_kernel.findings]
+    assert ("hmac_mismatch", 3) in {(f.kind, f.chain_seq) for f in without.findings}
