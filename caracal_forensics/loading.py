@@ -77,7 +77,7 @@ def load_sources(paths: Sequence[str], on_bad_line: str = "error", *,
     from .admin.snapshot import admin_view
     from .queries import ensure_views
 
-    admin_view(con, [i.path for i in snapshots])
+    admin_view(con, [i.path for i in snapshots], loaded=bool(admin_inputs))
     ensure_views(con, known_unique=_known_unique(event_inputs))
     return Loaded(con, inputs, bad, Layout(spool, snapshots, events_sql))
 

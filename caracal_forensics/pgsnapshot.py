@@ -385,7 +385,7 @@ def _read_transaction(
         admin_rows = _load_admin(con, pg, where, zones, since, until, admin_source, block_bytes)
     from .admin.snapshot import admin_view
 
-    admin_view(con)  # the view ingest writes from (empty without the table)
+    admin_view(con, loaded=admin_rows is not None)  # what ingest writes (empty: no table)
     watermark = _watermark(pg, where) if watermark_rel is not None else {}
     pg.rollback()  # read only: nothing to commit
     return {
