@@ -9,6 +9,8 @@ import hmac
 from datetime import datetime, timezone
 
 import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from caracal_forensics.admin.chain import (
     ORDER_BUDGET,
@@ -21,7 +23,7 @@ from caracal_forensics.admin.chain import (
 from caracal_forensics.admin.js import stringify
 from caracal_forensics.admin.model import ADMIN_SCHEMA
 from caracal_forensics.admin.verify import verify_admin_table
-from caracal_forensics.jsonb import dumps, loads
+from caracal_forensics.jsonb import JsonbNumber, dumps, loads
 
 KEY = bytes(range(32))
 T0 = datetime(2026, 5, 11, 8, 0, 3, 212000, tzinfo=timezone.utc)
@@ -123,3 +125,31 @@ def test_same_findings_without_the_c_kernel(monkeypatch):
     assert [(f.kind, f.chain_seq, f.detail) for f in without.findings] == \
         [(f.kind, f.chain_seq, f.detail) for f in with_kernel.findings]
     assert ("hmac_mismatch", 3) in {(f.kind, f.chain_seq) for f in without.findings}
+
+
+_KEY = st.text(alphabet="abcxyz_019", min_size=1, max_size=4)
+# jsonb holds neither NUL (the writer strips it) nor a lone surrogate
+_TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+                max_size=3)
+_LEAF = st.one_of(st.none(), st.booleans(), _TEXT,
+                  st.sampled_from(["1e21", "1.5e-7", "-0", "2.50", "7"]).map(JsonbNumber))
+_PAYLOAD = st.recursive(
+    _LEAF,
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(_KEY, inner, max_size=4)),
+    max_leaves=7).filter(lambda v: order_space(v) <= ORDER_BUDGET)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_PAYLOAD)
+def test_the_search_finds_any_order_the_writer_used(payload):
+    """However the service ordered its keys (a dict's insertion order here), the order is
+    found from what jsonb stored, within the budget."""
+    row = {"id": "x", "request_id": None, "actor_id": "a", "actor_name": "é",
+           "actor_scope": "", "action": "PUT /x", "method": "PUT", "path": "/x", "zone_id": None,
+           "entity_type": "t", "entity_id": None, "status_code": 200, "occurred_at": T0}
+    head, tail = preimage_parts(row)
+    built = stringify(payload)
+    stored = hashlib.sha256((head + built + tail).encode()).hexdigest()
+    found = find_payload(dumps(payload), head, tail, stored)
+    assert found.matched and found.payload == built
