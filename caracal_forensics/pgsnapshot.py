@@ -163,11 +163,17 @@ def _where(
     occurred_at, so a late-arriving event inside the segment may lie outside the window;
     leaving it out would make the snapshot show a gap that is not in the database.
     ``admin_audit_events`` is windowed alike, its rows without a zone (the global chain)
-    being one chain of their own; a zone filter leaves that chain out.
+    being one chain of their own; a zone filter leaves that chain out unless it names it
+    (``(global)``, ``admin.model.GLOBAL_CHAIN``).
     """
+    from .admin.model import GLOBAL_CHAIN
+
     clauses: list[str] = []
     params: list[Any] = []
-    if zones:
+    if zones and table != EVENTS_TABLE and GLOBAL_CHAIN in zones:
+        clauses.append("(zone_id = ANY(%s) OR zone_id IS NULL)")
+        params.append(list(zones))
+    elif zones:
         clauses.append("zone_id = ANY(%s)")
         params.append(list(zones))
     if since is None and until is None:

@@ -195,6 +195,11 @@ def test_zone_and_window_select_admin_chain_segments(pg, make_db, tmp_path) -> N
     manifest = take_snapshot(db.url(pg), str(tmp_path / "z"), zones=["zone-pay"])
     assert set(manifest["admin_chains"]) == {"zone-pay"}
     assert manifest["admin_chains"]["zone-pay"]["events"] == 7
+    # ... unless it names it
+    manifest = take_snapshot(db.url(pg), str(tmp_path / "zg"), zones=["zone-pay", GLOBAL_CHAIN])
+    assert {c: h["events"] for c, h in manifest["admin_chains"].items()} == {
+        GLOBAL_CHAIN: 2, "zone-pay": 7}
+    assert manifest["events"] == 67
     # a window selects, per chain, the segment from the first to the last row inside it
     # (10:04:30 and 10:05:00, bob's failures: seq 5 and 6 of zone-pay); the global chain
     # has nothing in it
