@@ -280,8 +280,10 @@ class Run:
                  + _ROWS_SQL.replace("@pred", "").format(stage1=stage1))
 
     def _hash_batch(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        """Stage 1 with the C kernel: calc, c and the self-contained HMAC of one batch.
-        The masks are skipped (no copy) when they keep every row, the common case."""
+        """Stage 1 streamed: calc (the C kernel's, or the chain's own hasher, which may
+        also say why a row's hash was not found in ``missing``), c and the self-contained
+        HMAC of one batch. The masks are skipped (no copy) when they keep every row, the
+        common case."""
         missing = None
         if self.spec.content is not None:
             calc, missing = self.spec.content(batch)

@@ -44,6 +44,9 @@ def report(
                         exclude=exclude or ())
     sources = resolve_sources(source)
     refuse_writing_evidence("--out", out, sources, key_file, anchor)
+    if _admin_only(sources, exclude):  # the admin chain alone: its section only
+        _admin_report(verifier, sources, out, key_file, anchor)
+        return
     snap = open_snapshot(sources, on_bad_line, exclude=exclude)
     # again with the files found: a link in a directory may lead anywhere
     refuse_writing_evidence("--out", out, [i.path for i in snap.inputs], key_file, anchor)
@@ -60,4 +63,27 @@ def report(
               f"{len(admin.zones)} chain(s), {len(admin.findings)} finding(s), "
               f"{sum(1 for f in admin.findings if f.fails)} failing); exit code for both: "
               f"{result.overall_status}")
+    raise typer.Exit(result.exit_code)
+
+
+def _admin_only(sources: list[str], exclude: list[str] | None) -> bool:
+    """Whether the sources hold admin change exports and no event export."""
+    from ..sources import scan
+
+    found = scan(sources, fingerprint=False, exclude=exclude or (), admin=True)
+    return bool(found) and all(i.holds_admin for i in found)
+
+
+def _admin_report(verifier, sources: list[str], out: str, key_file: str | None,
+                  anchor: str | None) -> None:
+    from ..outputs import write_atomically
+    from ..report_html import render_admin_html
+
+    result = verifier.verify_paths(sources)
+    refuse_writing_evidence("--out", out, [i.path for i in result.inputs], key_file, anchor)
+    write_atomically(out, render_admin_html(result, sources=sources))
+    failing = sum(1 for f in result.findings if f.fails)
+    print(f"wrote {out}: admin chain {result.status} ({result.events_checked} admin changes "
+          f"in {len(result.zones)} chain(s), {len(result.findings)} finding(s), "
+          f"{failing} failing)")
     raise typer.Exit(result.exit_code)

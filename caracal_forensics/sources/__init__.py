@@ -111,8 +111,8 @@ def scan(paths: list[str], fingerprint: bool = True,
         if known.holds_admin and not admin:
             if explicit:
                 raise InputError(path, "holds admin changes (admin_audit_events), not "
-                                 "events: this command reads events (verify reads both "
-                                 "chains, report both beside event exports)")
+                                 "events: this command reads events (verify and report "
+                                 "read both chains)")
             continue
         rows = known.check(path)
         if states is None:

@@ -247,3 +247,15 @@ def test_a_report_anchors_the_admin_chain(tmp_path):
         assert report["events_status"] == "intact"
         [cut] = failing(report["admin"])
         assert (cut["kind"], cut["zone_id"], cut["chain_seq"]) == ("truncated", "zone-beta", 11)
+
+
+def test_report_of_the_admin_chain_alone(tmp_path):
+    path = copy(tmp_path, "admin.jsonl")
+    out = tmp_path.parent / f"{tmp_path.name}-admin.html"
+    result = run_cli("report", "-s", path, "--key-file", FIXTURE_KEY_FILE, "--out", out,
+                     "--zone", "(global)")
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"wrote {out}: admin chain intact (12 admin changes")
+    html = out.read_text(encoding="utf-8")
+    assert 'id="admin-verdict-status">INTACT' in html and "<code>(global)</code>" in html
+    assert "<script" not in html

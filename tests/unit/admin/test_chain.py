@@ -101,7 +101,7 @@ def test_past_the_budget_unverifiable_while_hmac_and_links_still_checked():
     [finding] = report.findings
     assert finding.kind == "unverifiable" and finding.reason == "key_order_not_found"
     assert f"{ORDER_BUDGET:,}" in finding.detail
-    assert report.checks["hmac"].startswith("checked for 2 event(s)")
+    assert report.checks["hmac"].startswith("checked for 2 admin change(s)")
     # an HMAC that no longer matches is still caught on that row
     forged = table.set_column(ADMIN_SCHEMA.get_field_index("chain_hmac"), "chain_hmac",
                               pa.array(["0" * 64, table.column("chain_hmac")[1].as_py()]))
