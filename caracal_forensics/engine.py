@@ -177,7 +177,8 @@ def confine(con: duckdb.DuckDBPyConnection, files: list[str], directories: list[
 
 #: What a confined twin copies of a snapshot's connection, in order: views by their SQL,
 #: tables (the loaded alerts, an empty loaded_events) by their rows.
-_TWIN_RELATIONS = ("loaded_events", "loaded_alerts", "events", "alerts", "unique_events")
+_TWIN_RELATIONS = ("loaded_events", "loaded_alerts", "events", "alerts", "unique_events",
+                   "loaded_admin", "admin_events", "unique_admin_events")
 
 
 def confined_twin(con: duckdb.DuckDBPyConnection, files: list[str]) -> duckdb.DuckDBPyConnection:
@@ -186,11 +187,13 @@ def confined_twin(con: duckdb.DuckDBPyConnection, files: list[str]) -> duckdb.Du
     views = dict(con.execute(
         "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND view_name IN "
         "$names", {"names": list(_TWIN_RELATIONS)}).fetchall())
+    tables = {row[0] for row in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE NOT internal").fetchall()}
     twin = connect()
     for name in _TWIN_RELATIONS:
         if name in views:
             twin.execute(views[name])
-        elif name != "unique_events":  # a table of con's (small: alerts, or empty events)
+        elif name in tables:  # a table of con's (small: alerts, admin rows, empty events)
             twin.register("_rows", con.sql(f"SELECT * FROM {name}").to_arrow_table())
             try:
                 twin.execute(f"CREATE TABLE {name} AS SELECT * FROM _rows")

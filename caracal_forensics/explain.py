@@ -4,11 +4,15 @@ The final decision is ``deny`` if any event of the request denied, else the deci
 its last event. A chain, and so a request's evidence, is per zone: a request seen in
 several zones is explained once per zone (:func:`explain_all`), and :func:`explain`
 wants ``zone`` to pick one. With an HMAC key, each event also says whether its chain
-link verified, from the verify engine run over that zone.
+link verified, from the verify engine run over that zone. When the sources hold admin
+changes (``admin_audit_events``), the explanation also names those made to the request's
+policy set, policy set version, application and resource in the 24 hours before it
+(:func:`admin_changes_before`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +53,9 @@ class Explanation:
     """One request explained: its zone, final decision and events (oldest first).
 
     ``events`` is a polars frame of the event rows; ``chain`` (when a key was given)
-    holds one :class:`ChainLink` per event, in the same order.
+    holds one :class:`ChainLink` per event, in the same order. ``admin_changes`` (None
+    when no source holds admin changes) lists the admin changes to what the request
+    involved in the 24 hours before it, each an ``admin tail`` record with ``involves``.
     """
 
     request_id: str
@@ -58,6 +64,8 @@ class Explanation:
     table: pa.Table = field(repr=False)
     chain: list[ChainLink] | None = None
     key_fingerprint: str | None = None
+    admin_changes: list[dict[str, Any]] | None = None
+    involved: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def events(self) -> pl.DataFrame:
@@ -81,12 +89,15 @@ class Explanation:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "request_id": self.request_id,
             "zone_id": self.zone_id,
             "decision": self.decision,
             "events": self.records(),
         }
+        if self.admin_changes is not None:
+            out["admin_changes"] = self.admin_changes
+        return out
 
     def to_json(self) -> str:
         """One line of JSON; each event is its ``tail --json`` line, spliced verbatim."""
@@ -108,7 +119,10 @@ class Explanation:
             + dumps(self.decision)
             + ', "events" : ['
             + ", ".join(lines)
-            + "]}"
+            + "]"
+            + ("" if self.admin_changes is None
+               else ', "admin_changes" : ' + dumps(self.admin_changes))
+            + "}"
         )
 
     def text(self) -> str:
@@ -167,8 +181,79 @@ def explain_all(
         result = Explanation(request_id=request_id, zone_id=zone_id, decision=final, table=part)
         if key is not None and zone_id is not None:
             result.chain, result.key_fingerprint = chain_links(con, part, zone_id, key)
+        result.involved = involved_ids(part)
+        result.admin_changes = admin_changes_before(con, part, zone_id, result.involved)
         results.append(result)
     return results
+
+
+#: How far back before a request ``explain`` looks for admin changes.
+ADMIN_LOOKBACK = dt.timedelta(hours=24)
+
+
+def involved_ids(table: pa.Table) -> list[tuple[str, str]]:
+    """(what, id) of what the request's events involve, each once, in this order: the
+    policy set, its version(s), the application (metadata application_id, else
+    principal_id) and the resource (resource, else resource_id)."""
+    found: dict[tuple[str, str], None] = {}
+    rows = table.select(["policy_set_id", "policy_set_version_id", "metadata_json"]
+                        ).to_pylist()
+    for label, pick in (
+        ("policy set", lambda row, meta: row["policy_set_id"]),
+        ("policy set version", lambda row, meta: row["policy_set_version_id"]),
+        ("application", lambda row, meta: _first(meta, PRINCIPAL_KEYS)),
+        ("resource", lambda row, meta: _first(meta, ("resource", "resource_id"))),
+    ):
+        for row in rows:
+            try:
+                meta = parse_json(row["metadata_json"])
+            except ValueError:  # NestedTooDeeply: what it involves is not readable here
+                meta = None
+            value = pick(row, meta if isinstance(meta, dict) else {})
+            if isinstance(value, str) and value:
+                found[(label, value)] = None
+    return list(found)
+
+
+def _first(meta: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    return next((meta[k] for k in keys if meta.get(k) is not None), None)
+
+
+def admin_changes_before(con, table: pa.Table, zone_id: str | None,
+                         involved: list[tuple[str, str]],
+                         lookback: dt.timedelta = ADMIN_LOOKBACK) -> list[dict[str, Any]] | None:
+    """The admin changes of the request's zone (and of the global chain) from
+    ``lookback`` before its first event up to its last, whose entity_id, or a segment of
+    whose path, is one of the ``involved`` ids: ``admin tail`` records, oldest first, each
+    with ``involves`` (the ids it names, as ``"policy set ps-pay"``). None when no
+    source holds admin changes (nothing could be said), [] when none was made."""
+    from .admin.changes import OCCURRED_AT_SQL as CHANGE_AT_SQL
+    from .admin.changes import change_records
+    from .admin.snapshot import UNIQUE_VIEW, has_admin
+    from .filters import run_query
+
+    if not has_admin(con):
+        return None
+    times = [t for t in table.column("occurred_at").to_pylist() if t is not None]
+    ids = sorted({value for _, value in involved})
+    if not times or not ids:
+        return []
+    params = {"zone": zone_id, "ids": ids, "start": min(times) - lookback, "end": max(times)}
+    rows = run_query(
+        con,
+        f"SELECT *, {CHANGE_AT_SQL} AS occurred_at_text FROM {UNIQUE_VIEW} "
+        "WHERE (zone_id = $zone OR zone_id IS NULL) AND occurred_at >= $start "
+        "AND occurred_at <= $end AND (list_contains($ids, entity_id) OR "
+        "len(list_intersect(string_split(coalesce(path, ''), '/'), $ids)) > 0) "
+        "ORDER BY occurred_at, zone_id NULLS FIRST, chain_seq, id",
+        params,
+    )
+    records = change_records(rows)
+    for record in records:
+        segments = set((record.get("path") or "").split("/")) | {record.get("entity_id")}
+        record["involves"] = [f"{label} {value}" for label, value in involved
+                              if value in segments]
+    return records
 
 
 def several_zones_note(results: list[Explanation]) -> str:
@@ -330,7 +415,32 @@ def _render_text(result: Explanation) -> str:
     else:
         why = "no event denied: the last event's decision"
     out.append(f"Final decision: {printable(result.decision) or '-'} ({why})")
+    out.extend(_admin_lines(result))
     return "\n".join(out)
+
+
+def _admin_lines(result: Explanation) -> list[str]:
+    """``Admin changes in the 24 hours before ...:`` and one line per change, oldest
+    first (nothing when no source holds admin changes)."""
+    if result.admin_changes is None:
+        return []
+    hours = int(ADMIN_LOOKBACK.total_seconds() // 3600)
+    what = ", ".join(f"{label} {printable(value)}" for label, value in result.involved)
+    head = f"Admin changes in the {hours} hours before ({what or 'nothing named'}):"
+    if not result.admin_changes:
+        return ["", head, "  none"]
+    lines = ["", head]
+    for change in result.admin_changes:
+        who = change.get("actor_name") or change.get("actor_id") or "(no actor)"
+        text = (f"  {change['occurred_at']}  {printable(who)}: "
+                f"{printable(change.get('action') or change.get('path') or '-')} -> "
+                f"{printable(change.get('status_code'))}")
+        if (change.get("status_code") or 0) >= 400:
+            text += " FAILED"
+        where = f"{printable(change.get('chain'))} seq {change.get('chain_seq')}"
+        text += f" ({'; '.join(printable(i) for i in change['involves'])}; {where})"
+        lines.append(text)
+    return lines
 
 
 def render_all(results: list[Explanation]) -> str:

@@ -10,6 +10,9 @@ spool received in canonical order are written as event files while they are read
 are sorted and written by DuckDB.
 The manifest records what went in (path, size, SHA-256, shape, rows), what came out, and
 per zone the first and last chain_seq with the last content hash: an anchor for later.
+Admin rows (``admin_audit_events``, FORMAT.md 8), when the sources hold any, are written
+as their own part, ``admin/part-00000.parquet``, and the manifest records each admin
+chain's rows, chain_seq range and head (``admin.snapshot``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from .model import EVENT_SCHEMA
 from .queries import count_duplicate_events
 from .sources._io import file_sha256
 from .sources.snapshot_dir import (
+    ADMIN_DIR,
     ALERTS_FILE,
     EVENTS_DIR,
     FORMAT_NAME,
@@ -126,7 +130,13 @@ def _write(snapshot: Snapshot, out_dir: str, extra_manifest: dict[str, Any] | No
             "(FORMAT parquet, COMPRESSION zstd)",
             {"path": os.path.join(out_dir, ALERTS_FILE)},
         ).fetchall()
-    manifest = _manifest(snapshot, out_dir, alert_count)
+    from .admin.snapshot import write_admin_part
+
+    try:
+        admin_count = write_admin_part(con, os.path.join(out_dir, ADMIN_DIR, "part-00000.parquet"))
+    except OSError as error:
+        raise ForensicsError(f"{out_dir}: cannot write the snapshot: {error}") from None
+    manifest = _manifest(snapshot, out_dir, alert_count, admin_count)
     if extra_manifest:
         manifest.update(extra_manifest)
     path = os.path.join(out_dir, MANIFEST)
@@ -351,8 +361,11 @@ def zone_heads(con) -> dict[str, dict[str, Any]]:
     }
 
 
-def _manifest(snapshot: Snapshot, out_dir: str, alert_count: int) -> dict[str, Any]:
+def _manifest(snapshot: Snapshot, out_dir: str, alert_count: int,
+              admin_count: int = 0) -> dict[str, Any]:
     from concurrent.futures import ThreadPoolExecutor
+
+    from .admin.snapshot import chain_heads
 
     con = snapshot.duckdb
     paths = []
@@ -387,4 +400,8 @@ def _manifest(snapshot: Snapshot, out_dir: str, alert_count: int) -> dict[str, A
         "bytes": sum(f["bytes"] for f in files),
         "zones": zones,
         "duplicate_events": duplicates,
+        # the second chain (FORMAT.md 8): rows, and per chain (zone, or the global
+        # chain) the chain_seq range and head; {} when the sources held none
+        "admin_events": admin_count,
+        "admin_chains": chain_heads(con) if admin_count else {},
     }

@@ -44,7 +44,8 @@ def load_sources(paths: Sequence[str], on_bad_line: str = "error", *,
     come, which costs less (1M JSON lines events: opened in 2.6 s against 4.0 s)."""
     paths = list(paths)
     check_on_bad_line(on_bad_line)
-    inputs = scan(paths, fingerprint=False, exclude=exclude)
+    # admin change exports (the second chain) too: they fill the view admin_events
+    inputs = scan(paths, fingerprint=False, exclude=exclude, admin=True)
     if not inputs:
         raise UsageError(f"no export files found in {', '.join(paths)}")
     # SHA-256 of the inputs on another thread while they are read (hashlib releases the GIL)
@@ -52,19 +53,31 @@ def load_sources(paths: Sequence[str], on_bad_line: str = "error", *,
     try:
         bad = BadLines(skip=on_bad_line == "skip")
         con = connect()
-        event_inputs = [i for i in inputs if not i.holds_alerts]
+        event_inputs = [i for i in inputs if not i.holds_alerts and not i.holds_admin]
         alert_inputs = [i for i in inputs if i.holds_alerts]
+        admin_inputs = [i for i in inputs if i.holds_admin]
         spool = spool_events(
             con, [i for i in event_inputs if i.shape != Shape.SNAPSHOT], bad, by_zone
         )
         load_table(con, "loaded_alerts", ALERT_SCHEMA, alert_inputs, read_alerts, bad)
+        if admin_inputs:
+            from .admin import read_admin_inputs
+            from .admin.snapshot import LOADED_TABLE
+
+            con.register("_admin_rows", read_admin_inputs(admin_inputs, bad))
+            try:
+                con.execute(f"CREATE TABLE {LOADED_TABLE} AS SELECT * FROM _admin_rows")
+            finally:
+                con.unregister("_admin_rows")
         snapshots = [i for i in event_inputs if i.shape == Shape.SNAPSHOT]
         events_sql = create_views(con, snapshots, spool.files if spool else [])
         hashing.wait()
     finally:
         hashing.cancel()
+    from .admin.snapshot import admin_view
     from .queries import ensure_views
 
+    admin_view(con, [i.path for i in snapshots], loaded=bool(admin_inputs))
     ensure_views(con, known_unique=_known_unique(event_inputs))
     return Loaded(con, inputs, bad, Layout(spool, snapshots, events_sql))
 

@@ -103,6 +103,7 @@ def load_manifest(directory: str) -> dict[str, Any]:
     _field(path, manifest, "events", int, None)
     _field(path, manifest, "duplicate_events", int, None)
     _field(path, manifest, "sort_order", str, None)
+    _field(path, manifest, "admin_events", int, None)
     return manifest
 
 
@@ -202,6 +203,34 @@ def manifest_zones(directory: str, manifest: dict[str, Any]) -> dict[str, dict[s
                 raise InputError(path, f'"{name}" of zone {json.dumps(zone)[:60]} must be '
                                  f"{'an integer' if kind is int else 'a string'} or null")
     return zones
+
+
+#: The fields of a manifest's ``admin_chains`` entry (per admin chain: its zone, or the
+#: global chain's name), and their types.
+ADMIN_CHAIN_FIELDS = {**ZONE_FIELDS, "last_chain_hmac": str}
+
+
+def manifest_admin_chains(directory: str, manifest: dict[str, Any]
+                          ) -> dict[str, dict[str, Any]]:
+    """The manifest's ``admin_chains`` (per admin chain: events, first_seq, last_seq,
+    last_content_sha256, last_chain_hmac, each may be null; {} for a snapshot without
+    admin rows or written before they were kept), type-checked: InputError naming the
+    manifest."""
+    path = os.path.join(directory, MANIFEST)
+    chains = manifest.get("admin_chains", {})
+    if not isinstance(chains, dict):
+        raise InputError(path, '"admin_chains" must be an object of admin chain heads')
+    for chain, head in chains.items():
+        if not isinstance(head, dict):
+            raise InputError(path, f"admin_chains entry {json.dumps(chain)[:60]} is not an "
+                             "object")
+        for name, kind in ADMIN_CHAIN_FIELDS.items():
+            value = head.get(name)
+            if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+                raise InputError(path, f'"{name}" of admin chain {json.dumps(chain)[:60]} '
+                                 f"must be {'an integer' if kind is int else 'a string'} "
+                                 "or null")
+    return chains
 
 
 def check_digests(directory: str, stop: threading.Event | None = None) -> None:

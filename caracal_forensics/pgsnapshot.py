@@ -1,8 +1,11 @@
 """Taking a canonical snapshot straight from a live Caracal PostgreSQL.
 
-Everything is read in ONE ``REPEATABLE READ, READ ONLY`` transaction, so ``audit_events``
-and ``audit_ingest_alerts`` are seen as of a single instant however busy the writers are:
-no zone's chain can be cut in the middle of an append. Only ``SELECT`` rights are needed.
+Everything is read in ONE ``REPEATABLE READ, READ ONLY`` transaction, so ``audit_events``,
+``audit_ingest_alerts`` and, where the database has them, ``admin_audit_events`` (the
+second chain, FORMAT.md 8) and ``audit_export_watermark`` are seen as of a single instant
+however busy the writers are: no chain can be cut in the middle of an append, and an
+admin change is never newer than the decisions beside it. Only ``SELECT`` rights are
+needed.
 
 Rows are streamed with ``COPY (SELECT ...) TO STDOUT`` as CSV, which Arrow parses block by
 block into record batches of model.EVENT_SCHEMA (jsonb as its exact ``::text``, timestamps
@@ -48,6 +51,12 @@ POSTGRES_SHAPE = Shape.POSTGRES
 
 EVENTS_TABLE = "audit_events"
 ALERTS_TABLE = "audit_ingest_alerts"
+#: The second chain (FORMAT.md 8) and the hourly export's watermark (FORMAT.md 9): read
+#: when the database has them (older releases have neither).
+ADMIN_TABLE = "admin_audit_events"
+WATERMARK_TABLE = "audit_export_watermark"
+#: The watermark row of the hourly OCSF upload, recorded as ``last_exported_hour``.
+WATERMARK_NAME = "parquet-hourly"
 
 #: Bytes of COPY output Arrow parses at a time (one record batch each).
 BLOCK_BYTES = 8 << 20
@@ -62,6 +71,9 @@ WINDOW_RULE = (
 REQUIRED_COLUMNS = ("id", "zone_id", "event_type", "occurred_at", "chain_seq")
 
 ALERT_COLUMNS = ("id", "event_id", "zone_id", "kind", "detail", "observed_at")
+
+#: Columns of admin_audit_events without which its chain cannot be checked.
+ADMIN_REQUIRED_COLUMNS = ("id", "occurred_at", "chain_seq")
 
 #: Session settings for the read: timestamptz then prints as exact ISO text in UTC
 #: (``2026-05-11 08:00:03.212365+00``), which is what Arrow parses.
@@ -138,19 +150,30 @@ def parse_time(value: str | dt.datetime | None, parameter: str) -> dt.datetime |
 
 
 def _where(
-    zones: Sequence[str] | None, since: dt.datetime | None, until: dt.datetime | None
+    zones: Sequence[str] | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    table: str = EVENTS_TABLE,
 ) -> tuple[str, str, list[Any]]:
-    """(WITH prefix, WHERE clause, parameters) selecting the events to snapshot.
+    """(WITH prefix, WHERE clause, parameters) selecting the rows of ``table`` to snapshot.
 
     A zone filter is exact: zones are independent chains. A time window is widened to
     whole chain segments: per zone, every event from the first to the last chain_seq
     whose occurred_at lies in [since, until). chain_seq follows insertion, not
     occurred_at, so a late-arriving event inside the segment may lie outside the window;
     leaving it out would make the snapshot show a gap that is not in the database.
+    ``admin_audit_events`` is windowed alike, its rows without a zone (the global chain)
+    being one chain of their own; a zone filter leaves that chain out unless it names it
+    (``(global)``, ``admin.model.GLOBAL_CHAIN``).
     """
+    from .admin.model import GLOBAL_CHAIN
+
     clauses: list[str] = []
     params: list[Any] = []
-    if zones:
+    if zones and table != EVENTS_TABLE and GLOBAL_CHAIN in zones:
+        clauses.append("(zone_id = ANY(%s) OR zone_id IS NULL)")
+        params.append(list(zones))
+    elif zones:
         clauses.append("zone_id = ANY(%s)")
         params.append(list(zones))
     if since is None and until is None:
@@ -163,11 +186,14 @@ def _where(
         params.append(until)
     prefix = (
         "WITH _window (w_zone, w_first, w_last) AS ("
-        f"SELECT zone_id, min(chain_seq), max(chain_seq) FROM {EVENTS_TABLE} "
+        f"SELECT zone_id, min(chain_seq), max(chain_seq) FROM {table} "
         f"WHERE {' AND '.join(clauses)} GROUP BY zone_id) "
     )
+    # audit_events.zone_id is NOT NULL: plain equality, which the (zone_id, chain_seq)
+    # index serves; the admin table's global chain has a NULL zone
+    same = "w_zone = zone_id" if table == EVENTS_TABLE else "w_zone IS NOT DISTINCT FROM zone_id"
     where = (
-        " WHERE EXISTS (SELECT 1 FROM _window WHERE w_zone = zone_id "
+        f" WHERE EXISTS (SELECT 1 FROM _window WHERE {same} "
         "AND chain_seq BETWEEN w_first AND w_last)"
     )
     return prefix, where, params
@@ -185,13 +211,16 @@ def take_snapshot(
     *,
     block_bytes: int = BLOCK_BYTES,
 ) -> dict[str, Any]:
-    """Snapshot ``audit_events`` (and ``audit_ingest_alerts``) into ``out_dir``.
+    """Snapshot ``audit_events`` (and ``audit_ingest_alerts``, ``admin_audit_events`` and
+    ``audit_export_watermark`` where the database has them) into ``out_dir``.
 
     ``dsn`` is a libpq connection string or URL; None or "" uses the libpq environment.
     ``zones`` keeps only those zones. ``since`` (inclusive) and ``until`` (exclusive)
     bound occurred_at; per zone the snapshot holds the whole chain segment from the first
     to the last event inside that window, so it verifies without false gaps (see
-    :func:`_where`). Returns the manifest written to ``out_dir/manifest.json``.
+    :func:`_where`); admin rows are selected by the same rules. The watermark's
+    ``parquet-hourly`` hour is the manifest's ``last_exported_hour`` (null without it).
+    Returns the manifest written to ``out_dir/manifest.json``.
     Raises DatabaseError (refused, authentication, missing table, no rights) or
     UsageError (a bad filter, an unusable DSN or output directory).
     """
@@ -238,10 +267,14 @@ def take_snapshot(
             _input(source["events_source"], source.pop("event_rows")),
             _input(source["alerts_source"], source.pop("alert_rows")),
         ]
+        admin_rows = source.pop("admin_rows")
+        if admin_rows is not None:
+            inputs.append(_input(source["admin_source"], admin_rows))
         return write_snapshot(
             Snapshot(con, [], BadLines()),
             out_dir,
-            extra_manifest={"inputs": inputs, "source": source},
+            extra_manifest={"inputs": inputs, "source": source,
+                            "last_exported_hour": source.pop("last_exported_hour")},
         )
     except BaseException:
         if created and os.path.isdir(out_dir) and not os.listdir(out_dir):
@@ -315,10 +348,12 @@ def _read_transaction(
         "SELECT current_setting('server_version'), "
         """to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), """
         f"{current_snapshot}::text, current_database(), current_user, "
-        "to_regclass(%s)::text, to_regclass(%s)::text",
-        [EVENTS_TABLE, ALERTS_TABLE],
+        "to_regclass(%s)::text, to_regclass(%s)::text, to_regclass(%s)::text, "
+        "to_regclass(%s)::text",
+        [EVENTS_TABLE, ALERTS_TABLE, ADMIN_TABLE, WATERMARK_TABLE],
     ).fetchall()[0]
-    server_version, snapshot_time, txid_snapshot, database, user, events_rel, alerts_rel = info
+    (server_version, snapshot_time, txid_snapshot, database, user, events_rel, alerts_rel,
+     admin_rel, watermark_rel) = info
     if events_rel is None:
         raise DatabaseError(
             f"{where}: no table {EVENTS_TABLE} in database {database!r} "
@@ -349,6 +384,15 @@ def _read_transaction(
         )
     else:
         alert_rows = _load(con, "alerts", ALERT_SCHEMA, iter(()))
+
+    admin_source = f"{where}#{ADMIN_TABLE}"
+    admin_rows = None
+    if admin_rel is not None:
+        admin_rows = _load_admin(con, pg, where, zones, since, until, admin_source, block_bytes)
+    from .admin.snapshot import admin_view
+
+    admin_view(con, loaded=admin_rows is not None)  # what ingest writes (empty: no table)
+    watermark = _watermark(pg, where) if watermark_rel is not None else {}
     pg.rollback()  # read only: nothing to commit
     return {
         "kind": "postgresql",
@@ -362,9 +406,107 @@ def _read_transaction(
         "events_source": events_source,
         "alerts_source": alerts_source,
         "alerts_table": "present" if alerts_rel is not None else "absent",
+        "admin_source": admin_source,
+        "admin_table": "present" if admin_rel is not None else "absent",
+        "watermark_table": "present" if watermark_rel is not None else "absent",
+        "export_watermark": watermark,
+        "last_exported_hour": watermark.get(WATERMARK_NAME),
         "event_rows": event_rows,
         "alert_rows": alert_rows,
+        "admin_rows": admin_rows,
     }
+
+
+def _load_admin(
+    con: duckdb.DuckDBPyConnection,
+    pg: psycopg.Connection,
+    where: str,
+    zones: list[str],
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    source: str,
+    block_bytes: int,
+) -> int:
+    """Read admin_audit_events (FORMAT.md 8) into the table admin_snapshot.LOADED_TABLE."""
+    from .admin.model import ADMIN_SCHEMA
+    from .admin.snapshot import LOADED_TABLE
+
+    columns = _columns(pg, ADMIN_TABLE)
+    missing = [c for c in ADMIN_REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise DatabaseError(
+            f"{where}: {ADMIN_TABLE} has no column {', '.join(missing)}; not Caracal's "
+            "admin audit table"
+        )
+    return _load(con, LOADED_TABLE, ADMIN_SCHEMA,
+                 _admin_batches(pg, columns, zones, since, until, source, block_bytes))
+
+
+def _admin_batches(
+    pg: psycopg.Connection,
+    columns: list[str],
+    zones: list[str],
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    source: str,
+    block_bytes: int,
+) -> Iterator[pa.RecordBatch]:
+    """The admin rows as batches of ADMIN_SCHEMA: the table's columns as ``_select``
+    reads events (jsonb as its ``::text``, times as UTC text), and what the readers of
+    the dumps derive (``signed``, ``change_kind``, ``changed_fields``, the absent
+    columns) computed by the server from the same row, as ``admin.read`` computes them."""
+    from psycopg import sql
+
+    from .admin.model import ABSENT_FIELD, ADMIN_SCHEMA, TABLE_COLUMNS
+
+    present = [n for n in TABLE_COLUMNS if n in columns]
+    absent = ",".join(n for n in TABLE_COLUMNS if n not in columns) or None
+    select = []
+    types: dict[str, pa.DataType] = {}
+    for name in present:
+        ident = sql.Identifier(name).as_string(pg)
+        if name == "occurred_at":
+            select.append(ident)  # printed in the session's UTC / ISO settings
+            types[name] = pa.string()
+        else:
+            cast = {"chain_seq": "bigint", "status_code": "integer"}.get(name, "text")
+            select.append(f"{ident}::{cast}")
+            types[name] = ADMIN_SCHEMA.field(name).type
+    select.append("(chain_hmac IS NOT NULL)::integer" if "chain_hmac" in present else "NULL")
+    payload = "payload_json::jsonb" if "payload_json" in present else "NULL::jsonb"
+    select.append(f"CASE WHEN jsonb_typeof({payload} -> 'change_kind') = 'string' "
+                  f"THEN {payload} ->> 'change_kind' END")
+    select.append(
+        "(SELECT string_agg(CASE WHEN jsonb_typeof(e) = 'string' THEN e #>> '{}' "
+        "ELSE e::text END, ' ' ORDER BY n) FROM jsonb_array_elements(CASE WHEN "
+        f"jsonb_typeof({payload} -> 'changed_fields') = 'array' THEN {payload} -> "
+        "'changed_fields' END) WITH ORDINALITY AS f(e, n))")
+    types.update(signed=pa.bool_(), change_kind=pa.string(), changed_fields=pa.string())
+    prefix, where, params = _where(zones, since, until, ADMIN_TABLE)
+    query = prefix + f"SELECT {', '.join(select)} FROM {ADMIN_TABLE}{where}"
+    derived = {ABSENT_FIELD: lambda n, first: pa.array([absent] * n, pa.string())}
+    yield from _batches(pg, query, params, types, ADMIN_SCHEMA, source, derived, block_bytes)
+
+
+def _watermark(pg: psycopg.Connection, where: str) -> dict[str, str | None]:
+    """audit_export_watermark as {name: last exported hour}, each hour as ISO 8601 UTC
+    (``2026-05-11T10:00:00Z``) when it is a timestamp, else as the table's text."""
+    kinds = dict(pg.execute(
+        "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+        "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+        [WATERMARK_TABLE],
+    ).fetchall())
+    if "last_exported_hour" not in kinds:
+        raise DatabaseError(f"{where}: {WATERMARK_TABLE} has no column last_exported_hour")
+    hour = {
+        "timestamp with time zone": (
+            """to_char(last_exported_hour AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""),
+        "timestamp without time zone": (
+            """to_char(last_exported_hour, 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""),
+    }.get(kinds["last_exported_hour"], "last_exported_hour::text")
+    name = "name::text" if "name" in kinds else f"'{WATERMARK_NAME}'"
+    rows = pg.execute(f"SELECT {name}, {hour} FROM {WATERMARK_TABLE} ORDER BY 1").fetchall()
+    return {str(n): h for n, h in rows}
 
 
 def _columns(pg: psycopg.Connection, table: str) -> list[str]:
@@ -635,7 +777,8 @@ def _database_error(error: BaseException, where: str) -> DatabaseError:
     primary = (diag.message_primary if diag is not None else None) or _one_line(error)
     if isinstance(error, pgerrors.InsufficientPrivilege):
         return DatabaseError(
-            f"{where}: {primary} (the role needs SELECT on {EVENTS_TABLE} and {ALERTS_TABLE})"
+            f"{where}: {primary} (the role needs SELECT on {EVENTS_TABLE} and {ALERTS_TABLE}, "
+            f"and on {ADMIN_TABLE} and {WATERMARK_TABLE} where they exist)"
         )
     if isinstance(error, pgerrors.UndefinedTable):
         return DatabaseError(f"{where}: no such table: {primary}")

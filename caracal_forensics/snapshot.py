@@ -37,8 +37,8 @@ __all__ = ["Snapshot", "open_sources", "connect"]
 def open_sources(paths: list[str], on_bad_line: str = "error", *,
                  by_zone: bool = False, exclude: Sequence[str] = ()) -> Snapshot:
     """Scan, detect and load the inputs (``loading.load_sources``); the result has the
-    views ``events``, ``unique_events`` and ``alerts``. ``by_zone``: lay the events out
-    for ``ingest`` (see ``load_sources``)."""
+    views ``events``, ``unique_events``, ``alerts`` and ``admin_events``. ``by_zone``:
+    lay the events out for ``ingest`` (see ``load_sources``)."""
     loaded = load_sources(paths, on_bad_line, by_zone=by_zone, exclude=exclude)
     snap = Snapshot(loaded.con, loaded.inputs, loaded.bad)
     # ingest opens the same again by zone (what scan left out is left out again)
@@ -107,13 +107,14 @@ class Snapshot:
     def _data_files(self) -> list[str]:
         """The files DuckDB reads behind the views: snapshots' parts and alerts, and the
         spool of the loaded events."""
-        from .sources.snapshot_dir import alerts_file, event_files
+        from .sources.snapshot_dir import admin_files, alerts_file, event_files
 
         files: list[str] = []
         for source in self.inputs:
             if source.shape == Shape.SNAPSHOT:
                 alerts = alerts_file(source.path)
-                files += [*event_files(source.path), *([alerts] if alerts else [])]
+                files += [*event_files(source.path), *([alerts] if alerts else []),
+                          *admin_files(source.path)]
         layout = self.layout
         if layout is not None and layout.spool is not None:
             files += layout.spool.files
@@ -131,6 +132,30 @@ class Snapshot:
         if self._confined is None:
             self._confined = confined_twin(self._con, self._data_files())
         return self._confined
+
+    @property
+    def admin_events(self) -> pl.LazyFrame:
+        """Every admin change (``admin_audit_events``, FORMAT.md 8) of every source, as a
+        lazy polars frame (view ``admin_events``; empty when no source holds any)."""
+        return self._con.sql("SELECT * FROM admin_events").pl(lazy=True)
+
+    def admin_changes(self, **filters: Any) -> pl.DataFrame:
+        """The newest ``limit`` matching admin changes (0 = all), oldest first, each once,
+        as ``admin tail`` lists them; the filters are ``admin.changes.AdminFilters``'s
+        (zone, actor, entity_type, entity_id, method, status, since, until, limit)."""
+        import polars as pl
+
+        from .admin.changes import AdminFilters, select_changes
+
+        table = select_changes(self._con, AdminFilters.build(**filters))
+        return pl.from_arrow(table)  # type: ignore[return-value]
+
+    def timeline(self, zone: str, since: Any = None, until: Any = None, **options: Any):
+        """Admin changes and decision events of ``zone`` in one order, runs of identical
+        decisions of one principal collapsed (``admin.timeline.Timeline``)."""
+        from .admin.timeline import timeline
+
+        return timeline(self._con, zone, since=since, until=until, **options)
 
     def count(self) -> int:
         return self._con.sql("SELECT count(*) FROM events").fetchall()[0][0]

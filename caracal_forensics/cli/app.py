@@ -25,6 +25,11 @@ audit_app = typer.Typer(
     help="Read the audit stream (mirrors `caracal audit`).", no_args_is_help=True
 )
 app.add_typer(audit_app, name="audit")
+admin_app = typer.Typer(
+    help="Read the admin changes, the second chain (admin_audit_events).",
+    no_args_is_help=True,
+)
+app.add_typer(admin_app, name="admin")
 
 
 def version_callback(value: bool) -> None:
@@ -49,12 +54,26 @@ def _register_commands() -> None:
     importing ``cli`` stays light; registering twice does nothing."""
     if app.registered_commands:
         return
-    from . import alerts, audit, explain, ingest, query, report, snapshot, stats, verify
+    from . import (
+        admin,
+        alerts,
+        audit,
+        explain,
+        ingest,
+        query,
+        report,
+        snapshot,
+        stats,
+        timeline,
+        verify,
+    )
 
     for command in (alerts.alerts, explain.explain, ingest.ingest, query.query, query.sql,
-                    verify.verify, report.report, snapshot.snapshot, stats.stats):
+                    verify.verify, report.report, snapshot.snapshot, stats.stats,
+                    timeline.timeline):
         app.command()(command)
     audit_app.command()(audit.tail)
+    admin_app.command()(admin.tail)
 
 
 #: set to show the traceback of an unexpected error instead of its one line
@@ -127,6 +146,11 @@ FLAGS = {
     "out_dir": "--out",
     "param": "--param",
     "load_queries()": "`caracal-forensics query --list`",
+    "actor": "--actor",
+    "entity_type": "--entity-type",
+    "entity_id": "--entity-id",
+    "method": "--method",
+    "status": "--status",
 }
 
 

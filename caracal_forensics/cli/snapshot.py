@@ -52,8 +52,9 @@ def snapshot(
         bool, typer.Option("--json", help="Print the manifest as JSON.")
     ] = False,
 ) -> None:
-    """Read audit_events and audit_ingest_alerts from PostgreSQL in one read-only
-    REPEATABLE READ transaction and write them as a canonical snapshot."""
+    """Read audit_events and audit_ingest_alerts (and admin_audit_events and
+    audit_export_watermark where they exist) from PostgreSQL in one read-only REPEATABLE
+    READ transaction and write them as a canonical snapshot."""
     from ..outputs import refuse_overwriting_inputs
     from ..pgsnapshot import take_snapshot
 
@@ -64,8 +65,10 @@ def snapshot(
         print(json.dumps(manifest, indent=2))
         return
     source = manifest["source"]
+    admin = (f", {manifest['admin_events']} admin changes"
+             if source.get("admin_table") == "present" else "")
     print(
-        f"wrote {manifest['events']} events, {manifest['alerts']} alerts in "
+        f"wrote {manifest['events']} events, {manifest['alerts']} alerts{admin} in "
         f"{len(manifest['zones'])} zone(s) from {source['connection']} "
         f"(as of {source['snapshot_time']}) to {out}"
     )

@@ -1,8 +1,9 @@
 """The canonical snapshot directory that ``ingest`` and ``snapshot`` write.
 
 Layout: ``manifest.json``, ``events/*.parquet`` (EVENT_SCHEMA, sorted by zone_id and
-chain_seq, zstd) and ``alerts.parquet``. Read through DuckDB directly, it is the fastest
-source: no Python touches its rows.
+chain_seq, zstd), ``alerts.parquet`` and, when the sources held admin rows (FORMAT.md 8),
+``admin/*.parquet`` (the admin model's schema, sorted by chain and chain_seq). Read
+through DuckDB directly, it is the fastest source: no Python touches its rows.
 
 The manifest lists every data file with its size and SHA-256. Every open checks the
 files against it cheaply (:func:`check_snapshot`: sizes and Parquet footers); ``verify``
@@ -31,6 +32,27 @@ from ._marker import (  # noqa: F401 - re-exported
     is_snapshot_dir,
 )
 
+#: A snapshot's admin rows (admin_audit_events): their own part files, beside the events.
+ADMIN_DIR = "admin"
+
+
+def admin_files(directory: str) -> list[str]:
+    """A snapshot's admin parts, in order (none when its sources held no admin row)."""
+    import glob
+
+    return sorted(glob.glob(os.path.join(directory, ADMIN_DIR, "*.parquet")))
+
+
+def last_exported_hour(directory: str) -> str | None:
+    """The hour up to which Caracal's hourly upload was complete when ``snapshot --dsn``
+    read ``audit_export_watermark`` (ISO 8601 UTC, its ``parquet-hourly`` row), or None:
+    the database had no watermark, or the snapshot was made by ``ingest``."""
+    value = load_manifest(directory).get("last_exported_hour")
+    if value is not None and not isinstance(value, str):
+        raise InputError(os.path.join(directory, MANIFEST),
+                         '"last_exported_hour" must be a string or null')
+    return value
+
 
 def check_snapshot(directory: str) -> int:
     """Check the snapshot against its manifest without hashing (stat calls and Parquet
@@ -42,7 +64,7 @@ def check_snapshot(directory: str) -> int:
     manifest_path = os.path.join(directory, MANIFEST)
     listed = listed_files(directory, load_manifest(directory))
     known = {item.path for item in listed}
-    present = event_files(directory)
+    present = event_files(directory) + admin_files(directory)
     if os.path.lexists(os.path.join(directory, ALERTS_FILE)):
         present.append(os.path.join(directory, ALERTS_FILE))
     for path in present:
@@ -55,28 +77,32 @@ def check_snapshot(directory: str) -> int:
         if size != item.bytes:
             raise InputError(item.path, f"{size} bytes, but {manifest_path} lists "
                              f"{item.bytes} (changed since the snapshot was written)")
-    return sum(_event_part_rows(path) for path in event_files(directory))
-
-
-def _event_part_rows(path: str) -> int:
-    """The rows of one event part, from its footer, once its schema is the model's."""
+    from ..admin.model import ADMIN_SCHEMA
     from ..model import EVENT_SCHEMA
+
+    for path in admin_files(directory):
+        _part_rows(path, ADMIN_SCHEMA, "admin")
+    return sum(_part_rows(path, EVENT_SCHEMA, "event") for path in event_files(directory))
+
+
+def _part_rows(path: str, model, what: str) -> int:
+    """The rows of one part file, from its footer, once its schema is ``model``'s."""
     from ._parquet import open_parquet
 
     parquet = open_parquet(path)
     schema = parquet.schema_arrow
-    if schema.names != EVENT_SCHEMA.names:
-        missing = [n for n in EVENT_SCHEMA.names if n not in schema.names]
-        extra = [n for n in schema.names if n not in EVENT_SCHEMA.names]
+    if schema.names != model.names:
+        missing = [n for n in model.names if n not in schema.names]
+        extra = [n for n in schema.names if n not in model.names]
         detail = "; ".join(part for part in (
             f"missing {', '.join(missing)}" if missing else "",
             f"unexpected {', '.join(extra)}" if extra else "",
         ) if part) or "in another order"
-        raise InputError(path, f"not a snapshot event file: its columns differ from the "
-                         f"event model ({detail})")
-    for field, expected in zip(schema, EVENT_SCHEMA, strict=True):
+        raise InputError(path, f"not a snapshot {what} file: its columns differ from the "
+                         f"{what} model ({detail})")
+    for field, expected in zip(schema, model, strict=True):
         if field.type != expected.type:
-            raise InputError(path, f"not a snapshot event file: column {field.name} is "
+            raise InputError(path, f"not a snapshot {what} file: column {field.name} is "
                              f"{field.type}, not {expected.type}")
     return parquet.metadata.num_rows
 

@@ -27,6 +27,8 @@ VECTOR_API = VECTORS / "upstream" / "api"
 FIXTURES = ROOT / "fixtures"
 FIXTURE_EXPORT = FIXTURES / "export"
 FIXTURE_KEY_FILE = FIXTURES / "key.hex"
+#: A small incident in both chains (fixtures/make_incident.py): events and admin changes.
+FIXTURE_INCIDENT = FIXTURES / "incident"
 
 #: Test data: the seed's recipes and the like.
 DATA = TESTS / "data"

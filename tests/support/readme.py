@@ -119,8 +119,8 @@ def _is_command(line: str) -> bool:
 
 def lay_out(folder: Path) -> Path:
     """Make ``folder`` hold what the examples name: export/, audit/, audit-q4/, key.hex,
-    admin/ (the admin chain fixtures), and case/ (an export with a stray ``notes.json``,
-    for ``--exclude``)."""
+    admin/ (the admin chain fixtures), case/ (an export with a stray ``notes.json``, for
+    ``--exclude``) and incident/ (admin changes beside events)."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(FIXTURES / "export", folder / "export")
     shutil.copytree(FIXTURES / "export", folder / "case")
@@ -129,6 +129,7 @@ def lay_out(folder: Path) -> Path:
     shutil.copytree(FIXTURES / "export" / "ocsf" / "audit", folder / "audit-q4")
     shutil.copy(FIXTURES / "key.hex", folder / "key.hex")
     shutil.copytree(FIXTURES / "admin", folder / "admin")  # the admin chain's shapes
+    shutil.copytree(FIXTURES / "incident", folder / "incident")  # both chains, one incident
     return folder
 
 
