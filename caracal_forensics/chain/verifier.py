@@ -15,15 +15,30 @@ Either way a canonical snapshot's files are hashed against its manifest meanwhil
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .report import MAX_FINDINGS_PER_KIND, InputSummary, Report
 
 if TYPE_CHECKING:  # not imported to run: the paths entry starts before pyarrow is loaded
+    import pyarrow as pa
+
     from ..sources import InputFile
     from .digest import Progress
+
+
+def _snapshot_admin_rows(directories: Iterable[str]) -> pa.Table | None:
+    """The admin parts of the canonical snapshots ``directories`` as one table; None when
+    none has admin rows."""
+    from ..admin.snapshot import admin_rows
+
+    tables = [t for t in (admin_rows(d) for d in directories) if t.num_rows]
+    if not tables:
+        return None
+    import pyarrow as pa
+
+    return pa.concat_tables(tables)
 
 
 def _forget_zones(report: Report, elsewhere: set[str]) -> None:
@@ -115,7 +130,14 @@ class Verifier:
                             max_findings=self.max_findings)
         report = digests.amend(report)
         report.skipped_lines = snap.skipped_lines
-        return report
+        # the admin chain of the same sources: exports read beside the events and the
+        # admin part of a canonical snapshot alike sit in the view admin_events
+        from ..admin.snapshot import admin_rows
+
+        rows = admin_rows(snap)
+        if not rows.num_rows:
+            return report
+        return self.with_admin(report, self._verify_admin_table(rows, snap.inputs))
 
     # --- over paths -------------------------------------------------------------------
 
@@ -144,6 +166,8 @@ class Verifier:
                 raise UsageError(f"no export files found in {', '.join(paths)}")
             admin = [i for i in found_all if i.holds_admin]
             inputs = [i for i in found_all if not i.holds_admin]
+            # a canonical snapshot keeps the admin chain as its own part (ingest)
+            held = _snapshot_admin_rows(i.path for i in inputs if i.shape == Shape.SNAPSHOT)
             report = None
             if inputs:
                 started = {os.path.realpath(p) for p in named}
@@ -157,29 +181,43 @@ class Verifier:
                 inner.amend(report)
         if report is not None:
             outer.amend(report)
-        return self.with_admin(report, self.verify_admin_inputs(admin) if admin else None)
+        admin_report = (self.verify_admin_inputs(admin, held) if admin or held is not None
+                        else None)
+        return self.with_admin(report, admin_report)
 
     # --- the admin chain (FORMAT.md 8) ----------------------------------------------
 
-    def verify_admin_inputs(self, inputs: list[InputFile]) -> Report:
+    def verify_admin_inputs(self, inputs: list[InputFile],
+                            held: pa.Table | None = None) -> Report:
         """Verify the admin change exports among the inputs (``sources.scan(...,
-        admin=True)``), with the same key, anchor (its admin section) and zones."""
+        admin=True)``), with the same key, anchor (its admin section) and zones; ``held``:
+        admin rows already read (a snapshot's admin part), verified with them."""
         from ..admin import read_admin_inputs
-        from ..admin.verify import verify_admin_table
         from ..sources import BadLines, Fingerprints
 
         bad = BadLines(skip=self.on_bad_line == "skip")
         hashing = Fingerprints(inputs)
         try:
-            table = read_admin_inputs(inputs, bad)
+            table = read_admin_inputs(inputs, bad) if inputs else None
             hashing.wait()
         finally:
             hashing.cancel()
-        report = verify_admin_table(table, key=self.key_bytes, zones=self._zone_list(),
-                                    anchor=self.anchor_report, inputs=inputs,
-                                    max_findings=self.max_findings)
+        if held is not None:
+            import pyarrow as pa
+
+            table = held if table is None else pa.concat_tables(
+                [table.select(held.schema.names).cast(held.schema), held])
+        assert table is not None
+        report = self._verify_admin_table(table, inputs)
         report.skipped_lines = bad.count
         return report
+
+    def _verify_admin_table(self, table: pa.Table, inputs: Sequence[InputFile]) -> Report:
+        from ..admin.verify import verify_admin_table
+
+        return verify_admin_table(table, key=self.key_bytes, zones=self._zone_list(),
+                                  anchor=self.anchor_report, inputs=inputs,
+                                  max_findings=self.max_findings)
 
     def verify_admin_paths(self, paths: Sequence[str | os.PathLike[str]]) -> Report | None:
         """The admin chain's report over the admin exports at ``paths``; None if none."""
