@@ -24,6 +24,7 @@ from ._io import (
     file_sha256,
     file_states,
     is_export_name,
+    open_raw,
 )
 from .detect import detect_shape
 from .registry import holds_alerts, shape_named
@@ -56,6 +57,8 @@ class InputFile:
     #: the file's state when it was found (``_io.file_states``): reading it, and taking its
     #: fingerprint, must end with it unchanged, so that both are of the same bytes
     states: Any = field(default=None, repr=False, compare=False)
+    #: an object's ETag (``s3://`` inputs only, ``objects.ObjectState``), else None
+    etag: str | None = None
 
     @property
     def holds_alerts(self) -> bool:
@@ -63,7 +66,8 @@ class InputFile:
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in ("reader_tap", "states")}
+                if f.name not in ("reader_tap", "states")
+                and not (f.name == "etag" and self.etag is None)}
 
 
 def scan(paths: list[str], fingerprint: bool = True,
@@ -107,8 +111,14 @@ def scan(paths: list[str], fingerprint: bool = True,
             states = file_states(path)
         size, digest = known.fingerprint(path) if fingerprint else (0, "")
         found.append(InputFile(path=path, shape=shape, bytes=size, sha256=digest, rows=rows,
-                               states=states))
+                               states=states, etag=_etag(path, states)))
     return found
+
+
+def _etag(path: str, states: dict) -> str | None:
+    """The ETag an object had when found (what the report hands over beside its SHA-256)."""
+    state = states.get(path)
+    return getattr(state, "etag", None)
 
 
 def _patterns(exclude: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -201,7 +211,7 @@ class Fingerprints:
                 # ask for the GIL rarely, which busy reader threads make slow to get.
                 buffer = bytearray(self.CHUNK)
                 view = memoryview(buffer)
-                with open(source.path, "rb", buffering=0) as handle:
+                with open_raw(source.path) as handle:
                     while got := handle.readinto(buffer):
                         if self._stop.is_set():
                             return
@@ -258,9 +268,11 @@ def _reader_tap(source: InputFile):
     import os
 
     from ._io import FileDigest
+    from .objects import is_object_url
 
     shape = shape_named(source.shape)
-    if shape is None or not os.path.isfile(source.path) or not shape.taps(source.path):
+    if shape is None or not (is_object_url(source.path) or os.path.isfile(source.path)) \
+            or not shape.taps(source.path):
         return None
     tap = FileDigest(source.path)
     source.reader_tap = tap
@@ -346,4 +358,6 @@ def _shape(path: str, name: str):
 def _realpath(path: str) -> str:
     import os
 
-    return os.path.realpath(path)
+    from .objects import is_object_url
+
+    return path if is_object_url(path) else os.path.realpath(path)

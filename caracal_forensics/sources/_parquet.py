@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from ..errors import InputError
 from ._io import compression_of, open_binary
+from .objects import is_object_url, open_file
 
 
 def open_parquet(path: str) -> pq.ParquetFile:
@@ -18,6 +19,8 @@ def open_parquet(path: str) -> pq.ParquetFile:
         if compression_of(path):
             with open_binary(path) as stream:
                 return pq.ParquetFile(io.BytesIO(stream.read()))
+        if is_object_url(path):  # read by ranged GETs: the footer, then each row group
+            return pq.ParquetFile(open_file(path)[0])
         return pq.ParquetFile(path, memory_map=False)
     except InputError:
         raise
