@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .report import MAX_FINDINGS_PER_KIND, InputSummary, Report
@@ -47,6 +48,7 @@ class Verifier:
     on_bad_line: str = "error"
     exclude: Sequence[str] = ()
     max_findings: int = MAX_FINDINGS_PER_KIND
+    through: str | datetime | None = None
 
     def __post_init__(self) -> None:
         from ..errors import check_on_bad_line
@@ -64,6 +66,10 @@ class Verifier:
                  else tuple(self.zones))
         set_(self, "exclude", (self.exclude,) if isinstance(self.exclude, str)
              else tuple(self.exclude))
+        if self.through is not None:
+            from .hours import parse_hour
+
+            set_(self, "through", parse_hour(self.through))
 
     @property
     def key_bytes(self) -> bytes | None:
@@ -97,7 +103,13 @@ class Verifier:
                             max_findings=self.max_findings)
         report = digests.amend(report)
         report.skipped_lines = snap.skipped_lines
-        return report
+        return self._hours(report)
+
+    def _hours(self, report: Report) -> Report:
+        """``report`` with the hours missing from its hourly files (``chain/hours.py``)."""
+        from .hours import amend
+
+        return amend(report, self.through)  # type: ignore[arg-type] - parsed when made
 
     # --- over paths -------------------------------------------------------------------
 
@@ -130,7 +142,7 @@ class Verifier:
                 report = self._verify_inputs(paths, inputs, progress)
             inner.amend(report)
         outer.amend(report)
-        return report
+        return self._hours(report)
 
     def _verify_inputs(self, paths: list[str], inputs: list[InputFile],
                        progress: Progress | None) -> Report:

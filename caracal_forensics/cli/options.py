@@ -80,6 +80,17 @@ RecoverOption = Annotated[
         help="Recover OCSF rows' microseconds so their content hash can be proven.",
     ),
 ]
+ThroughOption = Annotated[
+    str | None,
+    typer.Option(
+        "--through",
+        metavar="HOUR",
+        help="The hourly OCSF upload is complete through this hour (UTC, e.g. "
+        "2026-05-11T10): an hour without a file from the first found through it is "
+        "reported (missing_hour). Default: the watermark a snapshot's manifest records.",
+        show_default=False,
+    ),
+]
 
 
 def resolve_sources(sources: list[str] | None) -> list[str]:
