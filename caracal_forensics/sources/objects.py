@@ -162,8 +162,9 @@ def expand(url: str, is_data_name) -> Iterator[tuple[str, bool]]:
             return
     prefix = _path(url)
     try:
-        infos = store.get_file_info(fs.FileSelector(prefix, recursive=True,
-                                                    allow_not_found=True))
+        infos = store.get_file_info(fs.FileSelector(prefix, recursive=True))
+    except FileNotFoundError:  # the bucket is there (else "no such bucket"), the prefix not
+        infos = []
     except Exception as error:
         raise store_error(url, error, "cannot list") from None
     files = sorted(i.path for i in infos if i.type == fs.FileType.File)
