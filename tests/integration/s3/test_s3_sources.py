@@ -243,3 +243,11 @@ def test_no_hour_is_missing_through_the_last_file(ocsf_url):
     report = json.loads(result.out)
     assert result.code == 0 and report["status"] == "intact"
     assert report["checks"]["hours"].endswith("none missing")
+
+
+def test_following_a_bucket_is_a_usage_error(ocsf_url):
+    result = run_cli("audit", "tail", "--follow", "--follow-max-seconds", "0",
+                     "--source", ocsf_url)
+    assert result.code == 2
+    assert "--source in object storage (s3://) cannot be followed" in one_error_line(
+        result.err)
