@@ -123,16 +123,18 @@ def compression_of(path: str) -> str | None:
     return None
 
 
-def open_binary(path: str, tap: FileDigest | None = None) -> BinaryIO:
+def open_binary(path: str, tap: FileDigest | None = None, *,
+                request: int = objects.READ_BYTES) -> BinaryIO:
     """The file's decompressed bytes as a stream, opened read-only; ``tap`` sees the
     bytes as stored, as the stream reads them. A stream read to its end checks that the
     file ended where it did when it was opened (``_Watched``): one truncated, grown or
-    rewritten meanwhile is an InputError, not half its events."""
+    rewritten meanwhile is an InputError, not half its events. ``request``: the bytes an
+    object's stream asks the store for at a time (a peek asks for less)."""
     kind = compression_of(path)
     # buffered in C: the decompressors' small reads do not each call _Watched (an
     # object's reads are requests: fewer, larger)
     if objects.is_object_url(path):
-        raw = io.BufferedReader(_WatchedObject(path, tap), objects.READ_BYTES)
+        raw = io.BufferedReader(_WatchedObject(path, tap), request)
     else:
         raw = io.BufferedReader(_Watched(path, tap), 1 << 17)
     if kind == "gzip":
@@ -314,8 +316,10 @@ PEEK_BYTES = 65536
 def peek(path: str, size: int = PEEK_BYTES) -> bytes:
     """Up to ``size`` decompressed bytes from the start of the file."""
     try:
-        with open_binary(path) as stream:
+        with open_binary(path, request=max(size, 1 << 16)) as stream:
             return stream.read(size)
+    except InputError:  # the store refused (objects.store_error): said as it is
+        raise
     except (OSError, EOFError) as error:
         raise InputError(path, f"cannot decompress: {error}") from None
     except Exception as error:  # zstandard.ZstdError and friends

@@ -68,23 +68,47 @@ _ENVIRONMENT = (ENDPOINT_ENV, *AWS_ENDPOINT_ENVS, "AWS_ACCESS_KEY_ID", "AWS_SECR
                 "AWS_DEFAULT_REGION", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")
 
 
-def filesystem():
-    """The pyarrow S3FileSystem for the current environment (one per environment)."""
-    state = tuple(os.environ.get(name) for name in _ENVIRONMENT)
+def filesystem(bucket: str = ""):
+    """The pyarrow S3FileSystem for the current environment and ``bucket`` (its region)."""
+    state = (*(os.environ.get(name) for name in _ENVIRONMENT), bucket)
     found = _filesystems.get(state)
     if found is None:
-        found = _filesystems[state] = _make_filesystem()
+        found = _filesystems[state] = _make_filesystem(bucket)
     return found
 
 
-def _make_filesystem():
+def configured_region() -> str | None:
+    """The region as the AWS tools find it: ``AWS_REGION``, ``AWS_DEFAULT_REGION``, else
+    the profile's (``AWS_PROFILE``, else default) ``region`` in the config file."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        return region
+    import configparser
+
+    profile = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or "default"
+    path = os.environ.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config")
+    config = configparser.RawConfigParser()
+    try:
+        config.read(path, encoding="utf-8")
+    except (OSError, configparser.Error):
+        return None
+    section = profile if profile == "default" else f"profile {profile}"
+    return config.get(section, "region", fallback=None) or None
+
+
+def _make_filesystem(bucket: str):
     from pyarrow import fs
 
     options: dict[str, Any] = {}
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = configured_region()
+    given = endpoint()
+    if region is None and not given and bucket:
+        try:  # AWS itself: the bucket's own region (pyarrow would take us-east-1)
+            region = fs.resolve_s3_region(bucket)
+        except Exception:
+            region = None  # the first request says what is wrong
     if region:
         options["region"] = region
-    given = endpoint()
     if given:
         match = re.fullmatch(r"(?:(https?)://)?([^/]+)/?", given)
         if match is None:
@@ -141,6 +165,10 @@ def _path(url: str) -> str:
     return f"{bucket}/{key}".rstrip("/") if key else bucket
 
 
+def _store(url: str):
+    return filesystem(split_url(url)[0])
+
+
 # --- listing --------------------------------------------------------------------------
 
 
@@ -150,8 +178,8 @@ def expand(url: str, is_data_name) -> Iterator[tuple[str, bool]]:
     there is an InputError, as a path naming nothing is."""
     from pyarrow import fs
 
-    store = filesystem()
-    bucket, key = split_url(url)
+    store = _store(url)
+    _bucket, key = split_url(url)
     if key and not key.endswith("/"):
         try:
             info = store.get_file_info(_path(url))
@@ -213,7 +241,7 @@ class ObjectState:
 def object_state(url: str) -> ObjectState:
     """The object's state now (one HEAD request); InputError when it cannot be had."""
     try:
-        with filesystem().open_input_file(_path(url)) as handle:
+        with _store(url).open_input_file(_path(url)) as handle:
             return ObjectState.of(handle)
     except Exception as error:
         raise store_error(url, error) from None
@@ -234,7 +262,7 @@ def open_file(url: str):
     """A random-access pyarrow file of the object (for Parquet: the footer, then row
     groups, each by ranged GETs) and its state when opened."""
     try:
-        handle = filesystem().open_input_file(_path(url))
+        handle = _store(url).open_input_file(_path(url))
     except Exception as error:
         raise store_error(url, error) from None
     return handle, ObjectState.of(handle)
