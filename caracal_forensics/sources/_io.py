@@ -112,8 +112,11 @@ def read_document(path: str, limit: int, what: str) -> bytes:
 def compression_of(path: str) -> str | None:
     """'gzip', 'zstd' or None, from the file's first bytes (not its name)."""
     try:
-        with open_raw(path) as handle:
-            head = handle.read(4)
+        if objects.is_object_url(path):
+            head = objects.read_head(path, 4)
+        else:
+            with open(path, "rb") as handle:
+                head = handle.read(4)
     except OSError as error:
         raise InputError(path, f"cannot read: {error.strerror or error}") from None
     if head.startswith(GZIP_MAGIC):
@@ -134,7 +137,8 @@ def open_binary(path: str, tap: FileDigest | None = None, *,
     # buffered in C: the decompressors' small reads do not each call _Watched (an
     # object's reads are requests: fewer, larger)
     if objects.is_object_url(path):
-        raw = io.BufferedReader(_WatchedObject(path, tap), request)
+        # the buffer hands over what each piece fetched ahead holds
+        raw = io.BufferedReader(_WatchedObject(path, tap, request), 1 << 17)
     else:
         raw = io.BufferedReader(_Watched(path, tap), 1 << 17)
     if kind == "gzip":
@@ -280,9 +284,10 @@ class _WatchedObject(io.RawIOBase):
     end the bytes read must be its size when opened and its ETag unchanged (asked again
     of the store: a ranged GET after a new upload reads the new object's bytes)."""
 
-    def __init__(self, path: str, tap: FileDigest | None = None):
+    def __init__(self, path: str, tap: FileDigest | None = None,
+                 request: int = objects.READ_BYTES):
         self._path, self._tap = path, tap
-        self._raw = objects.RawObject(path)
+        self._raw = objects.RawObject(path, request)
         self._state = self._raw.state
         self._at = 0
 

@@ -19,8 +19,8 @@ def open_parquet(path: str) -> pq.ParquetFile:
         if compression_of(path):
             with open_binary(path) as stream:
                 return pq.ParquetFile(io.BytesIO(stream.read()))
-        if is_object_url(path):  # read by ranged GETs: the footer, then each row group
-            return pq.ParquetFile(open_file(path)[0])
+        if is_object_url(path):  # ranged GETs: the footer, then each row group's columns
+            return pq.ParquetFile(open_file(path)[0], pre_buffer=True)  # coalesced
         return pq.ParquetFile(path, memory_map=False)
     except InputError:
         raise

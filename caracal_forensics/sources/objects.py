@@ -32,8 +32,8 @@ SCHEME = "s3://"
 ENDPOINT_ENV = "CARACAL_FORENSICS_S3_ENDPOINT"
 #: Read in this order when ENDPOINT_ENV is not set (the AWS tools' own names).
 AWS_ENDPOINT_ENVS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
-#: What a stream asks of the store at a time: each read is one ranged GET.
-READ_BYTES = 8 << 20
+#: What a stream asks of the store at a time: each piece is one ranged GET.
+READ_BYTES = 16 << 20
 
 
 def is_object_url(path: object) -> bool:
@@ -269,28 +269,108 @@ def open_file(url: str):
 
 
 class RawObject(io.RawIOBase):
-    """An object read from its first byte to its last, as a raw binary stream."""
+    """An object read from its first byte to its last, as a raw binary stream.
 
-    def __init__(self, url: str):
+    The next ``request`` bytes are fetched (one ranged GET each) on a thread of the
+    stream's own while the reader works through the last ones, at most ``AHEAD`` pieces
+    ahead: a request's round trip no longer stalls the reader. Only the bytes the object
+    had when opened are asked for; one uploaded again meanwhile is told by its ETag
+    (``_io._WatchedObject``)."""
+
+    #: pieces fetched ahead of the reader (each ``request`` bytes held at most)
+    AHEAD = 2
+
+    def __init__(self, url: str, request: int = READ_BYTES):
+        import queue
+        import threading
+
         self.url = url
         self._handle, self.state = open_file(url)
+        self._request = max(1, request)
+        self._piece = memoryview(b"")
+        self._at = 0
+        self._pieces: queue.Queue = queue.Queue(self.AHEAD)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._threading = threading
+
+    def _fetch(self) -> None:
+        """Put the object's pieces in order on the queue, then None (or the error)."""
+        import queue
+
+        offset, size = 0, self.state.size
+        try:
+            while offset < size and not self._stop.is_set():
+                piece = self._handle.read_at(min(self._request, size - offset), offset)
+                if not piece:
+                    break  # shorter now: the reader's end check says so
+                offset += len(piece)
+                self._put(piece)
+            item: Any = None
+        except Exception as error:  # re-raised by the reader, as the store said it
+            item = error
+        while not self._stop.is_set():
+            try:
+                self._pieces.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _put(self, piece) -> None:
+        import queue
+
+        while not self._stop.is_set():
+            try:
+                self._pieces.put(piece, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer) -> int:
-        try:
-            return self._handle.readinto(buffer)
-        except Exception as error:
-            raise store_error(self.url, error) from None
+        if not self._piece:
+            if self._thread is None:
+                self._thread = self._threading.Thread(target=self._fetch, daemon=True,
+                                                      name="object-read-ahead")
+                self._thread.start()
+            elif self._at >= self.state.size:
+                return 0
+            item = self._pieces.get()
+            if item is None:
+                self._pieces.put(None)  # every later read is the end too
+                return 0
+            if isinstance(item, BaseException):
+                raise store_error(self.url, item) from None
+            self._piece = memoryview(item)
+        got = min(len(buffer), len(self._piece))
+        memoryview(buffer).cast("B")[:got] = self._piece[:got]
+        self._piece = self._piece[got:]
+        self._at += got
+        return got
 
     def tell(self) -> int:
-        return self._handle.tell()
+        return self._at
 
     def close(self) -> None:
         if not self.closed:
+            self._stop.set()
+            if self._thread is not None:
+                self._thread.join()
             self._handle.close()
         super().close()
+
+
+def read_head(url: str, size: int) -> bytes:
+    """The object's first ``size`` bytes (one ranged GET)."""
+    handle, _state = open_file(url)
+    try:
+        return handle.read_at(size, 0) if handle.size() else b""
+    except Exception as error:
+        raise store_error(url, error) from None
+    finally:
+        handle.close()
 
 
 def object_sha256(url: str) -> tuple[int, str]:
