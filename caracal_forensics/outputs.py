@@ -57,6 +57,11 @@ def refuse_overwriting_inputs(
     """
     called = {**PARAMETER_NAMES, **(names or {})}
     shown_out = f"{called['out']} {os.fspath(out)}"
+    from .sources.objects import is_object_url
+
+    if is_object_url(os.fspath(out)):  # else a local directory named "s3:" would be made
+        raise UsageError(f"{shown_out}: outputs are written to a local path, not to object "
+                         "storage")
     real_out = os.path.realpath(out)
     out_stat = _stat(out)
     protected = _protected(inputs, key_file, anchor, called)

@@ -34,6 +34,8 @@ COMMANDS = [
     ["verify", "--key-file", KEY],
     ["verify", "--key-file", KEY, "--json"],
     ["query", "deciding_policy_version"],
+    ["sql", "SELECT zone_id, count(*) FROM events GROUP BY 1 ORDER BY 1"],
+    ["alerts"],
 ]
 
 
@@ -251,3 +253,16 @@ def test_following_a_bucket_is_a_usage_error(ocsf_url):
     assert result.code == 2
     assert "--source in object storage (s3://) cannot be followed" in one_error_line(
         result.err)
+
+
+@pytest.mark.parametrize("argv", [
+    ["ingest", "--out", f"s3://{BUCKET}/snapshot/"],
+    ["verify", "--report", f"s3://{BUCKET}/report.json"],
+    ["report", "--out", f"s3://{BUCKET}/evidence.html"],
+], ids=["ingest", "verify", "report"])
+def test_outputs_are_not_written_to_a_bucket(argv, ocsf_url, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_cli(*argv, "--source", ocsf_url)
+    assert result.code == 2
+    assert "not to object storage" in one_error_line(result.err)
+    assert list(tmp_path.iterdir()) == []  # no local "s3:" directory either
