@@ -356,9 +356,10 @@ class RawObject(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             self._stop.set()
-            if self._thread is not None:
-                self._thread.join()
-            self._handle.close()
+            # a request under way is not waited for (Ctrl-C must not wait on the store):
+            # the fetching thread stops after it, and the handle goes with the thread
+            if self._thread is None or not self._thread.is_alive():
+                self._handle.close()
         super().close()
 
 
