@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 
 from ..errors import InputError
 from ._io import compression_of, open_binary
-from .objects import is_object_url, open_file
+from .objects import is_object_url, parquet_file
 
 
 def open_parquet(path: str) -> pq.ParquetFile:
@@ -20,7 +20,7 @@ def open_parquet(path: str) -> pq.ParquetFile:
             with open_binary(path) as stream:
                 return pq.ParquetFile(io.BytesIO(stream.read()))
         if is_object_url(path):  # ranged GETs: the footer, then each row group's columns
-            return pq.ParquetFile(open_file(path)[0], pre_buffer=True)  # coalesced
+            return parquet_file(path)
         return pq.ParquetFile(path, memory_map=False)
     except InputError:
         raise

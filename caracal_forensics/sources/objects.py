@@ -238,11 +238,37 @@ class ObjectState:
         return cls(handle.size(), etag.strip('"'))
 
 
+#: The state each object was last seen in (every HEAD records it): what was learnt of
+#: an object's bytes (``read_head``, ``parquet_file``) is used again only while the
+#: object is still seen in the state it was learnt in. Readers never depend on it for
+#: integrity: every read is held to the state found at the start by a fresh HEAD.
+_seen: dict[str, ObjectState] = {}
+_learnt: dict[tuple[str, str], tuple[ObjectState, Any]] = {}
+
+
+def _remember(url: str, state: ObjectState) -> ObjectState:
+    _seen[url] = state
+    return state
+
+
+def _recall(url: str, what: str) -> Any:
+    """What was learnt of the object as it is still seen, else None."""
+    found = _learnt.get((url, what))
+    if found is None or _seen.get(url) != found[0]:
+        return None
+    return found[1]
+
+
+def _learn(url: str, what: str, state: ObjectState, value: Any) -> Any:
+    _learnt[(url, what)] = (state, value)
+    return value
+
+
 def object_state(url: str) -> ObjectState:
     """The object's state now (one HEAD request); InputError when it cannot be had."""
     try:
         with _store(url).open_input_file(_path(url)) as handle:
-            return ObjectState.of(handle)
+            return _remember(url, ObjectState.of(handle))
     except Exception as error:
         raise store_error(url, error) from None
 
@@ -265,7 +291,7 @@ def open_file(url: str):
         handle = _store(url).open_input_file(_path(url))
     except Exception as error:
         raise store_error(url, error) from None
-    return handle, ObjectState.of(handle)
+    return handle, _remember(url, ObjectState.of(handle))
 
 
 class RawObject(io.RawIOBase):
@@ -364,14 +390,33 @@ class RawObject(io.RawIOBase):
 
 
 def read_head(url: str, size: int) -> bytes:
-    """The object's first ``size`` bytes (one ranged GET)."""
-    handle, _state = open_file(url)
+    """The object's first ``size`` bytes (one ranged GET; none again while the object is
+    seen unchanged: detection and each reader ask for its compression)."""
+    known = _recall(url, "head")
+    if known is not None and len(known) >= size:
+        return known[:size]
+    handle, state = open_file(url)
     try:
-        return handle.read_at(size, 0) if handle.size() else b""
+        data = handle.read_at(size, 0) if handle.size() else b""
     except Exception as error:
         raise store_error(url, error) from None
     finally:
         handle.close()
+    return _learn(url, "head", state, data)
+
+
+def parquet_file(url: str):
+    """A ``pyarrow.parquet.ParquetFile`` of the object, its column chunks fetched
+    coalesced (``pre_buffer``); the footer is read once per state of the object
+    (detection, then the reader, open it)."""
+    import pyarrow.parquet as pq
+
+    handle, state = open_file(url)
+    known = _recall(url, "parquet footer")
+    parquet = pq.ParquetFile(handle, pre_buffer=True, metadata=known)
+    if known is None:
+        _learn(url, "parquet footer", state, parquet.metadata)
+    return parquet
 
 
 def object_sha256(url: str) -> tuple[int, str]:
