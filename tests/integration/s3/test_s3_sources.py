@@ -266,3 +266,17 @@ def test_outputs_are_not_written_to_a_bucket(argv, ocsf_url, tmp_path, monkeypat
     assert result.code == 2
     assert "not to object storage" in one_error_line(result.err)
     assert list(tmp_path.iterdir()) == []  # no local "s3:" directory either
+
+
+def test_an_object_uploaded_again_after_it_was_found_is_refused(s3: S3Server):
+    """Found (its shape detected from the first upload's footer), then replaced before
+    its reading began: the new upload is read whole, and still refused at the end."""
+    from caracal_forensics.errors import InputError
+    from caracal_forensics.sources import BadLines, read_events, scan
+
+    s3.put("found/hour.parquet", HOURS[0].read_bytes())
+    url = f"s3://{BUCKET}/found/hour.parquet"
+    [found] = scan([url], fingerprint=False)
+    s3.put("found/hour.parquet", HOURS[2].read_bytes())
+    with pytest.raises(InputError, match="changed while it was read: .* it has 10,287 now"):
+        list(read_events(found, BadLines()))
