@@ -147,7 +147,7 @@ def amend(report: Report, through: datetime | None) -> Report:
     the watermark a snapshot among them records), and the check said in ``checks``."""
     from .manifests import add_findings
 
-    said = "through="
+    said = "the hour given"
     if through is None:
         through, said = snapshot_watermark(report.inputs), "the snapshot's watermark"
     if through is None:
