@@ -9,7 +9,7 @@ shape is one new module in ``shapes/`` plus a line in the registry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -27,6 +27,7 @@ from ._io import (
     open_raw,
 )
 from .detect import detect_shape
+from .objects import is_object_url
 from .registry import holds_alerts, shape_named
 from .shapes.base import DIRECTORY
 
@@ -86,7 +87,17 @@ def scan(paths: list[str], fingerprint: bool = True,
     exclude = _patterns(exclude)
     found: list[InputFile] = []
     seen: set[str] = set()
-    for path, explicit in expand_paths(paths):
+    expanded: Iterable[tuple[str, bool]] = expand_paths(paths)
+    prefetched: dict[str, Any] = {}
+    if any(is_object_url(path) for path in paths):  # objects: looked at on many threads
+        from ._io import PEEK_BYTES
+        from .objects import prefetch
+
+        expanded = list(expanded)
+        prefetched = prefetch([path for path, _explicit in expanded
+                               if is_object_url(path)
+                               and not (exclude and is_excluded(path, exclude))], PEEK_BYTES)
+    for path, explicit in expanded:
         if exclude and is_excluded(path, exclude):
             continue
         real = _realpath(path)
@@ -94,7 +105,8 @@ def scan(paths: list[str], fingerprint: bool = True,
             continue
         seen.add(real)
         try:  # before anything of it is read (detection too)
-            states = file_states(path)
+            states = ({path: prefetched[path]} if path in prefetched
+                      else file_states(path))
         except InputError:
             states = None  # detection says what is wrong with it
         try:
@@ -268,7 +280,6 @@ def _reader_tap(source: InputFile):
     import os
 
     from ._io import FileDigest
-    from .objects import is_object_url
 
     shape = shape_named(source.shape)
     if shape is None or not (is_object_url(source.path) or os.path.isfile(source.path)) \
@@ -357,7 +368,5 @@ def _shape(path: str, name: str):
 
 def _realpath(path: str) -> str:
     import os
-
-    from .objects import is_object_url
 
     return path if is_object_url(path) else os.path.realpath(path)

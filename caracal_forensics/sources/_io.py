@@ -320,6 +320,8 @@ PEEK_BYTES = 65536
 
 def peek(path: str, size: int = PEEK_BYTES) -> bytes:
     """Up to ``size`` decompressed bytes from the start of the file."""
+    if objects.is_object_url(path) and compression_of(path) is None:
+        return objects.read_head(path, size)  # fetched once (objects.prefetch)
     try:
         with open_binary(path, request=max(size, 1 << 16)) as stream:
             return stream.read(size)
