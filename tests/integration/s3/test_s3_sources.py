@@ -281,3 +281,11 @@ def test_an_object_uploaded_again_after_it_was_found_is_refused(s3: S3Server):
     now = f"{HOURS[2].stat().st_size:,}"
     with pytest.raises(InputError, match=f"changed while it was read: .* it has {now} now"):
         list(read_events(found, BadLines()))
+
+
+@pytest.mark.parametrize("pattern", ["2026-05-11T09.parquet", "11/*T1?.parquet", "05"])
+def test_exclude_leaves_out_objects_as_files(pattern, ocsf_url):
+    local = run_cli("stats", "--json", "--source", LOCAL, "--exclude", pattern)
+    remote = run_cli("stats", "--json", "--source", ocsf_url, "--exclude", pattern)
+    assert (remote.code, remote.out) == (local.code, local.out)
+    assert remote.err.replace(ocsf_url.rstrip("/"), str(LOCAL)) == local.err
