@@ -96,6 +96,11 @@ class Follower:
         check_on_bad_line(on_bad_line)
         if not paths:
             raise UsageError("paths must name at least one source to follow", "paths")
+        from .sources.objects import is_object_url
+
+        if any(is_object_url(path) for path in paths):  # written once per hour, never grown
+            raise UsageError("paths in object storage (s3://) cannot be followed: read "
+                             "them again for the hours uploaded since", "paths")
         if not interval or not math.isfinite(interval) or interval <= 0:
             raise UsageError(
                 f"interval must be a positive number of seconds, not {interval!r}", "interval")

@@ -57,6 +57,11 @@ def refuse_overwriting_inputs(
     """
     called = {**PARAMETER_NAMES, **(names or {})}
     shown_out = f"{called['out']} {os.fspath(out)}"
+    # (sources.objects.is_object_url, not imported: importing sources loads pyarrow, and
+    # ingest picks Arrow's allocator after this check, before pyarrow is loaded)
+    if str(os.fspath(out))[:5].lower() == "s3://":  # else a local directory "s3:" is made
+        raise UsageError(f"{shown_out}: outputs are written to a local path, not to object "
+                         "storage")
     real_out = os.path.realpath(out)
     out_stat = _stat(out)
     protected = _protected(inputs, key_file, anchor, called)

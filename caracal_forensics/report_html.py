@@ -286,12 +286,14 @@ def render_html(
     parts.append("<h2 id=inputs>What was examined</h2>")
     parts.append(
         '<p class="muted">Each input file as handed over: its size and SHA-256 let anyone '
-        "check that they hold the same bytes.</p>"
+        "check that they hold the same bytes (an object in a bucket: its ETag too).</p>"
     )
     inputs = list(report.inputs)
+    etags = any(_get(i, "etag") for i in inputs)  # the column only for objects
     parts.append(
         _table(
-            [("path", False), ("shape", False), ("size", True), ("rows", True), ("SHA-256", False)],
+            [("path", False), ("shape", False), ("size", True), ("rows", True), ("SHA-256", False),
+             *([("ETag", False)] if etags else [])],
             (
                 [
                     f"<code>{_e(_get(i, 'path'))}</code>",
@@ -299,6 +301,7 @@ def render_html(
                     _e(_size(int(_get(i, "bytes") or 0))),
                     _num(_get(i, "rows")),
                     f"<code class=hash>{_e(_get(i, 'sha256'))}</code>",
+                    *([f"<code class=hash>{_e(_get(i, 'etag') or '')}</code>"] if etags else []),
                 ]
                 for i in inputs
             ),

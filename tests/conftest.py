@@ -19,6 +19,7 @@ pytest.register_assert_rewrite("support")
 from hypothesis import settings  # noqa: E402
 from support import paths  # noqa: E402
 from support.pgserver import PgServer  # noqa: E402
+from support.s3server import S3Server  # noqa: E402
 
 # Property tests are deterministic: a suite whose verdict changes from run to run cannot
 # gate a merge, and a failure found once must fail alike on every machine (issue 15.2: a
@@ -39,6 +40,18 @@ def pg() -> Iterator[PgServer]:
     Fails (does not skip) when PostgreSQL is not installed: the Makefile installs it.
     """
     server = PgServer()  # raises PgNotInstalled with instructions if binaries are missing
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """A private S3-compatible server (moto) on 127.0.0.1 with a bucket and one user's
+    key, started on first use and stopped after the session; nothing reaches AWS."""
+    server = S3Server()
     server.start()
     try:
         yield server

@@ -40,6 +40,8 @@ class Kind:
     PRODUCER_MISMATCH = "producer_mismatch"
     #: a wire event with no ledger row in the sources given (it never arrived)
     NOT_IN_LEDGER = "not_in_ledger"
+    #: no hourly OCSF file for an hour inside the range said complete (``chain/hours.py``)
+    MISSING_HOUR = "missing_hour"
 
 
 class Reason:
@@ -76,6 +78,7 @@ SEVERITY: dict[str, str] = {
     Kind.CONFLICTING_VERSION: Severity.FAILS,
     Kind.PRODUCER_MISMATCH: Severity.FAILS,
     Kind.NOT_IN_LEDGER: Severity.WARNING,
+    Kind.MISSING_HOUR: Severity.WARNING,
     Kind.DUPLICATE_EVENT: Severity.WARNING,
     Kind.UNANCHORED_START: Severity.INFO,
     Kind.UNVERIFIABLE: Severity.UNVERIFIABLE,
@@ -186,10 +189,13 @@ class InputSummary:
     sha256: str
     shape: str
     rows: int
+    #: an object's ETag (an ``s3://`` input), written to the JSON only when set
+    etag: str | None = None
 
     @classmethod
     def of(cls, value: Any) -> InputSummary:
-        """From anything with path/bytes/sha256/shape/rows (sources.InputFile, a dict)."""
+        """From anything with path/bytes/sha256/shape/rows[/etag] (sources.InputFile, a
+        dict)."""
         if isinstance(value, InputSummary):
             return value
         get = value.get if isinstance(value, dict) else lambda name: getattr(value, name)
@@ -199,10 +205,15 @@ class InputSummary:
             sha256=str(get("sha256") or ""),
             shape=str(get("shape") or ""),
             rows=int(get("rows") or 0),
+            etag=(value.get("etag") if isinstance(value, dict)
+                  else getattr(value, "etag", None)) or None,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.etag is None:
+            del data["etag"]
+        return data
 
 
 @dataclass

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .report import MAX_FINDINGS_PER_KIND, InputSummary, Report
@@ -74,6 +75,7 @@ class Verifier:
     on_bad_line: str = "error"
     exclude: Sequence[str] = ()
     max_findings: int = MAX_FINDINGS_PER_KIND
+    through: str | datetime | None = None
 
     def __post_init__(self) -> None:
         from ..errors import check_on_bad_line
@@ -91,6 +93,10 @@ class Verifier:
                  else tuple(self.zones))
         set_(self, "exclude", (self.exclude,) if isinstance(self.exclude, str)
              else tuple(self.exclude))
+        if self.through is not None:
+            from .hours import parse_hour
+
+            set_(self, "through", parse_hour(self.through))
 
     @property
     def key_bytes(self) -> bytes | None:
@@ -134,10 +140,17 @@ class Verifier:
         # admin part of a canonical snapshot alike sit in the view admin_events
         from ..admin.snapshot import admin_rows
 
+        report = self._hours(report)
         rows = admin_rows(snap)
         if not rows.num_rows:
             return report
         return self.with_admin(report, self._verify_admin_table(rows, snap.inputs))
+
+    def _hours(self, report: Report) -> Report:
+        """``report`` with the hours missing from its hourly files (``chain/hours.py``)."""
+        from .hours import amend
+
+        return amend(report, self.through)  # type: ignore[arg-type] - parsed when made
 
     # --- over paths -------------------------------------------------------------------
 
@@ -181,6 +194,7 @@ class Verifier:
                 inner.amend(report)
         if report is not None:
             outer.amend(report)
+            report = self._hours(report)
         admin_report = (self.verify_admin_inputs(admin, held) if admin or held is not None
                         else None)
         return self.with_admin(report, admin_report)

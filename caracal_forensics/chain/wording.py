@@ -235,3 +235,17 @@ def producers_check(events: int, files: int, keyed: bool) -> str:
         return f"{events} wire event(s) in {files} spool/dead-letter file(s): not checked, no key"
     return (f"{events} wire event(s) in {files} spool/dead-letter file(s): signatures, and "
             "the ledger rows their signatures name, against their bytes")
+
+
+# --- missing_hour (chain/hours.py) -----------------------------------------------------
+
+def missing_hour(first: str, last: str, count: int, through: str) -> str:
+    hours = f"hour {first}" if count == 1 else f"{count} hours {first}..{last}"
+    return (f"no hourly file for {hours}, inside the range complete through {through}: "
+            "the exporter uploads nothing for an hour without events, so whether events "
+            "are missing the chains say (sequence_gap, truncated)")
+
+
+def hours_check(first: str, through: str, said: str, missing: int) -> str:
+    return (f"hourly files {first}..{through} (complete through {through}, by {said}): "
+            + (f"{missing} hour(s) without a file" if missing else "none missing"))

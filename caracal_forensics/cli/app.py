@@ -138,6 +138,7 @@ FLAGS = {
     "zone": "--zone",
     "since": "--since",
     "until": "--until",
+    "through": "--through",
     "request_id": "--request-id",
     "limit": "--limit",
     "interval": "--interval",

@@ -20,8 +20,8 @@ SourcesOption = Annotated[
     typer.Option(
         "--source",
         "-s",
-        help=f"Export file, directory or glob (repeatable). Default: ${SOURCE_ENV} "
-        "(several separated by the OS path separator).",
+        help=f"Export file, directory, glob or s3://bucket/prefix/ (repeatable). Default: "
+        f"${SOURCE_ENV} (several separated by the OS path separator).",
         metavar="PATH",
         show_default=False,
     ),
@@ -80,6 +80,17 @@ RecoverOption = Annotated[
         help="Recover OCSF rows' microseconds so their content hash can be proven.",
     ),
 ]
+ThroughOption = Annotated[
+    str | None,
+    typer.Option(
+        "--through",
+        metavar="HOUR",
+        help="The hourly OCSF upload is complete through this hour (UTC, e.g. "
+        "2026-05-11T10): an hour without a file from the first found through it is "
+        "reported (missing_hour). Default: the watermark a snapshot's manifest records.",
+        show_default=False,
+    ),
+]
 
 
 def resolve_sources(sources: list[str] | None) -> list[str]:
@@ -90,7 +101,11 @@ def resolve_sources(sources: list[str] | None) -> list[str]:
         return list(sources)
     env = os.environ.get(SOURCE_ENV, "").strip()
     if env:
-        return [part for part in env.split(os.pathsep) if part]
+        import re
+
+        # an s3:// URL's colon is not a separator (os.pathsep is ":" on POSIX)
+        separator = r":(?!//)" if os.pathsep == ":" else re.escape(os.pathsep)
+        return [part for part in re.split(separator, env) if part]
     raise UsageError(f"no input: pass --source PATH or set {SOURCE_ENV}")
 
 

@@ -13,6 +13,7 @@ from .options import (
     OnBadLineOption,
     RecoverOption,
     SourcesOption,
+    ThroughOption,
     VerifyZoneOption,
     open_snapshot,
     resolve_sources,
@@ -31,6 +32,7 @@ def report(
     recover_microseconds: RecoverOption = True,
     on_bad_line: OnBadLineOption = "error",
     exclude: ExcludeOption = None,
+    through: ThroughOption = None,
 ) -> None:
     """Verify the sources and write the evidence report (exit code as verify: 0, 1 or 3)."""
     from ..chain.verifier import Verifier
@@ -41,7 +43,7 @@ def report(
     # the anchor is read here: a bad one is an input error before any source is read
     verifier = Verifier(key=key, anchor=anchor or None, zones=zone or None,
                         recover_microseconds=recover_microseconds, on_bad_line=on_bad_line,
-                        exclude=exclude or ())
+                        exclude=exclude or (), through=through)
     sources = resolve_sources(source)
     refuse_writing_evidence("--out", out, sources, key_file, anchor)
     if _admin_only(sources, exclude):  # the admin chain alone: its section only

@@ -15,6 +15,7 @@ from .options import (
     OnBadLineOption,
     RecoverOption,
     SourcesOption,
+    ThroughOption,
     VerifyZoneOption,
     open_snapshot,
     resolve_sources,
@@ -51,6 +52,7 @@ def verify(
     ] = None,
     on_bad_line: OnBadLineOption = "error",
     exclude: ExcludeOption = None,
+    through: ThroughOption = None,
 ) -> None:
     """Verify content hashes, HMACs, links and sequence per zone.
 
@@ -64,7 +66,7 @@ def verify(
     # the anchor is read here: a bad one is an input error before any source is read
     verifier = Verifier(key=key, anchor=anchor or None, zones=zone or None,
                         recover_microseconds=recover_microseconds, on_bad_line=on_bad_line,
-                        exclude=exclude or ())
+                        exclude=exclude or (), through=through)
     paths = resolve_sources(source)
     if report_file:
         refuse_writing_evidence("--report", report_file, paths, key_file, anchor)

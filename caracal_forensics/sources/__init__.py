@@ -9,7 +9,7 @@ shape is one new module in ``shapes/`` plus a line in the registry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -24,8 +24,10 @@ from ._io import (
     file_sha256,
     file_states,
     is_export_name,
+    open_raw,
 )
 from .detect import detect_shape
+from .objects import is_object_url
 from .registry import holds_admin, holds_alerts, shape_named
 from .shapes.base import DIRECTORY
 
@@ -56,6 +58,8 @@ class InputFile:
     #: the file's state when it was found (``_io.file_states``): reading it, and taking its
     #: fingerprint, must end with it unchanged, so that both are of the same bytes
     states: Any = field(default=None, repr=False, compare=False)
+    #: an object's ETag (``s3://`` inputs only, ``objects.ObjectState``), else None
+    etag: str | None = None
 
     @property
     def holds_alerts(self) -> bool:
@@ -67,7 +71,8 @@ class InputFile:
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.name not in ("reader_tap", "states")}
+                if f.name not in ("reader_tap", "states")
+                and not (f.name == "etag" and self.etag is None)}
 
 
 def scan(paths: list[str], fingerprint: bool = True,
@@ -88,7 +93,17 @@ def scan(paths: list[str], fingerprint: bool = True,
     exclude = _patterns(exclude)
     found: list[InputFile] = []
     seen: set[str] = set()
-    for path, explicit in expand_paths(paths):
+    expanded: Iterable[tuple[str, bool]] = expand_paths(paths)
+    prefetched: dict[str, Any] = {}
+    if any(is_object_url(path) for path in paths):  # objects: looked at on many threads
+        from ._io import PEEK_BYTES
+        from .objects import prefetch
+
+        expanded = list(expanded)
+        prefetched = prefetch([path for path, _explicit in expanded
+                               if is_object_url(path)
+                               and not (exclude and is_excluded(path, exclude))], PEEK_BYTES)
+    for path, explicit in expanded:
         if exclude and is_excluded(path, exclude):
             continue
         real = _realpath(path)
@@ -96,7 +111,8 @@ def scan(paths: list[str], fingerprint: bool = True,
             continue
         seen.add(real)
         try:  # before anything of it is read (detection too)
-            states = file_states(path)
+            states = ({path: prefetched[path]} if path in prefetched
+                      else file_states(path))
         except InputError:
             states = None  # detection says what is wrong with it
         try:
@@ -119,8 +135,14 @@ def scan(paths: list[str], fingerprint: bool = True,
             states = file_states(path)
         size, digest = known.fingerprint(path) if fingerprint else (0, "")
         found.append(InputFile(path=path, shape=shape, bytes=size, sha256=digest, rows=rows,
-                               states=states))
+                               states=states, etag=_etag(path, states)))
     return found
+
+
+def _etag(path: str, states: dict) -> str | None:
+    """The ETag an object had when found (what the report hands over beside its SHA-256)."""
+    state = states.get(path)
+    return getattr(state, "etag", None)
 
 
 def _patterns(exclude: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -213,7 +235,7 @@ class Fingerprints:
                 # ask for the GIL rarely, which busy reader threads make slow to get.
                 buffer = bytearray(self.CHUNK)
                 view = memoryview(buffer)
-                with open(source.path, "rb", buffering=0) as handle:
+                with open_raw(source.path) as handle:
                     while got := handle.readinto(buffer):
                         if self._stop.is_set():
                             return
@@ -272,7 +294,8 @@ def _reader_tap(source: InputFile):
     from ._io import FileDigest
 
     shape = shape_named(source.shape)
-    if shape is None or not os.path.isfile(source.path) or not shape.taps(source.path):
+    if shape is None or not (is_object_url(source.path) or os.path.isfile(source.path)) \
+            or not shape.taps(source.path):
         return None
     tap = FileDigest(source.path)
     source.reader_tap = tap
@@ -371,4 +394,4 @@ def _shape(path: str, name: str):
 def _realpath(path: str) -> str:
     import os
 
-    return os.path.realpath(path)
+    return path if is_object_url(path) else os.path.realpath(path)

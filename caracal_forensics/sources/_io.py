@@ -11,12 +11,40 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from .. import manifest as _manifest
 from ..errors import InputError
-from ..manifest import check_regular, file_sha256  # noqa: F401 - re-exported
 from ..settings import MAX_LINE_ENV, settings
+from . import objects
 
 if TYPE_CHECKING:  # for annotations: _batch imports this module
     from ._batch import BadLines
+
+def check_regular(path: str) -> None:
+    """``manifest.check_regular`` (never open a FIFO or a device); an object is a file."""
+    if not objects.is_object_url(path):
+        _manifest.check_regular(path)
+
+
+def file_sha256(path: str) -> tuple[int, str]:
+    """Size and SHA-256 of a file or an object, read to its end."""
+    if objects.is_object_url(path):
+        return objects.object_sha256(path)
+    return _manifest.file_sha256(path)
+
+
+def input_size(path: str) -> int:
+    """The size of a file or object as stored (OSError or InputError when it is not)."""
+    if objects.is_object_url(path):
+        return objects.object_state(path).size
+    return os.path.getsize(path)
+
+
+def open_raw(path: str) -> BinaryIO:
+    """The stored bytes of a file or an object, unbuffered, from the first."""
+    if objects.is_object_url(path):
+        return objects.RawObject(path)  # type: ignore[return-value]
+    return open(path, "rb", buffering=0)  # noqa: SIM115 - the caller closes it
+
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -68,7 +96,7 @@ def read_document(path: str, limit: int, what: str) -> bytes:
     search page"), refused as ``too_long`` past ``limit``: before it is read when it is
     not compressed, else once that much of it is read. Never held past the limit."""
     try:
-        if compression_of(path) is None and os.path.getsize(path) > limit:
+        if compression_of(path) is None and input_size(path) > limit:
             raise too_long(path, limit, None, what)
         with open_binary(path) as stream:
             data = stream.read(limit + 1)
@@ -84,8 +112,11 @@ def read_document(path: str, limit: int, what: str) -> bytes:
 def compression_of(path: str) -> str | None:
     """'gzip', 'zstd' or None, from the file's first bytes (not its name)."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(4)
+        if objects.is_object_url(path):
+            head = objects.read_head(path, 4)
+        else:
+            with open(path, "rb") as handle:
+                head = handle.read(4)
     except OSError as error:
         raise InputError(path, f"cannot read: {error.strerror or error}") from None
     if head.startswith(GZIP_MAGIC):
@@ -95,14 +126,21 @@ def compression_of(path: str) -> str | None:
     return None
 
 
-def open_binary(path: str, tap: FileDigest | None = None) -> BinaryIO:
+def open_binary(path: str, tap: FileDigest | None = None, *,
+                request: int = objects.READ_BYTES) -> BinaryIO:
     """The file's decompressed bytes as a stream, opened read-only; ``tap`` sees the
     bytes as stored, as the stream reads them. A stream read to its end checks that the
     file ended where it did when it was opened (``_Watched``): one truncated, grown or
-    rewritten meanwhile is an InputError, not half its events."""
+    rewritten meanwhile is an InputError, not half its events. ``request``: the bytes an
+    object's stream asks the store for at a time (a peek asks for less)."""
     kind = compression_of(path)
-    # buffered in C: the decompressors' small reads do not each call _Watched
-    raw = io.BufferedReader(_Watched(path, tap), 1 << 17)
+    # buffered in C: the decompressors' small reads do not each call _Watched (an
+    # object's reads are requests: fewer, larger)
+    if objects.is_object_url(path):
+        # the buffer hands over what each piece fetched ahead holds
+        raw = io.BufferedReader(_WatchedObject(path, tap, request), 1 << 17)
+    else:
+        raw = io.BufferedReader(_Watched(path, tap), 1 << 17)
     if kind == "gzip":
         return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     if kind == "zstd":
@@ -133,9 +171,12 @@ class FileState:
         return cls(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
-def file_states(path: str) -> dict[str, FileState]:
-    """The state of an input before it is read: of the file, or of each file a snapshot
-    directory lists (the manifest and every data file)."""
+def file_states(path: str) -> dict[str, Any]:
+    """The state of an input before it is read: of the file (of the object: size and ETag,
+    ``objects.ObjectState``), or of each file a snapshot directory lists (the manifest
+    and every data file)."""
+    if objects.is_object_url(path):
+        return {path: objects.object_state(path)}
     try:
         if not os.path.isdir(path):
             return {path: FileState.of(os.stat(path))}
@@ -151,25 +192,31 @@ def file_states(path: str) -> dict[str, FileState]:
                          ) from None
 
 
-def check_unchanged(before: dict[str, FileState], read: int | None = None) -> None:
+def check_unchanged(before: dict[str, Any], read: int | None = None) -> None:
     """InputError naming the first file whose state differs from ``before`` (taken before
     it was read), or whose ``read`` bytes (when all were read) are not its size: what was
     read is then part of one file and part of another, or a part only."""
     for path, was in before.items():
-        try:
-            now: FileState | None = FileState.of(os.stat(path))
-        except OSError:
-            now = None
+        now: Any
+        if isinstance(was, objects.ObjectState):
+            now = objects.state_or_none(path)
+        else:
+            try:
+                now = FileState.of(os.stat(path))
+            except OSError:
+                now = None
         if now == was and (read is None or read == was.size):
             continue
         raise changed(path, was, now, read)
 
 
-def changed(path: str, was: FileState, now: FileState | None, read: int | None
-            ) -> InputError:
-    """The one-line error of a file that changed while it was read."""
+def changed(path: str, was: Any, now: Any, read: int | None) -> InputError:
+    """The one-line error of a file (or object) that changed while it was read."""
     if now is None:
         after = "it is gone now"
+    elif isinstance(was, objects.ObjectState):
+        after = (f"it has {now.size:,} now" if now.size != was.size
+                 else f"its ETag is {now.etag} now, not {was.etag} (uploaded again)")
     elif (now.dev, now.ino) != (was.dev, was.ino):
         after = "another file has its name now"
     elif now.size != was.size:
@@ -232,15 +279,54 @@ class _Watched(io.RawIOBase):
         super().close()
 
 
+class _WatchedObject(io.RawIOBase):
+    """An object read as ``_Watched`` reads a file: its bytes go to ``tap``, and at its
+    end the bytes read must be its size when opened and its ETag unchanged (asked again
+    of the store: a ranged GET after a new upload reads the new object's bytes)."""
+
+    def __init__(self, path: str, tap: FileDigest | None = None,
+                 request: int = objects.READ_BYTES):
+        self._path, self._tap = path, tap
+        self._raw = objects.RawObject(path, request)
+        self._state = self._raw.state
+        self._at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._at
+
+    def readinto(self, buffer) -> int:
+        got = self._raw.readinto(buffer)
+        if got:
+            self._at += got
+            if self._tap is not None:
+                self._tap.update(memoryview(buffer)[:got])
+        elif len(buffer):
+            now = objects.state_or_none(self._path)
+            if self._at != self._state.size or now != self._state:
+                raise changed(self._path, self._state, now, self._at)
+        return got
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 #: What detection reads of a file to tell its shape (a JSON first line may need more).
 PEEK_BYTES = 65536
 
 
 def peek(path: str, size: int = PEEK_BYTES) -> bytes:
     """Up to ``size`` decompressed bytes from the start of the file."""
+    if objects.is_object_url(path) and compression_of(path) is None:
+        return objects.read_head(path, size)  # fetched once (objects.prefetch)
     try:
-        with open_binary(path) as stream:
+        with open_binary(path, request=max(size, 1 << 16)) as stream:
             return stream.read(size)
+    except InputError:  # the store refused (objects.store_error): said as it is
+        raise
     except (OSError, EOFError) as error:
         raise InputError(path, f"cannot decompress: {error}") from None
     except Exception as error:  # zstandard.ZstdError and friends
@@ -257,7 +343,7 @@ class FileDigest:
         self._sha = hashlib.sha256()
         self._size = 0
         self._finished = False
-        self._expected = os.stat(path).st_size
+        self._expected = input_size(path)
         self._later: Any = None  # (queue, thread) of update_later, once used
 
     def update(self, data) -> None:
@@ -337,7 +423,9 @@ def expand_paths(paths: list[str]) -> Iterator[tuple[str, bool]]:
     error.
     """
     for given in paths:
-        if os.path.isdir(given):
+        if objects.is_object_url(given):
+            yield from objects.expand(given, _is_data_file)
+        elif os.path.isdir(given):
             yield from _walk(given)
         elif os.path.exists(given):
             yield given, True

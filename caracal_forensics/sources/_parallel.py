@@ -25,9 +25,10 @@ from multiprocessing import context as mp_context
 
 import pyarrow as pa
 
+from ..errors import InputError
 from ..settings import WORKERS_ENV, settings  # noqa: F401 - WORKERS_ENV: named here before
 from ._batch import BadLines, count_skipped
-from ._io import LONG_LINE, FileDigest, numbered_lines, open_binary
+from ._io import LONG_LINE, FileDigest, input_size, numbered_lines, open_binary
 
 #: Files smaller than this are parsed in-process: spawning workers costs more.
 PARALLEL_MIN_BYTES = 16 << 20
@@ -45,8 +46,8 @@ def workers() -> int:
 
 def parallel_worth_it(path: str) -> bool:
     try:
-        size = os.path.getsize(path)
-    except OSError:
+        size = input_size(path)
+    except (OSError, InputError):
         return False
     return workers() > 1 and size >= PARALLEL_MIN_BYTES
 

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 
 from ..errors import InputError
 from ._io import compression_of, open_binary
+from .objects import is_object_url, parquet_file
 
 
 def open_parquet(path: str) -> pq.ParquetFile:
@@ -18,6 +19,8 @@ def open_parquet(path: str) -> pq.ParquetFile:
         if compression_of(path):
             with open_binary(path) as stream:
                 return pq.ParquetFile(io.BytesIO(stream.read()))
+        if is_object_url(path):  # ranged GETs: the footer, then each row group's columns
+            return parquet_file(path)
         return pq.ParquetFile(path, memory_map=False)
     except InputError:
         raise

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from support.paths import ROOT
+from support.paths import FIXTURE_EXPORT, ROOT
+from support.s3server import S3Server
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -53,9 +54,18 @@ def run_notebook(cwd: Path) -> nbformat.NotebookNode:
 
 
 @pytest.mark.parametrize("folder", [".", "notebooks"], ids=["repo-root", "notebook-folder"])
-def test_notebook_runs(folder: str, kernel_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_notebook_runs(folder: str, kernel_path: Path, monkeypatch: pytest.MonkeyPatch,
+                       s3: S3Server) -> None:
     monkeypatch.setenv("JUPYTER_PATH", str(kernel_path))
     monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    # the bucket cell reads the hourly files from the session's S3 server (moto, loopback)
+    for name, value in s3.env().items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CARACAL_FORENSICS_NOTEBOOK_S3",
+                       s3.upload(FIXTURE_EXPORT / "ocsf" / "audit", "notebook/audit"))
     notebook = run_notebook(ROOT / folder)
     errors = [
         output
@@ -69,6 +79,7 @@ def test_notebook_runs(folder: str, kernel_path: Path, monkeypatch: pytest.Monke
     # the charts were drawn inline as SVG, and the verdict printed
     assert "image/svg+xml" in text
     assert "status: intact" in text
+    assert "bucket status: intact" in text and "missing_hour s3://" in text
 
 
 def test_notebook_is_stored_without_outputs() -> None:

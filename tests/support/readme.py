@@ -27,6 +27,8 @@ README = ROOT / "README.md"
 SKIPPED = {
     "--follow": "runs until Ctrl-C (integration/cli/test_follow.py follows a growing export)",
     "snapshot --dsn": "needs a live Caracal database (integration/postgres/test_pgsnapshot.py)",
+    "s3://": "needs an S3-compatible server (integration/s3/test_s3_sources.py runs every "
+             "command over one)",
 }
 #: Paths in the examples that stand for the reader's own.
 STAND_INS = {"/evidence/caracal-export": "export/"}
