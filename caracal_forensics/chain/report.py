@@ -40,6 +40,10 @@ class Kind:
     PRODUCER_MISMATCH = "producer_mismatch"
     #: a wire event with no ledger row in the sources given (it never arrived)
     NOT_IN_LEDGER = "not_in_ledger"
+    #: reconciling two sets of sources (``reconcile.py``): an event on one side only
+    MISSING_IN_SOURCE = "missing_in_source"
+    #: reconciling: the same event differs in a field both sides can carry
+    FIELD_MISMATCH = "field_mismatch"
 
 
 class Reason:
@@ -71,6 +75,8 @@ SEVERITY: dict[str, str] = {
     Kind.CONFLICTING_VERSION: Severity.FAILS,
     Kind.PRODUCER_MISMATCH: Severity.FAILS,
     Kind.NOT_IN_LEDGER: Severity.WARNING,
+    Kind.MISSING_IN_SOURCE: Severity.FAILS,
+    Kind.FIELD_MISMATCH: Severity.FAILS,
     Kind.DUPLICATE_EVENT: Severity.WARNING,
     Kind.UNANCHORED_START: Severity.INFO,
     Kind.UNVERIFIABLE: Severity.UNVERIFIABLE,
