@@ -311,8 +311,8 @@ class _Run:
             at = _at(row)
             findings.append(ReconcileFinding(
                 Kind.MISSING_IN_SOURCE, zone, event, row.get("chain_seq"), at,
-                f"in {have} ({at}), not in {lacks}"
-                + (f"; occurred_at {_value(row, 'occurred_at')}" if row.get("occurred_at")
+                f"missing from {lacks}, only {have} has it"
+                + (f" (occurred_at {_value(row, 'occurred_at')})" if row.get("occurred_at")
                    else ""),
                 missing_from=lacks))
 
@@ -333,8 +333,8 @@ class _Run:
                     continue
                 findings.append(ReconcileFinding(
                     Kind.FIELD_MISMATCH, zone, left["id"], left.get("chain_seq"),
-                    _at(left), f"{name}: source {_shown(name, mine)} ({_at(left)}), "
-                    f"against {_shown(name, theirs)} ({_at(right)})",
+                    _at(left), f"{name}: source {_shown(name, mine)}, against "
+                    f"{_shown(name, theirs)} (against at {_at(right)})",
                     field=name, source_value=mine, against_value=theirs,
                     against_at=_at(right)))
         for zone, total in listed.items():

@@ -49,10 +49,11 @@ def _register_commands() -> None:
     importing ``cli`` stays light; registering twice does nothing."""
     if app.registered_commands:
         return
-    from . import alerts, audit, explain, ingest, query, report, snapshot, stats, verify
+    from . import alerts, audit, explain, ingest, query, reconcile, report, snapshot, stats, verify
 
     for command in (alerts.alerts, explain.explain, ingest.ingest, query.query, query.sql,
-                    verify.verify, report.report, snapshot.snapshot, stats.stats):
+                    verify.verify, report.report, snapshot.snapshot, stats.stats,
+                    reconcile.reconcile):
         app.command()(command)
     audit_app.command()(audit.tail)
 

@@ -19,6 +19,7 @@ from .options import (
     open_snapshot,
     resolve_sources,
     warn,
+    zone_names_csvs,
 )
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ _SEVERITY_LABEL = {"fails": "FAIL", "warning": "WARN", "info": "INFO", "unverifi
 _STATUS_STYLE = {"intact": "green", "tampered": "bold red", "partial": "yellow"}
 
 
+@zone_names_csvs
 def verify(
     source: SourcesOption = None,
     key_file: KeyFileOption = None,
