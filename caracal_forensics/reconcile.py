@@ -22,6 +22,8 @@ whose raw values differ, in a merge of the two sides' full rows read in key orde
 from __future__ import annotations
 
 import json
+import sys
+import types
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -511,6 +513,10 @@ def _json_diffs(name: str, a: str | None, b: str | None, mine: _Caps,
         kept = _carried_keys(left, right, mine, theirs)
         if kept is not None:
             left, right = (_only(value, kept) for value in (left, right))
+        if mine.projection or theirs.projection:  # a key asked for and absent is null
+            left, right = (_only(value, {k for k, v in value.items() if v is not None})
+                           if isinstance(value, dict) else value for value in (left, right))
+            left, right = (value or None for value in (left, right))
     if isinstance(left, dict) and isinstance(right, dict):
         return [(f"{name}.{key}", _text(left, key, dumps), _text(right, key, dumps))
                 for key in sorted(set(left) | set(right))
@@ -635,3 +641,15 @@ def _weakened(value: object, loose: bool, key: str = "") -> object:
     if isinstance(value, JsonbNumber):
         return ("number", float(value) if loose else str(value))
     return value
+
+
+class _CallableModule(types.ModuleType):
+    """Importing this module makes it the package's attribute ``reconcile`` (Python sets a
+    submodule on its package), in place of ``cf.reconcile`` the function: so the module
+    itself is callable, as that function."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Reconciliation:
+        return reconcile(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
