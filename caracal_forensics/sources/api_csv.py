@@ -110,10 +110,10 @@ def missing_zone(given: Sequence[str], how: str) -> str:
     """Why a CSV has no zone, and ``how`` to give it (the library's words or the CLI's)."""
     if not given:
         return ("an Admin API CSV has no zone_id column and this file is not named "
-                f"audit-ZONE.csv: {how} with the zone of its events, or rename it so")
-    return (f"an Admin API CSV has no zone_id column, this file is not named audit-ZONE.csv "
-            f"and {len(given)} zones are given ({', '.join(given)}): {how} only once, "
-            "with the zone of its events, or rename it audit-ZONE.csv")
+                f"audit-{{zone}}.csv: {how} with the zone of its events, or rename it so")
+    return ("an Admin API CSV has no zone_id column, this file is not named "
+            f"audit-{{zone}}.csv and {len(given)} zones are given ({', '.join(given)}): "
+            f"{how} only once, with the zone of its events, or rename it so")
 
 
 def unguard(cell: str) -> str:
