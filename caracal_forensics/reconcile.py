@@ -596,7 +596,7 @@ def _js_string(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, JsonbNumber):
-        return _js_number(float(value))
+        return js_number(float(value))
     if isinstance(value, dict):
         return "[object Object]"
     if isinstance(value, list):
@@ -604,7 +604,7 @@ def _js_string(value: object) -> str:
     return str(value)
 
 
-def _js_number(number: float) -> str:
+def js_number(number: float) -> str:
     """A double as JavaScript prints it (Number.prototype.toString)."""
     if number != number:
         return "NaN"

@@ -13,7 +13,7 @@ from support.paths import VECTOR_API, VECTOR_EXPORT
 
 import caracal_forensics as cf
 from caracal_forensics.errors import InputError, UsageError
-from caracal_forensics.reconcile import _js_number, compare_rows
+from caracal_forensics.reconcile import js_number, compare_rows
 from caracal_forensics.sources.api_csv import zones_given
 
 ZONES = ["zone-alpha", "zone-beta", "zone-gamma", "zone:prod/eu-1"]
@@ -193,7 +193,7 @@ def test_parameters_are_checked() -> None:
     (1.5, "1.5"), (100.0, "100"), (1e21, "1e+21"), (1e-7, "1e-7"), (0.000001, "0.000001"),
     (-0.0, "0"), (123456789012345680000.0, "123456789012345680000"), (2.5e-5, "0.000025")])
 def test_numbers_are_written_as_javascript_writes_them(number: float, text: str) -> None:
-    assert _js_number(number) == text
+    assert js_number(number) == text
 
 
 def test_a_lost_object_is_not_compared() -> None:
