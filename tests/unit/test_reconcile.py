@@ -13,7 +13,7 @@ from support.paths import VECTOR_API, VECTOR_EXPORT
 
 import caracal_forensics as cf
 from caracal_forensics.errors import InputError, UsageError
-from caracal_forensics.reconcile import js_number, compare_rows
+from caracal_forensics.reconcile import compare_rows, js_number
 from caracal_forensics.sources.api_csv import zones_given
 
 ZONES = ["zone-alpha", "zone-beta", "zone-gamma", "zone:prod/eu-1"]
