@@ -448,6 +448,8 @@ class _Caps:
         shape = row.get("source_shape")
         absent = [n for n in (row.get("absent_fields") or "").split(",") if n]
         self.absent = {n for n in absent if not n.startswith("metadata_json.")}
+        if shape == Shape.WIRE_SPOOL:  # the line is what was signed; its HMAC is not in it
+            self.absent.add("ingest_signature")
         #: metadata keys the row lacks (a lost object, a CSV column not exported)
         self.absent_keys = {n.split(".", 1)[1] for n in absent if n.startswith("metadata_json.")}
         self.api = shape in API_SHAPES
