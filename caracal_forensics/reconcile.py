@@ -133,8 +133,7 @@ class Reconciliation:
     @property
     def verdict(self) -> str:
         if self.ok:
-            return (f"the two sides agree: {self.matched} event(s) on both, none missing, "
-                    "no field differs")
+            return "none missing, no field differs"
         return (f"{self.totals.get(Kind.MISSING_IN_SOURCE, 0)} event(s) missing on one side, "
                 f"{self.totals.get(Kind.FIELD_MISMATCH, 0)} field(s) differ")
 
@@ -375,9 +374,12 @@ class _Run:
         checks["fields"] = ("compared where both rows carry them (absent_fields); NULL and "
                             "empty text alike; jsonb by value, never by key order")
         if weak:
-            checks["admin api"] = (f"against {', '.join(weak)}: '[redacted]' values, a "
-                                   "number's spelling and digits beyond a double, and "
-                                   "metadata the CSV cannot write are not compared")
+            checks["admin api"] = (
+                f"against {', '.join(weak)}: '[redacted]' values, a number's spelling and "
+                "digits beyond a double" + (", and metadata the CSV cannot write (objects, "
+                                            "keys that are not its columns)"
+                                            if Shape.API_CSV in weak else "")
+                + " are not compared")
         checks["times"] = ("to the millisecond where one side has milliseconds only "
                            "(Admin API, OCSF), else to the microsecond")
         if self.where != "TRUE":

@@ -100,7 +100,7 @@ def test_the_dead_letters_are_a_forgery_a_second_version_and_a_lost_event() -> N
                     for f in report.findings_of(kind)}
              for kind in ("signature_mismatch", "conflicting_version", "not_in_ledger",
                           "producer_mismatch")}
-    assert kinds["signature_mismatch"] == {("ev-0000010", "dlq")}
+    assert kinds["signature_mismatch"] == {("ev-0000013", "dlq")}
     assert kinds["conflicting_version"] == {("ev-0000020", "dlq")}
     assert {event for event, _ in kinds["not_in_ledger"]} == {
         "ev-0000030-dead-lettered", *(f"ev-00000{n}-spooled-only" for n in (68, 69))}
@@ -108,5 +108,5 @@ def test_the_dead_letters_are_a_forgery_a_second_version_and_a_lost_event() -> N
     details = [str(p) for p in sorted((WIRE / "dlq").glob("1*.json"))]
     result = cf.reconcile(details, DUMP, zone=["zone-alpha", "zone-beta"])
     assert {(f.event_id, f.field) for f in result.findings_of("field_mismatch")} == {
-        ("ev-0000010", "decision"), ("ev-0000020", "request_id"),
+        ("ev-0000013", "decision"), ("ev-0000020", "request_id"),
         ("ev-0000020", "ingest_signature")}  # signed anew: the ledger row's is the first
