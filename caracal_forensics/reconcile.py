@@ -194,21 +194,57 @@ SELECT zone_id, id, occurred_at, ingested_at, occurred_at_digits AS digits,
        date_trunc('hour', occurred_at) AS hour,
        {text},
        {hashes},
+       {chain},
        chain_seq,
-       string_split(coalesce(absent_fields, ''), ',') AS absent
-FROM unique_events WHERE {where}
+       coalesce(list_aggregate(list_transform(string_split(absent_fields, ','),
+                                              lambda x: CASE x {bits} ELSE 0 END),
+                                              'bit_or'),
+                0) AS absent
+FROM {relation} WHERE {where}
 """
+#: One bit per compared field: ``absent`` holds the bits of the fields a row lacks.
+_BITS = {name: 1 << index for index, name in enumerate(COMPARED_FIELDS)}
 _SIDE_ALIAS = {"source": "s", "against": "a"}
 
 
-def _slim_sql(where: str) -> str:
+def _slim_sql(where: str, relation: str = "unique_events") -> str:
     text = ", ".join(f"coalesce({name}, '') AS {name}" for name in TEXT)
-    hashes = ", ".join(f"md5_number({name}) AS {name}" for name in (*JSONB_FIELDS, *CHAIN))
-    return _SLIM.format(text=text, hashes=hashes, where=where)
+    hashes = ", ".join(f"md5_number({name}) AS {name}" for name in JSONB_FIELDS)
+    chain = ", ".join(CHAIN)  # short hex: as it is
+    bits = " ".join(f"WHEN '{name}' THEN {bit}" for name, bit in _BITS.items())
+    return _SLIM.format(text=text, hashes=hashes, chain=chain, relation=relation,
+                        where=where, bits=bits)
+
+
+def _files_relation(snap: Snapshot) -> str | None:
+    """``unique_events`` of ``snap`` as SQL over its Parquet files (a snapshot's parts,
+    the spool of what was loaded), so that another connection reads them itself, without
+    the rows crossing over as Arrow; None when the snapshot was not laid out so (read
+    from PostgreSQL, or its view replaced since)."""
+    from .engine import sql_list, view_sql
+    from .model import EVENT_SCHEMA
+    from .queries import _JSONB_NULLS, _PREFERENCE, ensure_views
+    from .sources.snapshot_dir import event_files
+
+    layout = snap.layout
+    if layout is None or layout.events_sql is None:
+        return None
+    if view_sql(snap.duckdb, "events") != layout.events_sql:
+        return None
+    files = [f for source in layout.snapshots for f in event_files(source.path)]
+    files += layout.spool.files if layout.spool is not None else []
+    if not files:
+        return None
+    columns = ", ".join(f'"{name}"' for name in EVENT_SCHEMA.names)
+    rows = f"SELECT {columns} FROM read_parquet({sql_list(files)}, union_by_name = true)"
+    once = ensure_views(snap.duckdb) == "plain"  # no event twice: no window needed
+    return (f"(SELECT {_JSONB_NULLS} FROM ({rows})"
+            + ("" if once else f" QUALIFY row_number() OVER (PARTITION BY zone_id, id "
+                               f"ORDER BY {_PREFERENCE}) = 1") + ")")
 
 
 def _carried(name: str) -> str:
-    return f"NOT list_contains(s.absent, '{name}') AND NOT list_contains(a.absent, '{name}')"
+    return f"((s.absent | a.absent) & {_BITS[name]}) = 0"
 
 
 def _differs_sql() -> str:
@@ -235,6 +271,11 @@ class _Run:
         self.cap = cap
         self.con = connect()
         for side, snap in self.snaps.items():
+            relation = _files_relation(snap)
+            if relation is not None:  # read here, from the same files
+                self.con.execute(f"CREATE TABLE {side} AS {_slim_sql(self.where, relation)}",
+                                 self.params)
+                continue
             reader = snap.duckdb.sql(_slim_sql(self.where), params=self.params
                                      ).to_arrow_reader(BATCH_ROWS)
             self.con.register("_side", reader)
