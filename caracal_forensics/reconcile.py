@@ -28,16 +28,14 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .chain.report import MAX_FINDINGS_PER_KIND, Finding, InputSummary, Kind
 from .errors import UsageError
 from .model import JSONB_FIELDS, Shape
+from .reconcile_fields import API_SHAPES, REDACTED, SENSITIVE, js_number  # noqa: F401
 
 if TYPE_CHECKING:
-    import duckdb
-
     from .snapshot import Snapshot
 
 __all__ = ["reconcile", "Reconciliation", "HourCount", "ReconcileFinding", "SIDES",
@@ -53,14 +51,6 @@ TIMES = ("occurred_at", "ingested_at")
 CHAIN = ("content_sha256", "prev_content_sha256", "chain_hmac", "ingest_signature")
 #: Every field compared, in the order findings list them.
 COMPARED_FIELDS = (*TEXT, *JSONB_FIELDS, *TIMES, *CHAIN, "chain_seq")
-#: Shapes written by the Admin API: JavaScript doubles, ``redactSensitive``.
-API_SHAPES = (Shape.API_JSON, Shape.API_CSV)
-#: Keys whose values the Admin API replaces by ``"[redacted]"`` at any depth (FORMAT.md 6).
-SENSITIVE = frozenset({
-    "password", "passwd", "secret", "token", "access_token", "refresh_token", "id_token",
-    "api_key", "apikey", "authorization", "cookie", "set_cookie", "client_secret",
-    "private_key", "session", "session_id", "assertion"})
-REDACTED = "[redacted]"
 #: Agree (exit 0), or some event is missing or differs (exit 1, as verify's tampered).
 AGREE, DIFFER = "agree", "differ"
 #: Rows per Arrow batch read from either side.
@@ -185,10 +175,10 @@ def _opened(value: Any, name: str, on_bad_line: str, exclude: Sequence[str]) -> 
     return open_sources(paths, on_bad_line=on_bad_line, exclude=tuple(exclude))
 
 
-# --- the SQL: each side reduced in its own connection, then joined --------------------
+# --- the SQL: both sides in one connection, reduced, then joined -----------------------
 
-#: Per event: the key, the hour, the short values, an MD5 of each long one (NULL and ""
-#: alike for text), and the fields the row lacks as a list.
+#: Per event: the key, the hour, the short values, an MD5 of each jsonb text (NULL and ""
+#: alike for text), the bits of the fields the row lacks, where it was read.
 _SLIM = """
 SELECT zone_id, id, occurred_at, ingested_at, occurred_at_digits AS digits,
        date_trunc('hour', occurred_at) AS hour,
@@ -199,28 +189,31 @@ SELECT zone_id, id, occurred_at, ingested_at, occurred_at_digits AS digits,
        coalesce(list_aggregate(list_transform(string_split(absent_fields, ','),
                                               lambda x: CASE x {bits} ELSE 0 END),
                                               'bit_or'),
-                0) AS absent
+                0) AS absent,
+       absent_fields, source_shape AS shape, source_file AS file, source_line AS line
 FROM {relation} WHERE {where}
 """
-#: One bit per compared field: ``absent`` holds the bits of the fields a row lacks.
+#: One bit per compared field: ``absent`` holds the bits of the fields a row lacks, a
+#: pair's ``differ`` those whose raw values differ where both rows carry them.
 _BITS = {name: 1 << index for index, name in enumerate(COMPARED_FIELDS)}
-_SIDE_ALIAS = {"source": "s", "against": "a"}
+_JSON_BITS = sum(_BITS[name] for name in JSONB_FIELDS)
+#: The provenance and capacities a pair keeps of each side (``s_file``, ``a_shape``...).
+_KEPT = ("hour", "file", "line", "shape", "absent_fields", "digits")
 
 
-def _slim_sql(where: str, relation: str = "unique_events") -> str:
+def _slim_sql(where: str, relation: str) -> str:
     text = ", ".join(f"coalesce({name}, '') AS {name}" for name in TEXT)
     hashes = ", ".join(f"md5_number({name}) AS {name}" for name in JSONB_FIELDS)
-    chain = ", ".join(CHAIN)  # short hex: as it is
     bits = " ".join(f"WHEN '{name}' THEN {bit}" for name, bit in _BITS.items())
-    return _SLIM.format(text=text, hashes=hashes, chain=chain, relation=relation,
-                        where=where, bits=bits)
+    return _SLIM.format(text=text, hashes=hashes, chain=", ".join(CHAIN), bits=bits,
+                        relation=relation, where=where)
 
 
 def _files_relation(snap: Snapshot) -> str | None:
     """``unique_events`` of ``snap`` as SQL over its Parquet files (a snapshot's parts,
-    the spool of what was loaded), so that another connection reads them itself, without
-    the rows crossing over as Arrow; None when the snapshot was not laid out so (read
-    from PostgreSQL, or its view replaced since)."""
+    the spool of what was loaded), so that the reconciling connection reads them itself,
+    without the rows crossing over as Arrow; None when the snapshot was not laid out so
+    (read from PostgreSQL, or its view replaced since)."""
     from .engine import sql_list, view_sql
     from .model import EVENT_SCHEMA
     from .queries import _JSONB_NULLS, _PREFERENCE, ensure_views
@@ -243,25 +236,23 @@ def _files_relation(snap: Snapshot) -> str | None:
                                f"ORDER BY {_PREFERENCE}) = 1") + ")")
 
 
-def _carried(name: str) -> str:
-    return f"((s.absent | a.absent) & {_BITS[name]}) = 0"
-
-
-def _differs_sql() -> str:
-    """Whether any field both rows carry differs in its raw value (times: to the
+def _differ_sql() -> str:
+    """The bits of the fields both rows carry whose raw values differ (times: to the
     millisecond when either has only milliseconds)."""
-    parts = [f"({_carried(name)} AND s.{name} IS DISTINCT FROM a.{name})"
-             for name in (*TEXT, *JSONB_FIELDS, *CHAIN, "chain_seq")]
-    for name in TIMES:
-        parts.append(
-            f"({_carried(name)} AND s.{name} IS DISTINCT FROM a.{name} AND NOT "
-            f"(least(s.digits, a.digits) < 6 AND date_trunc('millisecond', s.{name}) = "
-            f"date_trunc('millisecond', a.{name})))")
-    return " OR ".join(parts)
+    parts = []
+    for name in COMPARED_FIELDS:
+        differs = f"s.{name} IS DISTINCT FROM a.{name}"
+        if name in TIMES:
+            differs += (f" AND NOT (least(s.digits, a.digits) < 6 AND date_trunc("
+                        f"'millisecond', s.{name}) = date_trunc('millisecond', a.{name}))")
+        parts.append(f"CASE WHEN ((s.absent | a.absent) & {_BITS[name]}) = 0 AND {differs} "
+                     f"THEN {_BITS[name]} ELSE 0 END")
+    return " | ".join(parts)
 
 
 class _Run:
-    """One reconciliation: the slim tables in a connection of its own, the findings."""
+    """One reconciliation: both sides reduced to slim tables in a connection of its own
+    and joined into ``pairs``; then the findings."""
 
     def __init__(self, snaps: list[Snapshot], filters: Any, cap: int) -> None:
         from .engine import connect
@@ -270,25 +261,29 @@ class _Run:
         self.where, self.params = filters.where()
         self.cap = cap
         self.con = connect()
+        self.relations: dict[str, str] = {}
         for side, snap in self.snaps.items():
             relation = _files_relation(snap)
-            if relation is not None:  # read here, from the same files
-                self.con.execute(f"CREATE TABLE {side} AS {_slim_sql(self.where, relation)}",
-                                 self.params)
-                continue
-            reader = snap.duckdb.sql(_slim_sql(self.where), params=self.params
-                                     ).to_arrow_reader(BATCH_ROWS)
-            self.con.register("_side", reader)
-            try:
-                self.con.execute(f"CREATE TABLE {side} AS SELECT * FROM _side")
-            finally:
-                self.con.unregister("_side")
+            if relation is None:  # its rows brought over once, as Arrow
+                relation = f"{side}_rows"
+                reader = snap.duckdb.sql(f"SELECT * FROM unique_events WHERE {self.where}",
+                                         params=self.params).to_arrow_reader(BATCH_ROWS)
+                self.con.register("_side", reader)
+                try:
+                    self.con.execute(f"CREATE TABLE {relation} AS SELECT * FROM _side")
+                finally:
+                    self.con.unregister("_side")
+            self.relations[side] = relation
+            self.con.execute(f"CREATE TABLE {side} AS {_slim_sql(self.where, relation)}",
+                             self.params)
+        kept = ", ".join(f"{x}.{name} AS {x}_{name}" for x in "sa" for name in _KEPT)
         self.con.execute(
             f"CREATE TABLE pairs AS SELECT coalesce(s.zone_id, a.zone_id) AS zone_id, "
-            f"coalesce(s.id, a.id) AS id, s.hour AS s_hour, a.hour AS a_hour, "
-            f"s.id IS NOT NULL AS in_s, a.id IS NOT NULL AS in_a, "
+            f"coalesce(s.id, a.id) AS id, s.id IS NOT NULL AS in_s, a.id IS NOT NULL AS in_a, "
             f"coalesce(s.occurred_at, a.occurred_at) AS occurred, "
-            f"s.id IS NOT NULL AND a.id IS NOT NULL AND ({_differs_sql()}) AS differs "
+            f"coalesce(s.chain_seq, a.chain_seq) AS seq, {kept}, "
+            f"CASE WHEN s.id IS NOT NULL AND a.id IS NOT NULL THEN {_differ_sql()} ELSE 0 "
+            f"END AS differ "
             f"FROM source s FULL OUTER JOIN against a ON s.zone_id = a.zone_id AND s.id = a.id")
 
     def result(self) -> Reconciliation:
@@ -296,10 +291,20 @@ class _Run:
 
         findings: list[ReconcileFinding] = []
         totals: Counter[str] = Counter()
-        mismatches: Counter[tuple[str, Any]] = Counter()
+        per_hour: Counter[tuple[str, Any]] = Counter()
         self._missing(findings, totals)
-        self._mismatches(findings, totals, mismatches)
-        hours = self._hours(mismatches)
+        listed: Counter[str] = Counter()
+        for pair, diffs in self._differences():
+            zone = pair["zone_id"]
+            for name, mine, theirs in diffs:
+                totals[Kind.FIELD_MISMATCH] += 1
+                per_hour[(zone, pair["s_hour"])] += 1
+                listed[zone] += 1
+                if listed[zone] <= self.cap:
+                    findings.append(_mismatch(pair, name, mine, theirs))
+        for zone, total in listed.items():
+            if total > self.cap:
+                findings.append(_more(Kind.FIELD_MISMATCH, zone, total - self.cap, self.cap))
         counts = self.con.execute(
             "SELECT count(*) FILTER (in_s), count(*) FILTER (in_a), "
             "count(*) FILTER (in_s AND in_a) FROM pairs").fetchone() or (0, 0, 0)
@@ -308,7 +313,7 @@ class _Run:
         return Reconciliation(
             status=DIFFER if totals else AGREE,
             source_events=counts[0], against_events=counts[1], matched=counts[2],
-            hours=hours, findings=findings, totals=dict(totals),
+            hours=self._hours(per_hour), findings=findings, totals=dict(totals),
             source_inputs=[InputSummary.of(i) for i in self.snaps["source"].inputs],
             against_inputs=[InputSummary.of(i) for i in self.snaps["against"].inputs],
             checks=self._checks(),
@@ -340,71 +345,58 @@ class _Run:
             if total > self.cap:
                 findings.append(_more(Kind.MISSING_IN_SOURCE, zone, total - self.cap,
                                       self.cap))
-        listed = self.con.execute(
-            "SELECT zone_id, id, in_s FROM pairs WHERE in_s <> in_a "
-            "QUALIFY row_number() OVER (PARTITION BY zone_id ORDER BY occurred NULLS LAST, id) "
-            "<= $cap", {"cap": self.cap}).fetchall()
-        keys = [(zone, event) for zone, event, _ in listed]
-        rows = {side: {(r["zone_id"], r["id"]): r for r in self._rows(side, keys)}
-                for side in SIDES}
-        for zone, event, in_source in listed:
-            have, lacks = ("source", "against") if in_source else ("against", "source")
-            row = rows[have].get((zone, event), {})
-            at = _at(row)
+        cursor = self.con.execute(
+            "SELECT * FROM pairs WHERE in_s <> in_a QUALIFY row_number() OVER (PARTITION BY "
+            "zone_id ORDER BY occurred NULLS LAST, id) <= $cap", {"cap": self.cap})
+        names = [d[0] for d in cursor.description]
+        for values in cursor.fetchall():
+            pair = dict(zip(names, values, strict=True))
+            have, lacks = ("source", "against") if pair["in_s"] else ("against", "source")
+            x = have[0]
+            at = _at(pair[f"{x}_file"], pair[f"{x}_line"])
+            stamp = _stamp(pair["occurred"], pair[f"{x}_digits"])
             findings.append(ReconcileFinding(
-                Kind.MISSING_IN_SOURCE, zone, event, row.get("chain_seq"), at,
+                Kind.MISSING_IN_SOURCE, pair["zone_id"], pair["id"], pair["seq"], at,
                 f"missing from {lacks}, only {have} has it"
-                + (f" (occurred_at {_value(row, 'occurred_at')})" if row.get("occurred_at")
-                   else ""),
-                missing_from=lacks))
+                + (f" (occurred_at {stamp})" if stamp else ""), missing_from=lacks))
 
-    def _mismatches(self, findings: list[ReconcileFinding], totals: Counter,
-                    per_hour: Counter) -> None:
-        listed: Counter[str] = Counter()
-        keys = self.con.execute(
-            "SELECT zone_id, id FROM pairs WHERE differs ORDER BY zone_id, id").fetchall()
-        rows = zip(self._rows("source", keys, ordered=True),
-                   self._rows("against", keys, ordered=True), strict=True)
-        for left, right in rows:
-            for name, mine, theirs in compare_rows(left, right):
-                zone = left["zone_id"]
-                totals[Kind.FIELD_MISMATCH] += 1
-                per_hour[(zone, _hour_of(left["occurred_at"]))] += 1
-                listed[zone] += 1
-                if listed[zone] > self.cap:
-                    continue
-                findings.append(ReconcileFinding(
-                    Kind.FIELD_MISMATCH, zone, left["id"], left.get("chain_seq"),
-                    _at(left), f"{name}: source {_shown(name, mine)}, against "
-                    f"{_shown(name, theirs)} (against at {_at(right)})",
-                    field=name, source_value=mine, against_value=theirs,
-                    against_at=_at(right)))
-        for zone, total in listed.items():
-            if total > self.cap:
-                findings.append(_more(Kind.FIELD_MISMATCH, zone, total - self.cap, self.cap))
+    def _differences(self) -> Iterator[tuple[dict, list[tuple[str, str | None, str | None]]]]:
+        """Each pair whose raw values differ, with its differences: a short field's are
+        final in SQL; a jsonb field's are decided by ``reconcile_fields`` (what the
+        weaker row can carry), in Python, for these rows only."""
+        from .reconcile_fields import caps, json_diffs
 
-    def _rows(self, side: str, keys: list[tuple], ordered: bool = False) -> Iterator[dict]:
-        """The full rows of ``keys`` on one side (in key order when ``ordered``)."""
-        if not keys:
-            return iter(())
-        import pyarrow as pa
-
-        con = self.snaps[side].duckdb
-        wanted = pa.table({"zone_id": [k[0] for k in keys], "id": [k[1] for k in keys]})
-        con.register("_reconcile_keys", wanted)
-        try:
-            reader = con.sql(
-                f"SELECT u.* FROM unique_events u SEMI JOIN _reconcile_keys k "
-                f"ON u.zone_id = k.zone_id AND u.id = k.id WHERE {self.where}"
-                + (" ORDER BY u.zone_id, u.id" if ordered else ""), params=self.params
-            ).to_arrow_reader(BATCH_ROWS)
-            batches = list(reader) if not ordered else None
-        finally:
-            if not ordered:
-                con.unregister("_reconcile_keys")
-        if batches is not None:
-            return (row for batch in batches for row in batch.to_pylist())
-        return _streamed(con, reader)
+        fields = [n for n in COMPARED_FIELDS if n not in JSONB_FIELDS]
+        values = ", ".join(f"{x}.{n} AS {x}_{n}" for x in "sa" for n in (*fields, *JSONB_FIELDS))
+        query = (f"SELECT p.*, {values} FROM pairs p "
+                 f"JOIN {self.relations['source']} s ON s.zone_id = p.zone_id AND s.id = p.id "
+                 f"JOIN {self.relations['against']} a ON a.zone_id = p.zone_id AND a.id = p.id "
+                 f"WHERE p.differ <> 0")  # pairs holds only rows of the window already
+        reader = self.con.sql(query).to_arrow_reader(BATCH_ROWS)
+        for batch in reader:
+            columns = batch.to_pydict()
+            for index in range(batch.num_rows):
+                pair = {name: column[index] for name, column in columns.items()}
+                differ = pair["differ"]
+                diffs = []
+                mine = theirs = None
+                for name in COMPARED_FIELDS:
+                    if not differ & _BITS[name]:
+                        continue
+                    if name in JSONB_FIELDS:
+                        if mine is None:
+                            mine = caps(pair["s_shape"], pair["s_absent_fields"], pair["s_digits"])
+                            theirs = caps(pair["a_shape"], pair["a_absent_fields"],
+                                          pair["a_digits"])
+                        diffs += json_diffs(name, pair[f"s_{name}"], pair[f"a_{name}"], mine,
+                                            theirs)
+                        continue
+                    if name == "ingest_signature" and Shape.WIRE_SPOOL in (pair["s_shape"],
+                                                                          pair["a_shape"]):
+                        continue  # a spool line is what was signed: its HMAC is not in it
+                    diffs.append((name, _value(pair, "s", name), _value(pair, "a", name)))
+                if diffs:
+                    yield pair, diffs
 
     def _checks(self) -> dict[str, str]:
         shapes = {side: sorted({i.shape for i in snap.inputs})
@@ -428,12 +420,14 @@ class _Run:
         return checks
 
 
-def _streamed(con: duckdb.DuckDBPyConnection, reader: Any) -> Iterator[dict]:
-    try:
-        for batch in reader:
-            yield from batch.to_pylist()
-    finally:
-        con.unregister("_reconcile_keys")
+def _mismatch(pair: dict, name: str, mine: str | None, theirs: str | None
+              ) -> ReconcileFinding:
+    here, there = _at(pair["s_file"], pair["s_line"]), _at(pair["a_file"], pair["a_line"])
+    return ReconcileFinding(
+        Kind.FIELD_MISMATCH, pair["zone_id"], pair["id"], pair["seq"], here,
+        f"{name}: source {_shown(name, mine)}, against {_shown(name, theirs)} "
+        f"(against at {there})",
+        field=name, source_value=mine, against_value=theirs, against_at=there)
 
 
 def _more(kind: str, zone: str, hidden: int, cap: int) -> ReconcileFinding:
@@ -447,20 +441,15 @@ def _window(params: dict[str, Any]) -> str:
                      for k, v in params.items())
 
 
-def _hour_of(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.replace(minute=0, second=0, microsecond=0)
-
-
 def _hour_text(hour: datetime | None) -> str | None:
     return None if hour is None else hour.astimezone(timezone.utc).strftime(
         "%Y-%m-%dT%H:00:00Z")
 
 
-def _at(row: dict) -> str | None:
-    path = row.get("source_file")
+def _at(path: str | None, line: int | None) -> str | None:
     if path is None:
         return None
-    return f"{path}:{row['source_line']}" if row.get("source_line") is not None else path
+    return f"{path}:{line}" if line is not None else path
 
 
 def _shown(name: str, value: str | None, limit: int = 200) -> str:
@@ -472,220 +461,20 @@ def _shown(name: str, value: str | None, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + f"... ({len(value)} characters)"
 
 
-def _value(row: dict, name: str) -> str | None:
-    """A field as findings show it: times in ISO (to their digits), the rest as held."""
-    value = row.get(name)
+def _stamp(moment: datetime | None, digits: int | None) -> str | None:
+    """A time as findings show it: ISO, to the digits its side has."""
+    if moment is None:
+        return None
+    text = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return (text[:-3] if (digits or 6) < 6 else text) + "Z"
+
+
+def _value(pair: dict, x: str, name: str) -> str | None:
+    """A short field of side ``x`` as findings show it."""
+    value = pair.get(f"{x}_{name}")
     if isinstance(value, datetime):
-        text = value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
-        return (text[:-3] if (row.get("occurred_at_digits") or 6) < 6 else text) + "Z"
+        return _stamp(value, pair[f"{x}_digits"])
     return None if value is None else str(value)
-
-
-# --- the comparison of two rows of one event (only those whose raw values differ) -----
-
-
-class _Caps:
-    """What one row can carry, from its shape and its absent_fields."""
-
-    def __init__(self, row: dict) -> None:
-        shape = row.get("source_shape")
-        absent = [n for n in (row.get("absent_fields") or "").split(",") if n]
-        self.absent = {n for n in absent if not n.startswith("metadata_json.")}
-        if shape == Shape.WIRE_SPOOL:  # the line is what was signed; its HMAC is not in it
-            self.absent.add("ingest_signature")
-        #: metadata keys the row lacks (a lost object, a CSV column not exported)
-        self.absent_keys = {n.split(".", 1)[1] for n in absent if n.startswith("metadata_json.")}
-        self.api = shape in API_SHAPES
-        self.csv = shape == Shape.API_CSV
-        #: a ``fields=`` projection: only the metadata keys it holds were exported
-        self.projection = shape == Shape.API_JSON and "diagnostics_json" in self.absent
-        self.millis = (row.get("occurred_at_digits") or 6) < 6
-
-
-def compare_rows(left: dict, right: dict) -> list[tuple[str, str | None, str | None]]:
-    """The fields in which two rows of one event differ, as (field, left value, right
-    value), ignoring only what the weaker row cannot carry (see the module docstring). A
-    jsonb object differs key by key: ``metadata_json.<key>`` and the key's two values
-    (jsonb text, or the CSV cell against the CSV export; None where a side has no key)."""
-    mine, theirs = _Caps(left), _Caps(right)
-    skip = mine.absent | theirs.absent
-    found: list[tuple[str, str | None, str | None]] = []
-    for name in COMPARED_FIELDS:
-        if name in skip:
-            continue
-        a, b = left.get(name), right.get(name)
-        if name in JSONB_FIELDS:
-            if a != b:
-                found += _json_diffs(name, a, b, mine, theirs)
-            continue
-        if name in TIMES:
-            same = _same_time(a, b, mine.millis or theirs.millis)
-        elif name in TEXT:
-            same = (a or "") == (b or "")
-        else:
-            same = a == b
-        if not same:
-            found.append((name, _value(left, name), _value(right, name)))
-    return found
-
-
-def _same_time(a: datetime | None, b: datetime | None, millis: bool) -> bool:
-    if a is None or b is None or not millis:
-        return a == b
-    return a.replace(microsecond=a.microsecond // 1000 * 1000) == b.replace(
-        microsecond=b.microsecond // 1000 * 1000)
-
-
-def _json_diffs(name: str, a: str | None, b: str | None, mine: _Caps,
-                theirs: _Caps) -> list[tuple[str, str | None, str | None]]:
-    """How two jsonb texts of one field differ, in what both rows can carry."""
-    from .jsonb import dumps, loads
-
-    loose = mine.api or theirs.api
-    left = None if a is None else loads(a)
-    right = None if b is None else loads(b)
-    if name == "determining_policies_json" and (mine.csv or theirs.csv or mine.projection
-                                                 or theirs.projection):
-        same = _policy_names(left) == _policy_names(right)
-        return [] if same else [(name, a, b)]
-    if name == "metadata_json" and (mine.csv or theirs.csv):
-        keys = _csv_keys(mine, theirs)
-        cells = _cells(left, keys), _cells(right, keys)
-        return [(f"{name}.{key}", cells[0].get(key), cells[1].get(key))
-                for key in sorted(set(cells[0]) | set(cells[1]))
-                if cells[0].get(key) != cells[1].get(key)]
-    if name == "metadata_json":
-        kept = _carried_keys(left, right, mine, theirs)
-        if kept is not None:
-            left, right = (_only(value, kept) for value in (left, right))
-        if mine.projection or theirs.projection:  # a key asked for and absent is null
-            left, right = (_only(value, {k for k, v in value.items() if v is not None})
-                           if isinstance(value, dict) else value for value in (left, right))
-            left, right = (value or None for value in (left, right))
-    if isinstance(left, dict) and isinstance(right, dict):
-        return [(f"{name}.{key}", _text(left, key, dumps), _text(right, key, dumps))
-                for key in sorted(set(left) | set(right))
-                if _weakened(left.get(key, _NONE), loose, key)
-                != _weakened(right.get(key, _NONE), loose, key)]
-    same = _weakened(left, loose) == _weakened(right, loose)
-    return [] if same else [(name, a, b)]
-
-
-#: a key one side lacks (not the same as JSON null)
-_NONE = object()
-
-
-def _text(value: dict, key: str, dumps: Any) -> str | None:
-    return dumps(value[key]) if key in value else None
-
-
-def _carried_keys(left: object, right: object, mine: _Caps, theirs: _Caps) -> set | None:
-    """The metadata keys both rows carry, or None for all: a ``fields=`` projection holds
-    only the keys it was asked for, a lost object (``metadata_json.<key>``) none."""
-    keys: set | None = None
-    for value, caps in ((left, mine), (right, theirs)):
-        if caps.projection:
-            held = set(value) if isinstance(value, dict) else set()
-            keys = held if keys is None else keys & held
-    lost = mine.absent_keys | theirs.absent_keys
-    if lost:
-        every = set(left or {}) | set(right or {}) if keys is None else keys
-        keys = every - lost
-    return keys
-
-
-def _only(value: object, keys: set) -> object:
-    return {k: v for k, v in value.items() if k in keys} if isinstance(value, dict) else value
-
-
-def _policy_names(value: object) -> list[str]:
-    """``[{"policy": name}]`` as its names (all the CSV and a projection carry)."""
-    if not isinstance(value, list):
-        return []
-    return [str(item.get("policy")) if isinstance(item, dict) else str(item) for item in value]
-
-
-def _csv_keys(mine: _Caps, theirs: _Caps) -> set[str]:
-    from .sources.api_json import METADATA_FIELDS
-
-    return set(METADATA_FIELDS) - mine.absent_keys - theirs.absent_keys
-
-
-def _cells(value: object, keys: set[str]) -> dict[str, str]:
-    """Metadata as the CSV export writes it: the columns' cells, empty ones left out."""
-    from .sources.api_csv import unguard
-
-    if not isinstance(value, dict):
-        return {}
-    cells = {}
-    for key in keys & set(value):
-        cell = unguard(_js_cell(value[key]))
-        if cell:
-            cells[key] = cell
-    return cells
-
-
-def _js_cell(value: object) -> str:
-    """A value as the CSV export writes it (arrays joined by one space)."""
-    if isinstance(value, list):
-        return " ".join(_js_string(item) for item in value)
-    return _js_string(value)
-
-
-def _js_string(value: object) -> str:
-    """JavaScript's ``String(value)`` of a parsed JSON value."""
-    from .jsonb import JsonbNumber
-
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, JsonbNumber):
-        return js_number(float(value))
-    if isinstance(value, dict):
-        return "[object Object]"
-    if isinstance(value, list):
-        return ",".join("" if item is None else _js_string(item) for item in value)
-    return str(value)
-
-
-def js_number(number: float) -> str:
-    """A double as JavaScript prints it (Number.prototype.toString)."""
-    if number != number:
-        return "NaN"
-    if number in (float("inf"), float("-inf")):
-        return "Infinity" if number > 0 else "-Infinity"
-    if number == 0:
-        return "0"
-    sign, digits_tuple, exponent = Decimal(repr(abs(number))).normalize().as_tuple()
-    digits = "".join(map(str, digits_tuple))
-    k, n = len(digits), len(digits) + int(exponent)
-    minus = "-" if number < 0 else ""
-    if k <= n <= 21:
-        return minus + digits + "0" * (n - k)
-    if 0 < n <= 21:
-        return minus + digits[:n] + "." + digits[n:]
-    if -6 < n <= 0:
-        return minus + "0." + "0" * -n + digits
-    mantissa = digits[0] + ("." + digits[1:] if k > 1 else "")
-    return f"{minus}{mantissa}e{'+' if n - 1 >= 0 else '-'}{abs(n - 1)}"
-
-
-def _weakened(value: object, loose: bool, key: str = "") -> object:
-    """A parsed JSON value (held under ``key``) with what the weaker side cannot carry
-    taken out: with ``loose`` (one side is the Admin API's) numbers as doubles and a
-    sensitive key's value as ``"[redacted]"``; else numbers as their exact jsonb literal."""
-    from .jsonb import JsonbNumber
-
-    if loose and key.lower() in SENSITIVE and value is not _NONE:
-        return REDACTED
-    if isinstance(value, dict):
-        return {k: _weakened(v, loose, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_weakened(item, loose) for item in value]
-    if isinstance(value, JsonbNumber):
-        return ("number", float(value) if loose else str(value))
-    return value
 
 
 class _CallableModule(types.ModuleType):

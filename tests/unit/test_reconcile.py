@@ -13,7 +13,7 @@ from support.paths import VECTOR_API, VECTOR_EXPORT
 
 import caracal_forensics as cf
 from caracal_forensics.errors import InputError, UsageError
-from caracal_forensics.reconcile import compare_rows, js_number
+from caracal_forensics.reconcile_fields import caps, js_number, json_diffs
 from caracal_forensics.sources.api_csv import zones_given
 
 ZONES = ["zone-alpha", "zone-beta", "zone-gamma", "zone:prod/eu-1"]
@@ -197,8 +197,16 @@ def test_numbers_are_written_as_javascript_writes_them(number: float, text: str)
 
 
 def test_a_lost_object_is_not_compared() -> None:
-    dump = {"metadata_json": '{"agent_labels": {"a": 1}, "latency_ms": 3}',
-            "source_shape": "db_csv", "occurred_at_digits": 6}
-    export = {"metadata_json": '{"latency_ms": 3}', "source_shape": "api_csv",
-              "occurred_at_digits": 3, "absent_fields": "metadata_json.agent_labels"}
-    assert compare_rows(dump, export) == []
+    dump = caps("db_csv", None, 6)
+    export = caps("api_csv", "metadata_json.agent_labels", 3)
+    assert json_diffs("metadata_json", '{"agent_labels": {"a": 1}, "latency_ms": 3}',
+                      '{"latency_ms": 3}', dump, export) == []
+    assert json_diffs("metadata_json", '{"agent_labels": {"a": 1}, "latency_ms": 3}',
+                      '{"latency_ms": 4}', dump, export) == [
+        ("metadata_json.latency_ms", "3", "4")]
+
+
+def test_a_boolean_is_not_a_number() -> None:
+    dump, page = caps("db_csv", None, 6), caps("api_json", None, 3)
+    assert json_diffs("metadata_json", '{"a": true}', '{"a": 1}', dump, page) == [
+        ("metadata_json.a", "true", "1")]
