@@ -262,6 +262,7 @@ class _Run:
         self.cap = cap
         self.con = connect()
         self.relations: dict[str, str] = {}
+        self._lookup: Any = None  # a cursor for _pair
         for side, snap in self.snaps.items():
             relation = _files_relation(snap)
             if relation is None:  # its rows brought over once, as Arrow
@@ -363,40 +364,61 @@ class _Run:
     def _differences(self) -> Iterator[tuple[dict, list[tuple[str, str | None, str | None]]]]:
         """Each pair whose raw values differ, with its differences: a short field's are
         final in SQL; a jsonb field's are decided by ``reconcile_fields`` (what the
-        weaker row can carry), in Python, for these rows only."""
+        weaker row can carry), in Python, for the rows that SQL could not settle (against
+        the Admin API's JSON: equal once both are redacted alike and read as doubles)."""
         from .reconcile_fields import caps, json_diffs
 
-        fields = [n for n in COMPARED_FIELDS if n not in JSONB_FIELDS]
-        values = ", ".join(f"{x}.{n} AS {x}_{n}" for x in "sa" for n in (*fields, *JSONB_FIELDS))
-        query = (f"SELECT p.*, {values} FROM pairs p "
+        short = [n for n in COMPARED_FIELDS if n not in JSONB_FIELDS]
+        yield from self._short_differences(short)
+        texts = ", ".join(f"CASE WHEN p.differ & {_BITS[n]} <> 0 THEN {x}.{n} END AS {x}_{n}"
+                          for n in JSONB_FIELDS for x in "sa")
+        weak = ", ".join(f"{_weakly_equal(n)} AS same_{n}" for n in JSONB_FIELDS)
+        names = ("zone_id", "id", "differ", "s_shape", "a_shape", "s_absent_fields",
+                 "a_absent_fields", "s_digits", "a_digits")
+        for pair in self._joined(f"{', '.join('p.' + n for n in names)}, {texts}, {weak}",
+                                 f"p.differ & {_JSON_BITS} <> 0"):
+            mine = caps(pair["s_shape"], pair["s_absent_fields"], pair["s_digits"])
+            theirs = caps(pair["a_shape"], pair["a_absent_fields"], pair["a_digits"])
+            diffs = []
+            for name in JSONB_FIELDS:
+                if pair["differ"] & _BITS[name] and not pair[f"same_{name}"]:
+                    diffs += json_diffs(name, pair[f"s_{name}"], pair[f"a_{name}"], mine,
+                                        theirs)
+            if diffs:
+                yield self._pair(pair["zone_id"], pair["id"]), diffs
+
+    def _short_differences(self, short: list[str]) -> Iterator[tuple[dict, list]]:
+        bits = sum(_BITS[n] for n in short)
+        values = ", ".join(f"{x}.{n} AS {x}_{n}" for x in "sa" for n in short)
+        for pair in self._joined(f"p.*, {values}", f"p.differ & {bits} <> 0"):
+            spool = Shape.WIRE_SPOOL in (pair["s_shape"], pair["a_shape"])
+            diffs = [(n, _value(pair, "s", n), _value(pair, "a", n)) for n in short
+                     if pair["differ"] & _BITS[n]
+                     # a spool line is what was signed: its HMAC is not in it
+                     and not (spool and n == "ingest_signature")]
+            if diffs:
+                yield pair, diffs
+
+    def _joined(self, columns: str, where: str) -> Iterator[dict]:
+        """Rows of ``pairs`` matching ``where`` beside both sides' rows (``s``, ``a``)."""
+        query = (f"SELECT {columns} FROM pairs p "
                  f"JOIN {self.relations['source']} s ON s.zone_id = p.zone_id AND s.id = p.id "
                  f"JOIN {self.relations['against']} a ON a.zone_id = p.zone_id AND a.id = p.id "
-                 f"WHERE p.differ <> 0")  # pairs holds only rows of the window already
-        reader = self.con.sql(query).to_arrow_reader(BATCH_ROWS)
-        for batch in reader:
-            columns = batch.to_pydict()
-            for index in range(batch.num_rows):
-                pair = {name: column[index] for name, column in columns.items()}
-                differ = pair["differ"]
-                diffs = []
-                mine = theirs = None
-                for name in COMPARED_FIELDS:
-                    if not differ & _BITS[name]:
-                        continue
-                    if name in JSONB_FIELDS:
-                        if mine is None:
-                            mine = caps(pair["s_shape"], pair["s_absent_fields"], pair["s_digits"])
-                            theirs = caps(pair["a_shape"], pair["a_absent_fields"],
-                                          pair["a_digits"])
-                        diffs += json_diffs(name, pair[f"s_{name}"], pair[f"a_{name}"], mine,
-                                            theirs)
-                        continue
-                    if name == "ingest_signature" and Shape.WIRE_SPOOL in (pair["s_shape"],
-                                                                          pair["a_shape"]):
-                        continue  # a spool line is what was signed: its HMAC is not in it
-                    diffs.append((name, _value(pair, "s", name), _value(pair, "a", name)))
-                if diffs:
-                    yield pair, diffs
+                 f"WHERE {where}")  # pairs holds only the rows of the window already
+        for batch in self.con.sql(query).to_arrow_reader(BATCH_ROWS):
+            columns_ = batch.to_pydict()
+            names = list(columns_)
+            for row in zip(*columns_.values(), strict=True):
+                yield dict(zip(names, row, strict=True))
+
+    def _pair(self, zone: str, event: str) -> dict:
+        """One pair, read beside a stream still open (on a cursor of its own)."""
+        if self._lookup is None:
+            self._lookup = self.con.cursor()
+        cursor = self._lookup.execute("SELECT * FROM pairs WHERE zone_id = $z AND id = $i",
+                                  {"z": zone, "i": event})
+        names = [d[0] for d in cursor.description]
+        return dict(zip(names, cursor.fetchall()[0], strict=True))
 
     def _checks(self) -> dict[str, str]:
         shapes = {side: sorted({i.shape for i in snap.inputs})
@@ -418,6 +440,28 @@ class _Run:
         if self.where != "TRUE":
             checks["window"] = f"both sides narrowed alike ({_window(self.params)})"
         return checks
+
+
+#: A sensitive key's scalar value, at any depth of jsonb text (a value in a string has
+#: its quotes escaped, so it never matches); objects and arrays are left to Python.
+_SENSITIVE_VALUE = (r'"((?i:' + "|".join(sorted(SENSITIVE)) + r'))": '
+                    r'("(?:[^"\\]|\\.)*"|[-0-9.eE+]+|true|false|null)')
+
+
+def _weakly_equal(name: str) -> str:
+    """SQL: against the Admin API's JSON (not a projection), whether two jsonb texts are
+    the same once sensitive values are redacted alike and numbers read as doubles
+    (DuckDB's ``json()`` prints each the same); false means "ask Python", never "differ"."""
+    def weak(x: str) -> str:
+        return (f"json(regexp_replace({x}.{name}, '{_SENSITIVE_VALUE}', "
+                f"'\"\\1\": \"{REDACTED}\"', 'g'))::VARCHAR")
+
+    plain = " AND ".join(
+        f"p.{x}_shape IS DISTINCT FROM '{Shape.API_CSV}' AND NOT (p.{x}_shape = "
+        f"'{Shape.API_JSON}' AND coalesce(p.{x}_absent_fields, '') LIKE '%diagnostics_json%')"
+        f" AND coalesce(p.{x}_absent_fields, '') NOT LIKE '%metadata_json.%'" for x in "sa")
+    return (f"coalesce('{Shape.API_JSON}' IN (p.s_shape, p.a_shape) AND {plain} AND "
+            f"{weak('s')} = {weak('a')}, false)")
 
 
 def _mismatch(pair: dict, name: str, mine: str | None, theirs: str | None
