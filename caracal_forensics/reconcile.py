@@ -258,6 +258,7 @@ class _Run:
         from .engine import connect
 
         self.snaps = dict(zip(SIDES, snaps, strict=True))
+        self.filters = filters
         self.where, self.params = filters.where()
         self.cap = cap
         self.con = connect()
@@ -438,7 +439,7 @@ class _Run:
         checks["times"] = ("to the millisecond where one side has milliseconds only "
                            "(Admin API, OCSF), else to the microsecond")
         if self.where != "TRUE":
-            checks["window"] = f"both sides narrowed alike ({_window(self.params)})"
+            checks["window"] = f"both sides narrowed alike ({_window(self.filters)})"
         return checks
 
 
@@ -480,9 +481,13 @@ def _more(kind: str, zone: str, hidden: int, cap: int) -> ReconcileFinding:
     return ReconcileFinding(kind, zone, None, None, None, more_findings(kind, hidden, cap))
 
 
-def _window(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k} {v.isoformat() if hasattr(v, 'isoformat') else v}"
-                     for k, v in params.items())
+def _window(filters: Any) -> str:
+    """The zones and the occurred_at window both sides were narrowed to, in words."""
+    parts = [f"zone {', '.join(filters.zones)}"] if filters.zones else []
+    parts += [f"{name} {moment.isoformat().replace('+00:00', 'Z')}"
+              for name, moment in (("since", filters.since), ("until", filters.until))
+              if moment is not None]
+    return "; ".join(parts)
 
 
 def _hour_text(hour: datetime | None) -> str | None:

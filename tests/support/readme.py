@@ -119,7 +119,8 @@ def _is_command(line: str) -> bool:
 
 def lay_out(folder: Path) -> Path:
     """Make ``folder`` hold what the examples name: export/, audit/, audit-q4/, key.hex,
-    and case/ (an export with a stray ``notes.json``, for ``--exclude``)."""
+    case/ (an export with a stray ``notes.json``, for ``--exclude``), and admin-api/ and
+    wire/ (the same events as the Admin API exports them and as producers sent them)."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(FIXTURES / "export", folder / "export")
     shutil.copytree(FIXTURES / "export", folder / "case")
@@ -127,6 +128,8 @@ def lay_out(folder: Path) -> Path:
     shutil.copytree(FIXTURES / "export" / "ocsf" / "audit", folder / "audit")
     shutil.copytree(FIXTURES / "export" / "ocsf" / "audit", folder / "audit-q4")
     shutil.copy(FIXTURES / "key.hex", folder / "key.hex")
+    for name in ("admin-api", "wire"):
+        shutil.copytree(FIXTURES / name, folder / name)
     return folder
 
 
