@@ -13,10 +13,13 @@ or metadata the CSV could not write (an object, keys that are not its columns); 
 microseconds of a time one side has to the millisecond only (OCSF, the Admin API);
 never jsonb's key order.
 
-Speed: each side is read into its own DuckDB connection (``open_sources``) and reduced
-there to one slim row per event (the key, the hour, the short fields, an MD5 of each
-long one); DuckDB joins the two and counts per hour. Python compares only the events
-whose raw values differ, in a merge of the two sides' full rows read in key order.
+Speed: both sides are opened as every command opens them; then one DuckDB connection
+reads both sides' Parquet files (a snapshot's parts, the spool of what was loaded),
+reduces each event to a slim row (key, hour, short fields, an MD5 of each jsonb field,
+the bits of the fields it lacks), joins the two and counts per hour, marking per pair
+the bits of the fields whose raw values differ. A short field that differs is final
+there; a differing jsonb field is settled in SQL when the Admin API's redaction and
+doubles explain it, else in Python (``reconcile_fields``), for those rows only.
 """
 
 from __future__ import annotations

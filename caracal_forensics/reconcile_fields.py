@@ -45,8 +45,6 @@ class Caps:
         #: a ``fields=`` projection: only the metadata keys it holds were exported
         self.projection = shape == Shape.API_JSON and "diagnostics_json" in self.absent
         self.millis = (digits or 6) < 6
-        #: the line is what a spool's producer signed: its HMAC is not in it
-        self.unsigned = shape == Shape.WIRE_SPOOL
 
 
 @lru_cache(maxsize=256)

@@ -210,3 +210,25 @@ def test_a_boolean_is_not_a_number() -> None:
     dump, page = caps("db_csv", None, 6), caps("api_json", None, 3)
     assert json_diffs("metadata_json", '{"a": true}', '{"a": 1}', dump, page) == [
         ("metadata_json.a", "true", "1")]
+
+
+def test_a_snapshot_not_laid_out_in_files_is_brought_over_as_arrow(tmp_path: Path) -> None:
+    """A Snapshot read otherwise (from PostgreSQL: no layout) is compared all the same."""
+    def edit(items: list[dict]) -> None:
+        items[0]["decision"] = "partial"
+
+    left = cf.open(DUMP)
+    left.layout = None
+    result = cf.reconcile(left, _page(tmp_path, edit), zone="zone-alpha")
+    assert [f.field for f in result.findings] == ["decision"] and result.matched == 67
+
+
+def test_a_sensitive_key_is_redacted_at_any_depth(tmp_path: Path) -> None:
+    dump = caps("db_csv", None, 6)
+    page = caps("api_json", None, 3)
+    strong = '{"headers": {"Authorization": "Bearer x", "n": 1.50}, "token": {"a": 1}}'
+    weak = '{"headers": {"Authorization": "[redacted]", "n": 1.5}, "token": "[redacted]"}'
+    assert json_diffs("metadata_json", strong, weak, dump, page) == []
+    assert json_diffs("metadata_json", strong, weak.replace("1.5", "1.6"), dump, page) == [
+        ("metadata_json.headers", '{"n": 1.50, "Authorization": "Bearer x"}',
+         '{"n": 1.6, "Authorization": "[redacted]"}')]
