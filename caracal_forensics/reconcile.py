@@ -113,6 +113,9 @@ class Reconciliation:
     checks: dict[str, str] = field(default_factory=dict)
     toolkit_version: str = ""
     generated_at: str = ""
+    #: malformed lines left out of either side (``on_bad_line="skip"``); about the run,
+    #: not the evidence, so not in the JSON
+    skipped_lines: int = field(default=0, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -322,6 +325,7 @@ class _Run:
             source_inputs=[InputSummary.of(i) for i in self.snaps["source"].inputs],
             against_inputs=[InputSummary.of(i) for i in self.snaps["against"].inputs],
             checks=self._checks(),
+            skipped_lines=sum(snap.skipped_lines for snap in self.snaps.values()),
             toolkit_version=__version__,
             generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 

@@ -12,6 +12,7 @@ from .options import (
     OnBadLineOption,
     SourcesOption,
     resolve_sources,
+    warn,
     zone_names_csvs,
 )
 
@@ -70,6 +71,8 @@ def reconcile(
     with progress("reconciling"):  # on a terminal's stderr only
         result = run(paths, list(against), zone=zone or None, since=since, until=until,
                      on_bad_line=on_bad_line, exclude=exclude or ())
+    if result.skipped_lines:
+        warn(f"skipped {result.skipped_lines} malformed line(s) (--on-bad-line skip)")
     try:
         if json_output:
             print(result.to_json())

@@ -99,3 +99,14 @@ def test_a_zone_given_names_back_the_zone_its_file_name_mangled() -> None:
                              VECTOR_API / "audit-zone_prod_eu-1.csv",
                              "--zone", "zone:prod/eu-1")
     assert code == 0 and "66 on both" in out, err
+
+
+def test_skipped_lines_are_said_on_stderr(tmp_path: Path) -> None:
+    items = tmp_path / "items.jsonl"
+    page = json.loads(PAGE.read_text())
+    items.write_text("".join(json.dumps(item) + "\n" for item in page["items"])
+                     + '{"id": "broken\n')
+    code, out, err = run_cli("reconcile", "-s", DUMP, "--against", items, "--zone",
+                             "zone-gamma", "--on-bad-line", "skip")
+    assert code == 0 and out.startswith("AGREE"), err
+    assert "skipped 1 malformed line(s)" in err
