@@ -19,7 +19,7 @@ from .options import (
 if TYPE_CHECKING:
     from ..reconcile import Reconciliation
 
-_STYLE = {"agree": "green", "differ": "bold red"}
+_STYLE = {"agree": "green", "differ": "bold red"}  # as verify's intact and tampered
 
 
 @zone_names_csvs
@@ -90,7 +90,7 @@ def print_reconciliation(result: Reconciliation, console=None) -> None:
     """A verdict line, the counts per zone and hour, then each finding as verify prints
     one (``KIND  zone seq event at file:line``, the detail under it)."""
     from ..render.table import Column, make_console, printable, render_table
-    from .verify import _SEVERITY_LABEL, _discard_stdout
+    from .verify import _discard_stdout, print_finding
 
     if console is None:
         console = make_console()
@@ -116,15 +116,7 @@ def print_reconciliation(result: Reconciliation, console=None) -> None:
             console=console,
         )
     for f in result.findings:
-        where = " ".join(part for part in (
-            printable(f.zone_id) if f.zone_id else "",
-            f"seq {f.chain_seq}" if f.chain_seq is not None else "",
-            printable(f.event_id) if f.event_id else "",
-            f"at {printable(f.source)}" if f.source else "",
-        ) if part)
-        console.print(f"{_SEVERITY_LABEL.get(f.severity, f.severity)} {f.kind}  {where}",
-                      style=_STYLE["differ"] if f.fails else None, soft_wrap=True)
-        console.print(f"    {printable(f.detail)}", soft_wrap=True)
+        print_finding(console, f)
     for name, text in result.checks.items():
         console.print(f"{name}: {printable(text)}", style="dim", soft_wrap=True)
 
