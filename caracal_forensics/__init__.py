@@ -12,6 +12,8 @@ The notebook API::
     report = verifier.verify_paths(["export/"])    # or verifier.verify_snapshot(snap)
     report.status, report.findings_of(cf.FindingKind.CHAIN_BREAK)
 
+    cf.reconcile(["siem/"], ["dump/db.csv"], since="2026-05-11").findings
+
 Heavy modules load on first use so that importing the package (and the CLI) is instant.
 """
 
@@ -24,6 +26,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from .reconcile import Reconciliation
     from .snapshot import Snapshot
 
 #: Names loaded on first use (``cf.Verifier`` ...): name -> (module, attribute).
@@ -45,9 +48,12 @@ _LAZY = {
     "InputError": ("errors", "InputError"),
     "NotFoundError": ("errors", "NotFoundError"),
     "DatabaseError": ("errors", "DatabaseError"),
+    "Reconciliation": ("reconcile", "Reconciliation"),
+    "HourCount": ("reconcile", "HourCount"),
+    "ReconcileFinding": ("reconcile", "ReconcileFinding"),
 }
 
-__all__ = ["__version__", "open", "jsonb_text", *_LAZY]
+__all__ = ["__version__", "open", "jsonb_text", "reconcile", *_LAZY]
 
 
 def open(*sources: str, on_bad_line: str = "error",  # noqa: A001
@@ -58,6 +64,19 @@ def open(*sources: str, on_bad_line: str = "error",  # noqa: A001
 
     return open_sources(list(sources), on_bad_line=on_bad_line,
                         exclude=(exclude,) if isinstance(exclude, str) else tuple(exclude))
+
+
+def reconcile(source: str | Sequence[str] | Snapshot, against: str | Sequence[str] | Snapshot,
+              *, zone: str | Sequence[str] | None = None, since: Any = None, until: Any = None,
+              on_bad_line: str = "error", exclude: Sequence[str] = ()) -> Reconciliation:
+    """Compare two sets of sources (paths as ``open`` takes them, or opened Snapshots) by
+    event id: per zone and hour of occurred_at the counts on each side, and the findings
+    ``missing_in_source`` and ``field_mismatch`` (a ``Reconciliation``); ``zone``,
+    ``since`` (inclusive) and ``until`` (exclusive) narrow both sides alike."""
+    from .reconcile import reconcile as _reconcile
+
+    return _reconcile(source, against, zone=zone, since=since, until=until,
+                      on_bad_line=on_bad_line, exclude=exclude)
 
 
 def jsonb_text(raw_json: str) -> str:

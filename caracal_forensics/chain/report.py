@@ -42,6 +42,10 @@ class Kind:
     NOT_IN_LEDGER = "not_in_ledger"
     #: no hourly OCSF file for an hour inside the range said complete (``chain/hours.py``)
     MISSING_HOUR = "missing_hour"
+    #: reconciling two sets of sources (``reconcile.py``): an event on one side only
+    MISSING_IN_SOURCE = "missing_in_source"
+    #: reconciling: the same event differs in a field both sides can carry
+    FIELD_MISMATCH = "field_mismatch"
 
 
 class Reason:
@@ -79,6 +83,8 @@ SEVERITY: dict[str, str] = {
     Kind.PRODUCER_MISMATCH: Severity.FAILS,
     Kind.NOT_IN_LEDGER: Severity.WARNING,
     Kind.MISSING_HOUR: Severity.WARNING,
+    Kind.MISSING_IN_SOURCE: Severity.FAILS,
+    Kind.FIELD_MISMATCH: Severity.FAILS,
     Kind.DUPLICATE_EVENT: Severity.WARNING,
     Kind.UNANCHORED_START: Severity.INFO,
     Kind.UNVERIFIABLE: Severity.UNVERIFIABLE,

@@ -61,6 +61,7 @@ def _register_commands() -> None:
         explain,
         ingest,
         query,
+        reconcile,
         report,
         snapshot,
         stats,
@@ -70,7 +71,7 @@ def _register_commands() -> None:
 
     for command in (alerts.alerts, explain.explain, ingest.ingest, query.query, query.sql,
                     verify.verify, report.report, snapshot.snapshot, stats.stats,
-                    timeline.timeline):
+                    timeline.timeline, reconcile.reconcile):
         app.command()(command)
     audit_app.command()(audit.tail)
     admin_app.command()(admin.tail)

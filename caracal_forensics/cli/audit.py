@@ -13,9 +13,11 @@ from .options import (
     open_snapshot,
     resolve_sources,
     warn,
+    zone_names_csvs,
 )
 
 
+@zone_names_csvs
 def tail(
     source: SourcesOption = None,
     decision: Annotated[

@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
-from .options import ExcludeOption, OnBadLineOption, SourcesOption, open_snapshot
+from .options import ExcludeOption, OnBadLineOption, SourcesOption, open_snapshot, zone_names_csvs
 
 
+@zone_names_csvs
 def explain(
     request_id: Annotated[str, typer.Argument(help="The request id (correlation id).")],
     source: SourcesOption = None,

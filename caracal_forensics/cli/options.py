@@ -136,3 +136,27 @@ def warn(message: str) -> None:
         message = printable(message)
     print(f"caracal-forensics: {message}", file=sys.stderr)
 
+
+
+def zone_names_csvs(command):
+    """Let the command's ``--zone`` also give the zone of an Admin API CSV whose file name
+    does not (``sources.api_csv.zones_given``: a single --zone is such a CSV's zone); the
+    error for one without says so with the flag."""
+    import functools
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from ..errors import InputError
+        from ..sources.api_csv import missing_zone, zones_given
+
+        with zones_given(kwargs.get("zone")):
+            try:
+                return command(*args, **kwargs)
+            except InputError as error:
+                given = getattr(error, "zones_given", None)
+                if given is None:
+                    raise
+                raise InputError(error.path, missing_zone(given, "pass --zone"),
+                                 error.where) from None
+
+    return run

@@ -17,10 +17,12 @@ from .options import (
     VerifyZoneOption,
     open_snapshot,
     resolve_sources,
+    zone_names_csvs,
 )
 from .verify import refuse_writing_evidence
 
 
+@zone_names_csvs
 def report(
     out: Annotated[
         str, typer.Option("--out", "-o", help="The HTML file to write (e.g. evidence.html).")

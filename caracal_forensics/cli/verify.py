@@ -20,6 +20,7 @@ from .options import (
     open_snapshot,
     resolve_sources,
     warn,
+    zone_names_csvs,
 )
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ _SEVERITY_LABEL = {"fails": "FAIL", "warning": "WARN", "info": "INFO", "unverifi
 _STATUS_STYLE = {"intact": "green", "tampered": "bold red", "partial": "yellow"}
 
 
+@zone_names_csvs
 def verify(
     source: SourcesOption = None,
     key_file: KeyFileOption = None,
@@ -174,18 +176,7 @@ def _print_section(report: Report, console) -> None:
             console=console,
         )
     for f in shown:
-        where = " ".join(
-            part for part in (
-                printable(f.zone_id) if f.zone_id else "",
-                f"seq {f.chain_seq}" if f.chain_seq is not None else "",
-                printable(f.event_id) if f.event_id else "",
-                f"at {printable(f.source)}" if f.source else "",
-            ) if part
-        )
-        # soft_wrap: long hashes and paths stay on one line, whole for copy and grep
-        console.print(f"{_SEVERITY_LABEL.get(f.severity, f.severity)} {f.kind}  {where}",
-                      style=_STATUS_STYLE["tampered"] if f.fails else None, soft_wrap=True)
-        console.print(f"    {printable(f.detail)}", soft_wrap=True)
+        print_finding(console, f)
     for fold in folds:
         console.print(f"{_SEVERITY_LABEL['warning']} duplicate_event  {printable(fold.summary())}",
                       soft_wrap=True)
@@ -198,6 +189,25 @@ def _print_section(report: Report, console) -> None:
     else:  # the library says key=None; here it is a flag or the environment
         console.print("key: none given (--key-file, AUDIT_HMAC_KEY or AUDIT_HMAC_KEY_FILE)",
                       style="dim", soft_wrap=True)
+
+
+def print_finding(console, f) -> None:
+    """One finding in two lines: ``KIND kind  zone seq event at file:line``, the detail
+    under it (reconcile's findings print so too)."""
+    from ..render.table import printable
+
+    where = " ".join(
+        part for part in (
+            printable(f.zone_id) if f.zone_id else "",
+            f"seq {f.chain_seq}" if f.chain_seq is not None else "",
+            printable(f.event_id) if f.event_id else "",
+            f"at {printable(f.source)}" if f.source else "",
+        ) if part
+    )
+    # soft_wrap: long hashes and paths stay on one line, whole for copy and grep
+    console.print(f"{_SEVERITY_LABEL.get(f.severity, f.severity)} {f.kind}  {where}",
+                  style=_STATUS_STYLE["tampered"] if f.fails else None, soft_wrap=True)
+    console.print(f"    {printable(f.detail)}", soft_wrap=True)
 
 
 def _discard_stdout() -> None:

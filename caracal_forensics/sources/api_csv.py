@@ -3,7 +3,10 @@
 The export has no zone_id column: the zone is the file name's ``{zone}`` (or the
 ``zone`` parameter). The API cannot put ``:`` or ``/`` in a file name and writes ``_``
 in their place (zone ``zone:prod/eu-1`` is saved as ``audit-zone_prod_eu-1.csv``), so
-such a zone id comes back with ``_`` unless ``zone=`` gives the real one.
+such a zone id comes back with ``_`` unless ``zone=`` gives the real one. Whoever opens
+sources without calling ``read`` (``cf.open``, verify; the CLI's ``--zone``) names the
+zones in ``zones_given``: one of them whose file name form is the name's ``{zone}`` is
+that file's zone, and a single one is the zone of a CSV whose name carries none.
 
 Cell rules undone: an empty cell is NULL (a metadata key absent); a ``'`` before ``=``,
 ``+``, ``-``, ``@``, TAB or CR is the spreadsheet formula guard and is dropped; the
@@ -23,7 +26,8 @@ import csv
 import io
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import pyarrow as pa
 
@@ -63,6 +67,55 @@ def zone_from_name(path: str) -> str | None:
     return match.group(1) if match else None
 
 
+#: The zones given by whoever reads now (``zones_given``), innermost last. Module state,
+#: not a context variable: the readers run on the spool's thread.
+_GIVEN: list[tuple[str, ...]] = []
+
+
+@contextmanager
+def zones_given(zones: str | Sequence[str] | None) -> Iterator[None]:
+    """While inside, the CSVs read take their zone from ``zones`` where their file name
+    does not give it whole (see the module docstring); ``None`` or ``[]``: no zone given."""
+    _GIVEN.append((zones,) if isinstance(zones, str) else tuple(zones or ()))
+    try:
+        yield
+    finally:
+        _GIVEN.pop()
+
+
+def file_name_zone(zone: str) -> str:
+    """A zone id as the API writes it into the file name (``:`` and ``/`` as ``_``)."""
+    return zone.replace(":", "_").replace("/", "_")
+
+
+def zone_of(path: str, zone: str | None = None) -> str:
+    """The zone of the CSV at ``path``: ``zone``, else the file name's, given back whole
+    by a zone given (``zones_given``) that it stands for, else the one zone given. An
+    InputError naming the file otherwise; its ``zones_given`` says what was given, so
+    that the CLI can word it with its flag."""
+    if zone:
+        return zone
+    named = zone_from_name(path)
+    given = _GIVEN[-1] if _GIVEN else ()
+    if named:
+        return next((z for z in given if file_name_zone(z) == named), named)
+    if len(given) == 1:
+        return given[0]
+    error = InputError(path, missing_zone(given, "give the zone parameter (zones_given)"))
+    error.zones_given = given  # type: ignore[attr-defined]
+    raise error
+
+
+def missing_zone(given: Sequence[str], how: str) -> str:
+    """Why a CSV has no zone, and ``how`` to give it (the library's words or the CLI's)."""
+    if not given:
+        return ("an Admin API CSV has no zone_id column and this file is not named "
+                f"audit-{{zone}}.csv: {how} with the zone of its events, or rename it so")
+    return ("an Admin API CSV has no zone_id column, this file is not named "
+            f"audit-{{zone}}.csv and {len(given)} zones are given ({', '.join(given)}): "
+            f"{how} only once, with the zone of its events, or rename it so")
+
+
 def unguard(cell: str) -> str:
     """A cell without the formula guard the export prepended."""
     if len(cell) >= 2 and cell[0] == "'" and cell[1] in GUARDED:
@@ -73,11 +126,7 @@ def unguard(cell: str) -> str:
 def read(path: str, bad: BadLines, zone: str | None = None) -> Iterator[pa.RecordBatch]:
     """The export's events; ``zone``: the zone id when the file is not ``audit-{zone}.csv``
     (or to give back a zone id holding ``:`` or ``/``)."""
-    zone = zone or zone_from_name(path)
-    if not zone:
-        raise InputError(path, "an Admin API CSV has no zone column: the file name must be "
-                         "audit-{zone}.csv (or give the zone parameter)")
-    return rows_to_batches(_rows(path, bad, zone), path)
+    return rows_to_batches(_rows(path, bad, zone_of(path, zone)), path)
 
 
 def _rows(path: str, bad: BadLines, zone: str) -> Iterator[dict]:

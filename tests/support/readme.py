@@ -122,7 +122,8 @@ def _is_command(line: str) -> bool:
 def lay_out(folder: Path) -> Path:
     """Make ``folder`` hold what the examples name: export/, audit/, audit-q4/, key.hex,
     admin/ (the admin chain fixtures), case/ (an export with a stray ``notes.json``, for
-    ``--exclude``) and incident/ (admin changes beside events)."""
+    ``--exclude``), incident/ (admin changes beside events), and admin-api/ and wire/ (the
+    same events as the Admin API exports them and as producers sent them)."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(FIXTURES / "export", folder / "export")
     shutil.copytree(FIXTURES / "export", folder / "case")
@@ -132,6 +133,8 @@ def lay_out(folder: Path) -> Path:
     shutil.copy(FIXTURES / "key.hex", folder / "key.hex")
     shutil.copytree(FIXTURES / "admin", folder / "admin")  # the admin chain's shapes
     shutil.copytree(FIXTURES / "incident", folder / "incident")  # both chains, one incident
+    for name in ("admin-api", "wire"):
+        shutil.copytree(FIXTURES / name, folder / name)
     return folder
 
 

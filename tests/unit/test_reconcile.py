@@ -1,0 +1,234 @@
+"""reconcile (caracal_forensics/reconcile.py): two sets of sources compared by event id,
+on PostgreSQL's dump of the vectors against Caracal's own Admin API exports of the same
+events (tests/vectors/upstream/api/), and against copies edited the way a rewrite would."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from support.paths import VECTOR_API, VECTOR_EXPORT
+
+import caracal_forensics as cf
+from caracal_forensics.errors import InputError, UsageError
+from caracal_forensics.reconcile_fields import caps, js_number, json_diffs
+from caracal_forensics.sources.api_csv import zones_given
+
+ZONES = ["zone-alpha", "zone-beta", "zone-gamma", "zone:prod/eu-1"]
+PAGES = sorted(str(p) for p in VECTOR_API.glob("audit-*-page0.json"))
+DUMP = str(VECTOR_EXPORT / "db.csv")
+
+
+def _page(tmp_path: Path, edit) -> str:
+    """A copy of zone-alpha's Admin API page with ``edit(items)`` applied."""
+    page = json.loads((VECTOR_API / "audit-zone-alpha-page0.json").read_text())
+    edit(page["items"])
+    path = tmp_path / "audit-zone-alpha-page0.json"
+    path.write_text(json.dumps(page))
+    return str(path)
+
+
+def test_the_dump_and_the_admin_api_pages_of_the_same_events_agree() -> None:
+    result = cf.reconcile(DUMP, PAGES)
+    assert result.status == "agree" and result.exit_code == 0, result.findings[:3]
+    assert result.source_events == result.against_events == result.matched == 240
+    assert not result.findings and not result.totals
+    hours = {(h.zone_id, h.hour): (h.source, h.against) for h in result.hours}
+    assert hours[("zone:prod/eu-1", "2026-05-11T07:00:00Z")] == (1, 1)
+    assert sum(s for s, _ in hours.values()) == 240
+    assert "admin api" in result.checks  # says what the weaker shape could not carry
+
+
+def test_the_csv_exports_agree_once_their_zones_are_named() -> None:
+    """The CSV's file name holds ``_`` for ``:`` and ``/``: a zone given names it back."""
+    with zones_given(ZONES):
+        result = cf.reconcile(DUMP, str(VECTOR_API), zone=ZONES)
+    assert result.status == "agree", result.findings[:3]
+    assert result.matched == 240
+
+
+def test_without_the_zone_the_csv_is_another_zone() -> None:
+    result = cf.reconcile(DUMP, [str(VECTOR_API / "audit-zone_prod_eu-1.csv")])
+    assert result.totals == {"missing_in_source": 240 + 66}
+    sides = {f.zone_id: f.missing_from for f in result.findings_of("missing_in_source")}
+    assert sides == {"zone-alpha": "against", "zone-beta": "against",
+                     "zone-gamma": "against", "zone:prod/eu-1": "against",
+                     "zone_prod_eu-1": "source"}
+
+
+def test_a_rewritten_missing_or_added_event_is_named(tmp_path: Path) -> None:
+    def edit(items: list[dict]) -> None:
+        items[0]["decision"] = "deny" if items[0]["decision"] == "allow" else "allow"
+        items[1]["metadata_json"]["principal_id"] = "app-9999"
+        items[2]["occurred_at"] = "2026-05-11T09:00:00.000Z"
+        del items[3]
+        items.append(dict(items[4], id="ev-forged"))
+
+    result = cf.reconcile(DUMP, _page(tmp_path, edit), zone="zone-alpha")
+    assert result.status == "differ" and result.exit_code == 1
+    page = json.loads((VECTOR_API / "audit-zone-alpha-page0.json").read_text())["items"]
+    mismatches = {(f.event_id, f.field): (f.source_value, f.against_value)
+                  for f in result.findings_of("field_mismatch")}
+    assert mismatches.keys() == {(page[0]["id"], "decision"),
+                                 (page[1]["id"], "metadata_json.principal_id"),
+                                 (page[2]["id"], "occurred_at")}
+    assert mismatches[(page[1]["id"], "metadata_json.principal_id")][1] == '"app-9999"'
+    assert mismatches[(page[2]["id"], "occurred_at")][1] == "2026-05-11T09:00:00.000Z"
+    missing = {f.event_id: f.missing_from for f in result.findings_of("missing_in_source")}
+    assert missing == {page[3]["id"]: "against", "ev-forged": "source"}
+    finding = result.findings_of("missing_in_source")[0]
+    assert finding.source and finding.source.rsplit(":", 1)[1].isdigit()
+    hour = {h.hour: h for h in result.hours if h.zone_id == "zone-alpha"}
+    assert hour["2026-05-11T08:00:00Z"].field_mismatch == 3  # by the source side's hour
+    assert hour["2026-05-11T08:00:00Z"].missing_in_source == 2
+    assert hour["2026-05-11T09:00:00Z"].against == 1
+    data = json.loads(result.to_json())
+    assert data["totals"] == {"missing_in_source": 2, "field_mismatch": 3}
+    assert {f["kind"] for f in data["findings"]} == {"missing_in_source", "field_mismatch"}
+
+
+def test_what_the_admin_api_cannot_carry_is_not_a_difference(tmp_path: Path) -> None:
+    """Redacted values, number spellings and doubles: the API's own limits."""
+    def edit(items: list[dict]) -> None:
+        for item in items:
+            meta = item["metadata_json"]
+            if meta is None:
+                continue
+            if "session_id" in meta:
+                meta["session_id"] = "[redacted]"
+            if "latency_ms" in meta:
+                meta["latency_ms"] = float(meta["latency_ms"])
+            item["metadata_json"] = dict(reversed(list(meta.items())))  # key order
+
+    assert cf.reconcile(DUMP, _page(tmp_path, edit), zone="zone-alpha").ok
+
+
+def test_a_redacted_key_that_is_not_sensitive_is_a_difference(tmp_path: Path) -> None:
+    def edit(items: list[dict]) -> None:
+        items[0]["metadata_json"]["resource_id"] = "[redacted]"
+
+    result = cf.reconcile(DUMP, _page(tmp_path, edit), zone="zone-alpha")
+    assert [f.field for f in result.findings] == ["metadata_json.resource_id"]
+
+
+def test_a_fields_projection_is_compared_on_its_fields(tmp_path: Path) -> None:
+    items = json.loads((VECTOR_API / "audit-zone-beta-page0.json").read_text())["items"]
+    projected = [{"id": i["id"], "zone_id": i["zone_id"], "occurred_at": i["occurred_at"],
+                  "decision": i["decision"], "requested_scopes":
+                  (i["metadata_json"] or {}).get("requested_scopes")} for i in items]
+    path = tmp_path / "projection.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in projected))
+    assert cf.reconcile(DUMP, str(path), zone="zone-beta").ok
+    projected[0]["decision"] = "partial"
+    path.write_text("".join(json.dumps(p) + "\n" for p in projected))
+    result = cf.reconcile(DUMP, str(path), zone="zone-beta")
+    assert [(f.event_id, f.field) for f in result.findings] == [(items[0]["id"], "decision")]
+
+
+def test_the_csv_is_held_to_its_cells(tmp_path: Path) -> None:
+    rows = list(csv.reader((VECTOR_API / "audit-zone-gamma.csv").open(newline="")))
+    header = rows[0]
+    latency = rows[1][header.index("latency_ms")]
+    assert latency
+    rows[1][header.index("latency_ms")] = latency + ("0" if "." in latency else ".0")  # spelling
+    rows[2][header.index("requested_scopes")] = "payments:write"
+    path = tmp_path / "audit-zone-gamma.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle, lineterminator="\r\n").writerows(rows)
+    result = cf.reconcile(DUMP, str(path), zone="zone-gamma")
+    assert [(f.event_id, f.field, f.source_value, f.against_value)
+            for f in result.findings] == [
+        (rows[2][0], "metadata_json.requested_scopes", "payments:read", "payments:write")]
+
+
+def test_two_dumps_differ_in_a_number_spelling_the_api_would_lose(tmp_path: Path) -> None:
+    """Between two shapes that keep number literals, 0.75 and 0.750 are not the same jsonb."""
+    text = Path(DUMP).read_text()
+    assert '""latency_ms"": 0.75' in text
+    edited = tmp_path / "db.csv"
+    edited.write_text(text.replace('""latency_ms"": 0.75', '""latency_ms"": 0.750', 1))
+    result = cf.reconcile(DUMP, str(edited))
+    assert [f.field for f in result.findings] == ["metadata_json.latency_ms"]
+    assert result.findings[0].against_value == "0.750"
+
+
+def test_hourly_files_agree_with_the_dump_to_the_millisecond() -> None:
+    result = cf.reconcile(str(VECTOR_EXPORT / "ocsf"), DUMP)
+    assert result.ok and result.matched == 240
+
+
+def test_a_window_narrows_both_sides_alike() -> None:
+    result = cf.reconcile(DUMP, PAGES, since="2026-05-11T08:10:00Z", until="2026-05-11T08:12")
+    assert result.ok and 0 < result.matched < 240
+    assert "window" in result.checks
+
+
+def test_findings_beyond_the_cap_are_counted() -> None:
+    from caracal_forensics.reconcile import reconcile
+
+    result = reconcile(DUMP, PAGES[0], cap=5)
+    per_zone = [f for f in result.findings if f.zone_id == "zone-beta"]
+    assert len(per_zone) == 6 and per_zone[-1].event_id is None
+    assert "more missing_in_source" in per_zone[-1].detail
+
+
+def test_opened_snapshots_are_taken_as_they_are() -> None:
+    left, right = cf.open(DUMP), cf.open(*PAGES)
+    assert cf.reconcile(left, right).ok
+
+
+def test_parameters_are_checked() -> None:
+    with pytest.raises(UsageError) as error:
+        cf.reconcile(DUMP, [])
+    assert error.value.parameter == "against"
+    with pytest.raises(UsageError):
+        cf.reconcile(DUMP, PAGES, since="yesterday-ish")
+    with pytest.raises(InputError):
+        cf.reconcile(DUMP, "/nonexistent/export.csv")
+
+
+@pytest.mark.parametrize("number, text", [
+    (1.5, "1.5"), (100.0, "100"), (1e21, "1e+21"), (1e-7, "1e-7"), (0.000001, "0.000001"),
+    (-0.0, "0"), (123456789012345680000.0, "123456789012345680000"), (2.5e-5, "0.000025")])
+def test_numbers_are_written_as_javascript_writes_them(number: float, text: str) -> None:
+    assert js_number(number) == text
+
+
+def test_a_lost_object_is_not_compared() -> None:
+    dump = caps("db_csv", None, 6)
+    export = caps("api_csv", "metadata_json.agent_labels", 3)
+    assert json_diffs("metadata_json", '{"agent_labels": {"a": 1}, "latency_ms": 3}',
+                      '{"latency_ms": 3}', dump, export) == []
+    assert json_diffs("metadata_json", '{"agent_labels": {"a": 1}, "latency_ms": 3}',
+                      '{"latency_ms": 4}', dump, export) == [
+        ("metadata_json.latency_ms", "3", "4")]
+
+
+def test_a_boolean_is_not_a_number() -> None:
+    dump, page = caps("db_csv", None, 6), caps("api_json", None, 3)
+    assert json_diffs("metadata_json", '{"a": true}', '{"a": 1}', dump, page) == [
+        ("metadata_json.a", "true", "1")]
+
+
+def test_a_snapshot_not_laid_out_in_files_is_brought_over_as_arrow(tmp_path: Path) -> None:
+    """A Snapshot read otherwise (from PostgreSQL: no layout) is compared all the same."""
+    def edit(items: list[dict]) -> None:
+        items[0]["decision"] = "partial"
+
+    left = cf.open(DUMP)
+    left.layout = None
+    result = cf.reconcile(left, _page(tmp_path, edit), zone="zone-alpha")
+    assert [f.field for f in result.findings] == ["decision"] and result.matched == 67
+
+
+def test_a_sensitive_key_is_redacted_at_any_depth(tmp_path: Path) -> None:
+    dump = caps("db_csv", None, 6)
+    page = caps("api_json", None, 3)
+    strong = '{"headers": {"Authorization": "Bearer x", "n": 1.50}, "token": {"a": 1}}'
+    weak = '{"headers": {"Authorization": "[redacted]", "n": 1.5}, "token": "[redacted]"}'
+    assert json_diffs("metadata_json", strong, weak, dump, page) == []
+    assert json_diffs("metadata_json", strong, weak.replace("1.5", "1.6"), dump, page) == [
+        ("metadata_json.headers", '{"n": 1.50, "Authorization": "Bearer x"}',
+         '{"n": 1.6, "Authorization": "[redacted]"}')]
