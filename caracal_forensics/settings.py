@@ -27,6 +27,16 @@ NATIVE_ENV = "CARACAL_FORENSICS_NATIVE"
 QUERIES_ENV = "CARACAL_FORENSICS_QUERIES"
 #: The longest line, JSON document or CSV record a reader accepts (``16MiB``, ``1048576``).
 MAX_LINE_ENV = "CARACAL_FORENSICS_MAX_LINE_BYTES"
+#: The S3-compatible endpoint of ``s3://`` sources (MinIO, Ceph, ...); else the AWS
+#: tools' own variables below, else AWS itself.
+S3_ENDPOINT_ENV = "CARACAL_FORENSICS_S3_ENDPOINT"
+#: What the object store's client depends on: the endpoint variables, then the AWS tools'
+#: credentials, profile, region and files (``sources/objects.py`` reads them from here).
+AWS_ENDPOINT_ENVS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+OBJECT_STORE_ENVS = (S3_ENDPOINT_ENV, *AWS_ENDPOINT_ENVS, "AWS_ACCESS_KEY_ID",
+                     "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                     "AWS_DEFAULT_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION",
+                     "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")
 
 
 @dataclass(frozen=True)
@@ -64,3 +74,10 @@ def settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_line_bytes=env.get(MAX_LINE_ENV, "").strip(),
     )
 
+
+
+def object_store_environment(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """The variables of OBJECT_STORE_ENVS as ``environ`` (default ``os.environ``) sets
+    them (None when unset): the object store's client is made from these alone."""
+    env = os.environ if environ is None else environ
+    return {name: env.get(name) for name in OBJECT_STORE_ENVS}

@@ -26,12 +26,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import InputError
+from ..settings import AWS_ENDPOINT_ENVS, S3_ENDPOINT_ENV, object_store_environment
 
 SCHEME = "s3://"
 #: The endpoint of an S3-compatible store, as a URL (http://127.0.0.1:9000) or host:port.
-ENDPOINT_ENV = "CARACAL_FORENSICS_S3_ENDPOINT"
-#: Read in this order when ENDPOINT_ENV is not set (the AWS tools' own names).
-AWS_ENDPOINT_ENVS = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+ENDPOINT_ENV = S3_ENDPOINT_ENV
 #: What a stream asks of the store at a time: each piece is one ranged GET.
 READ_BYTES = 16 << 20
 
@@ -52,8 +51,9 @@ def split_url(url: str) -> tuple[str, str]:
 
 def endpoint() -> str | None:
     """The configured endpoint (ENDPOINT_ENV, then the AWS variables), or None for AWS."""
+    env = object_store_environment()
     for name in (ENDPOINT_ENV, *AWS_ENDPOINT_ENVS):
-        value = os.environ.get(name, "").strip()
+        value = (env[name] or "").strip()
         if value:
             return value
     return None
@@ -61,16 +61,13 @@ def endpoint() -> str | None:
 
 _filesystems: dict[tuple, Any] = {}
 
-#: The environment the filesystem depends on: a change (a test, a notebook cell setting
-#: a profile) makes another filesystem, never a stale one.
-_ENVIRONMENT = (ENDPOINT_ENV, *AWS_ENDPOINT_ENVS, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION",
-                "AWS_DEFAULT_REGION", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")
+#: The filesystem depends on the environment (settings.OBJECT_STORE_ENVS): a change (a
+#: test, a notebook cell setting a profile) makes another filesystem, never a stale one.
 
 
 def filesystem(bucket: str = ""):
     """The pyarrow S3FileSystem for the current environment and ``bucket`` (its region)."""
-    state = (*(os.environ.get(name) for name in _ENVIRONMENT), bucket)
+    state = (*object_store_environment().values(), bucket)
     found = _filesystems.get(state)
     if found is None:
         found = _filesystems[state] = _make_filesystem(bucket)
@@ -80,13 +77,14 @@ def filesystem(bucket: str = ""):
 def configured_region() -> str | None:
     """The region as the AWS tools find it: ``AWS_REGION``, ``AWS_DEFAULT_REGION``, else
     the profile's (``AWS_PROFILE``, else default) ``region`` in the config file."""
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    env = object_store_environment()
+    region = env["AWS_REGION"] or env["AWS_DEFAULT_REGION"]
     if region:
         return region
     import configparser
 
-    profile = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or "default"
-    path = os.environ.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config")
+    profile = env["AWS_PROFILE"] or env["AWS_DEFAULT_PROFILE"] or "default"
+    path = env["AWS_CONFIG_FILE"] or os.path.expanduser("~/.aws/config")
     config = configparser.RawConfigParser()
     try:
         config.read(path, encoding="utf-8")
