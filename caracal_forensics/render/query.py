@@ -88,6 +88,13 @@ class Query:
                 except RecursionError:
                     raise too_deep(table, index, "the expression's value") from None
 
+    def line_sql(self) -> tuple[str, dict[str, Any]] | None:
+        """SQL over an event view giving each event's output line (NULL: nothing
+        printed) exactly as :meth:`lines` prints it, and its bound parameters; None when
+        the expression is not one ``jmes_sql.compile_query`` turns into SQL (then
+        :meth:`lines` evaluates it)."""
+        return _compiled_line(self.expression)
+
     @functools.cached_property
     def fields(self) -> frozenset[str] | None:
         """The record fields the expression can read (None: maybe all of them). Fields
@@ -132,6 +139,18 @@ class Query:
                 clauses.append(f'contains("{column}", ${name})')
                 params[name] = f'"{literal}"'
         return (" AND ".join(clauses), params) if clauses else None
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_line(expression: str) -> tuple[str, dict[str, Any]] | None:
+    try:
+        from .jmes_sql import compile_query
+    except ImportError:  # a build without the compiler: the evaluator does it all
+        return None
+    compiled = compile_query(expression)
+    if compiled is None:
+        return None
+    return compiled.sql, dict(getattr(compiled, "params", None) or {})
 
 
 #: Characters jsonb text writes escaped: a string holding one is not found verbatim.
