@@ -295,7 +295,8 @@ def json_line_sql(columns: Iterable[str] = EVENT_COLUMNS, newline: bool = True) 
         elif kind == "json":
             value = f"coalesce({quoted}, 'null')"
         elif kind == "time":
-            value = f"coalesce(concat('\"', {OCCURRED_AT_SQL}, '\"'), 'null')"
+            # || (not concat, which reads NULL as ''): NULL stays NULL, then null
+            value = f"coalesce('\"' || {OCCURRED_AT_SQL} || '\"', 'null')"
         else:
             value = f"coalesce(CAST({quoted} AS VARCHAR), 'null')"
         prefix = ("" if position == 0 else ", ") + _PREFIX[field]
