@@ -205,12 +205,13 @@ def _print_lines(con, filters, compiled, emit) -> int:
     guard = compiled.guard() if compiled is not None and not filters.limit else None
     if compiled is None:
         return write_arrow_lines(ordered_batches(con, filters, f"{json_line_sql()} AS line"))
-    line = compiled.line_sql()
-    if line is not None:
-        select, params = line
-        return write_arrow_lines(ordered_batches(
-            con, filters, f"({select}) || '\n' AS line", keep="line IS NOT NULL",
-            params=params, guard=guard))
+    sql = compiled.to_sql()
+    if sql is not None:
+        from ..render.bulk import query_select, write_query_lines
+
+        select, keep = query_select(sql)
+        return write_query_lines(ordered_batches(con, filters, select, keep=keep,
+                                                 guard=guard), compiled)
     # and where each event came from, for an error naming it (records.too_deep)
     columns = ", ".join(f'"{name}"' for name in (*EVENT_COLUMNS, "source_file", "source_line"))
     rows = 0

@@ -7,8 +7,9 @@ selected events and hands over Arrow batches of finished lines, which
 
 Every event, oldest first, needs a sort; one sort of 10M events (~10 GB of lines) goes far
 past DuckDB's memory limit and spills all of it. So the selection is sorted in slices of
-occurred_at (``BUCKET_ROWS`` events each, by the quantiles of a first pass over the
-occurred_at column alone): each slice is one query whose occurred_at range DuckDB pushes
+occurred_at (``BUCKET_ROWS`` events first, then as many as make ``SLICE_BYTES`` of what
+the first printed, cut at the quantiles of a first pass over the filters' columns and
+occurred_at alone): each slice is one query whose occurred_at range DuckDB pushes
 into the scan (a canonical snapshot's row groups outside it are skipped), sorted in
 memory and streamed out before the next begins. Memory stays that of one slice; ``|
 head`` stops it at the next write (BrokenPipeError, exit 0, as before).
@@ -16,14 +17,18 @@ head`` stops it at the next write (BrokenPipeError, exit 0, as before).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any
 
 from ..errors import ForensicsError
 from ..filters import ORDER_COLUMNS, ORDER_DESC, Filters
 
-#: Events sorted at once when printing every match: about 250 MB of lines of real events.
+#: Events of the first slice sorted when printing every match: about 250 MB of lines of
+#: real events (~1 KB); the next slices hold about ``SLICE_BYTES`` of what it printed.
 BUCKET_ROWS = 250_000
+#: Bytes of selected lines (and their sort keys) a slice is sized for.
+SLICE_BYTES = 256 << 20
 #: Rows of one Arrow batch handed over by DuckDB: its own vector, so Python never holds
 #: more of a long event's lines than DuckDB does.
 FETCH_ROWS = 2048
@@ -41,6 +46,7 @@ def ordered_batches(
     guard: tuple[str, dict[str, Any]] | None = None,
     relation: str = "unique_events",
     bucket_rows: int = BUCKET_ROWS,
+    slice_bytes: int = SLICE_BYTES,
 ) -> Iterator[Any]:
     """Arrow record batches of ``SELECT {select}`` over the events ``filters`` select
     from ``relation`` (newest ``filters.limit``, or every one), oldest first.
@@ -48,8 +54,11 @@ def ordered_batches(
     ``select``: SQL from this package (``json_line_sql() AS line``, a compiled query),
     never user text, with its bound ``params``; ``keep``: a condition on the selected
     columns (``line IS NOT NULL``); ``guard``: one more condition on the events (see
-    ``Query.guard``)."""
+    ``Query.guard``). ``bucket_rows`` and ``slice_bytes`` size the slices (see there)."""
     where, bound = filters.where()
+    # the slices come from the filters alone: a first pass over their (plain) columns,
+    # never over the jsonb text a guard or the expression reads
+    plain_where, plain_bound = where, bound
     if guard is not None:
         where = f"({where}) AND ({guard[0]})"
         bound = {**bound, **guard[1]}
@@ -59,9 +68,16 @@ def ordered_batches(
                   f"ORDER BY {ORDER_DESC} LIMIT {int(filters.limit)})")
         yield from _batches(con, _sorted_sql(select, source, "TRUE", keep), bound)
         return
-    for low, high in _slices(con, relation, where, bound, bucket_rows):
-        condition = where
-        sliced = dict(bound)
+    rows, cuts = _first_pass(con, relation, plain_where, plain_bound)
+    per_cut = rows / _QUANTILES  # selected events between two quantiles, about
+    position, low, want = 0, None, bucket_rows
+    while True:
+        # the next slice: ``want`` events on, at a quantile other than where it starts
+        end = position + max(1, math.ceil(want / max(per_cut, 1.0)))
+        while end < _QUANTILES and cuts[end - 1] in (None, low):
+            end += 1
+        high = cuts[end - 1] if end < _QUANTILES and rows > bucket_rows else None
+        condition, sliced = where, dict(bound)
         if low is not None:
             condition += " AND occurred_at >= CAST($slice_low AS TIMESTAMPTZ)"
             sliced["slice_low"] = low
@@ -70,7 +86,17 @@ def ordered_batches(
             condition += f" AND ({below} OR occurred_at IS NULL)" if low is None else \
                 f" AND {below}"
             sliced["slice_high"] = high
-        yield from _batches(con, _sorted_sql(select, relation, condition, keep), sliced)
+        written = 0
+        for batch in _batches(con, _sorted_sql(select, relation, condition, keep), sliced):
+            written += batch.nbytes
+            yield batch
+        if high is None:
+            return
+        # what the slice printed per event it held sizes the next: a selective query or a
+        # narrow projection is sorted in a few large slices, whole events in small ones
+        held = max(1.0, (end - position) * per_cut)
+        want = max(bucket_rows, int(slice_bytes / max(written / held, 1.0)))
+        position, low = end, high
 
 
 #: The sort keys, under names no selected column has; ascending as ``filters.ORDER_ASC``.
@@ -88,25 +114,15 @@ def _sorted_sql(select: str, source: str, where: str, keep: str | None) -> str:
     return f"{outer} ORDER BY {', '.join(f'{key} ASC NULLS FIRST' for key in _KEYS)}"
 
 
-def _slices(con, relation: str, where: str, params: dict[str, Any],
-            bucket_rows: int) -> list[tuple[str | None, str | None]]:
-    """(low, high) occurred_at bounds (text, low inclusive, high exclusive; None: open,
-    NULLs go with the first) of slices of about ``bucket_rows`` selected events each."""
+def _first_pass(con, relation: str, where: str,
+                params: dict[str, Any]) -> tuple[int, list[str | None]]:
+    """How many events the filters select, and the quantiles 1/Q .. (Q-1)/Q of their
+    occurred_at (as text, exact at microseconds; None when there are none)."""
     wanted = [index / _QUANTILES for index in range(1, _QUANTILES)]
     rows, cuts = _fetch_one(con, (
         f"SELECT count(*), CAST(approx_quantile(occurred_at, {wanted}) AS VARCHAR[]) "
         f"FROM {relation} WHERE {where}"), params)
-    slices = -(-rows // max(1, bucket_rows))
-    if slices <= 1 or not cuts:
-        return [(None, None)]
-    step = len(wanted) / slices
-    bounds: list[str] = []
-    for index in range(1, slices):
-        cut = cuts[min(len(cuts) - 1, int(index * step))]
-        if cut is not None and (not bounds or cut != bounds[-1]):
-            bounds.append(cut)
-    edges: list[str | None] = [None, *bounds, None]
-    return list(zip(edges[:-1], edges[1:], strict=True))
+    return rows, list(cuts or [None] * len(wanted))
 
 
 def _fetch_one(con, sql: str, params: dict[str, Any]) -> Sequence[Any]:
@@ -128,3 +144,61 @@ def _batches(con, sql: str, params: dict[str, Any]) -> Iterator[Any]:
                 yield batch
     except duckdb.Error as error:
         raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+
+
+#: Prefix of the event columns selected for the events only the evaluator answers.
+_EVENT_PREFIX = "__event_"
+
+
+def query_select(compiled) -> tuple[str, str]:
+    """(select, keep) for :func:`ordered_batches` of a compiled ``--query``
+    (``jmes_sql.CompiledQuery``): its line with a newline, whether the evaluator must
+    answer instead (``fallback``), and for those events only (NULL otherwise: nothing
+    fetched) the columns ``Query.lines`` reads; events printing nothing are dropped."""
+    from .records import EVENT_COLUMNS, OCCURRED_AT_SQL, OCCURRED_AT_TEXT
+
+    select = f"({compiled.line_sql}) || '\n' AS line"
+    if compiled.always_exact:
+        return select, "line IS NOT NULL"
+    needed = dict.fromkeys([*EVENT_COLUMNS, "source_file", "source_line"])
+    # DuckDB reads an alias of the same SELECT (``fallback``) in the expressions after it
+    guarded = ", ".join(f'CASE WHEN fallback THEN "{name}" END AS "{_EVENT_PREFIX}{name}"'
+                        for name in needed)
+    select += (f", {compiled.fallback_sql} AS fallback, {guarded}, CASE WHEN fallback "
+               f"THEN {OCCURRED_AT_SQL} END AS \"{_EVENT_PREFIX}{OCCURRED_AT_TEXT}\"")
+    return select, "line IS NOT NULL OR fallback"
+
+
+def write_query_lines(batches: Iterable[Any], query, out: IO[str] | None = None) -> int:
+    """Write the batches of :func:`query_select`: the SQL's lines as they stand, and for
+    the events marked ``fallback`` what the evaluator prints (``query.lines``), in
+    order. Returns how many rows were handled."""
+    import sys
+
+    import pyarrow.compute as pc
+
+    from .jsonl import write_arrow_lines, write_lines
+
+    out = out or sys.stdout
+    rows = 0
+    for batch in batches:
+        rows += batch.num_rows
+        if batch.num_columns == 1 or not pc.any(batch.column(1)).as_py():
+            write_arrow_lines([batch], out, flush=False)
+            continue
+        fallback = batch.column(1).to_pylist()
+        start = 0
+        for index, evaluate in enumerate(fallback):
+            if not evaluate:
+                continue
+            if index > start:
+                write_arrow_lines([batch.slice(start, index - start)], out, flush=False)
+            event = batch.slice(index, 1).select(range(2, batch.num_columns))
+            event = event.rename_columns([name.removeprefix(_EVENT_PREFIX)
+                                          for name in event.schema.names])
+            write_lines(query.lines(event), out, flush=False)
+            start = index + 1
+        if start < batch.num_rows:
+            write_arrow_lines([batch.slice(start)], out, flush=False)
+    out.flush()
+    return rows

@@ -28,6 +28,8 @@ from .jsonl import dumps
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from .jmes_sql import CompiledQuery
+
 
 class Query:
     """A compiled ``--query`` expression."""
@@ -88,12 +90,11 @@ class Query:
                 except RecursionError:
                     raise too_deep(table, index, "the expression's value") from None
 
-    def line_sql(self) -> tuple[str, dict[str, Any]] | None:
-        """SQL over an event view giving each event's output line (NULL: nothing
-        printed) exactly as :meth:`lines` prints it, and its bound parameters; None when
-        the expression is not one ``jmes_sql.compile_query`` turns into SQL (then
-        :meth:`lines` evaluates it)."""
-        return _compiled_line(self.expression)
+    def to_sql(self) -> CompiledQuery | None:
+        """The expression as DuckDB SQL (``jmes_sql.compile_query``): per event the line
+        :meth:`lines` prints, and which events only the evaluator can answer; None when
+        it is not compiled (then :meth:`lines` evaluates every event)."""
+        return _compile(self.expression)
 
     @functools.cached_property
     def fields(self) -> frozenset[str] | None:
@@ -142,15 +143,10 @@ class Query:
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_line(expression: str) -> tuple[str, dict[str, Any]] | None:
-    try:
-        from .jmes_sql import compile_query
-    except ImportError:  # a build without the compiler: the evaluator does it all
-        return None
-    compiled = compile_query(expression)
-    if compiled is None:
-        return None
-    return compiled.sql, dict(getattr(compiled, "params", None) or {})
+def _compile(expression: str) -> CompiledQuery | None:
+    from .jmes_sql import compile_query
+
+    return compile_query(expression)
 
 
 #: Characters jsonb text writes escaped: a string holding one is not found verbatim.

@@ -44,9 +44,10 @@ def _old_lines(snap: cf.Snapshot, filters: Filters) -> list[str]:
     return [line + "\n" for line in json_lines(table)]
 
 
-def _new_lines(snap: cf.Snapshot, filters: Filters, bucket_rows: int = 250_000) -> list[str]:
+def _new_lines(snap: cf.Snapshot, filters: Filters, bucket_rows: int = 250_000,
+               slice_bytes: int = 256 << 20) -> list[str]:
     batches = ordered_batches(snap.duckdb, filters, f"{json_line_sql()} AS line",
-                              bucket_rows=bucket_rows)
+                              bucket_rows=bucket_rows, slice_bytes=slice_bytes)
     return [line for batch in batches for line in batch.column(0).to_pylist()]
 
 
@@ -59,7 +60,7 @@ def test_every_shape_prints_the_same_bytes_as_the_python_lines(name: str) -> Non
         assert old
         assert _new_lines(snap, filters) == old
         # sorted in slices of a few events, the order is the same
-        assert _new_lines(snap, filters, bucket_rows=17) == old
+        assert _new_lines(snap, filters, bucket_rows=17, slice_bytes=20_000) == old
 
 
 def test_order_keys_are_those_of_the_filters() -> None:
@@ -154,7 +155,7 @@ def test_slices_are_computed_as_they_are_read() -> None:
     con = snap.duckdb
     con.execute("CREATE TABLE copied AS SELECT * FROM unique_events")
     batches = ordered_batches(con, Filters.build(limit=0), "id || chr(10) AS line",
-                              relation="copied", bucket_rows=20)
+                              relation="copied", bucket_rows=20, slice_bytes=800)
     first = next(batches).column(0).to_pylist()
     con.cursor().execute("UPDATE copied SET id = 'changed since'")  # another handle
     rest = [line for batch in batches for line in batch.column(0).to_pylist()]
