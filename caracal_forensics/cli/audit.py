@@ -209,8 +209,7 @@ def _print_lines(con, filters, compiled, emit) -> int:
     if sql is not None:
         from ..render.bulk import query_select, write_query_lines
 
-        select, keep = query_select(sql)
-        return write_query_lines(ordered_batches(con, filters, select, keep=keep,
+        return write_query_lines(ordered_batches(con, filters, query_select(sql),
                                                  guard=guard), compiled)
     # and where each event came from, for an error naming it (records.too_deep)
     columns = ", ".join(f'"{name}"' for name in (*EVENT_COLUMNS, "source_file", "source_line"))

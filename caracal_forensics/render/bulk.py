@@ -29,6 +29,8 @@ from ..filters import ORDER_COLUMNS, ORDER_DESC, Filters
 BUCKET_ROWS = 250_000
 #: Bytes of selected lines (and their sort keys) a slice is sized for.
 SLICE_BYTES = 256 << 20
+#: What the sort holds per event besides its line: the keys (times, ids, the file name).
+KEY_BYTES = 160
 #: Rows of one Arrow batch handed over by DuckDB: its own vector, so Python never holds
 #: more of a long event's lines than DuckDB does.
 FETCH_ROWS = 2048
@@ -95,7 +97,7 @@ def ordered_batches(
         # what the slice printed per event it held sizes the next: a selective query or a
         # narrow projection is sorted in a few large slices, whole events in small ones
         held = max(1.0, (end - position) * per_cut)
-        want = max(bucket_rows, int(slice_bytes / max(written / held, 1.0)))
+        want = max(bucket_rows, int(slice_bytes / (written / held + KEY_BYTES)))
         position, low = end, high
 
 
@@ -150,29 +152,38 @@ def _batches(con, sql: str, params: dict[str, Any]) -> Iterator[Any]:
 _EVENT_PREFIX = "__event_"
 
 
-def query_select(compiled) -> tuple[str, str]:
-    """(select, keep) for :func:`ordered_batches` of a compiled ``--query``
-    (``jmes_sql.CompiledQuery``): its line with a newline, whether the evaluator must
-    answer instead (``fallback``), and for those events only (NULL otherwise: nothing
-    fetched) the columns ``Query.lines`` reads; events printing nothing are dropped."""
-    from .records import EVENT_COLUMNS, OCCURRED_AT_SQL, OCCURRED_AT_TEXT
+def query_select(compiled) -> str:
+    """The select for :func:`ordered_batches` of a compiled ``--query``
+    (``jmes_sql.CompiledQuery``): its line with a newline (NULL: nothing printed),
+    whether the evaluator must answer instead (``fallback``), and, for those events only
+    (NULL otherwise), the columns the expression reads (and the event's id and origin,
+    for an error naming it).
+
+    Nothing is filtered in SQL: DuckDB would evaluate the line twice (a filter on it is
+    pushed below the projection as a copy of the expression); a NULL line costs the sort
+    little and is not written."""
+    from ..model import ABSENT_FIELD
+    from .records import OCCURRED_AT_SQL, OCCURRED_AT_TEXT
 
     select = f"({compiled.line_sql}) || '\n' AS line"
     if compiled.always_exact:
-        return select, "line IS NOT NULL"
-    needed = dict.fromkeys([*EVENT_COLUMNS, "source_file", "source_line"])
+        return select
+    needed = dict.fromkeys([*compiled.columns, ABSENT_FIELD, "id", "source_file",
+                            "source_line"])
     # DuckDB reads an alias of the same SELECT (``fallback``) in the expressions after it
     guarded = ", ".join(f'CASE WHEN fallback THEN "{name}" END AS "{_EVENT_PREFIX}{name}"'
                         for name in needed)
-    select += (f", {compiled.fallback_sql} AS fallback, {guarded}, CASE WHEN fallback "
-               f"THEN {OCCURRED_AT_SQL} END AS \"{_EVENT_PREFIX}{OCCURRED_AT_TEXT}\"")
-    return select, "line IS NOT NULL OR fallback"
+    select += f", {compiled.fallback_sql} AS fallback, {guarded}"
+    if "occurred_at" in needed:
+        select += (f", CASE WHEN fallback THEN {OCCURRED_AT_SQL} END AS "
+                   f'"{_EVENT_PREFIX}{OCCURRED_AT_TEXT}"')
+    return select
 
 
 def write_query_lines(batches: Iterable[Any], query, out: IO[str] | None = None) -> int:
     """Write the batches of :func:`query_select`: the SQL's lines as they stand, and for
     the events marked ``fallback`` what the evaluator prints (``query.lines``), in
-    order. Returns how many rows were handled."""
+    order. Returns how many events were selected."""
     import sys
 
     import pyarrow.compute as pc

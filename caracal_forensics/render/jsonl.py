@@ -77,8 +77,8 @@ def write_arrow_lines(batches: Iterable[Any], out: IO[str] | None = None,
                       flush: bool = True) -> int:
     """Write Arrow batches (or arrays) of finished lines, each ending in ``\\n`` (DuckDB
     made them, see ``records.json_line_sql``), as they stand: a batch's first column is
-    written as one slice of its data buffer, no Python string per line. Returns how many
-    lines were written. A batch holds what DuckDB handed over, nothing is copied."""
+    written as one slice of its data buffer, no Python string per line; NULLs are no
+    line. Returns how many lines were written."""
     import pyarrow as pa
 
     out = out or sys.stdout
@@ -93,6 +93,8 @@ def write_arrow_lines(batches: Iterable[Any], out: IO[str] | None = None,
         else:
             chunks = [column]
         for chunk in chunks:
+            if chunk.null_count:  # events printing nothing
+                chunk = chunk.drop_null()
             if not len(chunk):
                 continue
             data = _line_bytes(chunk)

@@ -12,13 +12,14 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.paths import FIXTURE_EXPORT, VECTOR_EXPORT, VECTORS
+from support.paths import DATA, FIXTURE_EXPORT, VECTOR_EXPORT, VECTORS
 
 import caracal_forensics as cf
 from caracal_forensics.filters import ORDER_ASC, ORDER_COLUMNS, Filters, select
 from caracal_forensics.model import EVENT_SCHEMA, JSONB_FIELDS, TEXT_FIELDS
-from caracal_forensics.render.bulk import ordered_batches
+from caracal_forensics.render.bulk import ordered_batches, query_select, write_query_lines
 from caracal_forensics.render.jsonl import write_arrow_lines
+from caracal_forensics.render.query import Query
 from caracal_forensics.render.records import (
     EVENT_COLUMNS,
     OCCURRED_AT_SQL,
@@ -162,3 +163,34 @@ def test_slices_are_computed_as_they_are_read() -> None:
     assert 0 < len(first) <= 40 and "changed since\n" not in first
     assert len(first) + len(rest) == 240
     assert rest.count("changed since\n") >= 240 - 80
+
+
+EXPRESSIONS = [
+    *(recipe["jmespath"].replace("APP", "app-0007") for recipe in json.loads(
+        (DATA / "seed_recipes.json").read_text("utf-8"))["recipes"]),
+    "{policy_set_version_id: policy_set_version_id, decision: decision, "
+    "determining_policies: determining_policies}",
+    "metadata.latency_ms",  # decimals inside jsonb: the evaluator prints those events
+    "{m: metadata, seq: chain_seq}",
+    "decision == 'deny'",
+    "diagnostics[0]",
+    "sort_by(not_null(diagnostics, `[]`), &to_string(@))",  # not compiled: evaluator
+]
+
+
+@pytest.mark.parametrize("name", ["vectors/db.csv", "vectors/ocsf", "fixtures/search"])
+def test_queries_print_what_the_evaluator_printed(name: str) -> None:
+    snap = cf.open(str(SOURCES[name]))
+    for expression in EXPRESSIONS:
+        query = Query(expression)
+        for filters in (Filters.build(limit=0), Filters.build(limit=50)):
+            table = select(snap.duckdb, filters, columns=EVENT_COLUMNS,
+                           extra=(f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",))
+            old = "".join(line + "\n" for line in query.lines(table))
+            compiled = query.to_sql()
+            if compiled is None:  # the CLI then runs the evaluator, as before
+                continue
+            out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+            write_query_lines(ordered_batches(snap.duckdb, filters, query_select(compiled),
+                                              bucket_rows=17, slice_bytes=5_000), query, out)
+            assert out.buffer.getvalue().decode() == old, expression
