@@ -198,13 +198,21 @@ def _print_lines(con, filters, compiled, emit) -> int:
     compiles); otherwise the events go to ``emit`` batch by batch for Python to render."""
     from ..render.bulk import ordered_batches
     from ..render.jsonl import write_arrow_lines
-    from ..render.records import EVENT_COLUMNS, OCCURRED_AT_SQL, OCCURRED_AT_TEXT, json_line_sql
+    from ..render.records import (
+        EVENT_COLUMNS,
+        OCCURRED_AT_SQL,
+        OCCURRED_AT_TEXT,
+        json_line_sql,
+        json_text_columns_sql,
+    )
 
     # With every match wanted, the expression's `field == 'text'` conditions also run in
     # SQL (a --limit picks the newest N events before the expression sees them).
     guard = compiled.guard() if compiled is not None and not filters.limit else None
     if compiled is None:
-        return write_arrow_lines(ordered_batches(con, filters, f"{json_line_sql()} AS line"))
+        relation = f"(SELECT *, {json_text_columns_sql()} FROM unique_events)"
+        return write_arrow_lines(ordered_batches(
+            con, filters, f"{json_line_sql(prepared=True)} AS line", relation=relation))
     sql = compiled.to_sql()
     if sql is not None:
         from ..render.bulk import query_select, write_query_lines

@@ -27,6 +27,7 @@ from caracal_forensics.render.records import (
     json_line_sql,
     json_lines,
     json_string_sql,
+    json_text_columns_sql,
 )
 
 #: Every shape of the vectors and of the bundled fixtures.
@@ -47,8 +48,10 @@ def _old_lines(snap: cf.Snapshot, filters: Filters) -> list[str]:
 
 def _new_lines(snap: cf.Snapshot, filters: Filters, bucket_rows: int = 250_000,
                slice_bytes: int = 256 << 20) -> list[str]:
-    batches = ordered_batches(snap.duckdb, filters, f"{json_line_sql()} AS line",
-                              bucket_rows=bucket_rows, slice_bytes=slice_bytes)
+    batches = ordered_batches(snap.duckdb, filters, f"{json_line_sql(prepared=True)} AS line",
+                              relation=f"(SELECT *, {json_text_columns_sql()} FROM "
+                              "unique_events)", bucket_rows=bucket_rows,
+                              slice_bytes=slice_bytes)
     return [line for batch in batches for line in batch.column(0).to_pylist()]
 
 
@@ -89,8 +92,11 @@ def _both(table: pa.Table) -> tuple[list[str], list[str]]:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.register("hostile", table)
-    sql = (f"SELECT {json_line_sql()} AS line FROM hostile")
+    sql = f"SELECT {json_line_sql()} AS line FROM hostile"
     ours = [row[0] for row in con.sql(sql).fetchall()]
+    prepared = (f"SELECT {json_line_sql(prepared=True)} AS line FROM "
+                f"(SELECT *, {json_text_columns_sql()} FROM hostile)")
+    assert [row[0] for row in con.sql(prepared).fetchall()] == ours
     return ours, [line + "\n" for line in json_lines(table)]
 
 
