@@ -209,7 +209,12 @@ def _print_lines(con, filters, compiled, emit) -> int:
     # With every match wanted, the expression's `field == 'text'` conditions also run in
     # SQL (a --limit picks the newest N events before the expression sees them).
     guard = compiled.guard() if compiled is not None and not filters.limit else None
+    # the event's columns, and where it came from, for an error naming it (too_deep)
+    needed = (*EVENT_COLUMNS, "source_file", "source_line")
     if compiled is None:
+        if filters.limit:  # the newest N picked first, then N lines built
+            return write_arrow_lines(ordered_batches(
+                con, filters, f"{json_line_sql()} AS line", columns=needed))
         relation = f"(SELECT *, {json_text_columns_sql()} FROM unique_events)"
         return write_arrow_lines(ordered_batches(
             con, filters, f"{json_line_sql(prepared=True)} AS line", relation=relation))
@@ -217,13 +222,13 @@ def _print_lines(con, filters, compiled, emit) -> int:
     if sql is not None:
         from ..render.bulk import query_select, write_query_lines
 
-        return write_query_lines(ordered_batches(con, filters, query_select(sql),
-                                                 guard=guard), compiled)
-    # and where each event came from, for an error naming it (records.too_deep)
-    columns = ", ".join(f'"{name}"' for name in (*EVENT_COLUMNS, "source_file", "source_line"))
+        return write_query_lines(ordered_batches(
+            con, filters, query_select(sql), guard=guard,
+            columns=(*needed, *sql.columns)), compiled)
+    columns = ", ".join(f'"{name}"' for name in needed)
     rows = 0
     for batch in ordered_batches(con, filters, f"{columns}, {OCCURRED_AT_SQL} AS "
-                                 f"{OCCURRED_AT_TEXT}", guard=guard):
+                                 f"{OCCURRED_AT_TEXT}", guard=guard, columns=needed):
         rows += batch.num_rows
         emit(batch)
     return rows

@@ -49,6 +49,7 @@ def ordered_batches(
     relation: str = "unique_events",
     bucket_rows: int = BUCKET_ROWS,
     slice_bytes: int = SLICE_BYTES,
+    columns: Sequence[str] | None = None,
 ) -> Iterator[Any]:
     """Arrow record batches of ``SELECT {select}`` over the events ``filters`` select
     from ``relation`` (newest ``filters.limit``, or every one), oldest first.
@@ -56,7 +57,9 @@ def ordered_batches(
     ``select``: SQL from this package (``json_line_sql() AS line``, a compiled query),
     never user text, with its bound ``params``; ``keep``: a condition on the selected
     columns (``line IS NOT NULL``); ``guard``: one more condition on the events (see
-    ``Query.guard``). ``bucket_rows`` and ``slice_bytes`` size the slices (see there)."""
+    ``Query.guard``). ``bucket_rows`` and ``slice_bytes`` size the slices (see there).
+    ``columns``: the columns ``select`` reads (None: all), what the newest ``limit``
+    events are picked with."""
     where, bound = filters.where()
     # the slices come from the filters alone: a first pass over their (plain) columns,
     # never over the jsonb text a guard or the expression reads
@@ -66,7 +69,9 @@ def ordered_batches(
         bound = {**bound, **guard[1]}
     bound = {**bound, **(params or {})}
     if filters.limit:
-        source = (f"(SELECT * FROM {relation} WHERE {where} "
+        wanted = "*" if columns is None else ", ".join(
+            f'"{name}"' for name in dict.fromkeys([*columns, *ORDER_COLUMNS]))
+        source = (f"(SELECT {wanted} FROM {relation} WHERE {where} "
                   f"ORDER BY {ORDER_DESC} LIMIT {int(filters.limit)})")
         yield from _batches(con, _sorted_sql(select, source, "TRUE", keep), bound)
         return
