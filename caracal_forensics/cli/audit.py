@@ -218,10 +218,10 @@ def _print_lines(con, filters, compiled, emit) -> int:
         relation = f"(SELECT *, {json_text_columns_sql()} FROM unique_events)"
         return write_arrow_lines(ordered_batches(
             con, filters, f"{json_line_sql(prepared=True)} AS line", relation=relation))
-    sql = compiled.to_sql()
-    if sql is not None:
-        from ..render.bulk import query_select, write_query_lines
+    from ..render.bulk import accepted, query_select, write_query_lines
 
+    sql = compiled.to_sql()
+    if sql is not None and accepted(con, query_select(sql)):
         return write_query_lines(ordered_batches(
             con, filters, query_select(sql), guard=guard,
             columns=(*needed, *sql.columns)), compiled)

@@ -185,6 +185,18 @@ def query_select(compiled) -> str:
     return select
 
 
+def accepted(con, select: str, relation: str = "unique_events") -> bool:
+    """Whether DuckDB parses and binds ``select`` over ``relation`` (nothing is read): a
+    compiled expression it refuses is left to the evaluator, which answers the same."""
+    import duckdb
+
+    try:
+        con.sql(f"SELECT {select} FROM {relation} LIMIT 0").fetchall()
+    except duckdb.Error:
+        return False
+    return True
+
+
 def write_query_lines(batches: Iterable[Any], query, out: IO[str] | None = None) -> int:
     """Write the batches of :func:`query_select`: the SQL's lines as they stand, and for
     the events marked ``fallback`` what the evaluator prints (``query.lines``), in

@@ -84,3 +84,20 @@ def test_events_as_long_as_a_line_may_be_stay_within_memory(tmp_path: Path) -> N
     assert lines[-1] == b"" and len(lines) == 13
     assert all(b'"n": 1.50' in line and len(line) > 12 << 20 for line in lines[:-1])
     assert usage.ru_maxrss * 1024 < 1 << 30
+
+
+def test_a_compiled_expression_duckdb_refuses_is_left_to_the_evaluator() -> None:
+    """``not_null(x, )`` (one argument) compiles to SQL DuckDB cannot parse: the evaluator
+    answers instead, with the lines it always printed (no "query failed", exit 0)."""
+    from support.cli import run_cli
+
+    from caracal_forensics.render.jmes_sql import compile_query
+
+    expression = "{p: not_null(determining_policies[].policy, )}"
+    if compile_query(expression) is None:
+        pytest.skip("the compiler leaves this expression to the evaluator itself now")
+    result = run_cli("audit", "tail", "-s", str(VECTOR_EXPORT / "db.csv"), "-n", "3",
+                     "--query", expression)
+    assert (result.code, result.err) == (0, "")
+    assert result.lines == ['{"p": ["baseline-resource-scope"]}', '{"p": ["payments-policy"]}',
+                            '{"p": ["payments-policy"]}']
