@@ -31,6 +31,7 @@ DuckDB's compact form with the evaluator's ``", "`` / ``": "`` spacing restored)
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -148,11 +149,28 @@ def _too_deep(column: str) -> str:
 # ---------------------------------------------------------------------------------------
 # SQL helpers
 
+class _Any(str):
+    """SQL ``a OR b OR ...`` that remembers its operands, so that ``_or`` of conditions
+    holding the same operand lists it once (values carry their operands' conditions)."""
+
+    parts: tuple[str, ...]
+
+
 def _or(*conditions: str | None) -> str | None:
-    found = [c for c in conditions if c and c != "false"]
+    """The disjunction of the conditions given (None: none given)."""
+    found: dict[str, None] = {}
+    for c in conditions:
+        if not c or c == "false":
+            continue
+        for part in (c.parts if isinstance(c, _Any) else (c,)):
+            found[part] = None
     if not found:
         return None
-    return found[0] if len(found) == 1 else "(" + " OR ".join(found) + ")"
+    if len(found) == 1:
+        return next(iter(found))
+    joined = _Any("(" + " OR ".join(found) + ")")
+    joined.parts = tuple(found)
+    return joined
 
 
 def _lit(text: str) -> str:
@@ -269,6 +287,8 @@ def _json_order(a: str, b: str, op: str) -> Sql:
 
 
 def _json_path_key(name: str) -> str:
+    if not name or "\x00" in name:
+        raise Unsupported("an empty key")  # DuckDB's JSON paths cannot name it
     return "$." + '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -847,7 +867,7 @@ class _Compiler:
 
     def _subexpression(self, node, cur):
         for child in node["children"]:
-            cur = self.build(child, cur)
+            cur = _carry(self.build(child, cur), cur.fb)
         return cur
 
     _index_expression = _pipe = _subexpression
@@ -902,9 +922,10 @@ class _Compiler:
         return _BoolV(result.expr, _or(fb, result.fb))
 
     def _flatten(self, node, cur):
-        base = self.build(node["children"][0], cur).as_list()
+        value = self.build(node["children"][0], cur)
+        base = value.as_list()
         if base is None:
-            return NULL
+            return _carry(NULL, value.fb)
         var = self.fresh()
         element = base.elem(var)
         j = element.json()
@@ -916,16 +937,18 @@ class _Compiler:
 
     def _projection(self, node, cur):
         base_node, project = node["children"]
-        base = self.build(base_node, cur).as_list()
+        value = self.build(base_node, cur)
+        base = value.as_list()
         if base is None:
-            return NULL
+            return _carry(NULL, value.fb)
         return self._project(base, project, None)
 
     def _filter_projection(self, node, cur):
         base_node, project, condition = node["children"]
-        base = self.build(base_node, cur).as_list()
+        value = self.build(base_node, cur)
+        base = value.as_list()
         if base is None:
-            return NULL
+            return _carry(NULL, value.fb)
         return self._project(base, project, condition)
 
     def _project(self, base: _ListV, project, condition) -> _V:
@@ -966,6 +989,17 @@ class _Compiler:
         if make is None:
             raise Unsupported(f"function {name}")
         return make(args)
+
+
+def _carry(value: _V, fb: str | None) -> _V:
+    """``value``, also needing the evaluator when ``fb`` holds (a value computed from one
+    the SQL cannot vouch for, or whose computation the evaluator rejects)."""
+    merged = _or(value.fb, fb)
+    if merged == value.fb:
+        return value
+    carried = copy.copy(value)
+    carried.fb = merged
+    return carried
 
 
 class _AndV(_CaseV):
