@@ -105,16 +105,19 @@ def compile_query(expression: str) -> CompiledQuery | None:
     compiler = _Compiler()
     try:
         result = compiler.build(parsed, _RecordV(compiler))
-        text = result.text()
-        whens = f"WHEN {result.truthy()} THEN {text.expr}"
-        if "boolean" in result.types:  # ``true`` prints the event's --json line
+        text = result.text_when_truthy()
+        then = text.expr
+        is_true = result.is_true_when_truthy() if "boolean" in result.types else "false"
+        if is_true != "false":  # ``true`` prints the event's --json line
             compiler.columns.update(_EVENT_COLUMNS)
-            whens = f"WHEN {result.is_true()} THEN {record_line_sql()} {whens}"
-        line = f"CASE {whens} END"
+            then = f"CASE WHEN {is_true} THEN {record_line_sql()} ELSE {text.expr} END"
+        truthy = result.truthy()
+        line = f"CASE WHEN {truthy} THEN {then} END"
     except (Unsupported, RecursionError):
         return None
-    fallback = _or(result.fb, text.fb, *(_too_deep(SOURCE_COLUMN[name])
-                                          for name in _parsed_fields(parsed)))
+    printed = f"CASE WHEN {truthy} THEN {text.fb} ELSE false END" if text.fb else None
+    fallback = _or(result.fb, printed, *(_too_deep(SOURCE_COLUMN[name])
+                                         for name in _parsed_fields(parsed)))
     fallback_sql = f"coalesce({fallback}, false)" if fallback else "false"
     if len(line) + len(fallback_sql) > MAX_SQL:
         return None
@@ -142,8 +145,8 @@ _SHALLOW_TEXT = 600
 def _too_deep(column: str) -> str:
     """The stored jsonb may nest too deeply for the evaluator's parser, which then raises
     (``records.too_deep``): left to it. Counts brackets of long text only."""
-    return (f"(length({column}) >= {_SHALLOW_TEXT} AND length({column}) - "
-            f"length(regexp_replace({column}, '[\\[{{]', '', 'g')) >= {_SHALLOW_TEXT // 2})")
+    return (f"(strlen({column}) >= {_SHALLOW_TEXT} AND strlen({column}) - "
+            f"strlen(regexp_replace({column}, '[\\[{{]', '', 'g')) >= {_SHALLOW_TEXT // 2})")
 
 
 # ---------------------------------------------------------------------------------------
@@ -189,10 +192,12 @@ def _escape_slow(x: str) -> str:
 
 
 def _quote(x: str) -> str:
-    """SQL giving ``encode_basestring(x)`` (``'null'`` for NULL): the evaluator's string."""
+    """SQL giving ``encode_basestring(x)`` (``'null'`` for NULL): the evaluator's string.
+    DuckDB's to_json escapes alike, but for the hex of ``\\u00XX`` (capitals): text with
+    such an escape takes the slow way."""
+    quoted = f"CAST(to_json({x}) AS VARCHAR)"
     return (f"CASE WHEN {x} IS NULL THEN 'null' "
-            f"WHEN regexp_matches({x}, '[\\x00-\\x1f\"\\\\]') THEN {_escape_slow(x)} "
-            f"ELSE '\"' || {x} || '\"' END")
+            f"WHEN contains({quoted}, '\\u00') THEN {_escape_slow(x)} ELSE {quoted} END")
 
 
 #: Commas and colons outside strings (DuckDB's compact JSON), each with the text before it.
@@ -329,6 +334,14 @@ class _V:
     def text(self) -> Sql:
         raise NotImplementedError
 
+    def text_when_truthy(self) -> Sql:
+        """``text()``, for when the value is known to be truthy."""
+        return self.text()
+
+    def is_true_when_truthy(self) -> str:
+        """``is_true()``, for when the value is known to be truthy."""
+        return self.is_true()
+
     def json(self) -> Sql:
         """A DuckDB JSON value (compact; SQL NULL for null) to compute with."""
         raise NotImplementedError
@@ -440,10 +453,12 @@ class _BoolV(_V):
 
 
 class _JsonV(_V):
-    """A DuckDB JSON value (compact text, numbers as DuckDB re-prints them)."""
+    """A DuckDB JSON value (compact text, numbers as DuckDB re-prints them). ``origin``:
+    the (JSON, path) it was extracted by, when it was."""
 
-    def __init__(self, sql: str, fb: str | None = None) -> None:
-        self.sql, self.fb = sql, fb
+    def __init__(self, sql: str, fb: str | None = None,
+                 origin: tuple[str, str] | None = None) -> None:
+        self.sql, self.fb, self.origin = sql, fb, origin
 
     def _s(self) -> str:
         return f"CAST({self.sql} AS VARCHAR)"
@@ -464,7 +479,8 @@ class _JsonV(_V):
         return Sql(self.sql)
 
     def get(self, name: str) -> _V:
-        return _JsonV(f"json_extract({self.sql}, {_lit(_json_path_key(name))})", self.fb)
+        path = _lit(_json_path_key(name))
+        return _JsonV(f"json_extract({self.sql}, {path})", self.fb, (self.sql, path))
 
     def index(self, position: int) -> _V:
         path = f"$[{position}]" if position >= 0 else f"$[#-{-position}]"
@@ -504,7 +520,8 @@ class _RawV(_V):
         return self._parsed().json()
 
     def get(self, name: str) -> _V:
-        return _JsonV(f"json_extract({self.column}, {_lit(_json_path_key(name))})")
+        path = _lit(_json_path_key(name))
+        return _JsonV(f"json_extract({self.column}, {path})", origin=(self.column, path))
 
     def index(self, position: int) -> _V:
         return self._parsed().index(position)
@@ -1003,7 +1020,34 @@ def _carry(value: _V, fb: str | None) -> _V:
 
 
 class _AndV(_CaseV):
-    """``a && b && ...``: the first falsy operand, else the last."""
+    """``a && b && ...``: the first falsy operand, else the last. The evaluator computes
+    an operand only when those before it are truthy: so does the need of the evaluator."""
+
+    def __init__(self, branches: list[tuple[str, _V]], default: _V) -> None:
+        super().__init__(branches, default)
+        fb = default.fb
+        for _, value in reversed(branches):
+            if fb:
+                fb = _or(value.fb, f"CASE WHEN {value.truthy()} THEN {fb} ELSE false END")
+            else:
+                fb = value.fb
+        self.fb = fb
+
+    def _all_truthy(self) -> list[str]:
+        return [v.truthy() for _, v in self.branches]
+
+    def truthy(self) -> str:
+        return "(" + " AND ".join([*self._all_truthy(), self.default.truthy()]) + ")"
+
+    def is_true(self) -> str:
+        # a falsy operand is never true
+        return "(" + " AND ".join([*self._all_truthy(), self.default.is_true()]) + ")"
+
+    def text_when_truthy(self) -> Sql:
+        return self.default.text_when_truthy()
+
+    def is_true_when_truthy(self) -> str:
+        return self.default.is_true_when_truthy()
 
 
 def _equals(left: _V, right: _V) -> Sql:
@@ -1018,6 +1062,10 @@ def _equals(left: _V, right: _V) -> Sql:
                 return Sql(f"coalesce({b.sql} = {a.sql}, false)")
             if isinstance(b, _RawV):
                 return Sql(f"coalesce({b.column} = {_lit(encode_basestring(s))}, false)")
+            if isinstance(b, _JsonV) and b.origin and not _json_like(s):
+                # json_extract_string gives other values' JSON text, never this text
+                return Sql(f"coalesce(json_extract_string({b.origin[0]}, {b.origin[1]}) "
+                           f"= {a.sql}, false)")
             if isinstance(b, _JsonV):
                 return Sql(f"coalesce(json_type({b.sql}) = 'VARCHAR' AND "
                            f"({b.sql} ->> '$') = {a.sql}, false)")
@@ -1028,6 +1076,18 @@ def _equals(left: _V, right: _V) -> Sql:
     a, b = left.json(), right.json()
     result = _json_eq(a.expr, b.expr)
     return Sql(result.expr, _or(a.fb, b.fb, result.fb))
+
+
+def _json_like(text: str) -> bool:
+    """Whether DuckDB could print a value that is no string as ``text`` (a number,
+    true/false/null, an array or object)."""
+    if text[:1] in ("[", "{") or text.strip() in ("true", "false", "null"):
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _ordered(left: _V, right: _V, op: str) -> Sql:
