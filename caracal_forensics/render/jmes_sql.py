@@ -213,16 +213,23 @@ def _respace(s: str) -> str:
 
 def _json_text(j: str) -> Sql:
     """The evaluator's text of a DuckDB JSON value, and when it cannot be vouched for."""
+    # compact JSON: its first character tells its type
     s = f"CAST({j} AS VARCHAR)"
-    t = f"json_type({j})"
-    expr = (f"CASE WHEN {j} IS NULL THEN 'null' WHEN {t} IN ('ARRAY', 'OBJECT') "
+    first = f"left({s}, 1)"
+    expr = (f"CASE WHEN {j} IS NULL THEN 'null' WHEN {first} IN ('[', '{{') AND strlen({s}) > 2 "
             f"THEN {_respace(s)} ELSE {s} END")
-    fb = (f"CASE {t} WHEN 'VARCHAR' THEN contains({s}, '\\u00') "
-          f"WHEN 'DOUBLE' THEN regexp_matches({s}, '[.eE]') "
-          f"WHEN 'ARRAY' THEN contains({s}, '\\u00') OR regexp_matches({s}, {_lit(_DECIMAL)}) "
-          f"WHEN 'OBJECT' THEN contains({s}, '\\u00') OR regexp_matches({s}, {_lit(_DECIMAL)}) "
-          f"ELSE false END")
+    container = f"contains({s}, '\\u00') OR regexp_matches({s}, {_lit(_DECIMAL)})"
+    fb = (f"CASE {first} WHEN '\"' THEN contains({s}, '\\u00') WHEN '[' THEN {container} "
+          f"WHEN '{{' THEN {container} WHEN 't' THEN false WHEN 'f' THEN false "
+          f"WHEN 'n' THEN false "
+          f"ELSE contains({s}, '.') OR contains({s}, 'e') OR contains({s}, 'E') END")
     return Sql(expr, fb)
+
+
+def _elements(text: str, j: str) -> str:
+    """The elements of a JSON array as a LIST of JSON (NULL when it is no array), given
+    its text (compact, or stored jsonb: an array begins with ``[``)."""
+    return f"CASE WHEN starts_with({text}, '[') THEN json_extract({j}, '$[*]') END"
 
 
 def _jtype(j: str) -> str:
@@ -238,24 +245,25 @@ def _long_int(j: str) -> str:
     return f"(length({s}) > 15 AND NOT regexp_matches({s}, '[.eE]'))"
 
 
+_NUMBER_START = "('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
+
+
 def _json_eq(a: str, b: str) -> Sql:
-    """JMESPath ``a == b`` of two DuckDB JSON values (``_equals``; SQL NULL is null)."""
-    ta, tb = _jtype(a), _jtype(b)
-    expr = (f"CASE WHEN {ta} = 'NULL' THEN {tb} = 'NULL' WHEN {tb} = 'NULL' THEN false "
-            f"WHEN {ta} = 'VARCHAR' THEN {tb} = 'VARCHAR' AND ({a} ->> '$') = ({b} ->> '$') "
-            f"WHEN {ta} = 'BOOLEAN' THEN {tb} = 'BOOLEAN' "
-            f"AND CAST({a} AS VARCHAR) = CAST({b} AS VARCHAR) "
-            f"WHEN {ta} IN {_NUMBER_TYPES} THEN {tb} IN {_NUMBER_TYPES} "
-            f"AND TRY_CAST({a} AS DOUBLE) = TRY_CAST({b} AS DOUBLE) "
-            f"WHEN {ta} = 'ARRAY' THEN {tb} = 'ARRAY' AND CAST({a} AS VARCHAR) = '[]' "
-            f"AND CAST({b} AS VARCHAR) = '[]' "
-            f"ELSE {tb} = 'OBJECT' AND CAST({a} AS VARCHAR) = '{{}}' "
-            f"AND CAST({b} AS VARCHAR) = '{{}}' END")
-    fb = (f"CASE WHEN {ta} IN {_NUMBER_TYPES} AND {tb} IN {_NUMBER_TYPES} "
+    """JMESPath ``a == b`` of two DuckDB JSON values (``_equals``; SQL NULL is null).
+
+    DuckDB prints equal values alike (strings with the same escapes, numbers alike), so
+    equal text is equal values; values printed differently are equal only when both are
+    numbers of one value (``1`` and ``1.0``), or arrays or objects (key order, ``1`` and
+    ``true`` inside): those are left to the evaluator when both are not empty."""
+    sa, sb = f"coalesce(CAST({a} AS VARCHAR), 'null')", f"coalesce(CAST({b} AS VARCHAR), 'null')"
+    numbers = f"left({sa}, 1) IN {_NUMBER_START} AND left({sb}, 1) IN {_NUMBER_START}"
+    expr = (f"CASE WHEN {sa} = {sb} THEN true WHEN {numbers} "
+            f"THEN coalesce(TRY_CAST({sa} AS DOUBLE) = TRY_CAST({sb} AS DOUBLE), false) "
+            f"ELSE false END")
+    fb = (f"CASE WHEN {sa} = {sb} THEN false WHEN {numbers} "
           f"THEN {_long_int(a)} OR {_long_int(b)} "
-          f"WHEN {ta} IN ('ARRAY', 'OBJECT') AND {ta} = {tb} "
-          f"THEN CAST({a} AS VARCHAR) NOT IN ('[]', '{{}}') "
-          f"AND CAST({b} AS VARCHAR) NOT IN ('[]', '{{}}') ELSE false END")
+          f"WHEN left({sa}, 1) IN ('[', '{{') AND left({sa}, 1) = left({sb}, 1) "
+          f"THEN strlen({sa}) > 2 AND strlen({sb}) > 2 ELSE false END")
     return Sql(expr, fb)
 
 
@@ -487,8 +495,7 @@ class _JsonV(_V):
         return _JsonV(f"json_extract({self.sql}, {_lit(path)})", self.fb)
 
     def as_list(self) -> _ListV:
-        src = f"CASE WHEN json_type({self.sql}) = 'ARRAY' THEN CAST({self.sql} AS JSON[]) END"
-        return _ListV(src, _JsonV, self.fb)
+        return _ListV(_elements(f"CAST({self.sql} AS VARCHAR)", self.sql), _JsonV, self.fb)
 
     def string(self) -> str:
         return f"CASE WHEN json_type({self.sql}) = 'VARCHAR' THEN {self.sql} ->> '$' END"
@@ -527,7 +534,7 @@ class _RawV(_V):
         return self._parsed().index(position)
 
     def as_list(self) -> _ListV:
-        return self._parsed().as_list()
+        return _ListV(_elements(self.column, self.column), _JsonV)
 
     def string(self) -> str:
         return self._parsed().string()
@@ -554,7 +561,7 @@ class _LiteralV(_V):
         return Sql(_lit(self._text))
 
     def json(self) -> Sql:
-        return Sql(f"CAST({_lit(self._json)} AS JSON)")
+        return Sql(f"json({_lit(self._json)})")  # printed as DuckDB prints data
 
     def get(self, name: str) -> _V:
         if isinstance(self.value, dict):
@@ -946,8 +953,8 @@ class _Compiler:
         var = self.fresh()
         element = base.elem(var)
         j = element.json()
-        spread = (f"CASE WHEN json_type({j.expr}) = 'ARRAY' THEN CAST({j.expr} AS JSON[]) "
-                  f"ELSE [{j.expr}] END")
+        spread = (f"CASE WHEN starts_with(CAST({j.expr} AS VARCHAR), '[') "
+                  f"THEN json_extract({j.expr}, '$[*]') ELSE [{j.expr}] END")
         src = f"flatten(list_transform({base.src}, lambda {var}: {spread}))"
         fb = _or(base.fb, _list_any(base.src, var, j.fb) if j.fb else None)
         return _ListV(src, _JsonV, fb)
