@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import count
@@ -78,16 +79,25 @@ class CompiledQuery:
     line_sql: str
     fallback_sql: str
     columns: tuple[str, ...]
+    lets: tuple[tuple[str, str], ...] = ()
 
     @property
     def always_exact(self) -> bool:
         """True when no event ever needs the evaluator (``fallback_sql`` is FALSE)."""
         return self.fallback_sql == "false"
 
+    def relation(self, relation: str = "events") -> str:
+        """``relation`` (a view name or ``(SELECT ...)``) with the columns ``line_sql`` and
+        ``fallback_sql`` read besides the event columns: the lists they use several
+        times, computed once per event (``lets``), each in a subquery of its own."""
+        for name, sql in self.lets:
+            relation = f"(SELECT *, {sql} AS {name} FROM {relation})"
+        return relation
+
     def select_sql(self, relation: str = "events") -> str:
         """``SELECT line, fallback FROM relation`` (in the relation's order)."""
         return (f"SELECT {self.line_sql} AS line, {self.fallback_sql} AS fallback "
-                f"FROM {relation}")
+                f"FROM {self.relation(relation)}")
 
 
 def compile_query(expression: str) -> CompiledQuery | None:
@@ -123,7 +133,7 @@ def compile_query(expression: str) -> CompiledQuery | None:
         return None
     compiler.columns.update(SOURCE_COLUMN[name] for name in _parsed_fields(parsed))
     columns = tuple(c for c in _EVENT_COLUMNS if c in compiler.columns)
-    return CompiledQuery(expression, line, fallback_sql, columns)
+    return CompiledQuery(expression, line, fallback_sql, columns, tuple(compiler.lets))
 
 
 def _parsed_fields(parsed: dict[str, Any]) -> list[str]:
@@ -870,15 +880,34 @@ def record_line_sql() -> str:
 # The compiler
 
 _counter = count()
+_LAMBDA_VAR = re.compile(r"\bx[0-9]+\b")
+_BOUND_VAR = re.compile(r"\blambda (x[0-9]+):")
+#: Columns the compiled SQL adds to the relation (``CompiledQuery.relation``).
+_LET_PREFIX = "_jmes_let_"
 
 
 class _Compiler:
     def __init__(self) -> None:
         self.columns: set[str] = set()
+        #: (column, SQL) computed once per event before the line (``CompiledQuery.lets``)
+        self.lets: list[tuple[str, str]] = []
 
     @staticmethod
     def fresh() -> str:
         return f"x{next(_counter)}"
+
+    def let(self, sql: str) -> str:
+        """``sql`` computed once per event, in a column of its own, when it reads no
+        lambda variable (a list used for truth, text and the fallback alike)."""
+        free = set(_LAMBDA_VAR.findall(sql)) - set(_BOUND_VAR.findall(sql))
+        if free or sql.startswith(_LET_PREFIX):
+            return sql
+        for name, known in self.lets:
+            if known == sql:
+                return name
+        name = f"{_LET_PREFIX}{len(self.lets) + 1}"
+        self.lets.append((name, sql))
+        return name
 
     def build(self, node: dict[str, Any], cur: _V) -> _V:
         make = getattr(self, "_" + node["type"], None)
@@ -955,7 +984,7 @@ class _Compiler:
         j = element.json()
         spread = (f"CASE WHEN starts_with(CAST({j.expr} AS VARCHAR), '[') "
                   f"THEN json_extract({j.expr}, '$[*]') ELSE [{j.expr}] END")
-        src = f"flatten(list_transform({base.src}, lambda {var}: {spread}))"
+        src = self.let(f"flatten(list_transform({base.src}, lambda {var}: {spread}))")
         fb = _or(base.fb, _list_any(base.src, var, j.fb) if j.fb else None)
         return _ListV(src, _JsonV, fb)
 
@@ -976,6 +1005,8 @@ class _Compiler:
         return self._project(base, project, condition)
 
     def _project(self, base: _ListV, project, condition) -> _V:
+        if (src := self.let(base.src)) != base.src:
+            base = _ListV(src, base.elem, base.fb, element_fb=lambda v: None)
         var = self.fresh()
         element = base.elem(var)
         keep = []
@@ -994,10 +1025,10 @@ class _Compiler:
             mapped = f"list_transform({src}, lambda {var}: {result.sql})"
             var2 = self.fresh()
             maker: Callable[[str], _V] = type(result)
-            src2 = f"list_filter({mapped}, lambda {var2}: NOT {maker(var2).is_null()})"
+            src2 = self.let(f"list_filter({mapped}, lambda {var2}: NOT {maker(var2).is_null()})")
             return _ListV(src2, maker, _or(*fbs))
         fbs.append(_list_any(src, var, result.fb) if result.fb else None)
-        src2 = f"list_filter({src}, lambda {var}: NOT {result.is_null()})"
+        src2 = self.let(f"list_filter({src}, lambda {var}: NOT {result.is_null()})")
         build = self.build
         elem_of = base.elem
 
@@ -1229,7 +1260,7 @@ def compiled_lines(con: duckdb.DuckDBPyConnection, compiled: CompiledQuery, quer
     sql = (f"SELECT line, fallback, {guarded}, "
            f"CASE WHEN fallback THEN {OCCURRED_AT_SQL} END AS {OCCURRED_AT_TEXT} FROM "
            f"(SELECT *, {compiled.line_sql} AS line, {compiled.fallback_sql} AS fallback "
-           f"FROM {relation})")
+           f"FROM {compiled.relation(relation)})")
     reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
     for batch in reader:
         lines = batch.column(0).to_pylist()
