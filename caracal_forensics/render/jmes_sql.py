@@ -94,10 +94,13 @@ class CompiledQuery:
             relation = f"(SELECT *, {sql} AS {name} FROM {relation})"
         return relation
 
-    def select_sql(self, relation: str = "events") -> str:
-        """``SELECT line, fallback FROM relation`` (in the relation's order)."""
+    def select_sql(self, relation: str = "events", order_by: str | None = None) -> str:
+        """``SELECT line, fallback FROM relation ORDER BY order_by``. Give the order here:
+        the toolkit's connections do not keep the order of a subquery (they run with
+        ``preserve_insertion_order`` off), and ``relation`` becomes one."""
+        order = f" ORDER BY {order_by}" if order_by else ""
         return (f"SELECT {self.line_sql} AS line, {self.fallback_sql} AS fallback "
-                f"FROM {self.relation(relation)}")
+                f"FROM {self.relation(relation)}{order}")
 
 
 def compile_query(expression: str) -> CompiledQuery | None:
@@ -1247,12 +1250,13 @@ _FUNCTIONS: dict[str, Callable[[list[_V]], _V]] = {
 
 def compiled_lines(con: duckdb.DuckDBPyConnection, compiled: CompiledQuery, query: Query,
                    relation: str = "events", params: dict[str, Any] | None = None,
-                   batch_rows: int = 65536) -> Iterator[str]:
+                   order_by: str | None = None, batch_rows: int = 65536) -> Iterator[str]:
     """The output lines of ``query`` over ``relation`` (a view name or ``(SELECT ...)``
-    with the event columns), in the relation's order: the SQL's lines, and the
-    evaluator's (``query.lines``) for the events the SQL leaves to it. A reference for
-    callers that write in bulk; the events are fetched whole only when left to the
-    evaluator."""
+    with the event columns), ordered by ``order_by`` (SQL; the toolkit's connections do
+    not keep a subquery's order: ``preserve_insertion_order`` is off): the SQL's lines,
+    and the evaluator's (``query.lines``) for the events the SQL leaves to it. A
+    reference for callers that write in bulk; the events are fetched whole only when
+    left to the evaluator."""
     from .records import EVENT_COLUMNS, OCCURRED_AT_TEXT
 
     needed = [*EVENT_COLUMNS, "source_file", "source_line", "source_shape"]
@@ -1261,6 +1265,8 @@ def compiled_lines(con: duckdb.DuckDBPyConnection, compiled: CompiledQuery, quer
            f"CASE WHEN fallback THEN {OCCURRED_AT_SQL} END AS {OCCURRED_AT_TEXT} FROM "
            f"(SELECT *, {compiled.line_sql} AS line, {compiled.fallback_sql} AS fallback "
            f"FROM {compiled.relation(relation)})")
+    if order_by:
+        sql += f" ORDER BY {order_by}"
     reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
     for batch in reader:
         lines = batch.column(0).to_pylist()

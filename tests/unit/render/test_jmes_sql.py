@@ -81,14 +81,14 @@ def events(tmp_path_factory):
     odd = _odd_events(tmp_path_factory.mktemp("odd") / "db.jsonl")
     snap = open_sources([str(p) for p in [*SOURCES, odd]])
     con = snap.duckdb
-    con.sql("CREATE TEMP TABLE ev AS SELECT * FROM events "
-            "ORDER BY source_file, source_line, id")
+    con.sql("CREATE TEMP TABLE ev AS SELECT *, row_number() OVER (ORDER BY source_file, "
+            "source_line, id) AS n FROM events ORDER BY n")
     # the generated expressions run on a sample: 40 events of each file, the odd ones all
-    con.sql("CREATE TEMP TABLE sample AS SELECT * EXCLUDE (n) FROM (SELECT *, row_number() "
-            "OVER (PARTITION BY source_file ORDER BY source_line, id) AS n FROM ev) "
-            "WHERE n <= 40 OR source_file LIKE '%odd%' ORDER BY source_file, source_line, id")
-    tables = {name: con.sql(f"SELECT *, {OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT} FROM {name}"
-                            ).to_arrow_table() for name in ("ev", "sample")}
+    con.sql("CREATE TEMP TABLE sample AS SELECT * EXCLUDE (k) FROM (SELECT *, row_number() "
+            "OVER (PARTITION BY source_file ORDER BY n) AS k FROM ev) "
+            "WHERE k <= 40 OR source_file LIKE '%odd%' ORDER BY n")
+    tables = {name: con.sql(f"SELECT *, {OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT} FROM {name} "
+                            "ORDER BY n").to_arrow_table() for name in ("ev", "sample")}
     yield con, tables
     con.close()
 
@@ -106,7 +106,8 @@ def _compiled(con, expression: str, query: Query,
     if compiled is None:
         return None
     try:
-        return list(compiled_lines(con, compiled, query, relation))
+        order = "n" if relation in ("ev", "sample") else "source_line"
+        return list(compiled_lines(con, compiled, query, relation, order_by=order))
     except (ForensicsError, InputError) as error:
         return ("error", str(error))
 
@@ -249,8 +250,8 @@ def test_a_jsonb_field_nested_too_deeply_is_left_to_the_evaluator(tmp_path, dept
     lines[1] = buffer.getvalue().encode()
     (tmp_path / "db.csv").write_bytes(b"\n".join(lines))
     con = open_sources([str(tmp_path / "db.csv")]).duckdb
-    table = con.sql(f"SELECT *, {OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT} FROM events"
-                    ).to_arrow_table()
+    table = con.sql(f"SELECT *, {OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT} FROM events "
+                    "ORDER BY source_line").to_arrow_table()
     for expression in ("decision == 'allow' && metadata", "{m: metadata.a}", "id",
                        "metadata.a[0]", "decision == 'allow'", "metadata.a[]",
                        "length(metadata.a[][]) > `0`"):
