@@ -189,6 +189,14 @@ def _or(*conditions: str | None) -> str | None:
     return joined
 
 
+_SIMPLE = re.compile(r"[A-Za-z_][A-Za-z_0-9]*|'[^']*'")
+
+
+def _group(sql: str) -> str:
+    """``sql`` in parentheses unless it is a name or a string literal (operators nest)."""
+    return sql if _SIMPLE.fullmatch(sql) else f"({sql})"
+
+
 def _lit(text: str) -> str:
     """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
@@ -405,7 +413,7 @@ class _StrV(_V):
     types = frozenset({"string", "null"})
 
     def __init__(self, sql: str, fb: str | None = None, literal: str | None = None) -> None:
-        self.sql, self.fb, self.literal = sql, fb, literal
+        self.sql, self.fb, self.literal = _group(sql), fb, literal
         if literal is not None:
             self.types = frozenset({"string"})
 
@@ -433,7 +441,7 @@ class _IntV(_V):
     types = frozenset({"number", "null"})
 
     def __init__(self, sql: str, fb: str | None = None) -> None:
-        self.sql, self.fb = sql, fb
+        self.sql, self.fb = _group(sql), fb
 
     def is_null(self) -> str:
         return f"({self.sql} IS NULL)"
@@ -452,7 +460,7 @@ class _BoolV(_V):
     types = frozenset({"boolean", "null"})
 
     def __init__(self, sql: str, fb: str | None = None, nullable: bool = True) -> None:
-        self.sql, self.fb = sql, fb
+        self.sql, self.fb = _group(sql), fb
         if not nullable:
             self.types = frozenset({"boolean"})
 
@@ -479,7 +487,7 @@ class _JsonV(_V):
 
     def __init__(self, sql: str, fb: str | None = None,
                  origin: tuple[str, str] | None = None) -> None:
-        self.sql, self.fb, self.origin = sql, fb, origin
+        self.sql, self.fb, self.origin = _group(sql), fb, origin
 
     def _s(self) -> str:
         return f"CAST({self.sql} AS VARCHAR)"
@@ -629,7 +637,7 @@ class _ObjV(_V):
         return self.null_sql
 
     def truthy(self) -> str:
-        return f"NOT {self.null_sql}"
+        return f"(NOT {self.null_sql})"
 
     def text(self) -> Sql:
         parts, fbs = [], []
@@ -669,7 +677,7 @@ class _TupleV(_V):
         return self.null_sql
 
     def truthy(self) -> str:
-        return f"NOT {self.null_sql}"
+        return f"(NOT {self.null_sql})"
 
     def text(self) -> Sql:
         texts = [v.text() for v in self.items]
@@ -944,9 +952,11 @@ class _Compiler:
 
     def _multi_select_dict(self, node, cur):
         items: dict[str, _V] = {}
+        fbs = []
         for child in node["children"]:
-            items[child["value"]] = self.build(child, cur)  # a repeated key: last value
-        return _ObjV(items, cur.is_null())
+            value = items[child["value"]] = self.build(child, cur)  # repeated: last value
+            fbs.append(value.fb)  # a value replaced is computed all the same
+        return _carry(_ObjV(items, cur.is_null()), _or(*fbs))
 
     def _multi_select_list(self, node, cur):
         return _TupleV([self.build(child, cur) for child in node["children"]], cur.is_null())
@@ -964,7 +974,7 @@ class _Compiler:
 
     def _not_expression(self, node, cur):
         operand = self.build(node["children"][0], cur)
-        return _BoolV(f"NOT {operand.truthy()}", operand.fb, nullable=False)
+        return _BoolV(f"(NOT {operand.truthy()})", operand.fb, nullable=False)
 
     def _comparator(self, node, cur):
         left, right = (self.build(child, cur) for child in node["children"])
@@ -972,7 +982,7 @@ class _Compiler:
         fb = _or(left.fb, right.fb)
         if op in ("eq", "ne"):
             result = _equals(left, right)
-            expr = result.expr if op == "eq" else f"NOT ({result.expr})"
+            expr = result.expr if op == "eq" else f"(NOT ({result.expr}))"
             return _BoolV(expr, _or(fb, result.fb), nullable=False)
         result = _ordered(left, right, op)
         return _BoolV(result.expr, _or(fb, result.fb))
