@@ -158,8 +158,10 @@ _SHALLOW_TEXT = 600
 def _too_deep(column: str) -> str:
     """The stored jsonb may nest too deeply for the evaluator's parser, which then raises
     (``records.too_deep``): left to it. Counts brackets of long text only."""
-    return (f"(strlen({column}) >= {_SHALLOW_TEXT} AND strlen({column}) - "
-            f"strlen(regexp_replace({column}, '[\\[{{]', '', 'g')) >= {_SHALLOW_TEXT // 2})")
+    # CASE, not AND: DuckDB evaluates both sides of AND for every row
+    return (f"CASE WHEN strlen({column}) >= {_SHALLOW_TEXT} THEN strlen({column}) - "
+            f"strlen(regexp_replace({column}, '[\\[{{]', '', 'g')) >= {_SHALLOW_TEXT // 2} "
+            f"ELSE false END")
 
 
 # ---------------------------------------------------------------------------------------
@@ -412,8 +414,10 @@ NULL = _NullV()
 class _StrV(_V):
     types = frozenset({"string", "null"})
 
-    def __init__(self, sql: str, fb: str | None = None, literal: str | None = None) -> None:
+    def __init__(self, sql: str, fb: str | None = None, literal: str | None = None,
+                 plain: bool = False) -> None:
         self.sql, self.fb, self.literal = _group(sql), fb, literal
+        self.plain = plain  # never holds a character JSON escapes
         if literal is not None:
             self.types = frozenset({"string"})
 
@@ -428,6 +432,8 @@ class _StrV(_V):
     def text(self) -> Sql:
         if self.literal is not None:
             return Sql(_lit(encode_basestring(self.literal)))
+        if self.plain:
+            return Sql(f"coalesce('\"' || {self.sql} || '\"', 'null')")
         return Sql(_quote(self.sql))
 
     def json(self) -> Sql:
@@ -817,7 +823,8 @@ _EVENT_COLUMNS = (*SOURCE_COLUMN.values(), ABSENT_FIELD)
 
 
 def _absent(field: str) -> str:
-    return f"contains(',' || coalesce({ABSENT_FIELD}, '') || ',', ',{field},')"
+    # NULL (a row carrying every field) short-cuts the concatenation
+    return f"coalesce(contains(',' || {ABSENT_FIELD} || ',', ',{field},'), false)"
 
 
 def _field_sql(field: str) -> str:
@@ -853,7 +860,7 @@ class _RecordV(_V):
             return _RawV(SOURCE_COLUMN[name])
         if name == "chain_seq":
             return _IntV(_field_sql(name))
-        return _StrV(_field_sql(name))
+        return _StrV(_field_sql(name), plain=name == "occurred_at")
 
     def text(self) -> Sql:
         self.compiler.columns.update(_EVENT_COLUMNS)
@@ -872,8 +879,10 @@ def _record_sql(separator: str) -> str:
             value = f"coalesce({column}, 'null')"
         elif field == "chain_seq":
             value = f"coalesce(CAST({column} AS VARCHAR), 'null')"
+        elif field == "occurred_at":  # digits, '-', ':', 'T', '.', 'Z': nothing to escape
+            value = f"coalesce('\"' || {OCCURRED_AT_SQL} || '\"', 'null')"
         else:
-            value = _quote(OCCURRED_AT_SQL if field == "occurred_at" else column)
+            value = _quote(column)
         part = f"'\"{field}\"{separator}' || {value}"
         if field in OPTIONAL_FIELDS:
             part = f"CASE WHEN {_absent(field)} THEN NULL ELSE {part} END"
@@ -1087,12 +1096,16 @@ class _AndV(_CaseV):
     def _all_truthy(self) -> list[str]:
         return [v.truthy() for _, v in self.branches]
 
+    def _chain(self, last: str) -> str:
+        # CASE, not AND: DuckDB computes every operand of AND for every row
+        whens = " ".join(f"WHEN NOT {t} THEN false" for t in self._all_truthy())
+        return f"CASE {whens} ELSE {last} END"
+
     def truthy(self) -> str:
-        return "(" + " AND ".join([*self._all_truthy(), self.default.truthy()]) + ")"
+        return self._chain(self.default.truthy())
 
     def is_true(self) -> str:
-        # a falsy operand is never true
-        return "(" + " AND ".join([*self._all_truthy(), self.default.is_true()]) + ")"
+        return self._chain(self.default.is_true())  # a falsy operand is never true
 
     def text_when_truthy(self) -> Sql:
         return self.default.text_when_truthy()
