@@ -69,11 +69,13 @@ class Unsupported(Exception):
 class CompiledQuery:
     """A ``--query`` expression as DuckDB SQL over the event columns.
 
-    ``line_sql`` (VARCHAR) is the line the evaluator prints for the event, NULL when it
-    prints nothing. ``fallback_sql`` (BOOLEAN, never NULL) is TRUE for events whose line
-    only the evaluator can give: for those, ignore ``line_sql`` and run
-    ``Query(expression).lines`` on the event's row. ``columns`` are the event columns
-    the two expressions read."""
+    ``line_sql`` (VARCHAR) is the line the evaluator prints for the event (no newline),
+    NULL when it prints nothing. ``fallback_sql`` (BOOLEAN, never NULL) is TRUE for
+    events whose line only the evaluator can give: for those, ignore ``line_sql`` and
+    run ``Query(expression).lines`` on the event's row (it prints the line, or raises
+    the evaluator's error). Both read the event columns (``columns`` names those) and
+    the columns ``lets`` adds: evaluate them over ``relation(rel)``, not ``rel`` itself
+    (``select_sql`` does). ``always_exact``: no event is ever left to the evaluator."""
 
     expression: str
     line_sql: str
