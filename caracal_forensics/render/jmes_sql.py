@@ -138,7 +138,20 @@ def compile_query(expression: str) -> CompiledQuery | None:
         return None
     compiler.columns.update(SOURCE_COLUMN[name] for name in _parsed_fields(parsed))
     columns = tuple(c for c in _EVENT_COLUMNS if c in compiler.columns)
-    return CompiledQuery(expression, line, fallback_sql, columns, tuple(compiler.lets))
+    return CompiledQuery(expression, line, fallback_sql, columns, _guarded(result, compiler.lets))
+
+
+def _guarded(result: _V, lets: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The lets, computed only for events whose first ``&&`` operand is truthy when the
+    expression is an ``&&`` chain: every other operand (and so every list it uses) is
+    read only then. A list the first operand reads itself is computed for every event."""
+    if not isinstance(result, _AndV) or not lets:
+        return tuple(lets)
+    guard = result.branches[0][1].truthy()
+    if _LET_PREFIX in guard:
+        return tuple((name, sql) if name in guard else (name, f"CASE WHEN {guard} THEN {sql} END")
+                     for name, sql in lets)
+    return tuple((name, f"CASE WHEN {guard} THEN {sql} END") for name, sql in lets)
 
 
 def _parsed_fields(parsed: dict[str, Any]) -> list[str]:
@@ -1003,6 +1016,8 @@ class _Compiler:
         base = value.as_list()
         if base is None:
             return _carry(NULL, value.fb)
+        if (src := self.let(base.src)) != base.src:  # the same array, split once
+            base = _ListV(src, base.elem, base.fb, element_fb=lambda v: None)
         var = self.fresh()
         element = base.elem(var)
         j = element.json()
