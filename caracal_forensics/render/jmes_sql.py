@@ -143,14 +143,13 @@ def compile_query(expression: str) -> CompiledQuery | None:
 
 def _guarded(result: _V, lets: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     """The lets, computed only for events whose first ``&&`` operand is truthy when the
-    expression is an ``&&`` chain: every other operand (and so every list it uses) is
-    read only then. A list the first operand reads itself is computed for every event."""
+    expression is an ``&&`` chain whose first operand reads no list: every other operand
+    (and so every list it uses) is read only then."""
     if not isinstance(result, _AndV) or not lets:
         return tuple(lets)
     guard = result.branches[0][1].truthy()
-    if _LET_PREFIX in guard:
-        return tuple((name, sql) if name in guard else (name, f"CASE WHEN {guard} THEN {sql} END")
-                     for name, sql in lets)
+    if _LET_PREFIX in guard:  # the guard reads a list itself
+        return tuple(lets)
     return tuple((name, f"CASE WHEN {guard} THEN {sql} END") for name, sql in lets)
 
 

@@ -224,6 +224,7 @@ def test_recipes_and_readme_examples_compile_and_print_the_same(events, expressi
     "decision < 'e'", "metadata.principal_id < `8`", "length(decision)",
     "starts_with(decision, 'd')", "contains(decision, '\"')", "metadata.z[0]", "metadata.B",
     "{x: length(request_id), x: id == id}",
+    "diagnostics[?step_up_required] && id == id", "decision == 'deny' && diagnostics[].risk",
 ])
 def test_odd_values_print_the_same(events, expression):
     con, tables = events
