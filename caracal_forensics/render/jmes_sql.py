@@ -31,8 +31,10 @@ DuckDB's compact form with the evaluator's ``", "`` / ``": "`` spacing restored)
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import count
@@ -67,26 +69,40 @@ class Unsupported(Exception):
 class CompiledQuery:
     """A ``--query`` expression as DuckDB SQL over the event columns.
 
-    ``line_sql`` (VARCHAR) is the line the evaluator prints for the event, NULL when it
-    prints nothing. ``fallback_sql`` (BOOLEAN, never NULL) is TRUE for events whose line
-    only the evaluator can give: for those, ignore ``line_sql`` and run
-    ``Query(expression).lines`` on the event's row. ``columns`` are the event columns
-    the two expressions read."""
+    ``line_sql`` (VARCHAR) is the line the evaluator prints for the event (no newline),
+    NULL when it prints nothing. ``fallback_sql`` (BOOLEAN, never NULL) is TRUE for
+    events whose line only the evaluator can give: for those, ignore ``line_sql`` and
+    run ``Query(expression).lines`` on the event's row (it prints the line, or raises
+    the evaluator's error). Both read the event columns (``columns`` names those) and
+    the columns ``lets`` adds: evaluate them over ``relation(rel)``, not ``rel`` itself
+    (``select_sql`` does). ``always_exact``: no event is ever left to the evaluator."""
 
     expression: str
     line_sql: str
     fallback_sql: str
     columns: tuple[str, ...]
+    lets: tuple[tuple[str, str], ...] = ()
 
     @property
     def always_exact(self) -> bool:
         """True when no event ever needs the evaluator (``fallback_sql`` is FALSE)."""
         return self.fallback_sql == "false"
 
-    def select_sql(self, relation: str = "events") -> str:
-        """``SELECT line, fallback FROM relation`` (in the relation's order)."""
+    def relation(self, relation: str = "events") -> str:
+        """``relation`` (a view name or ``(SELECT ...)``) with the columns ``line_sql`` and
+        ``fallback_sql`` read besides the event columns: the lists they use several
+        times, computed once per event (``lets``), each in a subquery of its own."""
+        for name, sql in self.lets:
+            relation = f"(SELECT *, {sql} AS {name} FROM {relation})"
+        return relation
+
+    def select_sql(self, relation: str = "events", order_by: str | None = None) -> str:
+        """``SELECT line, fallback FROM relation ORDER BY order_by``. Give the order here:
+        the toolkit's connections do not keep the order of a subquery (they run with
+        ``preserve_insertion_order`` off), and ``relation`` becomes one."""
+        order = f" ORDER BY {order_by}" if order_by else ""
         return (f"SELECT {self.line_sql} AS line, {self.fallback_sql} AS fallback "
-                f"FROM {relation}")
+                f"FROM {self.relation(relation)}{order}")
 
 
 def compile_query(expression: str) -> CompiledQuery | None:
@@ -104,22 +120,37 @@ def compile_query(expression: str) -> CompiledQuery | None:
     compiler = _Compiler()
     try:
         result = compiler.build(parsed, _RecordV(compiler))
-        text = result.text()
-        whens = f"WHEN {result.truthy()} THEN {text.expr}"
-        if "boolean" in result.types:  # ``true`` prints the event's --json line
+        text = result.text_when_truthy()
+        then = text.expr
+        is_true = result.is_true_when_truthy() if "boolean" in result.types else "false"
+        if is_true != "false":  # ``true`` prints the event's --json line
             compiler.columns.update(_EVENT_COLUMNS)
-            whens = f"WHEN {result.is_true()} THEN {record_line_sql()} {whens}"
-        line = f"CASE {whens} END"
+            then = f"CASE WHEN {is_true} THEN {record_line_sql()} ELSE {text.expr} END"
+        truthy = result.truthy()
+        line = f"CASE WHEN {truthy} THEN {then} END"
     except (Unsupported, RecursionError):
         return None
-    fallback = _or(result.fb, text.fb, *(_too_deep(SOURCE_COLUMN[name])
-                                          for name in _parsed_fields(parsed)))
+    printed = f"CASE WHEN {truthy} THEN {text.fb} ELSE false END" if text.fb else None
+    fallback = _or(result.fb, printed, *(_too_deep(SOURCE_COLUMN[name])
+                                         for name in _parsed_fields(parsed)))
     fallback_sql = f"coalesce({fallback}, false)" if fallback else "false"
     if len(line) + len(fallback_sql) > MAX_SQL:
         return None
     compiler.columns.update(SOURCE_COLUMN[name] for name in _parsed_fields(parsed))
     columns = tuple(c for c in _EVENT_COLUMNS if c in compiler.columns)
-    return CompiledQuery(expression, line, fallback_sql, columns)
+    return CompiledQuery(expression, line, fallback_sql, columns, _guarded(result, compiler.lets))
+
+
+def _guarded(result: _V, lets: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The lets, computed only for events whose first ``&&`` operand is truthy when the
+    expression is an ``&&`` chain whose first operand reads no list: every other operand
+    (and so every list it uses) is read only then."""
+    if not isinstance(result, _AndV) or not lets:
+        return tuple(lets)
+    guard = result.branches[0][1].truthy()
+    if _LET_PREFIX in guard:  # the guard reads a list itself
+        return tuple(lets)
+    return tuple((name, f"CASE WHEN {guard} THEN {sql} END") for name, sql in lets)
 
 
 def _parsed_fields(parsed: dict[str, Any]) -> list[str]:
@@ -141,18 +172,45 @@ _SHALLOW_TEXT = 600
 def _too_deep(column: str) -> str:
     """The stored jsonb may nest too deeply for the evaluator's parser, which then raises
     (``records.too_deep``): left to it. Counts brackets of long text only."""
-    return (f"(length({column}) >= {_SHALLOW_TEXT} AND length({column}) - "
-            f"length(regexp_replace({column}, '[\\[{{]', '', 'g')) >= {_SHALLOW_TEXT // 2})")
+    # CASE, not AND: DuckDB evaluates both sides of AND for every row
+    return (f"CASE WHEN strlen({column}) >= {_SHALLOW_TEXT} THEN strlen({column}) - "
+            f"strlen(regexp_replace({column}, '[\\[{{]', '', 'g')) >= {_SHALLOW_TEXT // 2} "
+            f"ELSE false END")
 
 
 # ---------------------------------------------------------------------------------------
 # SQL helpers
 
+class _Any(str):
+    """SQL ``a OR b OR ...`` that remembers its operands, so that ``_or`` of conditions
+    holding the same operand lists it once (values carry their operands' conditions)."""
+
+    parts: tuple[str, ...]
+
+
 def _or(*conditions: str | None) -> str | None:
-    found = [c for c in conditions if c and c != "false"]
+    """The disjunction of the conditions given (None: none given)."""
+    found: dict[str, None] = {}
+    for c in conditions:
+        if not c or c == "false":
+            continue
+        for part in (c.parts if isinstance(c, _Any) else (c,)):
+            found[part] = None
     if not found:
         return None
-    return found[0] if len(found) == 1 else "(" + " OR ".join(found) + ")"
+    if len(found) == 1:
+        return next(iter(found))
+    joined = _Any("(" + " OR ".join(found) + ")")
+    joined.parts = tuple(found)
+    return joined
+
+
+_SIMPLE = re.compile(r"[A-Za-z_][A-Za-z_0-9]*|'[^']*'")
+
+
+def _group(sql: str) -> str:
+    """``sql`` in parentheses unless it is a name or a string literal (operators nest)."""
+    return sql if _SIMPLE.fullmatch(sql) else f"({sql})"
 
 
 def _lit(text: str) -> str:
@@ -171,10 +229,12 @@ def _escape_slow(x: str) -> str:
 
 
 def _quote(x: str) -> str:
-    """SQL giving ``encode_basestring(x)`` (``'null'`` for NULL): the evaluator's string."""
+    """SQL giving ``encode_basestring(x)`` (``'null'`` for NULL): the evaluator's string.
+    DuckDB's to_json escapes alike, but for the hex of ``\\u00XX`` (capitals): text with
+    such an escape takes the slow way."""
+    quoted = f"CAST(to_json({x}) AS VARCHAR)"
     return (f"CASE WHEN {x} IS NULL THEN 'null' "
-            f"WHEN regexp_matches({x}, '[\\x00-\\x1f\"\\\\]') THEN {_escape_slow(x)} "
-            f"ELSE '\"' || {x} || '\"' END")
+            f"WHEN contains({quoted}, '\\u00') THEN {_escape_slow(x)} ELSE {quoted} END")
 
 
 #: Commas and colons outside strings (DuckDB's compact JSON), each with the text before it.
@@ -190,16 +250,23 @@ def _respace(s: str) -> str:
 
 def _json_text(j: str) -> Sql:
     """The evaluator's text of a DuckDB JSON value, and when it cannot be vouched for."""
+    # compact JSON: its first character tells its type
     s = f"CAST({j} AS VARCHAR)"
-    t = f"json_type({j})"
-    expr = (f"CASE WHEN {j} IS NULL THEN 'null' WHEN {t} IN ('ARRAY', 'OBJECT') "
+    first = f"left({s}, 1)"
+    expr = (f"CASE WHEN {j} IS NULL THEN 'null' WHEN {first} IN ('[', '{{') AND strlen({s}) > 2 "
             f"THEN {_respace(s)} ELSE {s} END")
-    fb = (f"CASE {t} WHEN 'VARCHAR' THEN contains({s}, '\\u00') "
-          f"WHEN 'DOUBLE' THEN regexp_matches({s}, '[.eE]') "
-          f"WHEN 'ARRAY' THEN contains({s}, '\\u00') OR regexp_matches({s}, {_lit(_DECIMAL)}) "
-          f"WHEN 'OBJECT' THEN contains({s}, '\\u00') OR regexp_matches({s}, {_lit(_DECIMAL)}) "
-          f"ELSE false END")
+    container = f"contains({s}, '\\u00') OR regexp_matches({s}, {_lit(_DECIMAL)})"
+    fb = (f"CASE {first} WHEN '\"' THEN contains({s}, '\\u00') WHEN '[' THEN {container} "
+          f"WHEN '{{' THEN {container} WHEN 't' THEN false WHEN 'f' THEN false "
+          f"WHEN 'n' THEN false "
+          f"ELSE contains({s}, '.') OR contains({s}, 'e') OR contains({s}, 'E') END")
     return Sql(expr, fb)
+
+
+def _elements(text: str, j: str) -> str:
+    """The elements of a JSON array as a LIST of JSON (NULL when it is no array), given
+    its text (compact, or stored jsonb: an array begins with ``[``)."""
+    return f"CASE WHEN starts_with({text}, '[') THEN json_extract({j}, '$[*]') END"
 
 
 def _jtype(j: str) -> str:
@@ -215,24 +282,25 @@ def _long_int(j: str) -> str:
     return f"(length({s}) > 15 AND NOT regexp_matches({s}, '[.eE]'))"
 
 
+_NUMBER_START = "('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9')"
+
+
 def _json_eq(a: str, b: str) -> Sql:
-    """JMESPath ``a == b`` of two DuckDB JSON values (``_equals``; SQL NULL is null)."""
-    ta, tb = _jtype(a), _jtype(b)
-    expr = (f"CASE WHEN {ta} = 'NULL' THEN {tb} = 'NULL' WHEN {tb} = 'NULL' THEN false "
-            f"WHEN {ta} = 'VARCHAR' THEN {tb} = 'VARCHAR' AND ({a} ->> '$') = ({b} ->> '$') "
-            f"WHEN {ta} = 'BOOLEAN' THEN {tb} = 'BOOLEAN' "
-            f"AND CAST({a} AS VARCHAR) = CAST({b} AS VARCHAR) "
-            f"WHEN {ta} IN {_NUMBER_TYPES} THEN {tb} IN {_NUMBER_TYPES} "
-            f"AND TRY_CAST({a} AS DOUBLE) = TRY_CAST({b} AS DOUBLE) "
-            f"WHEN {ta} = 'ARRAY' THEN {tb} = 'ARRAY' AND CAST({a} AS VARCHAR) = '[]' "
-            f"AND CAST({b} AS VARCHAR) = '[]' "
-            f"ELSE {tb} = 'OBJECT' AND CAST({a} AS VARCHAR) = '{{}}' "
-            f"AND CAST({b} AS VARCHAR) = '{{}}' END")
-    fb = (f"CASE WHEN {ta} IN {_NUMBER_TYPES} AND {tb} IN {_NUMBER_TYPES} "
+    """JMESPath ``a == b`` of two DuckDB JSON values (``_equals``; SQL NULL is null).
+
+    DuckDB prints equal values alike (strings with the same escapes, numbers alike), so
+    equal text is equal values; values printed differently are equal only when both are
+    numbers of one value (``1`` and ``1.0``), or arrays or objects (key order, ``1`` and
+    ``true`` inside): those are left to the evaluator when both are not empty."""
+    sa, sb = f"coalesce(CAST({a} AS VARCHAR), 'null')", f"coalesce(CAST({b} AS VARCHAR), 'null')"
+    numbers = f"left({sa}, 1) IN {_NUMBER_START} AND left({sb}, 1) IN {_NUMBER_START}"
+    expr = (f"CASE WHEN {sa} = {sb} THEN true WHEN {numbers} "
+            f"THEN coalesce(TRY_CAST({sa} AS DOUBLE) = TRY_CAST({sb} AS DOUBLE), false) "
+            f"ELSE false END")
+    fb = (f"CASE WHEN {sa} = {sb} THEN false WHEN {numbers} "
           f"THEN {_long_int(a)} OR {_long_int(b)} "
-          f"WHEN {ta} IN ('ARRAY', 'OBJECT') AND {ta} = {tb} "
-          f"THEN CAST({a} AS VARCHAR) NOT IN ('[]', '{{}}') "
-          f"AND CAST({b} AS VARCHAR) NOT IN ('[]', '{{}}') ELSE false END")
+          f"WHEN left({sa}, 1) IN ('[', '{{') AND left({sa}, 1) = left({sb}, 1) "
+          f"THEN strlen({sa}) > 2 AND strlen({sb}) > 2 ELSE false END")
     return Sql(expr, fb)
 
 
@@ -269,6 +337,8 @@ def _json_order(a: str, b: str, op: str) -> Sql:
 
 
 def _json_path_key(name: str) -> str:
+    if not name or "\x00" in name:
+        raise Unsupported("an empty key")  # DuckDB's JSON paths cannot name it
     return "$." + '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -308,6 +378,14 @@ class _V:
 
     def text(self) -> Sql:
         raise NotImplementedError
+
+    def text_when_truthy(self) -> Sql:
+        """``text()``, for when the value is known to be truthy."""
+        return self.text()
+
+    def is_true_when_truthy(self) -> str:
+        """``is_true()``, for when the value is known to be truthy."""
+        return self.is_true()
 
     def json(self) -> Sql:
         """A DuckDB JSON value (compact; SQL NULL for null) to compute with."""
@@ -350,8 +428,10 @@ NULL = _NullV()
 class _StrV(_V):
     types = frozenset({"string", "null"})
 
-    def __init__(self, sql: str, fb: str | None = None, literal: str | None = None) -> None:
-        self.sql, self.fb, self.literal = sql, fb, literal
+    def __init__(self, sql: str, fb: str | None = None, literal: str | None = None,
+                 plain: bool = False) -> None:
+        self.sql, self.fb, self.literal = _group(sql), fb, literal
+        self.plain = plain  # never holds a character JSON escapes
         if literal is not None:
             self.types = frozenset({"string"})
 
@@ -366,6 +446,8 @@ class _StrV(_V):
     def text(self) -> Sql:
         if self.literal is not None:
             return Sql(_lit(encode_basestring(self.literal)))
+        if self.plain:
+            return Sql(f"coalesce('\"' || {self.sql} || '\"', 'null')")
         return Sql(_quote(self.sql))
 
     def json(self) -> Sql:
@@ -379,7 +461,7 @@ class _IntV(_V):
     types = frozenset({"number", "null"})
 
     def __init__(self, sql: str, fb: str | None = None) -> None:
-        self.sql, self.fb = sql, fb
+        self.sql, self.fb = _group(sql), fb
 
     def is_null(self) -> str:
         return f"({self.sql} IS NULL)"
@@ -398,7 +480,7 @@ class _BoolV(_V):
     types = frozenset({"boolean", "null"})
 
     def __init__(self, sql: str, fb: str | None = None, nullable: bool = True) -> None:
-        self.sql, self.fb = sql, fb
+        self.sql, self.fb = _group(sql), fb
         if not nullable:
             self.types = frozenset({"boolean"})
 
@@ -420,10 +502,12 @@ class _BoolV(_V):
 
 
 class _JsonV(_V):
-    """A DuckDB JSON value (compact text, numbers as DuckDB re-prints them)."""
+    """A DuckDB JSON value (compact text, numbers as DuckDB re-prints them). ``origin``:
+    the (JSON, path) it was extracted by, when it was."""
 
-    def __init__(self, sql: str, fb: str | None = None) -> None:
-        self.sql, self.fb = sql, fb
+    def __init__(self, sql: str, fb: str | None = None,
+                 origin: tuple[str, str] | None = None) -> None:
+        self.sql, self.fb, self.origin = _group(sql), fb, origin
 
     def _s(self) -> str:
         return f"CAST({self.sql} AS VARCHAR)"
@@ -444,15 +528,15 @@ class _JsonV(_V):
         return Sql(self.sql)
 
     def get(self, name: str) -> _V:
-        return _JsonV(f"json_extract({self.sql}, {_lit(_json_path_key(name))})", self.fb)
+        path = _lit(_json_path_key(name))
+        return _JsonV(f"json_extract({self.sql}, {path})", self.fb, (self.sql, path))
 
     def index(self, position: int) -> _V:
         path = f"$[{position}]" if position >= 0 else f"$[#-{-position}]"
         return _JsonV(f"json_extract({self.sql}, {_lit(path)})", self.fb)
 
     def as_list(self) -> _ListV:
-        src = f"CASE WHEN json_type({self.sql}) = 'ARRAY' THEN CAST({self.sql} AS JSON[]) END"
-        return _ListV(src, _JsonV, self.fb)
+        return _ListV(_elements(f"CAST({self.sql} AS VARCHAR)", self.sql), _JsonV, self.fb)
 
     def string(self) -> str:
         return f"CASE WHEN json_type({self.sql}) = 'VARCHAR' THEN {self.sql} ->> '$' END"
@@ -484,13 +568,14 @@ class _RawV(_V):
         return self._parsed().json()
 
     def get(self, name: str) -> _V:
-        return _JsonV(f"json_extract({self.column}, {_lit(_json_path_key(name))})")
+        path = _lit(_json_path_key(name))
+        return _JsonV(f"json_extract({self.column}, {path})", origin=(self.column, path))
 
     def index(self, position: int) -> _V:
         return self._parsed().index(position)
 
     def as_list(self) -> _ListV:
-        return self._parsed().as_list()
+        return _ListV(_elements(self.column, self.column), _JsonV)
 
     def string(self) -> str:
         return self._parsed().string()
@@ -517,7 +602,7 @@ class _LiteralV(_V):
         return Sql(_lit(self._text))
 
     def json(self) -> Sql:
-        return Sql(f"CAST({_lit(self._json)} AS JSON)")
+        return Sql(f"json({_lit(self._json)})")  # printed as DuckDB prints data
 
     def get(self, name: str) -> _V:
         if isinstance(self.value, dict):
@@ -572,7 +657,7 @@ class _ObjV(_V):
         return self.null_sql
 
     def truthy(self) -> str:
-        return f"NOT {self.null_sql}"
+        return f"(NOT {self.null_sql})"
 
     def text(self) -> Sql:
         parts, fbs = [], []
@@ -612,7 +697,7 @@ class _TupleV(_V):
         return self.null_sql
 
     def truthy(self) -> str:
-        return f"NOT {self.null_sql}"
+        return f"(NOT {self.null_sql})"
 
     def text(self) -> Sql:
         texts = [v.text() for v in self.items]
@@ -752,7 +837,8 @@ _EVENT_COLUMNS = (*SOURCE_COLUMN.values(), ABSENT_FIELD)
 
 
 def _absent(field: str) -> str:
-    return f"contains(',' || coalesce({ABSENT_FIELD}, '') || ',', ',{field},')"
+    # NULL (a row carrying every field) short-cuts the concatenation
+    return f"coalesce(contains(',' || {ABSENT_FIELD} || ',', ',{field},'), false)"
 
 
 def _field_sql(field: str) -> str:
@@ -788,7 +874,7 @@ class _RecordV(_V):
             return _RawV(SOURCE_COLUMN[name])
         if name == "chain_seq":
             return _IntV(_field_sql(name))
-        return _StrV(_field_sql(name))
+        return _StrV(_field_sql(name), plain=name == "occurred_at")
 
     def text(self) -> Sql:
         self.compiler.columns.update(_EVENT_COLUMNS)
@@ -807,8 +893,10 @@ def _record_sql(separator: str) -> str:
             value = f"coalesce({column}, 'null')"
         elif field == "chain_seq":
             value = f"coalesce(CAST({column} AS VARCHAR), 'null')"
+        elif field == "occurred_at":  # digits, '-', ':', 'T', '.', 'Z': nothing to escape
+            value = f"coalesce('\"' || {OCCURRED_AT_SQL} || '\"', 'null')"
         else:
-            value = _quote(OCCURRED_AT_SQL if field == "occurred_at" else column)
+            value = _quote(column)
         part = f"'\"{field}\"{separator}' || {value}"
         if field in OPTIONAL_FIELDS:
             part = f"CASE WHEN {_absent(field)} THEN NULL ELSE {part} END"
@@ -826,15 +914,34 @@ def record_line_sql() -> str:
 # The compiler
 
 _counter = count()
+_LAMBDA_VAR = re.compile(r"\bx[0-9]+\b")
+_BOUND_VAR = re.compile(r"\blambda (x[0-9]+):")
+#: Columns the compiled SQL adds to the relation (``CompiledQuery.relation``).
+_LET_PREFIX = "_jmes_let_"
 
 
 class _Compiler:
     def __init__(self) -> None:
         self.columns: set[str] = set()
+        #: (column, SQL) computed once per event before the line (``CompiledQuery.lets``)
+        self.lets: list[tuple[str, str]] = []
 
     @staticmethod
     def fresh() -> str:
         return f"x{next(_counter)}"
+
+    def let(self, sql: str) -> str:
+        """``sql`` computed once per event, in a column of its own, when it reads no
+        lambda variable (a list used for truth, text and the fallback alike)."""
+        free = set(_LAMBDA_VAR.findall(sql)) - set(_BOUND_VAR.findall(sql))
+        if free or sql.startswith(_LET_PREFIX):
+            return sql
+        for name, known in self.lets:
+            if known == sql:
+                return name
+        name = f"{_LET_PREFIX}{len(self.lets) + 1}"
+        self.lets.append((name, sql))
+        return name
 
     def build(self, node: dict[str, Any], cur: _V) -> _V:
         make = getattr(self, "_" + node["type"], None)
@@ -847,7 +954,7 @@ class _Compiler:
 
     def _subexpression(self, node, cur):
         for child in node["children"]:
-            cur = self.build(child, cur)
+            cur = _carry(self.build(child, cur), cur.fb)
         return cur
 
     _index_expression = _pipe = _subexpression
@@ -868,9 +975,11 @@ class _Compiler:
 
     def _multi_select_dict(self, node, cur):
         items: dict[str, _V] = {}
+        fbs = []
         for child in node["children"]:
-            items[child["value"]] = self.build(child, cur)  # a repeated key: last value
-        return _ObjV(items, cur.is_null())
+            value = items[child["value"]] = self.build(child, cur)  # repeated: last value
+            fbs.append(value.fb)  # a value replaced is computed all the same
+        return _carry(_ObjV(items, cur.is_null()), _or(*fbs))
 
     def _multi_select_list(self, node, cur):
         return _TupleV([self.build(child, cur) for child in node["children"]], cur.is_null())
@@ -888,7 +997,7 @@ class _Compiler:
 
     def _not_expression(self, node, cur):
         operand = self.build(node["children"][0], cur)
-        return _BoolV(f"NOT {operand.truthy()}", operand.fb, nullable=False)
+        return _BoolV(f"(NOT {operand.truthy()})", operand.fb, nullable=False)
 
     def _comparator(self, node, cur):
         left, right = (self.build(child, cur) for child in node["children"])
@@ -896,39 +1005,46 @@ class _Compiler:
         fb = _or(left.fb, right.fb)
         if op in ("eq", "ne"):
             result = _equals(left, right)
-            expr = result.expr if op == "eq" else f"NOT ({result.expr})"
+            expr = result.expr if op == "eq" else f"(NOT ({result.expr}))"
             return _BoolV(expr, _or(fb, result.fb), nullable=False)
         result = _ordered(left, right, op)
         return _BoolV(result.expr, _or(fb, result.fb))
 
     def _flatten(self, node, cur):
-        base = self.build(node["children"][0], cur).as_list()
+        value = self.build(node["children"][0], cur)
+        base = value.as_list()
         if base is None:
-            return NULL
+            return _carry(NULL, value.fb)
+        if (src := self.let(base.src)) != base.src:  # the same array, split once
+            base = _ListV(src, base.elem, base.fb, element_fb=lambda v: None)
         var = self.fresh()
         element = base.elem(var)
         j = element.json()
-        spread = (f"CASE WHEN json_type({j.expr}) = 'ARRAY' THEN CAST({j.expr} AS JSON[]) "
-                  f"ELSE [{j.expr}] END")
-        src = f"flatten(list_transform({base.src}, lambda {var}: {spread}))"
+        spread = (f"CASE WHEN starts_with(CAST({j.expr} AS VARCHAR), '[') "
+                  f"THEN json_extract({j.expr}, '$[*]') ELSE [{j.expr}] END")
+        src = self.let(f"flatten(list_transform({base.src}, lambda {var}: {spread}))")
         fb = _or(base.fb, _list_any(base.src, var, j.fb) if j.fb else None)
         return _ListV(src, _JsonV, fb)
 
     def _projection(self, node, cur):
         base_node, project = node["children"]
-        base = self.build(base_node, cur).as_list()
+        value = self.build(base_node, cur)
+        base = value.as_list()
         if base is None:
-            return NULL
+            return _carry(NULL, value.fb)
         return self._project(base, project, None)
 
     def _filter_projection(self, node, cur):
         base_node, project, condition = node["children"]
-        base = self.build(base_node, cur).as_list()
+        value = self.build(base_node, cur)
+        base = value.as_list()
         if base is None:
-            return NULL
+            return _carry(NULL, value.fb)
         return self._project(base, project, condition)
 
     def _project(self, base: _ListV, project, condition) -> _V:
+        if (src := self.let(base.src)) != base.src:
+            base = _ListV(src, base.elem, base.fb, element_fb=lambda v: None)
         var = self.fresh()
         element = base.elem(var)
         keep = []
@@ -947,10 +1063,10 @@ class _Compiler:
             mapped = f"list_transform({src}, lambda {var}: {result.sql})"
             var2 = self.fresh()
             maker: Callable[[str], _V] = type(result)
-            src2 = f"list_filter({mapped}, lambda {var2}: NOT {maker(var2).is_null()})"
+            src2 = self.let(f"list_filter({mapped}, lambda {var2}: NOT {maker(var2).is_null()})")
             return _ListV(src2, maker, _or(*fbs))
         fbs.append(_list_any(src, var, result.fb) if result.fb else None)
-        src2 = f"list_filter({src}, lambda {var}: NOT {result.is_null()})"
+        src2 = self.let(f"list_filter({src}, lambda {var}: NOT {result.is_null()})")
         build = self.build
         elem_of = base.elem
 
@@ -968,8 +1084,50 @@ class _Compiler:
         return make(args)
 
 
+def _carry(value: _V, fb: str | None) -> _V:
+    """``value``, also needing the evaluator when ``fb`` holds (a value computed from one
+    the SQL cannot vouch for, or whose computation the evaluator rejects)."""
+    merged = _or(value.fb, fb)
+    if merged == value.fb:
+        return value
+    carried = copy.copy(value)
+    carried.fb = merged
+    return carried
+
+
 class _AndV(_CaseV):
-    """``a && b && ...``: the first falsy operand, else the last."""
+    """``a && b && ...``: the first falsy operand, else the last. The evaluator computes
+    an operand only when those before it are truthy: so does the need of the evaluator."""
+
+    def __init__(self, branches: list[tuple[str, _V]], default: _V) -> None:
+        super().__init__(branches, default)
+        fb = default.fb
+        for _, value in reversed(branches):
+            if fb:
+                fb = _or(value.fb, f"CASE WHEN {value.truthy()} THEN {fb} ELSE false END")
+            else:
+                fb = value.fb
+        self.fb = fb
+
+    def _all_truthy(self) -> list[str]:
+        return [v.truthy() for _, v in self.branches]
+
+    def _chain(self, last: str) -> str:
+        # CASE, not AND: DuckDB computes every operand of AND for every row
+        whens = " ".join(f"WHEN NOT {t} THEN false" for t in self._all_truthy())
+        return f"CASE {whens} ELSE {last} END"
+
+    def truthy(self) -> str:
+        return self._chain(self.default.truthy())
+
+    def is_true(self) -> str:
+        return self._chain(self.default.is_true())  # a falsy operand is never true
+
+    def text_when_truthy(self) -> Sql:
+        return self.default.text_when_truthy()
+
+    def is_true_when_truthy(self) -> str:
+        return self.default.is_true_when_truthy()
 
 
 def _equals(left: _V, right: _V) -> Sql:
@@ -984,6 +1142,10 @@ def _equals(left: _V, right: _V) -> Sql:
                 return Sql(f"coalesce({b.sql} = {a.sql}, false)")
             if isinstance(b, _RawV):
                 return Sql(f"coalesce({b.column} = {_lit(encode_basestring(s))}, false)")
+            if isinstance(b, _JsonV) and b.origin and not _json_like(s):
+                # json_extract_string gives other values' JSON text, never this text
+                return Sql(f"coalesce(json_extract_string({b.origin[0]}, {b.origin[1]}) "
+                           f"= {a.sql}, false)")
             if isinstance(b, _JsonV):
                 return Sql(f"coalesce(json_type({b.sql}) = 'VARCHAR' AND "
                            f"({b.sql} ->> '$') = {a.sql}, false)")
@@ -994,6 +1156,18 @@ def _equals(left: _V, right: _V) -> Sql:
     a, b = left.json(), right.json()
     result = _json_eq(a.expr, b.expr)
     return Sql(result.expr, _or(a.fb, b.fb, result.fb))
+
+
+def _json_like(text: str) -> bool:
+    """Whether DuckDB could print a value that is no string as ``text`` (a number,
+    true/false/null, an array or object)."""
+    if text[:1] in ("[", "{") or text.strip() in ("true", "false", "null"):
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _ordered(left: _V, right: _V, op: str) -> Sql:
@@ -1115,12 +1289,13 @@ _FUNCTIONS: dict[str, Callable[[list[_V]], _V]] = {
 
 def compiled_lines(con: duckdb.DuckDBPyConnection, compiled: CompiledQuery, query: Query,
                    relation: str = "events", params: dict[str, Any] | None = None,
-                   batch_rows: int = 65536) -> Iterator[str]:
+                   order_by: str | None = None, batch_rows: int = 65536) -> Iterator[str]:
     """The output lines of ``query`` over ``relation`` (a view name or ``(SELECT ...)``
-    with the event columns), in the relation's order: the SQL's lines, and the
-    evaluator's (``query.lines``) for the events the SQL leaves to it. A reference for
-    callers that write in bulk; the events are fetched whole only when left to the
-    evaluator."""
+    with the event columns), ordered by ``order_by`` (SQL; the toolkit's connections do
+    not keep a subquery's order: ``preserve_insertion_order`` is off): the SQL's lines,
+    and the evaluator's (``query.lines``) for the events the SQL leaves to it. A
+    reference for callers that write in bulk; the events are fetched whole only when
+    left to the evaluator."""
     from .records import EVENT_COLUMNS, OCCURRED_AT_TEXT
 
     needed = [*EVENT_COLUMNS, "source_file", "source_line", "source_shape"]
@@ -1128,7 +1303,9 @@ def compiled_lines(con: duckdb.DuckDBPyConnection, compiled: CompiledQuery, quer
     sql = (f"SELECT line, fallback, {guarded}, "
            f"CASE WHEN fallback THEN {OCCURRED_AT_SQL} END AS {OCCURRED_AT_TEXT} FROM "
            f"(SELECT *, {compiled.line_sql} AS line, {compiled.fallback_sql} AS fallback "
-           f"FROM {relation})")
+           f"FROM {compiled.relation(relation)})")
+    if order_by:
+        sql += f" ORDER BY {order_by}"
     reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
     for batch in reader:
         lines = batch.column(0).to_pylist()
