@@ -221,10 +221,10 @@ def _print_lines(con, filters, compiled, emit) -> int:
     from ..render.bulk import accepted, query_select, write_query_lines
 
     sql = compiled.to_sql()
-    if sql is not None and accepted(con, query_select(sql)):
+    if sql is not None and accepted(con, query_select(sql), sql.relation("unique_events")):
         return write_query_lines(ordered_batches(
             con, filters, query_select(sql), guard=guard,
-            columns=(*needed, *sql.columns)), compiled)
+            columns=(*needed, *sql.columns), wrap=sql.relation), compiled)
     columns = ", ".join(f'"{name}"' for name in needed)
     rows = 0
     for batch in ordered_batches(con, filters, f"{columns}, {OCCURRED_AT_SQL} AS "

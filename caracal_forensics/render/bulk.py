@@ -18,7 +18,7 @@ head`` stops it at the next write (BrokenPipeError, exit 0, as before).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from ..errors import ForensicsError
@@ -50,6 +50,7 @@ def ordered_batches(
     bucket_rows: int = BUCKET_ROWS,
     slice_bytes: int = SLICE_BYTES,
     columns: Sequence[str] | None = None,
+    wrap: Callable[[str], str] | None = None,
 ) -> Iterator[Any]:
     """Arrow record batches of ``SELECT {select}`` over the events ``filters`` select
     from ``relation`` (newest ``filters.limit``, or every one), oldest first.
@@ -59,7 +60,9 @@ def ordered_batches(
     columns (``line IS NOT NULL``); ``guard``: one more condition on the events (see
     ``Query.guard``). ``bucket_rows`` and ``slice_bytes`` size the slices (see there).
     ``columns``: the columns ``select`` reads (None: all), what the newest ``limit``
-    events are picked with."""
+    events are picked with. ``wrap``: makes of the selected events the relation
+    ``select`` reads (``CompiledQuery.relation``: columns it computes once per event)."""
+    wrap = wrap or (lambda source: source)
     where, bound = filters.where()
     # the slices come from the filters alone: a first pass over their (plain) columns,
     # never over the jsonb text a guard or the expression reads
@@ -73,7 +76,7 @@ def ordered_batches(
             f'"{name}"' for name in dict.fromkeys([*columns, *ORDER_COLUMNS]))
         source = (f"(SELECT {wanted} FROM {relation} WHERE {where} "
                   f"ORDER BY {ORDER_DESC} LIMIT {int(filters.limit)})")
-        yield from _batches(con, _sorted_sql(select, source, "TRUE", keep), bound)
+        yield from _batches(con, _sorted_sql(select, wrap(source), "TRUE", keep), bound)
         return
     rows, cuts = _first_pass(con, relation, plain_where, plain_bound)
     per_cut = rows / _QUANTILES  # selected events between two quantiles, about
@@ -94,7 +97,8 @@ def ordered_batches(
                 f" AND {below}"
             sliced["slice_high"] = high
         written = 0
-        for batch in _batches(con, _sorted_sql(select, relation, condition, keep), sliced):
+        sql = _sorted_sql(select, wrap(relation), condition, keep)
+        for batch in _batches(con, sql, sliced):
             written += batch.nbytes
             yield batch
         if high is None:

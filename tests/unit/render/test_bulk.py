@@ -199,5 +199,6 @@ def test_queries_print_what_the_evaluator_printed(name: str) -> None:
                 continue
             out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
             write_query_lines(ordered_batches(snap.duckdb, filters, query_select(compiled),
-                                              bucket_rows=17, slice_bytes=5_000), query, out)
+                                              bucket_rows=17, slice_bytes=5_000,
+                                              wrap=compiled.relation), query, out)
             assert out.buffer.getvalue().decode() == old, expression
