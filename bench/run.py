@@ -11,7 +11,8 @@ Environment:
   BENCH_BIG_N          events of the big snapshot (default 10000000)
   BENCH_BIG_JQ=1       with BENCH_BIG: generate the big CLI JSON lines and run jq on them
                        for real (else jq's time at BENCH_N is scaled linearly, and says so)
-  BENCH_ONLY           comma list of groups to run: baselines,ingest,tail,verify,startup,big
+  BENCH_ONLY           comma list of groups to run: baselines,ingest,tail,broad,verify,
+                       startup,big
   BENCH_RECOVER_EVENTS OCSF rows for the microsecond-recovery run (default 50000; 0 = all)
   BENCH_TIMEOUT        seconds before one command is killed (default 1800)
   BENCH_REPEAT         runs of a command under 10 s, the fastest kept (default 3)
@@ -520,17 +521,72 @@ def tail_tasks(bench: Bench, meta: dict, n: int, snapshot: str, jsonl: str | Non
                  ["query", "denies_for_principal", "--param", f"principal_id={principal}",
                   "--json", "--source", source],
                  events=n, compare=cmp("jq_denies_for_application", "principal_denies"))
-        for recipe in recipes(principal) if with_recipes else []:
-            if not recipe.get("jmespath"):
-                continue
-            sql = {"denies_for_application": "principal_denies",
-                   "denies_requiring_step_up": "step_up_denies",
-                   "jti_collisions": "jti_collisions"}.get(recipe["name"])
-            bench.cf(f"recipe_{recipe['name']}_{shape}{suffix}", group,
-                     f"audit tail --limit 0 --query '{recipe['name']}' ({shape})",
-                     ["audit", "tail", "--source", source, "--limit", "0", "--query",
-                      recipe["jmespath"]],
-                     events=n, compare=cmp(f"jq_{recipe['name']}", sql))
+        if with_recipes:
+            recipe_tasks(bench, principal, n, shape, source, group, suffix)
+
+
+#: The broad projection of issue 20 (the seed's ``| jq '{...}'`` without the limit).
+PROJECTION_JQ = "{policy_set_version_id, decision, determining_policies}"
+PROJECTION = ("{policy_set_version_id: policy_set_version_id, decision: decision, "
+              "determining_policies: determining_policies}")
+#: Shapes the hand-written COPY statements run on, as sql_baseline.py names them.
+COPY_SHAPES = {"snapshot": "snapshot", "cli_jsonl": "cli_jsonl"}
+
+
+def recipe_tasks(bench: Bench, principal: str, n: int, shape: str, source: str, group: str,
+                 suffix: str = "") -> None:
+    """Every seed recipe and the broad projection as ``tail --limit 0 --query``, and every
+    event as ``--json``, each beside jq and the hand-written DuckDB statement."""
+    def cmp(name: str) -> list[str]:
+        out = [f"jq_{name}{suffix}"]
+        if not suffix:
+            out.append(f"copy_{name}_{COPY_SHAPES[shape]}")
+        return out
+
+    for recipe in recipes(principal):
+        if not recipe.get("jmespath"):
+            continue
+        bench.cf(f"recipe_{recipe['name']}_{shape}{suffix}", group,
+                 f"audit tail --limit 0 --query '{recipe['name']}' ({shape})",
+                 ["audit", "tail", "--source", source, "--limit", "0", "--query",
+                  recipe["jmespath"]], events=n, compare=cmp(recipe["name"]))
+    bench.cf(f"recipe_projection_{shape}{suffix}", group,
+             f"audit tail --limit 0 --query '{PROJECTION_JQ}' ({shape})",
+             ["audit", "tail", "--source", source, "--limit", "0", "--query", PROJECTION],
+             events=n, compare=cmp("projection"))
+    bench.cf(f"tail_json_all_{shape}{suffix}", group,
+             f"audit tail --limit 0 --json ({shape})",
+             ["audit", "tail", "--source", source, "--limit", "0", "--json"], events=n,
+             compare=[] if suffix else [f"copy_json_{COPY_SHAPES[shape]}"])
+
+
+def broad_baselines(bench: Bench, meta: dict, n: int) -> None:
+    """jq's broad projection, and the hand-written ``COPY (SELECT ...) TO '/dev/stdout'
+    (FORMAT JSON)`` of each recipe, the projection and every event (sql_baseline.py)."""
+    path = meta["files"]["cli.jsonl"]
+    if "jq_denies_for_application" not in bench.runs:
+        jq_baselines(bench, meta, path, n)
+    run = Run("jq_projection", "broad", f"jq -c '{PROJECTION_JQ}'", "", events=n)
+    measure(run, [JQ, "-c", PROJECTION_JQ, path])
+    bench.add(run)
+    paths = {"snapshot": meta["files"]["snapshot"], "cli_jsonl": path}
+    names = [r["name"] for r in recipes(meta["principal"])] + ["projection", "json"]
+    for name in names:
+        for shape in COPY_SHAPES.values():
+            run = Run(f"copy_{name}_{shape}", "broad",
+                      f"DuckDB COPY ... (FORMAT JSON) {name} over {shape}", "", events=n)
+            measure(run, [PY, os.path.join(HERE, "sql_baseline.py"), f"copy_{name}", shape,
+                          paths[shape], "--principal", meta["principal"]])
+            if run.rc != 0 and not run.error:
+                run.error = f"exit {run.rc}: {run.extra.get('stderr', '')}"
+            bench.add(run)
+
+
+def broad_tasks(bench: Bench, meta: dict, n: int) -> None:
+    broad_baselines(bench, meta, n)
+    files = meta["files"]
+    for shape, source in (("snapshot", files["snapshot"]), ("cli_jsonl", files["cli.jsonl"])):
+        recipe_tasks(bench, meta["principal"], n, shape, source, "broad")
 
 
 def api_probe(bench: Bench, meta: dict, snapshot: str, suffix: str = "") -> None:
@@ -661,6 +717,14 @@ def big_tasks(bench: Bench, small: dict | None) -> None:
     tail_tasks(bench, meta, BIG_N, snapshot, None, suffix,
                with_recipes=os.environ.get("BENCH_BIG_RECIPES", "") not in ("", "0"))
     api_probe(bench, meta, snapshot, suffix)
+    run = Run(f"tail_json_all_pipe{suffix}", "big",
+              f"audit tail --limit 0 --json of {BIG_N:,} events into a pipe (| wc -l)", "",
+              events=BIG_N)
+    measure(run, f"{shlex.quote(CF)} audit tail --source {shlex.quote(snapshot)} --limit 0 "
+                 "--json | wc -l", shell=True)
+    if run.rc != 0 and not run.error:
+        run.error = f"exit {run.rc}: {run.extra.get('stderr', '')}"
+    bench.add(run)
     bench.cf(f"verify_snapshot{suffix}", "big", f"verify the {BIG_N:,}-event snapshot",
              ["verify", "--source", snapshot, "--key-file", meta["key_file"], "--json"],
              events=BIG_N, expect_rc=(0, 1, 3), json_report=True)
@@ -672,6 +736,7 @@ GROUPS = [
     ("baselines", "Baselines"),
     ("ingest", "Ingest"),
     ("tail", "Tail and explain"),
+    ("broad", "Broad results (issue 20): recipes, projection, every event"),
     ("verify", "Verify"),
     ("startup", "Start-up"),
     ("big", "Big snapshot (BENCH_BIG)"),
@@ -861,6 +926,7 @@ def evaluate_targets(bench: Bench) -> list[tuple[str, str, str]]:
         _rate_target(bench, "ingest_db_csv", 1_000_000, "ingest CSV >= 1,000,000 ev/s"),
         _rate_target(bench, "ingest_ocsf", 1_000_000, "ingest Parquet (OCSF) >= 1,000,000 ev/s"),
     ]
+    out += broad_targets(bench)
     for task in dict.fromkeys(("ingest_db_csv", "ingest_db_jsonl", "verify_snapshot",
                                "verify_db_csv", f"verify_snapshot{big}")):
         run = _get(bench, task)
@@ -876,6 +942,36 @@ def evaluate_targets(bench: Bench) -> list[tuple[str, str, str]]:
     out.append(("caracal-forensics --help <= 0.3 s",
                 f"{run.seconds:.3f} s (median)" if run else "not measured",
                 ("met" if run.seconds <= 0.3 else "NOT met") if run else "-"))
+    return out
+
+
+def broad_targets(bench: Bench) -> list[tuple[str, str, str]]:
+    """Issue 20's targets: recipes and the projection >= 10x jq and within 1.5x of the
+    hand-written statement on the snapshot, >= 4x jq off JSON lines; every event as
+    --json of the big snapshot >= 1.5M events/s into a pipe, under 1 GiB."""
+    if not any(task.startswith("recipe_projection") for task in bench.runs):
+        return []
+    out = []
+    names = [r["name"] for r in recipes("APP")] + ["projection"]
+    for name in names:
+        out.append(_ratio_target(bench, f"recipe_{name}_snapshot", f"jq_{name}", 10,
+                                 f"{name} on the {N:,} snapshot >= 10x jq"))
+        out.append(_ratio_target(bench, f"recipe_{name}_snapshot", f"copy_{name}_snapshot",
+                                 1 / 1.5, f"{name} on the snapshot within 1.5x of the "
+                                 "hand-written DuckDB statement (ratio >= 0.67)"))
+    for name in names:
+        out.append(_ratio_target(bench, f"recipe_{name}_cli_jsonl", f"jq_{name}", 4,
+                                 f"{name} off JSON lines >= 4x jq"))
+    out.append(_ratio_target(bench, "tail_json_all_snapshot", "copy_json_snapshot", 1 / 1.5,
+                             "every event --json within 1.5x of DuckDB's COPY (all columns)"))
+    task = "tail_json_all_pipe_big"
+    out.append(_rate_target(bench, task, 1_500_000,
+                            f"tail --json --limit 0 of {BIG_N:,} events >= 1,500,000 ev/s "
+                            "into a pipe"))
+    run = _get(bench, task)
+    out.append((f"{task}: peak memory < 1 GiB",
+                f"{run.peak_mib:,.0f} MiB" if run else "not measured",
+                ("met" if run.peak_mib < 1024 else "NOT met") if run else "-"))
     return out
 
 
@@ -1030,7 +1126,7 @@ def _has_big(bench: Bench) -> bool:
 
 
 def _groups() -> set[str]:
-    groups = {"baselines", "ingest", "tail", "verify", "startup"}
+    groups = {"baselines", "ingest", "tail", "broad", "verify", "startup"}
     if BIG:
         groups.add("big")
     return groups & ONLY if ONLY else groups
@@ -1108,6 +1204,9 @@ def main() -> int:
         print("== tail and explain", flush=True)
         tail_tasks(bench, meta, n, files["snapshot"], files["cli.jsonl"])
         api_probe(bench, meta, files["snapshot"])
+    if "broad" in groups:
+        print("== broad results (issue 20)", flush=True)
+        broad_tasks(bench, meta, n)
     if "verify" in groups:
         print("== verify", flush=True)
         verify_tasks(bench, meta, n)

@@ -8,6 +8,14 @@ show), broad (the newest 100 denies). SHAPE: cli_jsonl, db_jsonl, db_csv, snapsh
 canonical snapshot directory), ocsf (a directory of hourly files). Prints one JSON line:
 the rows found and the seconds spent in DuckDB. This is what someone fluent in DuckDB
 would type, with no toolkit involved.
+
+The ``copy_*`` tasks print their rows instead, oldest first, as JSON lines written by
+DuckDB (``COPY (SELECT ...) TO '/dev/stdout' (FORMAT JSON)``; the summary goes to stderr):
+the hand-written statement for the same output as ``tail --query`` (issue 20):
+copy_denies_for_application, copy_denies_requiring_step_up, copy_deciding_policy_version,
+copy_jti_collisions (the seed recipes), copy_projection (``{policy_set_version_id,
+decision, determining_policies}`` of every event) and copy_json (every event, every
+column).
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ JSON_COLUMNS = {
         "id": "VARCHAR", "zone_id": "VARCHAR", "event_type": "VARCHAR", "request_id": "VARCHAR",
         "decision": "VARCHAR", "policy_set_version_id": "VARCHAR", "diagnostics": "JSON",
         "metadata": "JSON", "occurred_at": "TIMESTAMPTZ", "chain_seq": "BIGINT",
+        "determining_policies": "JSON", "policy_set_id": "VARCHAR", "manifest_sha": "VARCHAR",
+        "evaluation_status": "VARCHAR", "chain_hmac": "VARCHAR",
     },
     "db_jsonl": {
         "id": "VARCHAR", "zone_id": "VARCHAR", "event_type": "VARCHAR", "request_id": "VARCHAR",
@@ -58,6 +68,9 @@ def relation(shape: str, path: str) -> tuple[str, str, str]:
 
 def query(task: str, shape: str, path: str, request_id: str, principal: str) -> str:
     source, meta, diag = relation(shape, path)
+    if task.startswith("copy_"):
+        policies = "determining_policies" if shape == "cli_jsonl" else "determining_policies_json"
+        return copy_query(task.removeprefix("copy_"), source, meta, diag, policies, principal)
     if task == "principal_denies":
         return (f"SELECT * FROM {source} WHERE decision = 'deny' AND "
                 f"json_extract_string({meta}, '$.principal_id') = '{principal}'")
@@ -74,6 +87,35 @@ def query(task: str, shape: str, path: str, request_id: str, principal: str) -> 
     raise SystemExit(f"unknown task {task}")
 
 
+def copy_query(task: str, source: str, meta: str, diag: str, policies: str,
+               principal: str) -> str:
+    """The statement that prints what ``tail --limit 0 --query`` prints for ``task``."""
+    if task == "denies_for_application":
+        select = (f"SELECT * FROM {source} WHERE decision = 'deny' AND "
+                  f"json_extract_string({meta}, '$.principal_id') = '{principal}'")
+    elif task == "denies_requiring_step_up":
+        select = (f"SELECT id, request_id, zone_id, json_extract({diag}, "
+                  f"'$[*].step_up_required') AS step_up_required FROM {source} "
+                  f"WHERE decision = 'deny' AND "
+                  f"len(json_extract({diag}, '$[*].step_up_required')) > 0")
+    elif task == "deciding_policy_version":
+        select = (f"SELECT occurred_at, zone_id, decision, policy_set_version_id, "
+                  f"coalesce(json_extract({policies}, '$[*].policy'), '[]') AS policies "
+                  f"FROM {source}")
+    elif task == "jti_collisions":
+        select = (f"SELECT occurred_at, zone_id, request_id, json_extract_string({meta}, "
+                  f"'$.principal_id') AS principal_id, decision FROM {source} "
+                  f"WHERE event_type = 'jti_collision'")
+    elif task == "projection":
+        select = (f"SELECT policy_set_version_id, decision, CAST({policies} AS JSON) AS "
+                  f"determining_policies FROM {source}")
+    elif task == "json":
+        select = f"SELECT * FROM {source}"
+    else:
+        raise SystemExit(f"unknown task copy_{task}")
+    return f"COPY ({select} ORDER BY occurred_at) TO '/dev/stdout' (FORMAT JSON)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task")
@@ -88,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     con.execute("SET enable_progress_bar = false")
     sql = query(args.task, args.shape, os.path.abspath(args.path), args.request_id,
                 args.principal)
+    if args.task.startswith("copy_"):
+        con.execute(sql)
+        sys.stderr.write(json.dumps({"seconds": round(time.perf_counter() - started, 4)}) + "\n")
+        return 0
     rows = con.sql(sql).fetchall()
     print(json.dumps({"rows": len(rows), "seconds": round(time.perf_counter() - started, 4)}))
     return 0

@@ -165,10 +165,7 @@ def tail(
     snap = open_snapshot(source, on_bad_line, exclude=exclude)
     extra = (f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",)
     if json_output or compiled:
-        # With every match wanted, the expression's `field == 'text'` conditions also run
-        # in SQL (a --limit picks the newest N events before the expression sees them).
-        guard = compiled.guard() if compiled is not None and not filters.limit else None
-        if not _stream(snap.duckdb, filters, EVENT_COLUMNS, extra, emit, guard):
+        if not _print_lines(snap.duckdb, filters, compiled, emit):
             _warn_nothing_matched(snap.duckdb, filters, quiet=True)
         return
     table = select(snap.duckdb, filters, columns=EVENT_COLUMNS, extra=extra)
@@ -196,24 +193,46 @@ def _warn_nothing_matched(con, filters, quiet: bool = False) -> None:
         warn("no matching events")
 
 
-def _stream(con, filters, columns, extra, emit, guard=None) -> int:
-    """Emit the selected rows batch by batch (``--limit 0`` over a large export); returns
-    how many rows the selection had."""
-    import duckdb
+def _print_lines(con, filters, compiled, emit) -> int:
+    """Print the --json lines or --query results of the selected events, oldest first,
+    streaming (``render.bulk``); returns how many rows came out of DuckDB (0: nothing
+    matched). DuckDB writes the lines when it can (every --json line, and a --query it
+    compiles); otherwise the events go to ``emit`` batch by batch for Python to render."""
+    from ..render.bulk import ordered_batches
+    from ..render.jsonl import write_arrow_lines
+    from ..render.records import (
+        EVENT_COLUMNS,
+        OCCURRED_AT_SQL,
+        OCCURRED_AT_TEXT,
+        json_line_sql,
+        json_text_columns_sql,
+    )
 
-    from ..errors import ForensicsError
-    from ..filters import select_sql
+    # With every match wanted, the expression's `field == 'text'` conditions also run in
+    # SQL (a --limit picks the newest N events before the expression sees them).
+    guard = compiled.guard() if compiled is not None and not filters.limit else None
+    # the event's columns, and where it came from, for an error naming it (too_deep)
+    needed = (*EVENT_COLUMNS, "source_file", "source_line")
+    if compiled is None:
+        if filters.limit:  # the newest N picked first, then N lines built
+            return write_arrow_lines(ordered_batches(
+                con, filters, f"{json_line_sql()} AS line", columns=needed))
+        relation = f"(SELECT *, {json_text_columns_sql()} FROM unique_events)"
+        return write_arrow_lines(ordered_batches(
+            con, filters, f"{json_line_sql(prepared=True)} AS line", relation=relation))
+    from ..render.bulk import accepted, query_select, write_query_lines
 
-    sql, params = select_sql(filters, columns=columns, extra=extra, guard=guard)
-    try:
-        reader = con.sql(sql, params=params).to_arrow_reader(65536)
-        rows = 0
-        for batch in reader:
-            if batch.num_rows:
-                rows += batch.num_rows
-                emit(batch)
-    except duckdb.Error as error:
-        raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+    sql = compiled.to_sql()
+    if sql is not None and accepted(con, query_select(sql), sql.relation("unique_events")):
+        return write_query_lines(ordered_batches(
+            con, filters, query_select(sql), guard=guard,
+            columns=(*needed, *sql.columns), wrap=sql.relation), compiled)
+    columns = ", ".join(f'"{name}"' for name in needed)
+    rows = 0
+    for batch in ordered_batches(con, filters, f"{columns}, {OCCURRED_AT_SQL} AS "
+                                 f"{OCCURRED_AT_TEXT}", guard=guard, columns=needed):
+        rows += batch.num_rows
+        emit(batch)
     return rows
 
 

@@ -71,3 +71,57 @@ def write_lines(lines: Iterable[str], out: IO[str] | None = None, flush: bool = 
     if flush:
         out.flush()
     return count
+
+
+def write_arrow_lines(batches: Iterable[Any], out: IO[str] | None = None,
+                      flush: bool = True) -> int:
+    """Write Arrow batches (or arrays) of finished lines, each ending in ``\\n`` (DuckDB
+    made them, see ``records.json_line_sql``), as they stand: a batch's first column is
+    written as one slice of its data buffer, no Python string per line; NULLs are no
+    line. Returns how many lines were written."""
+    import pyarrow as pa
+
+    out = out or sys.stdout
+    binary = getattr(out, "buffer", None)
+    if binary is not None:
+        out.flush()  # what was written as text goes first
+    count = 0
+    for batch in batches:
+        column = batch.column(0) if isinstance(batch, pa.RecordBatch) else batch
+        if isinstance(column, pa.ChunkedArray):
+            chunks = column.chunks
+        else:
+            chunks = [column]
+        for chunk in chunks:
+            if chunk.null_count:  # events printing nothing
+                chunk = chunk.drop_null()
+            if not len(chunk):
+                continue
+            data = _line_bytes(chunk)
+            if binary is not None:
+                binary.write(data)
+            else:
+                out.write(bytes(data).decode("utf-8"))
+            count += len(chunk)
+    if flush:
+        (binary or out).flush()
+    return count
+
+
+def _line_bytes(chunk: Any) -> memoryview:
+    """The bytes of a string array's values, end to end (nulls are empty: none are)."""
+    import pyarrow as pa
+
+    kind = chunk.type
+    if pa.types.is_string(kind) or pa.types.is_binary(kind):
+        width = "i"
+    elif pa.types.is_large_string(kind) or pa.types.is_large_binary(kind):
+        width = "q"
+    else:
+        return _line_bytes(chunk.cast(pa.large_string()))
+    _, offsets, data = chunk.buffers()
+    if data is None:
+        return memoryview(b"")
+    positions = memoryview(offsets).cast(width)
+    start, end = positions[chunk.offset], positions[chunk.offset + len(chunk)]
+    return memoryview(data)[start:end]

@@ -28,6 +28,8 @@ from .jsonl import dumps
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from .jmes_sql import CompiledQuery
+
 
 class Query:
     """A compiled ``--query`` expression."""
@@ -88,6 +90,12 @@ class Query:
                 except RecursionError:
                     raise too_deep(table, index, "the expression's value") from None
 
+    def to_sql(self) -> CompiledQuery | None:
+        """The expression as DuckDB SQL (``jmes_sql.compile_query``): per event the line
+        :meth:`lines` prints, and which events only the evaluator can answer; None when
+        it is not compiled (then :meth:`lines` evaluates every event)."""
+        return _compile(self.expression)
+
     @functools.cached_property
     def fields(self) -> frozenset[str] | None:
         """The record fields the expression can read (None: maybe all of them). Fields
@@ -132,6 +140,13 @@ class Query:
                 clauses.append(f'contains("{column}", ${name})')
                 params[name] = f'"{literal}"'
         return (" AND ".join(clauses), params) if clauses else None
+
+
+@functools.lru_cache(maxsize=64)
+def _compile(expression: str) -> CompiledQuery | None:
+    from .jmes_sql import compile_query
+
+    return compile_query(expression)
 
 
 #: Characters jsonb text writes escaped: a string holding one is not found verbatim.

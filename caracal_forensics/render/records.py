@@ -22,6 +22,7 @@ literal alongside its float value (:class:`LiteralFloat`).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -241,3 +242,91 @@ def records(table: pa.Table | pa.RecordBatch,
                 raise too_deep(table, row, SOURCE_COLUMN[field]) from None
         out.append(record)
     return out
+
+
+# --- the same lines written by DuckDB ---------------------------------------------------
+
+#: Control characters DuckDB's to_json writes as ``\u001B`` where Python's json writes
+#: ``\u001b`` (every other character it escapes, or not, as :func:`encode_basestring`).
+_UPPER_HEX_ESCAPES = "\\u00"
+
+
+def json_string_sql(value: str, escaped: str | None = None) -> str:
+    """SQL for SQL text ``value`` (a column or expression) written as a JSON string byte
+    for byte as :func:`encode_basestring` writes it, ``null`` for NULL; ``escaped``: a
+    column already holding ``CAST(to_json(value) AS VARCHAR)`` (see
+    :func:`json_text_columns_sql`: DuckDB computes it once then, not twice).
+
+    DuckDB's to_json escapes the same characters as Python (``"``, ``\\``, control
+    characters; non-ASCII raw) but writes nine of the control characters' hex digits in
+    capitals: a value with any ``\\u00`` escape (rare: control characters) is written
+    again character by character, each escape in small letters."""
+    escaped = escaped or f"CAST(to_json({value}) AS VARCHAR)"
+    per_char = (
+        f"concat('\"', array_to_string(list_transform(string_split({value}, ''), lambda c: "
+        "CASE WHEN ord(c) < 32 THEN lower(CAST(to_json(c) AS VARCHAR))[2:-2] "
+        "ELSE (CAST(to_json(c) AS VARCHAR))[2:-2] END), ''), '\"')"
+    )
+    return (f"CASE WHEN {value} IS NULL THEN 'null' "
+            f"WHEN contains({escaped}, '{_UPPER_HEX_ESCAPES}') THEN {per_char} "
+            f"ELSE {escaped} END")
+
+
+#: Prefix of the columns :func:`json_text_columns_sql` adds.
+_ESCAPED_PREFIX = "__json_"
+
+
+def _text_columns(columns: Iterable[str]) -> list[str]:
+    names = set(columns)
+    return [SOURCE_COLUMN[field] for field in RECORD_FIELDS
+            if _KIND[field] == "text" and SOURCE_COLUMN[field] in names]
+
+
+def json_text_columns_sql(columns: Iterable[str] = EVENT_COLUMNS) -> str:
+    """Select items adding each text column's to_json text, for a relation that
+    :func:`json_line_sql` with ``prepared`` reads (``SELECT *, {this} FROM events``)."""
+    return ", ".join(f'CAST(to_json("{column}") AS VARCHAR) AS "{_ESCAPED_PREFIX}{column}"'
+                     for column in _text_columns(columns))
+
+
+def json_line_sql(columns: Iterable[str] = EVENT_COLUMNS, newline: bool = True,
+                  prepared: bool = False) -> str:
+    """SQL for each row's ``tail --json`` line (what :func:`json_lines` gives), over a
+    relation with the event columns ``columns`` (an event-schema view, e.g.
+    ``unique_events``); with ``newline`` each line ends in ``\\n``, so that a batch of
+    them is the output as it stands (see ``jsonl.write_arrow_lines``).
+
+    One ``concat`` of the pieces (nested ``||`` copies the growing line at every step):
+    text fields as :func:`json_string_sql`, the jsonb text spliced as stored, occurred_at
+    formatted by DuckDB, optional fields left out where ``absent_fields`` names them.
+    ``prepared``: the relation also has :func:`json_text_columns_sql`'s columns (a
+    third faster: DuckDB evaluates a repeated expression as often as it is written)."""
+    names = set(columns)
+    absent = f'"{ABSENT_FIELD}"' if ABSENT_FIELD in names else None
+    pieces = ["'{'"]
+    for position, field in enumerate(RECORD_FIELDS):
+        column = SOURCE_COLUMN[field]
+        if column not in names and field in OPTIONAL_FIELDS:
+            continue
+        kind = _KIND[field]
+        quoted = f'"{column}"'
+        if column not in names:
+            value = "'null'"
+        elif kind == "text":
+            value = json_string_sql(quoted, f'"{_ESCAPED_PREFIX}{column}"' if prepared else None)
+        elif kind == "json":
+            value = f"coalesce({quoted}, 'null')"
+        elif kind == "time":
+            # || (not concat, which reads NULL as ''): NULL stays NULL, then null
+            value = f"coalesce('\"' || {OCCURRED_AT_SQL} || '\"', 'null')"
+        else:
+            value = f"coalesce(CAST({quoted} AS VARCHAR), 'null')"
+        prefix = ("" if position == 0 else ", ") + _PREFIX[field]
+        if field in OPTIONAL_FIELDS and absent is not None:
+            pieces.append(f"CASE WHEN {absent} IS NOT NULL AND list_contains("
+                          f"string_split({absent}, ','), '{field}') THEN '' "
+                          f"ELSE concat('{prefix}', {value}) END")
+        else:
+            pieces += [f"'{prefix}'", value]
+    pieces.append("'}\n'" if newline else "'}'")
+    return f"concat({', '.join(pieces)})"

@@ -1,0 +1,236 @@
+"""``tail --json`` and ``--query`` results in bulk: DuckDB writes the lines, in order.
+
+A line is a SQL expression (``records.json_line_sql``, or the one
+``jmes_sql.compile_query`` makes of a JMESPath expression); DuckDB computes it for the
+selected events and hands over Arrow batches of finished lines, which
+``jsonl.write_arrow_lines`` writes as they stand. No Python object per event.
+
+Every event, oldest first, needs a sort; one sort of 10M events (~10 GB of lines) goes far
+past DuckDB's memory limit and spills all of it. So the selection is sorted in slices of
+occurred_at (``BUCKET_ROWS`` events first, then as many as make ``SLICE_BYTES`` of what
+the first printed, cut at the quantiles of a first pass over the filters' columns and
+occurred_at alone): each slice is one query whose occurred_at range DuckDB pushes
+into the scan (a canonical snapshot's row groups outside it are skipped), sorted in
+memory and streamed out before the next begins. Memory stays that of one slice; ``|
+head`` stops it at the next write (BrokenPipeError, exit 0, as before).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import IO, Any
+
+from ..errors import ForensicsError
+from ..filters import ORDER_COLUMNS, ORDER_DESC, Filters
+
+#: Events of the first slice sorted when printing every match: about 250 MB of lines of
+#: real events (~1 KB); the next slices hold about ``SLICE_BYTES`` of what it printed.
+BUCKET_ROWS = 250_000
+#: Bytes of selected lines (and their sort keys) a slice is sized for.
+SLICE_BYTES = 256 << 20
+#: What the sort holds per event besides its line: the keys (times, ids, the file name).
+KEY_BYTES = 160
+#: Rows of one Arrow batch handed over by DuckDB: its own vector, so Python never holds
+#: more of a long event's lines than DuckDB does.
+FETCH_ROWS = 2048
+#: The quantiles of occurred_at the first pass asks for (slices merge adjacent ones).
+_QUANTILES = 256
+
+
+def ordered_batches(
+    con,
+    filters: Filters,
+    select: str,
+    *,
+    keep: str | None = None,
+    params: dict[str, Any] | None = None,
+    guard: tuple[str, dict[str, Any]] | None = None,
+    relation: str = "unique_events",
+    bucket_rows: int = BUCKET_ROWS,
+    slice_bytes: int = SLICE_BYTES,
+    columns: Sequence[str] | None = None,
+    wrap: Callable[[str], str] | None = None,
+) -> Iterator[Any]:
+    """Arrow record batches of ``SELECT {select}`` over the events ``filters`` select
+    from ``relation`` (newest ``filters.limit``, or every one), oldest first.
+
+    ``select``: SQL from this package (``json_line_sql() AS line``, a compiled query),
+    never user text, with its bound ``params``; ``keep``: a condition on the selected
+    columns (``line IS NOT NULL``); ``guard``: one more condition on the events (see
+    ``Query.guard``). ``bucket_rows`` and ``slice_bytes`` size the slices (see there).
+    ``columns``: the columns ``select`` reads (None: all), what the newest ``limit``
+    events are picked with. ``wrap``: makes of the selected events the relation
+    ``select`` reads (``CompiledQuery.relation``: columns it computes once per event)."""
+    wrap = wrap or (lambda source: source)
+    where, bound = filters.where()
+    # the slices come from the filters alone: a first pass over their (plain) columns,
+    # never over the jsonb text a guard or the expression reads
+    plain_where, plain_bound = where, bound
+    if guard is not None:
+        where = f"({where}) AND ({guard[0]})"
+        bound = {**bound, **guard[1]}
+    bound = {**bound, **(params or {})}
+    if filters.limit:
+        wanted = "*" if columns is None else ", ".join(
+            f'"{name}"' for name in dict.fromkeys([*columns, *ORDER_COLUMNS]))
+        source = (f"(SELECT {wanted} FROM {relation} WHERE {where} "
+                  f"ORDER BY {ORDER_DESC} LIMIT {int(filters.limit)})")
+        yield from _batches(con, _sorted_sql(select, wrap(source), "TRUE", keep), bound)
+        return
+    rows, cuts = _first_pass(con, relation, plain_where, plain_bound)
+    per_cut = rows / _QUANTILES  # selected events between two quantiles, about
+    position, low, want = 0, None, bucket_rows
+    while True:
+        # the next slice: ``want`` events on, at a quantile other than where it starts
+        end = position + max(1, math.ceil(want / max(per_cut, 1.0)))
+        while end < _QUANTILES and cuts[end - 1] in (None, low):
+            end += 1
+        high = cuts[end - 1] if end < _QUANTILES and rows > bucket_rows else None
+        condition, sliced = where, dict(bound)
+        if low is not None:
+            condition += " AND occurred_at >= CAST($slice_low AS TIMESTAMPTZ)"
+            sliced["slice_low"] = low
+        if high is not None:
+            below = "occurred_at < CAST($slice_high AS TIMESTAMPTZ)"
+            condition += f" AND ({below} OR occurred_at IS NULL)" if low is None else \
+                f" AND {below}"
+            sliced["slice_high"] = high
+        written = 0
+        sql = _sorted_sql(select, wrap(relation), condition, keep)
+        for batch in _batches(con, sql, sliced):
+            written += batch.nbytes
+            yield batch
+        if high is None:
+            return
+        # what the slice printed per event it held sizes the next: a selective query or a
+        # narrow projection is sorted in a few large slices, whole events in small ones
+        held = max(1.0, (end - position) * per_cut)
+        want = max(bucket_rows, int(slice_bytes / (written / held + KEY_BYTES)))
+        position, low = end, high
+
+
+#: The sort keys, under names no selected column has; ascending as ``filters.ORDER_ASC``.
+#: (tests/unit/render/test_bulk.py holds the two to the same order)
+_KEYS = [f"__order_{index}" for index in range(len(ORDER_COLUMNS))]
+
+
+def _sorted_sql(select: str, source: str, where: str, keep: str | None) -> str:
+    keys = ", ".join(f'"{name}" AS {key}' for name, key in zip(ORDER_COLUMNS, _KEYS,
+                                                                 strict=True))
+    inner = f"SELECT {select}, {keys} FROM {source} WHERE {where}"
+    outer = f"SELECT * EXCLUDE ({', '.join(_KEYS)}) FROM ({inner})"
+    if keep:
+        outer += f" WHERE {keep}"
+    return f"{outer} ORDER BY {', '.join(f'{key} ASC NULLS FIRST' for key in _KEYS)}"
+
+
+def _first_pass(con, relation: str, where: str,
+                params: dict[str, Any]) -> tuple[int, list[str | None]]:
+    """How many events the filters select, and the quantiles 1/Q .. (Q-1)/Q of their
+    occurred_at (as text, exact at microseconds; None when there are none)."""
+    wanted = [index / _QUANTILES for index in range(1, _QUANTILES)]
+    rows, cuts = _fetch_one(con, (
+        f"SELECT count(*), CAST(approx_quantile(occurred_at, {wanted}) AS VARCHAR[]) "
+        f"FROM {relation} WHERE {where}"), params)
+    return rows, list(cuts or [None] * len(wanted))
+
+
+def _fetch_one(con, sql: str, params: dict[str, Any]) -> Sequence[Any]:
+    import duckdb
+
+    try:
+        return con.sql(sql, params=params).fetchall()[0]
+    except duckdb.Error as error:
+        raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+
+
+def _batches(con, sql: str, params: dict[str, Any]) -> Iterator[Any]:
+    import duckdb
+
+    try:
+        reader = con.sql(sql, params=params).to_arrow_reader(FETCH_ROWS)
+        for batch in reader:
+            if batch.num_rows:
+                yield batch
+    except duckdb.Error as error:
+        raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+
+
+#: Prefix of the event columns selected for the events only the evaluator answers.
+_EVENT_PREFIX = "__event_"
+
+
+def query_select(compiled) -> str:
+    """The select for :func:`ordered_batches` of a compiled ``--query``
+    (``jmes_sql.CompiledQuery``): its line with a newline (NULL: nothing printed),
+    whether the evaluator must answer instead (``fallback``), and, for those events only
+    (NULL otherwise), the columns the expression reads (and the event's id and origin,
+    for an error naming it).
+
+    Nothing is filtered in SQL: DuckDB would evaluate the line twice (a filter on it is
+    pushed below the projection as a copy of the expression); a NULL line costs the sort
+    little and is not written."""
+    from ..model import ABSENT_FIELD
+    from .records import OCCURRED_AT_SQL, OCCURRED_AT_TEXT
+
+    select = f"({compiled.line_sql}) || '\n' AS line"
+    if compiled.always_exact:
+        return select
+    needed = dict.fromkeys([*compiled.columns, ABSENT_FIELD, "id", "source_file",
+                            "source_line"])
+    # DuckDB reads an alias of the same SELECT (``fallback``) in the expressions after it
+    guarded = ", ".join(f'CASE WHEN fallback THEN "{name}" END AS "{_EVENT_PREFIX}{name}"'
+                        for name in needed)
+    select += f", {compiled.fallback_sql} AS fallback, {guarded}"
+    if "occurred_at" in needed:
+        select += (f", CASE WHEN fallback THEN {OCCURRED_AT_SQL} END AS "
+                   f'"{_EVENT_PREFIX}{OCCURRED_AT_TEXT}"')
+    return select
+
+
+def accepted(con, select: str, relation: str = "unique_events") -> bool:
+    """Whether DuckDB parses and binds ``select`` over ``relation`` (nothing is read): a
+    compiled expression it refuses is left to the evaluator, which answers the same."""
+    import duckdb
+
+    try:
+        con.sql(f"SELECT {select} FROM {relation} LIMIT 0").fetchall()
+    except duckdb.Error:
+        return False
+    return True
+
+
+def write_query_lines(batches: Iterable[Any], query, out: IO[str] | None = None) -> int:
+    """Write the batches of :func:`query_select`: the SQL's lines as they stand, and for
+    the events marked ``fallback`` what the evaluator prints (``query.lines``), in
+    order. Returns how many events were selected."""
+    import sys
+
+    import pyarrow.compute as pc
+
+    from .jsonl import write_arrow_lines, write_lines
+
+    out = out or sys.stdout
+    rows = 0
+    for batch in batches:
+        rows += batch.num_rows
+        if batch.num_columns == 1 or not pc.any(batch.column(1)).as_py():
+            write_arrow_lines([batch], out, flush=False)
+            continue
+        fallback = batch.column(1).to_pylist()
+        start = 0
+        for index, evaluate in enumerate(fallback):
+            if not evaluate:
+                continue
+            if index > start:
+                write_arrow_lines([batch.slice(start, index - start)], out, flush=False)
+            event = batch.slice(index, 1).select(range(2, batch.num_columns))
+            event = event.rename_columns([name.removeprefix(_EVENT_PREFIX)
+                                          for name in event.schema.names])
+            write_lines(query.lines(event), out, flush=False)
+            start = index + 1
+        if start < batch.num_rows:
+            write_arrow_lines([batch.slice(start)], out, flush=False)
+    out.flush()
+    return rows

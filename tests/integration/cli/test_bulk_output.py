@@ -1,0 +1,103 @@
+"""``tail --json`` / ``--query`` written in bulk by DuckDB: `| head` on a larger input still
+exits 0 at once, and events as long as the maximum line stay within memory, printed as
+stored."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support.paths import ROOT, VECTOR_EXPORT
+
+EVENTS = 40_000
+
+
+@pytest.fixture(scope="module")
+def many_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The vectors' db.jsonl events repeated to ``EVENTS`` lines, each id made unique."""
+    lines = [line for line in (VECTOR_EXPORT / "db.jsonl").read_bytes().split(b"\n") if line]
+    path = tmp_path_factory.mktemp("many") / "db.jsonl"
+    with path.open("wb") as out:
+        for copy in range(EVENTS // len(lines)):
+            for line in lines:
+                record = json.loads(line)
+                record["id"] = f"{record['id']}-{copy}"
+                out.write(json.dumps(record).encode() + b"\n")
+    return path
+
+
+def _child(args: list[str], stdout) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "CARACAL_FORENSICS_DEBUG"}
+    return subprocess.Popen([sys.executable, "-m", "caracal_forensics", *args], stdout=stdout,
+                            stderr=subprocess.PIPE, cwd=ROOT, env=env)
+
+
+@pytest.mark.parametrize("output", [["--json"], ["--query", "{d: decision, m: metadata}"],
+                                    ["--query", "decision == 'deny'"]],
+                         ids=["json", "projection", "filter"])
+def test_head_closing_the_pipe_stops_at_once(many_events: Path, output: list[str]) -> None:
+    """Read one line, close the pipe: exit 0, stderr quiet, and the child ends well before
+    it would have printed everything (it printed far less than the whole into the pipe)."""
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)
+    child = _child(["audit", "tail", "-n", "0", *output, "-s", str(many_events)], write_end)
+    os.close(write_end)
+    seen = b""
+    while b"\n" not in seen:
+        byte = os.read(read_end, 1)
+        assert byte, "no line came"
+        seen += byte
+    json.loads(seen)
+    closed = time.monotonic()
+    os.close(read_end)
+    _, stderr = child.communicate(timeout=120)
+    assert (child.returncode, stderr.decode()) == (0, "")
+    assert time.monotonic() - closed < 30
+
+
+def test_events_as_long_as_a_line_may_be_stay_within_memory(tmp_path: Path) -> None:
+    """12 events of 12 MiB each (144 MiB of JSON): printed byte for byte as stored, with
+    the process well under 1 GiB (DuckDB sorts within its limit, Python holds one batch
+    of finished lines, never a Python string per line)."""
+    first = json.loads((VECTOR_EXPORT / "db.jsonl").read_bytes().split(b"\n")[0])
+    path = tmp_path / "long.jsonl"
+    pad = "x" * (12 << 20)
+    with path.open("w", encoding="utf-8") as out:
+        for index in range(12):
+            record = dict(first, id=f"long-{index}",
+                          metadata_json={"pad": pad, "n": "DECIMAL", "i": index})
+            out.write(json.dumps(record).replace('"DECIMAL"', "1.50") + "\n")
+    target = tmp_path / "out.jsonl"
+    with target.open("wb") as stdout:
+        child = _child(["audit", "tail", "-n", "0", "--json", "-s", str(path)], stdout)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        stderr = child.stderr.read().decode() if child.stderr else ""
+    assert child.returncode == 0, stderr
+    lines = target.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and len(lines) == 13
+    assert all(b'"n": 1.50' in line and len(line) > 12 << 20 for line in lines[:-1])
+    assert usage.ru_maxrss * 1024 < 1 << 30
+
+
+def test_a_compiled_expression_duckdb_refuses_is_left_to_the_evaluator() -> None:
+    """``not_null(x, )`` (one argument) compiles to SQL DuckDB cannot parse: the evaluator
+    answers instead, with the lines it always printed (no "query failed", exit 0)."""
+    from support.cli import run_cli
+
+    from caracal_forensics.render.jmes_sql import compile_query
+
+    expression = "{p: not_null(determining_policies[].policy, )}"
+    if compile_query(expression) is None:
+        pytest.skip("the compiler leaves this expression to the evaluator itself now")
+    result = run_cli("audit", "tail", "-s", str(VECTOR_EXPORT / "db.csv"), "-n", "3",
+                     "--query", expression)
+    assert (result.code, result.err) == (0, "")
+    assert result.lines == ['{"p": ["baseline-resource-scope"]}', '{"p": ["payments-policy"]}',
+                            '{"p": ["payments-policy"]}']

@@ -1,0 +1,204 @@
+"""render/bulk.py and records.json_line_sql: the lines DuckDB writes are byte for byte the
+lines Python wrote (every shape, hostile values), in the same order, streamed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+
+import duckdb
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support.paths import DATA, FIXTURE_EXPORT, VECTOR_EXPORT, VECTORS
+
+import caracal_forensics as cf
+from caracal_forensics.filters import ORDER_ASC, ORDER_COLUMNS, Filters, select
+from caracal_forensics.model import EVENT_SCHEMA, JSONB_FIELDS, TEXT_FIELDS
+from caracal_forensics.render.bulk import ordered_batches, query_select, write_query_lines
+from caracal_forensics.render.jsonl import write_arrow_lines
+from caracal_forensics.render.query import Query
+from caracal_forensics.render.records import (
+    EVENT_COLUMNS,
+    OCCURRED_AT_SQL,
+    OCCURRED_AT_TEXT,
+    json_line_sql,
+    json_lines,
+    json_string_sql,
+    json_text_columns_sql,
+)
+
+#: Every shape of the vectors and of the bundled fixtures.
+SOURCES = {
+    **{f"vectors/{p.name}": p for p in sorted(VECTOR_EXPORT.iterdir())
+       if p.name not in ("key.hex", "alerts.csv")},
+    **{f"fixtures/{p.name}": p for p in sorted(FIXTURE_EXPORT.iterdir())
+       if not p.name.startswith("alerts")},
+}
+
+
+def _old_lines(snap: cf.Snapshot, filters: Filters) -> list[str]:
+    """What tail --json printed before: the selection, then json_lines in Python."""
+    table = select(snap.duckdb, filters, columns=EVENT_COLUMNS,
+                   extra=(f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",))
+    return [line + "\n" for line in json_lines(table)]
+
+
+def _new_lines(snap: cf.Snapshot, filters: Filters, bucket_rows: int = 250_000,
+               slice_bytes: int = 256 << 20) -> list[str]:
+    batches = ordered_batches(snap.duckdb, filters, f"{json_line_sql(prepared=True)} AS line",
+                              relation=f"(SELECT *, {json_text_columns_sql()} FROM "
+                              "unique_events)", bucket_rows=bucket_rows,
+                              slice_bytes=slice_bytes)
+    return [line for batch in batches for line in batch.column(0).to_pylist()]
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_every_shape_prints_the_same_bytes_as_the_python_lines(name: str) -> None:
+    snap = cf.open(str(SOURCES[name]))
+    for filters in (Filters.build(limit=0), Filters.build(limit=7),
+                    Filters.build(limit=0, decision="deny")):
+        old = _old_lines(snap, filters)
+        assert old
+        assert _new_lines(snap, filters) == old
+        # sorted in slices of a few events, the order is the same
+        assert _new_lines(snap, filters, bucket_rows=17, slice_bytes=20_000) == old
+
+
+def test_order_keys_are_those_of_the_filters() -> None:
+    assert ORDER_ASC == ", ".join(f"{name} ASC NULLS FIRST" for name in ORDER_COLUMNS)
+
+
+def _hostile_table(texts: list[str | None], jsonb: list[str | None]) -> pa.Table:
+    rows = []
+    for index, text in enumerate(texts):
+        row: dict = {name: None for name in EVENT_SCHEMA.names}
+        row.update(dict.fromkeys(TEXT_FIELDS, text))
+        row["id"] = f"ev-{index}" if index % 3 else text
+        row.update(dict.fromkeys(JSONB_FIELDS, jsonb[index % len(jsonb)]))
+        row["occurred_at"] = (None if index % 7 == 3 else
+                              dt.datetime(2026, 5, 11, 8, tzinfo=dt.timezone.utc)
+                              + dt.timedelta(microseconds=index * 1001))
+        row["chain_seq"] = [None, 0, -(2**63), 2**63 - 1][index % 4]
+        row["absent_fields"] = [None, "chain_seq", "evaluation_status,chain_hmac,content_sha256",
+                                ""][index % 4]
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=EVENT_SCHEMA)
+
+
+def _both(table: pa.Table) -> tuple[list[str], list[str]]:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("hostile", table)
+    sql = f"SELECT {json_line_sql()} AS line FROM hostile"
+    ours = [row[0] for row in con.sql(sql).fetchall()]
+    prepared = (f"SELECT {json_line_sql(prepared=True)} AS line FROM "
+                f"(SELECT *, {json_text_columns_sql()} FROM hostile)")
+    assert [row[0] for row in con.sql(prepared).fetchall()] == ours
+    return ours, [line + "\n" for line in json_lines(table)]
+
+
+#: jsonb text as PostgreSQL prints it: huge numbers, -0, 1e21 as stored, escapes, unicode.
+JSONB_TEXTS = [None, "null", "{}", "[]", *(
+    json.loads(line)["jsonb_text"]
+    for line in (VECTORS / "jsonb.jsonl").read_text("utf-8").split("\n") if line
+), '{"big": 123456789012345678901234567890, "neg": -0, "e": 1000000000000000000000}']
+
+HOSTILE = [
+    None, "", "plain", 'quote " and \\ backslash', "\\u000B literal, not a control",
+    "".join(chr(code) for code in range(32)), "\x7f\x85\u2028\u2029\ufeff", "é日本😀",
+    "\x0b\x0e\x0f\x1a\x1b\x1c\x1d\x1e\x1f", "tab\tnew\nline\r", "</script><b>x</b>",
+    "1e21", "-0", "\U0010ffff",
+]
+
+
+def test_hostile_values_print_the_same_bytes() -> None:
+    ours, theirs = _both(_hostile_table(HOSTILE, JSONB_TEXTS))
+    assert ours == theirs
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(st.none(), _TEXT), min_size=1, max_size=12))
+def test_any_text_prints_the_same_bytes(texts: list[str | None]) -> None:
+    ours, theirs = _both(_hostile_table(texts, JSONB_TEXTS))
+    assert ours == theirs
+
+
+@settings(max_examples=100, deadline=None, derandomize=True)
+@given(_TEXT)
+def test_json_string_sql_is_encode_basestring(text: str) -> None:
+    from json.encoder import encode_basestring
+
+    got = duckdb.sql(f"SELECT {json_string_sql('$v')}", params={"v": text}).fetchall()
+    assert got[0][0] == encode_basestring(text)
+
+
+def test_write_arrow_lines_writes_the_buffers_as_they_stand() -> None:
+    lines = ["a\n", "é😀\n", "", "{}\n"]
+    array = pa.array(lines, pa.string())
+    for column in (array, array.slice(1, 2), pa.chunked_array([array.slice(0, 1),
+                                                                array.slice(1)])):
+        text = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+        count = write_arrow_lines([pa.record_batch([column], names=["line"])
+                                   if isinstance(column, pa.Array) else column], text)
+        text.flush()
+        expected = column.to_pylist() if isinstance(column, pa.Array) else lines
+        assert text.buffer.getvalue().decode() == "".join(expected)
+        assert count == len(expected)
+    plain = io.StringIO()  # a stream without a binary buffer still gets the text
+    write_arrow_lines([array.cast(pa.large_string())], plain)
+    assert plain.getvalue() == "".join(lines)
+
+
+def test_slices_are_computed_as_they_are_read() -> None:
+    """A reader that stops (``| head``) stops the work: a slice is queried only when the
+    one before it has been read (what the table holds meanwhile shows in the lines)."""
+    snap = cf.open(str(VECTOR_EXPORT / "db.csv"))
+    con = snap.duckdb
+    con.execute("CREATE TABLE copied AS SELECT * FROM unique_events")
+    batches = ordered_batches(con, Filters.build(limit=0), "id || chr(10) AS line",
+                              relation="copied", bucket_rows=20, slice_bytes=800)
+    first = next(batches).column(0).to_pylist()
+    con.cursor().execute("UPDATE copied SET id = 'changed since'")  # another handle
+    rest = [line for batch in batches for line in batch.column(0).to_pylist()]
+    assert 0 < len(first) <= 40 and "changed since\n" not in first
+    assert len(first) + len(rest) == 240
+    assert rest.count("changed since\n") >= 240 - 80
+
+
+EXPRESSIONS = [
+    *(recipe["jmespath"].replace("APP", "app-0007") for recipe in json.loads(
+        (DATA / "seed_recipes.json").read_text("utf-8"))["recipes"]),
+    "{policy_set_version_id: policy_set_version_id, decision: decision, "
+    "determining_policies: determining_policies}",
+    "metadata.latency_ms",  # decimals inside jsonb: the evaluator prints those events
+    "{m: metadata, seq: chain_seq}",
+    "decision == 'deny'",
+    "diagnostics[0]",
+    "sort_by(not_null(diagnostics, `[]`), &to_string(@))",  # not compiled: evaluator
+]
+
+
+@pytest.mark.parametrize("name", ["vectors/db.csv", "vectors/ocsf", "fixtures/search"])
+def test_queries_print_what_the_evaluator_printed(name: str) -> None:
+    snap = cf.open(str(SOURCES[name]))
+    for expression in EXPRESSIONS:
+        query = Query(expression)
+        limits = (0, 50) if name == "vectors/db.csv" else (0,)
+        for filters in (Filters.build(limit=limit) for limit in limits):
+            table = select(snap.duckdb, filters, columns=EVENT_COLUMNS,
+                           extra=(f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",))
+            old = "".join(line + "\n" for line in query.lines(table))
+            compiled = query.to_sql()
+            if compiled is None:  # the CLI then runs the evaluator, as before
+                continue
+            out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+            write_query_lines(ordered_batches(snap.duckdb, filters, query_select(compiled),
+                                              bucket_rows=17, slice_bytes=5_000,
+                                              wrap=compiled.relation), query, out)
+            assert out.buffer.getvalue().decode() == old, expression
