@@ -138,8 +138,9 @@ def verify_paths(verifier: Verifier, paths: Sequence[str | os.PathLike[str]], *,
     from ..errors import UsageError
     from ..manifest import MANIFEST
     from ..sources import scan
-    from . import session
+    from . import require, session
 
+    require()
     paths = [os.fspath(p) for p in paths]
     zones = verifier._zone_list()
     named = [p for p in paths if os.path.isdir(p) and os.path.lexists(os.path.join(p, MANIFEST))]
@@ -170,6 +171,8 @@ class _Verification:
         self.inputs = inputs
         self.pieces = pieces
         self.cached: list[Any] = []
+        #: the (zone, seq) held by more than one row
+        self.dup_keys: list[tuple[str, int]] = []
 
     def report(self) -> Report:
         from . import spark_errors
@@ -210,8 +213,9 @@ class _Verification:
             _load(run, row_rows, chain_rows)
             run.repeated_seqs = ranks is not None
             if pending:
-                run.checks["microseconds"] = (recovered_check(pending) if self.v.recover_microseconds
-                                              else recovery_skipped_check(pending))
+                run.checks["microseconds"] = (
+                    recovered_check(pending) if self.v.recover_microseconds
+                    else recovery_skipped_check(pending))
             uid_rid = dict(run.sql("SELECT uid, rowid FROM {rows}").fetchall())
             aggregates["zones"] = [_zone_row(z, uid_rid) for z in stats.values()]
             fid_of = dict(run.sql("SELECT uid, fid FROM {rows}").fetchall())
@@ -243,14 +247,15 @@ class _Verification:
 
         from ..chain import stages
 
-        keys = (rows.where(F.col("seq").isNotNull()).groupBy("zone_id", "seq").count()
-                .where(F.col("count") > 1).select("zone_id", "seq"))
-        keys = self._cache(keys)
-        if keys.isEmpty():
+        keys = [(k["zone_id"], k["seq"]) for k in
+                rows.where(F.col("seq").isNotNull()).groupBy("zone_id", "seq").count()
+                .where(F.col("count") > 1).select("zone_id", "seq").collect()]
+        self.dup_keys = keys
+        if not keys:
             return None
-        succ = keys.select("zone_id", (F.col("seq") + 1).alias("seq"))
-        held = rows.join(keys.union(succ).distinct(), ["zone_id", "seq"], "left_semi")
-        table = _collect(held)
+        spots = self.spark.createDataFrame(
+            sorted({*keys, *((z, s + 1) for z, s in keys)}), "zone_id string, seq long")
+        table = _collect(rows.join(F.broadcast(spots), ["zone_id", "seq"], "left_semi"))
         con = __import__("duckdb").connect()
         run = stages.Run(con, self.key, self.zones, None, self.v.max_findings)
         with run:
@@ -356,25 +361,39 @@ class _Verification:
             F.min_by(F.struct("rid", "seq"), F.when(failed, col("seq"))).alias("fail1"),
         ).collect()
         stats = {z["zone_id"]: z.asDict(recursive=True) for z in zone_rows}
-        no_seq = [(z, n) for z, n in rows.where(col("seq").isNull()).groupBy("zone_id")
-                  .count().collect()]
-        states_in = [ABSENT, SKIPPED, NO_HASH, COMPUTED]
-        uv = (rows.where(col("state").isin(states_in) | ~col("has_h"))
-              .groupBy("zone_id", "state", "missing")
-              .agg(F.count(F.lit(1)).alias("n"), count_if(~col("has_h")).alias("no_h"),
-                   F.min_by(F.struct("id", "seq", "uid", "line"),
-                            F.coalesce(col("seq"), F.lit(0))).alias("first"))
-              .collect())
-        per_state = rows.groupBy("state").agg(F.count(F.lit(1)).alias("n"),
-                                              count_if(col("pend")).alias("pend")).collect()
+        # one pass over the rows for the rest: grouped finely here, summed up below
+        groups = (rows.groupBy("zone_id", "state", "missing", "has_h",
+                               col("seq").isNull().alias("no_seq"))
+                  .agg(F.count(F.lit(1)).alias("n"), count_if(col("pend")).alias("pend"),
+                       F.min_by(F.struct(F.coalesce(col("seq"), F.lit(0)).alias("o"), "id",
+                                         "seq", "uid", "line"),
+                                F.coalesce(col("seq"), F.lit(0))).alias("first"))
+                  .collect())
+        no_seq: dict[str, int] = {}
+        states: dict[int, int] = {}
+        pending = 0
+        unverifiable: dict[tuple, list] = {}
+        listed = (ABSENT, SKIPPED, NO_HASH, COMPUTED)
+        for g in groups:
+            zone, state, n = g["zone_id"], g["state"], g["n"]
+            states[state] = states.get(state, 0) + n
+            pending += g["pend"]
+            if g["no_seq"]:
+                no_seq[zone] = no_seq.get(zone, 0) + n
+            if state in listed or not g["has_h"]:
+                entry = unverifiable.setdefault((zone, state, g["missing"]), [0, 0, None])
+                entry[0] += n
+                entry[1] += 0 if g["has_h"] else n
+                first = g["first"].asDict()
+                if entry[2] is None or first["o"] < entry[2]["o"]:
+                    entry[2] = first
         aggregates: dict[str, Any] = {
-            "no_seq": no_seq,
-            "states": [(s["state"], s["n"]) for s in per_state],
-            "pending": sum(s["pend"] for s in per_state),
-            # fids are given once the files are numbered (``_load``)
-            "unverifiable": sorted(
-                [(u["zone_id"], u["state"], u["missing"], u["n"], u["no_h"],
-                  u["first"].asDict()) for u in uv], key=lambda u: (u[0], u[1], u[2])),
+            "no_seq": sorted(no_seq.items()),
+            "states": sorted(states.items()),
+            "pending": pending,
+            # the first rows' file numbers are given once the files are numbered
+            "unverifiable": [(*k, n, no_h, first)
+                             for k, (n, no_h, first) in sorted(unverifiable.items())],
         }
         return aggregates, stats
 
@@ -394,33 +413,32 @@ class _Verification:
                     uids.add(at["rid"])
         for h in heads.values():
             wanted.add((h.zone_id, h.last_seq))
+        wanted.update(self.dup_keys)  # every version of a seq held twice
         spots = self.spark.createDataFrame(sorted(wanted) or [("", -1)],
-                                           "zone_id string, seq long")
-        named = self.spark.createDataFrame([(u,) for u in sorted(uids)] or [(-1,)],
-                                           "rid long")
-        dup_keys = chain.where(col("rk") > 1).select("zone_id", "seq").distinct()
+                                           "zone_id string, seq long").withColumn(
+                                               "spot", F.lit(True))
         flagged = (col("gap") | (col("link_ok") == F.lit(False)) | (col("rk") > 1)
                    | ((col("hmac_ok") == F.lit(False))
-                      & ~col("zone_id").isin(sorted(wrong) or [""])))
-        picked = (chain.where(flagged)
-                  .unionByName(chain.join(F.broadcast(spots), ["zone_id", "seq"], "left_semi"))
-                  .unionByName(chain.join(dup_keys, ["zone_id", "seq"], "left_semi"))
-                  .unionByName(chain.join(F.broadcast(named), "rid", "left_semi")
-                               .select(*chain.columns))
-                  .dropDuplicates(["rid"]))
-        picked = self._cache(picked)
+                      & ~col("zone_id").isin(sorted(wrong) or [""]))
+                   | col("spot").isNotNull() | col("rid").isin(sorted(uids) or [-1]))
+        picked = self._cache(chain.join(F.broadcast(spots), ["zone_id", "seq"], "left")
+                             .where(flagged).drop("spot"))
         chain_table = _collect(picked)
         # rows: those of the chain rows, content mismatches, and ids seen at several seqs
         replayed = (rows.where(col("seq").isNotNull()).groupBy("zone_id", "id")
                     .agg(F.min("seq").alias("lo"), F.max("seq").alias("hi"))
-                    .where(col("lo") != col("hi")).select("zone_id", "id"))
-        take = (picked.select(col("rid").alias("uid"))
-                .unionByName(rows.where(col("state") == MISMATCH).select("uid"))
-                .unionByName(rows.join(replayed, ["zone_id", "id"], "left_semi").select("uid"))
-                .unionByName(self.spark.createDataFrame([(u,) for u in sorted(extra)] or [(-1,)],
-                                                        "uid long"))
-                .distinct())
-        row_table = _collect(rows.join(take, "uid", "left_semi"))
+                    .where(col("lo") != col("hi")).select("zone_id", "id")
+                    .withColumn("replayed", F.lit(True)))
+        extra_df = self.spark.createDataFrame([(u,) for u in sorted(extra)] or [(-1,)],
+                                              "uid long")
+        wanted_rows = (picked.select(col("rid").alias("uid")).unionByName(extra_df)
+                       .withColumn("named", F.lit(True)))
+        marked = (rows.join(wanted_rows, "uid", "left")
+                  .join(replayed, ["zone_id", "id"], "left"))
+        row_table = _collect(
+            marked.where(col("named").isNotNull() | (col("state") == MISMATCH)
+                         | col("replayed").isNotNull())
+            .dropDuplicates(["uid"]).select(*rows.columns))
         return chain_table, row_table
 
 
