@@ -28,8 +28,13 @@ EVENT_DDL = ", ".join(f"{f.name} {'timestamp' if pa.types.is_timestamp(f.type) e
                       for f in EVENT_SCHEMA)
 
 
-def _read_task(batches):
+def _read_task(env: dict[str, str]):
     """mapInArrow: each piece's events (runs in the executors)."""
+    return lambda batches: _read(env, batches)
+
+
+def _read(env, batches):
+    units.use_env(env)
     for batch in batches:
         for piece in batch.to_pylist():
             yield from units.read(piece).to_batches()
@@ -41,23 +46,22 @@ class SparkSources:
     def __init__(self, paths: Sequence[str], exclude: Sequence[str] = (), spark: Any = None,
                  piece_rows: int | None = None) -> None:
         from ..errors import UsageError
-        from ..sources import scan
         from . import require, session
 
         require()
         paths = [os.fspath(p) for p in paths]
-        self.inputs = scan(paths, exclude=exclude)
+        self.spark = spark or session()
+        self.inputs = units.scan_any(paths, exclude, self.spark)
         if not self.inputs:
             raise UsageError(f"no export files found in {', '.join(paths)}")
         self.pieces = units.plan(self.inputs, piece_rows or units.PIECE_ROWS)
         units.count_rows(self.inputs, self.pieces)
-        self.spark = spark or session()
         from pyspark.sql import functions as F
 
         frame = self.spark.createDataFrame(
             [(p.no, p.path, p.shape, p.grp, p.first, p.start, p.rows) for p in self.pieces],
             units.PIECE_SCHEMA).repartition(max(1, len(self.pieces)), F.col("no"))
-        self.events = frame.mapInArrow(_read_task, EVENT_DDL)
+        self.events = frame.mapInArrow(_read_task(units.aws_env()), EVENT_DDL)
 
     # --- what reaches the driver, opened locally ---------------------------------------
 

@@ -41,7 +41,6 @@ class Piece:
 def plan(inputs: Sequence, piece_rows: int = PIECE_ROWS) -> list[Piece]:
     """The pieces of ``inputs`` (``sources.InputFile``: OCSF files and snapshots), in the
     order the local engine reads them."""
-    from ..sources._parquet import open_parquet
     from ..sources.snapshot_dir import event_files
 
     other = [i for i in inputs if i.shape not in SHAPES]
@@ -56,7 +55,7 @@ def plan(inputs: Sequence, piece_rows: int = PIECE_ROWS) -> list[Piece]:
         files = ([(source.path, Shape.OCSF_PARQUET)] if source.shape == Shape.OCSF_PARQUET
                  else [(f, Shape.SNAPSHOT) for f in event_files(source.path)])
         for path, shape in files:
-            meta = open_parquet(path).metadata
+            meta = parquet_file(path).metadata
             first = 0
             for grp in range(meta.num_row_groups):
                 n = meta.row_group(grp).num_rows
@@ -65,6 +64,134 @@ def plan(inputs: Sequence, piece_rows: int = PIECE_ROWS) -> list[Piece]:
                                         min(step, n - start)))
                 first += n
     return pieces
+
+
+#: URL schemes read through pyarrow's S3 filesystem (s3a:// is what Spark users write).
+REMOTE = ("s3a://", "s3://")
+
+
+#: The driver's AWS settings handed to the tasks (an executor's own environment wins).
+AWS_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
+           "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+
+
+def aws_env() -> dict[str, str]:
+    """The driver's AWS_* settings for the tasks (``use_env``)."""
+    import os
+
+    return {name: os.environ[name] for name in AWS_ENV if os.environ.get(name)}
+
+
+def use_env(env: dict[str, str]) -> None:
+    """In a task: the driver's AWS settings where the executor has none of its own."""
+    import os
+
+    for name, value in env.items():
+        os.environ.setdefault(name, value)
+
+
+def is_remote(path: str) -> bool:
+    return path.startswith(REMOTE)
+
+
+def s3(path: str) -> tuple[object, str]:
+    """(pyarrow's S3FileSystem, "bucket/key") for an s3a:// or s3:// URL: credentials and
+    region from the standard AWS environment and files; ``$AWS_ENDPOINT_URL`` for a
+    MinIO/Ceph-style store, addressed path-style."""
+    import os
+
+    from pyarrow import fs
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
+    options: dict = {"endpoint_override": endpoint} if endpoint else {}
+    if endpoint and endpoint.startswith("http://"):
+        options.update(scheme="http", endpoint_override=endpoint[len("http://"):])
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        options["region"] = region
+    return fs.S3FileSystem(**options), path.split("://", 1)[1]
+
+
+def parquet_file(path: str):
+    """A ParquetFile of a local path (``sources._parquet.open_parquet``) or an S3 URL."""
+    if not is_remote(path):
+        from ..sources._parquet import open_parquet
+
+        return open_parquet(path)
+    import pyarrow.parquet as pq
+
+    from ..errors import InputError
+
+    filesystem, inner = s3(path)
+    try:
+        return pq.ParquetFile(filesystem.open_input_file(inner))
+    except Exception as error:
+        raise InputError(path, f"not a readable Parquet object: {str(error)[:200]}") from None
+
+
+def remote_inputs(paths: Sequence[str], spark) -> list:
+    """The hourly OCSF objects under s3a:// (or s3://) prefixes, as ``InputFile``s: URL,
+    size, and SHA-256 computed in the executors (each object streamed once)."""
+    from pyarrow import fs
+
+    from ..sources import InputFile, ocsf_parquet
+
+    found: list = []
+    for path in paths:
+        filesystem, inner = s3(path)
+        scheme = path.split("://", 1)[0]
+        info = filesystem.get_file_info(inner)
+        if info.type == fs.FileType.File:
+            listed = [info]
+        else:
+            listed = filesystem.get_file_info(fs.FileSelector(inner.rstrip("/"), recursive=True))
+        for item in sorted(listed, key=lambda i: i.path):
+            if item.type == fs.FileType.File and item.path.endswith(".parquet"):
+                url = f"{scheme}://{item.path}"
+                if not ocsf_parquet.looks_like(parquet_file(url).schema_arrow):
+                    raise UsageError(f"{url} is not an hourly OCSF Parquet file", "engine")
+                found.append(InputFile(path=url, shape=Shape.OCSF_PARQUET, bytes=item.size,
+                                       sha256=""))
+    if found:
+        digests = dict(spark.createDataFrame([(i.path,) for i in found], "path string")
+                       .repartition(min(len(found), 64))
+                       .mapInArrow(_sha256_task(aws_env()), "path string, sha256 string")
+                       .collect())
+        for source in found:
+            source.sha256 = digests[source.path]
+    return found
+
+
+def _sha256_task(env: dict[str, str]):
+    """mapInArrow: SHA-256 of each object, streamed (runs in the executors)."""
+    return lambda batches: _sha256s(env, batches)
+
+
+def _sha256s(env, batches):
+    import hashlib
+
+    use_env(env)
+    for batch in batches:
+        paths = batch.column("path").to_pylist()
+        digests = []
+        for path in paths:
+            filesystem, inner = s3(path)
+            digest = hashlib.sha256()
+            with filesystem.open_input_stream(inner) as stream:
+                while chunk := stream.read(1 << 22):
+                    digest.update(chunk)
+            digests.append(digest.hexdigest())
+        yield pa.RecordBatch.from_pydict({"path": paths, "sha256": digests})
+
+
+def scan_any(paths: Sequence[str], exclude: Sequence[str], spark) -> list:
+    """``sources.scan`` of local paths, ``remote_inputs`` of s3a:// and s3:// URLs."""
+    from ..sources import scan
+
+    local = [p for p in paths if not is_remote(p)]
+    remote = [p for p in paths if is_remote(p)]
+    return ((scan(local, exclude=exclude) if local else [])
+            + (remote_inputs(remote, spark) if remote else []))
 
 
 def count_rows(inputs: Sequence, pieces: Sequence[Piece]) -> None:
@@ -81,9 +208,8 @@ def read(piece: dict) -> pa.Table:
     """The events of one piece in EVENT_SCHEMA (run in an executor)."""
     from ..sources import ocsf_parquet
     from ..sources._batch import absent_list
-    from ..sources._parquet import open_parquet
 
-    parquet = open_parquet(piece["path"])
+    parquet = parquet_file(piece["path"])
     if piece["shape"] == Shape.OCSF_PARQUET:
         names = parquet.schema_arrow.names
         present = {f: c for f, c in ocsf_parquet.COLUMNS.items() if c in names}

@@ -96,7 +96,10 @@ def piece_rows(piece: dict, key: bytes | None, zones: Sequence[str] | None,
 
 def _rows_task(key: bytes | None, zones: Sequence[str] | None, recover: bool):
     """The mapInArrow function of stage 1-3 (pickled to the executors with the key)."""
+    env = units.aws_env()
+
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        units.use_env(env)
         for batch in batches:
             for piece in batch.to_pylist():
                 yield from piece_rows(piece, key, zones, recover).to_batches()
@@ -137,15 +140,15 @@ def verify_paths(verifier: Verifier, paths: Sequence[str | os.PathLike[str]], *,
     from ..chain.manifests import SnapshotDigests
     from ..errors import UsageError
     from ..manifest import MANIFEST
-    from ..sources import scan
     from . import require, session
 
     require()
     paths = [os.fspath(p) for p in paths]
     zones = verifier._zone_list()
     named = [p for p in paths if os.path.isdir(p) and os.path.lexists(os.path.join(p, MANIFEST))]
+    spark = spark or session()
     with SnapshotDigests(named, zones) as outer:
-        inputs = scan(list(paths), exclude=verifier.exclude)
+        inputs = units.scan_any(paths, verifier.exclude, spark)
         if not inputs:
             raise UsageError(f"no export files found in {', '.join(paths)}")
         pieces = units.plan(inputs, piece_rows or units.PIECE_ROWS)
@@ -154,7 +157,7 @@ def verify_paths(verifier: Verifier, paths: Sequence[str | os.PathLike[str]], *,
         found = [i.path for i in inputs if i.shape == units.Shape.SNAPSHOT
                  and os.path.realpath(i.path) not in started]
         with SnapshotDigests(found, zones) as inner:
-            report = _Verification(spark or session(), verifier, inputs, pieces).report()
+            report = _Verification(spark, verifier, inputs, pieces).report()
         inner.amend(report)
     outer.amend(report)
     return report
