@@ -103,10 +103,12 @@ def main() -> int:
 
     local_s, local_out = _child(verify, env)
     with_start_s, spark_out = _child([*verify, "--engine", "spark"], env)
+    print(f"local {local_s:.1f} s, spark with start-up {with_start_s:.1f} s", flush=True)
     assert _report(spark_out) == _report(local_out), "the engines disagree"
 
     os.environ.update(env)
-    sys.path.insert(0, ROOT)
+    # bench/ holds a profile.py, which would shadow the standard one pyspark imports
+    sys.path[:] = [ROOT, *(p for p in sys.path if os.path.abspath(p or ".") != HERE)]
     import caracal_forensics as cf
     from caracal_forensics.keys import load_key
     from caracal_forensics.spark import session
