@@ -27,6 +27,7 @@ README = ROOT / "README.md"
 SKIPPED = {
     "--follow": "runs until Ctrl-C (integration/cli/test_follow.py follows a growing export)",
     "snapshot --dsn": "needs a live Caracal database (integration/postgres/test_pgsnapshot.py)",
+    "--engine spark": "starts Spark (integration/spark/ runs these commands on both engines)",
 }
 #: Paths in the examples that stand for the reader's own.
 STAND_INS = {"/evidence/caracal-export": "export/"}

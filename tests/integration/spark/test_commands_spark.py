@@ -37,6 +37,24 @@ def test_spark_prints_what_local_prints(spark, capsys, name):
     assert local[1].strip()
 
 
+@pytest.fixture(scope="module")
+def snapshot(tmp_path_factory):
+    """The whole fixture export (every shape, alerts too) ingested as a snapshot."""
+    from caracal_forensics.snapshot import open_sources
+
+    out = tmp_path_factory.mktemp("snap") / "case"
+    open_sources([str(FIXTURE_EXPORT)], by_zone=True).ingest(str(out))
+    return out
+
+
+@pytest.mark.parametrize("argv", [["stats", "--json"], ["audit", "tail", "-n", "5", "--json"],
+                                  ["query", "ingest_alerts", "--json"]])
+def test_spark_over_a_snapshot(spark, capsys, snapshot, argv):
+    local = cli(capsys, *argv, "--source", snapshot)
+    remote = cli(capsys, *argv, "--source", snapshot, "--engine", "spark")
+    assert remote[:2] == local[:2] and local[0] == 0 and local[1].strip(), remote[2]
+
+
 def test_spark_tampered_exit_code(spark, capsys, tmp_path):
     import shutil
 
