@@ -81,9 +81,17 @@ def session() -> SparkSession:
                .config("spark.driver.extraJavaOptions", quiet)
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
+    if builder_master_is_local(os.environ.get(MASTER_ENV, "local[*]")):
+        # a shuffle of a local session over a few cores: 200 partitions (Spark's default,
+        # sized for clusters) cost more in tasks than they spread
+        builder = builder.config("spark.sql.shuffle.partitions", str(4 * (os.cpu_count() or 1)))
     _session = builder.getOrCreate()
     _session.sparkContext.setLogLevel("ERROR")
     return _session
+
+
+def builder_master_is_local(master: str) -> bool:
+    return master == "local" or master.startswith("local[")
 
 
 def _java_home() -> None:

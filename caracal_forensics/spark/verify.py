@@ -71,27 +71,46 @@ def piece_rows(piece: dict, key: bytes | None, zones: Sequence[str] | None,
             run.sql("ALTER TABLE {rows} ADD COLUMN pend BOOLEAN")
             run.sql("UPDATE {rows} SET pend = state = $p", {"p": PENDING})
             run.recover(recover, None)
-            # the stored chain_hmac of rows with a prev column (``rows`` keeps it only
-            # where the HMAC waits for the predecessor): a copy's HMAC is compared
-            held = run.sql("SELECT bool_or(has_prev) FROM {rows}").fetchall()[0][0]
-            full_h = ("CASE WHEN r.has_prev THEN e.h ELSE r.stored_h END" if held
-                      else "r.stored_h")
-            join = ("""LEFT JOIN (SELECT coalesce(source_file, '') AS sf, source_line AS line,
-                                         any_value(lower(nullif(chain_hmac, ''))) AS h
-                                    FROM events GROUP BY ALL) e
-                              ON e.sf = f.source_file AND e.line = r.line""" if held else "")
             table = con.sql(
-                f"""SELECT $base + row_number() OVER (ORDER BY r.rowid) - 1 AS uid,
-                           r.zone_id, r.seq, r.id, f.source_file AS sf, r.line,
-                           CAST(r.digits AS TINYINT) AS digits, r.missing, r.has_prev,
-                           r.stored_p, r.has_h, r.stored_h, r.state, r.c, r.calc_c,
-                           r.hmac_ok, r.pend, {full_h} AS full_h
-                      FROM {{rows}} r JOIN {{files}} f ON f.fid = r.fid {join}
-                     ORDER BY r.rowid""".format(**run.t),
-                params={"base": int(piece["no"]) << 32}).to_arrow_table()
+                """SELECT r.zone_id, r.seq, r.id, r.fid, r.line,
+                          CAST(r.digits AS TINYINT) AS digits, r.missing, r.has_prev,
+                          r.stored_p, r.has_h, r.stored_h, r.state, r.c, r.calc_c,
+                          r.hmac_ok, r.pend
+                     FROM {rows} r ORDER BY r.rowid""".format(**run.t)).to_arrow_table()
+            names = [n for (n,) in con.sql("SELECT source_file FROM {files} ORDER BY fid"
+                                           .format(**run.t)).fetchall()]
     finally:
         con.close()
-    return table.cast(ROWS_SCHEMA)
+    return _finish(table, events, names, int(piece["no"]) << 32)
+
+
+def _finish(table: pa.Table, events: pa.Table, names: list[str], base: int) -> pa.Table:
+    """ROWS_SCHEMA: the row ids, the file names, and each row's stored chain_hmac
+    (``rows`` keeps it only where the HMAC waits for the predecessor; a copy's is
+    compared), taken from the events by position when the rows are the events in order,
+    else by (file, line)."""
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    sf = pc.take(pa.array(names, pa.string()),
+                 pc.subtract(table.column("fid"), pa.scalar(1, table.column("fid").type)))
+    stored = pc.utf8_lower(events.column("chain_hmac"))
+    stored = pc.if_else(pc.equal(stored, ""), pa.scalar(None, pa.string()), stored)
+    if n == events.num_rows and pc.all(pc.fill_null(
+            pc.equal(table.column("id"), events.column("id")), True)).as_py() is not False:
+        full_h = stored
+    else:  # a zone filter left rows out: by (file, line)
+        keys = pa.table({"sf": pc.fill_null(events.column("source_file"), ""),
+                         "line": events.column("source_line"), "h": stored})
+        found = pa.table({"sf": sf, "line": table.column("line"),
+                          "i": pa.array(range(n), pa.int64())}).join(
+            keys.group_by(["sf", "line"]).aggregate([("h", "first")]), ["sf", "line"],
+            join_type="left outer").sort_by("i")
+        full_h = found.column("h_first")
+    full_h = pc.if_else(table.column("has_prev"), full_h, table.column("stored_h"))
+    columns = {name: table.column(name) for name in table.column_names}
+    columns.update(uid=pa.array(range(base, base + n), pa.int64()), sf=sf, full_h=full_h)
+    return pa.table({name: columns[name] for name in ROWS_SCHEMA.names}).cast(ROWS_SCHEMA)
 
 
 def _rows_task(key: bytes | None, zones: Sequence[str] | None, recover: bool):
@@ -281,7 +300,10 @@ class _Verification:
         from pyspark.sql import functions as F
 
         col = F.col
-        r = rows.where(col("seq").isNotNull())
+        # only what the chain needs goes through its joins
+        r = rows.where(col("seq").isNotNull()).select(
+            "uid", "zone_id", "seq", "has_prev", "has_h", "c", "stored_p", "stored_h",
+            "hmac_ok")
         if ranks is not None:
             r = (r.join(F.broadcast(ranks), "uid", "left")
                  .withColumn("rk", F.coalesce(col("rk"), F.lit(1))))
@@ -318,7 +340,13 @@ class _Verification:
                           .when(start, "start").when(at_anchor, "anchor"))
              .withColumn("pred_hash", F.when(col("pred_seq") == col("seq") - 1, col("pred_c"))
                          .when(start, F.lit("")).when(at_anchor, col("a_c"))))
-        if self.key is not None:
+        # rows without a prev column (OCSF) chain their HMAC to the predecessor's hash:
+        # through the C kernel, and only when there are such rows (not in a snapshot
+        # ingested from table dumps)
+        chained_rows = self.key is not None and not rows.where(
+            ~col("has_prev") & col("c").isNotNull() & col("stored_h").isNotNull()
+        ).select("uid").isEmpty()
+        if chained_rows:
             j = j.select("uid", "zone_id", "seq", "rk", "has_prev", "has_h", "c", "stored_p",
                          "stored_h", "hmac_ok", "pred_seq", "pred_from", "pred_hash")
             schema = _spark_schema(pa.schema(
@@ -424,24 +452,26 @@ class _Verification:
                    | ((col("hmac_ok") == F.lit(False))
                       & ~col("zone_id").isin(sorted(wrong) or [""]))
                    | col("spot").isNotNull() | col("rid").isin(sorted(uids) or [-1]))
-        picked = self._cache(chain.join(F.broadcast(spots), ["zone_id", "seq"], "left")
-                             .where(flagged).drop("spot"))
-        chain_table = _collect(picked)
+        chain_table = _collect(chain.join(F.broadcast(spots), ["zone_id", "seq"], "left")
+                               .where(flagged).drop("spot"))
         # rows: those of the chain rows, content mismatches, and ids seen at several seqs
-        replayed = (rows.where(col("seq").isNotNull()).groupBy("zone_id", "id")
+        # ids at more than one seq: few (each is a finding), so the driver holds them
+        replayed = [(r["zone_id"], r["id"]) for r in
+                    rows.where(col("seq").isNotNull()).groupBy("zone_id", "id")
                     .agg(F.min("seq").alias("lo"), F.max("seq").alias("hi"))
-                    .where(col("lo") != col("hi")).select("zone_id", "id")
-                    .withColumn("replayed", F.lit(True)))
-        extra_df = self.spark.createDataFrame([(u,) for u in sorted(extra)] or [(-1,)],
-                                              "uid long")
-        wanted_rows = (picked.select(col("rid").alias("uid")).unionByName(extra_df)
-                       .withColumn("named", F.lit(True)))
-        marked = (rows.join(wanted_rows, "uid", "left")
-                  .join(replayed, ["zone_id", "id"], "left"))
+                    .where(col("lo") != col("hi")).select("zone_id", "id").collect()]
+        # the rows named: as many as the chain rows collected above, so broadcast
+        uids = sorted({*chain_table.column("rid").to_pylist(), *extra}) or [-1]
+        named = self.spark.createDataFrame([(u, True) for u in uids], "uid long, named boolean")
+        ids = self.spark.createDataFrame(replayed or [("", "")],
+                                         "zone_id string, id string").withColumn(
+                                             "replayed", F.lit(bool(replayed)))
+        marked = (rows.join(F.broadcast(named), "uid", "left")
+                  .join(F.broadcast(ids), ["zone_id", "id"], "left"))
         row_table = _collect(
             marked.where(col("named").isNotNull() | (col("state") == MISMATCH)
-                         | col("replayed").isNotNull())
-            .dropDuplicates(["uid"]).select(*rows.columns))
+                         | (col("replayed") == F.lit(True)))
+            .select(*rows.columns))
         return chain_table, row_table
 
 
