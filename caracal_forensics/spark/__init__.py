@@ -73,9 +73,6 @@ def session() -> SparkSession:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     quiet = "-Dlog4j2.configurationFile=" + os.path.join(os.path.dirname(__file__),
                                                         "log4j2.properties")
-    # the driver's JVM starts with these (a builder's config comes after it started):
-    # errors only on stderr, the report is the output
-    os.environ.setdefault("PYSPARK_SUBMIT_ARGS", f'--driver-java-options "{quiet}" pyspark-shell')
     builder = (SparkSession.builder
                .master(os.environ.get(MASTER_ENV, "local[*]"))
                .appName("caracal-forensics")
