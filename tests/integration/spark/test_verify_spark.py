@@ -129,3 +129,18 @@ def test_spark_report_is_the_local_report(spark, tmp_path, case):
     assert EXPECTED.get(case, set()) <= {f.kind for f in local.findings}
     if "intact" in case:
         assert local.status == "intact"
+
+
+def test_pieces_split_every_zone():
+    """The pieces the tests use put each zone's rows in several tasks (no Spark needed)."""
+    from caracal_forensics.sources import scan
+    from caracal_forensics.spark import units
+
+    zones: dict[str, set[int]] = {}
+    for piece in units.plan(scan([str(OCSF)]), PIECE_ROWS):
+        table = units.read({"no": piece.no, "path": piece.path, "shape": piece.shape,
+                            "grp": piece.grp, "first": piece.first, "start": piece.start,
+                            "rows": piece.rows})
+        for zone in set(table.column("zone_id").to_pylist()):
+            zones.setdefault(zone, set()).add(piece.no)
+    assert zones and all(len(pieces) >= 3 for pieces in zones.values()), zones
