@@ -71,14 +71,11 @@ def session() -> SparkSession:
     _java_home()
     # executors run this interpreter (the one with the package installed)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    quiet = "-Dlog4j2.configurationFile=" + os.path.join(os.path.dirname(__file__),
-                                                        "log4j2.properties")
     builder = (SparkSession.builder
                .master(os.environ.get(MASTER_ENV, "local[*]"))
                .appName("caracal-forensics")
                .config("spark.ui.enabled", "false")
                .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.driver.extraJavaOptions", quiet)
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.sql.execution.arrow.pyspark.enabled", "true"))
     if builder_master_is_local(os.environ.get(MASTER_ENV, "local[*]")):
