@@ -66,7 +66,11 @@ def session() -> SparkSession:
     if _session is not None:
         return _session
     if os.environ.get("SPARK_REMOTE"):
-        _session = SparkSession.builder.remote(os.environ["SPARK_REMOTE"]).getOrCreate()
+        try:
+            _session = SparkSession.builder.remote(os.environ["SPARK_REMOTE"]).getOrCreate()
+        except ImportError as error:  # PySparkImportError: grpcio and the like
+            raise UsageError("Spark Connect ($SPARK_REMOTE) needs pyspark's connect extra: "
+                             f"pip install 'pyspark[connect]' ({error})") from None
         return _session
     _java_home()
     # executors run this interpreter (the one with the package installed)

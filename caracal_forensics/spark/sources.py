@@ -59,7 +59,7 @@ class SparkSources:
         from pyspark.sql import functions as F
 
         frame = self.spark.createDataFrame(
-            [(p.no, p.path, p.shape, p.grp, p.first, p.start, p.rows) for p in self.pieces],
+            [p.row() for p in self.pieces],
             units.PIECE_SCHEMA).repartition(max(1, len(self.pieces)), F.col("no"))
         self.events = frame.mapInArrow(_read_task(units.aws_env()), EVENT_DDL)
 

@@ -8,6 +8,7 @@ many pieces as its rows fill: nothing ties a zone to one task.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,7 +25,8 @@ PIECE_ROWS = 1_000_000
 SHAPES = (Shape.OCSF_PARQUET, Shape.SNAPSHOT)
 
 #: A piece as a Spark row.
-PIECE_SCHEMA = "no long, path string, shape string, grp int, first long, start long, rows long"
+PIECE_SCHEMA = ("no long, path string, shape string, grp int, first long, start long, "
+                "rows long, at string")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,13 @@ class Piece:
     first: int     # the row group's first row in the file (0-based)
     start: int     # the slice's first row within the row group
     rows: int
+    at: str = ""   # where a task opens it: the path made absolute (a task's working
+    #                directory is not ours, with Spark Connect or on a cluster)
+
+    def row(self) -> tuple:
+        """The piece as a row of PIECE_SCHEMA."""
+        return (self.no, self.path, self.shape, self.grp, self.first, self.start, self.rows,
+                self.at or self.path)
 
 
 def plan(inputs: Sequence, piece_rows: int = PIECE_ROWS) -> list[Piece]:
@@ -59,9 +68,10 @@ def plan(inputs: Sequence, piece_rows: int = PIECE_ROWS) -> list[Piece]:
             first = 0
             for grp in range(meta.num_row_groups):
                 n = meta.row_group(grp).num_rows
+                at = path if is_remote(path) else os.path.abspath(path)
                 for start in range(0, n, step):
                     pieces.append(Piece(len(pieces), path, shape, grp, first, start,
-                                        min(step, n - start)))
+                                        min(step, n - start), at))
                 first += n
     return pieces
 
@@ -77,15 +87,11 @@ AWS_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_K
 
 def aws_env() -> dict[str, str]:
     """The driver's AWS_* settings for the tasks (``use_env``)."""
-    import os
-
     return {name: os.environ[name] for name in AWS_ENV if os.environ.get(name)}
 
 
 def use_env(env: dict[str, str]) -> None:
     """In a task: the driver's AWS settings where the executor has none of its own."""
-    import os
-
     for name, value in env.items():
         os.environ.setdefault(name, value)
 
@@ -98,8 +104,6 @@ def s3(path: str) -> tuple[object, str]:
     """(pyarrow's S3FileSystem, "bucket/key") for an s3a:// or s3:// URL: credentials and
     region from the standard AWS environment and files; ``$AWS_ENDPOINT_URL`` for a
     MinIO/Ceph-style store, addressed path-style."""
-    import os
-
     from pyarrow import fs
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
@@ -209,7 +213,7 @@ def read(piece: dict) -> pa.Table:
     from ..sources import ocsf_parquet
     from ..sources._batch import absent_list
 
-    parquet = parquet_file(piece["path"])
+    parquet = parquet_file(piece.get("at") or piece["path"])
     if piece["shape"] == Shape.OCSF_PARQUET:
         names = parquet.schema_arrow.names
         present = {f: c for f, c in ocsf_parquet.COLUMNS.items() if c in names}

@@ -252,8 +252,7 @@ class _Verification:
         from pyspark.sql import functions as F
 
         spark = self.spark
-        pieces = spark.createDataFrame([(p.no, p.path, p.shape, p.grp, p.first, p.start, p.rows)
-                                        for p in self.pieces], units.PIECE_SCHEMA)
+        pieces = spark.createDataFrame([p.row() for p in self.pieces], units.PIECE_SCHEMA)
         # one task per piece (as many as there are pieces, at least)
         pieces = pieces.repartition(max(1, len(self.pieces)), F.col("no"))
         rows = pieces.mapInArrow(_rows_task(self.key, self.zones, self.v.recover_microseconds),
