@@ -13,7 +13,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml setup.py caracal_forensics/chain/_native.c \
     caracal_forensics/_jsonb_native.c | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,spark]'
 	touch $@
 
 setup: $(VENV)/.installed

@@ -12,7 +12,7 @@ Environment:
   BENCH_BIG_JQ=1       with BENCH_BIG: generate the big CLI JSON lines and run jq on them
                        for real (else jq's time at BENCH_N is scaled linearly, and says so)
   BENCH_ONLY           comma list of groups to run: baselines,ingest,tail,broad,verify,
-                       startup,big
+                       startup,big,spark (bench/spark_bench.py, when pyspark is installed)
   BENCH_RECOVER_EVENTS OCSF rows for the microsecond-recovery run (default 50000; 0 = all)
   BENCH_TIMEOUT        seconds before one command is killed (default 1800)
   BENCH_REPEAT         runs of a command under 10 s, the fastest kept (default 3)
@@ -59,7 +59,7 @@ TIME = "/usr/bin/time"
 RECIPES = os.path.join(ROOT, "tests", "data", "seed_recipes.json")
 RESULTS_MD = os.path.join(HERE, "RESULTS.md")
 #: Sections of RESULTS.md that a run never rewrites (the lead's log, profile notes).
-KEPT_SECTIONS = ("Optimisation log", "Hot spots")
+KEPT_SECTIONS = ("Optimisation log", "Hot spots", "Spark engine")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 N = int(os.environ.get("BENCH_N", "1000000"))
@@ -1125,8 +1125,15 @@ def _has_big(bench: Bench) -> bool:
     return any(run.group == "big" for run in bench.runs.values())
 
 
+def _has_pyspark() -> bool:
+    done = subprocess.run([PY, "-c", "import pyspark"], capture_output=True, check=False)
+    return done.returncode == 0
+
+
 def _groups() -> set[str]:
     groups = {"baselines", "ingest", "tail", "broad", "verify", "startup"}
+    if _has_pyspark():
+        groups.add("spark")
     if BIG:
         groups.add("big")
     return groups & ONLY if ONLY else groups
@@ -1216,6 +1223,12 @@ def main() -> int:
     bench.info["load_after"] = os.getloadavg()
     print_tables(bench)
     write_results(bench, meta)
+    if "spark" in groups:  # its own section of RESULTS.md (kept by write_results)
+        print("== spark", flush=True)
+        subprocess.run([PY, os.path.join(HERE, "spark_bench.py"), "--snapshot",
+                        files["snapshot"], "--key-file", meta["key_file"],
+                        *(["--results", results_path()] if os.path.exists(results_path())
+                          else [])], check=False)
     with open(raw, "w", encoding="utf-8") as handle:
         json.dump({"info": bench.info, "meta": meta, "only": sorted(ONLY),
                    "runs": {k: asdict(v) for k, v in bench.runs.items()}}, handle, indent=2,

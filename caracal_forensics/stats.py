@@ -56,6 +56,13 @@ def stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """
     ensure_views(con)
     rows = con.sql(_GROUPED).fetchall()
+    input_rows = con.sql("SELECT count(*) FROM events").fetchall()[0][0]
+    alerts = count_alerts(con)  # each alert once, however many dumps hold it
+    return assemble(rows, input_rows, alerts)
+
+
+def assemble(rows: list[tuple], input_rows: int, alerts: int) -> dict[str, Any]:
+    """The numbers from ``_GROUPED``'s rows (computed here, or by the Spark engine)."""
     columns = [
         "level", "zone_id", "decision", "event_type", "events", "first_occurred_at",
         "last_occurred_at", "first_seq", "last_seq", "distinct_seq", "allows", "denies",
@@ -66,8 +73,6 @@ def stats(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     by_zone = sorted((r for r in records if r["level"] == _BY_ZONE), key=lambda r: r["zone_id"])
     by_decision = [r for r in records if r["level"] == _BY_DECISION]
     by_type = [r for r in records if r["level"] == _BY_TYPE]
-    input_rows = con.sql("SELECT count(*) FROM events").fetchall()[0][0]
-    alerts = count_alerts(con)  # each alert once, however many dumps hold it
     events = total["events"] if total else 0
     return {
         "events": events,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system programs the tests use as real parts: PostgreSQL (the reference for
 # jsonb text, dumps and live snapshots), jq (the seed's recipes), Chromium (renders the
-# evidence report) and node (JSON.stringify, the admin chain's reference). Idempotent: does nothing when they are present.
+# evidence report), node (JSON.stringify, the admin chain's reference) and Java 17 (the
+# Spark engine's local session). Idempotent: does nothing when they are present.
 set -euo pipefail
 
 missing=()
@@ -13,6 +14,8 @@ command -v node >/dev/null 2>&1 || missing+=(nodejs)
 # the C kernel of verify links OpenSSL's libcrypto (optional: without it verify is slower)
 [ -f /usr/include/openssl/sha.h ] || missing+=(libssl-dev)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+# Spark (--engine spark) runs on Java 17; a newer default java is passed over (spark/__init__.py)
+ls /usr/lib/jvm/java-17-openjdk-*/bin/java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

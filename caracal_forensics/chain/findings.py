@@ -46,6 +46,8 @@ class Findings:
         files = run.sql("SELECT fid, source_file FROM {files}").fetchall()
         self.files: dict[int, str] = dict(files)
         self.found: list[Finding] = []
+        #: whole-table aggregates computed elsewhere (the Spark engine), by name
+        self.aggregates: dict[str, list] | None = None
         #: (path, shape) of the spools and dead-letter entries given (FORMAT.md 7)
         self.wire_files: list[tuple[str, str]] = []
         self._wire: list | None = None
@@ -66,6 +68,14 @@ class Findings:
             self.add(kind, zone, None, None, None, None,
                      wording.more_findings(kind, total - self.cap, self.cap))
 
+    def totals(self, name: str, query: str, params: dict | None = None) -> list:
+        """A whole-table aggregate: the query over the run's tables, or the rows another
+        engine computed over every row and handed in (``build_report``'s aggregates),
+        the work tables then holding only the rows that findings name."""
+        if self.aggregates is not None:
+            return self.aggregates[name]
+        return self.sql(query, params).fetchall()
+
     def details(self, rids: Iterable[int]) -> dict[int, tuple[str, int, int]]:
         """(event id, file number, line) of a few rows, by rowid in ``rows``."""
         wanted = sorted({r for r in rids if r is not None})
@@ -78,9 +88,12 @@ class Findings:
         return {rid: (event, fid, line) for rid, event, fid, line in found}
 
 
-def build_report(run: Run, inputs: Iterable[Any]) -> Report:
-    """Every check over the run's tables, then the Report."""
+def build_report(run: Run, inputs: Iterable[Any],
+                 aggregates: dict[str, list] | None = None) -> Report:
+    """Every check over the run's tables, then the Report; ``aggregates`` (see
+    ``Findings.totals``) when the tables hold only the rows findings name."""
     f = Findings(run)
+    f.aggregates = aggregates
     inputs = list(inputs)
     f.wire_files = wire_files(inputs)
     zones = zone_stats(f)
@@ -92,7 +105,8 @@ def build_report(run: Run, inputs: Iterable[Any]) -> Report:
 def zone_stats(f: Findings) -> ZoneStats:
     """Per zone: events, seq range, head, first row, and how the HMAC checks went."""
     stats: ZoneStats = {}
-    rows = f.sql(
+    rows = f.totals(
+        "zones",
         """SELECT zone_id, count(*) FILTER (WHERE rk = 1) AS events,
                    min(seq), max(seq), arg_max(c, seq) FILTER (WHERE rk = 1),
                    arg_min(struct_pack(rid, seq, has_prev, pred_from), seq)
@@ -102,8 +116,7 @@ def zone_stats(f: Findings) -> ZoneStats:
                    count(*) FILTER (WHERE rk = 1 AND has_h AND hmac_ok IS NULL
                                     AND NOT gap AND pred_from IS NOT NULL),
                    arg_min(struct_pack(rid, seq), seq) FILTER (WHERE rk = 1 AND NOT hmac_ok)
-              FROM {chain} GROUP BY zone_id"""
-    ).fetchall()
+              FROM {chain} GROUP BY zone_id""")
     details = f.details(
         [r[5]["rid"] for r in rows if r[5]] + [r[9]["rid"] for r in rows if r[9]])
     for zone, events, first, last, last_c, head, checked, failed, unchecked, fail1 in rows:
@@ -114,9 +127,8 @@ def zone_stats(f: Findings) -> ZoneStats:
             "first_failure": _located(fail1, details),
         }
     # Events without chain_seq count too, though their order cannot be checked.
-    for zone, n in f.sql(
-        "SELECT zone_id, count(*) FROM {rows} WHERE seq IS NULL GROUP BY zone_id"
-    ).fetchall():
+    for zone, n in f.totals(
+        "no_seq", "SELECT zone_id, count(*) FROM {rows} WHERE seq IS NULL GROUP BY zone_id"):
         entry = stats.setdefault(zone, {
             "events": 0, "first_seq": None, "last_seq": None, "last_c": None,
             "first": None, "hmac_checked": 0, "hmac_failed": 0, "hmac_unchecked": 0,
@@ -372,15 +384,15 @@ def unverifiable(f: Findings, zones: ZoneStats) -> None:
     for zone in sorted(set(f.zones or ()) - set(zones)):
         if zone not in f.heads:
             f.add(Kind.UNVERIFIABLE, zone, None, None, None, None, wording.NO_EVENTS_DETAIL)
-    counts = f.sql(
+    counts = f.totals(
+        "unverifiable",
         f"""SELECT zone_id, state, missing, count(*),
                    count(*) FILTER (WHERE NOT has_h),
                    count(*) FILTER (WHERE NOT has_h AND has_prev),
                    arg_min(struct_pack(id, seq, fid, line), coalesce(seq, 0))
               FROM {{rows}}
              WHERE state IN ({ABSENT}, {SKIPPED}, {NO_HASH}, {COMPUTED}) OR NOT has_h
-             GROUP BY ALL ORDER BY ALL"""
-    ).fetchall()
+             GROUP BY ALL ORDER BY ALL""")
     no_hmac: dict[str, int] = defaultdict(int)
     unsigned: dict[str, int] = defaultdict(int)
     unproven: dict[str, int] = defaultdict(int)
@@ -513,7 +525,7 @@ def ledger_against_producers(f: Findings, zones: ZoneStats) -> None:
 
 def describe(f: Findings, zones: ZoneStats) -> dict[str, str]:
     """The report's ``checks``: what each check covered."""
-    states = dict(f.sql("SELECT state, count(*) FROM {rows} GROUP BY state").fetchall())
+    states = dict(f.totals("states", "SELECT state, count(*) FROM {rows} GROUP BY state"))
     checks = describe_checks(
         f.checks,
         proven=states.get(OK, 0) + states.get(MISMATCH, 0),

@@ -7,11 +7,14 @@ from typing import Annotated
 import typer
 
 from .options import (
+    EngineOption,
     ExcludeOption,
     OnBadLineOption,
     SourcesOption,
+    check_engine,
     open_snapshot,
     resolve_sources,
+    spark_sources,
     warn,
     zone_names_csvs,
 )
@@ -93,6 +96,7 @@ def tail(
     ] = None,
     on_bad_line: OnBadLineOption = "error",
     exclude: ExcludeOption = None,
+    engine: EngineOption = "local",
 ) -> None:
     """Print the newest matching audit events (a table, --json lines or --query results)."""
     from ..filters import Filters, count, select
@@ -125,6 +129,11 @@ def tail(
         raise UsageError(f"--follow-max-seconds must be a number of seconds >= 0, "
                          f"not {follow_max_seconds}")
 
+    on_spark = check_engine(engine)
+    if on_spark and follow:
+        from ..errors import UsageError
+
+        raise UsageError("--follow watches files on this machine: not with --engine spark")
     console = None if (json_output or compiled) else make_console()
     layout: list = []
 
@@ -162,7 +171,11 @@ def tail(
                     warn(f"skipped {follower.bad.count} malformed line(s) (--on-bad-line skip)")
         return
 
-    snap = open_snapshot(source, on_bad_line, exclude=exclude)
+    total = None
+    if on_spark:  # Spark filters and keeps the newest N; the rest as locally
+        snap, total = spark_sources(source, exclude).newest(filters)
+    else:
+        snap = open_snapshot(source, on_bad_line, exclude=exclude)
     extra = (f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",)
     if json_output or compiled:
         if not _print_lines(snap.duckdb, filters, compiled, emit):
@@ -174,7 +187,7 @@ def tail(
         return
     caption = None
     if filters.limit and table.num_rows == filters.limit:
-        total = count(snap.duckdb, filters)
+        total = count(snap.duckdb, filters) if total is None else total
         if total > table.num_rows:
             caption = f"newest {table.num_rows} of {total} matches (--limit 0 for all)"
     emit(table, caption)

@@ -44,6 +44,32 @@ OnBadLineOption = Annotated[
         help="'error' stops at the first malformed line; 'skip' continues and counts them.",
     ),
 ]
+EngineOption = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        metavar="local|spark",
+        help="'spark' runs on Spark (pip install 'caracal-forensics[spark]'; hourly OCSF "
+        "Parquet and snapshots; SPARK_REMOTE, or a local session). See README 'At scale'.",
+    ),
+]
+
+
+def spark_sources(sources: list[str] | None, exclude: list[str] | None = None):
+    """The sources for ``--engine spark`` (``spark.sources.SparkSources``)."""
+    from ..spark import require
+
+    require()  # one line when pyspark is missing, before anything is read
+    from ..spark.sources import SparkSources
+
+    return SparkSources(resolve_sources(sources), exclude=exclude or ())
+
+
+def check_engine(engine: str) -> bool:
+    """Whether --engine says spark (a usage error when it names no engine)."""
+    from ..spark import check_engine as check
+
+    return check(engine, "--engine") == "spark"
 
 
 # --- the options of commands that verify (verify, report) ------------------------------

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .options import ExcludeOption, OnBadLineOption, SourcesOption, open_snapshot
+from .options import (
+    EngineOption,
+    ExcludeOption,
+    OnBadLineOption,
+    SourcesOption,
+    check_engine,
+    open_snapshot,
+    spark_sources,
+)
 
 if TYPE_CHECKING:
     from ..queries import QueryResult
@@ -39,6 +47,7 @@ def query(
     source: SourcesOption = None,
     on_bad_line: OnBadLineOption = "error",
     exclude: ExcludeOption = None,
+    engine: EngineOption = "local",
 ) -> None:
     """Run a named forensic query from queries/*.sql over the sources."""
     from ..errors import UsageError
@@ -66,7 +75,10 @@ def query(
         missing = [p for p in chosen.params if p.name not in given and p.default is None]
         needed = " ".join(f"--param {p.name}={p.example}" for p in missing)
         raise UsageError(f"query {chosen.name!r} needs {needed}") from None
-    snap = open_snapshot(source, on_bad_line, exclude=exclude)
+    if check_engine(engine):  # Spark reads the events, DuckDB runs the query (README)
+        snap = spark_sources(source, exclude).opened()
+    else:
+        snap = open_snapshot(source, on_bad_line, exclude=exclude)
     snap.confine()  # query files are text from elsewhere: they read the sources only
     result = run_named(snap.duckdb, chosen.name, params, queries)
     _emit(result, json_output, title=f"{chosen.name}: {chosen.description}")

@@ -7,7 +7,15 @@ from typing import Annotated, Any
 
 import typer
 
-from .options import ExcludeOption, OnBadLineOption, SourcesOption, open_snapshot
+from .options import (
+    EngineOption,
+    ExcludeOption,
+    OnBadLineOption,
+    SourcesOption,
+    check_engine,
+    open_snapshot,
+    spark_sources,
+)
 
 
 def stats(
@@ -15,10 +23,13 @@ def stats(
     on_bad_line: OnBadLineOption = "error",
     json_output: Annotated[bool, typer.Option("--json", help="Print the numbers as JSON.")] = False,
     exclude: ExcludeOption = None,
+    engine: EngineOption = "local",
 ) -> None:
     """Counts by decision, zone and event type, the time span, and each zone's chain_seq range."""
-    snap = open_snapshot(source, on_bad_line, exclude=exclude)
-    numbers = snap.stats()
+    if check_engine(engine):
+        numbers = spark_sources(source, exclude).stats()
+    else:
+        numbers = open_snapshot(source, on_bad_line, exclude=exclude).stats()
     if json_output:
         print(json.dumps(numbers, indent=2, ensure_ascii=False))
         return

@@ -10,6 +10,7 @@ import typer
 
 from .options import (
     AnchorOption,
+    EngineOption,
     ExcludeOption,
     KeyFileOption,
     OnBadLineOption,
@@ -55,6 +56,7 @@ def verify(
     on_bad_line: OnBadLineOption = "error",
     exclude: ExcludeOption = None,
     through: ThroughOption = None,
+    engine: EngineOption = "local",
 ) -> None:
     """Verify content hashes, HMACs, links and sequence per zone.
 
@@ -68,7 +70,7 @@ def verify(
     # the anchor is read here: a bad one is an input error before any source is read
     verifier = Verifier(key=key, anchor=anchor or None, zones=zone or None,
                         recover_microseconds=recover_microseconds, on_bad_line=on_bad_line,
-                        exclude=exclude or (), through=through)
+                        exclude=exclude or (), through=through, engine=engine)
     paths = resolve_sources(source)
     if report_file:
         refuse_writing_evidence("--report", report_file, paths, key_file, anchor)

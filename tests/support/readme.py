@@ -29,6 +29,7 @@ SKIPPED = {
     "snapshot --dsn": "needs a live Caracal database (integration/postgres/test_pgsnapshot.py)",
     "s3://": "needs an S3-compatible server (integration/s3/test_s3_sources.py runs every "
              "command over one)",
+    "--engine spark": "starts Spark (integration/spark/ runs these commands on both engines)",
 }
 #: Paths in the examples that stand for the reader's own.
 STAND_INS = {"/evidence/caracal-export": "export/"}
