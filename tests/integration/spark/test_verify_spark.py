@@ -144,3 +144,20 @@ def test_pieces_split_every_zone():
         for zone in set(table.column("zone_id").to_pylist()):
             zones.setdefault(zone, set()).add(piece.no)
     assert zones and all(len(pieces) >= 3 for pieces in zones.values()), zones
+
+
+def test_spark_verifies_a_snapshots_admin_chain_and_its_events(spark, tmp_path):
+    """A canonical snapshot holding both chains: on Spark the events, and beside them the
+    admin part, give the local engine's two sections."""
+    from support.cli import run_cli
+    from support.paths import FIXTURES
+
+    snapshot = tmp_path / "snap"
+    assert run_cli("ingest", "--source", FIXTURES / "incident", "--out", snapshot).code == 0
+    local = cf.Verifier(key=KEY).verify_paths([snapshot])
+    remote = cf.Verifier(key=KEY, engine="spark").verify_paths([snapshot])
+    assert remote.admin is not None and local.admin is not None
+    assert (remote.status, remote.admin.status) == (local.status, local.admin.status) == (
+        "intact", "intact")
+    assert remote.admin.events_checked == local.admin.events_checked == 9
+    assert remote.events_checked == local.events_checked
