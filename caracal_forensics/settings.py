@@ -81,3 +81,11 @@ def object_store_environment(environ: Mapping[str, str] | None = None) -> dict[s
     them (None when unset): the object store's client is made from these alone."""
     env = os.environ if environ is None else environ
     return {name: env.get(name) for name in OBJECT_STORE_ENVS}
+
+
+def adopt_object_store_environment(values: Mapping[str, str]) -> None:
+    """In a worker of another engine (a Spark task): the driver's object-store variables
+    (``object_store_environment``) where this process has none of its own."""
+    for name, value in values.items():
+        if name in OBJECT_STORE_ENVS and value:
+            os.environ.setdefault(name, value)

@@ -155,9 +155,9 @@ def _guarded(result: _V, lets: list[tuple[str, str]]) -> tuple[tuple[str, str], 
 
 def _parsed_fields(parsed: dict[str, Any]) -> list[str]:
     """The jsonb fields the evaluator parses for the expression (``Query.fields``)."""
-    from .query import _nodes
+    from .jmes import tree_nodes
 
-    nodes = list(_nodes(parsed))
+    nodes = list(tree_nodes(parsed))
     if any(node.get("type") in ("current", "value_projection") for node in nodes):
         return list(JSON_FIELDS)
     names = {node.get("value") for node in nodes if node.get("type") == "field"}

@@ -100,9 +100,10 @@ class Query:
     def fields(self) -> frozenset[str] | None:
         """The record fields the expression can read (None: maybe all of them). Fields
         are read by name; only ``@`` and ``*`` reach a record's fields otherwise."""
+        from .jmes import tree_nodes
         from .records import RECORD_FIELDS
 
-        nodes = list(_nodes(self._compiled.parsed))
+        nodes = list(tree_nodes(self._compiled.parsed))
         if any(node.get("type") in ("current", "value_projection") for node in nodes):
             return None
         names = {node.get("value") for node in nodes if node.get("type") == "field"}
@@ -151,13 +152,6 @@ def _compile(expression: str) -> CompiledQuery | None:
 
 #: Characters jsonb text writes escaped: a string holding one is not found verbatim.
 _JSONB_ESCAPED = re.compile(r'["\\\x00-\x1f]')
-
-
-def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield node
-    for child in node.get("children", ()):
-        if isinstance(child, dict):
-            yield from _nodes(child)
 
 
 def _conjuncts(node: dict[str, Any]) -> Iterator[dict[str, Any]]:

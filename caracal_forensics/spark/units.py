@@ -80,20 +80,19 @@ def plan(inputs: Sequence, piece_rows: int = PIECE_ROWS) -> list[Piece]:
 REMOTE = ("s3a://", "s3://")
 
 
-#: The driver's AWS settings handed to the tasks (an executor's own environment wins).
-AWS_ENV = ("AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID",
-           "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
-
-
 def aws_env() -> dict[str, str]:
-    """The driver's AWS_* settings for the tasks (``use_env``)."""
-    return {name: os.environ[name] for name in AWS_ENV if os.environ.get(name)}
+    """The driver's object-store settings for the tasks (``use_env``): the variables
+    ``settings.OBJECT_STORE_ENVS`` names, as every ``s3://`` source reads them."""
+    from ..settings import object_store_environment
+
+    return {name: value for name, value in object_store_environment().items() if value}
 
 
 def use_env(env: dict[str, str]) -> None:
-    """In a task: the driver's AWS settings where the executor has none of its own."""
-    for name, value in env.items():
-        os.environ.setdefault(name, value)
+    """In a task: the driver's object-store settings where the executor has none."""
+    from ..settings import adopt_object_store_environment
+
+    adopt_object_store_environment(env)
 
 
 def is_remote(path: str) -> bool:
@@ -101,19 +100,13 @@ def is_remote(path: str) -> bool:
 
 
 def s3(path: str) -> tuple[object, str]:
-    """(pyarrow's S3FileSystem, "bucket/key") for an s3a:// or s3:// URL: credentials and
-    region from the standard AWS environment and files; ``$AWS_ENDPOINT_URL`` for a
-    MinIO/Ceph-style store, addressed path-style."""
-    from pyarrow import fs
+    """(pyarrow's S3FileSystem, "bucket/key") for an s3a:// or s3:// URL, made as for every
+    ``s3://`` source (``sources.objects.filesystem``: credentials, region, the endpoint
+    of a MinIO/Ceph-style store addressed path-style)."""
+    from ..sources.objects import filesystem
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL") or None
-    options: dict = {"endpoint_override": endpoint} if endpoint else {}
-    if endpoint and endpoint.startswith("http://"):
-        options.update(scheme="http", endpoint_override=endpoint[len("http://"):])
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        options["region"] = region
-    return fs.S3FileSystem(**options), path.split("://", 1)[1]
+    inner = path.split("://", 1)[1]
+    return filesystem(inner.split("/", 1)[0]), inner
 
 
 def parquet_file(path: str):

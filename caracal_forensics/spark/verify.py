@@ -226,7 +226,7 @@ class _Verification:
         aggregates, stats = self._aggregates(rows, chain)
         wrong = {zone for zone, z in stats.items()
                  if z["checked"] >= 2 and z["failed"] == z["checked"]}
-        extra = {u[5]["uid"] for u in aggregates["unverifiable"]}
+        extra = {u[-1]["uid"] for u in aggregates["unverifiable"]}
         chain_rows, row_rows = self._notable(rows, chain, stats, wrong, heads_run.heads, extra)
         pending = aggregates.pop("pending")
 
@@ -242,8 +242,8 @@ class _Verification:
             aggregates["zones"] = [_zone_row(z, uid_rid) for z in stats.values()]
             fid_of = dict(run.sql("SELECT uid, fid FROM {rows}").fetchall())
             aggregates["unverifiable"] = [
-                (*u[:5], {"id": u[5]["id"], "seq": u[5]["seq"], "fid": fid_of[u[5]["uid"]],
-                          "line": u[5]["line"]}) for u in aggregates["unverifiable"]]
+                (*u[:-1], {"id": u[-1]["id"], "seq": u[-1]["seq"], "fid": fid_of[u[-1]["uid"]],
+                           "line": u[-1]["line"]}) for u in aggregates["unverifiable"]]
             return build_report(run, self.inputs, aggregates=aggregates)
 
     # --- stage 1-3 --------------------------------------------------------------------
@@ -422,7 +422,9 @@ class _Verification:
             "states": sorted(states.items()),
             "pending": pending,
             # the first rows' file numbers are given once the files are numbered
-            "unverifiable": [(*k, n, no_h, first)
+            # (zone, state, missing, rows, without hmac, unsigned, first row): an event
+            # chain is never "unsigned" (ChainSpec.unsigned_allowed: the admin chain's)
+            "unverifiable": [(*k, n, no_h, 0, first)
                              for k, (n, no_h, first) in sorted(unverifiable.items())],
         }
         return aggregates, stats

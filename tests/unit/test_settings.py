@@ -28,6 +28,8 @@ ALLOWED = {
     "cli/options.py": "$CARACAL_FORENSICS_SOURCE, the CLI's own",
     "cli/app.py": "$CARACAL_FORENSICS_DEBUG, the CLI's own",
     "cli/ingest.py": "sets Arrow's allocator before pyarrow loads",
+    "spark/__init__.py": "pyspark's launcher reads JAVA_HOME, PYSPARK_PYTHON, SPARK_REMOTE "
+                         "and the master from the process environment",
 }
 
 
