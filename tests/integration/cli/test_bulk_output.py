@@ -101,3 +101,30 @@ def test_a_compiled_expression_duckdb_refuses_is_left_to_the_evaluator() -> None
     assert (result.code, result.err) == (0, "")
     assert result.lines == ['{"p": ["baseline-resource-scope"]}', '{"p": ["payments-policy"]}',
                             '{"p": ["payments-policy"]}']
+
+
+@pytest.mark.parametrize("expression", ["{m: metadata}", "metadata.latency_ms",
+                                        "metadata.latency_ms == `10` && id"])
+@pytest.mark.parametrize("limit", ["0", "2"])
+def test_a_jsonb_field_holding_invalid_json_is_said_by_the_evaluator(
+        tmp_path: Path, expression: str, limit: str) -> None:
+    """A table dump whose metadata_json is cut short (its reader lets the text through):
+    the evaluator's one line naming file, line and event, exit 2; not the stored text
+    printed with exit 0, nor DuckDB's "Malformed JSON"."""
+    import csv
+
+    from support.cli import run_cli
+
+    with (VECTOR_EXPORT / "db.csv").open(newline="") as source:
+        rows = list(csv.reader(source))[:4]
+    column = rows[0].index("metadata_json")
+    rows[2][column] = '{"latency_ms": 10, "x": '
+    corrupt = tmp_path / "db.csv"
+    with corrupt.open("w", newline="") as out:
+        csv.writer(out).writerows(rows)
+    result = run_cli("audit", "tail", "-s", str(corrupt), "-n", limit, "--query", expression)
+    assert result.code == 2
+    assert result.err.splitlines() == [
+        f"caracal-forensics: error: {corrupt}: line 3: event {rows[2][0]!r}: metadata_json "
+        f"is not valid JSON (Expecting value: line 1 column 25 (char 24))"]
+    assert '"x": }' not in result.out
