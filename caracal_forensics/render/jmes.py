@@ -10,7 +10,7 @@ references, e.g. ``sort_by(a, &b)``). Tests compare both on random expressions.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from jmespath import visitor
@@ -235,3 +235,12 @@ class _Compiler:
             return _project_each(project, items)
 
         return value_projection
+
+
+def nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of a parsed expression (``jmespath.compile(...).parsed``), depth first:
+    what ``Query.fields`` and the SQL compiler read to know the fields it names."""
+    yield node
+    for child in node.get("children", ()):
+        if isinstance(child, dict):
+            yield from nodes(child)

@@ -171,7 +171,7 @@ def _guarded(result: _V, lets: list[tuple[str, str]]) -> tuple[tuple[str, str], 
 
 def _parsed_fields(parsed: dict[str, Any]) -> list[str]:
     """The jsonb fields the evaluator parses for the expression (``Query.fields``)."""
-    from .query import _nodes
+    from .jmes import nodes as _nodes
 
     nodes = list(_nodes(parsed))
     if any(node.get("type") in ("current", "value_projection") for node in nodes):

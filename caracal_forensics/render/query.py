@@ -100,6 +100,7 @@ class Query:
     def fields(self) -> frozenset[str] | None:
         """The record fields the expression can read (None: maybe all of them). Fields
         are read by name; only ``@`` and ``*`` reach a record's fields otherwise."""
+        from .jmes import nodes as _nodes
         from .records import RECORD_FIELDS
 
         nodes = list(_nodes(self._compiled.parsed))
@@ -151,13 +152,6 @@ def _compile(expression: str) -> CompiledQuery | None:
 
 #: Characters jsonb text writes escaped: a string holding one is not found verbatim.
 _JSONB_ESCAPED = re.compile(r'["\\\x00-\x1f]')
-
-
-def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield node
-    for child in node.get("children", ()):
-        if isinstance(child, dict):
-            yield from _nodes(child)
 
 
 def _conjuncts(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
