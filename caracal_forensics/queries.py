@@ -18,12 +18,13 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .errors import InputError, UsageError
 from .settings import QUERIES_ENV, settings
@@ -300,6 +301,10 @@ def parse_param_args(values: Iterable[str]) -> dict[str, str]:
 # --- running ------------------------------------------------------------------------
 
 
+#: Rows of a result written in bulk at a time (:meth:`QueryResult.write_json_lines`).
+_SLICE_ROWS = 65_536
+
+
 @dataclass
 class QueryResult:
     """A result as a polars frame; ``json_columns`` hold JSON text to print as nested JSON."""
@@ -328,6 +333,87 @@ class QueryResult:
                 text = _raw_json(value) if name in raw else json_value(value)
                 parts.append(json.dumps(name, ensure_ascii=False) + ": " + text)
             yield "{" + ", ".join(parts) + "}"
+
+    def write_json_lines(self, out: IO[str] | None = None) -> int:
+        """Write :meth:`json_lines` (each with a newline) to ``out`` (stdout); returns how
+        many. DuckDB builds the lines in bulk over the frame's Arrow columns when every
+        column is of a type it writes byte for byte as :func:`json_value` does; a result
+        with another type (decimals, structs, years outside 1000-9999 ...) goes row by
+        row in Python as before."""
+        from .render.jsonl import write_arrow_lines, write_lines
+
+        sql = self._json_line_sql()
+        if sql is None:
+            return write_lines(self.json_lines(), out)
+        import duckdb
+
+        from .render.bulk import FETCH_ROWS
+
+        con = duckdb.connect()  # in memory, reads the frame only
+        written = 0
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            # a slice at a time: polars hands its strings over as a copy
+            for part in self.frame.iter_slices(_SLICE_ROWS):
+                con.register("result_frame", part.to_arrow())
+                reader = con.sql(f"SELECT {sql} AS line FROM result_frame").to_arrow_reader(
+                    FETCH_ROWS)
+                written += write_arrow_lines(reader, out, flush=False)
+                con.unregister("result_frame")
+        finally:
+            con.close()
+        (out or sys.stdout).flush()
+        return written
+
+    def _json_line_sql(self) -> str | None:
+        """SQL for a row's :meth:`json_lines` line plus newline over the frame's Arrow
+        columns (each by position, ``#1``), or None when a column's type is not one done
+        here byte for byte."""
+        import polars as pl
+
+        from .render.records import json_string_sql
+
+        if not self.columns:
+            return None
+        raw = set(self.json_columns)
+        parts = []
+        for name, dtype in self.frame.schema.items():
+            column = _quote(name)
+            if name in raw and dtype == pl.String:
+                value = (f"CASE WHEN {column} IS NULL OR {column} = '' THEN 'null' "
+                         f"ELSE {column} END")
+            elif dtype == pl.String:
+                value = json_string_sql(column)
+            elif dtype == pl.Boolean:
+                value = (f"CASE WHEN {column} IS NULL THEN 'null' WHEN {column} THEN 'true' "
+                         f"ELSE 'false' END")
+            elif dtype.is_integer():
+                value = f"coalesce(CAST({column} AS VARCHAR), 'null')"
+            elif dtype in (pl.Float64, pl.Float32):
+                # DuckDB prints a double as Python's repr does (shortest round trip)
+                value = (f"CASE WHEN {column} IS NULL OR isnan({column}) OR isinf({column}) "
+                         f"THEN 'null' ELSE CAST(CAST({column} AS DOUBLE) AS VARCHAR) END")
+            elif isinstance(dtype, pl.Datetime) and dtype.time_unit == "us" and \
+                    dtype.time_zone in (None, "UTC") and self._plain_years(name):
+                zone = "Z" if dtype.time_zone else ""
+                value = (f"coalesce('\"' || strftime({column}, '%Y-%m-%dT%H:%M:%S.%f{zone}') "
+                         f"|| '\"', 'null')")
+            elif isinstance(dtype, pl.List) and dtype.inner == pl.String:
+                items = f"list_transform({column}, lambda item: {json_string_sql('item')})"
+                value = (f"CASE WHEN {column} IS NULL THEN 'null' ELSE "
+                         f"'[' || array_to_string({items}, ', ') || ']' END")
+            else:
+                return None
+            key = json.dumps(name, ensure_ascii=False) + ": "
+            parts.append(f"{_sql_text(key)} || {value}")
+        return "'{' || " + " || ', ' || ".join(parts) + " || '}\n'"
+
+    def _plain_years(self, name: str) -> bool:
+        """Whether every time of column ``name`` is in the years 1000-9999, which Python's
+        and DuckDB's strftime write alike (four digits)."""
+        years = self.frame.get_column(name).dt.year()
+        low, high = years.min(), years.max()
+        return low is None or (1000 <= low and high <= 9999)  # type: ignore[operator]
 
 
 def ensure_views(
@@ -466,6 +552,11 @@ def _needs_text(duckdb_type: str) -> bool:
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_text(text: str) -> str:
+    """A SQL string literal of ``text``."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _first_line(error: BaseException) -> str:

@@ -109,10 +109,7 @@ def sql(
 
 def _emit(result: QueryResult, json_output: bool, title: str | None = None) -> None:
     if json_output:
-        write = sys.stdout.write
-        for line in result.json_lines():
-            write(line + "\n")
-        sys.stdout.flush()
+        result.write_json_lines(sys.stdout)
         return
     print_result(result, title)
 

@@ -237,9 +237,10 @@ class _Compiler:
         return value_projection
 
 
-def tree_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every node of a parsed JMESPath tree, ``node`` first (what an expression reads)."""
+def nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of a parsed expression (``jmespath.compile(...).parsed``), depth first:
+    what ``Query.fields`` and the SQL compiler read to know the fields it names."""
     yield node
     for child in node.get("children", ()):
         if isinstance(child, dict):
-            yield from tree_nodes(child)
+            yield from nodes(child)

@@ -131,14 +131,30 @@ def compile_query(expression: str) -> CompiledQuery | None:
     except (Unsupported, RecursionError):
         return None
     printed = f"CASE WHEN {truthy} THEN {text.fb} ELSE false END" if text.fb else None
-    fallback = _or(result.fb, printed, *(_too_deep(SOURCE_COLUMN[name])
-                                         for name in _parsed_fields(parsed)))
+    parsed_columns = [SOURCE_COLUMN[name] for name in _parsed_fields(parsed)]
+    fallback = _or(result.fb, printed, *(_too_deep(column) for column in parsed_columns))
     fallback_sql = f"coalesce({fallback}, false)" if fallback else "false"
+    lets = _guarded(result, compiler.lets)
+    valid = _valid(parsed_columns)
+    if valid:  # nothing reads an invalid field's JSON: its event goes to the evaluator
+        line = f"CASE WHEN {valid} THEN {line} END"
+        fallback_sql = f"CASE WHEN {valid} THEN {fallback_sql} ELSE true END"
+        lets = tuple((name, f"CASE WHEN {valid} THEN {sql} END") for name, sql in lets)
     if len(line) + len(fallback_sql) > MAX_SQL:
         return None
-    compiler.columns.update(SOURCE_COLUMN[name] for name in _parsed_fields(parsed))
+    compiler.columns.update(parsed_columns)
     columns = tuple(c for c in _EVENT_COLUMNS if c in compiler.columns)
-    return CompiledQuery(expression, line, fallback_sql, columns, _guarded(result, compiler.lets))
+    return CompiledQuery(expression, line, fallback_sql, columns, lets)
+
+
+def _valid(columns: list[str]) -> str | None:
+    """SQL: every jsonb field of ``columns`` holds valid JSON (or none). A reader may let
+    a corrupt field through; DuckDB's JSON functions would fail the whole query on it
+    ("Malformed JSON"), a stored text spliced would print it: the evaluator, which
+    parses the fields it reads, says which event and line instead."""
+    if not columns:
+        return None
+    return " AND ".join(f"coalesce(json_valid({column}), true)" for column in columns)
 
 
 def _guarded(result: _V, lets: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
@@ -155,9 +171,9 @@ def _guarded(result: _V, lets: list[tuple[str, str]]) -> tuple[tuple[str, str], 
 
 def _parsed_fields(parsed: dict[str, Any]) -> list[str]:
     """The jsonb fields the evaluator parses for the expression (``Query.fields``)."""
-    from .jmes import tree_nodes
+    from .jmes import nodes as _nodes
 
-    nodes = list(tree_nodes(parsed))
+    nodes = list(_nodes(parsed))
     if any(node.get("type") in ("current", "value_projection") for node in nodes):
         return list(JSON_FIELDS)
     names = {node.get("value") for node in nodes if node.get("type") == "field"}

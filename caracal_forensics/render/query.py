@@ -100,16 +100,16 @@ class Query:
     def fields(self) -> frozenset[str] | None:
         """The record fields the expression can read (None: maybe all of them). Fields
         are read by name; only ``@`` and ``*`` reach a record's fields otherwise."""
-        from .jmes import tree_nodes
+        from .jmes import nodes as _nodes
         from .records import RECORD_FIELDS
 
-        nodes = list(tree_nodes(self._compiled.parsed))
+        nodes = list(_nodes(self._compiled.parsed))
         if any(node.get("type") in ("current", "value_projection") for node in nodes):
             return None
         names = {node.get("value") for node in nodes if node.get("type") == "field"}
         return frozenset(names.intersection(RECORD_FIELDS))
 
-    def guard(self) -> tuple[str, dict[str, Any]] | None:
+    def guard(self) -> Guard | None:
         """A SQL condition every event the expression prints satisfies, or None.
 
         ``a && b`` is falsy when either side is, so each ``field == 'text'`` of the
@@ -120,6 +120,8 @@ class Query:
         from .records import JSON_FIELDS, SOURCE_COLUMN, TEXT_RECORD_FIELDS
 
         clauses: list[str] = []
+        plain: list[str] = []  # the clauses on text columns, and their params
+        plain_params: dict[str, Any] = {}
         params: dict[str, Any] = {}
         for node in _conjuncts(self._compiled.parsed):
             if node.get("type") != "comparator" or node.get("value") != "eq":
@@ -133,14 +135,27 @@ class Query:
             name = f"q{len(params)}"
             if left.get("type") == "field" and left["value"] in TEXT_RECORD_FIELDS:
                 clauses.append(f'"{SOURCE_COLUMN[left["value"]]}" = ${name}')
-                params[name] = literal
+                plain.append(clauses[-1])
+                params[name] = plain_params[name] = literal
             elif (left.get("type") == "subexpression" and left["children"][0].get("type")
                   == "field" and left["children"][0]["value"] in JSON_FIELDS
                   and not _JSONB_ESCAPED.search(literal)):
                 column = SOURCE_COLUMN[left["children"][0]["value"]]
                 clauses.append(f'contains("{column}", ${name})')
                 params[name] = f'"{literal}"'
-        return (" AND ".join(clauses), params) if clauses else None
+        if not clauses:
+            return None
+        guard = Guard((" AND ".join(clauses), params))
+        guard.plain = (" AND ".join(plain), plain_params) if plain else None
+        return guard
+
+
+class Guard(tuple):
+    """``(sql, params)`` of :meth:`Query.guard`; ``plain``: ``(sql, params)`` of its
+    clauses on text columns alone, cheap enough to size ``render.bulk``'s slices with, or
+    None (a clause on jsonb text is read only by the slices themselves)."""
+
+    plain: tuple[str, dict[str, Any]] | None = None
 
 
 @functools.lru_cache(maxsize=64)

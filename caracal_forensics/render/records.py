@@ -115,18 +115,30 @@ def too_deep(table: pa.Table | pa.RecordBatch, row: int, what: str) -> InputErro
     what prints it anyway (``--json`` splices the stored text, see ``json_lines``)."""
     import sys
 
+    return _event_error(table, row, (
+        f"{what} is nested too deeply to parse or show here (Python follows fewer than "
+        f"{sys.getrecursionlimit()} levels); --json prints it as stored"))
+
+
+def invalid_json(table: pa.Table | pa.RecordBatch, row: int, column: str,
+                 error: ValueError) -> InputError:
+    """The error for an event of ``table`` (row ``row``) whose jsonb field ``column``
+    holds no valid JSON (a corrupt input its reader let through)."""
+    problem = " ".join(str(error).split())
+    return _event_error(table, row, f"{column} is not valid JSON ({problem})")
+
+
+def _event_error(table: pa.Table | pa.RecordBatch, row: int, problem: str) -> InputError:
+    """An InputError about one event of ``table``, naming its file and line (or row)."""
+    names = table.schema.names
+
     def value(name: str) -> Any:
-        names = table.schema.names
         return table.column(names.index(name))[row].as_py() if name in names else None
 
     line = value("source_line")
     unit = {"ocsf_parquet": "row", "search_page": "element"}.get(value("source_shape"), "line")
-    return InputError(
-        value("source_file") or "an input",
-        f"event {value('id')!r}: {what} is nested too deeply to parse or show here (Python "
-        f"follows fewer than {sys.getrecursionlimit()} levels); --json prints it as stored",
-        f"{unit} {line}" if line is not None else None,
-    )
+    return InputError(value("source_file") or "an input", f"event {value('id')!r}: {problem}",
+                      f"{unit} {line}" if line is not None else None)
 
 
 _DECODER = json.JSONDecoder(parse_float=LiteralFloat)
@@ -240,6 +252,8 @@ def records(table: pa.Table | pa.RecordBatch,
                 record[field] = parse_json(value) if kind == "json" else value
             except NestedTooDeeply:
                 raise too_deep(table, row, SOURCE_COLUMN[field]) from None
+            except ValueError as error:  # json.JSONDecodeError: a corrupt field let through
+                raise invalid_json(table, row, SOURCE_COLUMN[field], error) from None
         out.append(record)
     return out
 

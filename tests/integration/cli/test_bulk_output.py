@@ -101,3 +101,62 @@ def test_a_compiled_expression_duckdb_refuses_is_left_to_the_evaluator() -> None
     assert (result.code, result.err) == (0, "")
     assert result.lines == ['{"p": ["baseline-resource-scope"]}', '{"p": ["payments-policy"]}',
                             '{"p": ["payments-policy"]}']
+
+
+@pytest.mark.parametrize("expression", ["{m: metadata}", "metadata.latency_ms",
+                                        "metadata.latency_ms == `10` && id"])
+@pytest.mark.parametrize("limit", ["0", "2"])
+def test_a_jsonb_field_holding_invalid_json_is_said_by_the_evaluator(
+        tmp_path: Path, expression: str, limit: str) -> None:
+    """A table dump whose metadata_json is cut short (its reader lets the text through):
+    the evaluator's one line naming file, line and event, exit 2; not the stored text
+    printed with exit 0, nor DuckDB's "Malformed JSON"."""
+    import csv
+
+    from support.cli import run_cli
+
+    with (VECTOR_EXPORT / "db.csv").open(newline="") as source:
+        rows = list(csv.reader(source))[:4]
+    column = rows[0].index("metadata_json")
+    rows[2][column] = '{"latency_ms": 10, "x": '
+    corrupt = tmp_path / "db.csv"
+    with corrupt.open("w", newline="") as out:
+        csv.writer(out).writerows(rows)
+    result = run_cli("audit", "tail", "-s", str(corrupt), "-n", limit, "--query", expression)
+    assert result.code == 2
+    assert result.err.splitlines() == [
+        f"caracal-forensics: error: {corrupt}: line 3: event {rows[2][0]!r}: metadata_json "
+        f"is not valid JSON (Expecting value: line 1 column 25 (char 24))"]
+    assert '"x": }' not in result.out
+
+
+def test_a_guard_on_text_and_jsonb_sizes_the_slices_by_its_text_clause(many_events: Path
+                                                                       ) -> None:
+    """``--limit 0`` with a guard of a text clause and a jsonb one, in slices of 50
+    events: the first pass is sized by the text clause alone (with its own parameter
+    only, or DuckDB refuses the excess one), and the lines are the evaluator's over
+    every event, oldest first; the CLI prints them too."""
+    import io
+
+    from support.cli import run_cli
+
+    from caracal_forensics import open as open_snapshot
+    from caracal_forensics.filters import ORDER_ASC, Filters
+    from caracal_forensics.render import bulk
+    from caracal_forensics.render.query import Query
+
+    expression = "decision == 'deny' && metadata.principal_id == 'app-0022' && id"
+    query = Query(expression)
+    snap = open_snapshot(str(many_events))
+    table = snap.duckdb.sql(f"SELECT * FROM unique_events ORDER BY {ORDER_ASC}"
+                            ).to_arrow_table()
+    expected = "".join(line + "\n" for line in query.lines(table))
+    compiled = query.to_sql()
+    out = io.StringIO()
+    batches = bulk.ordered_batches(snap.duckdb, Filters.build(limit=0),
+                                   bulk.query_select(compiled), guard=query.guard(),
+                                   wrap=compiled.relation, bucket_rows=50)
+    bulk.write_query_lines(batches, query, out)
+    assert out.getvalue() == expected and expected.count("\n") > 100
+    result = run_cli("audit", "tail", "-n", "0", "-s", many_events, "--query", expression)
+    assert (result.code, result.err, result.out) == (0, "", expected)

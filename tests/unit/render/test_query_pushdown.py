@@ -107,6 +107,10 @@ def test_the_guard_and_the_fields_are_what_the_expression_names() -> None:
     assert sql == '"decision" = $q0 AND contains("metadata_json", $q1)'
     assert params == {"q0": "deny", "q1": '"app-7"'}
     assert query.fields == {"decision", "metadata", "id"}
+    # the text column's clause alone sizes tail's slices (the jsonb one is never scanned
+    # for that): its own params only, or DuckDB refuses the excess one
+    assert query.guard().plain == ('"decision" = $q0', {"q0": "deny"})
+    assert Query("metadata.principal_id == 'app-7'").guard().plain is None
     assert Query("decision == 'deny' || id == 'x'").guard() is None  # an || is not a guard
     assert Query("metadata.note == 'a\"b'").guard() is None  # jsonb escapes the quote
     assert Query("keys(@)").fields is None and Query("*").fields is None
