@@ -262,8 +262,9 @@ class _Verification:
 
         spark = self.spark
         pieces = spark.createDataFrame([p.row() for p in self.pieces], units.PIECE_SCHEMA)
-        # one task per piece (as many as there are pieces, at least)
-        pieces = pieces.repartition(max(1, len(self.pieces)), F.col("no"))
+        # one task per piece: by range (hashing 19 numbers into 19 partitions left 4 of
+        # them with two pieces, and 4 tasks empty)
+        pieces = pieces.repartitionByRange(max(1, len(self.pieces)), F.col("no"))
         rows = pieces.mapInArrow(_rows_task(self.key, self.zones, self.v.recover_microseconds),
                                  _spark_schema(ROWS_SCHEMA))
         return self._cache(rows)
