@@ -33,6 +33,10 @@ MASTER_ENV = "CARACAL_FORENSICS_SPARK_MASTER"
 #: Java versions Spark 3.5/4 run on; a newer default java (25) is passed over.
 _JAVA_HOMES = ("/usr/lib/jvm/java-17-openjdk-*", "/usr/lib/jvm/java-21-openjdk-*")
 
+#: The memory of a local session's JVM (driver and executor in one), unless
+#: ``$SPARK_DRIVER_MEMORY`` says otherwise.
+LOCAL_DRIVER_MEMORY = "3g"
+
 _session: Any = None
 
 
@@ -86,6 +90,10 @@ def session() -> SparkSession:
         # a shuffle of a local session over a few cores: 200 partitions (Spark's default,
         # sized for clusters) cost more in tasks than they spread
         builder = builder.config("spark.sql.shuffle.partitions", str(4 * (os.cpu_count() or 1)))
+        # the driver is the executor: Spark's 1g default evicts a verify's cached rows
+        # (1M events are ~0.5 GB) and recomputes them; $SPARK_DRIVER_MEMORY wins
+        if not os.environ.get("SPARK_DRIVER_MEMORY"):
+            builder = builder.config("spark.driver.memory", LOCAL_DRIVER_MEMORY)
     _session = builder.getOrCreate()
     _session.sparkContext.setLogLevel("ERROR")
     return _session

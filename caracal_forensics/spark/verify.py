@@ -40,6 +40,9 @@ ROWS_SCHEMA = pa.schema([
     ("has_h", pa.bool_()), ("stored_h", pa.string()), ("state", pa.int8()),
     ("c", pa.string()), ("calc_c", pa.string()), ("hmac_ok", pa.bool_()),
     ("pend", pa.bool_()), ("full_h", pa.string()),
+    # the link inside the piece: is (zone, seq - 1) in it (and its content hash), is
+    # (zone, seq + 1); only rows lacking either go through Spark's joins
+    ("lp", pa.bool_()), ("lc", pa.string()), ("ls", pa.bool_()),
 ])
 
 #: The local ``rows`` table's columns (``stages._ROWS_SQL``) that the findings read.
@@ -72,11 +75,17 @@ def piece_rows(piece: dict, key: bytes | None, zones: Sequence[str] | None,
             run.sql("UPDATE {rows} SET pend = state = $p", {"p": PENDING})
             run.recover(recover, None)
             table = con.sql(
-                """SELECT r.zone_id, r.seq, r.id, r.fid, r.line,
+                """WITH k AS (SELECT zone_id, seq, any_value(c) AS c FROM {rows}
+                               WHERE seq IS NOT NULL GROUP BY zone_id, seq)
+                   SELECT r.zone_id, r.seq, r.id, r.fid, r.line,
                           CAST(r.digits AS TINYINT) AS digits, r.missing, r.has_prev,
                           r.stored_p, r.has_h, r.stored_h, r.state, r.c, r.calc_c,
-                          r.hmac_ok, r.pend
-                     FROM {rows} r ORDER BY r.rowid""".format(**run.t)).to_arrow_table()
+                          r.hmac_ok, r.pend, p.seq IS NOT NULL AS lp, p.c AS lc,
+                          s.seq IS NOT NULL AS ls
+                     FROM {rows} r
+                     LEFT JOIN k p ON p.zone_id = r.zone_id AND p.seq = r.seq - 1
+                     LEFT JOIN k s ON s.zone_id = r.zone_id AND s.seq = r.seq + 1
+                    ORDER BY r.rowid""".format(**run.t)).to_arrow_table()
             names = [n for (n,) in con.sql("SELECT source_file FROM {files} ORDER BY fid"
                                            .format(**run.t)).fetchall()]
     finally:
@@ -226,7 +235,7 @@ class _Verification:
         aggregates, stats = self._aggregates(rows, chain)
         wrong = {zone for zone, z in stats.items()
                  if z["checked"] >= 2 and z["failed"] == z["checked"]}
-        extra = {u[-1]["uid"] for u in aggregates["unverifiable"]}
+        extra = {u[6]["uid"] for u in aggregates["unverifiable"]}
         chain_rows, row_rows = self._notable(rows, chain, stats, wrong, heads_run.heads, extra)
         pending = aggregates.pop("pending")
 
@@ -242,8 +251,8 @@ class _Verification:
             aggregates["zones"] = [_zone_row(z, uid_rid) for z in stats.values()]
             fid_of = dict(run.sql("SELECT uid, fid FROM {rows}").fetchall())
             aggregates["unverifiable"] = [
-                (*u[:-1], {"id": u[-1]["id"], "seq": u[-1]["seq"], "fid": fid_of[u[-1]["uid"]],
-                           "line": u[-1]["line"]}) for u in aggregates["unverifiable"]]
+                (*u[:6], {"id": u[6]["id"], "seq": u[6]["seq"], "fid": fid_of[u[6]["uid"]],
+                          "line": u[6]["line"]}) for u in aggregates["unverifiable"]]
             return build_report(run, self.inputs, aggregates=aggregates)
 
     # --- stage 1-3 --------------------------------------------------------------------
@@ -253,8 +262,9 @@ class _Verification:
 
         spark = self.spark
         pieces = spark.createDataFrame([p.row() for p in self.pieces], units.PIECE_SCHEMA)
-        # one task per piece (as many as there are pieces, at least)
-        pieces = pieces.repartition(max(1, len(self.pieces)), F.col("no"))
+        # one task per piece: by range (hashing 19 numbers into 19 partitions left 4 of
+        # them with two pieces, and 4 tasks empty)
+        pieces = pieces.repartitionByRange(max(1, len(self.pieces)), F.col("no"))
         rows = pieces.mapInArrow(_rows_task(self.key, self.zones, self.v.recover_microseconds),
                                  _spark_schema(ROWS_SCHEMA))
         return self._cache(rows)
@@ -302,18 +312,35 @@ class _Verification:
         # only what the chain needs goes through its joins
         r = rows.where(col("seq").isNotNull()).select(
             "uid", "zone_id", "seq", "has_prev", "has_h", "c", "stored_p", "stored_h",
-            "hmac_ok")
+            "hmac_ok", "lp", "lc", "ls")
         if ranks is not None:
+            # a seq held twice: every row through the joins (the links found inside a
+            # piece do not know which version ranks first)
             r = (r.join(F.broadcast(ranks), "uid", "left")
-                 .withColumn("rk", F.coalesce(col("rk"), F.lit(1))))
+                 .withColumn("rk", F.coalesce(col("rk"), F.lit(1)))
+                 .withColumn("lp", F.lit(False)).withColumn("ls", F.lit(False)))
         else:
             r = r.withColumn("rk", F.lit(1))
-        k = r.where(col("rk") == 1)
-        before = k.select("zone_id", (col("seq") + 1).alias("seq"),
-                          F.lit(True).alias("has_pred"), col("c").alias("pred_c0"))
-        after = k.select("zone_id", (col("seq") - 1).alias("seq"), F.lit(True).alias("has_succ"))
-        j = (r.join(before, ["zone_id", "seq"], "left")
-             .join(after, ["zone_id", "seq"], "left"))
+        # Rows whose predecessor and successor are in their own piece (most) have their
+        # link from the piece; only the others (a piece's edges, gaps) are joined. With
+        # no seq held twice, a row's predecessor in another piece lacks its successor in
+        # its own piece, so it is among these rows too.
+        inner = r.where(col("lp") & col("ls")).select(
+            *r.columns, F.lit(True).alias("has_pred"), col("lc").alias("pred_c0"),
+            F.lit(True).alias("has_succ"), F.lit(None).cast("long").alias("gap_pred"))
+        b = r.where(~col("lp") | ~col("ls"))
+        k = b.where(col("rk") == 1)
+        before = k.where(~col("ls")).select(
+            "zone_id", (col("seq") + 1).alias("seq"), F.lit(True).alias("j_pred"),
+            col("c").alias("j_c"))
+        after = k.where(~col("lp")).select(
+            "zone_id", (col("seq") - 1).alias("seq"), F.lit(True).alias("j_succ"))
+        j = (b.join(before, ["zone_id", "seq"], "left")
+             .join(after, ["zone_id", "seq"], "left")
+             .withColumn("has_pred", F.when(col("lp"), F.lit(True)).otherwise(col("j_pred")))
+             .withColumn("pred_c0", F.when(col("lp"), col("lc")).otherwise(col("j_c")))
+             .withColumn("has_succ", F.when(col("ls"), F.lit(True)).otherwise(col("j_succ")))
+             .drop("j_pred", "j_c", "j_succ"))
         # Boundary rows (no predecessor, or no successor): the seq before each gap, by a
         # window over these rows only.
         ends = F.when(col("has_succ").isNull(), col("seq"))
@@ -324,7 +351,8 @@ class _Verification:
             Window.unboundedPreceding, -1)
         gaps = (edge.withColumn("gap_pred", F.max("end_seq").over(order))
                 .where(col("has_pred").isNull()).select("zone_id", "seq", "gap_pred"))
-        j = j.join(gaps, ["zone_id", "seq"], "left")
+        j = j.join(gaps, ["zone_id", "seq"], "left").select(*inner.columns)
+        j = inner.unionByName(j)
         one = col("rk") == 1
         j = (j.withColumn("pred_seq", F.when(one, F.when(col("has_pred"), col("seq") - 1)
                                                 .otherwise(col("gap_pred"))))
@@ -395,6 +423,7 @@ class _Verification:
         groups = (rows.groupBy("zone_id", "state", "missing", "has_h",
                                col("seq").isNull().alias("no_seq"))
                   .agg(F.count(F.lit(1)).alias("n"), count_if(col("pend")).alias("pend"),
+                       count_if(col("has_prev")).alias("prev"),
                        F.min_by(F.struct(F.coalesce(col("seq"), F.lit(0)).alias("o"), "id",
                                          "seq", "uid", "line"),
                                 F.coalesce(col("seq"), F.lit(0))).alias("first"))
@@ -411,21 +440,21 @@ class _Verification:
             if g["no_seq"]:
                 no_seq[zone] = no_seq.get(zone, 0) + n
             if state in listed or not g["has_h"]:
-                entry = unverifiable.setdefault((zone, state, g["missing"]), [0, 0, None])
+                entry = unverifiable.setdefault((zone, state, g["missing"]),
+                                                [0, 0, 0, None])
                 entry[0] += n
                 entry[1] += 0 if g["has_h"] else n
+                entry[2] += 0 if g["has_h"] else g["prev"]  # no HMAC, yet a full row
                 first = g["first"].asDict()
-                if entry[2] is None or first["o"] < entry[2]["o"]:
-                    entry[2] = first
+                if entry[3] is None or first["o"] < entry[3]["o"]:
+                    entry[3] = first
         aggregates: dict[str, Any] = {
             "no_seq": sorted(no_seq.items()),
             "states": sorted(states.items()),
             "pending": pending,
             # the first rows' file numbers are given once the files are numbered
-            # (zone, state, missing, rows, without hmac, unsigned, first row): an event
-            # chain is never "unsigned" (ChainSpec.unsigned_allowed: the admin chain's)
-            "unverifiable": [(*k, n, no_h, 0, first)
-                             for k, (n, no_h, first) in sorted(unverifiable.items())],
+            "unverifiable": [(*k, n, no_h, unsigned, first)
+                             for k, (n, no_h, unsigned, first) in sorted(unverifiable.items())],
         }
         return aggregates, stats
 

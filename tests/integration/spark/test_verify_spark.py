@@ -161,3 +161,37 @@ def test_spark_verifies_a_snapshots_admin_chain_and_its_events(spark, tmp_path):
         "intact", "intact")
     assert remote.admin.events_checked == local.admin.events_checked == 9
     assert remote.events_checked == local.events_checked
+
+
+def test_a_piece_finds_the_links_inside_it():
+    """Each piece tells which rows have their predecessor and successor in it (and the
+    predecessor's content hash): only the others go through Spark's joins."""
+    from caracal_forensics.sources import scan
+    from caracal_forensics.spark import units
+    from caracal_forensics.spark.verify import piece_rows
+
+    piece = units.plan(scan([str(OCSF)]), PIECE_ROWS)[1]
+    table = piece_rows(dict(zip(("no", "path", "shape", "grp", "first", "start", "rows"),
+                                piece.row(), strict=False)), bytes.fromhex(KEY), None, True)
+    rows = table.to_pylist()
+    c = {(r["zone_id"], r["seq"]): r["c"] for r in rows}
+    for r in rows:
+        key = (r["zone_id"], r["seq"])
+        assert r["lp"] == ((key[0], key[1] - 1) in c)
+        assert r["ls"] == ((key[0], key[1] + 1) in c)
+        assert r["lc"] == c.get((key[0], key[1] - 1))
+    assert any(r["lp"] and r["ls"] for r in rows)
+    assert not all(r["lp"] and r["ls"] for r in rows)
+
+
+def test_a_local_session_has_room_for_its_cached_rows(spark):
+    """A local session's JVM (driver and executor in one) gets more than Spark's 1g, in
+    which a 1M-event verify's cached rows were evicted and recomputed."""
+    import os
+
+    from caracal_forensics import spark as engine
+
+    if os.environ.get("SPARK_DRIVER_MEMORY"):
+        pytest.skip("$SPARK_DRIVER_MEMORY set")
+    conf = spark.sparkContext.getConf()
+    assert conf.get("spark.driver.memory") == engine.LOCAL_DRIVER_MEMORY
