@@ -290,8 +290,13 @@ def _input(path: str, rows: int) -> dict[str, Any]:
 
 
 def _connect(dsn: str | None) -> psycopg.Connection:
+    import logging
+
     import psycopg
 
+    # psycopg logs an error it ignores while a cancelled COPY is ended (an interrupt);
+    # with no handler Python would print that warning on stderr beside our one line
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
     try:
         return psycopg.connect(
             dsn or "",

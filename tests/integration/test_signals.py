@@ -311,3 +311,20 @@ def test_a_signal_ignored_by_the_parent_stays_ignored(tmp_path) -> None:
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 0 and err == ""
+
+
+def test_what_psycopg_ignores_while_a_cancelled_copy_ends_is_not_printed(pg):
+    """Ending a COPY cancelled by an interrupt, psycopg logs the error it ignores as a
+    warning; without a handler Python printed it on stderr before our one line (seen in
+    CI, by chance, under SIGTERM). A snapshot's connection leaves psycopg's warnings
+    unprinted."""
+    code = (
+        "import logging, sys\n"
+        "from caracal_forensics.pgsnapshot import _connect\n"
+        "_connect(sys.argv[1]).close()\n"
+        "logging.getLogger('psycopg').warning('error ignored terminating <Copy>: x')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, pg.dsn()], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
