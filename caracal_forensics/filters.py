@@ -191,16 +191,25 @@ class Filters:
         if self.request_id is not None:
             clauses.append("request_id = $request_id")
             params["request_id"] = self.request_id
-        if self.since is not None:
-            clauses.append("occurred_at >= $since")
-            params["since"] = self.since
-        if self.until is not None:
-            clauses.append("occurred_at < $until")
-            params["until"] = self.until
+        clauses += window_clauses(self.since, self.until, params)
         if self.decision is not None:
             clauses.append("lower(decision) = $decision")
             params["decision"] = self.decision
         return (" AND ".join(clauses) or "TRUE"), params
+
+
+def window_clauses(since: dt.datetime | None, until: dt.datetime | None,
+                   params: dict[str, Any]) -> list[str]:
+    """The time window's conditions on occurred_at (since inclusive, until exclusive),
+    their values put in ``params``: the one window of events and admin changes alike."""
+    clauses = []
+    if since is not None:
+        clauses.append("occurred_at >= $since")
+        params["since"] = since
+    if until is not None:
+        clauses.append("occurred_at < $until")
+        params["until"] = until
+    return clauses
 
 
 def _in_list(column: str, name: str, values: Sequence[str], params: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from ..filters import (
     Filters,
     _strings,  # one check of a repeatable text value, as audit tail's
     run_query,
+    window_clauses,
 )
 from .model import GLOBAL_CHAIN
 from .snapshot import UNIQUE_VIEW, VIEW
@@ -146,12 +147,7 @@ class AdminFilters:
                 parts.append("list_contains($classes, status_code // 100)")
                 params["classes"] = classes
             clauses.append("(" + " OR ".join(parts) + ")")
-        if self.since is not None:
-            clauses.append("occurred_at >= $since")
-            params["since"] = self.since
-        if self.until is not None:
-            clauses.append("occurred_at < $until")
-            params["until"] = self.until
+        clauses += window_clauses(self.since, self.until, params)
         return (" AND ".join(clauses) or "TRUE"), params
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
-from ..filters import Filters, run_query
+from ..filters import Filters, run_query, window_clauses
 from .changes import OCCURRED_AT_SQL, OCCURRED_AT_TEXT, change_records, occurred_text
 from .model import GLOBAL_CHAIN
 from .snapshot import UNIQUE_VIEW
@@ -146,14 +146,7 @@ def timeline(con, zone: str, since: Any = None, until: Any = None, *,
 
 def _window(since: dt.datetime | None, until: dt.datetime | None,
             params: dict[str, Any]) -> str:
-    clauses = []
-    if since is not None:
-        clauses.append("occurred_at >= $since")
-        params["since"] = since
-    if until is not None:
-        clauses.append("occurred_at < $until")
-        params["until"] = until
-    return "".join(f" AND {c}" for c in clauses)
+    return "".join(f" AND {c}" for c in window_clauses(since, until, params))
 
 
 #: The global chain's rows that name a zone: as their entity, or as a path segment.
