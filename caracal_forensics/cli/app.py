@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from .. import __version__
-from .options import warn
+from .options import discard_stdout, warn
 
 app = typer.Typer(
     name="caracal-forensics",
@@ -99,13 +99,13 @@ def run(argv: list[str] | None = None) -> None:
         sys.exit(error.exit_code)
     except BrokenPipeError:
         # `... | head` closed the pipe: not an error for a filter command.
-        _discard_stdout()
+        discard_stdout()
         sys.exit(0)
     except SystemExit as stop:
         # click (and rich) meet a closed pipe first and exit 1 from inside their handler
         # of the BrokenPipeError; that is `| head` too, not a failure.
         if isinstance(stop.__context__, BrokenPipeError):
-            _discard_stdout()
+            discard_stdout()
             sys.exit(0)
         raise
     except OSError as error:  # the system refused a file no check looked at first
@@ -175,12 +175,6 @@ def _in_flags(error: Exception) -> str:
         text = text.replace(f"(pass exclude=[{name!r}] to leave it out)",
                             f"(pass --exclude {shlex.quote(name)} to leave it out)")
     return text
-
-
-def _discard_stdout() -> None:
-    """Send what is still buffered for stdout to /dev/null, so the flush at exit neither
-    fails nor prints "Exception ignored ... BrokenPipeError"."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 #: Signals that stop a command: Ctrl-C, and SIGTERM (``kill``, a service manager, a

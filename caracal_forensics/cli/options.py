@@ -163,6 +163,26 @@ def warn(message: str) -> None:
     print(f"caracal-forensics: {message}", file=sys.stderr)
 
 
+def discard_stdout() -> None:
+    """Send what is still buffered for stdout to /dev/null, so the flush at exit neither
+    fails nor prints "Exception ignored ... BrokenPipeError"."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def print_verdict(result, json_output: bool, print_text) -> None:
+    """Print a result with a verdict (verify's report, a reconciliation) as JSON or with
+    ``print_text``, then exit with its exit code: a reader that closed the pipe (``|
+    head``) leaves that code standing."""
+    try:
+        if json_output:
+            print(result.to_json())
+        else:
+            print_text(result)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        discard_stdout()
+    raise typer.Exit(result.exit_code)
+
 
 def zone_names_csvs(command):
     """Let the command's ``--zone`` also give the zone of an Admin API CSV whose file name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,6 +10,8 @@ from .options import (
     ExcludeOption,
     OnBadLineOption,
     SourcesOption,
+    discard_stdout,
+    print_verdict,
     resolve_sources,
     warn,
     zone_names_csvs,
@@ -73,28 +74,18 @@ def reconcile(
                      on_bad_line=on_bad_line, exclude=exclude or ())
     if result.skipped_lines:
         warn(f"skipped {result.skipped_lines} malformed line(s) (--on-bad-line skip)")
-    try:
-        if json_output:
-            print(result.to_json())
-        else:
-            print_reconciliation(result)
-        sys.stdout.flush()
-    except BrokenPipeError:  # `| head`: the verdict's exit code still stands
-        from .verify import _discard_stdout
-
-        _discard_stdout()
-    raise typer.Exit(result.exit_code)
+    print_verdict(result, json_output, print_reconciliation)
 
 
 def print_reconciliation(result: Reconciliation, console=None) -> None:
     """A verdict line, the counts per zone and hour, then each finding as verify prints
     one (``KIND  zone seq event at file:line``, the detail under it)."""
     from ..render.table import Column, make_console, printable, render_table
-    from .verify import _discard_stdout, print_finding
+    from .verify import print_finding
 
     if console is None:
         console = make_console()
-        console.on_broken_pipe = _discard_stdout  # 1 means "they differ", not a closed pipe
+        console.on_broken_pipe = discard_stdout  # 1 means "they differ", not a closed pipe
     console.print(f"{result.status.upper()}: {result.source_events} event(s) in source, "
                   f"{result.against_events} against, {result.matched} on both; "
                   f"{printable(result.verdict)}", style=_STYLE.get(result.status),

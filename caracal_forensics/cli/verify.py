@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -18,7 +16,9 @@ from .options import (
     SourcesOption,
     ThroughOption,
     VerifyZoneOption,
+    discard_stdout,
     open_snapshot,
+    print_verdict,
     resolve_sources,
     warn,
     zone_names_csvs,
@@ -94,15 +94,7 @@ def verify(
                                 [i.path for s in result.sections() for i in s.inputs],
                                 key_file, anchor)
         result.write(report_file)
-    try:
-        if json_output:
-            print(result.to_json())
-        else:
-            print_report(result)
-        sys.stdout.flush()
-    except BrokenPipeError:  # `| head`: the verdict's exit code still stands
-        _discard_stdout()
-    raise typer.Exit(result.exit_code)
+    print_verdict(result, json_output, print_report)
 
 
 def _admin_preimage(paths: list[str], change_id: str, on_bad_line: str,
@@ -130,7 +122,7 @@ def print_report(report: Report, console=None) -> None:
         console = make_console()
         # rich exits 1 when the reader closes the pipe (`| head`); for verify 1 means
         # "tampered", so drop the rest of the output quietly and keep the verdict's code.
-        console.on_broken_pipe = _discard_stdout
+        console.on_broken_pipe = discard_stdout
     sections = report.sections()
     for index, section in enumerate(sections):
         if len(sections) > 1 or section.chain != "events":
@@ -210,11 +202,6 @@ def print_finding(console, f) -> None:
     console.print(f"{_SEVERITY_LABEL.get(f.severity, f.severity)} {f.kind}  {where}",
                   style=_STATUS_STYLE["tampered"] if f.fails else None, soft_wrap=True)
     console.print(f"    {printable(f.detail)}", soft_wrap=True)
-
-
-def _discard_stdout() -> None:
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _seq_range(zone: dict) -> str:
