@@ -27,7 +27,7 @@ import pyarrow as pa
 from ..errors import InputError
 from ..jsonb import dumps, loads
 from ..sources._batch import BadLines, rows_to_batches
-from ..sources._io import numbered_lines, open_binary, read_document
+from ..sources._io import allow_csv_cells, numbered_lines, open_binary, read_document
 from ..sources._lines import RowError, _json_type, int64_of
 from ..sources.api_json import first_line_object
 from .model import ADMIN_SCHEMA, TABLE_COLUMNS, TEXT_FIELDS, AdminShape
@@ -317,8 +317,7 @@ def _json_line_rows(path: str, bad: BadLines, shape: str, parse) -> Iterator[dic
 
 def _csv_rows(path: str, bad: BadLines, shape: str, parse) -> Iterator[dict]:
     """Records of a CSV file with their first line's number (a record may span lines)."""
-    if csv.field_size_limit() < bad.max_line:
-        csv.field_size_limit(bad.max_line)  # a cell may be as long as a record may
+    allow_csv_cells(bad.max_line)
     with open_binary(path) as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
         records = csv.reader(text, strict=True)

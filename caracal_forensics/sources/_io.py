@@ -483,6 +483,15 @@ class LongLine:
 LONG_LINE = LongLine()
 
 
+def allow_csv_cells(limit: int) -> None:
+    """Let Python's csv module read cells as long as a record may be (``limit``, the
+    readers' maximum): its own default, 128 KiB, refused a long cell as malformed."""
+    import csv
+
+    if csv.field_size_limit() < limit:
+        csv.field_size_limit(limit)
+
+
 def numbered_lines(path: str, bad: BadLines) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, raw line) of a possibly compressed file, split on b"\\n". A
     line longer than ``bad.max_line`` is never held whole: it is refused, or skipped (read

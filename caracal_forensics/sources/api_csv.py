@@ -35,7 +35,7 @@ from ..errors import InputError
 from ..jsonb import dumps, loads
 from ..model import Shape
 from ._batch import BadLines, rows_to_batches
-from ._io import open_binary
+from ._io import allow_csv_cells, open_binary, too_long
 from .api_json import EXPORT_FIELDS
 
 SHAPE = Shape.API_CSV
@@ -130,6 +130,7 @@ def read(path: str, bad: BadLines, zone: str | None = None) -> Iterator[pa.Recor
 
 
 def _rows(path: str, bad: BadLines, zone: str) -> Iterator[dict]:
+    allow_csv_cells(bad.max_line)
     with open_binary(path) as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
         records = csv.reader(text, strict=True)
@@ -146,6 +147,9 @@ def _rows(path: str, bad: BadLines, zone: str) -> Iterator[dict]:
             except (csv.Error, UnicodeDecodeError) as error:
                 raise InputError(path, f"malformed CSV: {error}", f"line {number + 1}") from None
             number += 1
+            if len(record) > 0 and sum(map(len, record)) > bad.max_line:
+                bad.handle(too_long(path, bad.max_line, f"line {number}", "a CSV record"))
+                continue
             if not record:
                 continue
             if len(record) != len(header):

@@ -271,3 +271,26 @@ def test_chain_seq_as_a_string_and_big_numbers_as_given(tmp_path: Path) -> None:
     assert row["chain_seq"] == 9007199254740993
     assert "chain_seq" not in row["absent_fields"].split(",")
     assert '"n": 1000000000000000000000' in row["metadata_json"]
+
+
+def test_a_long_cell_is_read_and_a_record_past_the_maximum_names_its_line(tmp_path: Path):
+    """Python's csv refuses cells over 128 KiB by default: the Admin API's CSV reads cells
+    as long as a record may be, and refuses a longer record as a bad line, like every
+    reader's bound."""
+    default = csv.field_size_limit(131072)  # as a fresh process starts
+    try:
+        long = "a" * 200_000
+        path = tmp_path / "audit-z.csv"
+        path.write_bytes(("id,occurred_at,decision,reason\r\n"
+                          f"ev-1,2026-05-11T08:00:03.212Z,allow,{long}\r\n"
+                          "ev-2,2026-05-11T08:00:04.212Z,deny,short\r\n").encode())
+        [one, two] = _csv_rows(path)
+        assert json.loads(one["metadata_json"]) == {"reason": long}
+        assert two["id"] == "ev-2"
+        with pytest.raises(InputError, match="line 2"):
+            list(api_csv.read(str(path), BadLines(max_line=100_000)))
+        bad = BadLines(skip=True, max_line=100_000)
+        rows = pa.Table.from_batches(list(api_csv.read(str(path), bad)), schema=EVENT_SCHEMA)
+        assert rows.column("id").to_pylist() == ["ev-2"] and bad.count == 1
+    finally:
+        csv.field_size_limit(default)
