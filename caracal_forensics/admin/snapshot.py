@@ -87,17 +87,13 @@ def admin_view(con: duckdb.DuckDBPyConnection, snapshots: Sequence[str] = (), *,
     LOADED_TABLE (made empty when nothing was loaded into it) and the admin parts of the
     snapshot directories ``snapshots``. ``loaded``: whether the caller made LOADED_TABLE
     (None: look)."""
-    from ..engine import sql_list
+    from ..engine import create_empty_table, sql_list
     from ..sources.snapshot_dir import admin_files
 
     if loaded is None:
         loaded = _relation_exists(con, LOADED_TABLE)
     if not loaded:
-        con.register("_empty_admin", ADMIN_SCHEMA.empty_table())
-        try:
-            con.execute(f"CREATE TABLE {LOADED_TABLE} AS SELECT * FROM _empty_admin")
-        finally:
-            con.unregister("_empty_admin")
+        create_empty_table(con, LOADED_TABLE, ADMIN_SCHEMA)
     parts = [f"SELECT * FROM {LOADED_TABLE}"]
     for directory in snapshots:
         files = admin_files(directory)

@@ -97,3 +97,24 @@ def test_ingest_runs_on_jemalloc_unless_the_user_chose_an_allocator(tmp_path,
     assert _arrow_pool_after([*ingest, str(tmp_path / "b")], chosen) == "system True"
     tail = ["audit", "tail", "--source", str(SHAPES["db_csv"]), "--limit", "1"]
     assert _arrow_pool_after(tail, {}) == default
+
+
+
+def test_reading_a_snapshot_does_not_import_pandas(tmp_path) -> None:
+    """DuckDB imports pandas (when installed, as with the spark extra) the first time it is
+    handed an Arrow object: 0.13 s at every command, as long as the statement the
+    recipes are compared with (bench/). Opening a snapshot and printing its events hand
+    it none; the empty tables are made in SQL. (pyarrow too imports pandas for some
+    conversions, which the text readers make: not checked there.)"""
+    from support.tail import SHAPES
+
+    snapshot = tmp_path / "snapshot"
+    ingest = ["ingest", "--source", str(SHAPES["db_csv"]), "--out", str(snapshot)]
+    subprocess.run([sys.executable, "-m", "caracal_forensics", *ingest], check=True,
+                   capture_output=True)
+    for extra in (["--json"], ["--query", "decision == 'deny' && id"]):
+        argv = ["audit", "tail", "--source", str(snapshot), "--limit", "0", *extra]
+        code = PROBE.format(argv=argv, heavy=("pandas", "duckdb"))
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert eval(proc.stdout.strip().splitlines()[-1]) == ["duckdb"], extra
