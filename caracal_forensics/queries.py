@@ -458,6 +458,15 @@ def run_named(
     A query from outside the toolkit's own directory is text from elsewhere: it runs only
     on a confined connection (``Snapshot.confine()``, ``Snapshot.confined_duckdb()``),
     where it can read the sources and no other file (a key file beside them, say)."""
+    query, bound = _checked_named(con, name, params, queries)
+    return run_sql(con, query.sql, bound, label=f"query {query.name}")
+
+
+def _checked_named(con: duckdb.DuckDBPyConnection, name: str,
+                   params: Mapping[str, Any] | None,
+                   queries: Mapping[str, NamedQuery] | None) -> tuple[NamedQuery, dict[str, Any]]:
+    """The named query and its bound parameters, refused when it is not the toolkit's own
+    and ``con`` is not confined."""
     query = get_query(name, queries)
     bound = bind_params(query, params or {})
     if not is_bundled(query) and not is_confined(con):
@@ -465,7 +474,7 @@ def run_named(
             f"query {query.name} ({query.path}) is not one of the toolkit's own: it runs "
             "only on a confined connection (Snapshot.query, or Snapshot.confine() first)"
         )
-    return run_sql(con, query.sql, bound, label=f"query {query.name}")
+    return query, bound
 
 
 def is_bundled(query: NamedQuery) -> bool:
@@ -493,6 +502,58 @@ def run_sql(
     import duckdb
     import polars as pl
 
+    relation, json_columns = _relation(con, sql, params, label)
+    if relation is None:  # a statement without a result (SET, CREATE ...)
+        return QueryResult(pl.DataFrame())
+    try:
+        frame = relation.pl()
+    except duckdb.Error as error:
+        raise UsageError(f"{label}: {_first_line(error)}") from None
+    return QueryResult(frame, json_columns)
+
+
+def iter_sql(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    label: str = "SQL error",
+    rows: int = _SLICE_ROWS,
+) -> Iterator[QueryResult]:
+    """:func:`run_sql`'s result in slices of at most ``rows`` rows, in order, as DuckDB
+    computes them: what ``--json`` writes without holding the whole result (a
+    ``SELECT *`` of 1M events held 1.9 GB). A statement without a result yields none."""
+    import duckdb
+    import polars as pl
+
+    relation, json_columns = _relation(con, sql, params, label)
+    if relation is None:
+        return
+    try:
+        for batch in relation.to_arrow_reader(rows):
+            if batch.num_rows:
+                yield QueryResult(pl.from_arrow(batch), json_columns)
+    except duckdb.Error as error:
+        raise UsageError(f"{label}: {_first_line(error)}") from None
+
+
+def iter_named(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    queries: Mapping[str, NamedQuery] | None = None,
+) -> Iterator[QueryResult]:
+    """:func:`run_named`'s result in slices, as :func:`iter_sql` gives them."""
+    query, bound = _checked_named(con, name, params, queries)
+    return iter_sql(con, query.sql, bound, label=f"query {query.name}")
+
+
+def _relation(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any] | None,
+              label: str) -> tuple[duckdb.DuckDBPyRelation | None, tuple[str, ...]]:
+    """The relation of ``sql`` (None for a statement without a result) with the columns
+    polars cannot take cast to text, and the names of its JSON columns."""
+    import duckdb
+
     ensure_views(con)
     bound = dict(params or {})
     try:
@@ -500,8 +561,8 @@ def run_sql(
         if refused:
             raise UsageError(f"{label}: {refused}")
         relation = con.sql(sql, params=bound or None)
-        if relation is None:  # a statement without a result (SET, CREATE ...)
-            return QueryResult(pl.DataFrame())
+        if relation is None:
+            return None, ()
         names = list(relation.columns)
         types = [str(t) for t in relation.types]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -517,10 +578,9 @@ def run_sql(
         ]
         if any(_needs_text(t) for t in types):
             relation = relation.project(", ".join(casts))
-        frame = relation.pl()
     except duckdb.Error as error:
         raise UsageError(f"{label}: {_first_line(error)}") from None
-    return QueryResult(frame, json_columns)
+    return relation, json_columns
 
 
 #: Statements that read, or change only this in-memory session. The rest (COPY, EXPORT,

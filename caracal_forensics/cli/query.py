@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -51,7 +52,14 @@ def query(
 ) -> None:
     """Run a named forensic query from queries/*.sql over the sources."""
     from ..errors import UsageError
-    from ..queries import bind_params, get_query, load_queries, parse_param_args, run_named
+    from ..queries import (
+        bind_params,
+        get_query,
+        iter_named,
+        load_queries,
+        parse_param_args,
+        run_named,
+    )
 
     queries = load_queries()
     if list_queries:
@@ -80,8 +88,11 @@ def query(
     else:
         snap = open_snapshot(source, on_bad_line, exclude=exclude)
     snap.confine()  # query files are text from elsewhere: they read the sources only
+    if json_output:  # streamed: the whole result is never held
+        _write_json(iter_named(snap.duckdb, chosen.name, params, queries))
+        return
     result = run_named(snap.duckdb, chosen.name, params, queries)
-    _emit(result, json_output, title=f"{chosen.name}: {chosen.description}")
+    print_result(result, title=f"{chosen.name}: {chosen.description}")
 
 
 def sql(
@@ -98,20 +109,21 @@ def sql(
     exclude: ExcludeOption = None,
 ) -> None:
     """Run ad-hoc SQL (DuckDB dialect) over the sources."""
-    from ..queries import parse_param_args, run_sql
+    from ..queries import iter_sql, parse_param_args, run_sql
 
     params = parse_param_args(param or [])
     snap = open_snapshot(source, on_bad_line, exclude=exclude)
     snap.confine()  # the SQL reads the sources and nothing else (not a key file beside them)
-    result = run_sql(snap.duckdb, statement, params)
-    _emit(result, json_output)
-
-
-def _emit(result: QueryResult, json_output: bool, title: str | None = None) -> None:
     if json_output:
-        result.write_json_lines(sys.stdout)
+        _write_json(iter_sql(snap.duckdb, statement, params))
         return
-    print_result(result, title)
+    print_result(run_sql(snap.duckdb, statement, params))
+
+
+def _write_json(results: Iterable[QueryResult]) -> None:
+    """Each slice of a result as JSON lines, as it comes."""
+    for result in results:
+        result.write_json_lines(sys.stdout)
 
 
 def print_result(result: QueryResult, title: str | None = None) -> None:

@@ -11,6 +11,7 @@ from support.paths import FIXTURE_EXPORT
 
 import caracal_forensics as cf
 from caracal_forensics import queries
+from caracal_forensics.errors import UsageError
 
 SOURCE = FIXTURE_EXPORT / "db.csv"
 
@@ -58,3 +59,33 @@ def test_sql_json_in_bulk_is_the_row_by_row_text(snapshot, sql: str) -> None:
     cli = run_cli("sql", sql, "--json", "-s", SOURCE)
     assert (cli.code, cli.err) == (0, "")
     assert cli.out == _row_by_row(result)
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM unique_events ORDER BY occurred_at, id LIMIT 40",
+    # one slice of years within 1000-9999 (written in bulk), one outside (row by row)
+    "SELECT * FROM (VALUES (1, CAST('2026-05-11 08:00:00' AS TIMESTAMP)), "
+    "(2, CAST('2026-05-11 09:00:00' AS TIMESTAMP)), (3, CAST('0999-01-01' AS TIMESTAMP)), "
+    "(4, NULL)) AS t(n, seen) ORDER BY n",
+])
+def test_a_result_in_slices_prints_what_the_whole_result_prints(snapshot, sql: str) -> None:
+    """``--json`` streams the result (``iter_sql``) instead of holding it: slice by slice,
+    in order, the same bytes as the whole result row by row."""
+    whole = queries.run_sql(snapshot.duckdb, sql)
+    buffer = io.StringIO()
+    slices = list(queries.iter_sql(snapshot.duckdb, sql, rows=2))
+    assert len(slices) == -(-len(whole) // 2)
+    for part in slices:
+        part.write_json_lines(buffer)
+    assert buffer.getvalue() == _row_by_row(whole)
+
+
+def test_an_error_while_the_result_streams_is_one_line() -> None:
+    """DuckDB may fail only while rows are produced (a cast of a value it meets late): one
+    line naming the statement's failure, exit 2, nothing of a traceback."""
+    sql = "SELECT CAST(id AS INTEGER) AS n FROM unique_events"
+    cli = run_cli("sql", sql, "--json", "-s", SOURCE)
+    assert cli.code == 2
+    assert len(cli.err.strip().splitlines()) == 1 and "SQL error" in cli.err, cli.err
+    with pytest.raises(UsageError, match="^SQL error: "):
+        list(queries.iter_sql(cf.open(str(SOURCE)).duckdb, sql))
