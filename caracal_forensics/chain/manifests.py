@@ -90,6 +90,21 @@ class SnapshotDigests:
         return add_findings(report, self._findings)
 
 
+def admin_manifest_findings(directories: Sequence[str],
+                            chains: Sequence[str] | None = None) -> list[Finding]:
+    """Where the snapshots' admin parts disagree with their manifests' admin records
+    (``snapshot_dir.admin_discrepancies``), as ``manifest_mismatch`` findings of the
+    admin chain; ``chains`` narrows them as the verification is narrowed."""
+    from ..manifest import MANIFEST
+    from ..sources.snapshot_dir import admin_discrepancies
+
+    wanted = list(chains) if chains is not None else None
+    return [Finding(Kind.MANIFEST_MISMATCH, chain, None, None,
+                    os.path.join(directory, MANIFEST), detail)
+            for directory in directories
+            for chain, detail in admin_discrepancies(directory, wanted)]
+
+
 def add_findings(report: Report, extra: Sequence[Finding]) -> Report:
     """``report`` with ``extra`` findings: statuses of the report and its zones again."""
     from collections import defaultdict

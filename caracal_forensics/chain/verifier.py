@@ -147,9 +147,8 @@ class Verifier:
 
         report = self._hours(report)
         rows = admin_rows(snap)
-        if not rows.num_rows:
-            return report
-        return self.with_admin(report, self._verify_admin_table(rows, snap.inputs))
+        admin = self._verify_admin_table(rows, snap.inputs) if rows.num_rows else None
+        return self.with_admin(report, self._admin_manifests(admin, snapshots, snap.inputs))
 
     def _hours(self, report: Report) -> Report:
         """``report`` with the hours missing from its hourly files (``chain/hours.py``)."""
@@ -179,11 +178,11 @@ class Verifier:
 
             report = self._hours(verify_paths(self, paths))
             # the admin chain is small: a snapshot's admin part is verified here, locally
-            held = _snapshot_admin_rows(
-                os.fspath(p) for p in paths if os.path.isdir(p)
-                and os.path.lexists(os.path.join(p, MANIFEST)))
-            return self.with_admin(
-                report, self.verify_admin_inputs([], held) if held is not None else None)
+            directories = [os.fspath(p) for p in paths if os.path.isdir(p)
+                           and os.path.lexists(os.path.join(p, MANIFEST))]
+            held = _snapshot_admin_rows(directories)
+            admin = self.verify_admin_inputs([], held) if held is not None else None
+            return self.with_admin(report, self._admin_manifests(admin, directories, []))
         paths = [os.fspath(p) for p in paths]
         zones = self._zone_list()
         # Snapshots' files against their manifests' SHA-256, beside the verification; those
@@ -198,7 +197,8 @@ class Verifier:
             admin = [i for i in found_all if i.holds_admin]
             inputs = [i for i in found_all if not i.holds_admin]
             # a canonical snapshot keeps the admin chain as its own part (ingest)
-            held = _snapshot_admin_rows(i.path for i in inputs if i.shape == Shape.SNAPSHOT)
+            directories = [i.path for i in inputs if i.shape == Shape.SNAPSHOT]
+            held = _snapshot_admin_rows(directories)
             report = None
             if inputs:
                 started = {os.path.realpath(p) for p in named}
@@ -215,7 +215,8 @@ class Verifier:
             report = self._hours(report)
         admin_report = (self.verify_admin_inputs(admin, held) if admin or held is not None
                         else None)
-        return self.with_admin(report, admin_report)
+        return self.with_admin(report, self._admin_manifests(admin_report, directories,
+                                                             found_all))
 
     # --- the admin chain (FORMAT.md 8) ----------------------------------------------
 
@@ -243,6 +244,24 @@ class Verifier:
         report = self._verify_admin_table(table, inputs)
         report.skipped_lines = bad.count
         return report
+
+    def _admin_manifests(self, admin: Report | None, directories: Sequence[str],
+                         inputs: Sequence[InputFile]) -> Report | None:
+        """``admin`` (the admin chain's report; None: no admin row was read) with where
+        the snapshots ``directories``' admin parts disagree with their manifests: a part
+        deleted, or rows added or removed, under a manifest whose hashes were recomputed."""
+        from .manifests import add_findings, admin_manifest_findings
+
+        findings = admin_manifest_findings(directories, self._zone_list())
+        if admin is None and findings:
+            from ..admin.model import ADMIN_SCHEMA
+
+            admin = self._verify_admin_table(ADMIN_SCHEMA.empty_table(), inputs)
+        if admin is None or not directories:
+            return admin
+        admin.checks["manifest"] = (f"admin changes and chain heads of {len(directories)} "
+                                    "snapshot manifest(s) against their admin parts")
+        return add_findings(admin, findings)
 
     def _verify_admin_table(self, table: pa.Table, inputs: Sequence[InputFile]) -> Report:
         from ..admin.verify import verify_admin_table

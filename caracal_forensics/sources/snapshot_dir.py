@@ -139,6 +139,89 @@ def manifest_discrepancies(
     return found
 
 
+def admin_discrepancies(
+    directory: str, chains: list[str] | None = None
+) -> list[tuple[str | None, str]]:
+    """Where the snapshot's admin part disagrees with its manifest's own admin records:
+    the admin rows in all (without a chain filter), and per admin chain (a zone, or the
+    global chain) its rows, first and last chain_seq and the head's content hash and
+    HMAC, as :func:`manifest_discrepancies` holds the event files. A manifest written
+    before admin rows were kept (no ``admin_events``) is not held to them. The admin part
+    is small (one row per administrative change): read whole."""
+    from ..admin.snapshot import chain_name
+    from ..manifest import manifest_admin_chains
+
+    manifest = load_manifest(directory)
+    if manifest.get("admin_events") is None:
+        return []
+    recorded = manifest_admin_chains(directory, manifest)
+    held: dict[str, dict] = {}
+    total = 0
+    for path in admin_files(directory):
+        table = _admin_columns(path)
+        if table is None:
+            continue
+        total += table.num_rows
+        for zone, seq, content, hmac in zip(*(table.column(i).to_pylist() for i in range(4)),
+                                            strict=True):
+            chain = held.setdefault(chain_name(zone), {"events": 0, "seqs": []})
+            chain["events"] += 1
+            chain["seqs"].append((seq, content, hmac))
+    found: list[tuple[str | None, str]] = []
+    if chains is None and manifest["admin_events"] != total:
+        found.append((None, f"the manifest records {manifest['admin_events']} admin "
+                            f"changes, the snapshot's admin part holds {total}: {ALTERED}"))
+    for chain in sorted(set(recorded) | set(held)):
+        if chains is None or chain in chains:
+            found += [(chain, f"{problem}: {ALTERED}")
+                      for problem in _admin_chain_problems(recorded.get(chain), held.get(chain))]
+    return found
+
+
+def _admin_columns(path: str):
+    """An admin part's zone_id, chain_seq, content_sha256 and chain_hmac (a part that is
+    no Parquet, or a corrupt row group, is an InputError naming it)."""
+    import pyarrow as pa
+
+    from ._parquet import open_parquet, row_groups
+
+    columns = ["zone_id", "chain_seq", "content_sha256", "chain_hmac"]
+    parts = [table for _first, table in row_groups(path, open_parquet(path), columns)]
+    return pa.concat_tables(parts) if parts else None
+
+
+def _admin_chain_problems(head: dict | None, held: dict | None) -> list[str]:
+    """What one admin chain's part rows (``held``) and manifest record (``head``) disagree
+    on."""
+    if head is None:
+        assert held is not None
+        seqs = [s for s, _c, _h in held["seqs"] if s is not None]
+        span = _span(min(seqs, default=None), max(seqs, default=None))
+        return [f"the admin part holds {held['events']} changes of this chain (seq {span}), "
+                "which the manifest does not record"]
+    said = (f"the manifest records {_count(head.get('events'))} admin changes of this chain "
+            f"(seq {_span(head.get('first_seq'), head.get('last_seq'))})")
+    if held is None:
+        return [f"{said}, the admin part holds none of them"]
+    seqs = [s for s, _c, _h in held["seqs"] if s is not None]
+    first, last = min(seqs, default=None), max(seqs, default=None)
+    problems = []
+    if (head.get("events"), head.get("first_seq"), head.get("last_seq")) != (
+            held["events"], first, last):
+        problems.append(f"{said}, the admin part holds {held['events']} (seq "
+                        f"{_span(first, last)})")
+    elif last is not None:
+        at_head = [(c, h) for s, c, h in held["seqs"] if s == last]
+        for field, position in (("last_content_sha256", 0), ("last_chain_hmac", 1)):
+            value = head.get(field)
+            there = sorted({str(pair[position]) for pair in at_head})
+            if value is not None and value not in there:
+                name = field.removeprefix("last_")
+                problems.append(f"the manifest records {name} {value} at the chain's last "
+                                f"seq {last}, the admin part holds {', '.join(there)} there")
+    return problems
+
+
 class _Held:
     """One zone as its event files hold it: rows, chain_seq range, and per part file
     and row group its rows' chain_seq range."""

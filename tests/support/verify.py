@@ -159,3 +159,24 @@ __all__ = [
     "renumber", "as_ocsf", "as_cli", "table", "connect", "verify_rows", "found", "failures",
     "edited", "zone_rows",
 ]
+
+
+def rehash_manifest(case, edit=None) -> None:
+    """Recompute a snapshot manifest's file list as an attacker would (sizes and SHA-256
+    of the files now in directory ``case``), and apply ``edit`` to the rest of it."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    case = Path(case)
+    data = json.loads((case / "manifest.json").read_text("utf-8"))
+    files = []
+    for path in sorted(p for p in case.rglob("*") if p.is_file() and p.name != "manifest.json"):
+        blob = path.read_bytes()
+        files.append({"path": path.relative_to(case).as_posix(), "bytes": len(blob),
+                      "sha256": hashlib.sha256(blob).hexdigest()})
+    data["files"] = files
+    data["bytes"] = sum(f["bytes"] for f in files)
+    if edit is not None:
+        edit(data)
+    (case / "manifest.json").write_text(json.dumps(data, indent=2), "utf-8")

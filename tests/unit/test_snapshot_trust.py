@@ -10,7 +10,6 @@ a symbolic link leaving the snapshot directory is refused on every open.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ import pytest
 from support.cli import cli
 from support.paths import FIXTURE_EXPORT as EXPORT
 from support.paths import FIXTURE_KEY_FILE, VECTOR_EXPORT
+from support.verify import rehash_manifest as rehash
 
 import caracal_forensics as cf
 from caracal_forensics.chain.files import verify_files
@@ -47,22 +47,6 @@ def case(pristine: Path, tmp_path: Path) -> Path:
 
 def manifest(case: Path) -> dict:
     return json.loads((case / "manifest.json").read_text("utf-8"))
-
-
-def rehash(case: Path, edit=None) -> None:
-    """Recompute the manifest's file list as an attacker would (sizes and SHA-256), and
-    apply ``edit`` to the rest of it."""
-    data = manifest(case)
-    files = []
-    for path in sorted(p for p in case.rglob("*") if p.is_file() and p.name != "manifest.json"):
-        blob = path.read_bytes()
-        files.append({"path": path.relative_to(case).as_posix(), "bytes": len(blob),
-                      "sha256": hashlib.sha256(blob).hexdigest()})
-    data["files"] = files
-    data["bytes"] = sum(f["bytes"] for f in files)
-    if edit is not None:
-        edit(data)
-    (case / "manifest.json").write_text(json.dumps(data, indent=2), "utf-8")
 
 
 def mismatches(report) -> list[tuple[str | None, str]]:

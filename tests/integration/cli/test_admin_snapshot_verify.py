@@ -59,3 +59,73 @@ def test_an_admin_change_edited_before_ingest_is_caught_in_the_snapshot(tmp_path
     assert report["events_status"] == "intact"
     [finding] = [f for f in report["admin"]["findings"] if f["severity"] == "fails"]
     assert finding["kind"] == "content_mismatch"
+
+
+# --- the admin part held to the manifest's admin records --------------------------------
+
+def _admin_part(snapshot: Path) -> Path:
+    [part] = (snapshot / "admin").glob("*.parquet")
+    return part
+
+
+def _mismatches(report: dict) -> list[tuple[str | None, str]]:
+    return [(f["zone_id"], f["detail"]) for f in report["admin"]["findings"]
+            if f["kind"] == "manifest_mismatch"]
+
+
+def test_an_intact_snapshot_holds_its_admin_part_to_the_manifest(tmp_path):
+    code, report = verify(ingest(INCIDENT, tmp_path / "snap"))
+    assert code == 0 and not _mismatches(report)
+    assert "manifest" in report["admin"]["checks"]
+
+
+def test_an_admin_head_cut_under_a_rehashed_manifest_is_caught(tmp_path):
+    """The last change of a chain deleted, the manifest's file hashes recomputed: every
+    link left is intact (a cut head leaves no gap), the manifest's head says otherwise."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from support.verify import rehash_manifest
+
+    snapshot = ingest(INCIDENT, tmp_path / "snap")
+    part = _admin_part(snapshot)
+    table = pq.read_table(part)
+    chains = json.loads((snapshot / "manifest.json").read_text("utf-8"))["admin_chains"]
+    chain, head = max(chains.items(), key=lambda item: item[1]["events"])
+    zone = None if chain == "(global)" else chain
+    at_head = pc.and_(pc.equal(table["chain_seq"], head["last_seq"]),
+                      pc.is_null(table["zone_id"]) if zone is None
+                      else pc.equal(table["zone_id"], zone))
+    pq.write_table(table.filter(pc.invert(pc.fill_null(at_head, False))), part)
+    rehash_manifest(snapshot)
+    code, report = verify(snapshot)
+    assert code == 1
+    assert report["events_status"] == "intact" and report["admin"]["status"] == "tampered"
+    found = _mismatches(report)
+    assert (None, f"the manifest records {table.num_rows} admin changes, the snapshot's "
+                  f"admin part holds {table.num_rows - 1}: the snapshot was altered after "
+                  "it was written") in found
+    assert [detail for z, detail in found if z == chain] == [
+        f"the manifest records {head['events']} admin changes of this chain (seq "
+        f"{head['first_seq']}..{head['last_seq']}), the admin part holds "
+        f"{head['events'] - 1} (seq {head['first_seq']}..{head['last_seq'] - 1}): the "
+        "snapshot was altered after it was written"]
+    # the Python API, over the opened snapshot, says the same
+    key = FIXTURE_KEY_FILE.read_text().strip()
+    api = cf.Verifier(key=key).verify_snapshot(cf.open(snapshot))
+    assert api.admin is not None and api.admin.status == "tampered"
+    assert sorted((f.zone_id or "", f.detail) for f in api.admin.findings
+                  if f.kind == "manifest_mismatch") == sorted((z or "", d) for z, d in found)
+
+
+def test_a_deleted_admin_part_under_a_rehashed_manifest_is_caught(tmp_path):
+    from support.verify import rehash_manifest
+
+    snapshot = ingest(INCIDENT, tmp_path / "snap")
+    recorded = json.loads((snapshot / "manifest.json").read_text("utf-8"))["admin_events"]
+    _admin_part(snapshot).unlink()
+    rehash_manifest(snapshot)
+    code, report = verify(snapshot)
+    assert code == 1 and report["admin"]["status"] == "tampered"
+    assert (None, f"the manifest records {recorded} admin changes, the snapshot's admin "
+                  "part holds 0: the snapshot was altered after it was written") \
+        in _mismatches(report)
