@@ -26,6 +26,7 @@ setup(
     package_dir={QUERIES_PACKAGE: "queries"},
     package_data={
         "caracal_forensics": ["py.typed"],
+        "caracal_forensics.spark": ["log4j2.properties"],  # a local session's logging
         QUERIES_PACKAGE: ["*.sql", "README.md"],
     },
     exclude_package_data={"": ["*.c"]},  # the kernels' sources stay in the sdist

@@ -94,6 +94,10 @@ def session() -> SparkSession:
         # (1M events are ~0.5 GB) and recomputes them; $SPARK_DRIVER_MEMORY wins
         if not os.environ.get("SPARK_DRIVER_MEMORY"):
             builder = builder.config("spark.driver.memory", LOCAL_DRIVER_MEMORY)
+        # errors only: Spark's default logging prints 7 lines about itself at each start
+        logging = os.path.join(os.path.dirname(__file__), "log4j2.properties")
+        builder = builder.config("spark.driver.extraJavaOptions",
+                                 f"-Dlog4j2.configurationFile=file:{logging}")
     _session = builder.getOrCreate()
     _session.sparkContext.setLogLevel("ERROR")
     return _session

@@ -4,6 +4,7 @@ is one line and exit 2."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -83,3 +84,20 @@ def test_without_pyspark_one_line(capsys, monkeypatch):
         code, out, err = cli(capsys, *argv, "--engine", "spark")
         assert code == 2 and not out
         assert "install caracal-forensics[spark]" in one_error_line(err)
+
+
+def test_a_local_session_says_nothing_of_itself_on_stderr():
+    """A fresh process: Spark's default logging printed 7 lines about itself (its log4j
+    profile, the level, this machine's hostname and Hadoop libraries) before the answer.
+    What remains is the JVM's one line about the vector module Spark's launcher adds."""
+    import subprocess
+
+    pytest.importorskip("pyspark")
+    proc = subprocess.run([sys.executable, "-m", "caracal_forensics", *COMMANDS["stats"],
+                           "--engine", "spark"], capture_output=True, text=True,
+                          env={**os.environ, "CARACAL_FORENSICS_SPARK_MASTER": "local[2]"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    noise = [line for line in proc.stderr.splitlines()
+             if line != "WARNING: Using incubator modules: jdk.incubator.vector"]
+    assert noise == []
