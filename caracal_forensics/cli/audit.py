@@ -239,9 +239,9 @@ def _print_lines(con, filters, compiled, emit) -> int:
     if sql is not None:
         try:
             return write_query_lines(ordered_batches(
-                con, filters, query_select(sql), guard=guard,
-                columns=(*needed, *sql.columns), wrap=sql.relation, refusable=True),
-                compiled)
+                con, filters, query_select(sql, events=False), guard=guard,
+                columns=(*needed, *sql.columns), wrap=sql.relation, refusable=True,
+                fallback_select=None if sql.always_exact else query_select(sql)), compiled)
         except Refused:  # before anything was written: the evaluator answers the same
             pass
     columns = ", ".join(f'"{name}"' for name in needed)

@@ -52,6 +52,7 @@ def ordered_batches(
     columns: Sequence[str] | None = None,
     wrap: Callable[[str], str] | None = None,
     refusable: bool = False,
+    fallback_select: str | None = None,
 ) -> Iterator[Any]:
     """Arrow record batches of ``SELECT {select}`` over the events ``filters`` select
     from ``relation`` (newest ``filters.limit``, or every one), oldest first.
@@ -66,8 +67,14 @@ def ordered_batches(
     ``refusable``: when DuckDB refuses the first statement with ``select`` (it does not
     parse or bind), raise :class:`Refused` before anything is yielded, instead of a
     separate check beforehand (which parsed and bound the long SQL of a compiled
-    expression once more: 12-20 ms)."""
+    expression once more: 12-20 ms). ``fallback_select``: ``select`` is a compiled
+    query's line and ``fallback`` alone (``query_select(events=False)``), and this the
+    same with the columns of the events marked ``fallback`` (``query_select()``): the
+    events are sorted without those columns (all NULL but for the rare event the
+    evaluator answers, they took a fifth of the sort of a million), until a batch holds
+    such an event; from there on with them, the slice it came from again."""
     wrap = wrap or (lambda source: source)
+    current = [select]  # becomes fallback_select for good (_switching)
     where, bound = filters.where()
     # the slices come from the filters (and a guard's clauses on text columns): a first
     # pass over their plain columns, never over the jsonb text a guard or the
@@ -85,8 +92,8 @@ def ordered_batches(
             f'"{name}"' for name in dict.fromkeys([*columns, *ORDER_COLUMNS]))
         source = (f"(SELECT {wanted} FROM {relation} WHERE {where} "
                   f"ORDER BY {ORDER_DESC} LIMIT {int(filters.limit)})")
-        yield from _batches(con, _sorted_sql(select, wrap(source), "TRUE", keep), bound,
-                            refusable)
+        yield from _switching(con, lambda s: _sorted_sql(s, wrap(source), "TRUE", keep),
+                              bound, refusable, current, fallback_select)
         return
     rows, cuts = _first_pass(con, relation, plain_where, plain_bound)
     per_cut = rows / _QUANTILES  # selected events between two quantiles, about
@@ -107,8 +114,8 @@ def ordered_batches(
                 f" AND {below}"
             sliced["slice_high"] = high
         written = 0
-        sql = _sorted_sql(select, wrap(relation), condition, keep)
-        for batch in _batches(con, sql, sliced, refusable and low is None):
+        for batch in _switching(con, lambda s, c=condition: _sorted_sql(s, wrap(relation), c, keep),
+                                sliced, refusable and low is None, current, fallback_select):
             written += batch.nbytes
             yield batch
         if high is None:
@@ -155,6 +162,38 @@ def _fetch_one(con, sql: str, params: dict[str, Any]) -> Sequence[Any]:
         raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
 
 
+def _switching(con, sql_of: Callable[[str], str], params: dict[str, Any], refusable: bool,
+               current: list[str], rich: str | None) -> Iterator[Any]:
+    """The batches of ``sql_of(current[0])``; with ``rich`` (``ordered_batches``'
+    ``fallback_select``), those before the first event marked ``fallback``, then the
+    rest of them from ``sql_of(rich)`` (the same rows in the same order, as the sort keys
+    order the events fully: the rows already yielded are skipped), and ``rich`` stays."""
+    batches = _batches(con, sql_of(current[0]), params, refusable)
+    if rich is None or current[0] is rich:
+        yield from batches
+        return
+    done = 0
+    for batch in batches:
+        flags = batch.column(1)
+        if not flags.true_count:
+            done += batch.num_rows
+            yield batch
+            continue
+        first = flags.to_pylist().index(True)
+        if first:
+            yield batch.slice(0, first)
+        done += first
+        batches.close()  # ends the statement: the connection runs one at a time
+        current[0] = rich
+        for batch in _batches(con, sql_of(rich), params):
+            if done >= batch.num_rows:
+                done -= batch.num_rows
+                continue
+            yield batch.slice(done) if done else batch
+            done = 0
+        return
+
+
 class Refused(ForensicsError):
     """DuckDB did not parse or bind a statement (nothing was read or written)."""
 
@@ -167,6 +206,7 @@ def _batches(con, sql: str, params: dict[str, Any], refusable: bool = False) -> 
     except duckdb.Error as error:
         raise (Refused if refusable else ForensicsError)(
             f"query failed: {str(error).splitlines()[0]}") from None
+    reader = None
     try:
         reader = relation.to_arrow_reader(FETCH_ROWS)
         for batch in reader:
@@ -174,18 +214,21 @@ def _batches(con, sql: str, params: dict[str, Any], refusable: bool = False) -> 
                 yield batch
     except duckdb.Error as error:
         raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+    finally:
+        if reader is not None:
+            reader.close()
 
 
 #: Prefix of the event columns selected for the events only the evaluator answers.
 _EVENT_PREFIX = "__event_"
 
 
-def query_select(compiled) -> str:
+def query_select(compiled, events: bool = True) -> str:
     """The select for :func:`ordered_batches` of a compiled ``--query``
     (``jmes_sql.CompiledQuery``): its line with a newline (NULL: nothing printed),
     whether the evaluator must answer instead (``fallback``), and, for those events only
     (NULL otherwise), the columns the expression reads (and the event's id and origin,
-    for an error naming it).
+    for an error naming it); without ``events``, the line and ``fallback`` alone.
 
     Nothing is filtered in SQL: DuckDB would evaluate the line twice (a filter on it is
     pushed below the projection as a copy of the expression); a NULL line costs the sort
@@ -201,6 +244,8 @@ def query_select(compiled) -> str:
     # DuckDB reads an alias of the same SELECT (``fallback``) in the expressions after it
     guarded = ", ".join(f'CASE WHEN fallback THEN "{name}" END AS "{_EVENT_PREFIX}{name}"'
                         for name in needed)
+    if not events:
+        return f"{select}, {compiled.fallback_sql} AS fallback"
     select += f", {compiled.fallback_sql} AS fallback, {guarded}"
     if "occurred_at" in needed:
         select += (f", CASE WHEN fallback THEN {OCCURRED_AT_SQL} END AS "
@@ -214,15 +259,13 @@ def write_query_lines(batches: Iterable[Any], query, out: IO[str] | None = None)
     order. Returns how many events were selected."""
     import sys
 
-    import pyarrow.compute as pc
-
     from .jsonl import write_arrow_lines, write_lines
 
     out = out or sys.stdout
     rows = 0
     for batch in batches:
         rows += batch.num_rows
-        if batch.num_columns == 1 or not pc.any(batch.column(1)).as_py():
+        if batch.num_columns == 1 or not batch.column(1).true_count:
             write_arrow_lines([batch], out, flush=False)
             continue
         fallback = batch.column(1).to_pylist()
