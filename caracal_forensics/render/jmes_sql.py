@@ -617,7 +617,9 @@ class _RawV(_V):
         return self._parsed().index(position)
 
     def as_list(self) -> _ListV:
-        return _ListV(_elements(self.column, self.column), _JsonV)
+        elements = _ListV(_elements(self.column, self.column), _JsonV)
+        elements.raw = self.column
+        return elements
 
     def string(self) -> str:
         return self._parsed().string()
@@ -774,6 +776,8 @@ class _ListV(_V):
     its elements (given the SQL for the element)."""
 
     types = frozenset({"array", "null"})
+    #: the stored jsonb text whose array ``src`` holds the elements of, when it is one
+    raw: str | None = None
 
     def __init__(self, src: str, elem: Callable[[str], _V], fb: str | None = None,
                  element_fb: Callable[[str], str | None] | None = None) -> None:
@@ -1060,6 +1064,7 @@ class _Compiler:
         base = value.as_list()
         if base is None:
             return _carry(NULL, value.fb)
+        raw = base.raw
         if (src := self.let(base.src)) != base.src:  # the same array, split once
             base = _ListV(src, base.elem, base.fb, element_fb=lambda v: None)
         var = self.fresh()
@@ -1067,7 +1072,10 @@ class _Compiler:
         j = element.json()
         spread = (f"CASE WHEN starts_with(CAST({j.expr} AS VARCHAR), '[') "
                   f"THEN json_extract({j.expr}, '$[*]') ELSE [{j.expr}] END")
-        src = self.let(f"flatten(list_transform({base.src}, lambda {var}: {spread}))")
+        flat = f"flatten(list_transform({base.src}, lambda {var}: {spread}))"
+        if raw is not None:  # no '[' after the array's own: no element is an array
+            flat = f"CASE WHEN contains(substr({raw}, 2), '[') THEN {flat} ELSE {base.src} END"
+        src = self.let(flat)
         fb = _or(base.fb, _list_any(base.src, var, j.fb) if j.fb else None)
         return _ListV(src, _JsonV, fb)
 
