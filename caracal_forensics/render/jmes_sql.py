@@ -118,6 +118,8 @@ def compile_query(expression: str) -> CompiledQuery | None:
     except Exception:  # jmespath's lexer raises plain errors on some input
         return None
     compiler = _Compiler()
+    operands = list(_conjuncts(parsed))  # of a top-level && chain, each when compiled
+    compiler.watch = {id(node): None for node in operands} if len(operands) > 1 else {}
     try:
         result = compiler.build(parsed, _RecordV(compiler))
         text = result.text_when_truthy()
@@ -134,7 +136,9 @@ def compile_query(expression: str) -> CompiledQuery | None:
     parsed_columns = [SOURCE_COLUMN[name] for name in _parsed_fields(parsed)]
     fallback = _or(result.fb, printed, *(_too_deep(column) for column in parsed_columns))
     fallback_sql = f"coalesce({fallback}, false)" if fallback else "false"
-    lets = _guarded(result, compiler.lets)
+    starts = [compiler.watch[id(node)] for node in operands] if compiler.watch else None
+    lets = _guarded(result, compiler.lets,
+                    None if starts is None or None in starts else starts)
     valid = _valid(parsed_columns)
     if valid:  # nothing reads an invalid field's JSON: its event goes to the evaluator
         # tested once per event (json_valid parses the whole field), in a column read by
@@ -164,16 +168,38 @@ def _valid(columns: list[str]) -> str | None:
     return " AND ".join(f"coalesce(json_valid({column}), true)" for column in columns)
 
 
-def _guarded(result: _V, lets: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """The lets, computed only for events whose first ``&&`` operand is truthy when the
-    expression is an ``&&`` chain whose first operand reads no list: every other operand
-    (and so every list it uses) is read only then."""
-    if not isinstance(result, _AndV) or not lets:
+def _guarded(result: _V, lets: list[tuple[str, str]],
+             starts: list[int] | None) -> tuple[tuple[str, str], ...]:
+    """The lets of a top-level ``a && b && ...`` chain, each computed only for the events
+    whose operands before the one that made it are truthy: an operand is read only then
+    (``diagnostics[].step_up_required`` after ``diagnostics[?...]``: for the events with
+    such a diagnostic, not every deny). ``starts``: how many lets there were when each
+    operand was compiled (a later operand reusing a let finds it guarded less, never
+    more). The guard of operand k reads the truthiness of the operands before it, so
+    only lets made before operand k."""
+    if not isinstance(result, _AndV) or not lets or starts is None \
+            or len(starts) != len(result.branches) + 1:
         return tuple(lets)
-    guard = result.branches[0][1].truthy()
-    if _LET_PREFIX in guard:  # the guard reads a list itself
-        return tuple(lets)
-    return tuple((name, f"CASE WHEN {guard} THEN {sql} END") for name, sql in lets)
+    guarded = list(lets)
+    truths = [value.truthy() for _, value in result.branches]
+    for k in range(1, len(starts)):
+        end = starts[k + 1] if k + 1 < len(starts) else len(lets)
+        whens = " ".join(f"WHEN NOT {t} THEN false" for t in truths[:k])
+        guard = f"CASE {whens} ELSE true END"  # CASE: the operands in order, as the chain
+        for index in range(starts[k], end):
+            name, sql = lets[index]
+            guarded[index] = (name, f"CASE WHEN {guard} THEN {sql} END")
+    return tuple(guarded)
+
+
+def _conjuncts(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The operands of a top-level ``a && b && ...`` chain, in order (the node itself
+    otherwise)."""
+    if node.get("type") == "and_expression":
+        for child in node["children"]:
+            yield from _conjuncts(child)
+    else:
+        yield node
 
 
 def _parsed_fields(parsed: dict[str, Any]) -> list[str]:
@@ -974,6 +1000,8 @@ class _Compiler:
         self.columns: set[str] = set()
         #: (column, SQL) computed once per event before the line (``CompiledQuery.lets``)
         self.lets: list[tuple[str, str]] = []
+        #: id of a node -> how many lets there were when it was compiled (None: not yet)
+        self.watch: dict[int, int | None] = {}
 
     @staticmethod
     def fresh() -> str:
@@ -996,6 +1024,8 @@ class _Compiler:
         make = getattr(self, "_" + node["type"], None)
         if make is None:
             raise Unsupported(node["type"])
+        if id(node) in self.watch and self.watch[id(node)] is None:
+            self.watch[id(node)] = len(self.lets)
         return make(node, cur)
 
     def _field(self, node, cur):
