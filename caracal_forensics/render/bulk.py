@@ -36,6 +36,8 @@ KEY_BYTES = 160
 FETCH_ROWS = 2048
 #: The quantiles of occurred_at the first pass asks for (slices merge adjacent ones).
 _QUANTILES = 256
+#: How much more than its size a slice takes when that is all that is left.
+_SLACK = 1.25
 
 
 def ordered_batches(
@@ -103,7 +105,10 @@ def ordered_batches(
         end = position + max(1, math.ceil(want / max(per_cut, 1.0)))
         while end < _QUANTILES and cuts[end - 1] in (None, low):
             end += 1
-        high = cuts[end - 1] if end < _QUANTILES and rows > bucket_rows else None
+        # a slice takes all that is left when that is little more than it would hold:
+        # one scan, plan and sort fewer (259,781 denies were 250,000 and then 9,781)
+        last = end >= _QUANTILES or rows - position * per_cut <= want * _SLACK
+        high = None if last else cuts[end - 1]
         condition, sliced = where, dict(bound)
         if low is not None:
             condition += " AND occurred_at >= CAST($slice_low AS TIMESTAMPTZ)"

@@ -76,3 +76,18 @@ def test_a_statement_duckdb_refuses_is_refused_before_anything_is_read(snap):
         list(ordered_batches(snap.duckdb, filters, "CAST(id AS INTEGER) AS line",
                              refusable=True))
     assert not isinstance(raised.value, Refused)
+
+
+def test_little_more_than_a_slice_is_one_slice() -> None:
+    """240 events with slices of 200: one statement sorts them all (a second one for 40
+    events would scan and plan again), 1000 are still cut."""
+    snap = cf.open(str(VECTOR_EXPORT / "db.csv"))
+    con = snap.duckdb
+    con.execute("CREATE TABLE copied AS SELECT * FROM unique_events")
+    batches = ordered_batches(con, Filters.build(limit=0), "id || chr(10) AS line",
+                              relation="copied", bucket_rows=200, slice_bytes=800)
+    assert sum(batch.num_rows for batch in [next(batches)]) == 240
+    assert next(batches, None) is None
+    batches = ordered_batches(con, Filters.build(limit=0), "id || chr(10) AS line",
+                              relation="copied", bucket_rows=150, slice_bytes=800)
+    assert next(batches).num_rows < 240
