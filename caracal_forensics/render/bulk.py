@@ -244,13 +244,13 @@ def query_select(compiled, events: bool = True) -> str:
     select = f"({compiled.line_sql}) || '\n' AS line"
     if compiled.always_exact:
         return select
+    if not events:
+        return f"{select}, {compiled.fallback_sql} AS fallback"
     needed = dict.fromkeys([*compiled.columns, ABSENT_FIELD, "id", "source_file",
                             "source_line"])
     # DuckDB reads an alias of the same SELECT (``fallback``) in the expressions after it
     guarded = ", ".join(f'CASE WHEN fallback THEN "{name}" END AS "{_EVENT_PREFIX}{name}"'
                         for name in needed)
-    if not events:
-        return f"{select}, {compiled.fallback_sql} AS fallback"
     select += f", {compiled.fallback_sql} AS fallback, {guarded}"
     if "occurred_at" in needed:
         select += (f", CASE WHEN fallback THEN {OCCURRED_AT_SQL} END AS "
