@@ -1,7 +1,8 @@
-"""The SQL render/jmes_sql.py compiles stays short: DuckDB parses, binds and plans it in
-every statement, however few events it reads (a --json record's line took 50 ms of
-planning in a statement that read nothing, when each text field's escaping was 34 nested
-replace() calls). The lines themselves are held to the evaluator's in test_jmes_sql.py."""
+"""What the SQL render/jmes_sql.py compiles costs: it stays short (DuckDB parses, binds
+and plans it in every statement, however few events it reads: a record's line took 50 ms
+of planning in a statement that read nothing, when each text field's escaping was 34
+nested replace() calls), and it computes a list only for the events that read it. The
+lines themselves are held to the evaluator's in test_jmes_sql.py."""
 
 from __future__ import annotations
 
