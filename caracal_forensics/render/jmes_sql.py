@@ -111,6 +111,8 @@ def compile_query(expression: str) -> CompiledQuery | None:
     import jmespath
     from jmespath.exceptions import JMESPathError
 
+    from .jmes import conjuncts
+
     try:
         parsed = jmespath.compile(expression).parsed
     except (JMESPathError, RecursionError):
@@ -118,7 +120,7 @@ def compile_query(expression: str) -> CompiledQuery | None:
     except Exception:  # jmespath's lexer raises plain errors on some input
         return None
     compiler = _Compiler()
-    operands = list(_conjuncts(parsed))  # of a top-level && chain, each when compiled
+    operands = list(conjuncts(parsed))  # of a top-level && chain, each when compiled
     compiler.watch = {id(node): None for node in operands} if len(operands) > 1 else {}
     try:
         result = compiler.build(parsed, _RecordV(compiler))
@@ -190,16 +192,6 @@ def _guarded(result: _V, lets: list[tuple[str, str]],
             name, sql = lets[index]
             guarded[index] = (name, f"CASE WHEN {guard} THEN {sql} END")
     return tuple(guarded)
-
-
-def _conjuncts(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The operands of a top-level ``a && b && ...`` chain, in order (the node itself
-    otherwise)."""
-    if node.get("type") == "and_expression":
-        for child in node["children"]:
-            yield from _conjuncts(child)
-    else:
-        yield node
 
 
 def _parsed_fields(parsed: dict[str, Any]) -> list[str]:
