@@ -233,13 +233,17 @@ def _print_lines(con, filters, compiled, emit) -> int:
         relation = f"(SELECT *, {json_text_columns_sql()} FROM unique_events)"
         return write_arrow_lines(ordered_batches(
             con, filters, f"{json_line_sql(prepared=True)} AS line", relation=relation))
-    from ..render.bulk import accepted, query_select, write_query_lines
+    from ..render.bulk import Refused, query_select, write_query_lines
 
     sql = compiled.to_sql()
-    if sql is not None and accepted(con, query_select(sql), sql.relation("unique_events")):
-        return write_query_lines(ordered_batches(
-            con, filters, query_select(sql), guard=guard,
-            columns=(*needed, *sql.columns), wrap=sql.relation), compiled)
+    if sql is not None:
+        try:
+            return write_query_lines(ordered_batches(
+                con, filters, query_select(sql, events=False), guard=guard,
+                columns=(*needed, *sql.columns), wrap=sql.relation, refusable=True,
+                fallback_select=None if sql.always_exact else query_select(sql)), compiled)
+        except Refused:  # before anything was written: the evaluator answers the same
+            pass
     columns = ", ".join(f'"{name}"' for name in needed)
     rows = 0
     for batch in ordered_batches(con, filters, f"{columns}, {OCCURRED_AT_SQL} AS "

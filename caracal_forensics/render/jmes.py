@@ -244,3 +244,13 @@ def nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
     for child in node.get("children", ()):
         if isinstance(child, dict):
             yield from nodes(child)
+
+
+def conjuncts(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The operands of a top-level ``a && b && ...`` chain, in order (the node itself
+    otherwise)."""
+    if node.get("type") == "and_expression":
+        for child in node["children"]:
+            yield from conjuncts(child)
+    else:
+        yield node

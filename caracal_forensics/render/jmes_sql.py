@@ -111,6 +111,8 @@ def compile_query(expression: str) -> CompiledQuery | None:
     import jmespath
     from jmespath.exceptions import JMESPathError
 
+    from .jmes import conjuncts
+
     try:
         parsed = jmespath.compile(expression).parsed
     except (JMESPathError, RecursionError):
@@ -118,6 +120,8 @@ def compile_query(expression: str) -> CompiledQuery | None:
     except Exception:  # jmespath's lexer raises plain errors on some input
         return None
     compiler = _Compiler()
+    operands = list(conjuncts(parsed))  # of a top-level && chain, each when compiled
+    compiler.watch = {id(node): None for node in operands} if len(operands) > 1 else {}
     try:
         result = compiler.build(parsed, _RecordV(compiler))
         text = result.text_when_truthy()
@@ -134,17 +138,26 @@ def compile_query(expression: str) -> CompiledQuery | None:
     parsed_columns = [SOURCE_COLUMN[name] for name in _parsed_fields(parsed)]
     fallback = _or(result.fb, printed, *(_too_deep(column) for column in parsed_columns))
     fallback_sql = f"coalesce({fallback}, false)" if fallback else "false"
-    lets = _guarded(result, compiler.lets)
+    starts = [compiler.watch[id(node)] for node in operands] if compiler.watch else None
+    lets = _guarded(result, compiler.lets,
+                    None if starts is None or None in starts else starts)
     valid = _valid(parsed_columns)
     if valid:  # nothing reads an invalid field's JSON: its event goes to the evaluator
-        line = f"CASE WHEN {valid} THEN {line} END"
-        fallback_sql = f"CASE WHEN {valid} THEN {fallback_sql} ELSE true END"
-        lets = tuple((name, f"CASE WHEN {valid} THEN {sql} END") for name, sql in lets)
+        # tested once per event (json_valid parses the whole field), in a column read by
+        # the line, the fallback and every let
+        line = f"CASE WHEN {_VALID} THEN {line} END"
+        fallback_sql = f"CASE WHEN {_VALID} THEN {fallback_sql} ELSE true END"
+        lets = ((_VALID, valid),
+                *((name, f"CASE WHEN {_VALID} THEN {sql} END") for name, sql in lets))
     if len(line) + len(fallback_sql) > MAX_SQL:
         return None
     compiler.columns.update(parsed_columns)
     columns = tuple(c for c in _EVENT_COLUMNS if c in compiler.columns)
     return CompiledQuery(expression, line, fallback_sql, columns, lets)
+
+
+#: The let column holding ``_valid``'s test (computed before the other lets).
+_VALID = "_jmes_valid"
 
 
 def _valid(columns: list[str]) -> str | None:
@@ -157,16 +170,28 @@ def _valid(columns: list[str]) -> str | None:
     return " AND ".join(f"coalesce(json_valid({column}), true)" for column in columns)
 
 
-def _guarded(result: _V, lets: list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """The lets, computed only for events whose first ``&&`` operand is truthy when the
-    expression is an ``&&`` chain whose first operand reads no list: every other operand
-    (and so every list it uses) is read only then."""
-    if not isinstance(result, _AndV) or not lets:
+def _guarded(result: _V, lets: list[tuple[str, str]],
+             starts: list[int] | None) -> tuple[tuple[str, str], ...]:
+    """The lets of a top-level ``a && b && ...`` chain, each computed only for the events
+    whose operands before the one that made it are truthy: an operand is read only then
+    (``diagnostics[].step_up_required`` after ``diagnostics[?...]``: for the events with
+    such a diagnostic, not every deny). ``starts``: how many lets there were when each
+    operand was compiled (a later operand reusing a let finds it guarded less, never
+    more). The guard of operand k reads the truthiness of the operands before it, so
+    only lets made before operand k."""
+    if not isinstance(result, _AndV) or not lets or starts is None \
+            or len(starts) != len(result.branches) + 1:
         return tuple(lets)
-    guard = result.branches[0][1].truthy()
-    if _LET_PREFIX in guard:  # the guard reads a list itself
-        return tuple(lets)
-    return tuple((name, f"CASE WHEN {guard} THEN {sql} END") for name, sql in lets)
+    guarded = list(lets)
+    truths = [value.truthy() for _, value in result.branches]
+    for k in range(1, len(starts)):
+        end = starts[k + 1] if k + 1 < len(starts) else len(lets)
+        whens = " ".join(f"WHEN NOT {t} THEN false" for t in truths[:k])
+        guard = f"CASE {whens} ELSE true END"  # CASE: the operands in order, as the chain
+        for index in range(starts[k], end):
+            name, sql = lets[index]
+            guarded[index] = (name, f"CASE WHEN {guard} THEN {sql} END")
+    return tuple(guarded)
 
 
 def _parsed_fields(parsed: dict[str, Any]) -> list[str]:
@@ -229,19 +254,30 @@ def _group(sql: str) -> str:
     return sql if _SIMPLE.fullmatch(sql) else f"({sql})"
 
 
+def _concat(parts: list[str]) -> str:
+    """SQL joining the texts ``parts`` (each never NULL: a value's ``text()``) in one
+    ``concat``: a chain of ``||`` builds every intermediate string (2.5x the time over a
+    line of a dozen parts)."""
+    return f"concat({', '.join(parts)})"
+
+
 def _lit(text: str) -> str:
     """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
 def _escape_slow(x: str) -> str:
-    """encode_basestring in SQL (for text holding a character JSON escapes)."""
-    out = f"replace(replace({x}, '\\', '\\\\'), '\"', '\\\"')"
-    short = {8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"}
-    for code in range(32):
-        escaped = short.get(code, "\\u" + format(code, "04x"))
-        out = f"replace({out}, chr({code}), '{escaped}')"
-    return f"('\"' || {out} || '\"')"
+    """encode_basestring in SQL (for text holding a character JSON escapes), character
+    by character: short, where 34 nested replace() made every text field's SQL some
+    1,000 characters that DuckDB binds and plans in each statement (a --json record's
+    line: 50 ms of planning for a statement that reads nothing)."""
+    c = _Compiler.fresh()
+    short = " ".join(f"WHEN ord({c}) = {code} THEN '{escaped}'" for code, escaped in
+                     ((8, "\\b"), (9, "\\t"), (10, "\\n"), (12, "\\f"), (13, "\\r")))
+    each = (f"CASE WHEN {c} = '\"' THEN '\\\"' WHEN {c} = '\\' THEN '\\\\' "
+            f"WHEN ord({c}) >= 32 THEN {c} {short} ELSE printf('\\u%04x', ord({c})) END")
+    return (f"('\"' || array_to_string(list_transform(string_split({x}, ''), "
+            f"lambda {c}: {each}), '') || '\"')")
 
 
 def _quote(x: str) -> str:
@@ -313,7 +349,10 @@ def _json_eq(a: str, b: str) -> Sql:
     expr = (f"CASE WHEN {sa} = {sb} THEN true WHEN {numbers} "
             f"THEN coalesce(TRY_CAST({sa} AS DOUBLE) = TRY_CAST({sb} AS DOUBLE), false) "
             f"ELSE false END")
-    fb = (f"CASE WHEN {sa} = {sb} THEN false WHEN {numbers} "
+    # a missing value (SQL NULL: the commonest case, a key an element lacks) is null,
+    # which the SQL compares exactly: settled before the text of either is computed
+    fb = (f"CASE WHEN {a} IS NULL OR {b} IS NULL THEN false WHEN {sa} = {sb} THEN false "
+          f"WHEN {numbers} "
           f"THEN {_long_int(a)} OR {_long_int(b)} "
           f"WHEN left({sa}, 1) IN ('[', '{{') AND left({sa}, 1) = left({sb}, 1) "
           f"THEN strlen({sa}) > 2 AND strlen({sb}) > 2 ELSE false END")
@@ -559,10 +598,14 @@ class _JsonV(_V):
 
 
 class _RawV(_V):
-    """A whole jsonb field: its stored text, which is what the evaluator prints."""
+    """A whole jsonb field: its stored text, which is what the evaluator prints.
+    ``let``: computes SQL once per event (``_Compiler.let``): a member read from the
+    field is extracted once, however often the expression uses it (each extraction
+    parses the whole stored text)."""
 
-    def __init__(self, column: str) -> None:
+    def __init__(self, column: str, let: Callable[[str], str] = lambda sql: sql) -> None:
         self.column = column
+        self.let = let
 
     def _parsed(self) -> _JsonV:
         return _JsonV(f"json({self.column})")
@@ -585,13 +628,16 @@ class _RawV(_V):
 
     def get(self, name: str) -> _V:
         path = _lit(_json_path_key(name))
-        return _JsonV(f"json_extract({self.column}, {path})", origin=(self.column, path))
+        return _JsonV(self.let(f"json_extract({self.column}, {path})"),
+                      origin=(self.column, path))
 
     def index(self, position: int) -> _V:
         return self._parsed().index(position)
 
     def as_list(self) -> _ListV:
-        return _ListV(_elements(self.column, self.column), _JsonV)
+        elements = _ListV(_elements(self.column, self.column), _JsonV)
+        elements.raw = self.column
+        return elements
 
     def string(self) -> str:
         return self._parsed().string()
@@ -680,9 +726,9 @@ class _ObjV(_V):
         for i, (key, value) in enumerate(self.items.items()):
             t = value.text()
             prefix = (", " if i else "{") + encode_basestring(key) + ": "
-            parts.append(f"{_lit(prefix)} || {t.expr}")
+            parts += [_lit(prefix), t.expr]
             fbs.append(t.fb)
-        body = " || ".join(parts) + " || '}'"
+        body = _concat([*parts, "'}'"])
         return Sql(f"CASE WHEN {self.null_sql} THEN 'null' ELSE {body} END", _or(*fbs))
 
     def json(self) -> Sql:
@@ -717,8 +763,11 @@ class _TupleV(_V):
 
     def text(self) -> Sql:
         texts = [v.text() for v in self.items]
-        body = " || ', ' || ".join(t.expr for t in texts)
-        return Sql(f"CASE WHEN {self.null_sql} THEN 'null' ELSE '[' || {body} || ']' END",
+        parts = ["'['"]
+        for i, t in enumerate(texts):
+            parts += [*(["', '"] if i else []), t.expr]
+        body = _concat([*parts, "']'"])
+        return Sql(f"CASE WHEN {self.null_sql} THEN 'null' ELSE {body} END",
                    _or(*(t.fb for t in texts)))
 
     def _elements(self) -> Sql:
@@ -745,6 +794,8 @@ class _ListV(_V):
     its elements (given the SQL for the element)."""
 
     types = frozenset({"array", "null"})
+    #: the stored jsonb text whose array ``src`` holds the elements of, when it is one
+    raw: str | None = None
 
     def __init__(self, src: str, elem: Callable[[str], _V], fb: str | None = None,
                  element_fb: Callable[[str], str | None] | None = None) -> None:
@@ -887,7 +938,7 @@ class _RecordV(_V):
         if name in OPTIONAL_FIELDS:
             self.compiler.columns.add(ABSENT_FIELD)
         if name in JSON_FIELDS:
-            return _RawV(SOURCE_COLUMN[name])
+            return _RawV(SOURCE_COLUMN[name], self.compiler.let)
         if name == "chain_seq":
             return _IntV(_field_sql(name))
         return _StrV(_field_sql(name), plain=name == "occurred_at")
@@ -941,6 +992,8 @@ class _Compiler:
         self.columns: set[str] = set()
         #: (column, SQL) computed once per event before the line (``CompiledQuery.lets``)
         self.lets: list[tuple[str, str]] = []
+        #: id of a node -> how many lets there were when it was compiled (None: not yet)
+        self.watch: dict[int, int | None] = {}
 
     @staticmethod
     def fresh() -> str:
@@ -963,6 +1016,8 @@ class _Compiler:
         make = getattr(self, "_" + node["type"], None)
         if make is None:
             raise Unsupported(node["type"])
+        if id(node) in self.watch and self.watch[id(node)] is None:
+            self.watch[id(node)] = len(self.lets)
         return make(node, cur)
 
     def _field(self, node, cur):
@@ -1031,6 +1086,7 @@ class _Compiler:
         base = value.as_list()
         if base is None:
             return _carry(NULL, value.fb)
+        raw = base.raw
         if (src := self.let(base.src)) != base.src:  # the same array, split once
             base = _ListV(src, base.elem, base.fb, element_fb=lambda v: None)
         var = self.fresh()
@@ -1038,7 +1094,10 @@ class _Compiler:
         j = element.json()
         spread = (f"CASE WHEN starts_with(CAST({j.expr} AS VARCHAR), '[') "
                   f"THEN json_extract({j.expr}, '$[*]') ELSE [{j.expr}] END")
-        src = self.let(f"flatten(list_transform({base.src}, lambda {var}: {spread}))")
+        flat = f"flatten(list_transform({base.src}, lambda {var}: {spread}))"
+        if raw is not None:  # no '[' after the array's own: no element is an array
+            flat = f"CASE WHEN contains(substr({raw}, 2), '[') THEN {flat} ELSE {base.src} END"
+        src = self.let(flat)
         fb = _or(base.fb, _list_any(base.src, var, j.fb) if j.fb else None)
         return _ListV(src, _JsonV, fb)
 

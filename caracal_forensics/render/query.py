@@ -117,13 +117,14 @@ class Query:
         inside a nested field must appear, quoted, in the stored jsonb text (which holds
         it verbatim unless it has a character jsonb escapes; those are left out). The
         expression still decides; the guard only spares events it would drop."""
+        from .jmes import conjuncts
         from .records import JSON_FIELDS, SOURCE_COLUMN, TEXT_RECORD_FIELDS
 
         clauses: list[str] = []
         plain: list[str] = []  # the clauses on text columns, and their params
         plain_params: dict[str, Any] = {}
         params: dict[str, Any] = {}
-        for node in _conjuncts(self._compiled.parsed):
+        for node in conjuncts(self._compiled.parsed):
             if node.get("type") != "comparator" or node.get("value") != "eq":
                 continue
             left, right = node["children"]
@@ -167,15 +168,6 @@ def _compile(expression: str) -> CompiledQuery | None:
 
 #: Characters jsonb text writes escaped: a string holding one is not found verbatim.
 _JSONB_ESCAPED = re.compile(r'["\\\x00-\x1f]')
-
-
-def _conjuncts(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """The operands of a top-level ``a && b && ...`` chain (the node itself otherwise)."""
-    if node.get("type") == "and_expression":
-        for child in node["children"]:
-            yield from _conjuncts(child)
-    else:
-        yield node
 
 
 def is_truthy(value: Any) -> bool:

@@ -27,7 +27,6 @@ from json.encoder import encode_basestring
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..model import ABSENT_FIELD, JSONB_FIELDS, TEXT_FIELDS
@@ -146,6 +145,7 @@ _DECODER = json.JSONDecoder(parse_float=LiteralFloat)
 
 def occurred_at_texts(table: pa.Table | pa.RecordBatch) -> list[str | None]:
     """occurred_at as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` per row."""
+    import pyarrow.compute as pc
     if OCCURRED_AT_TEXT in table.schema.names:
         return table.column(OCCURRED_AT_TEXT).to_pylist()
     column = table.column("occurred_at")

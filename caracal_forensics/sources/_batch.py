@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from dataclasses import field as _field
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..model import ALERT_SCHEMA, EVENT_SCHEMA, UTC_MICROS
@@ -62,6 +61,7 @@ def count_skipped(bad: BadLines, count: int, first: str | None) -> None:
 
 def parse_timestamps(values: list[str | None], path: str, lines: list[int], field: str) -> pa.Array:
     """ISO 8601 / PostgreSQL timestamptz texts to UTC microseconds; names the bad line."""
+    import pyarrow.compute as pc
     array = pa.array(values, pa.string())
     try:
         return pc.cast(array, UTC_MICROS)
@@ -130,6 +130,7 @@ def long_rows(batch: pa.RecordBatch, limit: int) -> pa.Array | None:
     """Which rows' values add up to more than ``limit`` bytes (None if none do; counted
     only when the whole batch is that large): CSV records past the maximum line, which
     Arrow holds when they fit in two of its blocks."""
+    import pyarrow.compute as pc
     if batch.nbytes <= limit:
         return None
     total = None
@@ -163,6 +164,7 @@ _RAMP: pa.Array | None = None  # 0, 1, 2, ...: sliced and shifted for line numbe
 def lines_from(first: int, rows: int) -> pa.Array:
     """first, first + 1, ... (int64): a reader's source lines, built in Arrow rather than
     from a Python range (a third of a second per million rows)."""
+    import pyarrow.compute as pc
     global _RAMP
     if _RAMP is None or len(_RAMP) < rows:
         import array

@@ -14,7 +14,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import InputError
 from ..jsonb import JsonbNumber, dumps, loads
@@ -232,6 +231,8 @@ def parse_block(
     kernel appends the plain valid ones without the GIL; each other line goes through the
     Python path, exactly as ``parse_lines`` treats it. Safe to run on several threads.
     ``LONG_LINE`` as ``data``: line ``first_line`` is past ``max_line``, refused or skipped."""
+    import pyarrow.compute as pc
+
     from .. import jsonb_native
 
     bad = BadLines(skip=skip, max_line=max_line)
@@ -364,6 +365,7 @@ def _columns_batch(
     """The batch ``_batch.rows_to_batches`` builds from the same rows, from Arrow columns
     (``numbers``: their line numbers; ``overflow``: a value per column that Arrow refuses,
     to fail on as it does)."""
+    import pyarrow.compute as pc
     rows = len(numbers)
     arrays = []
     for name in schema.names:

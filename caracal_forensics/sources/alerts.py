@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ..errors import InputError
@@ -46,6 +45,7 @@ def read_jsonl(path: str, bad: BadLines) -> Iterator[pa.RecordBatch]:
 
 
 def read_csv(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordBatch]:
+    import pyarrow.compute as pc
     stream = open_binary(path)
     try:
         table = pacsv.read_csv(

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ..errors import InputError
@@ -229,6 +228,7 @@ def _to_events(
     line_numbers: list[int] | None = None,
 ) -> pa.RecordBatch:
     """``line_numbers``: each record's line when skipped short rows leave gaps."""
+    import pyarrow.compute as pc
     long = long_rows(batch, bad.max_line)
     if long is not None:  # refused, or skipped: the lines of the others are kept
         numbers = (lines_from(first_line, batch.num_rows).to_pylist() if line_numbers is None
@@ -270,6 +270,7 @@ def _to_events(
 def _convert(
     column: pa.Array, target: pa.DataType, path: str, name: str, lines: pa.Array
 ) -> pa.Array:
+    import pyarrow.compute as pc
     if target == pa.string():
         return column
     try:

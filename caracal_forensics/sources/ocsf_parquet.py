@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import InputError
@@ -60,6 +59,7 @@ def read(path: str, parquet: pq.ParquetFile | None = None) -> Iterator[pa.Record
 def _to_events(
     table: pa.Table, path: str, first: int, present: dict[str, str], absent: str | None
 ) -> pa.RecordBatch:
+    import pyarrow.compute as pc
     columns = {}
     for name, source in present.items():
         column = table.column(source).combine_chunks()
