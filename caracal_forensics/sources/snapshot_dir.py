@@ -148,7 +148,7 @@ def admin_discrepancies(
     HMAC, as :func:`manifest_discrepancies` holds the event files. A manifest written
     before admin rows were kept (no ``admin_events``) is not held to them. The admin part
     is small (one row per administrative change): read whole."""
-    from ..admin.snapshot import chain_name
+    from ..admin.model import GLOBAL_CHAIN
     from ..manifest import manifest_admin_chains
 
     manifest = load_manifest(directory)
@@ -164,7 +164,7 @@ def admin_discrepancies(
         total += table.num_rows
         for zone, seq, content, hmac in zip(*(table.column(i).to_pylist() for i in range(4)),
                                             strict=True):
-            chain = held.setdefault(chain_name(zone), {"events": 0, "seqs": []})
+            chain = held.setdefault(GLOBAL_CHAIN if zone is None else zone, {"events": 0, "seqs": []})
             chain["events"] += 1
             chain["seqs"].append((seq, content, hmac))
     found: list[tuple[str | None, str]] = []
