@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from ..errors import ForensicsError
-from ..filters import ORDER_COLUMNS, ORDER_DESC, Filters
+from ..filters import ORDER_ASC, ORDER_COLUMNS, ORDER_DESC, Filters
 
 #: Events of the first slice sorted when printing every match: about 250 MB of lines of
 #: real events (~1 KB); the next slices hold about ``SLICE_BYTES`` of what it printed.
@@ -82,6 +82,27 @@ def ordered_batches(
                   f"ORDER BY {ORDER_DESC} LIMIT {int(filters.limit)})")
         yield from _batches(con, _sorted_sql(select, wrap(source), "TRUE", keep), bound)
         return
+    plan = _slices(con, relation, plain_where, plain_bound, where, bound, bucket_rows,
+                   slice_bytes)
+    step = next(plan)
+    while True:
+        condition, sliced = step
+        written = 0
+        sql = _sorted_sql(select, wrap(relation), condition, keep)
+        for batch in _batches(con, sql, sliced):
+            written += batch.nbytes
+            yield batch
+        try:
+            step = plan.send(written)
+        except StopIteration:
+            return
+
+
+def _slices(con, relation: str, plain_where: str, plain_bound: dict[str, Any], where: str,
+            bound: dict[str, Any], bucket_rows: int, slice_bytes: int):
+    """The slices of occurred_at every selected event is printed in: yields (condition,
+    its parameters) per slice, oldest first, and is sent back the bytes the slice took
+    (what sizes the next); see ``ordered_batches``."""
     rows, cuts = _first_pass(con, relation, plain_where, plain_bound)
     per_cut = rows / _QUANTILES  # selected events between two quantiles, about
     position, low, want = 0, None, bucket_rows
@@ -100,17 +121,13 @@ def ordered_batches(
             condition += f" AND ({below} OR occurred_at IS NULL)" if low is None else \
                 f" AND {below}"
             sliced["slice_high"] = high
-        written = 0
-        sql = _sorted_sql(select, wrap(relation), condition, keep)
-        for batch in _batches(con, sql, sliced):
-            written += batch.nbytes
-            yield batch
+        written = yield condition, sliced
         if high is None:
             return
         # what the slice printed per event it held sizes the next: a selective query or a
         # narrow projection is sorted in a few large slices, whole events in small ones
         held = max(1.0, (end - position) * per_cut)
-        want = max(bucket_rows, int(slice_bytes / (written / held + KEY_BYTES)))
+        want = max(bucket_rows, int(slice_bytes / ((written or 0) / held + KEY_BYTES)))
         position, low = end, high
 
 
@@ -149,11 +166,11 @@ def _fetch_one(con, sql: str, params: dict[str, Any]) -> Sequence[Any]:
         raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
 
 
-def _batches(con, sql: str, params: dict[str, Any]) -> Iterator[Any]:
+def _batches(con, sql: str, params: dict[str, Any], rows: int = FETCH_ROWS) -> Iterator[Any]:
     import duckdb
 
     try:
-        reader = con.sql(sql, params=params).to_arrow_reader(FETCH_ROWS)
+        reader = con.sql(sql, params=params).to_arrow_reader(rows)
         for batch in reader:
             if batch.num_rows:
                 yield batch
@@ -238,3 +255,242 @@ def write_query_lines(batches: Iterable[Any], query, out: IO[str] | None = None)
             write_arrow_lines([batch.slice(start)], out, flush=False)
     out.flush()
     return rows
+
+
+# --- tail --json: every line written by the C kernel -----------------------------------
+
+#: Arrow bytes of event columns one slice holds when the kernel writes the lines (one
+#: slice at a time). Larger slices cut fewer row groups (each cut row group is read by
+#: two slices).
+NATIVE_SLICE_BYTES = 384 << 20
+#: Bytes of lines handed to the system at once.
+WRITE_BYTES = 8 << 20
+#: Rows of one Arrow batch DuckDB hands over for a slice.
+NATIVE_FETCH_ROWS = 1 << 16
+
+
+def write_json_lines(con, filters: Filters, out: IO[str] | None = None,
+                     relation: str = "unique_events") -> int:
+    """Write the ``tail --json`` line of every event ``filters`` select (the newest
+    ``filters.limit``, or all), oldest first; returns how many were written.
+
+    With the C kernel (``native_lines``), DuckDB reads the record's columns and the sort
+    keys of one slice of occurred_at (as ``ordered_batches`` slices), Arrow sorts the
+    keys, and the kernel writes the lines in that order straight to stdout, while a
+    thread reads and sorts the next slice: no line is built in SQL, none is moved by a
+    sort. Without it, DuckDB builds them (``records.json_line_sql``)."""
+    import sys
+
+    from . import native_lines
+    from .jsonl import write_arrow_lines
+    from .records import EVENT_COLUMNS, json_line_sql, json_text_columns_sql
+
+    out = out or sys.stdout
+    needed = list(dict.fromkeys([*EVENT_COLUMNS, "source_file", "source_line",
+                                 *ORDER_COLUMNS]))
+    if native_lines.AVAILABLE and native_lines.supported(_schema(con, relation, needed)):
+        return _write_native(con, filters, out, relation, needed)
+    if filters.limit:  # the newest N picked first, then N lines built
+        return write_arrow_lines(ordered_batches(
+            con, filters, f"{json_line_sql()} AS line", columns=needed, relation=relation),
+            out)
+    prepared = f"(SELECT *, {json_text_columns_sql()} FROM {relation})"
+    return write_arrow_lines(ordered_batches(
+        con, filters, f"{json_line_sql(prepared=True)} AS line", relation=prepared), out)
+
+
+def _schema(con, relation: str, columns: Sequence[str]):
+    import duckdb
+
+    listed = ", ".join(f'"{name}"' for name in columns)
+    try:
+        return con.sql(f"SELECT {listed} FROM {relation} LIMIT 0").to_arrow_table().schema
+    except duckdb.Error as error:
+        raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+
+
+class _Sink:
+    """Where the lines go: the file descriptor of ``out`` when it has one (large writes,
+    the GIL released), else its binary buffer, else its text."""
+
+    def __init__(self, out: IO[str]):
+        import io
+
+        out.flush()  # what was written as text goes first
+        self.out = out
+        self.binary = getattr(out, "buffer", None)
+        self.fd = None
+        try:
+            self.fd = out.fileno()
+            if self.binary is not None:
+                self.binary.flush()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            self.fd = None
+
+    def write(self, data: memoryview) -> None:
+        import os
+
+        if self.fd is not None:
+            while len(data):
+                data = data[os.write(self.fd, data):]
+        elif self.binary is not None:
+            self.binary.write(data)
+        else:
+            self.out.write(bytes(data).decode("utf-8"))
+
+    def flush(self) -> None:
+        if self.fd is None:
+            (self.binary or self.out).flush()
+
+
+def _sort_order(table) -> Any:
+    """The indices of ``table``'s rows in ``filters.ORDER_ASC``'s order (every key
+    ascending, NULLs first), as DuckDB's ORDER BY gives them."""
+    import pyarrow.compute as pc
+
+    try:
+        options = pc.SortOptions([(name, "ascending", "at_start") for name in ORDER_COLUMNS])
+    except (TypeError, ValueError):  # pyarrow before per-key null placement
+        options = pc.SortOptions([(name, "ascending") for name in ORDER_COLUMNS],
+                                 null_placement="at_start")
+    return pc.sort_indices(table, options=options)
+
+
+#: The times the kernel writes (``native_lines.TIME_RANGE``): a selection with any other
+#: (a year before 1 or after 9999) is written by DuckDB's lines.
+_OUTSIDE_TIMES = ("(occurred_at < CAST('0001-01-01 00:00:00+00' AS TIMESTAMPTZ) OR "
+                  "occurred_at >= CAST('10000-01-01 00:00:00+00' AS TIMESTAMPTZ))")
+
+
+def _write_native(con, filters: Filters, out: IO[str], relation: str,
+                  needed: Sequence[str]) -> int:
+    """``write_json_lines`` with the kernel: a slice is read (DuckDB on every core), then
+    its lines written (the kernel on every core, pieces written in order as they come)."""
+    import pyarrow as pa
+
+    from . import native_lines
+
+    where, bound = filters.where()
+    if _fetch_one(con, f"SELECT count(*) FROM {relation} WHERE ({where}) AND {_OUTSIDE_TIMES}",
+                  bound)[0]:
+        from .jsonl import write_arrow_lines
+        from .records import json_line_sql
+
+        return write_arrow_lines(ordered_batches(
+            con, filters, f"{json_line_sql()} AS line", columns=needed, relation=relation),
+            out)
+    listed = ", ".join(f'"{name}"' for name in needed)
+    writer = _LineWriter(_Sink(out))
+    written = 0
+    try:
+        if filters.limit:  # DuckDB picks and sorts the newest N, handed over in pieces
+            source = (f"SELECT {listed} FROM {relation} WHERE {where} "
+                      f"ORDER BY {ORDER_DESC} LIMIT {int(filters.limit)}")
+            piece: list[Any] = []
+            size = 0
+            for batch in _batches(con, f"SELECT * FROM ({source}) ORDER BY {ORDER_ASC}",
+                                  bound, NATIVE_FETCH_ROWS):
+                piece.append(batch)
+                size += batch.nbytes
+                if size >= WRITE_BYTES * 4:
+                    written += writer.write(native_lines.LineTable(piece), None)
+                    piece, size = [], 0
+            if piece:
+                written += writer.write(native_lines.LineTable(piece), None)
+        else:
+            plan = _slices(con, relation, where, bound, where, bound, BUCKET_ROWS,
+                           NATIVE_SLICE_BYTES)
+            step = next(plan)
+            while True:
+                condition, sliced = step
+                batches = list(_batches(con, f"SELECT {listed} FROM {relation} "
+                                        f"WHERE {condition}", sliced, NATIVE_FETCH_ROWS))
+                size = 0
+                if batches:
+                    table = pa.Table.from_batches(batches)
+                    size = table.nbytes
+                    order = native_lines.order_buffer(_sort_order(table))
+                    del table
+                    written += writer.write(native_lines.LineTable(batches), order)
+                    del batches, order
+                try:
+                    step = plan.send(size)
+                except StopIteration:
+                    break
+        writer.sink.flush()
+    finally:
+        writer.close()
+    return written
+
+
+class _LineWriter:
+    """Writes the lines of a ``native_lines.LineTable``: pieces of rows rendered by a pool
+    of threads (the kernel releases the GIL), written in order as they are done."""
+
+    #: Rendering pieces in flight (each writes into its own buffer).
+    AHEAD = 4
+
+    def __init__(self, sink: _Sink):
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.sink = sink
+        self.pool = ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 4)),
+                                       thread_name_prefix="tail-json-lines")
+        self.free = [memoryview(bytearray(WRITE_BYTES)) for _ in range(self.AHEAD + 1)]
+
+    def write(self, table: Any, order: Any) -> int:
+        """Write every row's line, in ``order`` (None: as they are); returns the rows."""
+        from collections import deque
+
+        rows = table.rows
+        step = max(1, rows * WRITE_BYTES // max(1, _line_bytes_estimate(table, rows)))
+        pending: deque = deque()
+        try:
+            for start in range(0, rows, step):
+                if len(pending) >= self.AHEAD:
+                    self._drain(pending.popleft())
+                buffer = self.free.pop() if self.free else memoryview(bytearray(WRITE_BYTES))
+                pending.append(self.pool.submit(_render, table, order, start,
+                                                min(rows, start + step), buffer))
+            while pending:
+                self._drain(pending.popleft())
+        finally:
+            for future in pending:
+                future.cancel()
+            for future in pending:
+                if not future.cancelled():
+                    future.exception()  # wait: its buffer is still being written into
+        return rows
+
+    def _drain(self, future: Any) -> None:
+        buffer, pieces = future.result()
+        for piece in pieces:
+            self.sink.write(piece)
+        self.free.append(buffer)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _line_bytes_estimate(table: Any, rows: int) -> int:
+    """About how many bytes the lines of ``rows`` rows take (to cut pieces of a buffer)."""
+    return max(1, int(table.nbytes * 1.5))
+
+
+def _render(table: Any, order: Any, start: int, end: int,
+            buffer: memoryview) -> tuple[memoryview, list[memoryview]]:
+    """The lines of rows order[start:end]: (the buffer, the pieces of it or of larger
+    buffers that hold them, in order)."""
+    pieces = []
+    own = buffer
+    position = start
+    while position < end:
+        position, size = table.render(order, position, end, buffer)
+        if size < 0:  # a line longer than the buffer: one of its own
+            buffer = memoryview(bytearray(-size))
+            continue
+        pieces.append(buffer[:size])
+        if position < end:  # the rest in a new buffer: this one is handed over whole
+            buffer = memoryview(bytearray(len(own)))
+    return own, pieces
