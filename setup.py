@@ -7,9 +7,10 @@ their own; a wheel (and an install from the sdist) carries it inside the package
 An editable install or a bare checkout reads ``queries/`` where it is.
 
 The C kernels: OpenSSL-backed bulk hashing for verify, jsonb::text rendering for the
-JSON lines readers, and the ``tail --json`` lines from Arrow columns (no extra libraries). ``optional``: without a compiler or OpenSSL
-headers the package still installs, and verify falls back to DuckDB SQL and the
-pure-Python reference, which give identical results (tested).
+JSON lines readers, and the ``tail --json`` lines from Arrow columns (no extra
+libraries). ``optional``: without a compiler or OpenSSL headers the package still
+installs, and verify falls back to DuckDB SQL and the pure-Python reference, which give
+identical results (tested); ``tail --json`` to DuckDB's lines.
 
 Metadata lives in pyproject.toml.
 """
