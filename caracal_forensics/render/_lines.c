@@ -6,7 +6,8 @@
  *   text   a JSON string as Python's json.encoder.encode_basestring writes it: `"` and
  *          `\` escaped, \n \r \t \b \f in their short forms, other bytes < 0x20 as
  *          \u00xx (small hex digits); everything else (0x7f, non-ASCII) as it is;
- *   json   the stored jsonb text, spliced as it is;
+ *   json   the stored jsonb text, spliced as it is (kind 4: "" is NULL, as the view
+ *          unique_events makes it, for columns read from the files themselves);
  *   time   timestamp[us] as DuckDB's strftime(.. AT TIME ZONE 'UTC',
  *          '%Y-%m-%dT%H:%M:%S.%fZ') in quotes; years 1..9999 only (the caller checks,
  *          and leaves other slices to DuckDB: a time outside raises ValueError here);
@@ -36,7 +37,7 @@
 #include <emmintrin.h>
 #endif
 
-enum { K_TEXT = 0, K_JSON = 1, K_TIME = 2, K_INT = 3 };
+enum { K_TEXT = 0, K_JSON = 1, K_TIME = 2, K_INT = 3, K_JSON_NULLIF = 4 };
 
 typedef struct {
     const uint8_t *validity; /* NULL: no nulls */
@@ -199,7 +200,7 @@ static int Table_init(Table *t, PyObject *args, PyObject *kwargs) {
         if (!PyArg_ParseTuple(PyList_GET_ITEM(fields, f), "ipSSO", &field->kind,
                               &field->optional, &prefix, &name, &chunks))
             return -1;
-        if (field->kind < K_TEXT || field->kind > K_INT) {
+        if (field->kind < K_TEXT || field->kind > K_JSON_NULLIF) {
             PyErr_SetString(PyExc_ValueError, "unknown field kind");
             return -1;
         }
@@ -461,7 +462,13 @@ static size_t line_len(const Table *t, Py_ssize_t b, Py_ssize_t i, int exact, ui
             break;
         }
         case K_JSON:
+        case K_JSON_NULLIF:
             value_at(&field->chunks[b], i, &n);
+            if (n == 0 && field->kind == K_JSON_NULLIF) {
+                null[f] = 1;
+                len += 4;
+                break;
+            }
             len += n;
             break;
         case K_TIME: len += TIME_LEN; break;
@@ -496,6 +503,7 @@ static char *put_line(const Table *t, Py_ssize_t b, Py_ssize_t i, char *dst,
             *dst++ = '"';
             break;
         case K_JSON:
+        case K_JSON_NULLIF:
             s = value_at(c, i, &n);
             memcpy(dst, s, n);
             dst += n;

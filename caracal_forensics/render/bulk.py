@@ -266,7 +266,7 @@ NATIVE_SLICE_BYTES = 384 << 20
 #: Bytes of lines handed to the system at once.
 WRITE_BYTES = 8 << 20
 #: Rows of one Arrow batch DuckDB hands over for a slice.
-NATIVE_FETCH_ROWS = 1 << 16
+NATIVE_FETCH_ROWS = 2048
 
 
 def write_json_lines(con, filters: Filters, out: IO[str] | None = None,
@@ -366,7 +366,6 @@ def _write_native(con, filters: Filters, out: IO[str], relation: str,
                   needed: Sequence[str]) -> int:
     """``write_json_lines`` with the kernel: a slice is read (DuckDB on every core), then
     its lines written (the kernel on every core, pieces written in order as they come)."""
-    import pyarrow as pa
 
     from . import native_lines
 
@@ -398,29 +397,51 @@ def _write_native(con, filters: Filters, out: IO[str], relation: str,
             if piece:
                 written += writer.write(native_lines.LineTable(piece), None)
         else:
-            plan = _slices(con, relation, where, bound, where, bound, BUCKET_ROWS,
-                           NATIVE_SLICE_BYTES)
-            step = next(plan)
-            while True:
-                condition, sliced = step
-                batches = list(_batches(con, f"SELECT {listed} FROM {relation} "
-                                        f"WHERE {condition}", sliced, NATIVE_FETCH_ROWS))
-                size = 0
-                if batches:
-                    table = pa.Table.from_batches(batches)
-                    size = table.nbytes
-                    order = native_lines.order_buffer(_sort_order(table))
-                    del table
-                    written += writer.write(native_lines.LineTable(batches), order)
-                    del batches, order
-                try:
-                    step = plan.send(size)
-                except StopIteration:
-                    break
+            pieces = None
+            if where == "TRUE" and relation == "unique_events":  # every event
+                from .sweep import sorted_pieces
+
+                pieces = sorted_pieces(con, needed)
+            if pieces is None:
+                pieces = _sorted_slices(con, relation, listed, where, bound)
+            for table, order in pieces:
+                written += writer.write(table, order)
+                del table, order
         writer.sink.flush()
     finally:
         writer.close()
     return written
+
+
+def _sorted_slices(con, relation: str, listed: str, where: str,
+                   bound: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
+    """(``native_lines.LineTable``, the order of its rows) per slice of occurred_at,
+    oldest first. One slice at a time: reading the next in a thread while one is written
+    held two (smaller slices, so more row groups read twice) and measured slower on two
+    cores (bench/RESULTS.md, issue 20)."""
+    import pyarrow as pa
+
+    from . import native_lines
+
+    plan = _slices(con, relation, where, bound, where, bound, BUCKET_ROWS,
+                   NATIVE_SLICE_BYTES)
+    step = next(plan)
+    while True:
+        condition, params = step
+        batches = list(_batches(con, f"SELECT {listed} FROM {relation} WHERE {condition}",
+                                params, NATIVE_FETCH_ROWS))
+        size = 0
+        if batches:
+            table = pa.Table.from_batches(batches)
+            size = table.nbytes
+            order = native_lines.order_buffer(_sort_order(table))
+            del table
+            yield native_lines.LineTable(batches), order
+            del batches, order
+        try:
+            step = plan.send(size)
+        except StopIteration:
+            return
 
 
 class _LineWriter:
@@ -440,10 +461,11 @@ class _LineWriter:
         self.free = [memoryview(bytearray(WRITE_BYTES)) for _ in range(self.AHEAD + 1)]
 
     def write(self, table: Any, order: Any) -> int:
-        """Write every row's line, in ``order`` (None: as they are); returns the rows."""
+        """Write the lines of the rows ``order`` lists (an int64 buffer; None: every row
+        as they are); returns how many."""
         from collections import deque
 
-        rows = table.rows
+        rows = table.rows if order is None else memoryview(order).nbytes // 8
         step = max(1, rows * WRITE_BYTES // max(1, _line_bytes_estimate(table, rows)))
         pending: deque = deque()
         try:
@@ -475,7 +497,7 @@ class _LineWriter:
 
 def _line_bytes_estimate(table: Any, rows: int) -> int:
     """About how many bytes the lines of ``rows`` rows take (to cut pieces of a buffer)."""
-    return max(1, int(table.nbytes * 1.5))
+    return max(1, int(table.nbytes / max(1, table.rows) * rows * 1.5))
 
 
 def _render(table: Any, order: Any, start: int, end: int,

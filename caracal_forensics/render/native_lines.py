@@ -29,6 +29,7 @@ AVAILABLE = _native is not None and settings().native
 
 #: Field kinds (must match _lines.c).
 _KINDS = {"text": 0, "json": 1, "time": 2, "int": 3}
+_JSON_EMPTY_IS_NULL = 4
 #: occurred_at the kernel writes as DuckDB does: 0001-01-01 to 9999-12-31, in microseconds
 #: since 1970 (other times go to the SQL lines).
 TIME_RANGE = (-62135596800_000_000, 253402300800_000_000)
@@ -102,9 +103,11 @@ def times_in_range(table: pa.Table | pa.RecordBatch) -> bool:
 
 class LineTable:
     """Arrow batches of event columns (``records.EVENT_COLUMNS``, all or some) made ready
-    for the kernel; :meth:`render` writes the lines of rows in a given order."""
+    for the kernel; :meth:`render` writes the lines of rows in a given order.
+    ``empty_json_is_null``: the jsonb columns as stored in the files, where "" is what
+    ``unique_events`` makes NULL (``queries._JSONB_NULLS``)."""
 
-    def __init__(self, batches: Sequence[pa.RecordBatch]):
+    def __init__(self, batches: Sequence[pa.RecordBatch], empty_json_is_null: bool = False):
         batches = [batch for batch in batches if batch.num_rows] or list(batches[:1])
         starts = [0]
         for batch in batches:
@@ -121,8 +124,10 @@ class LineTable:
             if column in names:
                 parts = _int_parts if kind in ("time", "int") else _string_parts
                 chunks = [parts(batch.column(column)) for batch in batches]
-            fields.append((_KINDS[kind], field in OPTIONAL_FIELDS, prefix, field.encode(),
-                           chunks))
+            code = _KINDS[kind]
+            if kind == "json" and empty_json_is_null:
+                code = _JSON_EMPTY_IS_NULL
+            fields.append((code, field in OPTIONAL_FIELDS, prefix, field.encode(), chunks))
         absent = ([_string_parts(batch.column(ABSENT_FIELD)) for batch in batches]
                   if ABSENT_FIELD in names else None)
         starts_buffer = pa.array(starts, pa.int64()).buffers()[1]

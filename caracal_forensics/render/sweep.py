@@ -1,0 +1,230 @@
+"""``tail --json`` of every event of Parquet files, each row group read once.
+
+Slices of occurred_at (``bulk._slices``) cut the row groups of a canonical snapshot
+(written in zone and chain order, so every zone's row groups span the same days): a row
+group a slice boundary cuts is read by both slices, about half of all the reading at 10M
+events. When the events are the rows of Parquet files alone (a canonical snapshot, or the
+spool of loaded exports) and every one is printed, this sweep reads each row group once
+instead, in the order of the smallest occurred_at its statistics give: after reading one,
+every row held with an occurred_at below the next unread row group's smallest can be
+printed, since no unread row group holds one. The rows held are those of the row groups
+whose times overlap (a few per zone here); a layout where too many would be held (the
+statistics say so before anything is read) is left to the slices.
+
+The lines are the C kernel's (``native_lines``), from the columns as stored: ``""`` in a
+jsonb column is NULL, as ``unique_events`` makes it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Rows the sweep may hold at once, in Arrow bytes (measured on the first row group).
+HELD_BYTES = 640 << 20
+#: The smallest occurred_at of a row group holding NULLs: they are printed first.
+_FIRST = -(1 << 63)
+_LAST = (1 << 63) - 1
+
+_PARQUET_LIST = re.compile(r"read_parquet\(list_value\(((?:'(?:[^']|'')*'(?:, )?)+)\)")
+_QUOTED = re.compile(r"'((?:[^']|'')*)'")
+
+
+def parquet_files(con) -> list[str] | None:
+    """The Parquet files whose rows are the events of ``con``'s views, when they are all
+    there is and ``unique_events`` is the events themselves (no copy to choose); None
+    otherwise."""
+    from ..engine import view_sql
+
+    plan = con.sql("SELECT comment FROM duckdb_views() WHERE view_name = 'unique_events' "
+                   "AND temporary").fetchall()
+    if not plan or plan[0][0] != "plain":
+        return None
+    texts = [view_sql(con, "events")]
+    loaded = view_sql(con, "loaded_events")
+    if loaded is not None:
+        texts.append(loaded)
+    elif con.sql("SELECT count(*) FROM loaded_events").fetchall()[0][0]:
+        return None
+    files: list[str] = []
+    for text in texts:
+        if text is None:
+            return None
+        lists = _PARQUET_LIST.findall(text)
+        if len(lists) != text.count("read_parquet("):
+            return None
+        for listed in lists:
+            files += [name.replace("''", "'") for name in _QUOTED.findall(listed)]
+    return files
+
+
+@dataclass
+class _Group:
+    """One row group: where, its occurred_at range (micros; NULLs make ``low`` _FIRST),
+    its rows."""
+
+    path: str
+    index: int
+    low: int
+    high: int
+    rows: int
+
+
+@dataclass
+class _Held:
+    """A row group read: its batches, its rows sorted (indices), their occurred_at in that
+    order (NULL as _FIRST), how many are printed, its sort keys."""
+
+    batches: list[Any]
+    order: Any
+    times: Any
+    keys: Any
+    rows: int
+    printed: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _groups(files: Sequence[str], columns: Sequence[str]) -> list[_Group] | None:
+    """Every row group of the files with its occurred_at range, or None when a file
+    lacks a column, types differ from a snapshot's, or a range is unknown."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    groups = []
+    for path in files:
+        meta = pq.ParquetFile(path)
+        schema = meta.schema_arrow
+        if any(name not in schema.names for name in columns):
+            return None
+        kind = schema.field("occurred_at").type
+        if kind != pa.timestamp("us", tz=kind.tz) or kind.tz is None:
+            return None
+        position = meta.schema.names.index("occurred_at") if \
+            "occurred_at" in meta.schema.names else -1
+        if position < 0:
+            return None
+        for index in range(meta.metadata.num_row_groups):
+            group = meta.metadata.row_group(index)
+            stats = group.column(position).statistics
+            rows = group.num_rows
+            if not rows:
+                continue
+            if stats is None or not stats.has_null_count:
+                return None
+            nulls = stats.null_count
+            if nulls == rows:
+                low = high = _FIRST
+            elif not stats.has_min_max or stats.physical_type != "INT64":
+                return None
+            else:
+                low, high = int(stats.min_raw), int(stats.max_raw)
+                if nulls:
+                    low = _FIRST
+            groups.append(_Group(path, index, low, high, rows))
+    groups.sort(key=lambda group: group.low)
+    return groups
+
+
+def _most_held(groups: list[_Group]) -> int:
+    """The most rows held at once by the sweep over ``groups`` (sorted by ``low``): after
+    reading one, those of every group read whose ``high`` the next ``low`` has not
+    passed (an upper bound: a group is counted whole until it is done)."""
+    import heapq
+
+    most = held = 0
+    reading: list[tuple[int, int]] = []  # (high, rows) of the groups held
+    for position, group in enumerate(groups):
+        heapq.heappush(reading, (group.high, group.rows))
+        held += group.rows
+        most = max(most, held)
+        frontier = groups[position + 1].low if position + 1 < len(groups) else _LAST
+        while reading and reading[0][0] < frontier:
+            held -= heapq.heappop(reading)[1]
+    return most
+
+
+def sorted_pieces(con, columns: Sequence[str]) -> Iterator[tuple[Any, Any]] | None:
+    """(``native_lines.LineTable``, the order of its rows) per step of the sweep, every
+    event oldest first; None when the events are not such files or the sweep would hold
+    too much (the caller slices instead)."""
+    files = parquet_files(con)
+    if not files:
+        return None
+    groups = _groups(files, columns)
+    if not groups:
+        return None
+    if sum(group.rows for group in groups) != con.sql(
+            "SELECT count(*) FROM events").fetchall()[0][0]:
+        return None
+    most = _most_held(groups)
+    first = _read(groups[0], columns)
+    per_row = sum(batch.nbytes for batch in first.batches) / max(1, first.rows)
+    if most * per_row > HELD_BYTES:
+        return None
+    return _sweep(groups, columns, first)
+
+
+def _read(group: _Group, columns: Sequence[str]) -> _Held:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from ..filters import ORDER_COLUMNS
+    from .bulk import _sort_order
+
+    table = pq.ParquetFile(group.path).read_row_group(group.index, columns=list(columns))
+    table = table.combine_chunks() if any(
+        column.num_chunks > 1 for column in table.columns) else table
+    order = _sort_order(table)
+    keys = table.select(list(ORDER_COLUMNS))
+    times = pc.take(table.column("occurred_at"), order).cast(
+        pa.int64()).fill_null(_FIRST)
+    return _Held(table.to_batches(), order, times.combine_chunks(), keys, table.num_rows)
+
+
+def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from . import native_lines
+    from .bulk import _sort_order
+
+    held: list[_Held] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="tail-json-read") as reader:
+        ahead = [reader.submit(_read, group, columns) for group in groups[1:3]]
+        for position in range(len(groups)):
+            if position == 0:
+                held.append(first)
+            else:
+                held.append(ahead.pop(0).result())
+                if position + 2 < len(groups):
+                    ahead.append(reader.submit(_read, groups[position + 2], columns))
+            frontier = groups[position + 1].low if position + 1 < len(groups) else _LAST
+            if frontier == groups[position].low and position + 1 < len(groups):
+                continue  # the next starts where this does: read it first
+            parts, ids, base = [], [], 0
+            batches: list[Any] = []
+            for unit in held:
+                end = unit.rows if frontier == _LAST else \
+                    pc.sum(pc.less(unit.times, frontier)).as_py() or 0
+                if end > unit.printed:
+                    taken = unit.order.slice(unit.printed, end - unit.printed)
+                    parts.append(unit.keys.take(taken))
+                    ids.append(pc.add(taken.cast(pa.int64()), base))
+                    unit.printed = end
+                batches += unit.batches
+                base += unit.rows
+            if parts:
+                keys = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+                rows = pa.chunked_array(ids) if len(ids) > 1 else ids[0]
+                if len(parts) > 1:
+                    rows = rows.take(_sort_order(keys))
+                if isinstance(rows, pa.ChunkedArray):
+                    rows = rows.combine_chunks()
+                yield (native_lines.LineTable(batches, empty_json_is_null=True),
+                       native_lines.order_buffer(rows))
+            held = [unit for unit in held if unit.printed < unit.rows]

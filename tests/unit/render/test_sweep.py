@@ -1,0 +1,108 @@
+"""``tail --json`` of every event by the sweep over Parquet row groups (``render/sweep.py``):
+row groups read once, in the order of their smallest occurred_at, print exactly what the
+slices and DuckDB's lines print, whatever the layout (overlapping row groups across files,
+equal times, NULL times, empty jsonb text), and a layout holding too much is sliced."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from caracal_forensics.engine import create_empty_table, sql_list
+from caracal_forensics.filters import Filters
+from caracal_forensics.model import EVENT_SCHEMA
+from caracal_forensics.queries import ensure_views
+from caracal_forensics.render import bulk, native_lines, sweep
+
+pytestmark = pytest.mark.skipif(native_lines._native is None, reason="C kernel not built")
+
+UTC = dt.timezone.utc
+
+
+def _events(seed: int, count: int) -> list[dict]:
+    rng = random.Random(seed)
+    start = dt.datetime(2026, 5, 11, tzinfo=UTC)
+    events = []
+    for n in range(count):
+        moment = None if rng.random() < 0.05 else start + dt.timedelta(
+            seconds=rng.choice([0, 1, 2, rng.randrange(500)]),
+            microseconds=rng.choice([0, rng.randrange(10**6)]))
+        events.append({
+            "id": f"ev-{rng.randrange(50)}-{n}", "zone_id": rng.choice(["a", "b", None]),
+            "decision": rng.choice(["allow", "deny", 'q"\n']), "chain_seq": n,
+            "occurred_at": moment, "metadata_json": rng.choice(["", '{"k" : 1}', None]),
+            "diagnostics_json": rng.choice(["[]", ""]), "source_file": "f.csv",
+            "source_line": rng.randrange(5),
+            "absent_fields": rng.choice([None, "chain_seq,chain_hmac"]),
+        })
+    return events
+
+
+def _connection(tmp_path, events: list[dict], files: int, group_rows: int):
+    """A connection whose events are ``files`` Parquet files of ``events`` (dealt out at
+    random, in row groups of ``group_rows``), laid out as a snapshot's views are."""
+    paths = []
+    for index in range(files):
+        part = events[index::files]
+        table = pa.table({name: pa.array([event.get(name) for event in part], kind)
+                          for name, kind in zip(EVENT_SCHEMA.names, EVENT_SCHEMA.types,
+                                                strict=True)}, schema=EVENT_SCHEMA)
+        path = tmp_path / f"part-{index}.parquet"
+        pq.write_table(table, path, row_group_size=group_rows)
+        paths.append(str(path))
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    create_empty_table(con, "loaded_events", EVENT_SCHEMA)
+    columns = ", ".join(f'"{name}"' for name in EVENT_SCHEMA.names)
+    con.execute(f"CREATE VIEW events AS SELECT {columns} FROM ((SELECT * FROM loaded_events) "
+                f"UNION ALL BY NAME (SELECT * FROM read_parquet({sql_list(paths)})))")
+    ensure_views(con)
+    return con
+
+
+def _written(con, native: bool, monkeypatch, tmp_path) -> bytes:
+    monkeypatch.setattr(native_lines, "AVAILABLE", native)
+    path = tmp_path / f"out-{native}"
+    with open(path, "w", encoding="utf-8") as out:
+        bulk.write_json_lines(con, Filters.build(limit=0), out)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(("seed", "files", "group_rows"), [(1, 1, 7), (2, 3, 5), (3, 2, 64)])
+def test_sweep_prints_what_duckdb_prints(seed, files, group_rows, tmp_path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    events = _events(seed, 300)
+    con = _connection(tmp_path, events, files, group_rows)
+    used = []
+    real = sweep.sorted_pieces
+    monkeypatch.setattr(sweep, "sorted_pieces", lambda *a: used.append(real(*a)) or used[-1])
+    native = _written(con, True, monkeypatch, tmp_path)
+    assert used and used[0] is not None, "the sweep was not taken"
+    assert native == _written(con, False, monkeypatch, tmp_path)
+    assert native.count(b"\n") == len(events)
+
+
+def test_a_layout_holding_too_much_is_sliced(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Row groups whose times all overlap would be held together: the slices print."""
+    events = _events(4, 200)
+    con = _connection(tmp_path, events, 1, 10)
+    monkeypatch.setattr(sweep, "HELD_BYTES", 1000)
+    assert sweep.sorted_pieces(con, list(EVENT_SCHEMA.names)) is None
+    assert _written(con, True, monkeypatch, tmp_path) == _written(con, False, monkeypatch,
+                                                                    tmp_path)
+
+
+def test_only_the_events_of_parquet_files_alone(tmp_path) -> None:
+    """A copy to choose (duplicates) or rows loaded otherwise: no sweep."""
+    events = _events(5, 40)
+    con = _connection(tmp_path, events + events[:3], 1, 8)  # the same events twice
+    assert sweep.parquet_files(con) is None
+    con = _connection(tmp_path, events, 1, 8)
+    assert sweep.parquet_files(con) == [str(tmp_path / "part-0.parquet")]
+    con.execute("INSERT INTO loaded_events SELECT * FROM events LIMIT 1")
+    assert sweep.parquet_files(con) is None
