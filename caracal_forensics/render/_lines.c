@@ -16,8 +16,9 @@
  *
  *   Table(rows, starts, fields, absent)
  *       starts: int64 buffer, the first row of each Arrow batch and then ``rows``;
- *       fields: per record field (kind, optional, prefix bytes, chunks | None), chunks
- *       one per batch: (validity | None, offsets | None, data, offset, large);
+ *       fields: per record field (kind, optional, prefix bytes, name, chunks | None),
+ *       chunks one per batch: (validity | None, offsets | None, data, offset, large),
+ *       or a dictionary's (see open_chunk);
  *       absent: chunks of the absent_fields column, or None.
  *   Table.render(indices, start, end, out) -> (next, written)
  *       Writes the lines of rows indices[start:end] (an int64 buffer; None: the rows in
@@ -45,6 +46,10 @@ typedef struct {
     const uint8_t *data;
     Py_ssize_t offset;
     int large;
+    /* Dictionary-encoded: row i is value idx[offset + i] of the values, which start at
+     * values_offset (validity is the indices'); NULL idx: row i is value offset + i. */
+    const int32_t *idx;
+    Py_ssize_t values_offset;
 } Chunk;
 
 typedef struct {
@@ -93,21 +98,30 @@ static int check_len(int ok, const char *what) {
     return ok ? 0 : -1;
 }
 
-/* Opens one chunk of ``rows`` rows: (validity | None, offsets | None, data, offset, large). */
+/* Opens one chunk of ``rows`` rows: (validity | None, offsets | None, data, offset, large)
+ * and, dictionary-encoded, (indices, n_values): then offsets and data are the values',
+ * ``offset`` theirs, and validity and the int32 indices start at row ``index_offset``:
+ * (validity | None, offsets, data, values offset, large, indices, index_offset, n_values). */
 static int open_chunk(Table *t, PyObject *spec, Py_ssize_t rows, int fixed, Chunk *out) {
-    PyObject *v, *o, *d;
-    Py_ssize_t offset;
+    PyObject *v, *o, *d, *ix = Py_None;
+    Py_ssize_t offset, index_offset = 0, n_values = 0;
     int large;
-    if (!PyArg_ParseTuple(spec, "OOOnp", &v, &o, &d, &offset, &large)) return -1;
-    if (offset < 0) return check_len(0, "offset");
+    if (!PyArg_ParseTuple(spec, "OOOnp|Onn", &v, &o, &d, &offset, &large, &ix, &index_offset,
+                          &n_values))
+        return -1;
+    if (offset < 0 || index_offset < 0 || n_values < 0) return check_len(0, "offset");
     Py_ssize_t len;
-    out->offset = offset;
+    int dictionary = ix != Py_None && !fixed;
+    out->offset = dictionary ? index_offset : offset;
+    out->values_offset = offset;
     out->large = large;
     out->validity = NULL;
     out->offsets = NULL;
+    out->idx = NULL;
     if (v != Py_None) {
         out->validity = hold(t, v, &len);
-        if (!out->validity || check_len(len * 8 >= offset + rows, "validity") < 0) return -1;
+        if (!out->validity || check_len(len * 8 >= out->offset + rows, "validity") < 0)
+            return -1;
     }
     Py_ssize_t data_len;
     out->data = hold(t, d, &data_len);
@@ -115,15 +129,27 @@ static int open_chunk(Table *t, PyObject *spec, Py_ssize_t rows, int fixed, Chun
     if (fixed) return check_len(data_len >= (offset + rows) * 8, "data");
     out->offsets = hold(t, o, &len);
     if (!out->offsets) return -1;
-    Py_ssize_t width = large ? 8 : 4;
-    if (check_len(len >= (offset + rows + 1) * width, "offsets") < 0) return -1;
-    for (Py_ssize_t i = offset; i <= offset + rows; i++) {
+    Py_ssize_t width = large ? 8 : 4, values = dictionary ? n_values : rows;
+    if (check_len(len >= (offset + values + 1) * width, "offsets") < 0) return -1;
+    for (Py_ssize_t i = offset; i <= offset + values; i++) {
         int64_t at = large ? ((const int64_t *)out->offsets)[i] : ((const int32_t *)out->offsets)[i];
         if (at < 0 || at > data_len) return check_len(0, "data");
         if (i > offset) {
             int64_t before = large ? ((const int64_t *)out->offsets)[i - 1]
                                    : ((const int32_t *)out->offsets)[i - 1];
             if (before > at) return check_len(0, "offsets");
+        }
+    }
+    if (!dictionary) return 0;
+    out->idx = hold(t, ix, &len);
+    if (!out->idx || check_len(len >= (index_offset + rows) * 4, "indices") < 0) return -1;
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        Py_ssize_t bit = index_offset + i;
+        if (out->validity && !((out->validity[bit >> 3] >> (bit & 7)) & 1)) continue;
+        int32_t at = out->idx[index_offset + i];
+        if (at < 0 || at >= n_values) {
+            PyErr_SetString(PyExc_ValueError, "dictionary index out of range");
+            return -1;
         }
     }
     return 0;
@@ -327,7 +353,7 @@ static inline int is_valid(const Chunk *c, Py_ssize_t i) {
 }
 
 static inline const uint8_t *value_at(const Chunk *c, Py_ssize_t i, size_t *len) {
-    Py_ssize_t j = c->offset + i;
+    Py_ssize_t j = c->idx ? c->values_offset + c->idx[c->offset + i] : c->offset + i;
     int64_t start, end;
     if (c->large) {
         start = ((const int64_t *)c->offsets)[j];

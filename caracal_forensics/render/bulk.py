@@ -459,6 +459,7 @@ class _LineWriter:
         self.pool = ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 4)),
                                        thread_name_prefix="tail-json-lines")
         self.free = [memoryview(bytearray(WRITE_BYTES)) for _ in range(self.AHEAD + 1)]
+        self.per_row = 0.0  # bytes of line per row, as last written
 
     def write(self, table: Any, order: Any) -> int:
         """Write the lines of the rows ``order`` lists (an int64 buffer; None: every row
@@ -466,15 +467,20 @@ class _LineWriter:
         from collections import deque
 
         rows = table.rows if order is None else memoryview(order).nbytes // 8
-        step = max(1, rows * WRITE_BYTES // max(1, _line_bytes_estimate(table, rows)))
         pending: deque = deque()
+        start = 0
         try:
-            for start in range(0, rows, step):
+            while start < rows:
                 if len(pending) >= self.AHEAD:
                     self._drain(pending.popleft())
+                # rows of about 7/8 of a buffer, by the lines written so far (a piece
+                # longer than its buffer takes more: see _render)
+                per_row = self.per_row or table.nbytes / max(1, table.rows) * 2
+                step = max(1, int(WRITE_BYTES * 7 / 8 / max(1.0, per_row)))
+                end = min(rows, start + step)
                 buffer = self.free.pop() if self.free else memoryview(bytearray(WRITE_BYTES))
-                pending.append(self.pool.submit(_render, table, order, start,
-                                                min(rows, start + step), buffer))
+                pending.append(self.pool.submit(_render, table, order, start, end, buffer))
+                start = end
             while pending:
                 self._drain(pending.popleft())
         finally:
@@ -486,24 +492,22 @@ class _LineWriter:
         return rows
 
     def _drain(self, future: Any) -> None:
-        buffer, pieces = future.result()
+        buffer, pieces, rows = future.result()
+        size = 0
         for piece in pieces:
             self.sink.write(piece)
+            size += len(piece)
         self.free.append(buffer)
+        self.per_row = size / max(1, rows)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _line_bytes_estimate(table: Any, rows: int) -> int:
-    """About how many bytes the lines of ``rows`` rows take (to cut pieces of a buffer)."""
-    return max(1, int(table.nbytes / max(1, table.rows) * rows * 1.5))
-
-
 def _render(table: Any, order: Any, start: int, end: int,
-            buffer: memoryview) -> tuple[memoryview, list[memoryview]]:
+            buffer: memoryview) -> tuple[memoryview, list[memoryview], int]:
     """The lines of rows order[start:end]: (the buffer, the pieces of it or of larger
-    buffers that hold them, in order)."""
+    buffers that hold them, in order, how many rows)."""
     pieces = []
     own = buffer
     position = start
@@ -515,4 +519,4 @@ def _render(table: Any, order: Any, start: int, end: int,
         pieces.append(buffer[:size])
         if position < end:  # the rest in a new buffer: this one is handed over whole
             buffer = memoryview(bytearray(len(own)))
-    return own, pieces
+    return own, pieces, end - start

@@ -36,9 +36,21 @@ TIME_RANGE = (-62135596800_000_000, 253402300800_000_000)
 
 
 def _string_parts(array: pa.Array) -> tuple:
-    """(validity | None, offsets, data, offset, large) of a string array (other types
-    cast first: a dictionary or a view is written as its values)."""
+    """(validity | None, offsets, data, offset, large) of a string array, or with
+    (indices, their offset, dictionary length) of a dictionary of strings with int32
+    indices (as Parquet's dictionary-encoded columns are read); other types are cast
+    first."""
     kind = array.type
+    if pa.types.is_dictionary(kind):
+        values = array.dictionary
+        if (kind.index_type == pa.int32() and values.null_count == 0
+                and (pa.types.is_string(values.type) or pa.types.is_large_string(values.type))):
+            _, offsets, data = values.buffers()[:3]
+            validity, indices = array.indices.buffers()[:2]
+            return ((validity if array.null_count else None), offsets,
+                    data if data is not None else b"", values.offset,
+                    pa.types.is_large_string(values.type), indices, array.indices.offset,
+                    len(values))
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         array = array.cast(pa.large_string())
         kind = array.type
