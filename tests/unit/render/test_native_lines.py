@@ -2,7 +2,7 @@
 ``records.json_lines`` (Python) and ``records.json_line_sql`` (DuckDB), byte for byte, for
 generated events (control characters, quotes, non-ASCII, NULL in every field, absent
 optional fields, times at the ends of the years the kernel writes), Arrow arrays with
-offsets and several batches, rows in any order."""
+offsets, dictionary-encoded and in several batches, rows in any order."""
 
 from __future__ import annotations
 
@@ -128,6 +128,15 @@ def test_kernel_lines_are_the_sql_and_python_lines(events: list[dict], data) -> 
     assert _kernel_lines(batches, None) == b"".join(expected)
     order = data.draw(st.permutations(range(len(events))))
     assert _kernel_lines(batches, list(order)) == b"".join(expected[row] for row in order)
+    # text and jsonb columns dictionary-encoded (as Parquet's are read), sliced too
+    encoded = padded
+    for position, kind in enumerate(padded.schema.types):
+        if pa.types.is_string(kind) and data.draw(st.booleans()):
+            encoded = encoded.set_column(position, padded.schema.names[position],
+                                         padded.column(position).dictionary_encode())
+    encoded = pa.concat_tables([encoded.slice(0, 1), encoded]).slice(1)  # index offsets
+    assert _kernel_lines(encoded.to_batches(), list(order)) == \
+        b"".join(expected[row] for row in order)
 
 
 def test_missing_columns_print_null_or_leave_the_field_out() -> None:
