@@ -159,11 +159,12 @@ def sorted_pieces(con, columns: Sequence[str]) -> Iterator[tuple[Any, Any]] | No
             "SELECT count(*) FROM events").fetchall()[0][0]:
         return None
     most = _most_held(groups)
-    first = _read(groups[0], columns)
+    opened: dict[str, Any] = {}
+    first = _read(groups[0], columns, opened)
     per_row = sum(batch.nbytes for batch in first.batches) / max(1, first.rows)
     if most * per_row > HELD_BYTES:
         return None
-    return _sweep(groups, columns, first)
+    return _sweep(groups, columns, first, opened)
 
 
 def _dictionary_columns(path: str, columns: Sequence[str]) -> list[str]:
@@ -185,7 +186,9 @@ def _dictionary_columns(path: str, columns: Sequence[str]) -> list[str]:
     return found
 
 
-def _read(group: _Group, columns: Sequence[str]) -> _Held:
+def _read(group: _Group, columns: Sequence[str], opened: dict[str, Any]) -> _Held:
+    """Read and sort one row group (``opened``: the files' readers, by path: a footer is
+    parsed once)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -193,8 +196,10 @@ def _read(group: _Group, columns: Sequence[str]) -> _Held:
     from ..filters import ORDER_COLUMNS
     from .bulk import _sort_order
 
-    handle = pq.ParquetFile(group.path,
-                            read_dictionary=_dictionary_columns(group.path, columns))
+    handle = opened.get(group.path)
+    if handle is None:
+        handle = opened[group.path] = pq.ParquetFile(
+            group.path, read_dictionary=_dictionary_columns(group.path, columns))
     table = handle.read_row_group(group.index, columns=list(columns))
     table = table.combine_chunks() if any(
         column.num_chunks > 1 for column in table.columns) else table
@@ -209,7 +214,10 @@ def _read(group: _Group, columns: Sequence[str]) -> _Held:
     return _Held(table.to_batches(), order, times.combine_chunks(), keys, table.num_rows)
 
 
-def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held):
+def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held,
+           opened: dict[str, Any]):
+    """The steps of the sweep (see ``sorted_pieces``): read the next row group, print the
+    rows held that no unread row group can precede."""
     from concurrent.futures import ThreadPoolExecutor
 
     import pyarrow as pa
@@ -218,16 +226,16 @@ def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held):
     from . import native_lines
     from .bulk import _sort_order
 
-    held: list[_Held] = []
     with ThreadPoolExecutor(1, thread_name_prefix="tail-json-read") as reader:
-        ahead = [reader.submit(_read, group, columns) for group in groups[1:3]]
+        ahead = [reader.submit(_read, group, columns, opened) for group in groups[1:3]]
+        held: list[_Held] = []
         for position in range(len(groups)):
             if position == 0:
                 held.append(first)
             else:
                 held.append(ahead.pop(0).result())
                 if position + 2 < len(groups):
-                    ahead.append(reader.submit(_read, groups[position + 2], columns))
+                    ahead.append(reader.submit(_read, groups[position + 2], columns, opened))
             frontier = groups[position + 1].low if position + 1 < len(groups) else _LAST
             if frontier == groups[position].low and position + 1 < len(groups):
                 continue  # the next starts where this does: read it first
