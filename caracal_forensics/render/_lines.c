@@ -27,8 +27,10 @@
  *       after the last line written and the bytes written; written is minus the room a
  *       line needs (its length and SLACK) when not even the first one fits.
  *
- * Buffer sizes are checked against every offset once, when the Table is made; render
- * checks every index against the row count.
+ * Buffer sizes are checked when the Table is made (a Table is made per step of a sweep:
+ * in constant time per chunk); a value whose offsets or dictionary index are not those
+ * of a valid Arrow array is read as "", never outside its buffers; render checks every
+ * row index against the row count.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -49,7 +51,8 @@ typedef struct {
     /* Dictionary-encoded: row i is value idx[offset + i] of the values, which start at
      * values_offset (validity is the indices'); NULL idx: row i is value offset + i. */
     const int32_t *idx;
-    Py_ssize_t values_offset;
+    Py_ssize_t values_offset, n_values;
+    int64_t data_len; /* every value is read within it */
 } Chunk;
 
 typedef struct {
@@ -131,28 +134,19 @@ static int open_chunk(Table *t, PyObject *spec, Py_ssize_t rows, int fixed, Chun
     if (!out->offsets) return -1;
     Py_ssize_t width = large ? 8 : 4, values = dictionary ? n_values : rows;
     if (check_len(len >= (offset + values + 1) * width, "offsets") < 0) return -1;
-    for (Py_ssize_t i = offset; i <= offset + values; i++) {
-        int64_t at = large ? ((const int64_t *)out->offsets)[i] : ((const int32_t *)out->offsets)[i];
-        if (at < 0 || at > data_len) return check_len(0, "data");
-        if (i > offset) {
-            int64_t before = large ? ((const int64_t *)out->offsets)[i - 1]
-                                   : ((const int32_t *)out->offsets)[i - 1];
-            if (before > at) return check_len(0, "offsets");
-        }
-    }
+    /* the first and last offsets only: a value whose offsets are out of order or past
+     * the data is read as "" (value_at), never outside the buffer */
+    int64_t first = large ? ((const int64_t *)out->offsets)[offset]
+                          : ((const int32_t *)out->offsets)[offset];
+    int64_t last = large ? ((const int64_t *)out->offsets)[offset + values]
+                         : ((const int32_t *)out->offsets)[offset + values];
+    if (first < 0 || last > data_len || first > last) return check_len(0, "data");
+    out->data_len = data_len;
+    out->n_values = n_values;
     if (!dictionary) return 0;
     out->idx = hold(t, ix, &len);
     if (!out->idx || check_len(len >= (index_offset + rows) * 4, "indices") < 0) return -1;
-    for (Py_ssize_t i = 0; i < rows; i++) {
-        Py_ssize_t bit = index_offset + i;
-        if (out->validity && !((out->validity[bit >> 3] >> (bit & 7)) & 1)) continue;
-        int32_t at = out->idx[index_offset + i];
-        if (at < 0 || at >= n_values) {
-            PyErr_SetString(PyExc_ValueError, "dictionary index out of range");
-            return -1;
-        }
-    }
-    return 0;
+    return 0; /* an index out of range is read as "" (value_at) */
 }
 
 static int open_chunks(Table *t, PyObject *list, int fixed, Chunk **out) {
@@ -353,7 +347,15 @@ static inline int is_valid(const Chunk *c, Py_ssize_t i) {
 }
 
 static inline const uint8_t *value_at(const Chunk *c, Py_ssize_t i, size_t *len) {
-    Py_ssize_t j = c->idx ? c->values_offset + c->idx[c->offset + i] : c->offset + i;
+    Py_ssize_t j = c->offset + i;
+    if (c->idx) {
+        int32_t at = c->idx[j];
+        if (at < 0 || at >= c->n_values) { /* not a valid array: never read outside it */
+            *len = 0;
+            return c->data;
+        }
+        j = c->values_offset + at;
+    }
     int64_t start, end;
     if (c->large) {
         start = ((const int64_t *)c->offsets)[j];
@@ -361,6 +363,10 @@ static inline const uint8_t *value_at(const Chunk *c, Py_ssize_t i, size_t *len)
     } else {
         start = ((const int32_t *)c->offsets)[j];
         end = ((const int32_t *)c->offsets)[j + 1];
+    }
+    if (start < 0 || end < start || end > c->data_len) { /* likewise */
+        *len = 0;
+        return c->data;
     }
     *len = (size_t)(end - start);
     return c->data + start;

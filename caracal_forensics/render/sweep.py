@@ -224,7 +224,6 @@ def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held,
     import pyarrow.compute as pc
 
     from . import native_lines
-    from .bulk import _sort_order
 
     with ThreadPoolExecutor(1, thread_name_prefix="tail-json-read") as reader:
         ahead = [reader.submit(_read, group, columns, opened) for group in groups[1:3]]
@@ -239,28 +238,56 @@ def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held,
             frontier = groups[position + 1].low if position + 1 < len(groups) else _LAST
             if frontier == groups[position].low and position + 1 < len(groups):
                 continue  # the next starts where this does: read it first
-            parts, ids, base = [], [], 0
+            times, ids, bases, base = [], [], [], 0
             batches: list[Any] = []
             for unit in held:
                 end = unit.rows if frontier == _LAST else \
                     pc.sum(pc.less(unit.times, frontier)).as_py() or 0
                 if end > unit.printed:
                     taken = unit.order.slice(unit.printed, end - unit.printed)
-                    parts.append(unit.keys.take(taken))
+                    times.append(unit.times.slice(unit.printed, end - unit.printed))
                     ids.append(pc.add(taken.cast(pa.int64()), base))
                     unit.printed = end
                 batches += unit.batches
+                bases.append(base)
                 base += unit.rows
-            if parts:
-                keys = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-                rows = pa.chunked_array(ids) if len(ids) > 1 else ids[0]
-                if len(parts) > 1:
-                    rows = rows.take(_sort_order(keys))
-                if isinstance(rows, pa.ChunkedArray):
-                    rows = rows.combine_chunks()
+            if ids:
+                rows = ids[0] if len(ids) == 1 else _merged(
+                    pa.concat_arrays(times), pa.concat_arrays(ids), held, bases)
                 yield (native_lines.LineTable(batches, empty_json_is_null=True),
                        native_lines.order_buffer(rows))
             done = len(held)
             held = [unit for unit in held if unit.printed < unit.rows]
             if len(held) < done:  # a row group printed: its memory back to the system
                 pa.default_memory_pool().release_unused()
+
+
+def _merged(times: Any, rows: Any, held: list[_Held], bases: list[int]) -> Any:
+    """``rows`` (ids of rows held, each row group's in order) in the order of the six
+    keys: by occurred_at (``times``), then the rows of equal times (rare) by every key."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .bulk import _sort_order
+
+    order = pc.sort_indices(times)
+    rows = rows.take(order)
+    times = times.take(order)
+    count = len(times)
+    same = pc.equal(times.slice(1), times.slice(0, count - 1))
+    if not pc.any(same).as_py():
+        return rows
+    edge = pa.array([False])
+    tie = pc.or_(pa.concat_arrays([edge, same]), pa.concat_arrays([same, edge]))
+    tied = rows.filter(tie)
+    parts = []
+    for unit, base in zip(held, bases, strict=True):
+        mine = tied.filter(pc.and_(pc.greater_equal(tied, base),
+                                   pc.less(tied, base + unit.rows)))
+        if len(mine):
+            keys = unit.keys.take(pc.subtract(mine, base))
+            parts.append(keys.append_column("__row", mine))
+    keys = parts[0] if len(parts) == 1 else pa.concat_tables(
+        [part.cast(parts[0].schema) for part in parts])
+    resolved = keys.column("__row").take(_sort_order(keys)).combine_chunks()
+    return pc.replace_with_mask(rows, tie, resolved)
