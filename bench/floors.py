@@ -61,7 +61,7 @@ TASKS = {
     "ingest_ocsf": ["read_ocsf", "sha256_ocsf", "encode"],
     "verify_db_csv": ["parse_csv", "sha256_db_csv", "row_hash"],
     "verify_snapshot": ["decode_snapshot", "sha256_snapshot", "row_hash"],
-    "tail_json_snapshot": ["decode_tail_columns", "render_lines", "pipe_write"],
+    "tail_json_all_snapshot": ["decode_tail_columns", "render_lines", "pipe_write"],
 }
 #: steps that run on one core however many there are
 SERIAL = {"sha256_db_csv", "sha256_ocsf", "sha256_snapshot"}
