@@ -1,4 +1,5 @@
-"""``tail --json`` and ``--query`` results in bulk: DuckDB writes the lines, in order.
+"""``tail --json`` and ``--query`` results in bulk: DuckDB writes the lines, in order
+(``tail --json``'s are written by a C kernel where it is built: ``write_json_lines``).
 
 A line is a SQL expression (``records.json_line_sql``, or the one
 ``jmes_sql.compile_query`` makes of a JMESPath expression); DuckDB computes it for the
@@ -274,11 +275,13 @@ def write_json_lines(con, filters: Filters, out: IO[str] | None = None,
     """Write the ``tail --json`` line of every event ``filters`` select (the newest
     ``filters.limit``, or all), oldest first; returns how many were written.
 
-    With the C kernel (``native_lines``), DuckDB reads the record's columns and the sort
-    keys of one slice of occurred_at (as ``ordered_batches`` slices), Arrow sorts the
-    keys, and the kernel writes the lines in that order straight to stdout, while a
-    thread reads and sorts the next slice: no line is built in SQL, none is moved by a
-    sort. Without it, DuckDB builds them (``records.json_line_sql``)."""
+    With the C kernel (``native_lines``): every event of Parquet files alone is swept
+    row group by row group (``sweep``); otherwise DuckDB reads the record's columns and
+    the sort keys of one slice of occurred_at at a time (as ``ordered_batches`` slices)
+    or the newest ``limit`` in order; Arrow sorts the keys, and the kernel writes the
+    lines in that order straight to ``out``'s file descriptor, on every core: no line
+    is built in SQL, none is moved by a sort. Without it, or for a time the kernel does
+    not write, DuckDB builds them (``records.json_line_sql``)."""
     import sys
 
     from . import native_lines

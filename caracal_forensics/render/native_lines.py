@@ -10,6 +10,7 @@ both). Without it (``AVAILABLE`` is False: not built, or ``CARACAL_FORENSICS_NAT
 
 from __future__ import annotations
 
+import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -142,8 +143,8 @@ class LineTable:
             fields.append((code, field in OPTIONAL_FIELDS, prefix, field.encode(), chunks))
         absent = ([_string_parts(batch.column(ABSENT_FIELD)) for batch in batches]
                   if ABSENT_FIELD in names else None)
-        starts_buffer = pa.array(starts, pa.int64()).buffers()[1]
-        self._table = _native.Table(self.rows, starts_buffer, fields, absent)
+        # (an array.array: pyarrow converting Python ints imports pandas, see sweep._int64)
+        self._table = _native.Table(self.rows, array.array("q", starts), fields, absent)
 
     def render(self, indices: Any, start: int, end: int, out: Any) -> tuple[int, int]:
         """Write the lines of rows ``indices[start:end]`` (int64 buffer; None: the rows in

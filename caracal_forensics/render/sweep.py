@@ -95,11 +95,14 @@ def _groups(files: Sequence[str], columns: Sequence[str]) -> list[_Group] | None
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from . import native_lines
+
     groups = []
     for path in files:
         meta = pq.ParquetFile(path)
         schema = meta.schema_arrow
-        if any(name not in schema.names for name in columns):
+        if any(name not in schema.names for name in columns) or \
+                not native_lines.supported(schema):
             return None
         kind = schema.field("occurred_at").type
         if kind != pa.timestamp("us", tz=kind.tz) or kind.tz is None:
@@ -216,7 +219,7 @@ def _read(group: _Group, columns: Sequence[str], opened: dict[str, Any]) -> _Hel
                                    keys.column(position).cast(kind.value_type))
     order = _sort_order(keys)
     times = pc.take(table.column("occurred_at"), order).cast(
-        pa.int64()).fill_null(_FIRST)
+        pa.int64()).fill_null(_int64(_FIRST))
     return _Held(table.to_batches(), order, times.combine_chunks(), keys, table.num_rows)
 
 
@@ -250,11 +253,11 @@ def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held,
             batches: list[Any] = []
             for unit in held:
                 end = unit.rows if frontier == _LAST else \
-                    pc.sum(pc.less(unit.times, frontier)).as_py() or 0
+                    pc.sum(pc.less(unit.times, _int64(frontier))).as_py() or 0
                 if end > unit.printed:
                     taken = unit.order.slice(unit.printed, end - unit.printed)
                     times.append(unit.times.slice(unit.printed, end - unit.printed))
-                    ids.append(pc.add(taken.cast(pa.int64()), base))
+                    ids.append(pc.add(taken.cast(pa.int64()), _int64(base)))
                     unit.printed = end
                 batches += unit.batches
                 bases.append(base)
@@ -285,17 +288,27 @@ def _merged(times: Any, rows: Any, held: list[_Held], bases: list[int]) -> Any:
     same = pc.equal(times.slice(1), times.slice(0, count - 1))
     if not pc.any(same).as_py():
         return rows
-    edge = pa.array([False])
+    edge = pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(b"\0")])
     tie = pc.or_(pa.concat_arrays([edge, same]), pa.concat_arrays([same, edge]))
     tied = rows.filter(tie)
     parts = []
     for unit, base in zip(held, bases, strict=True):
-        mine = tied.filter(pc.and_(pc.greater_equal(tied, base),
-                                   pc.less(tied, base + unit.rows)))
+        mine = tied.filter(pc.and_(pc.greater_equal(tied, _int64(base)),
+                                   pc.less(tied, _int64(base + unit.rows))))
         if len(mine):
-            keys = unit.keys.take(pc.subtract(mine, base))
+            keys = unit.keys.take(pc.subtract(mine, _int64(base)))
             parts.append(keys.append_column("__row", mine))
     keys = parts[0] if len(parts) == 1 else pa.concat_tables(
         [part.cast(parts[0].schema) for part in parts])
     resolved = keys.column("__row").take(_sort_order(keys)).combine_chunks()
     return pc.replace_with_mask(rows, tie, resolved)
+
+
+def _int64(value: int) -> Any:
+    """An int64 Arrow scalar made from its bytes: pyarrow converting a Python int (in
+    ``pa.scalar`` or a compute call) imports pandas when it is installed, 0.13 s a
+    command (tests/integration/cli/test_cli_startup.py)."""
+    import pyarrow as pa
+
+    data = pa.py_buffer(value.to_bytes(8, "little", signed=True))
+    return pa.Array.from_buffers(pa.int64(), 1, [None, data])[0]
