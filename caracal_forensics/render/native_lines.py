@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..model import ABSENT_FIELD
 from ..settings import settings
@@ -32,7 +31,7 @@ AVAILABLE = _native is not None and settings().native
 _KINDS = {"text": 0, "json": 1, "time": 2, "int": 3}
 _JSON_EMPTY_IS_NULL = 4
 #: occurred_at the kernel writes as DuckDB does: 0001-01-01 to 9999-12-31, in microseconds
-#: since 1970 (other times go to the SQL lines).
+#: since 1970 (a selection with any other is left to the SQL lines: bulk._OUTSIDE_TIMES).
 TIME_RANGE = (-62135596800_000_000, 253402300800_000_000)
 
 
@@ -97,21 +96,6 @@ def supported(schema: pa.Schema) -> bool:
         kind = schema.field(ABSENT_FIELD).type
         return pa.types.is_string(kind) or pa.types.is_large_string(kind)
     return True
-
-
-def times_in_range(table: pa.Table | pa.RecordBatch) -> bool:
-    """Whether every occurred_at of ``table`` is one the kernel writes (years 1-9999)."""
-    if "occurred_at" not in table.schema.names or table.num_rows == 0:
-        return True
-    column = table.column("occurred_at")
-    if pa.types.is_timestamp(column.type) and column.type.unit != "us":
-        column = column.cast(pa.timestamp("us", column.type.tz))
-    bounds = pc.min_max(column)
-    low, high = bounds["min"], bounds["max"]
-    if not low.is_valid:
-        return True
-    low, high = low.cast(pa.int64()).as_py(), high.cast(pa.int64()).as_py()
-    return TIME_RANGE[0] <= low and high < TIME_RANGE[1]
 
 
 class LineTable:

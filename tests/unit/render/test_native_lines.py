@@ -154,17 +154,16 @@ def test_missing_columns_print_null_or_leave_the_field_out() -> None:
 
 def test_times_outside_the_kernels_years_are_refused() -> None:
     """A time before year 1 or from year 10000 on is not written (the caller leaves such a
-    selection to DuckDB: ``times_in_range``); the kernel raises rather than guess."""
-    for moment in (dt.datetime(1, 1, 1, tzinfo=UTC), dt.datetime(9999, 12, 31, tzinfo=UTC)):
-        assert native_lines.times_in_range(_table([{"occurred_at": moment}]))
-    table = _table([{"occurred_at": dt.datetime(1, 1, 1, tzinfo=UTC)}])
-    micros = table.column("occurred_at").cast(pa.int64()).to_pylist()[0]
-    early = table.set_column(table.schema.get_field_index("occurred_at"), "occurred_at",
-                             pa.array([micros - 1], pa.int64()).cast(EVENT_SCHEMA.field(
-                                 "occurred_at").type))
-    assert not native_lines.times_in_range(early)
-    with pytest.raises(ValueError, match="outside the years"):
-        _kernel_lines(early.to_batches(), None)
+    selection to DuckDB: ``bulk._OUTSIDE_TIMES``); the kernel raises rather than guess."""
+    kind = EVENT_SCHEMA.field("occurred_at").type
+    for micros in (native_lines.TIME_RANGE[0] - 1, native_lines.TIME_RANGE[1]):
+        table = _table([{"id": "e"}]).set_column(
+            EVENT_SCHEMA.get_field_index("occurred_at"), "occurred_at",
+            pa.array([micros], pa.int64()).cast(kind))
+        with pytest.raises(ValueError, match="outside the years"):
+            _kernel_lines(table.to_batches(), None)
+    edges = _table([{"occurred_at": _LOW}, {"occurred_at": _HIGH}])
+    assert _kernel_lines(edges.to_batches(), None) == b"".join(_sql_lines(edges))
 
 
 def test_bad_buffers_and_indices_are_refused() -> None:
