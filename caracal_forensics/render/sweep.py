@@ -198,11 +198,9 @@ def _read(group: _Group, columns: Sequence[str], opened: dict[str, Any]) -> _Hel
     import threading
 
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from ..filters import ORDER_COLUMNS
-    from .bulk import _sort_order
 
     key = (threading.get_ident(), group.path)  # a reader per thread
     handle = opened.get(key)
@@ -217,10 +215,11 @@ def _read(group: _Group, columns: Sequence[str], opened: dict[str, Any]) -> _Hel
         if pa.types.is_dictionary(kind):  # sorted by their values, as DuckDB sorts them
             keys = keys.set_column(position, keys.schema.names[position],
                                    keys.column(position).cast(kind.value_type))
-    order = _sort_order(keys)
-    times = pc.take(table.column("occurred_at"), order).cast(
-        pa.int64()).fill_null(_int64(_FIRST))
-    return _Held(table.to_batches(), order, times.combine_chunks(), keys, table.num_rows)
+    times = table.column("occurred_at").combine_chunks().cast(pa.int64()).fill_null(
+        _int64(_FIRST))
+    order, times = _time_order(
+        times, lambda tied: keys.take(tied).append_column("__row", tied))
+    return _Held(table.to_batches(), order, times, keys, table.num_rows)
 
 
 def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held,
@@ -273,35 +272,51 @@ def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held,
             held = [unit for unit in held if unit.printed < unit.rows]
 
 
-def _merged(times: Any, rows: Any, held: list[_Held], bases: list[int]) -> Any:
-    """``rows`` (ids of rows held, each row group's in order) in the order of the six
-    keys: by occurred_at (``times``), then the rows of equal times (rare) by every key."""
+def _time_order(times: Any, keys_of: Any) -> tuple[Any, Any]:
+    """The order of rows by the six keys when ``times`` (occurred_at as int64, NULL as
+    _FIRST) decides nearly all of it: sorted by time alone, then the rows of equal times
+    (rare) by every key: ``keys_of(positions)`` gives their keys with the positions as
+    column ``__row``. Returns the order and the times in it."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from .bulk import _sort_order
 
     order = pc.sort_indices(times)
-    rows = rows.take(order)
     times = times.take(order)
     count = len(times)
+    if count < 2:
+        return order, times
     same = pc.equal(times.slice(1), times.slice(0, count - 1))
     if not pc.any(same).as_py():
-        return rows
+        return order, times
     edge = pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(b"\0")])
     tie = pc.or_(pa.concat_arrays([edge, same]), pa.concat_arrays([same, edge]))
-    tied = rows.filter(tie)
-    parts = []
-    for unit, base in zip(held, bases, strict=True):
-        mine = tied.filter(pc.and_(pc.greater_equal(tied, _int64(base)),
-                                   pc.less(tied, _int64(base + unit.rows))))
-        if len(mine):
-            keys = unit.keys.take(pc.subtract(mine, _int64(base)))
-            parts.append(keys.append_column("__row", mine))
-    keys = parts[0] if len(parts) == 1 else pa.concat_tables(
-        [part.cast(parts[0].schema) for part in parts])
+    keys = keys_of(order.filter(tie))
     resolved = keys.column("__row").take(_sort_order(keys)).combine_chunks()
-    return pc.replace_with_mask(rows, tie, resolved)
+    return pc.replace_with_mask(order, tie, resolved.cast(order.type)), times
+
+
+def _merged(times: Any, rows: Any, held: list[_Held], bases: list[int]) -> Any:
+    """``rows`` (ids of rows held, each row group's in order) in the order of the six
+    keys (see ``_time_order``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def keys_of(positions: Any) -> Any:
+        tied = rows.take(positions)
+        parts = []
+        for unit, base in zip(held, bases, strict=True):
+            mine = pc.and_(pc.greater_equal(tied, _int64(base)),
+                           pc.less(tied, _int64(base + unit.rows)))
+            if pc.any(mine).as_py():
+                keys = unit.keys.take(pc.subtract(tied.filter(mine), _int64(base)))
+                parts.append(keys.append_column("__row", positions.filter(mine)))
+        return parts[0] if len(parts) == 1 else pa.concat_tables(
+            [part.cast(parts[0].schema) for part in parts])
+
+    order, _ = _time_order(times, keys_of)
+    return rows.take(order)
 
 
 def _int64(value: int) -> Any:
