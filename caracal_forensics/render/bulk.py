@@ -367,9 +367,9 @@ _OUTSIDE_TIMES = ("(occurred_at < CAST('0001-01-01 00:00:00+00' AS TIMESTAMPTZ) 
 
 def _write_native(con, filters: Filters, out: IO[str], relation: str,
                   needed: Sequence[str]) -> int:
-    """``write_json_lines`` with the kernel: a slice is read (DuckDB on every core), then
-    its lines written (the kernel on every core, pieces written in order as they come)."""
-
+    """``write_json_lines`` with the kernel: every event of Parquet files alone swept
+    (``sweep``, its reading in a thread), else a slice read at a time (DuckDB on every
+    core); the lines written by the kernel on every core, in order as they come."""
     from . import native_lines
 
     where, bound = filters.where()
