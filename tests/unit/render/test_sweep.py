@@ -106,3 +106,17 @@ def test_only_the_events_of_parquet_files_alone(tmp_path) -> None:
     assert sweep.parquet_files(con) == [str(tmp_path / "part-0.parquet")]
     con.execute("INSERT INTO loaded_events SELECT * FROM events LIMIT 1")
     assert sweep.parquet_files(con) is None
+
+
+def test_most_held_counts_the_row_groups_whose_times_overlap() -> None:
+    """Held after reading a row group: those read whose highest time the next one's
+    lowest has not passed (the bound the sweep is allowed by)."""
+    def group(low: int, high: int, rows: int) -> sweep._Group:
+        return sweep._Group("f", 0, low, high, rows)
+
+    apart = [group(0, 9, 10), group(10, 19, 10), group(20, 29, 10)]
+    assert sweep._most_held(apart) == 10
+    overlapping = [group(0, 15, 10), group(10, 25, 10), group(20, 29, 10)]
+    assert sweep._most_held(overlapping) == 20
+    nulls_first = [group(sweep._FIRST, 50, 10), *apart]  # NULL times: held to the end
+    assert sweep._most_held(nulls_first) == 20
