@@ -2,7 +2,8 @@
 
 DuckDB builds a line (``records.json_line_sql``) at roughly 1M events/s on two cores and
 its sort then moves every line once more; the kernel writes the same bytes straight from
-the columns DuckDB read, in the order a sort of the keys alone gives, without the GIL. It
+the columns (as DuckDB or the Parquet reader hands them over: plain, sliced or
+dictionary-encoded), in the order a sort of the keys alone gives, without the GIL. It
 writes exactly what ``records.json_lines`` and ``json_line_sql`` write (tested against
 both). Without it (``AVAILABLE`` is False: not built, or ``CARACAL_FORENSICS_NATIVE=0``)
 ``tail --json`` stays on the SQL lines.
@@ -10,7 +11,7 @@ both). Without it (``AVAILABLE`` is False: not built, or ``CARACAL_FORENSICS_NAT
 
 from __future__ import annotations
 
-import array
+from array import array as typed_array
 from collections.abc import Sequence
 from typing import Any
 
@@ -128,7 +129,7 @@ class LineTable:
         absent = ([_string_parts(batch.column(ABSENT_FIELD)) for batch in batches]
                   if ABSENT_FIELD in names else None)
         # (an array.array: pyarrow converting Python ints imports pandas, see sweep._int64)
-        self._table = _native.Table(self.rows, array.array("q", starts), fields, absent)
+        self._table = _native.Table(self.rows, typed_array("q", starts), fields, absent)
 
     def render(self, indices: Any, start: int, end: int, out: Any) -> tuple[int, int]:
         """Write the lines of rows ``indices[start:end]`` (int64 buffer; None: the rows in
