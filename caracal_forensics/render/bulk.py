@@ -401,10 +401,10 @@ def _write_native(con, filters: Filters, out: IO[str], relation: str,
                 written += writer.write(native_lines.LineTable(piece), None)
         else:
             pieces = None
-            if where == "TRUE" and relation == "unique_events":  # every event
+            if relation == "unique_events":
                 from .sweep import sorted_pieces
 
-                pieces = sorted_pieces(con, needed)
+                pieces = sorted_pieces(con, needed, filters)
             if pieces is None:
                 pieces = _sorted_slices(con, relation, listed, where, bound)
             for table, order in pieces:

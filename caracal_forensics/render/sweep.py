@@ -20,7 +20,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..filters import Filters
 
 #: Rows the sweep may hold at once, in Arrow bytes (measured on the first row group).
 HELD_BYTES = 640 << 20
@@ -66,13 +69,16 @@ def parquet_files(con) -> list[str] | None:
 @dataclass
 class _Group:
     """One row group: where, its occurred_at range (micros; NULLs make ``low`` _FIRST),
-    its rows."""
+    its rows, and what its statistics say for the filters."""
 
     path: str
     index: int
     low: int
     high: int
     rows: int
+    #: the smallest occurred_at that is not NULL (_LAST: none), and zone_id's range
+    least: int = _LAST
+    zones: tuple[str, str] | None = None
 
 
 @dataclass
@@ -107,10 +113,11 @@ def _groups(files: Sequence[str], columns: Sequence[str]) -> list[_Group] | None
         kind = schema.field("occurred_at").type
         if kind != pa.timestamp("us", tz=kind.tz) or kind.tz is None:
             return None
-        position = meta.schema.names.index("occurred_at") if \
-            "occurred_at" in meta.schema.names else -1
-        if position < 0:
+        names = meta.schema.names
+        if "occurred_at" not in names:
             return None
+        position = names.index("occurred_at")
+        zone = names.index("zone_id") if "zone_id" in names else -1
         for index in range(meta.metadata.num_row_groups):
             group = meta.metadata.row_group(index)
             stats = group.column(position).statistics
@@ -120,15 +127,22 @@ def _groups(files: Sequence[str], columns: Sequence[str]) -> list[_Group] | None
             if stats is None or not stats.has_null_count:
                 return None
             nulls = stats.null_count
+            least = _LAST
             if nulls == rows:
                 low = high = _FIRST
             elif not stats.has_min_max or stats.physical_type != "INT64":
                 return None
             else:
                 low, high = int(stats.min_raw), int(stats.max_raw)
+                least = low
                 if nulls:
                     low = _FIRST
-            groups.append(_Group(path, index, low, high, rows))
+            zones = None
+            zone_stats = group.column(zone).statistics if zone >= 0 else None
+            if zone_stats is not None and zone_stats.has_min_max and \
+                    isinstance(zone_stats.min, str) and isinstance(zone_stats.max, str):
+                zones = (zone_stats.min, zone_stats.max)
+            groups.append(_Group(path, index, low, high, rows, least, zones))
     groups.sort(key=lambda group: group.low)
     return groups
 
@@ -151,10 +165,13 @@ def _most_held(groups: list[_Group]) -> int:
     return most
 
 
-def sorted_pieces(con, columns: Sequence[str]) -> Iterator[tuple[Any, Any]] | None:
+def sorted_pieces(con, columns: Sequence[str],
+                  filters: Filters | None = None) -> Iterator[tuple[Any, Any]] | None:
     """(``native_lines.LineTable``, the order of its rows) per step of the sweep, every
-    event oldest first; None when the events are not such files or the sweep would hold
-    too much (the caller slices instead)."""
+    event ``filters`` select (their limit aside) oldest first; None when the events are
+    not such files, the sweep would hold too much, or a filter would not select here
+    exactly what DuckDB selects (the caller slices instead). Row groups the filters'
+    zones and times rule out by their statistics are not read."""
     files = parquet_files(con)
     if not files:
         return None
@@ -164,13 +181,27 @@ def sorted_pieces(con, columns: Sequence[str]) -> Iterator[tuple[Any, Any]] | No
     if sum(group.rows for group in groups) != con.sql(
             "SELECT count(*) FROM events").fetchall()[0][0]:
         return None
+    keep = None
+    if filters is not None:
+        import dataclasses
+
+        if {field.name for field in dataclasses.fields(filters)} - _KNOWN_FILTERS:
+            return None  # a filter added since: the slices' SQL knows it
+        if filters.decision is not None and con.sql(
+                "SELECT count(*) FROM unique_events WHERE decision IS NOT NULL AND "
+                "NOT regexp_full_match(decision, '[[:ascii:]]*')").fetchall()[0][0]:
+            return None  # DuckDB's lower() of other text is not ascii_lower's
+        keep = _selection(filters)
+        groups = [group for group in groups if _may_hold(group, filters)]
+        if not groups:
+            return iter(())
     most = _most_held(groups)
     opened: dict[str, Any] = {}
-    first = _read(groups[0], columns, opened)
+    first = _read(groups[0], columns, opened, keep)
     per_row = sum(batch.nbytes for batch in first.batches) / max(1, first.rows)
     if most * per_row > HELD_BYTES:
         return None
-    return _sweep(groups, columns, first, opened)
+    return _sweep(groups, columns, first, opened, keep)
 
 
 def _dictionary_columns(path: str, columns: Sequence[str]) -> list[str]:
@@ -192,7 +223,8 @@ def _dictionary_columns(path: str, columns: Sequence[str]) -> list[str]:
     return found
 
 
-def _read(group: _Group, columns: Sequence[str], opened: dict[str, Any]) -> _Held:
+def _read(group: _Group, columns: Sequence[str], opened: dict[str, Any],
+          keep: Any = None) -> _Held:
     """Read and sort one row group (``opened``: the files' readers, by thread and path:
     a footer is parsed once per thread)."""
     import threading
@@ -208,6 +240,8 @@ def _read(group: _Group, columns: Sequence[str], opened: dict[str, Any]) -> _Hel
         handle = opened[key] = pq.ParquetFile(
             group.path, read_dictionary=_dictionary_columns(group.path, columns))
     table = handle.read_row_group(group.index, columns=list(columns))
+    if keep is not None:  # the filters' rows (a NULL condition drops the row, as in SQL)
+        table = table.filter(keep(table))
     table = table.combine_chunks() if any(
         column.num_chunks > 1 for column in table.columns) else table
     keys = table.select(list(ORDER_COLUMNS))
@@ -223,7 +257,7 @@ def _read(group: _Group, columns: Sequence[str], opened: dict[str, Any]) -> _Hel
 
 
 def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held,
-           opened: dict[str, Any]):
+           opened: dict[str, Any], keep: Any = None):
     """The steps of the sweep (see ``sorted_pieces``): read the next row group, print the
     rows held that no unread row group can precede."""
     from concurrent.futures import ThreadPoolExecutor
@@ -234,7 +268,7 @@ def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held,
     from . import native_lines
 
     with ThreadPoolExecutor(READERS, thread_name_prefix="tail-json-read") as reader:
-        ahead = [reader.submit(_read, group, columns, opened)
+        ahead = [reader.submit(_read, group, columns, opened, keep)
                  for group in groups[1:1 + AHEAD]]
         held: list[_Held] = []
         for position in range(len(groups)):
@@ -244,7 +278,7 @@ def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held,
                 held.append(ahead.pop(0).result())
                 if position + AHEAD < len(groups):
                     ahead.append(reader.submit(_read, groups[position + AHEAD], columns,
-                                               opened))
+                                               opened, keep))
             frontier = groups[position + 1].low if position + 1 < len(groups) else _LAST
             if frontier == groups[position].low and position + 1 < len(groups):
                 continue  # the next starts where this does: read it first
@@ -317,6 +351,99 @@ def _merged(times: Any, rows: Any, held: list[_Held], bases: list[int]) -> Any:
 
     order, _ = _time_order(times, keys_of)
     return rows.take(order)
+
+
+#: The fields of ``filters.Filters`` the sweep selects with (``_selection``).
+_KNOWN_FILTERS = {"decision", "event_types", "zones", "since", "until", "request_id", "limit"}
+
+
+def _may_hold(group: _Group, filters: Filters) -> bool:
+    """Whether the row group's statistics leave room for a row the filters select."""
+    since, until = _micros(filters.since), _micros(filters.until)
+    if (since is not None or until is not None) and group.least == _LAST:
+        return False  # NULL times only: no window holds them
+    if since is not None and group.high < since:
+        return False
+    if until is not None and group.least >= until:
+        return False
+    if filters.zones and group.zones is not None:
+        low, high = group.zones
+        return any(low <= zone <= high for zone in filters.zones)
+    return True
+
+
+def _micros(moment: Any) -> int | None:
+    """A UTC datetime as microseconds since 1970 (None stays None)."""
+    import datetime as dt
+
+    if moment is None:
+        return None
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    return (moment - epoch) // dt.timedelta(microseconds=1)
+
+
+def _selection(filters: Filters) -> Any:
+    """A function of a table giving the mask of its rows ``filters.where()`` selects,
+    condition for condition the same: ``zone_id IN``, ``event_type IN``,
+    ``request_id =``, the time window (since inclusive, until exclusive) and
+    ``lower(decision) =`` (decisions are ASCII here: ``sorted_pieces`` checks)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if filters.where()[0] == "TRUE":
+        return None
+    since, until = _micros(filters.since), _micros(filters.until)
+
+    def keep(table: Any) -> Any:
+        conditions = []
+        if filters.zones:
+            conditions.append(pc.is_in(_plain(table, "zone_id"),
+                                       value_set=_strings(filters.zones)))
+        if filters.event_types:
+            conditions.append(pc.is_in(_plain(table, "event_type"),
+                                       value_set=_strings(filters.event_types)))
+        if filters.request_id is not None:
+            conditions.append(pc.equal(_plain(table, "request_id"),
+                                       _strings([filters.request_id])[0]))
+        if since is not None or until is not None:
+            times = table.column("occurred_at").cast(pa.int64())
+            if since is not None:
+                conditions.append(pc.greater_equal(times, _int64(since)))
+            if until is not None:
+                conditions.append(pc.less(times, _int64(until)))
+        if filters.decision is not None:
+            conditions.append(pc.equal(pc.ascii_lower(_plain(table, "decision")),
+                                       _strings([filters.decision])[0]))
+        mask = conditions[0]
+        for condition in conditions[1:]:
+            mask = pc.and_kleene(mask, condition)
+        return mask
+
+    return keep
+
+
+def _plain(table: Any, name: str) -> Any:
+    """Column ``name`` of ``table`` as plain strings (a dictionary decoded)."""
+    import pyarrow as pa
+
+    column = table.column(name)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return column
+
+
+def _strings(values: Sequence[str]) -> Any:
+    """A string array of ``values`` made from its bytes (see ``_int64``)."""
+    import pyarrow as pa
+
+    from .native_lines import typed_array
+
+    encoded = [value.encode("utf-8") for value in values]
+    offsets = typed_array("i", [0])
+    for value in encoded:
+        offsets.append(offsets[-1] + len(value))
+    return pa.Array.from_buffers(pa.string(), len(encoded),
+                                 [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
 
 
 def _int64(value: int) -> Any:
