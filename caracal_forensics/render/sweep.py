@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -83,8 +83,9 @@ class _Group:
 
 @dataclass
 class _Held:
-    """A row group read: its batches, its rows sorted (indices), their occurred_at in that
-    order (NULL as _FIRST), how many are printed, its sort keys."""
+    """A row group read (its rows the filters select): its batches, its rows sorted
+    (indices), their occurred_at in that order (NULL as _FIRST), its sort keys, how many
+    rows, how many are printed."""
 
     batches: list[Any]
     order: Any
@@ -92,7 +93,8 @@ class _Held:
     keys: Any
     rows: int
     printed: int = 0
-    extra: dict = field(default_factory=dict)
+    #: Arrow bytes a row of the row group takes, filtered or not (sizes what is held)
+    per_row: float = 0.0
 
 
 def _groups(files: Sequence[str], columns: Sequence[str]) -> list[_Group] | None:
@@ -198,8 +200,7 @@ def sorted_pieces(con, columns: Sequence[str],
     most = _most_held(groups)
     opened: dict[str, Any] = {}
     first = _read(groups[0], columns, opened, keep)
-    per_row = sum(batch.nbytes for batch in first.batches) / max(1, first.rows)
-    if most * per_row > HELD_BYTES:
+    if most * first.per_row > HELD_BYTES:
         return None
     return _sweep(groups, columns, first, opened, keep)
 
@@ -240,6 +241,7 @@ def _read(group: _Group, columns: Sequence[str], opened: dict[str, Any],
         handle = opened[key] = pq.ParquetFile(
             group.path, read_dictionary=_dictionary_columns(group.path, columns))
     table = handle.read_row_group(group.index, columns=list(columns))
+    per_row = table.nbytes / max(1, table.num_rows)
     if keep is not None:  # the filters' rows (a NULL condition drops the row, as in SQL)
         table = table.filter(keep(table))
     table = table.combine_chunks() if any(
@@ -253,7 +255,7 @@ def _read(group: _Group, columns: Sequence[str], opened: dict[str, Any],
         _int64(_FIRST))
     order, times = _time_order(
         times, lambda tied: keys.take(tied).append_column("__row", tied))
-    return _Held(table.to_batches(), order, times, keys, table.num_rows)
+    return _Held(table.to_batches(), order, times, keys, table.num_rows, per_row=per_row)
 
 
 def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held,
