@@ -464,9 +464,9 @@ static inline char *put_int(char *dst, int64_t v) {
     return dst;
 }
 
-/* Bytes the line of row i of batch b takes at most (exact: the bytes exactly), or the
- * row's fields decided (absent, null) in ``skip`` / ``null``. */
-static size_t line_len(const Table *t, Py_ssize_t b, Py_ssize_t i, int exact, uint8_t *skip,
+/* Bytes the line of row i of batch b takes exactly, the row's fields decided (absent,
+ * null) in ``skip`` / ``null`` for put_line. */
+static size_t line_len(const Table *t, Py_ssize_t b, Py_ssize_t i, uint8_t *skip,
                        uint8_t *null) {
     const uint8_t *absent = NULL;
     size_t absent_len = 0;
@@ -490,7 +490,7 @@ static size_t line_len(const Table *t, Py_ssize_t b, Py_ssize_t i, int exact, ui
         switch (field->kind) {
         case K_TEXT: {
             const uint8_t *s = value_at(&field->chunks[b], i, &n);
-            len += 2 + (exact ? escaped_len(s, n) : 6 * n);
+            len += 2 + escaped_len(s, n);
             break;
         }
         case K_JSON:
@@ -537,6 +537,72 @@ static char *put_line(const Table *t, Py_ssize_t b, Py_ssize_t i, char *dst,
         case K_JSON:
         case K_JSON_NULLIF:
             s = value_at(c, i, &n);
+            memcpy(dst, s, n);
+            dst += n;
+            break;
+        case K_TIME:
+            dst = put_time(dst, int_at(c, i));
+            if (!dst) return NULL;
+            break;
+        default:
+            dst = put_int(dst, int_at(c, i));
+        }
+    }
+    *dst++ = '}';
+    *dst++ = '\n';
+    return dst;
+}
+
+/* What put_line_fast returns when the line may not fit in what is left. */
+static char NO_ROOM_MARK;
+#define NO_ROOM (&NO_ROOM_MARK)
+
+/* The line in one pass: each field written once room for its longest form is seen
+ * (else NO_ROOM, the line then sized exactly and written by put_line, or left for the
+ * next buffer); NULL for a time outside years 1..9999. Fields are decided as line_len
+ * decides them. */
+static char *put_line_fast(const Table *t, Py_ssize_t b, Py_ssize_t i, char *dst,
+                           const char *stop) {
+    const uint8_t *absent = NULL;
+    size_t absent_len = 0;
+    if (t->absent && is_valid(&t->absent[b], i)) absent = value_at(&t->absent[b], i, &absent_len);
+    if ((size_t)(stop - dst) < 3 + SLACK) return NO_ROOM;
+    *dst++ = '{';
+    for (int f = 0; f < t->nfields; f++) {
+        const Field *field = &t->fields[f];
+        if (field->optional && (!field->present ||
+                                (absent && names(absent, absent_len, field->name, field->name_len))))
+            continue;
+        const Chunk *c = field->present ? &field->chunks[b] : NULL;
+        size_t n = 0, need;
+        const uint8_t *s = NULL;
+        int null = !c || !is_valid(c, i);
+        if (!null && (field->kind == K_TEXT || field->kind == K_JSON ||
+                      field->kind == K_JSON_NULLIF)) {
+            s = value_at(c, i, &n);
+            null = n == 0 && field->kind == K_JSON_NULLIF;
+        }
+        if (null) need = 4;
+        else if (field->kind == K_TEXT) need = 2 + 6 * n;
+        else if (field->kind == K_TIME) need = TIME_LEN;
+        else if (field->kind == K_INT) need = INT_LEN;
+        else need = n;
+        if ((size_t)(stop - dst) < field->prefix_len + need + 2 + SLACK) return NO_ROOM;
+        memcpy(dst, field->prefix, field->prefix_len);
+        dst += field->prefix_len;
+        if (null) {
+            memcpy(dst, "null", 4);
+            dst += 4;
+            continue;
+        }
+        switch (field->kind) {
+        case K_TEXT:
+            *dst++ = '"';
+            dst = put_escaped(dst, s, n);
+            *dst++ = '"';
+            break;
+        case K_JSON:
+        case K_JSON_NULLIF:
             memcpy(dst, s, n);
             dst += n;
             break;
@@ -601,15 +667,15 @@ static PyObject *Table_render(Table *t, PyObject *args) {
         int64_t row = rows ? rows[k] : k;
         batch = batch_of(t, row, batch);
         Py_ssize_t i = row - t->starts[batch];
-        size_t len = line_len(t, batch, i, 0, skip, null) + SLACK;
-        if ((size_t)(stop - dst) < len) {
-            len = line_len(t, batch, i, 1, skip, null) + SLACK;
+        char *next = put_line_fast(t, batch, i, dst, stop);
+        if (next == NO_ROOM) { /* near the end: the line's exact size decides */
+            size_t len = line_len(t, batch, i, skip, null) + SLACK;
             if ((size_t)(stop - dst) < len) {
                 if (dst == base) needed = (Py_ssize_t)len;
                 break;
             }
+            next = put_line(t, batch, i, dst, skip, null);
         }
-        char *next = put_line(t, batch, i, dst, skip, null);
         if (!next) {
             bad = row;
             break;
