@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.installed: pyproject.toml setup.py caracal_forensics/chain/_native.c \
-    caracal_forensics/_jsonb_native.c | $(BIN)/python
+    caracal_forensics/_jsonb_native.c caracal_forensics/render/_lines.c | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev,spark]'
 	touch $@
 

@@ -6,10 +6,11 @@ their own; a wheel (and an install from the sdist) carries it inside the package
 ``caracal_forensics/queries_sql``, which ``caracal_forensics.queries`` looks at first.
 An editable install or a bare checkout reads ``queries/`` where it is.
 
-The C kernels: OpenSSL-backed bulk hashing for verify, and jsonb::text rendering for the
-JSON lines readers (no extra libraries). ``optional``: without a compiler or OpenSSL
-headers the package still installs, and verify falls back to DuckDB SQL and the
-pure-Python reference, which give identical results (tested).
+The C kernels: OpenSSL-backed bulk hashing for verify, jsonb::text rendering for the
+JSON lines readers, and the ``tail --json`` lines from Arrow columns (no extra
+libraries). ``optional``: without a compiler or OpenSSL headers the package still
+installs, and verify falls back to DuckDB SQL and the pure-Python reference, which give
+identical results (tested); ``tail --json`` to DuckDB's lines.
 
 Metadata lives in pyproject.toml.
 """
@@ -41,6 +42,12 @@ setup(
         Extension(
             "caracal_forensics._jsonb_native",
             ["caracal_forensics/_jsonb_native.c"],
+            extra_compile_args=["-O3"],
+            optional=True,
+        ),
+        Extension(
+            "caracal_forensics.render._lines",
+            ["caracal_forensics/render/_lines.c"],
             extra_compile_args=["-O3"],
             optional=True,
         ),

@@ -17,7 +17,14 @@ Steps:
 - sha256_*: the input's fingerprint (hashlib, one core: a SHA-256 does not split);
 - encode: the events written as snapshot event files (``ingest.event_file_writer``), on
   two threads;
-- row_hash: every event's content hash and HMAC recomputed by the C kernel, two threads.
+- row_hash: every event's content hash and HMAC recomputed by the C kernel, two threads;
+- decode_tail_columns: the snapshot's columns a ``tail --json`` line and its order need
+  (not prev_content_sha256, ingested_at, ...), row group by row group, the columns stored
+  dictionary-encoded read as dictionaries;
+- render_lines: every ``tail --json`` line written by the C kernel (``render/_lines.c``)
+  into one reused buffer, two threads (no sort: the keys' sort is about 0.1 s a million);
+- pipe_write: that many bytes written into a pipe that ``wc -c`` reads, 8 MiB at a time
+  (CPU seconds of both ends).
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ TASKS = {
     "ingest_ocsf": ["read_ocsf", "sha256_ocsf", "encode"],
     "verify_db_csv": ["parse_csv", "sha256_db_csv", "row_hash"],
     "verify_snapshot": ["decode_snapshot", "sha256_snapshot", "row_hash"],
+    "tail_json_all_snapshot": ["decode_tail_columns", "render_lines", "pipe_write"],
 }
 #: steps that run on one core however many there are
 SERIAL = {"sha256_db_csv", "sha256_ocsf", "sha256_snapshot"}
@@ -121,6 +129,75 @@ def row_hash(table: pa.Table, key: bytes) -> dict[str, float]:
     return best_of(3, all_rows)
 
 
+def decode_tail_columns(paths: list[str]) -> dict[str, float]:
+    from caracal_forensics.render.records import EVENT_COLUMNS
+    from caracal_forensics.render.sweep import _dictionary_columns
+
+    columns = list(dict.fromkeys([*EVENT_COLUMNS, "source_file", "source_line"]))
+
+    def read() -> None:
+        for path in paths:
+            handle = pq.ParquetFile(path, read_dictionary=_dictionary_columns(path, columns))
+            for index in range(handle.metadata.num_row_groups):
+                handle.read_row_group(index, columns=columns)
+
+    return best_of(3, read)
+
+
+def render_lines(table: pa.Table) -> tuple[dict[str, float], int]:
+    """The render_lines step, and how many bytes the lines take."""
+    from caracal_forensics.render import native_lines
+
+    lines = native_lines.LineTable(table.to_batches(max_chunksize=65_536))
+    halves = [(0, lines.rows // 2), (lines.rows // 2, lines.rows)]
+    total = [0]
+
+    def half(bounds: tuple[int, int]) -> int:
+        out = bytearray(8 << 20)
+        position, end, size = bounds[0], bounds[1], 0
+        while position < end:
+            position, written = lines.render(None, position, end, out)
+            if written < 0:
+                out = bytearray(-written)
+                continue
+            size += written
+        return size
+
+    def both() -> None:
+        with ThreadPoolExecutor(2) as pool:
+            total[0] = sum(pool.map(half, halves))
+
+    return best_of(3, both), total[0]
+
+
+def pipe_write(size: int) -> dict[str, float]:
+    """``size`` bytes into a pipe read by ``wc -c``; CPU of both ends."""
+    chunk = memoryview(b"x" * (8 << 20))
+
+    def write() -> None:
+        reader = subprocess.Popen(["wc", "-c"], stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL)
+        assert reader.stdin is not None
+        left = size
+        descriptor = reader.stdin.fileno()
+        while left:
+            left -= os.write(descriptor, chunk[:min(left, len(chunk))])
+        reader.stdin.close()
+        reader.wait()
+
+    best: dict[str, float] | None = None
+    for _ in range(3):
+        before, wall = os.times(), time.perf_counter()
+        write()
+        after = os.times()
+        cpu = sum(after[:4]) - sum(before[:4])  # this process and the reader
+        took = {"wall": time.perf_counter() - wall, "cpu": cpu}
+        if best is None or took["wall"] < best["wall"]:
+            best = took
+    assert best is not None
+    return best
+
+
 def startup() -> dict[str, float]:
     """A fresh interpreter that imports pyarrow's Parquet reader: every task pays it."""
     argv = [sys.executable, "-c", "import pyarrow.parquet"]
@@ -131,7 +208,7 @@ def floors(steps: dict[str, dict[str, float]], start: float) -> dict[str, dict]:
     out = {}
     for task, needs in TASKS.items():
         cpu = sum(steps[step]["cpu"] for step in needs)
-        longest = max(steps[step]["wall"] for step in needs if step in SERIAL)
+        longest = max((steps[step]["wall"] for step in needs if step in SERIAL), default=0.0)
         out[task] = {"steps": needs, "cpu": cpu,
                      "floor": start + max(cpu / CORES, longest)}
     return out
@@ -162,6 +239,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="floors-") as scratch:
         steps["encode"] = encode(events, scratch)
     steps["row_hash"] = row_hash(events, key)
+    steps["decode_tail_columns"] = decode_tail_columns(snapshot_files)
+    steps["render_lines"], line_bytes = render_lines(events)
+    steps["pipe_write"] = pipe_write(line_bytes)
     start = startup()["wall"]
     json.dump({"cores": CORES, "events": events.num_rows, "startup": start, "steps": steps,
                "tasks": floors(steps, start)}, sys.stdout, indent=2)

@@ -212,13 +212,10 @@ def _print_lines(con, filters, compiled, emit) -> int:
     matched). DuckDB writes the lines when it can (every --json line, and a --query it
     compiles); otherwise the events go to ``emit`` batch by batch for Python to render."""
     from ..render.bulk import ordered_batches
-    from ..render.jsonl import write_arrow_lines
     from ..render.records import (
         EVENT_COLUMNS,
         OCCURRED_AT_SQL,
         OCCURRED_AT_TEXT,
-        json_line_sql,
-        json_text_columns_sql,
     )
 
     # With every match wanted, the expression's `field == 'text'` conditions also run in
@@ -226,13 +223,10 @@ def _print_lines(con, filters, compiled, emit) -> int:
     guard = compiled.guard() if compiled is not None and not filters.limit else None
     # the event's columns, and where it came from, for an error naming it (too_deep)
     needed = (*EVENT_COLUMNS, "source_file", "source_line")
-    if compiled is None:
-        if filters.limit:  # the newest N picked first, then N lines built
-            return write_arrow_lines(ordered_batches(
-                con, filters, f"{json_line_sql()} AS line", columns=needed))
-        relation = f"(SELECT *, {json_text_columns_sql()} FROM unique_events)"
-        return write_arrow_lines(ordered_batches(
-            con, filters, f"{json_line_sql(prepared=True)} AS line", relation=relation))
+    if compiled is None:  # the C kernel writes the lines, or DuckDB builds them
+        from ..render.bulk import write_json_lines
+
+        return write_json_lines(con, filters)
     from ..render.bulk import Refused, query_select, write_query_lines
 
     sql = compiled.to_sql()

@@ -1,4 +1,5 @@
-"""``tail --json`` and ``--query`` results in bulk: DuckDB writes the lines, in order.
+"""``tail --json`` and ``--query`` results in bulk: DuckDB writes the lines, in order
+(``tail --json``'s are written by a C kernel where it is built: ``write_json_lines``).
 
 A line is a SQL expression (``records.json_line_sql``, or the one
 ``jmes_sql.compile_query`` makes of a JMESPath expression); DuckDB computes it for the
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from ..errors import ForensicsError
-from ..filters import ORDER_COLUMNS, ORDER_DESC, Filters
+from ..filters import ORDER_ASC, ORDER_COLUMNS, ORDER_DESC, Filters
 
 #: Events of the first slice sorted when printing every match: about 250 MB of lines of
 #: real events (~1 KB); the next slices hold about ``SLICE_BYTES`` of what it printed.
@@ -97,6 +98,29 @@ def ordered_batches(
         yield from _switching(con, lambda s: _sorted_sql(s, wrap(source), "TRUE", keep),
                               bound, refusable, current, fallback_select)
         return
+    plan = _slices(con, relation, plain_where, plain_bound, where, bound, bucket_rows,
+                   slice_bytes)
+    step, first = next(plan), True
+    while True:
+        condition, sliced = step
+        written = 0
+        for batch in _switching(
+                con, lambda s, c=condition: _sorted_sql(s, wrap(relation), c, keep),
+                sliced, refusable and first, current, fallback_select):
+            written += batch.nbytes
+            yield batch
+        first = False
+        try:
+            step = plan.send(written)
+        except StopIteration:
+            return
+
+
+def _slices(con, relation: str, plain_where: str, plain_bound: dict[str, Any], where: str,
+            bound: dict[str, Any], bucket_rows: int, slice_bytes: int):
+    """The slices of occurred_at every selected event is printed in: yields (condition,
+    its parameters) per slice, oldest first, and is sent back the bytes the slice took
+    (what sizes the next); see ``ordered_batches``."""
     rows, cuts = _first_pass(con, relation, plain_where, plain_bound)
     per_cut = rows / _QUANTILES  # selected events between two quantiles, about
     position, low, want = 0, None, bucket_rows
@@ -118,17 +142,13 @@ def ordered_batches(
             condition += f" AND ({below} OR occurred_at IS NULL)" if low is None else \
                 f" AND {below}"
             sliced["slice_high"] = high
-        written = 0
-        for batch in _switching(con, lambda s, c=condition: _sorted_sql(s, wrap(relation), c, keep),
-                                sliced, refusable and low is None, current, fallback_select):
-            written += batch.nbytes
-            yield batch
+        written = yield condition, sliced
         if high is None:
             return
         # what the slice printed per event it held sizes the next: a selective query or a
         # narrow projection is sorted in a few large slices, whole events in small ones
         held = max(1.0, (end - position) * per_cut)
-        want = max(bucket_rows, int(slice_bytes / (written / held + KEY_BYTES)))
+        want = max(bucket_rows, int(slice_bytes / ((written or 0) / held + KEY_BYTES)))
         position, low = end, high
 
 
@@ -203,7 +223,8 @@ class Refused(ForensicsError):
     """DuckDB did not parse or bind a statement (nothing was read or written)."""
 
 
-def _batches(con, sql: str, params: dict[str, Any], refusable: bool = False) -> Iterator[Any]:
+def _batches(con, sql: str, params: dict[str, Any], refusable: bool = False,
+             rows: int = FETCH_ROWS) -> Iterator[Any]:
     import duckdb
 
     try:  # DuckDB parses and binds the statement here, and runs it below
@@ -213,7 +234,7 @@ def _batches(con, sql: str, params: dict[str, Any], refusable: bool = False) -> 
             f"query failed: {str(error).splitlines()[0]}") from None
     reader = None
     try:
-        reader = relation.to_arrow_reader(FETCH_ROWS)
+        reader = relation.to_arrow_reader(rows)
         for batch in reader:
             if batch.num_rows:
                 yield batch
@@ -289,3 +310,270 @@ def write_query_lines(batches: Iterable[Any], query, out: IO[str] | None = None)
             write_arrow_lines([batch.slice(start)], out, flush=False)
     out.flush()
     return rows
+
+
+# --- tail --json: every line written by the C kernel -----------------------------------
+
+#: Arrow bytes of event columns one slice holds when the kernel writes the lines (one
+#: slice at a time). Larger slices cut fewer row groups (each cut row group is read by
+#: two slices); 384 MB peaked at 944 MB on 10M events with --zone or --decision.
+NATIVE_SLICE_BYTES = 256 << 20
+#: Bytes of lines handed to the system at once.
+WRITE_BYTES = 8 << 20
+#: Rows of one Arrow batch DuckDB hands over for a slice.
+NATIVE_FETCH_ROWS = 2048
+
+
+def write_json_lines(con, filters: Filters, out: IO[str] | None = None,
+                     relation: str = "unique_events") -> int:
+    """Write the ``tail --json`` line of every event ``filters`` select (the newest
+    ``filters.limit``, or all), oldest first; returns how many were written.
+
+    With the C kernel (``native_lines``): every event of Parquet files alone is swept
+    row group by row group (``sweep``); otherwise DuckDB reads the record's columns and
+    the sort keys of one slice of occurred_at at a time (as ``ordered_batches`` slices)
+    or the newest ``limit`` in order; Arrow sorts the keys, and the kernel writes the
+    lines in that order straight to ``out``'s file descriptor, on every core: no line
+    is built in SQL, none is moved by a sort. Without it, or for a time the kernel does
+    not write, DuckDB builds them (``records.json_line_sql``)."""
+    import sys
+
+    from . import native_lines
+    from .jsonl import write_arrow_lines
+    from .records import EVENT_COLUMNS, json_line_sql, json_text_columns_sql
+
+    out = out or sys.stdout
+    needed = list(dict.fromkeys([*EVENT_COLUMNS, "source_file", "source_line",
+                                 *ORDER_COLUMNS]))
+    if native_lines.AVAILABLE and native_lines.supported(_schema(con, relation, needed)):
+        return _write_native(con, filters, out, relation, needed)
+    if filters.limit:  # the newest N picked first, then N lines built
+        return write_arrow_lines(ordered_batches(
+            con, filters, f"{json_line_sql()} AS line", columns=needed, relation=relation),
+            out)
+    prepared = f"(SELECT *, {json_text_columns_sql()} FROM {relation})"
+    return write_arrow_lines(ordered_batches(
+        con, filters, f"{json_line_sql(prepared=True)} AS line", relation=prepared), out)
+
+
+def _schema(con, relation: str, columns: Sequence[str]):
+    import duckdb
+
+    listed = ", ".join(f'"{name}"' for name in columns)
+    try:
+        return con.sql(f"SELECT {listed} FROM {relation} LIMIT 0").to_arrow_table().schema
+    except duckdb.Error as error:
+        raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+
+
+class _Sink:
+    """Where the lines go: the file descriptor of ``out`` when it has one (large writes,
+    the GIL released), else its binary buffer, else its text."""
+
+    def __init__(self, out: IO[str]):
+        import io
+
+        out.flush()  # what was written as text goes first
+        self.out = out
+        self.binary = getattr(out, "buffer", None)
+        self.fd = None
+        try:
+            self.fd = out.fileno()
+            if self.binary is not None:
+                self.binary.flush()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            self.fd = None
+
+    def write(self, data: memoryview) -> None:
+        import os
+
+        if self.fd is not None:
+            while len(data):
+                data = data[os.write(self.fd, data):]
+        elif self.binary is not None:
+            self.binary.write(data)
+        else:
+            self.out.write(bytes(data).decode("utf-8"))
+
+    def flush(self) -> None:
+        if self.fd is None:
+            (self.binary or self.out).flush()
+
+
+def _sort_order(table) -> Any:
+    """The indices of ``table``'s rows in ``filters.ORDER_ASC``'s order (every key
+    ascending, NULLs first), as DuckDB's ORDER BY gives them."""
+    import pyarrow.compute as pc
+
+    try:
+        options = pc.SortOptions([(name, "ascending", "at_start") for name in ORDER_COLUMNS])
+    except (TypeError, ValueError):  # pyarrow before per-key null placement
+        options = pc.SortOptions([(name, "ascending") for name in ORDER_COLUMNS],
+                                 null_placement="at_start")
+    return pc.sort_indices(table, options=options)
+
+
+#: The times the kernel writes (``native_lines.TIME_RANGE``): a selection with any other
+#: (a year before 1 or after 9999) is written by DuckDB's lines.
+_OUTSIDE_TIMES = ("(occurred_at < CAST('0001-01-01 00:00:00+00' AS TIMESTAMPTZ) OR "
+                  "occurred_at >= CAST('10000-01-01 00:00:00+00' AS TIMESTAMPTZ))")
+
+
+def _write_native(con, filters: Filters, out: IO[str], relation: str,
+                  needed: Sequence[str]) -> int:
+    """``write_json_lines`` with the kernel: every event of Parquet files alone swept
+    (``sweep``, its reading in a thread), else a slice read at a time (DuckDB on every
+    core); the lines written by the kernel on every core, in order as they come."""
+    from . import native_lines
+
+    where, bound = filters.where()
+    if _fetch_one(con, f"SELECT count(*) FROM {relation} WHERE ({where}) AND {_OUTSIDE_TIMES}",
+                  bound)[0]:
+        from .jsonl import write_arrow_lines
+        from .records import json_line_sql
+
+        return write_arrow_lines(ordered_batches(
+            con, filters, f"{json_line_sql()} AS line", columns=needed, relation=relation),
+            out)
+    listed = ", ".join(f'"{name}"' for name in needed)
+    writer = _LineWriter(_Sink(out))
+    written = 0
+    try:
+        if filters.limit:  # DuckDB picks and sorts the newest N, handed over in pieces
+            source = (f"SELECT {listed} FROM {relation} WHERE {where} "
+                      f"ORDER BY {ORDER_DESC} LIMIT {int(filters.limit)}")
+            piece: list[Any] = []
+            size = 0
+            for batch in _batches(con, f"SELECT * FROM ({source}) ORDER BY {ORDER_ASC}",
+                                  bound, rows=NATIVE_FETCH_ROWS):
+                piece.append(batch)
+                size += batch.nbytes
+                if size >= WRITE_BYTES * 4:
+                    written += writer.write(native_lines.LineTable(piece), None)
+                    piece, size = [], 0
+            if piece:
+                written += writer.write(native_lines.LineTable(piece), None)
+        else:
+            pieces = None
+            if relation == "unique_events":
+                from .sweep import sorted_pieces
+
+                pieces = sorted_pieces(con, needed, filters)
+            if pieces is None:
+                pieces = _sorted_slices(con, relation, listed, where, bound)
+            for table, order in pieces:
+                written += writer.write(table, order)
+                del table, order
+        writer.sink.flush()
+    finally:
+        writer.close()
+    return written
+
+
+def _sorted_slices(con, relation: str, listed: str, where: str,
+                   bound: dict[str, Any]) -> Iterator[tuple[Any, Any]]:
+    """(``native_lines.LineTable``, the order of its rows) per slice of occurred_at,
+    oldest first. One slice at a time: reading the next in a thread while one is written
+    held two (smaller slices, so more row groups read twice) and measured slower on two
+    cores (bench/RESULTS.md, issue 20)."""
+    import pyarrow as pa
+
+    from . import native_lines
+
+    plan = _slices(con, relation, where, bound, where, bound, BUCKET_ROWS,
+                   NATIVE_SLICE_BYTES)
+    step = next(plan)
+    while True:
+        condition, params = step
+        batches = list(_batches(con, f"SELECT {listed} FROM {relation} WHERE {condition}",
+                                params, rows=NATIVE_FETCH_ROWS))
+        size = 0
+        if batches:
+            table = pa.Table.from_batches(batches)
+            size = table.nbytes
+            order = native_lines.order_buffer(_sort_order(table))
+            del table
+            yield native_lines.LineTable(batches), order
+            del batches, order
+        try:
+            step = plan.send(size)
+        except StopIteration:
+            return
+
+
+class _LineWriter:
+    """Writes the lines of a ``native_lines.LineTable``: pieces of rows rendered by a pool
+    of threads (the kernel releases the GIL), written in order as they are done."""
+
+    #: Rendering pieces in flight (each writes into its own buffer).
+    AHEAD = 4
+
+    def __init__(self, sink: _Sink):
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.sink = sink
+        self.pool = ThreadPoolExecutor(max(1, min(os.cpu_count() or 1, 4)),
+                                       thread_name_prefix="tail-json-lines")
+        self.free = [memoryview(bytearray(WRITE_BYTES)) for _ in range(self.AHEAD + 1)]
+        self.per_row = 0.0  # bytes of line per row, as last written
+
+    def write(self, table: Any, order: Any) -> int:
+        """Write the lines of the rows ``order`` lists (an int64 buffer; None: every row
+        as they are); returns how many."""
+        from collections import deque
+
+        rows = table.rows if order is None else memoryview(order).nbytes // 8
+        pending: deque = deque()
+        start = 0
+        try:
+            while start < rows:
+                if len(pending) >= self.AHEAD:
+                    self._drain(pending.popleft())
+                # rows of about 7/8 of a buffer, by the lines written so far (a piece
+                # longer than its buffer takes more: see _render)
+                per_row = self.per_row or table.nbytes / max(1, table.rows) * 2
+                step = max(1, int(WRITE_BYTES * 7 / 8 / max(1.0, per_row)))
+                end = min(rows, start + step)
+                buffer = self.free.pop() if self.free else memoryview(bytearray(WRITE_BYTES))
+                pending.append(self.pool.submit(_render, table, order, start, end, buffer))
+                start = end
+            while pending:
+                self._drain(pending.popleft())
+        finally:
+            for future in pending:
+                future.cancel()
+            for future in pending:
+                if not future.cancelled():
+                    future.exception()  # wait: its buffer is still being written into
+        return rows
+
+    def _drain(self, future: Any) -> None:
+        buffer, pieces, rows = future.result()
+        size = 0
+        for piece in pieces:
+            self.sink.write(piece)
+            size += len(piece)
+        self.free.append(buffer)
+        self.per_row = size / max(1, rows)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _render(table: Any, order: Any, start: int, end: int,
+            buffer: memoryview) -> tuple[memoryview, list[memoryview], int]:
+    """The lines of rows order[start:end]: (the buffer, the pieces of it or of larger
+    buffers that hold them, in order, how many rows)."""
+    pieces = []
+    own = buffer
+    position = start
+    while position < end:
+        position, size = table.render(order, position, end, buffer)
+        if size < 0:  # a line longer than the buffer: one of its own
+            buffer = memoryview(bytearray(-size))
+            continue
+        pieces.append(buffer[:size])
+        if position < end:  # the rest in a new buffer: this one is handed over whole
+            buffer = memoryview(bytearray(len(own)))
+    return own, pieces, end - start

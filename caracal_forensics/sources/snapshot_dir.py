@@ -164,7 +164,8 @@ def admin_discrepancies(
         total += table.num_rows
         for zone, seq, content, hmac in zip(*(table.column(i).to_pylist() for i in range(4)),
                                             strict=True):
-            chain = held.setdefault(GLOBAL_CHAIN if zone is None else zone, {"events": 0, "seqs": []})
+            name = GLOBAL_CHAIN if zone is None else zone
+            chain = held.setdefault(name, {"events": 0, "seqs": []})
             chain["events"] += 1
             chain["seqs"].append((seq, content, hmac))
     found: list[tuple[str | None, str]] = []

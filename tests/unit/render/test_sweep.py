@@ -1,0 +1,165 @@
+"""``tail --json`` of every event by the sweep over Parquet row groups (``render/sweep.py``):
+row groups read once, in the order of their smallest occurred_at, print exactly what the
+slices and DuckDB's lines print, whatever the layout (overlapping row groups across files,
+equal times, NULL times, empty jsonb text), and a layout holding too much is sliced."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from caracal_forensics.engine import create_empty_table, sql_list
+from caracal_forensics.filters import Filters
+from caracal_forensics.model import EVENT_SCHEMA
+from caracal_forensics.queries import ensure_views
+from caracal_forensics.render import bulk, native_lines, sweep
+
+pytestmark = pytest.mark.skipif(native_lines._native is None, reason="C kernel not built")
+
+UTC = dt.timezone.utc
+
+
+def _events(seed: int, count: int) -> list[dict]:
+    rng = random.Random(seed)
+    start = dt.datetime(2026, 5, 11, tzinfo=UTC)
+    events = []
+    for n in range(count):
+        moment = None if rng.random() < 0.05 else start + dt.timedelta(
+            seconds=rng.choice([0, 1, 2, rng.randrange(500)]),
+            microseconds=rng.choice([0, rng.randrange(10**6)]))
+        events.append({
+            "id": f"ev-{rng.randrange(50)}-{n}", "zone_id": rng.choice(["a", "b", None]),
+            "decision": rng.choice(["allow", "deny", "DENY", "Deny ", None, 'q"\n']),
+            "event_type": rng.choice(["a", "b", None]), "request_id": rng.choice(["r1", "r2"]),
+            "chain_seq": n,
+            "occurred_at": moment, "metadata_json": rng.choice(["", '{"k" : 1}', None]),
+            "diagnostics_json": rng.choice(["[]", ""]), "source_file": "f.csv",
+            "source_line": rng.randrange(5),
+            "absent_fields": rng.choice([None, "chain_seq,chain_hmac"]),
+        })
+    return events
+
+
+def _connection(tmp_path, events: list[dict], files: int, group_rows: int):
+    """A connection whose events are ``files`` Parquet files of ``events`` (dealt out at
+    random, in row groups of ``group_rows``), laid out as a snapshot's views are."""
+    paths = []
+    for index in range(files):
+        part = events[index::files]
+        table = pa.table({name: pa.array([event.get(name) for event in part], kind)
+                          for name, kind in zip(EVENT_SCHEMA.names, EVENT_SCHEMA.types,
+                                                strict=True)}, schema=EVENT_SCHEMA)
+        path = tmp_path / f"part-{index}.parquet"
+        pq.write_table(table, path, row_group_size=group_rows)
+        paths.append(str(path))
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    create_empty_table(con, "loaded_events", EVENT_SCHEMA)
+    columns = ", ".join(f'"{name}"' for name in EVENT_SCHEMA.names)
+    con.execute(f"CREATE VIEW events AS SELECT {columns} FROM ((SELECT * FROM loaded_events) "
+                f"UNION ALL BY NAME (SELECT * FROM read_parquet({sql_list(paths)})))")
+    ensure_views(con)
+    return con
+
+
+def _written(con, native: bool, monkeypatch, tmp_path, filters: Filters | None = None) -> bytes:
+    monkeypatch.setattr(native_lines, "AVAILABLE", native)
+    path = tmp_path / f"out-{native}"
+    with open(path, "w", encoding="utf-8") as out:
+        bulk.write_json_lines(con, filters or Filters.build(limit=0), out)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(("seed", "files", "group_rows"), [(1, 1, 7), (2, 3, 5), (3, 2, 64)])
+def test_sweep_prints_what_duckdb_prints(seed, files, group_rows, tmp_path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    events = _events(seed, 300)
+    con = _connection(tmp_path, events, files, group_rows)
+    used = []
+    real = sweep.sorted_pieces
+    monkeypatch.setattr(sweep, "sorted_pieces", lambda *a: used.append(real(*a)) or used[-1])
+    native = _written(con, True, monkeypatch, tmp_path)
+    assert used and used[0] is not None, "the sweep was not taken"
+    assert native == _written(con, False, monkeypatch, tmp_path)
+    assert native.count(b"\n") == len(events)
+
+
+def test_a_layout_holding_too_much_is_sliced(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Row groups whose times all overlap would be held together: the slices print."""
+    events = _events(4, 200)
+    con = _connection(tmp_path, events, 1, 10)
+    monkeypatch.setattr(sweep, "HELD_BYTES", 1000)
+    assert sweep.sorted_pieces(con, list(EVENT_SCHEMA.names)) is None
+    assert _written(con, True, monkeypatch, tmp_path) == _written(con, False, monkeypatch,
+                                                                    tmp_path)
+
+
+def test_only_the_events_of_parquet_files_alone(tmp_path) -> None:
+    """A copy to choose (duplicates) or rows loaded otherwise: no sweep."""
+    events = _events(5, 40)
+    con = _connection(tmp_path, events + events[:3], 1, 8)  # the same events twice
+    assert sweep.parquet_files(con) is None
+    con = _connection(tmp_path, events, 1, 8)
+    assert sweep.parquet_files(con) == [str(tmp_path / "part-0.parquet")]
+    con.execute("INSERT INTO loaded_events SELECT * FROM events LIMIT 1")
+    assert sweep.parquet_files(con) is None
+
+
+def test_most_held_counts_the_row_groups_whose_times_overlap() -> None:
+    """Held after reading a row group: those read whose highest time the next one's
+    lowest has not passed (the bound the sweep is allowed by)."""
+    def group(low: int, high: int, rows: int) -> sweep._Group:
+        return sweep._Group("f", 0, low, high, rows)
+
+    apart = [group(0, 9, 10), group(10, 19, 10), group(20, 29, 10)]
+    assert sweep._most_held(apart) == 10
+    overlapping = [group(0, 15, 10), group(10, 25, 10), group(20, 29, 10)]
+    assert sweep._most_held(overlapping) == 20
+    nulls_first = [group(sweep._FIRST, 50, 10), *apart]  # NULL times: held to the end
+    assert sweep._most_held(nulls_first) == 20
+
+
+FILTERS = {
+    "zone": {"zone": "a"},
+    "zones": {"zone": ["b", "a"]},
+    "denies": {"decision": "deny"},
+    "window": {"since": "2026-05-11T00:00:01Z", "until": "2026-05-11T00:00:02Z"},
+    "since": {"since": "2026-05-11T00:00:02Z", "event_type": ["b"]},
+    "request": {"request_id": "r2", "decision": "allow", "zone": "b"},
+    "none": {"zone": "nowhere"},
+}
+
+
+@pytest.mark.parametrize("laid_out", [False, True], ids=["mixed", "by_zone_and_time"])
+@pytest.mark.parametrize("case", FILTERS)
+def test_filtered_sweep_prints_what_duckdb_prints(case: str, laid_out: bool, tmp_path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The filters evaluated on each row group select what DuckDB's WHERE selects (NULLs
+    dropped, the window's ends, the decision in any case), row groups their zones or
+    times rule out unread (laid out by zone and time, as a snapshot is, most are)."""
+    events = _events(6, 300)
+    if laid_out:
+        events.sort(key=lambda event: (event["zone_id"] or "", event["occurred_at"] or
+                                       dt.datetime.min.replace(tzinfo=UTC)))
+    con = _connection(tmp_path, events, 1 if laid_out else 2, 9)
+    filters = Filters.build(limit=0, **FILTERS[case])
+    assert sweep.sorted_pieces(con, list(EVENT_SCHEMA.names), filters) is not None
+    native = _written(con, True, monkeypatch, tmp_path, filters)
+    assert native == _written(con, False, monkeypatch, tmp_path, filters)
+    assert (native.count(b"\n") > 0) == (case != "none")
+
+
+def test_a_decision_not_in_ascii_is_left_to_duckdb(tmp_path) -> None:
+    """DuckDB's lower() of non-ASCII text is its own: with --decision such events leave
+    the selection to the slices."""
+    events = _events(7, 50)
+    events[3]["decision"] = "DÉNY"
+    con = _connection(tmp_path, events, 1, 9)
+    columns = list(EVENT_SCHEMA.names)
+    assert sweep.sorted_pieces(con, columns, Filters.build(limit=0, decision="deny")) is None
+    assert sweep.sorted_pieces(con, columns, Filters.build(limit=0, zone="a")) is not None
