@@ -400,19 +400,6 @@ class _Sink:
             (self.binary or self.out).flush()
 
 
-def _sort_order(table) -> Any:
-    """The indices of ``table``'s rows in ``filters.ORDER_ASC``'s order (every key
-    ascending, NULLs first), as DuckDB's ORDER BY gives them."""
-    import pyarrow.compute as pc
-
-    try:
-        options = pc.SortOptions([(name, "ascending", "at_start") for name in ORDER_COLUMNS])
-    except (TypeError, ValueError):  # pyarrow before per-key null placement
-        options = pc.SortOptions([(name, "ascending") for name in ORDER_COLUMNS],
-                                 null_placement="at_start")
-    return pc.sort_indices(table, options=options)
-
-
 #: The times the kernel writes (``native_lines.TIME_RANGE``): a selection with any other
 #: (a year before 1 or after 9999) is written by DuckDB's lines.
 _OUTSIDE_TIMES = ("(occurred_at < CAST('0001-01-01 00:00:00+00' AS TIMESTAMPTZ) OR "
@@ -491,7 +478,7 @@ def _sorted_slices(con, relation: str, listed: str, where: str,
         if batches:
             table = pa.Table.from_batches(batches)
             size = table.nbytes
-            order = native_lines.order_buffer(_sort_order(table))
+            order = native_lines.order_buffer(native_lines.sort_order(table))
             del table
             yield native_lines.LineTable(batches), order
             del batches, order

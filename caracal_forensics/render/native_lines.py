@@ -159,3 +159,18 @@ def render_all(table: LineTable, order: Any, count: int, out: bytearray) -> list
             continue
         pieces.append(bytes(view[:written]))
     return pieces
+
+
+def sort_order(table: Any) -> Any:
+    """The indices of ``table``'s rows in ``filters.ORDER_ASC``'s order (every key
+    ascending, NULLs first), as DuckDB's ORDER BY gives them."""
+    import pyarrow.compute as pc
+
+    from ..filters import ORDER_COLUMNS
+
+    try:
+        options = pc.SortOptions([(name, "ascending", "at_start") for name in ORDER_COLUMNS])
+    except (TypeError, ValueError):  # pyarrow before per-key null placement
+        options = pc.SortOptions([(name, "ascending") for name in ORDER_COLUMNS],
+                                 null_placement="at_start")
+    return pc.sort_indices(table, options=options)

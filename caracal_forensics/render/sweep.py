@@ -316,7 +316,7 @@ def _time_order(times: Any, keys_of: Any) -> tuple[Any, Any]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from .bulk import _sort_order
+    from .native_lines import sort_order
 
     order = pc.sort_indices(times)
     times = times.take(order)
@@ -329,7 +329,7 @@ def _time_order(times: Any, keys_of: Any) -> tuple[Any, Any]:
     edge = pa.Array.from_buffers(pa.bool_(), 1, [None, pa.py_buffer(b"\0")])
     tie = pc.or_(pa.concat_arrays([edge, same]), pa.concat_arrays([same, edge]))
     keys = keys_of(order.filter(tie))
-    resolved = keys.column("__row").take(_sort_order(keys)).combine_chunks()
+    resolved = keys.column("__row").take(sort_order(keys)).combine_chunks()
     return pc.replace_with_mask(order, tie, resolved.cast(order.type)), times
 
 
