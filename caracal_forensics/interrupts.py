@@ -8,6 +8,14 @@ long as the server took. Code about to block that way registers how to cancel th
 (``with cancel_on_interrupt(connection.cancel_safe): ...``); the CLI calls
 :func:`cancel_all` from a thread of its own as soon as a stop signal arrives, the wait
 ends, and the handler's KeyboardInterrupt can be raised.
+
+Work that must not be interrupted where the signal lands holds it instead
+(``with deferred_interrupts(): ...``): the CLI's handler then only notes it
+(:func:`hold_interrupt`), the registered cancels still end the wait, and the block raises
+KeyboardInterrupt as it ends, or where the work checks (:func:`check_interrupt`).
+``snapshot --dsn`` reads PostgreSQL's COPY so: a KeyboardInterrupt raised in its reading
+thread left psycopg ending a COPY whose stream Arrow's reading thread was still reading,
+and that wait never ended (seen once in about fifty runs).
 """
 
 from __future__ import annotations
@@ -44,3 +52,37 @@ def cancel_all() -> None:
             cancel()
         except Exception:  # noqa: BLE001 - best effort: the interrupt goes on
             pass
+
+
+_holding = [0]
+_held = [False]
+
+
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """While the block runs, a stop signal is noted, not raised where it lands (see the
+    module docstring); the block raises KeyboardInterrupt as it ends if one came (in
+    place of the error the cancelled work ended with)."""
+    _holding[0] += 1
+    try:
+        yield
+    finally:
+        _holding[0] -= 1
+        if not _holding[0] and _held[0]:
+            _held[0] = False
+            raise KeyboardInterrupt
+
+
+def hold_interrupt() -> bool:
+    """For a signal handler: whether a block holds interrupts now (the interrupt is
+    noted, to be raised when the block ends); False: raise it as usual."""
+    if _holding[0]:
+        _held[0] = True
+        return True
+    return False
+
+
+def check_interrupt() -> None:
+    """Raise KeyboardInterrupt here, a place safe for it, if one is held."""
+    if _held[0]:
+        raise KeyboardInterrupt

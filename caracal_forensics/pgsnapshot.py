@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import DatabaseError, UsageError
-from .interrupts import cancel_on_interrupt
+from .interrupts import cancel_on_interrupt, check_interrupt, deferred_interrupts
 from .model import (
     ABSENT_FIELD,
     ALERT_SCHEMA,
@@ -246,7 +246,10 @@ def take_snapshot(
         try:
             # DuckDB waits, without running Python's signal handlers, for its scan of the
             # COPY, which waits for the server: an interrupt cancels the statement there
-            with cancel_on_interrupt(lambda: pg.cancel_safe(timeout=2.0)):
+            # and the signal is held meanwhile: raised inside psycopg or the COPY's reader,
+            # it could leave psycopg waiting for the end of a COPY forever
+            with cancel_on_interrupt(lambda: pg.cancel_safe(timeout=2.0)), \
+                    deferred_interrupts():
                 source = _read_transaction(pg, con, zone_list, since_at, until_at, block_bytes)
         except psycopg.Error as error:  # including a connection lost mid-read
             raise _database_error(error, describe_connection(pg.info)) from None
@@ -736,6 +739,7 @@ def _load(
     """
     import duckdb
 
+    check_interrupt()  # between two statements: a held interrupt ends the read here
     failure: list[BaseException] = []
     rows = [0]
 

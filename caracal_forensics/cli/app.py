@@ -199,11 +199,13 @@ def _interruptible(call: Callable[[], object]) -> object:
     Ctrl-C must not cut the clean-up short."""
     import signal
 
+    from ..interrupts import hold_interrupt
+
     signalled: list[int] = []
 
     def handler(signum: int, frame: object) -> None:
         signalled.append(signum)
-        if len(signalled) == 1:
+        if len(signalled) == 1 and not hold_interrupt():  # held: raised where safe
             raise KeyboardInterrupt
 
     previous: dict[int, Any] = {}
