@@ -510,6 +510,28 @@ static size_t line_len(const Table *t, Py_ssize_t b, Py_ssize_t i, uint8_t *skip
     return len;
 }
 
+/* A field's value, not NULL, at row i of chunk c (s, n: its bytes for a text or jsonb
+ * field), as put_line and put_line_fast write it; NULL for a time outside years
+ * 1..9999. */
+static inline char *put_value(char *dst, const Field *field, const Chunk *c, Py_ssize_t i,
+                              const uint8_t *s, size_t n) {
+    switch (field->kind) {
+    case K_TEXT:
+        *dst++ = '"';
+        dst = put_escaped(dst, s, n);
+        *dst++ = '"';
+        return dst;
+    case K_JSON:
+    case K_JSON_NULLIF:
+        memcpy(dst, s, n);
+        return dst + n;
+    case K_TIME:
+        return put_time(dst, int_at(c, i));
+    default:
+        return put_int(dst, int_at(c, i));
+    }
+}
+
 /* Writes the line; NULL for a time outside years 1..9999. */
 static char *put_line(const Table *t, Py_ssize_t b, Py_ssize_t i, char *dst,
                       const uint8_t *skip, const uint8_t *null) {
@@ -525,28 +547,12 @@ static char *put_line(const Table *t, Py_ssize_t b, Py_ssize_t i, char *dst,
             continue;
         }
         const Chunk *c = &field->chunks[b];
-        size_t n;
-        const uint8_t *s;
-        switch (field->kind) {
-        case K_TEXT:
+        size_t n = 0;
+        const uint8_t *s = NULL;
+        if (field->kind == K_TEXT || field->kind == K_JSON || field->kind == K_JSON_NULLIF)
             s = value_at(c, i, &n);
-            *dst++ = '"';
-            dst = put_escaped(dst, s, n);
-            *dst++ = '"';
-            break;
-        case K_JSON:
-        case K_JSON_NULLIF:
-            s = value_at(c, i, &n);
-            memcpy(dst, s, n);
-            dst += n;
-            break;
-        case K_TIME:
-            dst = put_time(dst, int_at(c, i));
-            if (!dst) return NULL;
-            break;
-        default:
-            dst = put_int(dst, int_at(c, i));
-        }
+        dst = put_value(dst, field, c, i, s, n);
+        if (!dst) return NULL;
     }
     *dst++ = '}';
     *dst++ = '\n';
@@ -595,24 +601,8 @@ static char *put_line_fast(const Table *t, Py_ssize_t b, Py_ssize_t i, char *dst
             dst += 4;
             continue;
         }
-        switch (field->kind) {
-        case K_TEXT:
-            *dst++ = '"';
-            dst = put_escaped(dst, s, n);
-            *dst++ = '"';
-            break;
-        case K_JSON:
-        case K_JSON_NULLIF:
-            memcpy(dst, s, n);
-            dst += n;
-            break;
-        case K_TIME:
-            dst = put_time(dst, int_at(c, i));
-            if (!dst) return NULL;
-            break;
-        default:
-            dst = put_int(dst, int_at(c, i));
-        }
+        dst = put_value(dst, field, c, i, s, n);
+        if (!dst) return NULL;
     }
     *dst++ = '}';
     *dst++ = '\n';
