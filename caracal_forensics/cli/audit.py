@@ -235,7 +235,8 @@ def _print_lines(con, filters, compiled, emit) -> int:
             return write_query_lines(ordered_batches(
                 con, filters, query_select(sql, events=False), guard=guard,
                 columns=(*needed, *sql.columns), wrap=sql.relation, refusable=True,
-                fallback_select=None if sql.always_exact else query_select(sql)), compiled)
+                fallback_select=None if sql.always_exact else query_select(sql),
+                line_bytes="strlen(line)"), compiled)
         except Refused:  # before anything was written: the evaluator answers the same
             pass
     columns = ", ".join(f'"{name}"' for name in needed)

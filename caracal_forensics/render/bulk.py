@@ -39,6 +39,9 @@ FETCH_ROWS = 2048
 _QUANTILES = 256
 #: How much more than its size a slice takes when that is all that is left.
 _SLACK = 1.25
+#: Events whose lines are measured (``line_bytes``) when the selection is more than one
+#: first slice: the first rows of the relation, read before any filter.
+SAMPLE_ROWS = 2048
 
 
 def ordered_batches(
@@ -56,6 +59,7 @@ def ordered_batches(
     wrap: Callable[[str], str] | None = None,
     refusable: bool = False,
     fallback_select: str | None = None,
+    line_bytes: str | None = None,
 ) -> Iterator[Any]:
     """Arrow record batches of ``SELECT {select}`` over the events ``filters`` select
     from ``relation`` (newest ``filters.limit``, or every one), oldest first.
@@ -75,7 +79,12 @@ def ordered_batches(
     same with the columns of the events marked ``fallback`` (``query_select()``): the
     events are sorted without those columns (all NULL but for the rare event the
     evaluator answers, they took a fifth of the sort of a million), until a batch holds
-    such an event; from there on with them, the slice it came from again."""
+    such an event; from there on with them, the slice it came from again.
+    ``line_bytes``: SQL over the selected columns giving a row's bytes (``strlen(line)``):
+    when every event is printed and they are more than a first slice holds, the first
+    ``SAMPLE_ROWS`` events are measured with it and the first slice sized from what they
+    print, not ``bucket_rows`` (a narrow projection of a million events is then one
+    statement, one scan, instead of two)."""
     wrap = wrap or (lambda source: source)
     current = [select]  # becomes fallback_select for good (_switching)
     where, bound = filters.where()
@@ -98,8 +107,16 @@ def ordered_batches(
         yield from _switching(con, lambda s: _sorted_sql(s, wrap(source), "TRUE", keep),
                               bound, refusable, current, fallback_select)
         return
+    measure = None
+    if line_bytes is not None:  # the line and the sort keys (as text) of the first events
+        sampled = f"(SELECT * FROM {relation} LIMIT {SAMPLE_ROWS})"
+        keys = " + ".join(f'coalesce(strlen(CAST("{name}" AS VARCHAR)), 0)'
+                          for name in ORDER_COLUMNS)
+        measure = _measure(con, f"SELECT count(*), sum({line_bytes} + __key_bytes) FROM "
+                                f"(SELECT {select}, {keys} AS __key_bytes FROM "
+                                f"{wrap(sampled)} WHERE {where})", bound)
     plan = _slices(con, relation, plain_where, plain_bound, where, bound, bucket_rows,
-                   slice_bytes)
+                   slice_bytes, measure)
     step, first = next(plan), True
     while True:
         condition, sliced = step
@@ -117,13 +134,20 @@ def ordered_batches(
 
 
 def _slices(con, relation: str, plain_where: str, plain_bound: dict[str, Any], where: str,
-            bound: dict[str, Any], bucket_rows: int, slice_bytes: int):
+            bound: dict[str, Any], bucket_rows: int, slice_bytes: int,
+            measure: Callable[[], float | None] | None = None):
     """The slices of occurred_at every selected event is printed in: yields (condition,
     its parameters) per slice, oldest first, and is sent back the bytes the slice took
-    (what sizes the next); see ``ordered_batches``."""
+    (what sizes the next); see ``ordered_batches``. ``measure``: the bytes a selected
+    event prints and its sort keys hold, from a sample (None: unknown), asked only when
+    there are more than one first slice holds."""
     rows, cuts = _first_pass(con, relation, plain_where, plain_bound)
     per_cut = rows / _QUANTILES  # selected events between two quantiles, about
     position, low, want = 0, None, bucket_rows
+    if measure is not None and rows > bucket_rows * _SLACK:
+        printed = measure()
+        if printed is not None:
+            want = max(bucket_rows, int(slice_bytes / printed))
     while True:
         # the next slice: ``want`` events on, at a quantile other than where it starts
         end = position + max(1, math.ceil(want / max(per_cut, 1.0)))
@@ -176,6 +200,23 @@ def _first_pass(con, relation: str, where: str,
         f"SELECT count(*), CAST(approx_quantile(occurred_at, {wanted}) AS VARCHAR[]) "
         f"FROM {relation} WHERE {where}"), params)
     return rows, list(cuts or [None] * len(wanted))
+
+
+def _measure(con, sql: str, params: dict[str, Any]) -> Callable[[], float | None]:
+    """What ``sql`` (count, bytes) says a selected event takes, when asked; None when the
+    sample holds none, or DuckDB refuses it (the slices say so, as they would have)."""
+
+    def measured() -> float | None:
+        import duckdb
+
+        try:
+            events, printed = con.sql(sql, params=params).fetchall()[0]
+        except duckdb.Error:
+            return None
+        # an Arrow batch holds a line's offset and the flags beside its bytes
+        return (printed or 0) / events + 16 if events else None
+
+    return measured
 
 
 def _fetch_one(con, sql: str, params: dict[str, Any]) -> Sequence[Any]:

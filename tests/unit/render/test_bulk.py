@@ -171,6 +171,36 @@ def test_slices_are_computed_as_they_are_read() -> None:
     assert rest.count("changed since\n") >= 240 - 80
 
 
+
+def _statements(line: str, **sizing) -> tuple[int, list[str]]:
+    """How many statements ``ordered_batches`` ran for every event's ``line`` (told apart
+    as the test above does: rows changed after the first batch show in later statements
+    only), and the lines."""
+    con = cf.open(str(VECTOR_EXPORT / "db.csv")).duckdb
+    con.execute("CREATE TABLE copied AS SELECT * FROM unique_events")
+    batches = ordered_batches(con, Filters.build(limit=0), f"{line} || chr(10) AS line",
+                              relation="copied", bucket_rows=20, **sizing)
+    first = next(batches).column(0).to_pylist()
+    con.cursor().execute("UPDATE copied SET id = 'changed'")
+    rest = [text for batch in batches for text in batch.column(0).to_pylist()]
+    changed = [text for text in first + rest if "changed" in text]
+    return (1 if not changed else 2), first + rest
+
+
+def test_a_narrow_selection_is_sized_from_a_sample_of_its_lines() -> None:
+    """``line_bytes``: the first slice is sized from what the first events print and their
+    keys hold, so what fits is one statement (one scan); unmeasured, or wide, it is not."""
+    narrow = {"slice_bytes": 60_000}
+    assert _statements("id", **narrow)[0] == 2  # a first slice of bucket_rows, then more
+    statements, lines = _statements("id", line_bytes="strlen(line)", **narrow)
+    assert statements == 1 and len(lines) == 240
+    wide = _statements("repeat(id, 40)", line_bytes="strlen(line)", **narrow)
+    assert wide[0] == 2 and len(wide[1]) == 240
+    # a sample DuckDB refuses sizes nothing: the statement itself says why
+    with pytest.raises(cf.ForensicsError, match="query failed"):
+        _statements("CAST(id AS INTEGER)", line_bytes="strlen(line)", **narrow)
+
+
 EXPRESSIONS = [
     *(recipe["jmespath"].replace("APP", "app-0007") for recipe in json.loads(
         (DATA / "seed_recipes.json").read_text("utf-8"))["recipes"]),
