@@ -1103,11 +1103,45 @@ class _Compiler:
 
     def _projection(self, node, cur):
         base_node, project = node["children"]
+        members = self._members(base_node, project, cur)
+        if members is not None:
+            return members
         value = self.build(base_node, cur)
         base = value.as_list()
         if base is None:
             return _carry(NULL, value.fb)
         return self._project(base, project, None)
+
+    def _members(self, base_node, project, cur) -> _V | None:
+        """``x[*].name`` or ``x[].name`` over a whole jsonb field ``x``: the members read
+        by one path from the stored text (``$[*]."name"``: elements that are no object,
+        or have no such member, give none), instead of the elements extracted and each
+        parsed again for its member (``determining_policies[].policy`` of 1M events:
+        0.05 s less). The flatten is the same where no element is an array (no ``[``
+        after the array's own); elsewhere it is done as ``_flatten`` does. None: not
+        that shape."""
+        flat = base_node["type"] == "flatten"
+        source = base_node["children"][0] if flat else base_node
+        if project["type"] != "field" or source["type"] != "field":
+            return None
+        value = self.build(source, cur)
+        if not isinstance(value, _RawV):
+            return None
+        raw, key = value.column, _json_path_key(project["value"])
+        members = f"json_extract({raw}, {_lit('$[*]' + key[1:])})"
+        if flat:
+            var, member = self.fresh(), self.fresh()
+            spread = (f"CASE WHEN starts_with(CAST({var} AS VARCHAR), '[') "
+                      f"THEN json_extract({var}, '$[*]') ELSE [{var}] END")
+            nested = (f"list_transform(flatten(list_transform(json_extract({raw}, '$[*]'), "
+                      f"lambda {var}: {spread})), lambda {member}: "
+                      f"json_extract({member}, {_lit(key)}))")
+            members = (f"CASE WHEN contains(substr({raw}, 2), '[') THEN {nested} "
+                       f"ELSE {members} END")
+        var = self.fresh()
+        kept = f"list_filter({members}, lambda {var}: NOT {_JsonV(var).is_null()})"
+        return _ListV(self.let(f"CASE WHEN starts_with({raw}, '[') THEN {kept} END"), _JsonV,
+                      value.fb)
 
     def _filter_projection(self, node, cur):
         base_node, project, condition = node["children"]

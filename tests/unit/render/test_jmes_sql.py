@@ -41,6 +41,7 @@ ODD_JSON = [
     '[{"step_up_required": 0}, {"step_up_required": false}, {"step_up_required": ""}]',
     '[{"step_up_required": [1, 1.5]}, {"step_up_required": {"k": "v"}}, null, 3]',
     '[{"policy": "p1"}, {"policy": null}, {}, {"policy": ["a", "b"]}, "policy"]',
+    '[{"a\\"b": 1, "policy": "[x"}, [{"a\\"b": 2}, []], {"a\\"b": "\\\\"}, [[{"policy": 3}]]]',
     '{"requested_scopes": [], "principal_id": "", "latency_ms": 0}',
     '{"requested_scopes": ["a:b", 1, true, null, ["x"]], "principal_id": "app-0007"}',
     '"just text"', "12.50", "0", "true", "null", "[]", "{}",
@@ -225,6 +226,9 @@ def test_recipes_and_readme_examples_compile_and_print_the_same(events, expressi
     "starts_with(decision, 'd')", "contains(decision, '\"')", "metadata.z[0]", "metadata.B",
     "{x: length(request_id), x: id == id}",
     "diagnostics[?step_up_required] && id == id", "decision == 'deny' && diagnostics[].risk",
+    # members read by one path from the stored text, nested arrays flattened as before
+    "determining_policies[*].policy", "diagnostics[].\"a\\\"b\"", "metadata[*].\"a\\\"b\"",
+    "determining_policies[].\"a\\\"b\"", "metadata[].policy", "diagnostics[*].policy",
 ])
 def test_odd_values_print_the_same(events, expression):
     con, tables = events

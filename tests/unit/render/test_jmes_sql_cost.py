@@ -44,3 +44,16 @@ def test_a_later_operand_s_lists_are_computed_only_where_it_is_read() -> None:
         f"SELECT count({last}), count({compiled.line_sql}), count(*) FILTER "
         f"(decision = 'deny') FROM {compiled.relation('unique_events')}").fetchall()[0]
     assert 0 < printed == computed < denies
+
+
+def test_members_of_a_stored_array_are_read_by_one_path() -> None:
+    """``determining_policies[].policy`` (a seed recipe, every event): where no element is
+    an array, one ``json_extract`` of the stored text with ``$[*]."policy"``, not the
+    elements extracted and each parsed again (the flatten is computed only where an
+    element may be an array)."""
+    compiled = compile_query("determining_policies[].policy")
+    assert compiled is not None
+    sql = " ".join(text for _, text in compiled.lets)
+    assert "json_extract(determining_policies_json, '$[*].\"policy\"')" in sql
+    nested = "contains(substr(determining_policies_json, 2), '[')"
+    assert sql.count("flatten(") == 1 and f"WHEN {nested} THEN list_transform(flatten(" in sql
