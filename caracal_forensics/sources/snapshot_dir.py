@@ -14,6 +14,7 @@ its manifest, so a file added, removed or changed since it was written is an inp
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from ..errors import InputError
 from ..manifest import (  # noqa: F401 - the manifest's side lives there, re-exported
@@ -193,34 +194,54 @@ def _admin_columns(path: str):
 
 def _admin_chain_problems(head: dict | None, held: dict | None) -> list[str]:
     """What one admin chain's part rows (``held``) and manifest record (``head``) disagree
-    on."""
-    if head is None:
-        assert held is not None
-        seqs = [s for s, _c, _h in held["seqs"] if s is not None]
-        span = _span(min(seqs, default=None), max(seqs, default=None))
-        return [f"the admin part holds {held['events']} changes of this chain (seq {span}), "
-                "which the manifest does not record"]
-    said = (f"the manifest records {_count(head.get('events'))} admin changes of this chain "
-            f"(seq {_span(head.get('first_seq'), head.get('last_seq'))})")
-    if held is None:
-        return [f"{said}, the admin part holds none of them"]
-    seqs = [s for s, _c, _h in held["seqs"] if s is not None]
+    on: their count and seq range (``_range_problems``), then the head's content hash and
+    HMAC."""
+    seqs = [s for s, _c, _h in held["seqs"] if s is not None] if held else []
     first, last = min(seqs, default=None), max(seqs, default=None)
-    problems = []
-    if (head.get("events"), head.get("first_seq"), head.get("last_seq")) != (
-            held["events"], first, last):
-        problems.append(f"{said}, the admin part holds {held['events']} (seq "
-                        f"{_span(first, last)})")
-    elif last is not None:
-        at_head = [(c, h) for s, c, h in held["seqs"] if s == last]
-        for field, position in (("last_content_sha256", 0), ("last_chain_hmac", 1)):
-            value = head.get(field)
-            there = sorted({str(pair[position]) for pair in at_head})
-            if value is not None and value not in there:
-                name = field.removeprefix("last_")
-                problems.append(f"the manifest records {name} {value} at the chain's last "
-                                f"seq {last}, the admin part holds {', '.join(there)} there")
+    problems = _range_problems(head, held and held["events"], first, last, _ADMIN_WORDS)
+    if problems or head is None or held is None or last is None:
+        return problems
+    at_head = [(c, h) for s, c, h in held["seqs"] if s == last]
+    for field, position in (("last_content_sha256", 0), ("last_chain_hmac", 1)):
+        value = head.get(field)
+        there = sorted({str(pair[position]) for pair in at_head})
+        if value is not None and value not in there:
+            name = field.removeprefix("last_")
+            problems.append(f"the manifest records {name} {value} at the chain's last "
+                            f"seq {last}, the admin part holds {', '.join(there)} there")
     return problems
+
+
+@dataclass(frozen=True)
+class _Words:
+    """How a part of the snapshot speaks of what it holds, in a discrepancy."""
+
+    holds: str  #: the part, and its verb
+    held: str  #: what it holds of one chain
+    recorded: str  #: what the manifest records of one chain
+
+
+_EVENT_WORDS = _Words("the event files hold", "events of this zone", "events of this zone")
+_ADMIN_WORDS = _Words("the admin part holds", "changes of this chain",
+                      "admin changes of this chain")
+
+
+def _range_problems(head: dict | None, rows: int | None, first: int | None,
+                    last: int | None, words: _Words) -> list[str]:
+    """What the event files and the admin part are both held to, per chain: held but not
+    recorded (``head`` None), recorded but not held (``rows`` None), or another count or
+    chain_seq range than the manifest records."""
+    if head is None:
+        return [f"{words.holds} {rows} {words.held} (seq {_span(first, last)}), which the "
+                "manifest does not record"]
+    said = (f"the manifest records {_count(head.get('events'))} {words.recorded} (seq "
+            f"{_span(head.get('first_seq'), head.get('last_seq'))})")
+    if rows is None:
+        return [f"{said}, {words.holds} none of them"]
+    if (head.get("events"), head.get("first_seq"), head.get("last_seq")) != (rows, first,
+                                                                               last):
+        return [f"{said}, {words.holds} {rows} (seq {_span(first, last)})"]
+    return []
 
 
 class _Held:
@@ -302,20 +323,10 @@ def _parquet(path: str):
 
 def _zone_discrepancies(zone: str | None, head: dict | None, held: _Held | None
                         ) -> list[tuple[str | None, str]]:
-    if head is None:
-        assert held is not None
-        return [(zone, f"the event files hold {held.rows} events of this zone (seq "
-                       f"{_span(held.first, held.last)}), which the manifest does not "
-                       f"record: {ALTERED}")]
-    said = (f"the manifest records {_count(head.get('events'))} events of this zone (seq "
-            f"{_span(head.get('first_seq'), head.get('last_seq'))})")
-    if held is None:
-        return [(zone, f"{said}, the event files hold none of them: {ALTERED}")]
-    problems = []
-    if (head.get("events"), head.get("first_seq"), head.get("last_seq")) != (
-            held.rows, held.first, held.last):
-        problems.append(f"{said}, the event files hold {held.rows} (seq "
-                        f"{_span(held.first, held.last)})")
+    problems = _range_problems(head, held and held.rows, held and held.first,
+                               held and held.last, _EVENT_WORDS)
+    if head is None or held is None:
+        return [(zone, f"{problem}: {ALTERED}") for problem in problems]
     spans = sorted(held.spans(), key=lambda span: (span[1], span[2]))
     for (a, _a_lo, a_hi), (b, b_lo, b_hi) in zip(spans, spans[1:], strict=False):
         if b_lo <= a_hi:  # a snapshot's part files follow one another in chain_seq order

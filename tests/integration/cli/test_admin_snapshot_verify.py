@@ -126,6 +126,27 @@ def test_a_deleted_admin_part_under_a_rehashed_manifest_is_caught(tmp_path):
     rehash_manifest(snapshot)
     code, report = verify(snapshot)
     assert code == 1 and report["admin"]["status"] == "tampered"
+    found = _mismatches(report)
     assert (None, f"the manifest records {recorded} admin changes, the snapshot's admin "
-                  "part holds 0: the snapshot was altered after it was written") \
-        in _mismatches(report)
+                  "part holds 0: the snapshot was altered after it was written") in found
+    chains = [detail for zone, detail in found if zone is not None]
+    assert chains and all(", the admin part holds none of them: the snapshot was altered "
+                          "after it was written" in detail for detail in chains)
+
+
+def test_an_admin_chain_the_manifest_does_not_record_is_caught(tmp_path):
+    from support.verify import rehash_manifest
+
+    snapshot = ingest(INCIDENT, tmp_path / "snap")
+    manifest = json.loads((snapshot / "manifest.json").read_text("utf-8"))
+    chains = manifest["admin_chains"]
+    dropped = sorted(chains)[0]
+    held = chains.pop(dropped)
+    (snapshot / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+    rehash_manifest(snapshot)
+    code, report = verify(snapshot)
+    assert code == 1 and report["admin"]["status"] == "tampered"
+    assert [detail for zone, detail in _mismatches(report) if zone == dropped] == [
+        f"the admin part holds {held['events']} changes of this chain (seq "
+        f"{held['first_seq']}..{held['last_seq']}), which the manifest does not record: "
+        "the snapshot was altered after it was written"]
