@@ -58,8 +58,13 @@ TEXT_RECORD_FIELDS = frozenset(name for name, kind in _KIND.items() if kind == "
 
 #: Optional column with occurred_at already formatted (DuckDB formats faster than Arrow).
 OCCURRED_AT_TEXT = "occurred_at_text"
-#: The DuckDB expression that fills :data:`OCCURRED_AT_TEXT`.
-OCCURRED_AT_SQL = "strftime(occurred_at AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ')"
+#: The DuckDB expression that fills :data:`OCCURRED_AT_TEXT`: the UTC instant's
+#: microseconds as a TIMESTAMP (the same text as ``AT TIME ZONE 'UTC'``, BC years alike,
+#: without a time zone conversion per event: 40% less of 1M events), or, for the
+#: infinities it has no TIMESTAMP for, the conversion.
+OCCURRED_AT_SQL = ("coalesce(strftime(make_timestamp(epoch_us(occurred_at)), "
+                   "'%Y-%m-%dT%H:%M:%S.%fZ'), strftime(occurred_at AT TIME ZONE 'UTC', "
+                   "'%Y-%m-%dT%H:%M:%S.%fZ'))")
 
 #: Event columns a record is built from (plus ABSENT_FIELD to know what a source lacks).
 EVENT_COLUMNS: tuple[str, ...] = (*SOURCE_COLUMN.values(), ABSENT_FIELD)
