@@ -140,14 +140,22 @@ def _slices(con, relation: str, plain_where: str, plain_bound: dict[str, Any], w
     its parameters) per slice, oldest first, and is sent back the bytes the slice took
     (what sizes the next); see ``ordered_batches``. ``measure``: the bytes a selected
     event prints and its sort keys hold, from a sample (None: unknown), asked only when
-    there are more than one first slice holds."""
+    there are more than one first slice holds; with it, the events are counted first
+    (one column read) and the quantiles asked for only when they take several slices."""
+    want = bucket_rows
+    if measure is not None:
+        rows = _fetch_one(con, f"SELECT count(occurred_at IS NULL) FROM {relation} "
+                               f"WHERE {plain_where}", plain_bound)[0]
+        if rows > bucket_rows * _SLACK:
+            printed = measure()
+            if printed is not None:
+                want = max(bucket_rows, int(slice_bytes / printed))
+        if rows <= want * _SLACK:  # one slice: every event, no quantile needed
+            yield where, dict(bound)
+            return
     rows, cuts = _first_pass(con, relation, plain_where, plain_bound)
     per_cut = rows / _QUANTILES  # selected events between two quantiles, about
-    position, low, want = 0, None, bucket_rows
-    if measure is not None and rows > bucket_rows * _SLACK:
-        printed = measure()
-        if printed is not None:
-            want = max(bucket_rows, int(slice_bytes / printed))
+    position, low = 0, None
     while True:
         # the next slice: ``want`` events on, at a quantile other than where it starts
         end = position + max(1, math.ceil(want / max(per_cut, 1.0)))
