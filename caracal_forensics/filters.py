@@ -265,9 +265,12 @@ def select_sql(
 
 
 def count_sql(filters: Filters, relation: str = "unique_events") -> tuple[str, dict[str, Any]]:
-    """SQL counting every matching row (ignores the limit)."""
+    """SQL counting every matching row (ignores the limit). Rows are counted by a value of
+    zone_id (never NULL: every row counts), not ``count(*)``: through the events view's
+    UNION ALL BY NAME, DuckDB answered ``count(*)`` by decoding every row's id (10M
+    events: 0.27 s, against 0.02 s for the few bytes of zone_id)."""
     where, params = filters.where()
-    return f"SELECT count(*) FROM {relation} WHERE {where}", params
+    return f"SELECT count(zone_id IS NULL) FROM {relation} WHERE {where}", params
 
 
 def run_query(con, sql: str, params: dict[str, Any]) -> pa.Table:
