@@ -163,3 +163,20 @@ def test_a_decision_not_in_ascii_is_left_to_duckdb(tmp_path) -> None:
     columns = list(EVENT_SCHEMA.names)
     assert sweep.sorted_pieces(con, columns, Filters.build(limit=0, decision="deny")) is None
     assert sweep.sorted_pieces(con, columns, Filters.build(limit=0, zone="a")) is not None
+
+
+def test_a_view_whose_rows_are_not_the_files_rows_is_not_swept(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row of the events view is counted against the files' rows (the view's text
+    names the files alone, yet a condition may drop rows): fewer, and the slices print."""
+    events = _events(8, 60)
+    con = _connection(tmp_path, events, 1, 8)
+    sql = con.sql("SELECT sql FROM duckdb_views() WHERE view_name = 'events'").fetchall()[0][0]
+    con.execute(sql.replace("CREATE VIEW", "CREATE OR REPLACE VIEW").rstrip(";")
+                + " WHERE source_line > 1")
+    assert sweep.parquet_files(con) == [str(tmp_path / "part-0.parquet")]
+    assert sweep.sorted_pieces(con, list(EVENT_SCHEMA.names)) is None
+    native = _written(con, True, monkeypatch, tmp_path)
+    assert native == _written(con, False, monkeypatch, tmp_path)
+    assert native.count(b"\n") == sum(event["source_line"] > 1 for event in events)
+
