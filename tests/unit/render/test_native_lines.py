@@ -220,3 +220,55 @@ def test_write_json_lines_with_and_without_the_kernel(limit: int, tmp_path,
         assert native.count(b"\n") == (limit or len(events) + len(extra))
         if extra and limit:
             assert b'"10000-01-02T00:00:00.000000Z"' in native
+
+
+def _tail_events() -> list[dict]:
+    """Values of every length up to 40, with a character to escape at each place of their
+    last 16 bytes (or none), text and jsonb."""
+    specials = ['"', "\\", "\n", "\x01", "\x1f", "é"]
+    events = []
+    for length in range(41):
+        for place in [None, *range(max(0, length - 16), length)]:
+            text = ["a"] * length
+            if place is not None:
+                text[place] = specials[(length + place) % len(specials)]
+            value = "".join(text)
+            events.append({"id": value, "decision": value[::-1], "zone_id": value[:7],
+                           "chain_seq": length, "metadata_json": json.dumps(value),
+                           "diagnostics_json": "[" + "1," * (length // 2) + "1]"})
+    return events
+
+
+def test_value_tails_copied_sixteen_bytes_at_once_are_the_references() -> None:
+    """A value's last bytes (and a short value whole) are copied 16 at once when its
+    buffer holds 16 bytes from there, a byte at a time at the buffer's very end: every
+    length, an escape at every place of the last block, the value inside its buffer and
+    at its end (a table per row), plain and dictionary-encoded, in any order."""
+    events = _tail_events()
+    table = _table(events)
+    expected = _sql_lines(table)
+    order = list(range(len(events)))[::-3] + list(range(len(events)))[1::3]
+    order += [row for row in range(len(events)) if row not in set(order)]
+    assert _kernel_lines(table.to_batches(), order) == b"".join(expected[row] for row in order)
+    own = [_table([event]).to_batches()[0] for event in events]  # each at its buffer's end
+    assert _kernel_lines(own, None) == b"".join(expected)
+    encoded = [pa.RecordBatch.from_arrays(
+        [column.dictionary_encode() if pa.types.is_string(column.type) else column
+         for column in batch.columns], schema=None, names=batch.schema.names)
+        for batch in own]
+    assert _kernel_lines(encoded, order) == b"".join(expected[row] for row in order)
+
+
+def test_a_prefix_longer_than_the_padded_copy_is_written_whole() -> None:
+    """Prefixes of up to 32 bytes are copied 32 bytes at once from a padded copy; a longer
+    one (no record field has one, the Table takes any) is copied as it is."""
+    values = pa.array(["v", 'q"'])
+    _, offsets, data = values.buffers()
+    for prefix in (b'"' + b"k" * 29 + b'": ', b'"' + b"k" * 30 + b'": ', b'"' + b"k" * 60 + b'": '):
+        table = native_lines._native.Table(
+            2, native_lines.typed_array("q", [0, 2]),
+            [(0, False, prefix, b"k", [(None, offsets, data, 0, False)])], None)
+        out = bytearray(1024)
+        position, written = table.render(None, 0, 2, out)
+        assert (position, bytes(out[:written])) == (
+            2, b"{" + prefix + b'"v"}\n{' + prefix + b'"q\\""}\n')
