@@ -180,3 +180,32 @@ def test_a_view_whose_rows_are_not_the_files_rows_is_not_swept(
     assert native == _written(con, False, monkeypatch, tmp_path)
     assert native.count(b"\n") == sum(event["source_line"] > 1 for event in events)
 
+
+def test_the_sweeps_thread_hands_over_its_error_and_stops_with_its_caller() -> None:
+    """``bulk._ahead``: the pieces in order; an error of the sweep is raised to the caller;
+    a caller that stops (a closed pipe) stops the thread, the sweep closed behind it."""
+    import threading
+
+    closed = []
+
+    def pieces(count: int, fail: bool):
+        try:
+            yield from range(count)
+            if fail:
+                raise OSError("disk gone")
+        finally:
+            closed.append(count)
+
+    assert list(bulk._ahead(pieces(5, False))) == [0, 1, 2, 3, 4]
+    seen = []
+    with pytest.raises(OSError, match="disk gone"):
+        for piece in bulk._ahead(pieces(3, True)):
+            seen.append(piece)
+    assert seen == [0, 1, 2]
+    ahead = bulk._ahead(pieces(10**9, False))
+    assert next(ahead) == 0
+    ahead.close()
+    assert closed == [5, 3, 10**9]
+    assert not [thread for thread in threading.enumerate()
+                if thread.name == "tail-json-sweep"]
+
