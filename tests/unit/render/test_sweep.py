@@ -209,3 +209,23 @@ def test_the_sweeps_thread_hands_over_its_error_and_stops_with_its_caller() -> N
     assert not [thread for thread in threading.enumerate()
                 if thread.name == "tail-json-sweep"]
 
+
+def test_a_column_of_mostly_distinct_values_is_read_dense(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dictionary-encoded column whose values nearly all differ (request_id) is read as
+    plain strings, one of repeating values as an Arrow dictionary; the lines are the
+    same."""
+    events = _events(9, 200)
+    for number, event in enumerate(events):
+        event["request_id"] = f"req-{number:08d}-{'x' * 12}"
+    con = _connection(tmp_path, events, 1, 50)
+    path = str(tmp_path / "part-0.parquet")
+    chunks = {chunk.path_in_schema: chunk for chunk in
+              (pq.ParquetFile(path).metadata.row_group(0).column(index)
+               for index in range(len(EVENT_SCHEMA.names)))}
+    assert any("DICTIONARY" in encoding for encoding in chunks["request_id"].encodings)
+    read_as_dictionary = sweep._dictionary_columns(path, list(EVENT_SCHEMA.names))
+    assert "request_id" not in read_as_dictionary
+    assert {"zone_id", "decision", "event_type"} <= set(read_as_dictionary)
+    native = _written(con, True, monkeypatch, tmp_path)
+    assert native == _written(con, False, monkeypatch, tmp_path)
