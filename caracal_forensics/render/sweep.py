@@ -258,15 +258,11 @@ def _read(group: _Group, columns: Sequence[str], opened: dict[str, Any],
         table = table.filter(keep(table))
     table = table.combine_chunks() if any(
         column.num_chunks > 1 for column in table.columns) else table
-    keys = table.select(list(ORDER_COLUMNS))
-    for position, kind in enumerate(keys.schema.types):
-        if pa.types.is_dictionary(kind):  # sorted by their values, as DuckDB sorts them
-            keys = keys.set_column(position, keys.schema.names[position],
-                                   keys.column(position).cast(kind.value_type))
+    keys = table.select(list(ORDER_COLUMNS))  # dictionaries decoded for the ties alone
     times = table.column("occurred_at").combine_chunks().cast(pa.int64()).fill_null(
         _int64(_FIRST))
     order, times = _time_order(
-        times, lambda tied: keys.take(tied).append_column("__row", tied))
+        times, lambda tied: _decoded(keys.take(tied)).append_column("__row", tied))
     return _Held(table.to_batches(), order, times, keys, table.num_rows, per_row=per_row)
 
 
@@ -299,8 +295,7 @@ def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held,
             times, ids, bases, base = [], [], [], 0
             batches: list[Any] = []
             for unit in held:
-                end = unit.rows if frontier == _LAST else \
-                    pc.sum(pc.less(unit.times, _int64(frontier))).as_py() or 0
+                end = unit.rows if frontier == _LAST else _before(unit.times, frontier)
                 if end > unit.printed:
                     taken = unit.order.slice(unit.printed, end - unit.printed)
                     times.append(unit.times.slice(unit.printed, end - unit.printed))
@@ -358,13 +353,37 @@ def _merged(times: Any, rows: Any, held: list[_Held], bases: list[int]) -> Any:
             mine = pc.and_(pc.greater_equal(tied, _int64(base)),
                            pc.less(tied, _int64(base + unit.rows)))
             if pc.any(mine).as_py():
-                keys = unit.keys.take(pc.subtract(tied.filter(mine), _int64(base)))
+                keys = _decoded(unit.keys.take(pc.subtract(tied.filter(mine), _int64(base))))
                 parts.append(keys.append_column("__row", positions.filter(mine)))
         return parts[0] if len(parts) == 1 else pa.concat_tables(
             [part.cast(parts[0].schema) for part in parts])
 
     order, _ = _time_order(times, keys_of)
     return rows.take(order)
+
+
+def _before(times: Any, moment: int) -> int:
+    """How many of ``times`` (int64, ascending, no NULL) are below ``moment``: a binary
+    search over its buffer (comparing every time held at every step cost 0.1 s at
+    10M)."""
+    import bisect
+
+    if not len(times):
+        return 0
+    values = memoryview(times.buffers()[1]).cast("q")[times.offset:times.offset + len(times)]
+    return bisect.bisect_left(values, moment)
+
+
+def _decoded(keys: Any) -> Any:
+    """``keys`` with its dictionary columns decoded: sorted by their values, as DuckDB
+    sorts them (decoded for the rows of equal times alone, not every row read)."""
+    import pyarrow as pa
+
+    for position, kind in enumerate(keys.schema.types):
+        if pa.types.is_dictionary(kind):
+            keys = keys.set_column(position, keys.schema.names[position],
+                                   keys.column(position).cast(kind.value_type))
+    return keys
 
 
 #: The fields of ``filters.Filters`` the sweep selects with (``_selection``).

@@ -229,3 +229,15 @@ def test_a_column_of_mostly_distinct_values_is_read_dense(
     assert {"zone_id", "decision", "event_type"} <= set(read_as_dictionary)
     native = _written(con, True, monkeypatch, tmp_path)
     assert native == _written(con, False, monkeypatch, tmp_path)
+
+
+def test_times_before_a_moment_are_counted_by_a_binary_search() -> None:
+    """``_before``: how many sorted times lie below a moment, in a sliced array too (its
+    offset) and an empty one, as comparing every time counts them."""
+    import pyarrow.compute as pc
+
+    times = pa.array([sweep._FIRST, -5, 0, 0, 3, 9, 9, 12], pa.int64())
+    for array in (times, times.slice(2, 5), times.slice(3, 0)):
+        for moment in (sweep._FIRST, -6, 0, 1, 9, 10, 13, sweep._LAST):
+            expected = pc.sum(pc.less(array, pa.scalar(moment, pa.int64()))).as_py() or 0
+            assert sweep._before(array, moment) == expected
