@@ -54,6 +54,11 @@ typedef struct {
     const int32_t *idx;
     Py_ssize_t values_offset, n_values;
     int64_t data_len; /* every value is read within it */
+    /* Dictionary-encoded with few values: each value's whole field (prefix and value as
+     * written) rendered once, value k at snips[snip_offsets[k]:snip_offsets[k + 1]],
+     * SNIP_PAD readable bytes after the last; NULL: rendered row by row. */
+    char *snips;
+    int64_t *snip_offsets;
 } Chunk;
 
 typedef struct {
@@ -171,11 +176,20 @@ static int open_chunks(Table *t, PyObject *list, int fixed, Chunk **out) {
     return 0;
 }
 
+static int render_snippets(Table *t, Field *field);
+
 static void Table_dealloc(Table *t) {
     for (Py_ssize_t i = 0; i < t->nviews; i++) PyBuffer_Release(&t->views[i]);
     PyMem_Free(t->views);
     if (t->fields)
-        for (int f = 0; f < t->nfields; f++) PyMem_Free(t->fields[f].chunks);
+        for (int f = 0; f < t->nfields; f++) {
+            Chunk *chunks = t->fields[f].chunks;
+            for (Py_ssize_t b = 0; chunks && b < t->batches; b++) {
+                PyMem_Free(chunks[b].snips);
+                PyMem_Free(chunks[b].snip_offsets);
+            }
+            PyMem_Free(chunks);
+        }
     PyMem_Free(t->fields);
     PyMem_Free(t->absent);
     PyMem_Free(t->starts);
@@ -240,6 +254,7 @@ static int Table_init(Table *t, PyObject *args, PyObject *kwargs) {
             open_chunks(t, chunks, field->kind == K_TIME || field->kind == K_INT,
                         &field->chunks) < 0)
             return -1;
+        if (field->present && render_snippets(t, field) < 0) return -1;
     }
     if (absent != Py_None && open_chunks(t, absent, 0, &t->absent) < 0) return -1;
     return 0;
@@ -581,6 +596,97 @@ static inline char *put_value(char *dst, const Field *field, const Chunk *c, Py_
     }
 }
 
+/* --- a dictionary's fields rendered once ------------------------------------------ */
+
+/* A dictionary is rendered when each of its values is used SNIP_USES times or more on
+ * average in its batch (a Table is made per step of a sweep, over every row group held:
+ * its dictionaries are rendered again at every step). */
+#define SNIP_USES 16
+#define SNIP_PAD 32
+
+/* Value k of a dictionary chunk's values ("" when its offsets are not valid, as
+ * value_at reads it). */
+static inline const uint8_t *dictionary_value(const Chunk *c, Py_ssize_t k, size_t *len) {
+    Py_ssize_t j = c->values_offset + k;
+    int64_t start, end;
+    if (c->large) {
+        start = ((const int64_t *)c->offsets)[j];
+        end = ((const int64_t *)c->offsets)[j + 1];
+    } else {
+        start = ((const int32_t *)c->offsets)[j];
+        end = ((const int32_t *)c->offsets)[j + 1];
+    }
+    if (start < 0 || end < start || end > c->data_len) {
+        *len = 0;
+        return c->data;
+    }
+    *len = (size_t)(end - start);
+    return c->data + start;
+}
+
+/* The snippets of the text and jsonb fields' dictionary chunks with few values: the
+ * field's prefix and its value as put_line_fast writes them (a text value quoted and
+ * escaped, "" of a kind-4 jsonb field null). The lines then copy a snippet per row
+ * instead of escaping the same few values again and again (zone_id, decision, ...). */
+static int render_snippets(Table *t, Field *field) {
+    if (field->kind != K_TEXT && field->kind != K_JSON && field->kind != K_JSON_NULLIF)
+        return 0;
+    for (Py_ssize_t b = 0; b < t->batches; b++) {
+        Chunk *c = &field->chunks[b];
+        Py_ssize_t rows = t->starts[b + 1] - t->starts[b];
+        if (!c->idx || c->n_values == 0 || c->n_values * SNIP_USES > rows) continue;
+        size_t cap = SNIP_PAD + SLACK;
+        for (Py_ssize_t k = 0; k < c->n_values; k++) {
+            size_t n;
+            dictionary_value(c, k, &n);
+            cap += (size_t)field->prefix_len + (field->kind == K_TEXT ? 2 + 6 * n : n + 4);
+        }
+        c->snips = PyMem_Malloc(cap);
+        c->snip_offsets = PyMem_Malloc((size_t)(c->n_values + 1) * sizeof(int64_t));
+        if (!c->snips || !c->snip_offsets) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        char *dst = c->snips;
+        for (Py_ssize_t k = 0; k < c->n_values; k++) {
+            c->snip_offsets[k] = dst - c->snips;
+            size_t n;
+            const uint8_t *value = dictionary_value(c, k, &n);
+            memcpy(dst, field->prefix, field->prefix_len);
+            dst += field->prefix_len;
+            if (field->kind == K_JSON_NULLIF && n == 0) {
+                memcpy(dst, "null", 4);
+                dst += 4;
+            } else {
+                dst = put_value(dst, field, c, 0, value, n);
+            }
+        }
+        c->snip_offsets[c->n_values] = dst - c->snips;
+        memset(dst, 0, SNIP_PAD); /* read by the 16-byte copies, never written out */
+    }
+    return 0;
+}
+
+/* The snippet of row i of a rendered chunk into dst (up to SLACK bytes written past
+ * it), or NULL when its index is not a valid one (then written as value_at reads it). */
+static inline const char *snippet_at(const Chunk *c, Py_ssize_t i, size_t *len) {
+    int32_t at = c->idx[c->offset + i];
+    if (at < 0 || at >= c->n_values) return NULL;
+    *len = (size_t)(c->snip_offsets[at + 1] - c->snip_offsets[at]);
+    return c->snips + c->snip_offsets[at];
+}
+
+static inline char *put_snippet(char *dst, const char *s, size_t n) {
+#ifdef __SSE2__
+    for (size_t at = 0; at < n; at += 16)
+        _mm_storeu_si128((__m128i *)(dst + at), _mm_loadu_si128((const __m128i *)(s + at)));
+    return dst + n;
+#else
+    memcpy(dst, s, n);
+    return dst + n;
+#endif
+}
+
 /* Writes the line; NULL for a time outside years 1..9999. */
 static char *put_line(const Table *t, Py_ssize_t b, Py_ssize_t i, char *dst,
                       const uint8_t *skip, const uint8_t *null) {
@@ -632,6 +738,14 @@ static char *put_line_fast(const Table *t, Py_ssize_t b, Py_ssize_t i, char *dst
         size_t n = 0, need;
         const uint8_t *s = NULL;
         int null = !c || !is_valid(c, i);
+        if (!null && c->snips) {
+            const char *snippet = snippet_at(c, i, &n);
+            if (snippet) {
+                if ((size_t)(stop - dst) < n + 2 + SLACK) return NO_ROOM;
+                dst = put_snippet(dst, snippet, n);
+                continue;
+            }
+        }
         if (!null && (field->kind == K_TEXT || field->kind == K_JSON ||
                       field->kind == K_JSON_NULLIF)) {
             s = value_at(c, i, &n);

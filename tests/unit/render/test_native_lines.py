@@ -272,3 +272,58 @@ def test_a_prefix_longer_than_the_padded_copy_is_written_whole() -> None:
         position, written = table.render(None, 0, 2, out)
         assert (position, bytes(out[:written])) == (
             2, b"{" + prefix + b'"v"}\n{' + prefix + b'"q\\""}\n')
+
+
+def _repeating_events(count: int) -> list[dict]:
+    """Events whose text and jsonb values come from a few (each repeated many times, as
+    a Parquet dictionary's are): escapes, non-ASCII, "", NULL, optional fields absent."""
+    import random
+
+    rng = random.Random(11)
+    texts = [None, "", "allow", 'q"\\', "tab\there", "\x01\x1f", "é€😀", "z" * 40,
+             "a" * 15 + "\n"]
+    jsons = [None, "", "[]", '{"k" : "v\\u0000"}', '{"a": [1, 2.50]}', "1" * 33]
+    absent = [None, "", "evaluation_status", "chain_hmac,content_sha256,chain_seq"]
+    return [{**{name: rng.choice(texts) for name in TEXT_RECORD_FIELDS},
+             **{column: rng.choice(jsons) for column in JSON_FIELDS.values()},
+             "chain_seq": number, ABSENT_FIELD: rng.choice(absent),
+             "occurred_at": _LOW + dt.timedelta(seconds=number)} for number in range(count)]
+
+
+def test_a_dictionary_of_few_values_written_from_its_fields_rendered_once() -> None:
+    """Dictionary chunks whose values repeat (16 rows a value or more) are rendered once
+    per Table, each row's field then copied: the same bytes as rendering row by row (a
+    dictionary of many values, or plain strings), "" of a jsonb column read from the
+    files still null, an index outside the dictionary still "" (never read outside)."""
+    events = _repeating_events(400)
+    plain = _table(events)
+    nullified = _table([{**event, **{column: event[column] or None
+                                     for column in JSON_FIELDS.values()}} for event in events])
+    expected = _sql_lines(nullified)
+    encoded = plain
+    for position, kind in enumerate(plain.schema.types):
+        if pa.types.is_string(kind) and plain.schema.names[position] != ABSENT_FIELD:
+            encoded = encoded.set_column(position, plain.schema.names[position],
+                                         plain.column(position).dictionary_encode())
+    encoded = pa.concat_tables([encoded.slice(0, 1), encoded]).slice(1)  # index offsets
+    order = list(range(len(events)))[::-1]
+    for batches in (encoded.to_batches(), encoded.to_batches(max_chunksize=37)):
+        table = native_lines.LineTable(batches, empty_json_is_null=True)
+        indices = native_lines.order_buffer(pa.array(order, pa.int64()))
+        assert b"".join(native_lines.render_all(table, indices, len(order), bytearray(64))) \
+            == b"".join(expected[row] for row in order)
+    # an index outside the dictionary: the field is written as "" would be
+    column = encoded.column("decision").combine_chunks()
+    indices = column.indices.to_pylist()
+    indices[5] = len(column.dictionary) + 3
+    broken = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), column.dictionary,
+                                            safe=False)
+    with_broken = encoded.set_column(encoded.schema.get_field_index("decision"), "decision",
+                                     broken)
+    events[5]["decision"] = ""
+
+    def lines(batches: list[pa.RecordBatch]) -> bytes:
+        table = native_lines.LineTable(batches, empty_json_is_null=True)
+        return b"".join(native_lines.render_all(table, None, table.rows, bytearray(64)))
+
+    assert lines(with_broken.to_batches()) == lines(_table(events).to_batches())
