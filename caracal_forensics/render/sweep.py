@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 #: Rows the sweep may hold at once, in Arrow bytes (measured on the first row group).
 HELD_BYTES = 640 << 20
 #: Row groups read at once, and read ahead of the one printed (two readers measured no
-#: faster on two cores, where the lines' threads take the other, and held 60 MB more).
-READERS, AHEAD = 1, 2
+#: faster on two cores, where the lines' threads take the other, and held 60 MB more;
+#: with the steps made a step ahead of the lines, in their own thread (bulk._ahead), two
+#: read ahead measured no faster than one, and held 40-60 MB more at 10M).
+READERS, AHEAD = 1, 1
 #: The smallest occurred_at of a row group holding NULLs: they are printed first.
 _FIRST = -(1 << 63)
 _LAST = (1 << 63) - 1
