@@ -28,9 +28,11 @@
  *       line needs (its length and SLACK) when not even the first one fits.
  *
  * Buffer sizes are checked when the Table is made (a Table is made per step of a sweep:
- * in constant time per chunk); a value whose offsets or dictionary index are not those
- * of a valid Arrow array is read as "", never outside its buffers; render checks every
- * row index against the row count.
+ * in constant time per chunk, but for the values of a dictionary of few values, each
+ * rendered once with its field's prefix: render_snippets); a value whose offsets or
+ * dictionary index are not those of a valid Arrow array is read as "", never outside
+ * its buffers; render checks every row index against the row count. Values are read 16
+ * bytes at a time where their buffer holds 16 bytes from there (never past its end).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
