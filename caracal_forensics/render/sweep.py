@@ -173,8 +173,9 @@ def sorted_pieces(con, columns: Sequence[str],
                   filters: Filters | None = None) -> Iterator[tuple[Any, Any]] | None:
     """(``native_lines.LineTable``, the order of its rows) per step of the sweep, every
     event ``filters`` select (their limit aside) oldest first; None when the events are
-    not such files, the sweep would hold too much, or a filter would not select here
-    exactly what DuckDB selects (the caller slices instead). Row groups the filters'
+    not such files, the sweep would hold too much, a filter would not select here
+    exactly what DuckDB selects (the caller slices instead), or the statistics of a row
+    group it would read put a time outside the years the kernel writes. Row groups the filters'
     zones and times rule out by their statistics are not read."""
     files = parquet_files(con)
     if not files:
@@ -202,6 +203,12 @@ def sorted_pieces(con, columns: Sequence[str],
         groups = [group for group in groups if _may_hold(group, filters)]
         if not groups:
             return iter(())
+    from .native_lines import TIME_RANGE
+
+    low, high = TIME_RANGE
+    if any(group.least != _LAST and (group.least < low or group.high >= high)
+           for group in groups):
+        return None  # a time the kernel does not write: DuckDB's lines (bulk)
     most = _most_held(groups)
     opened: dict[str, Any] = {}
     first = _read(groups[0], columns, opened, keep)

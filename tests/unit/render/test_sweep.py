@@ -241,3 +241,36 @@ def test_times_before_a_moment_are_counted_by_a_binary_search() -> None:
         for moment in (sweep._FIRST, -6, 0, 1, 9, 10, 13, sweep._LAST):
             expected = pc.sum(pc.less(array, pa.scalar(moment, pa.int64()))).as_py() or 0
             assert sweep._before(array, moment) == expected
+
+
+def test_a_time_outside_the_kernels_years_leaves_the_sweep(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep is taken without counting the times outside the years the kernel writes
+    (DuckDB read every time for it): the row groups' statistics say there is none. A row
+    group whose statistics reach past 9999 (or a filter's rows in one) leaves the sweep,
+    and DuckDB writes the lines."""
+    events = _events(10, 80)
+    con = _connection(tmp_path, events, 1, 16)
+    path = tmp_path / "part-0.parquet"
+    table = pq.read_table(path)
+    columns = list(EVENT_SCHEMA.names)
+
+    def rewritten(micros: int | None) -> None:
+        times = table.column("occurred_at").cast(pa.int64()).to_pylist()
+        if micros is not None:
+            times[40] = micros
+        pq.write_table(table.set_column(
+            table.schema.get_field_index("occurred_at"), "occurred_at",
+            pa.array(times, pa.int64()).cast(table.schema.field("occurred_at").type)),
+            path, row_group_size=16)
+
+    rewritten(None)
+    assert sweep.sorted_pieces(con, columns) is not None
+    rewritten(native_lines.TIME_RANGE[1] + 86_400_000_000)  # 10000-01-02
+    assert sweep.sorted_pieces(con, columns) is None
+    zone = table.column("zone_id")[40].as_py()
+    if zone is not None:
+        assert sweep.sorted_pieces(con, columns, Filters.build(limit=0, zone=zone)) is None
+    native = _written(con, True, monkeypatch, tmp_path)
+    assert native == _written(con, False, monkeypatch, tmp_path)
+    assert b'"10000-01-02T00:00:00.000000Z"' in native
