@@ -430,6 +430,19 @@ static int names(const uint8_t *list, size_t n, const char *name, size_t name_le
 #define END_DAY (2932897LL)
 #define DAY_US 86400000000LL
 
+/* "00" to "99". */
+static const char DIGITS2[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static inline void put2(char *p, int64_t v) { memcpy(p, DIGITS2 + 2 * v, 2); }
+
+/* The last day written by put_time in this thread, and its "YYYY-MM-DD": rows come in
+ * time order, a day's date is worked out once (its divisions were a tenth of a line). */
+static __thread int64_t last_day = INT64_MIN;
+static __thread char last_date[10];
+
 /* "YYYY-MM-DDTHH:MM:SS.ffffffZ" with quotes (29 bytes), or NULL when outside years
  * 1..9999. Civil date from days: H. Hinnant's algorithm. */
 static inline char *put_time(char *dst, int64_t us) {
@@ -439,44 +452,39 @@ static inline char *put_time(char *dst, int64_t us) {
         days -= 1;
     }
     if (days < MIN_DAY || days >= END_DAY) return NULL;
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = yoe + era * 400;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    if (m <= 2) y += 1;
+    if (days != last_day) {
+        int64_t z = days + 719468;
+        int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+        int64_t doe = z - era * 146097;
+        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        int64_t y = yoe + era * 400;
+        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        int64_t mp = (5 * doy + 2) / 153;
+        int64_t d = doy - (153 * mp + 2) / 5 + 1;
+        int64_t m = mp < 10 ? mp + 3 : mp - 9;
+        if (m <= 2) y += 1;
+        put2(last_date, y / 100);
+        put2(last_date + 2, y % 100);
+        last_date[4] = '-';
+        put2(last_date + 5, m);
+        last_date[7] = '-';
+        put2(last_date + 8, d);
+        last_day = days;
+    }
     int64_t secs = rem / 1000000, micros = rem % 1000000;
-    int64_t hh = secs / 3600, mm = (secs / 60) % 60, ss = secs % 60;
     char *p = dst;
     *p++ = '"';
-    p[0] = '0' + (char)(y / 1000);
-    p[1] = '0' + (char)(y / 100 % 10);
-    p[2] = '0' + (char)(y / 10 % 10);
-    p[3] = '0' + (char)(y % 10);
-    p[4] = '-';
-    p[5] = '0' + (char)(m / 10);
-    p[6] = '0' + (char)(m % 10);
-    p[7] = '-';
-    p[8] = '0' + (char)(d / 10);
-    p[9] = '0' + (char)(d % 10);
+    memcpy(p, last_date, 10);
     p[10] = 'T';
-    p[11] = '0' + (char)(hh / 10);
-    p[12] = '0' + (char)(hh % 10);
+    put2(p + 11, secs / 3600);
     p[13] = ':';
-    p[14] = '0' + (char)(mm / 10);
-    p[15] = '0' + (char)(mm % 10);
+    put2(p + 14, secs / 60 % 60);
     p[16] = ':';
-    p[17] = '0' + (char)(ss / 10);
-    p[18] = '0' + (char)(ss % 10);
+    put2(p + 17, secs % 60);
     p[19] = '.';
-    for (int k = 25; k >= 20; k--) {
-        p[k] = '0' + (char)(micros % 10);
-        micros /= 10;
-    }
+    put2(p + 20, micros / 10000);
+    put2(p + 22, micros / 100 % 100);
+    put2(p + 24, micros % 100);
     p[26] = 'Z';
     p[27] = '"';
     return p + 28;
@@ -485,17 +493,27 @@ static inline char *put_time(char *dst, int64_t us) {
 #define TIME_LEN 29
 #define INT_LEN 20
 
+/* int64 in decimal; writes INT_LEN bytes from where the digits start (room the caller
+ * keeps: INT_LEN and SLACK). Two digits at a time. */
 static inline char *put_int(char *dst, int64_t v) {
-    char tmp[INT_LEN];
-    int n = 0;
+    char tmp[2 * INT_LEN];
+    char *p = tmp + INT_LEN;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = '0' + (char)(u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {
+        p -= 2;
+        put2(p, (int64_t)(u % 100));
+        u /= 100;
+    }
+    if (u >= 10) {
+        p -= 2;
+        put2(p, (int64_t)u);
+    } else {
+        *--p = (char)('0' + u);
+    }
     if (v < 0) *dst++ = '-';
-    while (n) *dst++ = tmp[--n];
-    return dst;
+    size_t n = (size_t)(tmp + INT_LEN - p);
+    memcpy(dst, p, INT_LEN); /* the digits and what follows them in tmp: a fixed copy */
+    return dst + n;
 }
 
 /* Bytes the line of row i of batch b takes exactly, the row's fields decided (absent,

@@ -327,3 +327,27 @@ def test_a_dictionary_of_few_values_written_from_its_fields_rendered_once() -> N
         return b"".join(native_lines.render_all(table, None, table.rows, bytearray(64)))
 
     assert lines(with_broken.to_batches()) == lines(_table(events).to_batches())
+
+
+def test_times_and_integers_at_every_digit_and_day_boundary() -> None:
+    """chain_seq at each power of ten and beside it (two digits are written at a time),
+    and times either side of midnights, in order and back and forth (a day's date is
+    kept from the row before): DuckDB's lines."""
+    numbers = [0, 1, -1, 2**63 - 1, -(2**63)]
+    for power in range(19):
+        numbers += [10**power - 1, 10**power, 10**power + 1, -(10**power)]
+    midnight = dt.datetime(2026, 5, 11, tzinfo=UTC)
+    moments = [midnight + dt.timedelta(days=day, microseconds=delta)
+               for day in (-1, 0, 1, 365) for delta in (-1, 0, 1, 999_999, 86_399_999_999)]
+    moments += [_LOW, _HIGH, dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)]
+    events = [{"id": f"e{row}", "chain_seq": numbers[row % len(numbers)],
+               "occurred_at": moments[row % len(moments)]}
+              for row in range(max(len(numbers), len(moments)) * 2)]
+    table = _table(events)
+    expected = _sql_lines(table)
+    back_and_forth = [row for pair in zip(range(len(events)), reversed(range(len(events))),
+                                          strict=True) for row in pair]
+    for order in (None, back_and_forth):
+        rows = range(len(events)) if order is None else order
+        assert _kernel_lines(table.to_batches(), order) == b"".join(expected[row]
+                                                                     for row in rows)
