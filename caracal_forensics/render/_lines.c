@@ -497,6 +497,7 @@ static inline char *put_time(char *dst, int64_t us) {
  * keeps: INT_LEN and SLACK). Two digits at a time. */
 static inline char *put_int(char *dst, int64_t v) {
     char tmp[2 * INT_LEN];
+    memset(tmp + INT_LEN, 0, INT_LEN); /* copied after the digits, never written out */
     char *p = tmp + INT_LEN;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
     while (u >= 100) {
