@@ -20,9 +20,11 @@ Steps:
 - row_hash: every event's content hash and HMAC recomputed by the C kernel, two threads;
 - decode_tail_columns: the snapshot's columns a ``tail --json`` line and its order need
   (not prev_content_sha256, ingested_at, ...), row group by row group, the columns stored
-  dictionary-encoded read as dictionaries;
+  dictionary-encoded with few values read as dictionaries (as ``render/sweep.py`` reads
+  them: request_id, nearly one value a row, dense);
 - render_lines: every ``tail --json`` line written by the C kernel (``render/_lines.c``)
-  into one reused buffer, two threads (no sort: the keys' sort is about 0.1 s a million);
+  into one reused buffer, two threads, from those columns as read (a dictionary's few
+  values rendered once; no sort: the keys' sort is about 0.1 s a million);
 - pipe_write: that many bytes written into a pipe that ``wc -c`` reads, 8 MiB at a time
   (CPU seconds of both ends).
 """
@@ -129,26 +131,31 @@ def row_hash(table: pa.Table, key: bytes) -> dict[str, float]:
     return best_of(3, all_rows)
 
 
-def decode_tail_columns(paths: list[str]) -> dict[str, float]:
+def tail_columns(paths: list[str]) -> list[pa.Table]:
+    """Every row group of the files, the columns a ``tail --json`` line and its order
+    need, read as ``render/sweep.py`` reads them."""
     from caracal_forensics.render.records import EVENT_COLUMNS
     from caracal_forensics.render.sweep import _dictionary_columns
 
     columns = list(dict.fromkeys([*EVENT_COLUMNS, "source_file", "source_line"]))
-
-    def read() -> None:
-        for path in paths:
-            handle = pq.ParquetFile(path, read_dictionary=_dictionary_columns(path, columns))
-            for index in range(handle.metadata.num_row_groups):
-                handle.read_row_group(index, columns=columns)
-
-    return best_of(3, read)
+    groups = []
+    for path in paths:
+        handle = pq.ParquetFile(path, read_dictionary=_dictionary_columns(path, columns))
+        for index in range(handle.metadata.num_row_groups):
+            groups.append(handle.read_row_group(index, columns=columns))
+    return groups
 
 
-def render_lines(table: pa.Table) -> tuple[dict[str, float], int]:
-    """The render_lines step, and how many bytes the lines take."""
+def decode_tail_columns(paths: list[str]) -> dict[str, float]:
+    return best_of(3, lambda: tail_columns(paths))
+
+
+def render_lines(groups: list[pa.Table]) -> tuple[dict[str, float], int]:
+    """The render_lines step over row groups as ``tail_columns`` reads them, and how many
+    bytes the lines take."""
     from caracal_forensics.render import native_lines
 
-    lines = native_lines.LineTable(table.to_batches(max_chunksize=65_536))
+    lines = native_lines.LineTable([batch for group in groups for batch in group.to_batches()])
     halves = [(0, lines.rows // 2), (lines.rows // 2, lines.rows)]
     total = [0]
 
@@ -239,11 +246,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="floors-") as scratch:
         steps["encode"] = encode(events, scratch)
     steps["row_hash"] = row_hash(events, key)
+    count = events.num_rows
+    del events  # the tail steps read their own columns
     steps["decode_tail_columns"] = decode_tail_columns(snapshot_files)
-    steps["render_lines"], line_bytes = render_lines(events)
+    steps["render_lines"], line_bytes = render_lines(tail_columns(snapshot_files))
     steps["pipe_write"] = pipe_write(line_bytes)
     start = startup()["wall"]
-    json.dump({"cores": CORES, "events": events.num_rows, "startup": start, "steps": steps,
+    json.dump({"cores": CORES, "events": count, "startup": start, "steps": steps,
                "tasks": floors(steps, start)}, sys.stdout, indent=2)
     print()
     return 0

@@ -28,9 +28,11 @@
  *       line needs (its length and SLACK) when not even the first one fits.
  *
  * Buffer sizes are checked when the Table is made (a Table is made per step of a sweep:
- * in constant time per chunk); a value whose offsets or dictionary index are not those
- * of a valid Arrow array is read as "", never outside its buffers; render checks every
- * row index against the row count.
+ * in constant time per chunk, but for the values of a dictionary of few values, each
+ * rendered once with its field's prefix: render_snippets); a value whose offsets or
+ * dictionary index are not those of a valid Arrow array is read as "", never outside
+ * its buffers; render checks every row index against the row count. Values are read 16
+ * bytes at a time where their buffer holds 16 bytes from there (never past its end).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -40,6 +42,7 @@
 #include <emmintrin.h>
 #endif
 
+#define PREFIX_PAD 32
 enum { K_TEXT = 0, K_JSON = 1, K_TIME = 2, K_INT = 3, K_JSON_NULLIF = 4 };
 
 typedef struct {
@@ -53,12 +56,20 @@ typedef struct {
     const int32_t *idx;
     Py_ssize_t values_offset, n_values;
     int64_t data_len; /* every value is read within it */
+    /* Dictionary-encoded with few values: each value's whole field (prefix and value as
+     * written) rendered once, value k at snips[snip_offsets[k]:snip_offsets[k + 1]],
+     * SNIP_PAD readable bytes after the last; NULL: rendered row by row. */
+    char *snips;
+    int64_t *snip_offsets;
 } Chunk;
 
 typedef struct {
     int kind, optional, present;
     const char *prefix;
     Py_ssize_t prefix_len;
+    /* the prefix again, followed by zeros, when it is at most PREFIX_PAD bytes: copied
+     * PREFIX_PAD bytes at once (a call to memcpy per field took a tenth of a line) */
+    char prefix_pad[PREFIX_PAD];
     const char *name; /* for absent_fields, without quotes */
     Py_ssize_t name_len;
     Chunk *chunks; /* one per batch */
@@ -167,11 +178,20 @@ static int open_chunks(Table *t, PyObject *list, int fixed, Chunk **out) {
     return 0;
 }
 
+static int render_snippets(Table *t, Field *field);
+
 static void Table_dealloc(Table *t) {
     for (Py_ssize_t i = 0; i < t->nviews; i++) PyBuffer_Release(&t->views[i]);
     PyMem_Free(t->views);
     if (t->fields)
-        for (int f = 0; f < t->nfields; f++) PyMem_Free(t->fields[f].chunks);
+        for (int f = 0; f < t->nfields; f++) {
+            Chunk *chunks = t->fields[f].chunks;
+            for (Py_ssize_t b = 0; chunks && b < t->batches; b++) {
+                PyMem_Free(chunks[b].snips);
+                PyMem_Free(chunks[b].snip_offsets);
+            }
+            PyMem_Free(chunks);
+        }
     PyMem_Free(t->fields);
     PyMem_Free(t->absent);
     PyMem_Free(t->starts);
@@ -226,6 +246,9 @@ static int Table_init(Table *t, PyObject *args, PyObject *kwargs) {
         }
         field->prefix = PyBytes_AS_STRING(prefix);
         field->prefix_len = PyBytes_GET_SIZE(prefix);
+        memset(field->prefix_pad, 0, PREFIX_PAD);
+        if (field->prefix_len <= PREFIX_PAD)
+            memcpy(field->prefix_pad, field->prefix, field->prefix_len);
         field->name = PyBytes_AS_STRING(name);
         field->name_len = PyBytes_GET_SIZE(name);
         field->present = chunks != Py_None;
@@ -233,6 +256,7 @@ static int Table_init(Table *t, PyObject *args, PyObject *kwargs) {
             open_chunks(t, chunks, field->kind == K_TIME || field->kind == K_INT,
                         &field->chunks) < 0)
             return -1;
+        if (field->present && render_snippets(t, field) < 0) return -1;
     }
     if (absent != Py_None && open_chunks(t, absent, 0, &t->absent) < 0) return -1;
     return 0;
@@ -284,24 +308,33 @@ static inline char *put_escape(char *dst, uint8_t c) {
     return dst;
 }
 
-/* The JSON string body of s[0:n]. Copies 16 (or 8) bytes at a time, so it may write up
- * to SLACK bytes past what it returns: the caller keeps that much room. */
+/* The JSON string body of s[0:n], the bytes up to ``limit`` (the end of the value's
+ * buffer) readable. Copies 16 (or 8) bytes at a time, so it may write up to SLACK bytes
+ * past what it returns: the caller keeps that much room. A value's last bytes are
+ * copied 16 at once too when the buffer holds 16 bytes from there (all but the values
+ * at a buffer's very end): most values are short (a zone, a decision, an id's last 4
+ * bytes), and a byte at a time took a quarter of the lines' time. */
 #define SLACK 16
-static inline char *put_escaped(char *dst, const uint8_t *s, size_t n) {
+static inline char *put_escaped(char *dst, const uint8_t *s, size_t n,
+                                const uint8_t *limit) {
     size_t i = 0;
 #ifdef __SSE2__
     const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
     const __m128i control = _mm_set1_epi8(0x1f);
-    while (i + 16 <= n) {
+    size_t readable = (size_t)(limit - s); /* >= n */
+    while (i < n && readable - i >= 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
         _mm_storeu_si128((__m128i *)dst, v);
         __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
                                                 _mm_cmpeq_epi8(v, backslash)),
                                    _mm_cmpeq_epi8(_mm_max_epu8(v, control), control));
         unsigned mask = (unsigned)_mm_movemask_epi8(hit);
+        size_t left = n - i;
+        if (left < 16) mask &= (1u << left) - 1; /* the bytes past the value aside */
         if (!mask) {
-            i += 16;
-            dst += 16;
+            size_t step = left < 16 ? left : 16;
+            i += step;
+            dst += step;
             continue;
         }
         unsigned clean = (unsigned)__builtin_ctz(mask);
@@ -309,6 +342,7 @@ static inline char *put_escaped(char *dst, const uint8_t *s, size_t n) {
         i += clean + 1;
     }
 #else
+    (void)limit;
     while (i + 8 <= n) {
         uint64_t v;
         memcpy(&v, s + i, 8);
@@ -396,6 +430,19 @@ static int names(const uint8_t *list, size_t n, const char *name, size_t name_le
 #define END_DAY (2932897LL)
 #define DAY_US 86400000000LL
 
+/* "00" to "99". */
+static const char DIGITS2[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+static inline void put2(char *p, int64_t v) { memcpy(p, DIGITS2 + 2 * v, 2); }
+
+/* The last day written by put_time in this thread, and its "YYYY-MM-DD": rows come in
+ * time order, a day's date is worked out once (its divisions were a tenth of a line). */
+static __thread int64_t last_day = INT64_MIN;
+static __thread char last_date[10];
+
 /* "YYYY-MM-DDTHH:MM:SS.ffffffZ" with quotes (29 bytes), or NULL when outside years
  * 1..9999. Civil date from days: H. Hinnant's algorithm. */
 static inline char *put_time(char *dst, int64_t us) {
@@ -405,44 +452,39 @@ static inline char *put_time(char *dst, int64_t us) {
         days -= 1;
     }
     if (days < MIN_DAY || days >= END_DAY) return NULL;
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t y = yoe + era * 400;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    if (m <= 2) y += 1;
+    if (days != last_day) {
+        int64_t z = days + 719468;
+        int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+        int64_t doe = z - era * 146097;
+        int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        int64_t y = yoe + era * 400;
+        int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        int64_t mp = (5 * doy + 2) / 153;
+        int64_t d = doy - (153 * mp + 2) / 5 + 1;
+        int64_t m = mp < 10 ? mp + 3 : mp - 9;
+        if (m <= 2) y += 1;
+        put2(last_date, y / 100);
+        put2(last_date + 2, y % 100);
+        last_date[4] = '-';
+        put2(last_date + 5, m);
+        last_date[7] = '-';
+        put2(last_date + 8, d);
+        last_day = days;
+    }
     int64_t secs = rem / 1000000, micros = rem % 1000000;
-    int64_t hh = secs / 3600, mm = (secs / 60) % 60, ss = secs % 60;
     char *p = dst;
     *p++ = '"';
-    p[0] = '0' + (char)(y / 1000);
-    p[1] = '0' + (char)(y / 100 % 10);
-    p[2] = '0' + (char)(y / 10 % 10);
-    p[3] = '0' + (char)(y % 10);
-    p[4] = '-';
-    p[5] = '0' + (char)(m / 10);
-    p[6] = '0' + (char)(m % 10);
-    p[7] = '-';
-    p[8] = '0' + (char)(d / 10);
-    p[9] = '0' + (char)(d % 10);
+    memcpy(p, last_date, 10);
     p[10] = 'T';
-    p[11] = '0' + (char)(hh / 10);
-    p[12] = '0' + (char)(hh % 10);
+    put2(p + 11, secs / 3600);
     p[13] = ':';
-    p[14] = '0' + (char)(mm / 10);
-    p[15] = '0' + (char)(mm % 10);
+    put2(p + 14, secs / 60 % 60);
     p[16] = ':';
-    p[17] = '0' + (char)(ss / 10);
-    p[18] = '0' + (char)(ss % 10);
+    put2(p + 17, secs % 60);
     p[19] = '.';
-    for (int k = 25; k >= 20; k--) {
-        p[k] = '0' + (char)(micros % 10);
-        micros /= 10;
-    }
+    put2(p + 20, micros / 10000);
+    put2(p + 22, micros / 100 % 100);
+    put2(p + 24, micros % 100);
     p[26] = 'Z';
     p[27] = '"';
     return p + 28;
@@ -451,17 +493,28 @@ static inline char *put_time(char *dst, int64_t us) {
 #define TIME_LEN 29
 #define INT_LEN 20
 
+/* int64 in decimal; writes INT_LEN bytes from where the digits start (room the caller
+ * keeps: INT_LEN and SLACK). Two digits at a time. */
 static inline char *put_int(char *dst, int64_t v) {
-    char tmp[INT_LEN];
-    int n = 0;
+    char tmp[2 * INT_LEN];
+    memset(tmp + INT_LEN, 0, INT_LEN); /* copied after the digits, never written out */
+    char *p = tmp + INT_LEN;
     uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = '0' + (char)(u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {
+        p -= 2;
+        put2(p, (int64_t)(u % 100));
+        u /= 100;
+    }
+    if (u >= 10) {
+        p -= 2;
+        put2(p, (int64_t)u);
+    } else {
+        *--p = (char)('0' + u);
+    }
     if (v < 0) *dst++ = '-';
-    while (n) *dst++ = tmp[--n];
-    return dst;
+    size_t n = (size_t)(tmp + INT_LEN - p);
+    memcpy(dst, p, INT_LEN); /* the digits and what follows them in tmp: a fixed copy */
+    return dst + n;
 }
 
 /* Bytes the line of row i of batch b takes exactly, the row's fields decided (absent,
@@ -510,6 +563,39 @@ static size_t line_len(const Table *t, Py_ssize_t b, Py_ssize_t i, uint8_t *skip
     return len;
 }
 
+/* The field's prefix; writes up to PREFIX_PAD bytes past it (room the caller keeps). */
+static inline char *put_prefix(char *dst, const Field *field) {
+    if (field->prefix_len > PREFIX_PAD) {
+        memcpy(dst, field->prefix, field->prefix_len);
+        return dst + field->prefix_len;
+    }
+#ifdef __SSE2__
+    _mm_storeu_si128((__m128i *)dst, _mm_loadu_si128((const __m128i *)field->prefix_pad));
+    _mm_storeu_si128((__m128i *)(dst + 16),
+                     _mm_loadu_si128((const __m128i *)(field->prefix_pad + 16)));
+#else
+    memcpy(dst, field->prefix_pad, PREFIX_PAD);
+#endif
+    return dst + field->prefix_len;
+}
+
+/* s[0:n] as it is, the bytes up to ``limit`` readable; a short value is copied 16 bytes
+ * at a time when the buffer holds them (up to SLACK bytes written past it). */
+static inline char *put_raw(char *dst, const uint8_t *s, size_t n, const uint8_t *limit) {
+#ifdef __SSE2__
+    if (n <= 32 && (size_t)(limit - s) >= 32) {
+        _mm_storeu_si128((__m128i *)dst, _mm_loadu_si128((const __m128i *)s));
+        if (n > 16)
+            _mm_storeu_si128((__m128i *)(dst + 16), _mm_loadu_si128((const __m128i *)(s + 16)));
+        return dst + n;
+    }
+#else
+    (void)limit;
+#endif
+    memcpy(dst, s, n);
+    return dst + n;
+}
+
 /* A field's value, not NULL, at row i of chunk c (s, n: its bytes for a text or jsonb
  * field), as put_line and put_line_fast write it; NULL for a time outside years
  * 1..9999. */
@@ -518,18 +604,108 @@ static inline char *put_value(char *dst, const Field *field, const Chunk *c, Py_
     switch (field->kind) {
     case K_TEXT:
         *dst++ = '"';
-        dst = put_escaped(dst, s, n);
+        dst = put_escaped(dst, s, n, c->data + c->data_len);
         *dst++ = '"';
         return dst;
     case K_JSON:
     case K_JSON_NULLIF:
-        memcpy(dst, s, n);
-        return dst + n;
+        return put_raw(dst, s, n, c->data + c->data_len);
     case K_TIME:
         return put_time(dst, int_at(c, i));
     default:
         return put_int(dst, int_at(c, i));
     }
+}
+
+/* --- a dictionary's fields rendered once ------------------------------------------ */
+
+/* A dictionary is rendered when each of its values is used SNIP_USES times or more on
+ * average in its batch (a Table is made per step of a sweep, over every row group held:
+ * its dictionaries are rendered again at every step). */
+#define SNIP_USES 16
+#define SNIP_PAD 32
+
+/* Value k of a dictionary chunk's values ("" when its offsets are not valid, as
+ * value_at reads it). */
+static inline const uint8_t *dictionary_value(const Chunk *c, Py_ssize_t k, size_t *len) {
+    Py_ssize_t j = c->values_offset + k;
+    int64_t start, end;
+    if (c->large) {
+        start = ((const int64_t *)c->offsets)[j];
+        end = ((const int64_t *)c->offsets)[j + 1];
+    } else {
+        start = ((const int32_t *)c->offsets)[j];
+        end = ((const int32_t *)c->offsets)[j + 1];
+    }
+    if (start < 0 || end < start || end > c->data_len) {
+        *len = 0;
+        return c->data;
+    }
+    *len = (size_t)(end - start);
+    return c->data + start;
+}
+
+/* The snippets of the text and jsonb fields' dictionary chunks with few values: the
+ * field's prefix and its value as put_line_fast writes them (a text value quoted and
+ * escaped, "" of a kind-4 jsonb field null). The lines then copy a snippet per row
+ * instead of escaping the same few values again and again (zone_id, decision, ...). */
+static int render_snippets(Table *t, Field *field) {
+    if (field->kind != K_TEXT && field->kind != K_JSON && field->kind != K_JSON_NULLIF)
+        return 0;
+    for (Py_ssize_t b = 0; b < t->batches; b++) {
+        Chunk *c = &field->chunks[b];
+        Py_ssize_t rows = t->starts[b + 1] - t->starts[b];
+        if (!c->idx || c->n_values == 0 || c->n_values * SNIP_USES > rows) continue;
+        size_t cap = SNIP_PAD + SLACK;
+        for (Py_ssize_t k = 0; k < c->n_values; k++) {
+            size_t n;
+            dictionary_value(c, k, &n);
+            cap += (size_t)field->prefix_len + (field->kind == K_TEXT ? 2 + 6 * n : n + 4);
+        }
+        c->snips = PyMem_Malloc(cap);
+        c->snip_offsets = PyMem_Malloc((size_t)(c->n_values + 1) * sizeof(int64_t));
+        if (!c->snips || !c->snip_offsets) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        char *dst = c->snips;
+        for (Py_ssize_t k = 0; k < c->n_values; k++) {
+            c->snip_offsets[k] = dst - c->snips;
+            size_t n;
+            const uint8_t *value = dictionary_value(c, k, &n);
+            memcpy(dst, field->prefix, field->prefix_len);
+            dst += field->prefix_len;
+            if (field->kind == K_JSON_NULLIF && n == 0) {
+                memcpy(dst, "null", 4);
+                dst += 4;
+            } else {
+                dst = put_value(dst, field, c, 0, value, n);
+            }
+        }
+        c->snip_offsets[c->n_values] = dst - c->snips;
+        memset(dst, 0, SNIP_PAD); /* read by the 16-byte copies, never written out */
+    }
+    return 0;
+}
+
+/* The snippet of row i of a rendered chunk into dst (up to SLACK bytes written past
+ * it), or NULL when its index is not a valid one (then written as value_at reads it). */
+static inline const char *snippet_at(const Chunk *c, Py_ssize_t i, size_t *len) {
+    int32_t at = c->idx[c->offset + i];
+    if (at < 0 || at >= c->n_values) return NULL;
+    *len = (size_t)(c->snip_offsets[at + 1] - c->snip_offsets[at]);
+    return c->snips + c->snip_offsets[at];
+}
+
+static inline char *put_snippet(char *dst, const char *s, size_t n) {
+#ifdef __SSE2__
+    for (size_t at = 0; at < n; at += 16)
+        _mm_storeu_si128((__m128i *)(dst + at), _mm_loadu_si128((const __m128i *)(s + at)));
+    return dst + n;
+#else
+    memcpy(dst, s, n);
+    return dst + n;
+#endif
 }
 
 /* Writes the line; NULL for a time outside years 1..9999. */
@@ -583,6 +759,14 @@ static char *put_line_fast(const Table *t, Py_ssize_t b, Py_ssize_t i, char *dst
         size_t n = 0, need;
         const uint8_t *s = NULL;
         int null = !c || !is_valid(c, i);
+        if (!null && c->snips) {
+            const char *snippet = snippet_at(c, i, &n);
+            if (snippet) {
+                if ((size_t)(stop - dst) < n + 2 + SLACK) return NO_ROOM;
+                dst = put_snippet(dst, snippet, n);
+                continue;
+            }
+        }
         if (!null && (field->kind == K_TEXT || field->kind == K_JSON ||
                       field->kind == K_JSON_NULLIF)) {
             s = value_at(c, i, &n);
@@ -593,9 +777,9 @@ static char *put_line_fast(const Table *t, Py_ssize_t b, Py_ssize_t i, char *dst
         else if (field->kind == K_TIME) need = TIME_LEN;
         else if (field->kind == K_INT) need = INT_LEN;
         else need = n;
-        if ((size_t)(stop - dst) < field->prefix_len + need + 2 + SLACK) return NO_ROOM;
-        memcpy(dst, field->prefix, field->prefix_len);
-        dst += field->prefix_len;
+        if ((size_t)(stop - dst) < field->prefix_len + need + 2 + SLACK + PREFIX_PAD)
+            return NO_ROOM;
+        dst = put_prefix(dst, field);
         if (null) {
             memcpy(dst, "null", 4);
             dst += 4;

@@ -463,8 +463,16 @@ def _write_native(con, filters: Filters, out: IO[str], relation: str,
     from . import native_lines
 
     where, bound = filters.where()
-    if _fetch_one(con, f"SELECT count(*) FROM {relation} WHERE ({where}) AND {_OUTSIDE_TIMES}",
-                  bound)[0]:
+    pieces = None
+    if not filters.limit and relation == "unique_events":
+        from .sweep import sorted_pieces
+
+        # taken only when the files' statistics put every time within the kernel's years:
+        # no count of the others then (DuckDB read every occurred_at for it, 40 ms at 10M)
+        pieces = sorted_pieces(con, needed, filters)
+    if pieces is None and _fetch_one(
+            con, f"SELECT count(*) FROM {relation} WHERE ({where}) AND {_OUTSIDE_TIMES}",
+            bound)[0]:
         from .jsonl import write_arrow_lines
         from .records import json_line_sql
 
@@ -490,20 +498,78 @@ def _write_native(con, filters: Filters, out: IO[str], relation: str,
             if piece:
                 written += writer.write(native_lines.LineTable(piece), None)
         else:
-            pieces = None
-            if relation == "unique_events":
-                from .sweep import sorted_pieces
-
-                pieces = sorted_pieces(con, needed, filters)
-            if pieces is None:
+            if pieces is not None:  # Arrow alone from here: a thread of its own
+                pieces = _ahead(pieces)
+            sliced = pieces is None
+            if sliced:
                 pieces = _sorted_slices(con, relation, listed, where, bound)
-            for table, order in pieces:
-                written += writer.write(table, order)
-                del table, order
+            try:
+                for table, order in pieces:
+                    written += writer.write(table, order)
+                    del table, order
+                    if sliced:  # one slice held at a time (see _sorted_slices)
+                        writer.finish()
+            finally:
+                close = getattr(pieces, "close", None)
+                if close is not None:
+                    close()
+        writer.finish()
         writer.sink.flush()
     finally:
         writer.close()
     return written
+
+
+def _ahead(pieces: Iterator[Any]) -> Iterator[Any]:
+    """``pieces`` made in a thread, one ahead of the lines written: the sweep's next step
+    (waiting for its row group, merging the rows held, its ``LineTable``) is done while
+    the lines of this one are written, not between them (the main thread spent 2-3.6 s
+    of a 10M run there, the lines' threads idle and the pipe dry). Stops the thread when
+    the caller stops (a closed pipe, an interrupt) and raises what the thread raised."""
+    import queue
+    import threading
+
+    handed: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def hand(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handed.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for piece in pieces:
+                if not hand((piece, None)):
+                    return
+                del piece
+            hand((done, None))
+        except BaseException as error:  # handed over to the caller, raised there
+            hand((None, error))
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=run, name="tail-json-sweep", daemon=True)
+    thread.start()
+    try:
+        while True:
+            piece, error = handed.get()
+            if error is not None:
+                raise error
+            if piece is done:
+                return
+            yield piece
+            del piece
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _sorted_slices(con, relation: str, listed: str, where: str,
@@ -538,14 +604,17 @@ def _sorted_slices(con, relation: str, listed: str, where: str,
 
 
 class _LineWriter:
-    """Writes the lines of a ``native_lines.LineTable``: pieces of rows rendered by a pool
-    of threads (the kernel releases the GIL), written in order as they are done."""
+    """Writes the lines of ``native_lines.LineTable``s: pieces of rows rendered by a pool
+    of threads (the kernel releases the GIL), written in order as they are done, the
+    pieces of one table following those of the one before without a pause (``finish``
+    writes the last)."""
 
     #: Rendering pieces in flight (each writes into its own buffer).
     AHEAD = 4
 
     def __init__(self, sink: _Sink):
         import os
+        from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         self.sink = sink
@@ -553,36 +622,32 @@ class _LineWriter:
                                        thread_name_prefix="tail-json-lines")
         self.free = [memoryview(bytearray(WRITE_BYTES)) for _ in range(self.AHEAD + 1)]
         self.per_row = 0.0  # bytes of line per row, as last written
+        self.pending: deque = deque()
 
     def write(self, table: Any, order: Any) -> int:
-        """Write the lines of the rows ``order`` lists (an int64 buffer; None: every row
-        as they are); returns how many."""
-        from collections import deque
-
+        """Start writing the lines of the rows ``order`` lists (an int64 buffer; None:
+        every row as they are), those of earlier tables written meanwhile; returns how
+        many."""
         rows = table.rows if order is None else memoryview(order).nbytes // 8
-        pending: deque = deque()
+        pending = self.pending
         start = 0
-        try:
-            while start < rows:
-                if len(pending) >= self.AHEAD:
-                    self._drain(pending.popleft())
-                # rows of about 7/8 of a buffer, by the lines written so far (a piece
-                # longer than its buffer takes more: see _render)
-                per_row = self.per_row or table.nbytes / max(1, table.rows) * 2
-                step = max(1, int(WRITE_BYTES * 7 / 8 / max(1.0, per_row)))
-                end = min(rows, start + step)
-                buffer = self.free.pop() if self.free else memoryview(bytearray(WRITE_BYTES))
-                pending.append(self.pool.submit(_render, table, order, start, end, buffer))
-                start = end
-            while pending:
+        while start < rows:
+            if len(pending) >= self.AHEAD:
                 self._drain(pending.popleft())
-        finally:
-            for future in pending:
-                future.cancel()
-            for future in pending:
-                if not future.cancelled():
-                    future.exception()  # wait: its buffer is still being written into
+            # rows of about 7/8 of a buffer, by the lines written so far (a piece
+            # longer than its buffer takes more: see _render)
+            per_row = self.per_row or table.nbytes / max(1, table.rows) * 2
+            step = max(1, int(WRITE_BYTES * 7 / 8 / max(1.0, per_row)))
+            end = min(rows, start + step)
+            buffer = self.free.pop() if self.free else memoryview(bytearray(WRITE_BYTES))
+            pending.append(self.pool.submit(_render, table, order, start, end, buffer))
+            start = end
         return rows
+
+    def finish(self) -> None:
+        """Write every line started."""
+        while self.pending:
+            self._drain(self.pending.popleft())
 
     def _drain(self, future: Any) -> None:
         buffer, pieces, rows = future.result()
@@ -594,6 +659,14 @@ class _LineWriter:
         self.per_row = size / max(1, rows)
 
     def close(self) -> None:
+        """Stop: pieces not started are dropped, those being rendered waited for (their
+        buffers are still being written into)."""
+        for future in self.pending:
+            future.cancel()
+        for future in self.pending:
+            if not future.cancelled():
+                future.exception()
+        self.pending.clear()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -28,8 +28,10 @@ if TYPE_CHECKING:
 #: Rows the sweep may hold at once, in Arrow bytes (measured on the first row group).
 HELD_BYTES = 640 << 20
 #: Row groups read at once, and read ahead of the one printed (two readers measured no
-#: faster on two cores, where the lines' threads take the other, and held 60 MB more).
-READERS, AHEAD = 1, 2
+#: faster on two cores, where the lines' threads take the other, and held 60 MB more;
+#: with the steps made a step ahead of the lines, in their own thread (bulk._ahead), two
+#: read ahead measured no faster than one, and held 40-60 MB more at 10M).
+READERS, AHEAD = 1, 1
 #: The smallest occurred_at of a row group holding NULLs: they are printed first.
 _FIRST = -(1 << 63)
 _LAST = (1 << 63) - 1
@@ -171,8 +173,9 @@ def sorted_pieces(con, columns: Sequence[str],
                   filters: Filters | None = None) -> Iterator[tuple[Any, Any]] | None:
     """(``native_lines.LineTable``, the order of its rows) per step of the sweep, every
     event ``filters`` select (their limit aside) oldest first; None when the events are
-    not such files, the sweep would hold too much, or a filter would not select here
-    exactly what DuckDB selects (the caller slices instead). Row groups the filters'
+    not such files, the sweep would hold too much, a filter would not select here
+    exactly what DuckDB selects (the caller slices instead), or the statistics of a row
+    group it would read put a time outside the years the kernel writes. Row groups the filters'
     zones and times rule out by their statistics are not read."""
     files = parquet_files(con)
     if not files:
@@ -180,8 +183,11 @@ def sorted_pieces(con, columns: Sequence[str],
     groups = _groups(files, columns)
     if not groups:
         return None
+    # every row of the view counted: count(*) through the view's UNION reads its first
+    # column (id, 0.9 CPU-s at 10M events); zone_id IS NULL is never NULL and reads a
+    # dictionary column of a few bytes per row group
     if sum(group.rows for group in groups) != con.sql(
-            "SELECT count(*) FROM events").fetchall()[0][0]:
+            "SELECT count(zone_id IS NULL) FROM events").fetchall()[0][0]:
         return None
     keep = None
     if filters is not None:
@@ -197,6 +203,12 @@ def sorted_pieces(con, columns: Sequence[str],
         groups = [group for group in groups if _may_hold(group, filters)]
         if not groups:
             return iter(())
+    from .native_lines import TIME_RANGE
+
+    low, high = TIME_RANGE
+    if any(group.least != _LAST and (group.least < low or group.high >= high)
+           for group in groups):
+        return None  # a time the kernel does not write: DuckDB's lines (bulk)
     most = _most_held(groups)
     opened: dict[str, Any] = {}
     first = _read(groups[0], columns, opened, keep)
@@ -205,10 +217,18 @@ def sorted_pieces(con, columns: Sequence[str],
     return _sweep(groups, columns, first, opened, keep)
 
 
+#: Bytes per row of a dictionary-encoded column (its first row group, uncompressed) from
+#: which it is read dense: most of them are the dictionary's values, nearly one per row
+#: (request_id: 22, against 2 or less for the others). Read as an Arrow dictionary, each
+#: value is hashed into a new dictionary (0.2 CPU-s at 10M events), and the lines read
+#: the values at random in it.
+DENSE_BYTES_PER_ROW = 8
+
+
 def _dictionary_columns(path: str, columns: Sequence[str]) -> list[str]:
-    """The columns of ``columns`` the file stores dictionary-encoded (repeating values):
-    read as Arrow dictionaries, they are decoded faster and held in less memory (the
-    kernel writes a dictionary's values)."""
+    """The columns of ``columns`` the file stores dictionary-encoded with few values
+    (repeating): read as Arrow dictionaries, they are decoded faster and held in less
+    memory (the kernel writes a dictionary's values)."""
     import pyarrow.parquet as pq
 
     meta = pq.ParquetFile(path).metadata
@@ -219,7 +239,8 @@ def _dictionary_columns(path: str, columns: Sequence[str]) -> list[str]:
     for index in range(group.num_columns):
         chunk = group.column(index)
         if chunk.path_in_schema in columns and chunk.physical_type == "BYTE_ARRAY" and any(
-                "DICTIONARY" in encoding for encoding in chunk.encodings):
+                "DICTIONARY" in encoding for encoding in chunk.encodings) and \
+                chunk.total_uncompressed_size < DENSE_BYTES_PER_ROW * max(1, group.num_rows):
             found.append(chunk.path_in_schema)
     return found
 
@@ -246,15 +267,11 @@ def _read(group: _Group, columns: Sequence[str], opened: dict[str, Any],
         table = table.filter(keep(table))
     table = table.combine_chunks() if any(
         column.num_chunks > 1 for column in table.columns) else table
-    keys = table.select(list(ORDER_COLUMNS))
-    for position, kind in enumerate(keys.schema.types):
-        if pa.types.is_dictionary(kind):  # sorted by their values, as DuckDB sorts them
-            keys = keys.set_column(position, keys.schema.names[position],
-                                   keys.column(position).cast(kind.value_type))
+    keys = table.select(list(ORDER_COLUMNS))  # dictionaries decoded for the ties alone
     times = table.column("occurred_at").combine_chunks().cast(pa.int64()).fill_null(
         _int64(_FIRST))
     order, times = _time_order(
-        times, lambda tied: keys.take(tied).append_column("__row", tied))
+        times, lambda tied: _decoded(keys.take(tied)).append_column("__row", tied))
     return _Held(table.to_batches(), order, times, keys, table.num_rows, per_row=per_row)
 
 
@@ -287,8 +304,7 @@ def _sweep(groups: list[_Group], columns: Sequence[str], first: _Held,
             times, ids, bases, base = [], [], [], 0
             batches: list[Any] = []
             for unit in held:
-                end = unit.rows if frontier == _LAST else \
-                    pc.sum(pc.less(unit.times, _int64(frontier))).as_py() or 0
+                end = unit.rows if frontier == _LAST else _before(unit.times, frontier)
                 if end > unit.printed:
                     taken = unit.order.slice(unit.printed, end - unit.printed)
                     times.append(unit.times.slice(unit.printed, end - unit.printed))
@@ -346,13 +362,37 @@ def _merged(times: Any, rows: Any, held: list[_Held], bases: list[int]) -> Any:
             mine = pc.and_(pc.greater_equal(tied, _int64(base)),
                            pc.less(tied, _int64(base + unit.rows)))
             if pc.any(mine).as_py():
-                keys = unit.keys.take(pc.subtract(tied.filter(mine), _int64(base)))
+                keys = _decoded(unit.keys.take(pc.subtract(tied.filter(mine), _int64(base))))
                 parts.append(keys.append_column("__row", positions.filter(mine)))
         return parts[0] if len(parts) == 1 else pa.concat_tables(
             [part.cast(parts[0].schema) for part in parts])
 
     order, _ = _time_order(times, keys_of)
     return rows.take(order)
+
+
+def _before(times: Any, moment: int) -> int:
+    """How many of ``times`` (int64, ascending, no NULL) are below ``moment``: a binary
+    search over its buffer (comparing every time held at every step cost 0.1 s at
+    10M)."""
+    import bisect
+
+    if not len(times):
+        return 0
+    values = memoryview(times.buffers()[1]).cast("q")[times.offset:times.offset + len(times)]
+    return bisect.bisect_left(values, moment)
+
+
+def _decoded(keys: Any) -> Any:
+    """``keys`` with its dictionary columns decoded: sorted by their values, as DuckDB
+    sorts them (decoded for the rows of equal times alone, not every row read)."""
+    import pyarrow as pa
+
+    for position, kind in enumerate(keys.schema.types):
+        if pa.types.is_dictionary(kind):
+            keys = keys.set_column(position, keys.schema.names[position],
+                                   keys.column(position).cast(kind.value_type))
+    return keys
 
 
 #: The fields of ``filters.Filters`` the sweep selects with (``_selection``).

@@ -220,3 +220,134 @@ def test_write_json_lines_with_and_without_the_kernel(limit: int, tmp_path,
         assert native.count(b"\n") == (limit or len(events) + len(extra))
         if extra and limit:
             assert b'"10000-01-02T00:00:00.000000Z"' in native
+
+
+def _tail_events() -> list[dict]:
+    """Values of every length up to 40, with a character to escape at each place of their
+    last 16 bytes (or none), text and jsonb."""
+    specials = ['"', "\\", "\n", "\x01", "\x1f", "é"]
+    events = []
+    for length in range(41):
+        for place in [None, *range(max(0, length - 16), length)]:
+            text = ["a"] * length
+            if place is not None:
+                text[place] = specials[(length + place) % len(specials)]
+            value = "".join(text)
+            events.append({"id": value, "decision": value[::-1], "zone_id": value[:7],
+                           "chain_seq": length, "metadata_json": json.dumps(value),
+                           "diagnostics_json": "[" + "1," * (length // 2) + "1]"})
+    return events
+
+
+def test_value_tails_copied_sixteen_bytes_at_once_are_the_references() -> None:
+    """A value's last bytes (and a short value whole) are copied 16 at once when its
+    buffer holds 16 bytes from there, a byte at a time at the buffer's very end: every
+    length, an escape at every place of the last block, the value inside its buffer and
+    at its end (a table per row), plain and dictionary-encoded, in any order."""
+    events = _tail_events()
+    table = _table(events)
+    expected = _sql_lines(table)
+    order = list(range(len(events)))[::-3] + list(range(len(events)))[1::3]
+    order += [row for row in range(len(events)) if row not in set(order)]
+    assert _kernel_lines(table.to_batches(), order) == b"".join(expected[row] for row in order)
+    own = [_table([event]).to_batches()[0] for event in events]  # each at its buffer's end
+    assert _kernel_lines(own, None) == b"".join(expected)
+    encoded = [pa.RecordBatch.from_arrays(
+        [column.dictionary_encode() if pa.types.is_string(column.type) else column
+         for column in batch.columns], schema=None, names=batch.schema.names)
+        for batch in own]
+    assert _kernel_lines(encoded, order) == b"".join(expected[row] for row in order)
+
+
+def test_a_prefix_longer_than_the_padded_copy_is_written_whole() -> None:
+    """Prefixes of up to 32 bytes are copied 32 bytes at once from a padded copy; a longer
+    one (no record field has one, the Table takes any) is copied as it is."""
+    values = pa.array(["v", 'q"'])
+    _, offsets, data = values.buffers()
+    for prefix in (b'"' + b"k" * 29 + b'": ', b'"' + b"k" * 30 + b'": ', b'"' + b"k" * 60 + b'": '):
+        table = native_lines._native.Table(
+            2, native_lines.typed_array("q", [0, 2]),
+            [(0, False, prefix, b"k", [(None, offsets, data, 0, False)])], None)
+        out = bytearray(1024)
+        position, written = table.render(None, 0, 2, out)
+        assert (position, bytes(out[:written])) == (
+            2, b"{" + prefix + b'"v"}\n{' + prefix + b'"q\\""}\n')
+
+
+def _repeating_events(count: int) -> list[dict]:
+    """Events whose text and jsonb values come from a few (each repeated many times, as
+    a Parquet dictionary's are): escapes, non-ASCII, "", NULL, optional fields absent."""
+    import random
+
+    rng = random.Random(11)
+    texts = [None, "", "allow", 'q"\\', "tab\there", "\x01\x1f", "é€😀", "z" * 40,
+             "a" * 15 + "\n"]
+    jsons = [None, "", "[]", '{"k" : "v\\u0000"}', '{"a": [1, 2.50]}', "1" * 33]
+    absent = [None, "", "evaluation_status", "chain_hmac,content_sha256,chain_seq"]
+    return [{**{name: rng.choice(texts) for name in TEXT_RECORD_FIELDS},
+             **{column: rng.choice(jsons) for column in JSON_FIELDS.values()},
+             "chain_seq": number, ABSENT_FIELD: rng.choice(absent),
+             "occurred_at": _LOW + dt.timedelta(seconds=number)} for number in range(count)]
+
+
+def test_a_dictionary_of_few_values_written_from_its_fields_rendered_once() -> None:
+    """Dictionary chunks whose values repeat (16 rows a value or more) are rendered once
+    per Table, each row's field then copied: the same bytes as rendering row by row (a
+    dictionary of many values, or plain strings), "" of a jsonb column read from the
+    files still null, an index outside the dictionary still "" (never read outside)."""
+    events = _repeating_events(400)
+    plain = _table(events)
+    nullified = _table([{**event, **{column: event[column] or None
+                                     for column in JSON_FIELDS.values()}} for event in events])
+    expected = _sql_lines(nullified)
+    encoded = plain
+    for position, kind in enumerate(plain.schema.types):
+        if pa.types.is_string(kind) and plain.schema.names[position] != ABSENT_FIELD:
+            encoded = encoded.set_column(position, plain.schema.names[position],
+                                         plain.column(position).dictionary_encode())
+    encoded = pa.concat_tables([encoded.slice(0, 1), encoded]).slice(1)  # index offsets
+    order = list(range(len(events)))[::-1]
+    for batches in (encoded.to_batches(), encoded.to_batches(max_chunksize=37)):
+        table = native_lines.LineTable(batches, empty_json_is_null=True)
+        indices = native_lines.order_buffer(pa.array(order, pa.int64()))
+        assert b"".join(native_lines.render_all(table, indices, len(order), bytearray(64))) \
+            == b"".join(expected[row] for row in order)
+    # an index outside the dictionary: the field is written as "" would be
+    column = encoded.column("decision").combine_chunks()
+    indices = column.indices.to_pylist()
+    indices[5] = len(column.dictionary) + 3
+    broken = pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), column.dictionary,
+                                            safe=False)
+    with_broken = encoded.set_column(encoded.schema.get_field_index("decision"), "decision",
+                                     broken)
+    events[5]["decision"] = ""
+
+    def lines(batches: list[pa.RecordBatch]) -> bytes:
+        table = native_lines.LineTable(batches, empty_json_is_null=True)
+        return b"".join(native_lines.render_all(table, None, table.rows, bytearray(64)))
+
+    assert lines(with_broken.to_batches()) == lines(_table(events).to_batches())
+
+
+def test_times_and_integers_at_every_digit_and_day_boundary() -> None:
+    """chain_seq at each power of ten and beside it (two digits are written at a time),
+    and times either side of midnights, in order and back and forth (a day's date is
+    kept from the row before): DuckDB's lines."""
+    numbers = [0, 1, -1, 2**63 - 1, -(2**63)]
+    for power in range(19):
+        numbers += [10**power - 1, 10**power, 10**power + 1, -(10**power)]
+    midnight = dt.datetime(2026, 5, 11, tzinfo=UTC)
+    moments = [midnight + dt.timedelta(days=day, microseconds=delta)
+               for day in (-1, 0, 1, 365) for delta in (-1, 0, 1, 999_999, 86_399_999_999)]
+    moments += [_LOW, _HIGH, dt.datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)]
+    events = [{"id": f"e{row}", "chain_seq": numbers[row % len(numbers)],
+               "occurred_at": moments[row % len(moments)]}
+              for row in range(max(len(numbers), len(moments)) * 2)]
+    table = _table(events)
+    expected = _sql_lines(table)
+    back_and_forth = [row for pair in zip(range(len(events)), reversed(range(len(events))),
+                                          strict=True) for row in pair]
+    for order in (None, back_and_forth):
+        rows = range(len(events)) if order is None else order
+        assert _kernel_lines(table.to_batches(), order) == b"".join(expected[row]
+                                                                     for row in rows)

@@ -163,3 +163,114 @@ def test_a_decision_not_in_ascii_is_left_to_duckdb(tmp_path) -> None:
     columns = list(EVENT_SCHEMA.names)
     assert sweep.sorted_pieces(con, columns, Filters.build(limit=0, decision="deny")) is None
     assert sweep.sorted_pieces(con, columns, Filters.build(limit=0, zone="a")) is not None
+
+
+def test_a_view_whose_rows_are_not_the_files_rows_is_not_swept(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row of the events view is counted against the files' rows (the view's text
+    names the files alone, yet a condition may drop rows): fewer, and the slices print."""
+    events = _events(8, 60)
+    con = _connection(tmp_path, events, 1, 8)
+    sql = con.sql("SELECT sql FROM duckdb_views() WHERE view_name = 'events'").fetchall()[0][0]
+    con.execute(sql.replace("CREATE VIEW", "CREATE OR REPLACE VIEW").rstrip(";")
+                + " WHERE source_line > 1")
+    assert sweep.parquet_files(con) == [str(tmp_path / "part-0.parquet")]
+    assert sweep.sorted_pieces(con, list(EVENT_SCHEMA.names)) is None
+    native = _written(con, True, monkeypatch, tmp_path)
+    assert native == _written(con, False, monkeypatch, tmp_path)
+    assert native.count(b"\n") == sum(event["source_line"] > 1 for event in events)
+
+
+def test_the_sweeps_thread_hands_over_its_error_and_stops_with_its_caller() -> None:
+    """``bulk._ahead``: the pieces in order; an error of the sweep is raised to the caller;
+    a caller that stops (a closed pipe) stops the thread, the sweep closed behind it."""
+    import threading
+
+    closed = []
+
+    def pieces(count: int, fail: bool):
+        try:
+            yield from range(count)
+            if fail:
+                raise OSError("disk gone")
+        finally:
+            closed.append(count)
+
+    assert list(bulk._ahead(pieces(5, False))) == [0, 1, 2, 3, 4]
+    seen = []
+    with pytest.raises(OSError, match="disk gone"):
+        for piece in bulk._ahead(pieces(3, True)):
+            seen.append(piece)
+    assert seen == [0, 1, 2]
+    ahead = bulk._ahead(pieces(10**9, False))
+    assert next(ahead) == 0
+    ahead.close()
+    assert closed == [5, 3, 10**9]
+    assert not [thread for thread in threading.enumerate()
+                if thread.name == "tail-json-sweep"]
+
+
+def test_a_column_of_mostly_distinct_values_is_read_dense(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dictionary-encoded column whose values nearly all differ (request_id) is read as
+    plain strings, one of repeating values as an Arrow dictionary; the lines are the
+    same."""
+    events = _events(9, 200)
+    for number, event in enumerate(events):
+        event["request_id"] = f"req-{number:08d}-{'x' * 12}"
+    con = _connection(tmp_path, events, 1, 50)
+    path = str(tmp_path / "part-0.parquet")
+    chunks = {chunk.path_in_schema: chunk for chunk in
+              (pq.ParquetFile(path).metadata.row_group(0).column(index)
+               for index in range(len(EVENT_SCHEMA.names)))}
+    assert any("DICTIONARY" in encoding for encoding in chunks["request_id"].encodings)
+    read_as_dictionary = sweep._dictionary_columns(path, list(EVENT_SCHEMA.names))
+    assert "request_id" not in read_as_dictionary
+    assert {"zone_id", "decision", "event_type"} <= set(read_as_dictionary)
+    native = _written(con, True, monkeypatch, tmp_path)
+    assert native == _written(con, False, monkeypatch, tmp_path)
+
+
+def test_times_before_a_moment_are_counted_by_a_binary_search() -> None:
+    """``_before``: how many sorted times lie below a moment, in a sliced array too (its
+    offset) and an empty one, as comparing every time counts them."""
+    import pyarrow.compute as pc
+
+    times = pa.array([sweep._FIRST, -5, 0, 0, 3, 9, 9, 12], pa.int64())
+    for array in (times, times.slice(2, 5), times.slice(3, 0)):
+        for moment in (sweep._FIRST, -6, 0, 1, 9, 10, 13, sweep._LAST):
+            expected = pc.sum(pc.less(array, pa.scalar(moment, pa.int64()))).as_py() or 0
+            assert sweep._before(array, moment) == expected
+
+
+def test_a_time_outside_the_kernels_years_leaves_the_sweep(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep is taken without counting the times outside the years the kernel writes
+    (DuckDB read every time for it): the row groups' statistics say there is none. A row
+    group whose statistics reach past 9999 (or a filter's rows in one) leaves the sweep,
+    and DuckDB writes the lines."""
+    events = _events(10, 80)
+    con = _connection(tmp_path, events, 1, 16)
+    path = tmp_path / "part-0.parquet"
+    table = pq.read_table(path)
+    columns = list(EVENT_SCHEMA.names)
+
+    def rewritten(micros: int | None) -> None:
+        times = table.column("occurred_at").cast(pa.int64()).to_pylist()
+        if micros is not None:
+            times[40] = micros
+        pq.write_table(table.set_column(
+            table.schema.get_field_index("occurred_at"), "occurred_at",
+            pa.array(times, pa.int64()).cast(table.schema.field("occurred_at").type)),
+            path, row_group_size=16)
+
+    rewritten(None)
+    assert sweep.sorted_pieces(con, columns) is not None
+    rewritten(native_lines.TIME_RANGE[1] + 86_400_000_000)  # 10000-01-02
+    assert sweep.sorted_pieces(con, columns) is None
+    zone = table.column("zone_id")[40].as_py()
+    if zone is not None:
+        assert sweep.sorted_pieces(con, columns, Filters.build(limit=0, zone=zone)) is None
+    native = _written(con, True, monkeypatch, tmp_path)
+    assert native == _written(con, False, monkeypatch, tmp_path)
+    assert b'"10000-01-02T00:00:00.000000Z"' in native
