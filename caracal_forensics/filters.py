@@ -242,6 +242,7 @@ def select_sql(
     limit: int | None = None,
     extra: Sequence[str] = (),
     guard: tuple[str, dict[str, Any]] | None = None,
+    con=None,
 ) -> tuple[str, dict[str, Any]]:
     """SQL for the newest ``limit`` matching rows of ``relation``, oldest first.
 
@@ -249,13 +250,16 @@ def select_sql(
     Parquet scan reads only those. ``extra`` are SQL expressions (``expr AS name``, from
     this package, never user text) computed on the selected rows only. ``limit`` defaults
     to ``filters.limit``; 0 means all. ``guard`` is one more condition with its own
-    bound parameters (``Query.guard``).
+    bound parameters (``Query.guard``). ``con``: with a limit, the newest rows' times are
+    looked up there first (``newest_only``).
     """
     where, params = filters.where()
     if guard is not None:
         where = f"({where}) AND ({guard[0]})"
         params = {**params, **guard[1]}
     limit = filters.limit if limit is None else limit
+    if limit and con is not None:
+        where, params = newest_only(con, relation, where, params, limit)
     cols = _columns_sql(columns)
     outer = ", ".join(["*", *extra])
     inner = f"SELECT {cols} FROM {relation} WHERE {where}"
@@ -271,6 +275,29 @@ def count_sql(filters: Filters, relation: str = "unique_events") -> tuple[str, d
     events: 0.27 s, against 0.02 s for the few bytes of zone_id)."""
     where, params = filters.where()
     return f"SELECT count(zone_id IS NULL) FROM {relation} WHERE {where}", params
+
+
+def newest_only(con, relation: str, where: str, params: dict[str, Any],
+                limit: int) -> tuple[str, dict[str, Any]]:
+    """``where`` narrowed to the newest ``limit`` matching rows' times: occurred_at at or
+    after the ``limit``-th newest, found first on that one column (DuckDB's top-N of a
+    single value). The rows then read whole and sorted on the six keys are those few,
+    their row groups picked by the times' statistics: tail's newest 100 of 10M events
+    took 1.2 s (every row group's sort keys read), and a --limit of 5,000 whole events ran
+    DuckDB out of memory. The newest rows by ``ORDER_DESC`` are all at or after that
+    time: when ``limit`` rows have one, a row without one, or an earlier one, follows
+    them all. Unchanged when fewer have one, or that time is infinite."""
+    named = set(re.findall(r"\$(\w+)", where))  # DuckDB refuses a parameter not used
+    found = run_query(con, f"SELECT epoch_us(occurred_at) FROM {relation} WHERE ({where}) "
+                           f"AND occurred_at IS NOT NULL ORDER BY occurred_at DESC "
+                           f"LIMIT 1 OFFSET {int(limit) - 1}",
+                      {k: v for k, v in params.items() if k in named}).column(0).to_pylist()
+    if not found or found[0] is None:
+        return where, params
+    # make_timestamptz of a bound integer is a constant DuckDB prunes row groups with
+    # (a cast from text is not folded: 0.38 s against 0.14 at 10M)
+    return (f"({where}) AND occurred_at >= make_timestamptz($newest_from)",
+            {**params, "newest_from": found[0]})
 
 
 def run_query(con, sql: str, params: dict[str, Any]) -> pa.Table:
@@ -292,7 +319,8 @@ def select(
     limit: int | None = None,
 ) -> pa.Table:
     """The rows ``filters`` select from ``relation`` (newest N, oldest first), as Arrow."""
-    sql, params = select_sql(filters, relation, columns, limit=limit, extra=extra)
+    sql, params = select_sql(filters, relation, columns, limit=limit, extra=extra,
+                             con=con)
     return run_query(con, sql, params)
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from ..errors import ForensicsError
-from ..filters import ORDER_ASC, ORDER_COLUMNS, ORDER_DESC, Filters
+from ..filters import ORDER_ASC, ORDER_COLUMNS, ORDER_DESC, Filters, newest_only
 
 #: Events of the first slice sorted when printing every match: about 250 MB of lines of
 #: real events (~1 KB); the next slices hold about ``SLICE_BYTES`` of what it printed.
@@ -102,6 +102,7 @@ def ordered_batches(
     if filters.limit:
         wanted = "*" if columns is None else ", ".join(
             f'"{name}"' for name in dict.fromkeys([*columns, *ORDER_COLUMNS]))
+        where, bound = newest_only(con, relation, where, bound, filters.limit)
         source = (f"(SELECT {wanted} FROM {relation} WHERE {where} "
                   f"ORDER BY {ORDER_DESC} LIMIT {int(filters.limit)})")
         yield from _switching(con, lambda s: _sorted_sql(s, wrap(source), "TRUE", keep),
@@ -484,6 +485,7 @@ def _write_native(con, filters: Filters, out: IO[str], relation: str,
     written = 0
     try:
         if filters.limit:  # DuckDB picks and sorts the newest N, handed over in pieces
+            where, bound = newest_only(con, relation, where, bound, filters.limit)
             source = (f"SELECT {listed} FROM {relation} WHERE {where} "
                       f"ORDER BY {ORDER_DESC} LIMIT {int(filters.limit)}")
             piece: list[Any] = []

@@ -20,16 +20,18 @@ from caracal_forensics.filters import Filters, select_sql
 COPIES = 120
 
 
-def _many_row_groups(tmp_path):
-    """28,800 events (120 renamed copies of the vectors) in row groups of 2,048 rows."""
+def _many_row_groups(tmp_path, days_apart: bool = False):
+    """28,800 events (120 renamed copies of the vectors) in row groups of 2,048 rows;
+    ``days_apart``: each copy a day after the one before (its row groups hold its days)."""
     from caracal_forensics.ingest import write_snapshot
 
     snap = cf.open(str(SHAPES["db_csv"]))
+    later = ", e.occurred_at + to_days(CAST(k AS INTEGER)) AS occurred_at" if days_apart else ""
     snap.duckdb.execute(
         "CREATE OR REPLACE VIEW events AS SELECT e.* REPLACE ("
         "e.zone_id || '-' || lpad(k::VARCHAR, 3, '0') AS zone_id, "
         "e.request_id || '-' || k::VARCHAR AS request_id, "
-        "e.id || '-' || k::VARCHAR AS id) "
+        f"e.id || '-' || k::VARCHAR AS id{later}) "
         f"FROM loaded_events e, range({COPIES}) r(k)"
     )
     out = tmp_path / "big"
@@ -103,6 +105,27 @@ def test_zone_filter_still_skips_row_groups(tmp_path):
     sql, params = select_sql(Filters.build(zone="zone-beta-007", limit=0))
     scanned, total = _row_groups_scanned(big.duckdb, sql, params)
     assert total >= 14 and scanned <= 2, (scanned, total)
+
+
+def test_the_newest_rows_are_read_from_the_row_groups_of_their_times(tmp_path):
+    """tail's newest N (``select_sql`` given the connection): their times are looked up
+    first on occurred_at alone, and only the row groups those times allow are read whole
+    (they all were, for the six sort keys: 10M events took 1.2 s, and 5,000 whole events
+    ran DuckDB out of memory); the rows are those of the plain statement."""
+    from caracal_forensics.filters import run_query
+
+    _snap, out = _many_row_groups(tmp_path, days_apart=True)
+    big = cf.open(str(out))
+    for filters in (Filters.build(limit=100), Filters.build(limit=700, decision="deny")):
+        sql, params = select_sql(filters, con=big.duckdb)
+        scanned, total = _row_groups_scanned(big.duckdb, sql, params)
+        assert total >= 14 and scanned <= total // 2, (scanned, total)
+        plain = run_query(big.duckdb, *select_sql(filters))
+        assert run_query(big.duckdb, sql, params).equals(plain) and plain.num_rows
+    assert big.tail(limit=100).equals(big.sql(
+        "SELECT * FROM (SELECT * FROM unique_events ORDER BY occurred_at DESC, zone_id DESC, "
+        "chain_seq DESC, id DESC, source_file DESC, source_line DESC LIMIT 100) "
+        "ORDER BY occurred_at, zone_id, chain_seq, id, source_file, source_line"))
 
 
 # --- table-dump CSV: parallel parse, sequential fallback --------------------------------
