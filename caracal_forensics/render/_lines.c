@@ -380,6 +380,25 @@ static inline int is_valid(const Chunk *c, Py_ssize_t i) {
     return (c->validity[bit >> 3] >> (bit & 7)) & 1;
 }
 
+/* The bytes between offsets j and j + 1 of a chunk's values ("" when the offsets are
+ * not valid: never read outside the array). */
+static inline const uint8_t *bytes_at(const Chunk *c, Py_ssize_t j, size_t *len) {
+    int64_t start, end;
+    if (c->large) {
+        start = ((const int64_t *)c->offsets)[j];
+        end = ((const int64_t *)c->offsets)[j + 1];
+    } else {
+        start = ((const int32_t *)c->offsets)[j];
+        end = ((const int32_t *)c->offsets)[j + 1];
+    }
+    if (start < 0 || end < start || end > c->data_len) {
+        *len = 0;
+        return c->data;
+    }
+    *len = (size_t)(end - start);
+    return c->data + start;
+}
+
 static inline const uint8_t *value_at(const Chunk *c, Py_ssize_t i, size_t *len) {
     Py_ssize_t j = c->offset + i;
     if (c->idx) {
@@ -390,20 +409,7 @@ static inline const uint8_t *value_at(const Chunk *c, Py_ssize_t i, size_t *len)
         }
         j = c->values_offset + at;
     }
-    int64_t start, end;
-    if (c->large) {
-        start = ((const int64_t *)c->offsets)[j];
-        end = ((const int64_t *)c->offsets)[j + 1];
-    } else {
-        start = ((const int32_t *)c->offsets)[j];
-        end = ((const int32_t *)c->offsets)[j + 1];
-    }
-    if (start < 0 || end < start || end > c->data_len) { /* likewise */
-        *len = 0;
-        return c->data;
-    }
-    *len = (size_t)(end - start);
-    return c->data + start;
+    return bytes_at(c, j, len);
 }
 
 static inline int64_t int_at(const Chunk *c, Py_ssize_t i) {
@@ -628,21 +634,7 @@ static inline char *put_value(char *dst, const Field *field, const Chunk *c, Py_
 /* Value k of a dictionary chunk's values ("" when its offsets are not valid, as
  * value_at reads it). */
 static inline const uint8_t *dictionary_value(const Chunk *c, Py_ssize_t k, size_t *len) {
-    Py_ssize_t j = c->values_offset + k;
-    int64_t start, end;
-    if (c->large) {
-        start = ((const int64_t *)c->offsets)[j];
-        end = ((const int64_t *)c->offsets)[j + 1];
-    } else {
-        start = ((const int32_t *)c->offsets)[j];
-        end = ((const int32_t *)c->offsets)[j + 1];
-    }
-    if (start < 0 || end < start || end > c->data_len) {
-        *len = 0;
-        return c->data;
-    }
-    *len = (size_t)(end - start);
-    return c->data + start;
+    return bytes_at(c, c->values_offset + k, len);
 }
 
 /* The snippets of the text and jsonb fields' dictionary chunks with few values: the
