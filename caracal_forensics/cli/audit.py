@@ -236,7 +236,10 @@ def _print_lines(con, filters, compiled, emit) -> int:
                 con, filters, query_select(sql, events=False), guard=guard,
                 columns=(*needed, *sql.columns), wrap=sql.relation, refusable=True,
                 fallback_select=None if sql.always_exact else query_select(sql),
-                line_bytes="strlen(line)"), compiled)
+                line_bytes="strlen(line)",
+                per_text=sql.per_text_lets and (
+                    sql.per_text_lets[0],
+                    lambda relation: sql.relation(relation, per_text=True))), compiled)
         except Refused:  # before anything was written: the evaluator answers the same
             pass
     columns = ", ".join(f'"{name}"' for name in needed)

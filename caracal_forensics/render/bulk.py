@@ -42,6 +42,9 @@ _SLACK = 1.25
 #: Events whose lines are measured (``line_bytes``) when the selection is more than one
 #: first slice: the first rows of the relation, read before any filter.
 SAMPLE_ROWS = 2048
+#: At most this many distinct texts of a ``per_text`` column among the sample's events
+#: (each used 32 times or more): its values are computed once per text and joined.
+PER_TEXT_DISTINCT = SAMPLE_ROWS // 32
 
 
 def ordered_batches(
@@ -60,6 +63,7 @@ def ordered_batches(
     refusable: bool = False,
     fallback_select: str | None = None,
     line_bytes: str | None = None,
+    per_text: tuple[str, Callable[[str], str]] | None = None,
 ) -> Iterator[Any]:
     """Arrow record batches of ``SELECT {select}`` over the events ``filters`` select
     from ``relation`` (newest ``filters.limit``, or every one), oldest first.
@@ -84,8 +88,11 @@ def ordered_batches(
     when every event is printed and they are more than a first slice holds, the first
     ``SAMPLE_ROWS`` events are measured with it and the first slice sized from what they
     print, not ``bucket_rows`` (a narrow projection of a million events is then one
-    statement, one scan, instead of two)."""
-    wrap = wrap or (lambda source: source)
+    statement, one scan, instead of two). ``per_text``: a jsonb column and ``wrap`` as
+    ``CompiledQuery.relation(per_text=True)`` makes it; taken instead of ``wrap`` when
+    the sample holds at most ``PER_TEXT_DISTINCT`` texts of the column (the determining
+    policies of 1M events: 4; their lists then computed 4 times, not 1M)."""
+    wraps = [wrap or (lambda source: source)]  # the sample may choose per_text's
     current = [select]  # becomes fallback_select for good (_switching)
     where, bound = filters.where()
     # the slices come from the filters (and a guard's clauses on text columns): a first
@@ -105,7 +112,7 @@ def ordered_batches(
         where, bound = newest_only(con, relation, where, bound, filters.limit)
         source = (f"(SELECT {wanted} FROM {relation} WHERE {where} "
                   f"ORDER BY {ORDER_DESC} LIMIT {int(filters.limit)})")
-        yield from _switching(con, lambda s: _sorted_sql(s, wrap(source), "TRUE", keep),
+        yield from _switching(con, lambda s: _sorted_sql(s, wraps[0](source), "TRUE", keep),
                               bound, refusable, current, fallback_select)
         return
     measure = None
@@ -113,9 +120,16 @@ def ordered_batches(
         sampled = f"(SELECT * FROM {relation} LIMIT {SAMPLE_ROWS})"
         keys = " + ".join(f'coalesce(strlen(CAST("{name}" AS VARCHAR)), 0)'
                           for name in ORDER_COLUMNS)
-        measure = _measure(con, f"SELECT count(*), sum({line_bytes} + __key_bytes) FROM "
-                                f"(SELECT {select}, {keys} AS __key_bytes FROM "
-                                f"{wrap(sampled)} WHERE {where})", bound)
+        texts = (f"(SELECT count(DISTINCT {per_text[0]}) FROM {sampled})" if per_text
+                 else "NULL")
+
+        def few_texts(few: bool) -> None:
+            if few and per_text is not None:
+                wraps[0] = per_text[1]
+
+        measure = _measure(con, f"SELECT count(*), sum({line_bytes} + __key_bytes), "
+                                f"{texts} FROM (SELECT {select}, {keys} AS __key_bytes "
+                                f"FROM {wraps[0](sampled)} WHERE {where})", bound, few_texts)
     plan = _slices(con, relation, plain_where, plain_bound, where, bound, bucket_rows,
                    slice_bytes, measure)
     step, first = next(plan), True
@@ -123,7 +137,7 @@ def ordered_batches(
         condition, sliced = step
         written = 0
         for batch in _switching(
-                con, lambda s, c=condition: _sorted_sql(s, wrap(relation), c, keep),
+                con, lambda s, c=condition: _sorted_sql(s, wraps[0](relation), c, keep),
                 sliced, refusable and first, current, fallback_select):
             written += batch.nbytes
             yield batch
@@ -211,17 +225,20 @@ def _first_pass(con, relation: str, where: str,
     return rows, list(cuts or [None] * len(wanted))
 
 
-def _measure(con, sql: str, params: dict[str, Any]) -> Callable[[], float | None]:
-    """What ``sql`` (count, bytes) says a selected event takes, when asked; None when the
-    sample holds none, or DuckDB refuses it (the slices say so, as they would have)."""
+def _measure(con, sql: str, params: dict[str, Any],
+             few_texts: Callable[[bool], None]) -> Callable[[], float | None]:
+    """What ``sql`` (count, bytes, distinct texts) says a selected event takes, when
+    asked; None when the sample holds none, or DuckDB refuses it (the slices say so, as
+    they would have). ``few_texts`` is told whether the texts were few."""
 
     def measured() -> float | None:
         import duckdb
 
         try:
-            events, printed = con.sql(sql, params=params).fetchall()[0]
+            events, printed, texts = con.sql(sql, params=params).fetchall()[0]
         except duckdb.Error:
             return None
+        few_texts(texts is not None and texts <= PER_TEXT_DISTINCT)
         # an Arrow batch holds a line's offset and the flags beside its bytes
         return (printed or 0) / events + 16 if events else None
 

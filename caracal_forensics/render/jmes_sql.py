@@ -35,6 +35,7 @@ import copy
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import count
@@ -82,17 +83,34 @@ class CompiledQuery:
     fallback_sql: str
     columns: tuple[str, ...]
     lets: tuple[tuple[str, str], ...] = ()
+    #: (a jsonb column, the lets that read it and nothing else): what ``relation`` can
+    #: compute once per distinct stored text of that column (``per_text``)
+    per_text_lets: tuple[str, tuple[str, ...]] | None = None
 
     @property
     def always_exact(self) -> bool:
         """True when no event ever needs the evaluator (``fallback_sql`` is FALSE)."""
         return self.fallback_sql == "false"
 
-    def relation(self, relation: str = "events") -> str:
+    def relation(self, relation: str = "events", per_text: bool = False) -> str:
         """``relation`` (a view name or ``(SELECT ...)``) with the columns ``line_sql`` and
         ``fallback_sql`` read besides the event columns: the lists they use several
-        times, computed once per event (``lets``), each in a subquery of its own."""
-        for name, sql in self.lets:
+        times, computed once per event (``lets``), each in a subquery of its own.
+        ``per_text``: the lets of ``per_text_lets`` computed once per distinct text of
+        their column and joined to the events (a field of few texts, such as the
+        determining policies, no longer parsed again for every event)."""
+        lets = self.lets
+        if per_text and self.per_text_lets is not None:
+            column, names = self.per_text_lets
+            texts = f"(SELECT DISTINCT {column} FROM {relation})"
+            for name, sql in lets:
+                if name in names:
+                    texts = f"(SELECT *, {sql} AS {name} FROM {texts})"
+            relation = (f"(SELECT __event.*, __text.* EXCLUDE ({column}) FROM {relation} "
+                        f"AS __event LEFT JOIN {texts} AS __text ON "
+                        f"__event.{column} IS NOT DISTINCT FROM __text.{column})")
+            lets = tuple((name, sql) for name, sql in lets if name not in names)
+        for name, sql in lets:
             relation = f"(SELECT *, {sql} AS {name} FROM {relation})"
         return relation
 
@@ -153,7 +171,31 @@ def compile_query(expression: str) -> CompiledQuery | None:
         return None
     compiler.columns.update(parsed_columns)
     columns = tuple(c for c in _EVENT_COLUMNS if c in compiler.columns)
-    return CompiledQuery(expression, line, fallback_sql, columns, lets)
+    return CompiledQuery(expression, line, fallback_sql, columns, lets, _per_text(lets))
+
+
+#: A SQL string literal (its words are no column's).
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_WORD = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*\b")
+
+
+def _per_text(lets: tuple[tuple[str, str], ...]) -> tuple[str, tuple[str, ...]] | None:
+    """The jsonb column that most lets read alone (directly or through other lets that
+    do), and those lets; None when no let reads one jsonb column and nothing else."""
+    jsonb = {SOURCE_COLUMN[name] for name in JSON_FIELDS}
+    read: dict[str, str | None] = {}  # let -> the one jsonb column it reads, or None
+    for name, sql in lets:
+        words = set(_WORD.findall(_LITERAL.sub("''", sql)))
+        sources = words & set(_EVENT_COLUMNS)
+        for other in words & read.keys():
+            sources.add(read[other] or "")
+        read[name] = sources.pop() if len(sources) == 1 and sources <= jsonb else None
+    counts = Counter(column for name, column in read.items()
+                     if column is not None and name != _VALID)
+    if not counts:  # json_valid alone is not worth a join
+        return None
+    column = counts.most_common(1)[0][0]
+    return column, tuple(name for name, one in read.items() if one == column)
 
 
 #: The let column holding ``_valid``'s test (computed before the other lets).
@@ -1398,13 +1440,14 @@ _FUNCTIONS: dict[str, Callable[[list[_V]], _V]] = {
 
 def compiled_lines(con: duckdb.DuckDBPyConnection, compiled: CompiledQuery, query: Query,
                    relation: str = "events", params: dict[str, Any] | None = None,
-                   order_by: str | None = None, batch_rows: int = 65536) -> Iterator[str]:
+                   order_by: str | None = None, batch_rows: int = 65536,
+                   per_text: bool = False) -> Iterator[str]:
     """The output lines of ``query`` over ``relation`` (a view name or ``(SELECT ...)``
     with the event columns), ordered by ``order_by`` (SQL; the toolkit's connections do
     not keep a subquery's order: ``preserve_insertion_order`` is off): the SQL's lines,
     and the evaluator's (``query.lines``) for the events the SQL leaves to it. A
     reference for callers that write in bulk; the events are fetched whole only when
-    left to the evaluator."""
+    left to the evaluator. ``per_text``: as ``CompiledQuery.relation``."""
     from .records import EVENT_COLUMNS, OCCURRED_AT_TEXT
 
     needed = [*EVENT_COLUMNS, "source_file", "source_line", "source_shape"]
@@ -1412,7 +1455,7 @@ def compiled_lines(con: duckdb.DuckDBPyConnection, compiled: CompiledQuery, quer
     sql = (f"SELECT line, fallback, {guarded}, "
            f"CASE WHEN fallback THEN {OCCURRED_AT_SQL} END AS {OCCURRED_AT_TEXT} FROM "
            f"(SELECT *, {compiled.line_sql} AS line, {compiled.fallback_sql} AS fallback "
-           f"FROM {compiled.relation(relation)})")
+           f"FROM {compiled.relation(relation, per_text)})")
     if order_by:
         sql += f" ORDER BY {order_by}"
     reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)

@@ -227,8 +227,33 @@ def test_queries_print_what_the_evaluator_printed(name: str) -> None:
             compiled = query.to_sql()
             if compiled is None:  # the CLI then runs the evaluator, as before
                 continue
-            out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
-            write_query_lines(ordered_batches(snap.duckdb, filters, query_select(compiled),
-                                              bucket_rows=17, slice_bytes=5_000,
-                                              wrap=compiled.relation), query, out)
-            assert out.buffer.getvalue().decode() == old, expression
+            for sampled in (False, True):  # sized from a sample, its field's few texts
+                per_text = compiled.per_text_lets and (  # computed once each and joined
+                    compiled.per_text_lets[0],
+                    lambda relation, c=compiled: c.relation(relation, per_text=True))
+                out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+                write_query_lines(ordered_batches(
+                    snap.duckdb, filters, query_select(compiled), bucket_rows=17,
+                    slice_bytes=5_000, wrap=compiled.relation,
+                    line_bytes="strlen(line)" if sampled else None,
+                    per_text=per_text if sampled else None), query, out)
+                assert out.buffer.getvalue().decode() == old, expression
+
+
+def test_few_texts_of_a_column_are_computed_once_each_and_joined() -> None:
+    """``per_text``: its relation is taken when the sample holds at most
+    PER_TEXT_DISTINCT texts of the column (decision: a few), not otherwise (id: every
+    event its own); the lines are the same either way."""
+    con = cf.open(str(VECTOR_EXPORT / "db.csv")).duckdb
+    for column, few in (("decision", True), ("id", False)):
+        taken: list[str] = []
+
+        def joined(relation: str, taken: list[str] = taken) -> str:
+            taken.append(relation)
+            return relation
+
+        batches = ordered_batches(con, Filters.build(limit=0), "id || chr(10) AS line",
+                                  bucket_rows=20, slice_bytes=60_000,
+                                  line_bytes="strlen(line)", per_text=(column, joined))
+        lines = [line for batch in batches for line in batch.column(0).to_pylist()]
+        assert len(lines) == 240 and bool(taken) is few, column

@@ -101,14 +101,15 @@ def _evaluated(query: Query, table) -> list[str] | tuple[str, str]:
         return ("error", str(error))
 
 
-def _compiled(con, expression: str, query: Query,
-              relation: str = "ev") -> list[str] | tuple[str, str] | None:
+def _compiled(con, expression: str, query: Query, relation: str = "ev",
+              per_text: bool = False) -> list[str] | tuple[str, str] | None:
     compiled = compile_query(expression)
     if compiled is None:
         return None
     try:
         order = "n" if relation in ("ev", "sample") else "source_line"
-        return list(compiled_lines(con, compiled, query, relation, order_by=order))
+        return list(compiled_lines(con, compiled, query, relation, order_by=order,
+                                   per_text=per_text))
     except (ForensicsError, InputError) as error:
         return ("error", str(error))
 
@@ -125,6 +126,11 @@ def _same(con, tables, expression: str, relation: str = "ev") -> bool:
         return False
     expected = _evaluated(query, tables[relation])
     assert got == expected, expression
+    compiled = compile_query(expression)
+    if compiled is not None and compiled.per_text_lets is not None:
+        # the lists computed once per distinct text of their field, joined back
+        assert _compiled(con, expression, query, relation, per_text=True) == expected, \
+            expression
     return True
 
 
