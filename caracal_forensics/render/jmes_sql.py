@@ -357,6 +357,18 @@ def _json_text(j: str) -> Sql:
     return Sql(expr, fb)
 
 
+def _spread(element: str) -> str:
+    """A JSON value as the LIST a flatten makes of it: an array's elements, else itself."""
+    return (f"CASE WHEN starts_with(CAST({element} AS VARCHAR), '[') "
+            f"THEN json_extract({element}, '$[*]') ELSE [{element}] END")
+
+
+def _may_nest(raw: str) -> str:
+    """Whether a stored jsonb array may hold an array: a ``[`` after its own (else a
+    flatten of its elements is the elements themselves)."""
+    return f"contains(substr({raw}, 2), '[')"
+
+
 def _elements(text: str, j: str) -> str:
     """The elements of a JSON array as a LIST of JSON (NULL when it is no array), given
     its text (compact, or stored jsonb: an array begins with ``[``)."""
@@ -1134,11 +1146,9 @@ class _Compiler:
         var = self.fresh()
         element = base.elem(var)
         j = element.json()
-        spread = (f"CASE WHEN starts_with(CAST({j.expr} AS VARCHAR), '[') "
-                  f"THEN json_extract({j.expr}, '$[*]') ELSE [{j.expr}] END")
-        flat = f"flatten(list_transform({base.src}, lambda {var}: {spread}))"
+        flat = f"flatten(list_transform({base.src}, lambda {var}: {_spread(j.expr)}))"
         if raw is not None:  # no '[' after the array's own: no element is an array
-            flat = f"CASE WHEN contains(substr({raw}, 2), '[') THEN {flat} ELSE {base.src} END"
+            flat = f"CASE WHEN {_may_nest(raw)} THEN {flat} ELSE {base.src} END"
         src = self.let(flat)
         fb = _or(base.fb, _list_any(base.src, var, j.fb) if j.fb else None)
         return _ListV(src, _JsonV, fb)
@@ -1173,13 +1183,10 @@ class _Compiler:
         members = f"json_extract({raw}, {_lit('$[*]' + key[1:])})"
         if flat:
             var, member = self.fresh(), self.fresh()
-            spread = (f"CASE WHEN starts_with(CAST({var} AS VARCHAR), '[') "
-                      f"THEN json_extract({var}, '$[*]') ELSE [{var}] END")
             nested = (f"list_transform(flatten(list_transform(json_extract({raw}, '$[*]'), "
-                      f"lambda {var}: {spread})), lambda {member}: "
+                      f"lambda {var}: {_spread(var)})), lambda {member}: "
                       f"json_extract({member}, {_lit(key)}))")
-            members = (f"CASE WHEN contains(substr({raw}, 2), '[') THEN {nested} "
-                       f"ELSE {members} END")
+            members = f"CASE WHEN {_may_nest(raw)} THEN {nested} ELSE {members} END"
         var = self.fresh()
         kept = f"list_filter({members}, lambda {var}: NOT {_JsonV(var).is_null()})"
         return _ListV(self.let(f"CASE WHEN starts_with({raw}, '[') THEN {kept} END"), _JsonV,
