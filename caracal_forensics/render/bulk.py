@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from ..errors import ForensicsError
-from ..filters import ORDER_ASC, ORDER_COLUMNS, ORDER_DESC, Filters, newest_only
+from ..filters import ORDER_ASC, ORDER_COLUMNS, ORDER_DESC, ROW_COUNT, Filters, newest_only
 
 #: Events of the first slice sorted when printing every match: about 250 MB of lines of
 #: real events (~1 KB); the next slices hold about ``SLICE_BYTES`` of what it printed.
@@ -105,11 +105,12 @@ def ordered_batches(
     if guard is not None:
         where = f"({where}) AND ({guard[0]})"
         bound = {**bound, **guard[1]}
+    if filters.limit:  # before the select's own parameters join the filters'
+        where, bound = newest_only(con, relation, where, bound, filters.limit)
     bound = {**bound, **(params or {})}
     if filters.limit:
         wanted = "*" if columns is None else ", ".join(
             f'"{name}"' for name in dict.fromkeys([*columns, *ORDER_COLUMNS]))
-        where, bound = newest_only(con, relation, where, bound, filters.limit)
         source = (f"(SELECT {wanted} FROM {relation} WHERE {where} "
                   f"ORDER BY {ORDER_DESC} LIMIT {int(filters.limit)})")
         yield from _switching(con, lambda s: _sorted_sql(s, wraps[0](source), "TRUE", keep),
@@ -159,8 +160,8 @@ def _slices(con, relation: str, plain_where: str, plain_bound: dict[str, Any], w
     (one column read) and the quantiles asked for only when they take several slices."""
     want = bucket_rows
     if measure is not None:
-        rows = _fetch_one(con, f"SELECT count(occurred_at IS NULL) FROM {relation} "
-                               f"WHERE {plain_where}", plain_bound)[0]
+        rows = _fetch_one(con, f"SELECT {ROW_COUNT} FROM {relation} WHERE {plain_where}",
+                          plain_bound)[0]
         if rows > bucket_rows * _SLACK:
             printed = measure()
             if printed is not None:
