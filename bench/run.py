@@ -51,6 +51,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import generate  # noqa: E402
+from sql_baseline import NO_EVENT_TYPE  # noqa: E402
 
 PY = os.path.join(ROOT, ".venv", "bin", "python")
 CF = os.path.join(ROOT, ".venv", "bin", "caracal-forensics")
@@ -554,6 +555,12 @@ def recipe_tasks(bench: Bench, principal: str, n: int, shape: str, source: str, 
              f"audit tail --limit 0 --query '{PROJECTION_JQ}' ({shape})",
              ["audit", "tail", "--source", source, "--limit", "0", "--query", PROJECTION],
              events=n, compare=cmp("projection"))
+    # what a run costs before it prints: the start-up the recipes' ratios stand on
+    bench.cf(f"recipe_nothing_{shape}{suffix}", group,
+             f"audit tail --limit 0 --query (an event type no event has) ({shape})",
+             ["audit", "tail", "--source", source, "--limit", "0", "--query",
+              f"event_type == '{NO_EVENT_TYPE}'"], events=n,
+             compare=[] if suffix else [f"copy_nothing_{COPY_SHAPES[shape]}"])
     bench.cf(f"tail_json_all_{shape}{suffix}", group,
              f"audit tail --limit 0 --json ({shape})",
              ["audit", "tail", "--source", source, "--limit", "0", "--json"], events=n,
@@ -570,7 +577,8 @@ def broad_baselines(bench: Bench, meta: dict, n: int) -> None:
     measure(run, [JQ, "-c", PROJECTION_JQ, path])
     bench.add(run)
     paths = {"snapshot": meta["files"]["snapshot"], "cli_jsonl": path}
-    names = [r["name"] for r in recipes(meta["principal"])] + ["projection", "json"]
+    names = [r["name"] for r in recipes(meta["principal"])] + ["projection", "json",
+                                                              "nothing"]
     for name in names:
         for shape in COPY_SHAPES.values():
             run = Run(f"copy_{name}_{shape}", "broad",
@@ -956,9 +964,11 @@ def broad_targets(bench: Bench) -> list[tuple[str, str, str]]:
     for name in names:
         out.append(_ratio_target(bench, f"recipe_{name}_snapshot", f"jq_{name}", 10,
                                  f"{name} on the {N:,} snapshot >= 10x jq"))
-        out.append(_ratio_target(bench, f"recipe_{name}_snapshot", f"copy_{name}_snapshot",
-                                 1 / 1.5, f"{name} on the snapshot within 1.5x of the "
-                                 "hand-written DuckDB statement (ratio >= 0.67)"))
+        label, value, verdict = _ratio_target(
+            bench, f"recipe_{name}_snapshot", f"copy_{name}_snapshot", 1 / 1.5,
+            f"{name} on the snapshot within 1.5x of the hand-written DuckDB statement "
+            "(ratio >= 0.67)")
+        out.append((label, value + _beyond_start(bench, name), verdict))
     for name in names:
         out.append(_ratio_target(bench, f"recipe_{name}_cli_jsonl", f"jq_{name}", 4,
                                  f"{name} off JSON lines >= 4x jq"))
@@ -973,6 +983,22 @@ def broad_targets(bench: Bench) -> list[tuple[str, str, str]]:
                 f"{run.peak_mib:,.0f} MiB" if run else "not measured",
                 ("met" if run.peak_mib < 1024 else "NOT met") if run else "-"))
     return out
+
+
+def _beyond_start(bench: Bench, name: str) -> str:
+    """The ratio of what the toolkit and the hand statement spend on a recipe beyond
+    what each spends selecting nothing (``recipe_nothing``, ``copy_nothing``): whether a
+    miss is the start-up (imports, opening the snapshot) or the statement."""
+    runs = [_get(bench, task) for task in (f"recipe_{name}_snapshot", "recipe_nothing_snapshot",
+                                           f"copy_{name}_snapshot", "copy_nothing_snapshot")]
+    if any(run is None for run in runs):
+        return ""
+    ours, ours_start, hand, hand_start = (run.seconds for run in runs)  # type: ignore[union-attr]
+    if hand - hand_start < 0.01:  # the statement is lost in the noise of the start-up
+        return ""
+    return (f"; beyond selecting nothing (here {ours_start:.2f}s, by hand {hand_start:.2f}s): "
+            f"{max(ours - ours_start, 0.0):.2f}s against {hand - hand_start:.2f}s, "
+            f"{max(ours - ours_start, 0.0) / (hand - hand_start):.1f}x")
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:

@@ -14,8 +14,9 @@ DuckDB (``COPY (SELECT ...) TO '/dev/stdout' (FORMAT JSON)``; the summary goes t
 the hand-written statement for the same output as ``tail --query`` (issue 20):
 copy_denies_for_application, copy_denies_requiring_step_up, copy_deciding_policy_version,
 copy_jti_collisions (the seed recipes), copy_projection (``{policy_set_version_id,
-decision, determining_policies}`` of every event) and copy_json (every event, every
-column).
+decision, determining_policies}`` of every event), copy_json (every event, every
+column) and copy_nothing (a statement selecting no event: what a run costs before its
+output, the floor the recipes' ratios stand on).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ import sys
 import time
 
 import duckdb
+
+#: An event type no event has (copy_nothing; bench/run.py's recipe_nothing asks for it too).
+NO_EVENT_TYPE = "no such event type"
 
 JSON_COLUMNS = {
     "cli_jsonl": {
@@ -111,6 +115,8 @@ def copy_query(task: str, source: str, meta: str, diag: str, policies: str,
                   f"determining_policies FROM {source}")
     elif task == "json":
         select = f"SELECT * FROM {source}"
+    elif task == "nothing":  # the start-up, and a scan of one column that selects nothing
+        select = f"SELECT id FROM {source} WHERE event_type = '{NO_EVENT_TYPE}'"
     else:
         raise SystemExit(f"unknown task copy_{task}")
     return f"COPY ({select} ORDER BY occurred_at) TO '/dev/stdout' (FORMAT JSON)"
