@@ -92,7 +92,6 @@ def ordered_batches(
     ``CompiledQuery.relation(per_text=True)`` makes it; taken instead of ``wrap`` when
     the sample holds at most ``PER_TEXT_DISTINCT`` texts of the column (the determining
     policies of 1M events: 4; their lists then computed 4 times, not 1M)."""
-    wraps = [wrap or (lambda source: source)]  # the sample may choose per_text's
     current = [select]  # becomes fallback_select for good (_switching)
     where, bound = filters.where()
     # the slices come from the filters (and a guard's clauses on text columns): a first
@@ -108,37 +107,23 @@ def ordered_batches(
     if filters.limit:  # before the select's own parameters join the filters'
         where, bound = newest_only(con, relation, where, bound, filters.limit)
     bound = {**bound, **(params or {})}
+    sample = _Sample(con, relation, select, where, bound, wrap, line_bytes, per_text)
     if filters.limit:
         wanted = "*" if columns is None else ", ".join(
             f'"{name}"' for name in dict.fromkeys([*columns, *ORDER_COLUMNS]))
         source = (f"(SELECT {wanted} FROM {relation} WHERE {where} "
                   f"ORDER BY {ORDER_DESC} LIMIT {int(filters.limit)})")
-        yield from _switching(con, lambda s: _sorted_sql(s, wraps[0](source), "TRUE", keep),
+        yield from _switching(con, lambda s: _sorted_sql(s, sample.wrap(source), "TRUE", keep),
                               bound, refusable, current, fallback_select)
         return
-    measure = None
-    if line_bytes is not None:  # the line and the sort keys (as text) of the first events
-        sampled = f"(SELECT * FROM {relation} LIMIT {SAMPLE_ROWS})"
-        keys = " + ".join(f'coalesce(strlen(CAST("{name}" AS VARCHAR)), 0)'
-                          for name in ORDER_COLUMNS)
-        texts = (f"(SELECT count(DISTINCT {per_text[0]}) FROM {sampled})" if per_text
-                 else "NULL")
-
-        def few_texts(few: bool) -> None:
-            if few and per_text is not None:
-                wraps[0] = per_text[1]
-
-        measure = _measure(con, f"SELECT count(*), sum({line_bytes} + __key_bytes), "
-                                f"{texts} FROM (SELECT {select}, {keys} AS __key_bytes "
-                                f"FROM {wraps[0](sampled)} WHERE {where})", bound, few_texts)
     plan = _slices(con, relation, plain_where, plain_bound, where, bound, bucket_rows,
-                   slice_bytes, measure)
+                   slice_bytes, sample.bytes_per_event if sample.sql else None)
     step, first = next(plan), True
     while True:
         condition, sliced = step
         written = 0
         for batch in _switching(
-                con, lambda s, c=condition: _sorted_sql(s, wraps[0](relation), c, keep),
+                con, lambda s, c=condition: _sorted_sql(s, sample.wrap(relation), c, keep),
                 sliced, refusable and first, current, fallback_select):
             written += batch.nbytes
             yield batch
@@ -226,24 +211,45 @@ def _first_pass(con, relation: str, where: str,
     return rows, list(cuts or [None] * len(wanted))
 
 
-def _measure(con, sql: str, params: dict[str, Any],
-             few_texts: Callable[[bool], None]) -> Callable[[], float | None]:
-    """What ``sql`` (count, bytes, distinct texts) says a selected event takes, when
-    asked; None when the sample holds none, or DuckDB refuses it (the slices say so, as
-    they would have). ``few_texts`` is told whether the texts were few."""
+class _Sample:
+    """The first ``SAMPLE_ROWS`` events of the relation as ``ordered_batches`` selects them:
+    what one prints with its sort keys (``line_bytes``), asked only when the events are
+    more than a first slice holds, and ``wrap``, the relation the select reads: the
+    ``per_text`` one once the sample holds at most ``PER_TEXT_DISTINCT`` texts of its
+    column, else the plain one."""
 
-    def measured() -> float | None:
+    def __init__(self, con, relation: str, select: str, where: str, bound: dict[str, Any],
+                 wrap: Callable[[str], str] | None, line_bytes: str | None,
+                 per_text: tuple[str, Callable[[str], str]] | None) -> None:
+        self.con, self.bound, self.per_text = con, bound, per_text
+        self.wrap: Callable[[str], str] = wrap or (lambda source: source)
+        self.sql: str | None = None
+        if line_bytes is None:
+            return
+        sampled = f"(SELECT * FROM {relation} LIMIT {SAMPLE_ROWS})"
+        keys = " + ".join(f'coalesce(strlen(CAST("{name}" AS VARCHAR)), 0)'
+                          for name in ORDER_COLUMNS)
+        texts = (f"(SELECT count(DISTINCT {per_text[0]}) FROM {sampled})" if per_text
+                 else "NULL")
+        self.sql = (f"SELECT count(*), sum({line_bytes} + __key_bytes), {texts} FROM "
+                    f"(SELECT {select}, {keys} AS __key_bytes FROM {self.wrap(sampled)} "
+                    f"WHERE {where})")
+
+    def bytes_per_event(self) -> float | None:
+        """What a selected event takes (line, sort keys, an Arrow offset and flags); None
+        when the sample holds none, or DuckDB refuses it (the slices say so, as they
+        would have). Chooses ``wrap`` on the way."""
         import duckdb
 
+        if self.sql is None:
+            return None
         try:
-            events, printed, texts = con.sql(sql, params=params).fetchall()[0]
+            events, printed, texts = self.con.sql(self.sql, params=self.bound).fetchall()[0]
         except duckdb.Error:
             return None
-        few_texts(texts is not None and texts <= PER_TEXT_DISTINCT)
-        # an Arrow batch holds a line's offset and the flags beside its bytes
+        if self.per_text is not None and texts is not None and texts <= PER_TEXT_DISTINCT:
+            self.wrap = self.per_text[1]
         return (printed or 0) / events + 16 if events else None
-
-    return measured
 
 
 def _fetch_one(con, sql: str, params: dict[str, Any]) -> Sequence[Any]:
@@ -285,6 +291,13 @@ def _switching(con, sql_of: Callable[[str], str], params: dict[str, Any], refusa
             yield batch.slice(done) if done else batch
             done = 0
         return
+
+
+def _close(pieces: Any) -> None:
+    """End a generator of pieces (its statement and files) now; a list has nothing to end."""
+    close = getattr(pieces, "close", None)
+    if close is not None:
+        close()
 
 
 class Refused(ForensicsError):
@@ -530,9 +543,7 @@ def _write_native(con, filters: Filters, out: IO[str], relation: str,
                     if sliced:  # one slice held at a time (see _sorted_slices)
                         writer.finish()
             finally:
-                close = getattr(pieces, "close", None)
-                if close is not None:
-                    close()
+                _close(pieces)
         writer.finish()
         writer.sink.flush()
     finally:
@@ -572,9 +583,7 @@ def _ahead(pieces: Iterator[Any]) -> Iterator[Any]:
         except BaseException as error:  # handed over to the caller, raised there
             hand((None, error))
         finally:
-            close = getattr(pieces, "close", None)
-            if close is not None:
-                close()
+            _close(pieces)
 
     thread = threading.Thread(target=run, name="tail-json-sweep", daemon=True)
     thread.start()
