@@ -71,14 +71,18 @@ class Query:
 
         Only the nested fields the expression names are parsed, and the ``--json`` line
         is built only for events the expression selects (``true``)."""
-        from .records import json_lines, records, too_deep
+        from jmespath.exceptions import JMESPathError
+
+        from .records import json_lines, query_failed, records, too_deep
 
         values = []
         for index, record in enumerate(records(table, self.fields)):
             try:
-                values.append(self.search(record))
+                values.append(self._evaluate(record))
             except RecursionError:  # a value nested hundreds deep, compared or sorted
                 raise too_deep(table, index, "a value the expression reads") from None
+            except (JMESPathError, TypeError, ValueError) as error:  # as search's
+                raise query_failed(table, index, self.flag, error) from None
         selected = [i for i, value in enumerate(values) if value is True]
         event_lines = iter(json_lines(table.take(selected)) if selected else ())
         for index, value in enumerate(values):

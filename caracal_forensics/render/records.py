@@ -132,6 +132,15 @@ def invalid_json(table: pa.Table | pa.RecordBatch, row: int, column: str,
     return _event_error(table, row, f"{column} is not valid JSON ({problem})")
 
 
+def query_failed(table: pa.Table | pa.RecordBatch, row: int, flag: str,
+                 error: Exception) -> InputError:
+    """The error for an event of ``table`` (row ``row``) the query cannot be evaluated on
+    (a function given a value of the wrong type: ``sort_by`` over a member some element
+    lacks): names the event's file and line (or row), whether or not the expression
+    reads its id."""
+    return _event_error(table, row, f"{flag} failed: {' '.join(str(error).split())}")
+
+
 def _event_error(table: pa.Table | pa.RecordBatch, row: int, problem: str) -> InputError:
     """An InputError about one event of ``table``, naming its file and line (or row)."""
     names = table.schema.names
