@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
@@ -203,6 +203,39 @@ class Snapshot:
             limit=limit,
         )
         return pl.from_arrow(select(self._con, filters))  # type: ignore[return-value]
+
+    def write_lines(
+        self,
+        out: IO[str] | None = None,
+        *,
+        query: str | None = None,
+        decision: str | None = None,
+        event_type: str | list[str] | None = None,
+        zone: str | list[str] | None = None,
+        since: Any = None,
+        until: Any = None,
+        request_id: str | None = None,
+        limit: int = 100,
+    ) -> int:
+        """Write what ``audit tail --json`` prints for the newest ``limit`` matching events
+        (0 = all), oldest first, one line each, or with ``query`` (JMESPath over each
+        line's record) what ``audit tail --query`` prints, to ``out`` (a text file;
+        stdout when None). The filters are ``tail``'s. DuckDB builds the lines in bulk
+        (no Python object per event), so every event of millions goes to a file in
+        seconds. Returns how many events matched the filters (an event the query then
+        skips is counted; with every match wanted, the query's ``field == 'text'``
+        conditions are among the filters)."""
+        from .filters import Filters
+        from .render.bulk import write_tail_lines
+
+        filters = Filters.build(decision=decision, event_type=event_type, zone=zone,
+                                since=since, until=until, request_id=request_id, limit=limit)
+        compiled = None
+        if query is not None:
+            from .render.query import Query
+
+            compiled = Query(query, flag="query")
+        return write_tail_lines(self._con, filters, compiled, out)
 
     def explain(self, request_id: str, zone: str | None = None, key: bytes | str | None = None):
         """Every event of ``request_id`` oldest first and its final decision (an

@@ -177,8 +177,10 @@ def tail(
     else:
         snap = open_snapshot(source, on_bad_line, exclude=exclude)
     extra = (f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",)
-    if json_output or compiled:
-        if not _print_lines(snap.duckdb, filters, compiled, emit):
+    if json_output or compiled:  # in bulk, DuckDB writing the lines when it can
+        from ..render.bulk import write_tail_lines
+
+        if not write_tail_lines(snap.duckdb, filters, compiled):
             _warn_nothing_matched(snap.duckdb, filters, quiet=True)
         return
     table = select(snap.duckdb, filters, columns=EVENT_COLUMNS, extra=extra)
@@ -204,51 +206,6 @@ def _warn_nothing_matched(con, filters, quiet: bool = False) -> None:
         warn(hint)
     elif not quiet:
         warn("no matching events")
-
-
-def _print_lines(con, filters, compiled, emit) -> int:
-    """Print the --json lines or --query results of the selected events, oldest first,
-    streaming (``render.bulk``); returns how many rows came out of DuckDB (0: nothing
-    matched). DuckDB writes the lines when it can (every --json line, and a --query it
-    compiles); otherwise the events go to ``emit`` batch by batch for Python to render."""
-    from ..render.bulk import ordered_batches
-    from ..render.records import (
-        EVENT_COLUMNS,
-        OCCURRED_AT_SQL,
-        OCCURRED_AT_TEXT,
-    )
-
-    # With every match wanted, the expression's `field == 'text'` conditions also run in
-    # SQL (a --limit picks the newest N events before the expression sees them).
-    guard = compiled.guard() if compiled is not None and not filters.limit else None
-    # the event's columns, and where it came from, for an error naming it (too_deep)
-    needed = (*EVENT_COLUMNS, "source_file", "source_line")
-    if compiled is None:  # the C kernel writes the lines, or DuckDB builds them
-        from ..render.bulk import write_json_lines
-
-        return write_json_lines(con, filters)
-    from ..render.bulk import Refused, query_select, write_query_lines
-
-    sql = compiled.to_sql()
-    if sql is not None:
-        try:
-            return write_query_lines(ordered_batches(
-                con, filters, query_select(sql, events=False), guard=guard,
-                columns=(*needed, *sql.columns), wrap=sql.relation, refusable=True,
-                fallback_select=None if sql.always_exact else query_select(sql),
-                line_bytes="strlen(line)",
-                per_text=sql.per_text_lets and (
-                    sql.per_text_lets[0],
-                    lambda relation: sql.relation(relation, per_text=True))), compiled)
-        except Refused:  # before anything was written: the evaluator answers the same
-            pass
-    columns = ", ".join(f'"{name}"' for name in needed)
-    rows = 0
-    for batch in ordered_batches(con, filters, f"{columns}, {OCCURRED_AT_SQL} AS "
-                                 f"{OCCURRED_AT_TEXT}", guard=guard, columns=needed):
-        rows += batch.num_rows
-        emit(batch)
-    return rows
 
 
 def _write(lines) -> None:

@@ -393,6 +393,54 @@ def write_query_lines(batches: Iterable[Any], query, out: IO[str] | None = None)
     return rows
 
 
+def write_tail_lines(con, filters: Filters, query=None, out: IO[str] | None = None,
+                     relation: str = "unique_events") -> int:
+    """Write what ``audit tail --json`` prints (``query`` None) or ``audit tail --query``
+    (``query``: a ``render.query.Query``) for the events ``filters`` select, oldest first,
+    to ``out`` (stdout). Returns how many events came out of DuckDB: 0 when nothing
+    matched (an event the query skips is counted).
+
+    DuckDB writes the lines when it can: every ``--json`` line (``write_json_lines``), and
+    a query it compiles (``jmes_sql``; the events it cannot answer exactly go to the
+    evaluator in place). A query it does not compile, or one DuckDB refuses before
+    anything is written, is evaluated in Python a batch of events at a time; with every
+    match wanted, its ``field == 'text'`` conditions still run in SQL first (``guard``: a
+    limit picks the newest N events before the query sees them)."""
+    import sys
+
+    from .jsonl import write_lines
+    from .records import EVENT_COLUMNS, OCCURRED_AT_SQL, OCCURRED_AT_TEXT, byte_slices
+
+    out = out or sys.stdout
+    if query is None:  # the C kernel writes the lines, or DuckDB builds them
+        return write_json_lines(con, filters, out, relation)
+    guard = query.guard() if not filters.limit else None
+    # the event's columns, and where it came from, for an error naming it (too_deep)
+    needed = (*EVENT_COLUMNS, "source_file", "source_line")
+    sql = query.to_sql()
+    if sql is not None:
+        try:
+            return write_query_lines(ordered_batches(
+                con, filters, query_select(sql, events=False), guard=guard,
+                columns=(*needed, *sql.columns), relation=relation, wrap=sql.relation,
+                refusable=True, fallback_select=None if sql.always_exact else query_select(sql),
+                line_bytes="strlen(line)",
+                per_text=sql.per_text_lets and (
+                    sql.per_text_lets[0],
+                    lambda source: sql.relation(source, per_text=True))), query, out)
+        except Refused:  # before anything was written: the evaluator answers the same
+            pass
+    columns = ", ".join(f'"{name}"' for name in needed)
+    rows = 0
+    for batch in ordered_batches(con, filters, f"{columns}, {OCCURRED_AT_SQL} AS "
+                                 f"{OCCURRED_AT_TEXT}", guard=guard, columns=needed,
+                                 relation=relation):
+        rows += batch.num_rows
+        for part in byte_slices(batch):  # long events a few at a time
+            write_lines(list(query.lines(part)), out)
+    return rows
+
+
 # --- tail --json: every line written by the C kernel -----------------------------------
 
 #: Arrow bytes of event columns one slice holds when the kernel writes the lines (one
