@@ -1,13 +1,14 @@
 """Where the toolkit writes: never into its evidence, and each file whole or not at all.
 
 Every writer (``ingest``'s and ``snapshot``'s directory, ``report``'s HTML, ``verify``'s
-JSON report) first asks :func:`refuse_overwriting_inputs`: an output equal to or inside
-an input (a snapshot is a directory: its manifest and parts are inside it), equal to the
-key file or the anchor, or a directory output holding an input, is refused before anything
-is read or written. Paths are compared resolved, links followed, and by inode where both
-exist (a hard link, a bind mount). A single file is written by :func:`write_atomically`:
-a temporary file beside it, flushed to disk, then renamed over it, so that a full disk or
-a kill leaves the previous file (perhaps someone's anchor) byte for byte as it was.
+JSON report, ``Snapshot.write_lines`` given a path) first asks
+:func:`refuse_overwriting_inputs`: an output equal to or inside an input (a snapshot is a
+directory: its manifest and parts are inside it), equal to the key file or the anchor, or
+a directory output holding an input, is refused before anything is read or written.
+Paths are compared resolved, links followed, and by inode where both exist (a hard link,
+a bind mount). A single file is written by :func:`atomic_file`: a temporary file beside
+it, flushed to disk, then renamed over it, so that a full disk or a kill leaves the
+previous file (perhaps someone's anchor) byte for byte as it was.
 
 Errors speak of parameters (``out``, ``key_file``, ``anchor``); the CLI passes its flag
 names in ``names``.
@@ -17,8 +18,9 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable, Mapping
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import IO, Any, BinaryIO, NamedTuple
 
 from .errors import UsageError
 from .keys import KEY_FILE_ENV
@@ -131,25 +133,33 @@ def check_output_file(path: PathLike, *, name: str = "out") -> None:
 
 
 def write_atomically(path: PathLike, data: str | bytes) -> None:
-    """Write ``data`` (text as UTF-8) to ``path`` whole or not at all.
+    """Write ``data`` (text as UTF-8) to ``path`` whole or not at all (``atomic_file``)."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    with atomic_file(path) as stream:
+        stream.write(payload)
+
+
+@contextmanager
+def atomic_file(path: PathLike) -> Iterator[BinaryIO]:
+    """A binary file that becomes ``path`` whole when the block ends, and leaves ``path``
+    as it was when it raises.
 
     A temporary file in the same directory is written, flushed to disk and renamed over
-    ``path``; on any failure it is removed and ``path`` is left as it was. Mode: the
-    replaced file's, else a new file's under the umask (mkstemp's file starts private).
-    An OSError (a full disk, a read-only directory) becomes a UsageError naming ``path``.
+    ``path``; on any failure it is removed. Mode: the replaced file's, else a new file's
+    under the umask (mkstemp's file starts private). An OSError (a full disk, a read-only
+    directory) becomes a UsageError naming ``path``.
     """
     import tempfile
 
     check_output_file(path)
     target = os.path.realpath(path)
     directory = os.path.dirname(target)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     base = os.path.basename(target)[:100]  # prefix and suffix stay within NAME_MAX
     tmp = None
     try:
         handle, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory)
         with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
+            yield stream
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(tmp, _mode_for(target))
@@ -165,6 +175,43 @@ def write_atomically(path: PathLike, data: str | bytes) -> None:
                 os.unlink(tmp)
             except OSError:  # the error being raised is the one to report
                 pass
+
+
+@contextmanager
+def text_output(out: PathLike | IO[Any] | None,
+                inputs: Iterable[PathLike] = ()) -> Iterator[IO[str]]:
+    """``out`` as a text stream to write lines to: stdout for None, a text stream as it
+    is, a binary one (a file opened ``"wb"``) as UTF-8 text, a path written whole or not
+    at all (``atomic_file``) and refused when it is one of ``inputs`` or inside one."""
+    import io
+    import sys
+
+    if out is None:
+        yield sys.stdout
+        return
+    if isinstance(out, (str, os.PathLike)):
+        refuse_overwriting_inputs(out, inputs)
+        with atomic_file(out) as binary, _as_text(binary) as text:
+            yield text
+        return
+    if isinstance(out, (io.RawIOBase, io.BufferedIOBase)):
+        with _as_text(out) as text:
+            yield text
+        return
+    yield out
+
+
+@contextmanager
+def _as_text(binary: IO[bytes]) -> Iterator[IO[str]]:
+    """UTF-8 text over ``binary``, flushed and let go of at the end (closing ``binary``
+    stays its owner's)."""
+    import io
+
+    text = io.TextIOWrapper(binary, encoding="utf-8", newline="", write_through=True)
+    try:
+        yield text
+    finally:
+        text.detach()  # flushes
 
 
 def _mode_for(target: str) -> int:

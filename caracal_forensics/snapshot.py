@@ -12,6 +12,7 @@ ingest, each in a module of its own.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any
@@ -206,7 +207,7 @@ class Snapshot:
 
     def write_lines(
         self,
-        out: IO[str] | None = None,
+        out: str | os.PathLike[str] | IO[Any] | None = None,
         *,
         query: str | None = None,
         decision: str | None = None,
@@ -219,13 +220,15 @@ class Snapshot:
     ) -> int:
         """Write what ``audit tail --json`` prints for the newest ``limit`` matching events
         (0 = all), oldest first, one line each, or with ``query`` (JMESPath over each
-        line's record) what ``audit tail --query`` prints, to ``out`` (a text file;
-        stdout when None). The filters are ``tail``'s. DuckDB builds the lines in bulk
-        (no Python object per event), so every event of millions goes to a file in
-        seconds. Returns how many events matched the filters (an event the query then
-        skips is counted; with every match wanted, the query's ``field == 'text'``
-        conditions are among the filters)."""
+        line's record) what ``audit tail --query`` prints, to ``out``: a file opened for
+        writing (text or binary), or a path (written whole or not at all, never one of
+        the inputs), stdout when None. The filters are ``tail``'s. DuckDB builds the
+        lines in bulk (no Python object per event), so every event of millions goes to
+        a file in seconds. Returns how many events matched the filters (an event the
+        query then skips is counted; with every match wanted, the query's
+        ``field == 'text'`` conditions are among the filters)."""
         from .filters import Filters
+        from .outputs import text_output
         from .render.bulk import write_tail_lines
 
         filters = Filters.build(decision=decision, event_type=event_type, zone=zone,
@@ -235,7 +238,8 @@ class Snapshot:
             from .render.query import Query
 
             compiled = Query(query, flag="query")
-        return write_tail_lines(self._con, filters, compiled, out)
+        with text_output(out, [source.path for source in self.inputs]) as text:
+            return write_tail_lines(self._con, filters, compiled, text)
 
     def explain(self, request_id: str, zone: str | None = None, key: bytes | str | None = None):
         """Every event of ``request_id`` oldest first and its final decision (an

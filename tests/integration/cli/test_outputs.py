@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.cli import cli, one_error_line
+from support.disks import fill, small_tmpfs
 from support.paths import VECTOR_EXPORT as EXPORT
 
 from caracal_forensics.cli.app import run
@@ -193,29 +193,9 @@ def test_library_names_parameters_and_compares_inodes(tmp_path: Path) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs (we are root in the test machine), unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
-    try:
+    """A 1 MiB tmpfs, unmounted afterwards."""
+    with small_tmpfs(tmp_path / "disk") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-def fill(disk: Path, leave: int = 0) -> None:
-    """Fill ``disk`` up, leaving about ``leave`` bytes (page-rounded) free."""
-    with open(disk / "filler", "wb") as handle:
-        try:
-            while True:
-                stat = os.statvfs(disk)
-                free = stat.f_bavail * stat.f_frsize - leave
-                if free <= 0:
-                    break
-                handle.write(b"\0" * min(free, 1 << 16))
-                handle.flush()
-        except OSError:
-            pass
 
 
 @pytest.mark.parametrize("command", ["verify", "report"])
