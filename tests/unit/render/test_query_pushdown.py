@@ -7,6 +7,7 @@ an expression that fails must fail alike."""
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -97,8 +98,12 @@ def outcome(read, snap: cf.Snapshot, expression: str) -> list[str] | str:
     however little the reading parses."""
     try:
         return read(snap, expression)
-    except ForensicsError as error:
-        return f"error: {error}"
+    except ForensicsError as error:  # the event named (by id in search's message, by
+        # file, line and id in lines'), and what the evaluator said
+        text = str(error)
+        found = (re.search(r"event ('[^']*'): --query failed: (.*)$", text)
+                 or re.search(r"--query failed on event ('[^']*'): (.*)$", text))
+        return f"error on event {found[1]}: {found[2]}" if found else f"error: {text}"
 
 
 def test_the_guard_and_the_fields_are_what_the_expression_names() -> None:
