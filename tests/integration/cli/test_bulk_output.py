@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from support.paths import ROOT, VECTOR_EXPORT
+from support.peak import run_cli_measured
 
 EVENTS = 40_000
 
@@ -32,10 +33,13 @@ def many_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "CARACAL_FORENSICS_DEBUG"}
+
+
 def _child(args: list[str], stdout) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "CARACAL_FORENSICS_DEBUG"}
     return subprocess.Popen([sys.executable, "-m", "caracal_forensics", *args], stdout=stdout,
-                            stderr=subprocess.PIPE, cwd=ROOT, env=env)
+                            stderr=subprocess.PIPE, cwd=ROOT, env=_env())
 
 
 @pytest.mark.parametrize("output", [["--json"], ["--query", "{d: decision, m: metadata}"],
@@ -73,17 +77,15 @@ def test_events_as_long_as_a_line_may_be_stay_within_memory(tmp_path: Path) -> N
             record = dict(first, id=f"long-{index}",
                           metadata_json={"pad": pad, "n": "DECIMAL", "i": index})
             out.write(json.dumps(record).replace('"DECIMAL"', "1.50") + "\n")
-    target = tmp_path / "out.jsonl"
-    with target.open("wb") as stdout:
-        child = _child(["audit", "tail", "-n", "0", "--json", "-s", str(path)], stdout)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        stderr = child.stderr.read().decode() if child.stderr else ""
-    assert child.returncode == 0, stderr
+    target, errors = tmp_path / "out.jsonl", tmp_path / "stderr"
+    with target.open("wb") as stdout, errors.open("wb") as stderr:
+        code, peak = run_cli_measured(["audit", "tail", "-n", "0", "--json", "-s", path],
+                                      stdout=stdout, stderr=stderr, env=_env())
+    assert code == 0, errors.read_text()
     lines = target.read_bytes().split(b"\n")
     assert lines[-1] == b"" and len(lines) == 13
     assert all(b'"n": 1.50' in line and len(line) > 12 << 20 for line in lines[:-1])
-    assert usage.ru_maxrss * 1024 < 1 << 30
+    assert peak < 1 << 30  # its own peak, not the pytest process's (support/peak.py)
 
 
 def test_a_compiled_expression_duckdb_refuses_is_left_to_the_evaluator() -> None:

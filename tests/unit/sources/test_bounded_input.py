@@ -13,12 +13,11 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from support.paths import FIXTURE_EXPORT, FIXTURE_KEY_FILE
+from support.peak import run_cli_measured
 from support.tail import EXPORT, KEY_FILE
 
 from caracal_forensics.errors import InputError
@@ -53,33 +52,19 @@ def long_line_gz(path: Path, mib: int, before: int = 20, after: int = 0) -> Path
 
 def run_child(*args: str | os.PathLike[str], env: dict[str, str] | None = None
               ) -> tuple[int, str, str, int]:
-    """(exit code, stdout, stderr, peak RSS in bytes) of the CLI in a child process."""
-    import resource
+    """(exit code, stdout, stderr, peak RSS in bytes) of the CLI in a child process, its
+    address space bounded (``ADDRESS_SPACE``); the peak its own (support/peak.py)."""
     import tempfile
-    import threading
-
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
     full = {k: v for k, v in os.environ.items()
             if k not in (ENV, "AUDIT_HMAC_KEY", "AUDIT_HMAC_KEY_FILE")}
     full.update(env or {})
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        child = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "caracal_forensics", *map(str, args)],
-            stdout=out, stderr=err, env=full, preexec_fn=limit,  # noqa: PLW1509
-        )
-        watchdog = threading.Timer(120, child.kill)
-        watchdog.start()
-        try:
-            _, status, usage = os.wait4(child.pid, 0)  # its own peak, not any other child's
-        finally:
-            watchdog.cancel()
-        child.returncode = os.waitstatus_to_exitcode(status)
+        code, peak = run_cli_measured(list(args), stdout=out, stderr=err, env=full,
+                                      address_space=ADDRESS_SPACE)
         out.seek(0)
         err.seek(0)
-        return (child.returncode, out.read().decode(), err.read().decode(),
-                usage.ru_maxrss * 1024)
+        return code, out.read().decode(), err.read().decode(), peak
 
 
 def assert_one_line(code: int, err: str, path: Path, *says: str) -> None:
