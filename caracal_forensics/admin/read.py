@@ -16,8 +16,6 @@ the file and the line (or item), handed to ``BadLines`` like every reader's.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 from collections.abc import Iterator
@@ -27,7 +25,7 @@ import pyarrow as pa
 from ..errors import InputError
 from ..jsonb import dumps, loads
 from ..sources._batch import BadLines, rows_to_batches
-from ..sources._io import allow_csv_cells, numbered_lines, open_binary, read_document
+from ..sources._io import csv_records, numbered_lines, read_document
 from ..sources._lines import RowError, _json_type, int64_of
 from ..sources.api_json import first_line_object
 from .model import ADMIN_SCHEMA, TABLE_COLUMNS, TEXT_FIELDS, AdminShape
@@ -317,46 +315,14 @@ def _json_line_rows(path: str, bad: BadLines, shape: str, parse) -> Iterator[dic
 
 def _csv_rows(path: str, bad: BadLines, shape: str, parse) -> Iterator[dict]:
     """Records of a CSV file with their first line's number (a record may span lines)."""
-    allow_csv_cells(bad.max_line)
-    with open_binary(path) as binary:
-        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
-        records = csv.reader(text, strict=True)
+    for number, header, record in csv_records(path, bad, unique_header=True):
         try:
-            header = [name.strip().lstrip("\ufeff") for name in next(records)]
-        except StopIteration:
-            return
-        except (csv.Error, UnicodeDecodeError) as error:
-            raise InputError(path, f"malformed CSV: {error}", "line 1") from None
-        twice = sorted({name for name in header if header.count(name) > 1})
-        if twice:
-            raise InputError(path, f"CSV header names {', '.join(twice)} more than once",
-                             "line 1")
-        while True:
-            number = records.line_num + 1
-            try:
-                record = next(records)
-            except StopIteration:
-                return
-            except (csv.Error, UnicodeDecodeError) as error:
-                raise InputError(path, f"malformed CSV: {error}", f"line {number}") from None
-            if len(record) > 0 and sum(map(len, record)) > bad.max_line:
-                from ..sources._io import too_long
-
-                bad.handle(too_long(path, bad.max_line, f"line {number}", "a CSV record"))
-                continue
-            if not record:
-                continue
-            if len(record) != len(header):
-                bad.handle(InputError(path, f"expected {len(header)} cells, got "
-                                      f"{len(record)}", f"line {number}"))
-                continue
-            try:
-                row = parse(header, record)
-            except (RowError, ValueError) as error:
-                bad.handle(InputError(path, str(error), f"line {number}"))
-                continue
-            row.update(source_file=path, source_line=number, source_shape=shape)
-            yield row
+            row = parse(header, record)
+        except (RowError, ValueError) as error:
+            bad.handle(InputError(path, str(error), f"line {number}"))
+            continue
+        row.update(source_file=path, source_line=number, source_shape=shape)
+        yield row
 
 
 __all__ = ["read_dump_csv", "read_dump_jsonl", "read_api_json", "read_api_csv",

@@ -492,6 +492,53 @@ def allow_csv_cells(limit: int) -> None:
         csv.field_size_limit(limit)
 
 
+def csv_records(path: str, bad: BadLines, *, unique_header: bool = False
+                ) -> Iterator[tuple[int, list[str], list[str]]]:
+    """(the line a record starts on, the header's names, the record's cells) of each
+    record of a CSV file with a header line, as the Admin API and COPY ... CSV write it.
+
+    A record may span lines (a quoted newline), so its line is counted by the csv
+    module, not by the records before it: an error names the line an editor shows. A
+    malformed file stops (InputError naming the line); an empty line is no record; a
+    record longer than ``bad.max_line``, or with more or fewer cells than the header, is
+    a bad line (``bad.handle``). ``unique_header``: a name the header holds twice is
+    refused."""
+    import csv
+
+    allow_csv_cells(bad.max_line)
+    with open_binary(path) as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        records = csv.reader(text, strict=True)
+        try:
+            header = [name.strip().lstrip("\ufeff") for name in next(records)]
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as error:
+            raise InputError(path, f"malformed CSV: {error}", "line 1") from None
+        twice = sorted({name for name in header if header.count(name) > 1})
+        if unique_header and twice:
+            raise InputError(path, f"CSV header names {', '.join(twice)} more than once",
+                             "line 1")
+        while True:
+            number = records.line_num + 1
+            try:
+                record = next(records)
+            except StopIteration:
+                return
+            except (csv.Error, UnicodeDecodeError) as error:
+                raise InputError(path, f"malformed CSV: {error}", f"line {number}") from None
+            if len(record) > 0 and sum(map(len, record)) > bad.max_line:
+                bad.handle(too_long(path, bad.max_line, f"line {number}", "a CSV record"))
+                continue
+            if not record:
+                continue
+            if len(record) != len(header):
+                bad.handle(InputError(path, f"expected {len(header)} cells, got "
+                                      f"{len(record)}", f"line {number}"))
+                continue
+            yield number, header, record
+
+
 def numbered_lines(path: str, bad: BadLines) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, raw line) of a possibly compressed file, split on b"\\n". A
     line longer than ``bad.max_line`` is never held whole: it is refused, or skipped (read

@@ -17,13 +17,12 @@ numeric keys ``NUMERIC_KEYS``, kept as the number written. A ``[object Object]``
 held an object the export threw away: it is never invented, the key is left out of
 ``metadata_json`` and named ``metadata_json.<key>`` in ``absent_fields``. The export
 never carries diagnostics, hashes, HMAC, chain_seq or signature (all absent).
-``source_line`` is 1 + the record number (the header is line 1).
+``source_line`` is the line a record starts on (the header is line 1; a record may span
+lines, a quoted newline in a cell).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -35,7 +34,7 @@ from ..errors import InputError
 from ..jsonb import dumps, loads
 from ..model import Shape
 from ._batch import BadLines, rows_to_batches
-from ._io import allow_csv_cells, open_binary, too_long
+from ._io import csv_records
 from .api_json import EXPORT_FIELDS
 
 SHAPE = Shape.API_CSV
@@ -130,39 +129,14 @@ def read(path: str, bad: BadLines, zone: str | None = None) -> Iterator[pa.Recor
 
 
 def _rows(path: str, bad: BadLines, zone: str) -> Iterator[dict]:
-    allow_csv_cells(bad.max_line)
-    with open_binary(path) as binary:
-        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
-        records = csv.reader(text, strict=True)
+    for number, header, record in csv_records(path, bad):
         try:
-            header = [name.strip().lstrip("\ufeff") for name in next(records)]
-        except StopIteration:
-            return
-        number = 1
-        while True:
-            try:
-                record = next(records)
-            except StopIteration:
-                return
-            except (csv.Error, UnicodeDecodeError) as error:
-                raise InputError(path, f"malformed CSV: {error}", f"line {number + 1}") from None
-            number += 1
-            if len(record) > 0 and sum(map(len, record)) > bad.max_line:
-                bad.handle(too_long(path, bad.max_line, f"line {number}", "a CSV record"))
-                continue
-            if not record:
-                continue
-            if len(record) != len(header):
-                bad.handle(InputError(path, f"expected {len(header)} cells, got {len(record)}",
-                                      f"line {number}"))
-                continue
-            try:
-                row = parse_record(header, record, zone)
-            except ValueError as error:
-                bad.handle(InputError(path, str(error), f"line {number}"))
-                continue
-            row.update(source_file=path, source_line=number, source_shape=SHAPE)
-            yield row
+            row = parse_record(header, record, zone)
+        except ValueError as error:
+            bad.handle(InputError(path, str(error), f"line {number}"))
+            continue
+        row.update(source_file=path, source_line=number, source_shape=SHAPE)
+        yield row
 
 
 def parse_record(header: list[str], record: list[str], zone: str) -> dict:

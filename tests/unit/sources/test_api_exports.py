@@ -186,7 +186,7 @@ def test_hostile_cells_are_undone_and_lost_objects_named(tmp_path: Path) -> None
     assert json.loads(three["metadata_json"]) == {"application_id": "'plain", "reason": "\t",
                                                   "latency_ms": 3}
     assert {"event_type", "request_id", "ingested_at"} <= set(three["absent_fields"].split(","))
-    assert three["source_line"] == 4
+    assert (one["source_line"], two["source_line"], three["source_line"]) == (2, 4, 5)
 
 
 def test_a_short_record_names_its_line(tmp_path: Path) -> None:
@@ -196,6 +196,18 @@ def test_a_short_record_names_its_line(tmp_path: Path) -> None:
         _csv_rows(path)
     bad = BadLines(skip=True)
     assert list(api_csv.read(str(path), bad)) == [] and bad.count == 1
+
+
+def test_a_record_after_one_spanning_lines_names_the_line_it_starts_on(tmp_path: Path):
+    """A quoted newline makes a record two lines long: the next record's error names its
+    own first line (an editor's line), not 1 + the records before it, as the admin
+    chain's CSVs do."""
+    path = tmp_path / "audit-z.csv"
+    path.write_bytes(b"id,occurred_at,decision,reason\r\n"
+                     b'ev-1,2026-05-11T08:00:03.212Z,deny,"two\r\nlines"\r\n'
+                     b"ev-2,2026-05-11T08:00:04.212Z\r\n")
+    with pytest.raises(InputError, match="line 4: expected 4 cells, got 2"):
+        _csv_rows(path)
 
 
 def _export_cell(value: str) -> str:
