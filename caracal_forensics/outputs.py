@@ -198,6 +198,8 @@ def text_output(out: PathLike | IO[Any] | None,
         with _as_text(out) as text:
             yield text
         return
+    if not callable(getattr(out, "write", None)):
+        raise UsageError(f"out must be a path or a file opened for writing, not {out!r}")
     yield out
 
 

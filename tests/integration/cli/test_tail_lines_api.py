@@ -70,6 +70,8 @@ def test_write_lines_speaks_of_parameters(snap: cf.Snapshot) -> None:
         snap.write_lines(io.StringIO(), query="[[")
     with pytest.raises(UsageError, match="limit"):
         snap.write_lines(io.StringIO(), limit=-1)
+    with pytest.raises(UsageError, match="^out must be a path or a file opened for writing"):
+        snap.write_lines(3, limit=0)
 
 
 def test_the_library_names_the_event_and_the_parameter(snap: cf.Snapshot) -> None:
