@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import duckdb
 import pyarrow as pa
@@ -89,21 +90,32 @@ def load_table(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema,
 
     reader = pa.RecordBatchReader.from_batches(schema, batches())
     con.register("_incoming", reader)
-    configured = memory_limit()
-    lowered = bool(inputs) and size_bytes(LOAD_MEMORY_LIMIT) < size_bytes(configured)
-    if lowered:
-        con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
     try:
-        con.execute(f"CREATE TABLE {table} AS SELECT * FROM _incoming")
+        with loading_memory(con, lowered=bool(inputs)):
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM _incoming")
     except duckdb.Error:
         if not failure:
             raise
     finally:
         con.unregister("_incoming")
-        if lowered:
-            con.execute(f"SET memory_limit = '{configured}'")
     if failure:
         raise failure[0]
+
+
+@contextmanager
+def loading_memory(con: duckdb.DuckDBPyConnection, lowered: bool = True) -> Iterator[None]:
+    """DuckDB's memory limit lowered to ``LOAD_MEMORY_LIMIT`` for the block (unless the
+    configured one is lower, or not ``lowered``): readers' Arrow buffers come on top of
+    what it holds while their rows are loaded or spooled."""
+    configured = memory_limit()
+    lowered = lowered and size_bytes(LOAD_MEMORY_LIMIT) < size_bytes(configured)
+    if lowered:
+        con.execute(f"SET memory_limit = '{LOAD_MEMORY_LIMIT}'")
+    try:
+        yield
+    finally:
+        if lowered:
+            con.execute(f"SET memory_limit = '{configured}'")
 
 
 def create_views(

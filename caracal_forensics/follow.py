@@ -23,6 +23,13 @@ errors always name the real file and line, never the chunk file read behind the
 scenes. New rows go through the same filters as ``tail``, in DuckDB; the first poll
 hands over the newest ``limit`` matching events, later polls every new match, each batch
 oldest first.
+
+Memory stays that of a slice however much a poll reads (the first poll of a large
+export): what a file gives is held in memory up to ``_Spooled.SPILL_BYTES`` and beyond
+that in a compressed Arrow file (a file is read whole before any of its rows is handed
+over), a poll's rows are spooled to a Parquet file that DuckDB reads (not a table in
+memory), and ``--json`` / ``--query`` lines are written by tail's bulk writer
+(``run(write=...)``).
 """
 
 from __future__ import annotations
@@ -33,9 +40,10 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -48,6 +56,9 @@ from .sources import BadLines, InputFile, is_excluded, read_events
 from .sources._io import compression_of, expand_paths
 from .sources.detect import detect_shape
 from .sources.registry import shape_named
+
+if TYPE_CHECKING:
+    import duckdb
 
 DEFAULT_INTERVAL = 1.0
 _BLOCK = 8 << 20
@@ -120,6 +131,7 @@ class Follower:
         # removed on close, or when the follower goes (also one whose paths were refused)
         self._remove_tmp = weakref.finalize(self, tempdirs.remove, self._tmp)
         self._polls = 0
+        self._spools = 0  # files read so far, each spooled once (_Spooled)
         self._check_paths()
 
     # -- lifecycle --------------------------------------------------------------------
@@ -143,8 +155,15 @@ class Follower:
         *,
         stop: threading.Event | None = None,
         max_seconds: float | None = None,
+        write: Callable[[duckdb.DuckDBPyConnection, str, Filters], object] | None = None,
     ) -> None:
         """Poll every ``interval`` seconds and ``emit`` each non-empty batch of new matches.
+
+        ``write``, when given, hands each poll's matches over instead of ``emit``: it is
+        called with the connection, the table holding the rows new since the last poll
+        and the filters of this poll (the first: the newest ``limit``; later: every new
+        match), and writes them itself (``render.bulk.write_tail_lines``: in slices, so
+        a first poll of millions of events is never one table in memory).
 
         Returns when ``stop`` is set or after ``max_seconds``; Ctrl-C raises
         KeyboardInterrupt out of the sleep (the CLI turns it into a clean exit).
@@ -152,9 +171,7 @@ class Follower:
         stop = stop or threading.Event()
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         while True:
-            table = self.poll()
-            if table.num_rows:
-                emit(table)
+            self._hand_over(emit, write)
             if stop.is_set():
                 return
             wait = self.interval
@@ -165,18 +182,44 @@ class Follower:
                 wait = min(wait, left)
             if stop.wait(wait):
                 # Stopped while sleeping: one last look, then leave.
-                table = self.poll()
-                if table.num_rows:
-                    emit(table)
+                self._hand_over(emit, write)
                 return
+
+    def _hand_over(self, emit, write) -> None:
+        if write is None:
+            table = self.poll()
+            if table.num_rows:
+                emit(table)
+            return
+        with self._new_rows() as first:
+            write(self._con, _NEW_TABLE,
+                  self.filters if first else dataclasses.replace(self.filters, limit=0))
 
     # -- one poll ---------------------------------------------------------------------
 
     def poll(self) -> pa.Table:
         """The matching events that appeared since the last poll (first poll: all, limited)."""
+        with self._new_rows() as first:
+            return select(
+                self._con,
+                self.filters,
+                relation=_NEW_TABLE,
+                extra=(f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",),
+                limit=self.filters.limit if first else 0,
+            )
+
+    @contextmanager
+    def _new_rows(self) -> Iterator[bool]:
+        """The rows that appeared since the last poll, as the view ``_NEW_TABLE`` for the
+        block; yields whether this is the first poll. They are spooled to a Parquet file
+        in the follower's temporary directory (removed after the block), not held in a
+        table: the first poll of a million CSV rows took 2 GB as a table (1.8 GB under a
+        500 MB DuckDB limit), whatever the limit asked to print."""
         first = self._polls == 0
         self._polls += 1
         import duckdb
+
+        from .engine import loading_memory, sql_list
 
         failure: list[BaseException] = []
 
@@ -187,29 +230,30 @@ class Follower:
             except BaseException as error:
                 failure.append(error)
 
+        spooled = os.path.join(self._tmp, "new.parquet")
         reader = pa.RecordBatchReader.from_batches(EVENT_SCHEMA, guarded())
         self._con.register("_follow_incoming", reader)
         try:
-            self._con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {_NEW_TABLE} AS SELECT * FROM _follow_incoming"
-            )
-        except duckdb.Error:
-            if not failure:
-                raise
+            try:
+                with loading_memory(self._con):
+                    self._con.execute("COPY (SELECT * FROM _follow_incoming) TO $path "
+                                      "(FORMAT PARQUET)", {"path": spooled})
+            except duckdb.Error:
+                if not failure:
+                    raise
+            finally:
+                self._con.unregister("_follow_incoming")
+                # the readers' freed buffers back to the system before the rows are printed
+                pa.default_memory_pool().release_unused()
+            if failure:
+                raise failure[0]
+            self._con.execute(f"CREATE OR REPLACE TEMP VIEW {_NEW_TABLE} AS SELECT * FROM "
+                              f"read_parquet({sql_list([spooled])})")
+            yield first
         finally:
-            self._con.unregister("_follow_incoming")
-        if failure:
-            raise failure[0]
-        try:
-            return select(
-                self._con,
-                self.filters,
-                relation=_NEW_TABLE,
-                extra=(f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",),
-                limit=self.filters.limit if first else 0,
-            )
-        finally:
-            self._con.execute(f"DROP TABLE IF EXISTS {_NEW_TABLE}")
+            self._con.execute(f"DROP VIEW IF EXISTS {_NEW_TABLE}")
+            if os.path.exists(spooled):
+                os.unlink(spooled)
 
     def _check_paths(self) -> None:
         for path in self.paths:
@@ -303,6 +347,10 @@ class Follower:
             yield from self._read_whole(state)
         state.size, state.mtime_ns = stat.st_size, stat.st_mtime_ns
 
+    def _spooled(self, batches: Iterator[pa.RecordBatch]) -> _Spooled:
+        self._spools += 1
+        return _Spooled(os.path.join(self._tmp, f"read-{self._spools}.arrow"), batches)
+
     # -- whole-file re-reads ----------------------------------------------------------
 
     def _read_whole(self, state: _FileState) -> Iterator[pa.RecordBatch]:
@@ -310,10 +358,10 @@ class Follower:
         # Read everything first: a partial file must fail before any row is handed over,
         # and may be complete on a later poll (a Parquet file without its footer yet).
         try:
-            batches = list(read_events(source, self.bad))
+            batches = self._spooled(read_events(source, self.bad))
         except InputError as error:
             raise _NotReady(error) from None
-        total = sum(batch.num_rows for batch in batches)
+        total = batches.rows
         if total < state.rows:
             self._warn(f"{state.path}: fewer events than before; reading it again from the start")
             state.rows = 0
@@ -385,7 +433,7 @@ class Follower:
         base = state.lines - 1 if (is_csv and state.offset > 0) else state.lines
         source_file = InputFile(path=chunk_path, shape=state.shape or "", bytes=copied, sha256="")
         try:
-            batches = list(read_events(source_file, self.bad))
+            batches = self._spooled(read_events(source_file, self.bad))
         except InputError as error:
             raise _relocate_error(error, chunk_path, state.path, base) from None
         state.offset += copied
@@ -426,7 +474,58 @@ def _changed(state: _FileState, source: BinaryIO, stat: os.stat_result) -> str |
     return None
 
 
-def _ids_digest(batches: list[pa.RecordBatch], rows: int) -> bytes:
+class _Spooled:
+    """A file's batches, all read before any is handed over (a partial file must fail
+    first), held in memory up to ``SPILL_BYTES`` and beyond that in a compressed Arrow
+    file at ``path`` (the first poll of a million CSV rows held them all: 2 GB), read
+    back a batch at a time; the file goes with this object (or the follower's
+    directory)."""
+
+    SPILL_BYTES = 64 << 20
+
+    def __init__(self, path: str, batches: Iterator[pa.RecordBatch]) -> None:
+        self.path, self.rows = path, 0
+        self._held: list[pa.RecordBatch] = []  # until they pass SPILL_BYTES
+        self._written = 0  # batches in the file
+        held_bytes = 0
+        writer = None
+        try:
+            for batch in batches:
+                self.rows += batch.num_rows
+                if writer is not None:
+                    writer.write_batch(batch)
+                    self._written += 1
+                    continue
+                self._held.append(batch)
+                held_bytes += batch.nbytes
+                if held_bytes >= self.SPILL_BYTES:
+                    writer = pa.ipc.new_file(path, batch.schema, options=pa.ipc.IpcWriteOptions(
+                        compression="lz4"))
+                    for held in self._held:
+                        writer.write_batch(held)
+                    self._written, self._held = len(self._held), []
+        finally:
+            if writer is not None:
+                writer.close()
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        yield from self._held
+        if not self._written:
+            return
+        with pa.OSFile(self.path) as source:  # not mapped: its pages are no RSS
+            reader = pa.ipc.open_file(source)
+            for index in range(reader.num_record_batches):
+                yield reader.get_batch(index)
+
+    def __del__(self) -> None:
+        if self._written:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+def _ids_digest(batches: Iterable[pa.RecordBatch], rows: int) -> bytes:
     """SHA-256 of the ids of the first ``rows`` rows: which events were handed over."""
     import hashlib
 

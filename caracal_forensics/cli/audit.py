@@ -164,8 +164,14 @@ def tail(
             warn=warn,
             exclude=exclude or (),
         ) as follower:
+            def write(con, relation: str, polled) -> int:  # --json / --query: in bulk
+                from ..render.bulk import write_tail_lines
+
+                return write_tail_lines(con, polled, compiled, relation=relation)
+
             try:
-                follower.run(emit, max_seconds=follow_max_seconds)
+                follower.run(emit, max_seconds=follow_max_seconds,
+                             write=write if (json_output or compiled) else None)
             finally:
                 if follower.bad.count:
                     warn(f"skipped {follower.bad.count} malformed line(s) (--on-bad-line skip)")

@@ -556,3 +556,62 @@ def test_file_rotated_within_a_followed_directory_is_not_shown_again(tmp_path, f
     }
     append(rotated, CLI_LINES[35] + "\n")  # a writer that still had it open
     assert provenance(follower.poll()) == {(line_ids([CLI_LINES[35]])[0], str(rotated), 36)}
+
+
+# --- a large first poll: lines written in bulk, rows never all in memory ----------------
+
+
+@pytest.mark.parametrize("output", [["--json"], ["--query", "decision == 'deny' && {id: id}"],
+                                    ["--query", "to_string(decision)"]],
+                         ids=["json", "compiled", "evaluated"])
+@pytest.mark.parametrize("shape", ["db_csv", "cli_jsonl", "ocsf"])
+def test_every_match_followed_prints_what_tail_prints(shape: str, output: list[str]) -> None:
+    """``--limit 0 --json`` / ``--query`` with --follow: the first poll goes through
+    tail's bulk writer (render.bulk.write_tail_lines, over the poll's spooled rows), so
+    it prints what tail prints, byte for byte."""
+    argv = ["audit", "tail", "-s", SHAPES[shape], "-n", "0", *output]
+    plain = run_cli(*argv)
+    followed = run_cli(*argv, "--follow", "--follow-max-seconds", "0")
+    assert followed.code == plain.code == 0
+    assert followed.out == plain.out and plain.lines
+
+
+def test_a_large_read_is_spooled_and_later_polls_write_too(tmp_path, monkeypatch) -> None:
+    """What a file gives in a poll is held in memory only up to ``SPILL_BYTES``, then in
+    a file of the follower's directory, removed once handed over; later polls are
+    written by the same writer."""
+    import io
+
+    from caracal_forensics.follow import _Spooled
+    from caracal_forensics.render.bulk import write_tail_lines
+
+    monkeypatch.setattr(_Spooled, "SPILL_BYTES", 1)  # every read spills
+    spills: list[str] = []
+    original = _Spooled.__init__
+
+    def recording(self, path, batches):
+        original(self, path, batches)
+        if self._written:
+            spills.append(path)
+
+    monkeypatch.setattr(_Spooled, "__init__", recording)
+    path = tmp_path / "cli.jsonl"
+    path.write_text("\n".join(CLI_LINES[:40]) + "\n", encoding="utf-8")
+    first = run_cli("audit", "tail", "-s", str(path), "-n", "0", "--json").lines
+    out = io.StringIO()
+
+    def write(con, relation, filters):
+        return write_tail_lines(con, filters, None, out, relation=relation)
+
+    follower = Follower([str(path)], Filters.build(limit=0), interval=0.05)
+    try:
+        follower._hand_over(None, write)
+        assert len(spills) == 1 and not os.path.exists(spills[0])  # handed over, gone
+        assert out.getvalue().split("\n")[:-1] == first
+        append(path, "\n".join(CLI_LINES[40:60]) + "\n")
+        follower._hand_over(None, write)
+    finally:
+        follower.close()
+    every = run_cli("audit", "tail", "-s", str(path), "-n", "0", "--json").lines
+    got = out.getvalue().split("\n")[:-1]
+    assert len(spills) == 2 and len(got) == 60 and sorted(got) == sorted(every)
