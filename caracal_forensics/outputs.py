@@ -181,14 +181,14 @@ def atomic_file(path: PathLike) -> Iterator[BinaryIO]:
 def text_output(out: PathLike | IO[Any] | None,
                 inputs: Iterable[PathLike] = ()) -> Iterator[IO[str]]:
     """``out`` as a text stream to write lines to: stdout for None, a text stream as it
-    is, a binary one (a file opened ``"wb"``) as UTF-8 text, a path written whole or not
-    at all (``atomic_file``) and refused when it is one of ``inputs`` or inside one."""
+    is (one that is no text file through its ``write`` alone), a binary one (a file
+    opened ``"wb"``) as UTF-8 text, a path written whole or not at all (``atomic_file``)
+    and refused when it is one of ``inputs`` or inside one."""
     import io
     import sys
 
     if out is None:
-        yield sys.stdout
-        return
+        out = sys.stdout
     if isinstance(out, (str, os.PathLike)):
         refuse_overwriting_inputs(out, inputs)
         with atomic_file(out) as binary, _as_text(binary) as text:
@@ -200,7 +200,23 @@ def text_output(out: PathLike | IO[Any] | None,
         return
     if not callable(getattr(out, "write", None)):
         raise UsageError(f"out must be a path or a file opened for writing, not {out!r}")
-    yield out
+    # a text file (stdout in a terminal or a pipe) is written fast through its file
+    # descriptor; any other stream only through its write: Jupyter's stdout has the
+    # descriptor of the server's terminal behind it, where the lines would have gone
+    yield out if isinstance(out, io.TextIOWrapper) else _WriteOnly(out)
+
+
+class _WriteOnly:
+    """A stream's ``write`` and ``flush`` alone (no ``fileno``, no ``buffer``)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 @contextmanager

@@ -89,3 +89,33 @@ def test_notebook_is_stored_without_outputs() -> None:
         if cell.cell_type == "code":
             assert not cell.get("outputs"), "clear the notebook's outputs before committing"
             assert cell.get("execution_count") is None
+
+
+def test_write_lines_prints_into_the_cell(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``snap.write_lines()`` to stdout in a notebook: the lines are the cell's output.
+    Jupyter's stdout has the descriptor of the server's terminal behind it (fileno), where
+    the fast path of a text file wrote them: the cell showed nothing. (ipykernel does not
+    capture descriptors under pytest, PYTEST_CURRENT_TEST set: this kernel runs without
+    it, as a user's does.)"""
+    spec = tmp_path / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": ["env", "-u", "PYTEST_CURRENT_TEST", sys.executable, "-m",
+                 "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "caracal-forensics tests", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    monkeypatch.setenv("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(
+        "import caracal_forensics as cf\n"
+        f"snap = cf.open({str(FIXTURE_EXPORT / 'db.csv')!r})\n"
+        "matched = snap.write_lines(limit=3)\n"
+        "matched += snap.write_lines(limit=2, query='{d: decision}')\n"
+        "print('matched', matched)")]
+    nbclient.NotebookClient(notebook, kernel_name=KERNEL, timeout=120).execute()
+    text = "".join(output.get("text", "") for output in notebook.cells[0].outputs)
+    lines = text.splitlines()
+    assert lines[-1] == "matched 5" and len(lines) == 6
+    assert all(line.startswith('{"id" : "ev-') for line in lines[:3])
+    assert all(line.startswith('{"d": "') for line in lines[3:5])
