@@ -160,8 +160,8 @@ class Follower:
         """Poll every ``interval`` seconds and ``emit`` each non-empty batch of new matches.
 
         ``write``, when given, hands each poll's matches over instead of ``emit``: it is
-        called with the connection, the table holding the rows new since the last poll
-        and the filters of this poll (the first: the newest ``limit``; later: every new
+        called with the connection, the relation holding the rows new since the last
+        poll and the filters of this poll (the first: the newest ``limit``; later: every new
         match), and writes them itself (``render.bulk.write_tail_lines``: in slices, so
         a first poll of millions of events is never one table in memory).
 
@@ -212,9 +212,9 @@ class Follower:
     def _new_rows(self) -> Iterator[bool]:
         """The rows that appeared since the last poll, as the view ``_NEW_TABLE`` for the
         block; yields whether this is the first poll. They are spooled to a Parquet file
-        in the follower's temporary directory (removed after the block), not held in a
-        table: the first poll of a million CSV rows took 2 GB as a table (1.8 GB under a
-        500 MB DuckDB limit), whatever the limit asked to print."""
+        in the follower's temporary directory (removed after the block) under the loading
+        memory limit, not held in a DuckDB table, which kept a first poll of a million
+        events in memory whatever the limit asked to print."""
         first = self._polls == 0
         self._polls += 1
         import duckdb
