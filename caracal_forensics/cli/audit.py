@@ -100,13 +100,7 @@ def tail(
 ) -> None:
     """Print the newest matching audit events (a table, --json lines or --query results)."""
     from ..filters import Filters, count, select
-    from ..render.records import (
-        EVENT_COLUMNS,
-        OCCURRED_AT_SQL,
-        OCCURRED_AT_TEXT,
-        byte_slices,
-        json_lines,
-    )
+    from ..render.records import EVENT_COLUMNS, OCCURRED_AT_SQL, OCCURRED_AT_TEXT
     from ..render.table import event_table, make_console
 
     filters = Filters.build(
@@ -138,20 +132,16 @@ def tail(
     layout: list = []
 
     def emit(table, caption: str | None = None) -> None:
-        if compiled is not None or json_output:
-            for part in byte_slices(table):  # long events a few at a time
-                _write(list(compiled.lines(part)) if compiled is not None
-                       else json_lines(part))
-        else:
-            layout[:] = [
-                event_table(
-                    table,
-                    console=console,
-                    caption=caption,
-                    show_header=not layout,
-                    layout=layout[0] if layout else None,
-                )
-            ]
+        # the table; --json and --query lines, with --follow too, go by write_tail_lines
+        layout[:] = [
+            event_table(
+                table,
+                console=console,
+                caption=caption,
+                show_header=not layout,
+                layout=layout[0] if layout else None,
+            )
+        ]
 
     if follow:
         from ..follow import Follower
@@ -212,9 +202,3 @@ def _warn_nothing_matched(con, filters, quiet: bool = False) -> None:
         warn(hint)
     elif not quiet:
         warn("no matching events")
-
-
-def _write(lines) -> None:
-    from ..render.jsonl import write_lines
-
-    write_lines(lines)
