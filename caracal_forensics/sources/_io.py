@@ -515,8 +515,8 @@ def csv_records(path: str, bad: BadLines, *, unique_header: bool = False
             return
         except (csv.Error, UnicodeDecodeError) as error:
             raise InputError(path, f"malformed CSV: {error}", "line 1") from None
-        twice = sorted({name for name in header if header.count(name) > 1})
-        if unique_header and twice:
+        twice = unique_header and sorted({name for name in header if header.count(name) > 1})
+        if twice:
             raise InputError(path, f"CSV header names {', '.join(twice)} more than once",
                              "line 1")
         while True:
