@@ -47,34 +47,60 @@ def _root(
     """Offline forensics for exported Caracal audit data."""
 
 
-def _register_commands() -> None:
-    """Register every command on ``app`` or ``audit_app``, in the order ``--help`` lists
-    them. A new command: a function in a module of ``cli/`` (importing ``options``, not
-    this module) and a line here. Imported only to run a command or print help, so that
-    importing ``cli`` stays light; registering twice does nothing."""
-    if app.registered_commands:
-        return
-    from . import (
-        admin,
-        alerts,
-        audit,
-        explain,
-        ingest,
-        query,
-        reconcile,
-        report,
-        snapshot,
-        stats,
-        timeline,
-        verify,
-    )
+#: Every command as (its group, its module in ``cli/``, its function), in the order
+#: ``--help`` lists them; the function's name is the command's (``_`` as ``-``).
+COMMANDS: tuple[tuple[str | None, str, str], ...] = (
+    (None, "alerts", "alerts"), (None, "explain", "explain"), (None, "ingest", "ingest"),
+    (None, "query", "query"), (None, "query", "sql"), (None, "verify", "verify"),
+    (None, "report", "report"), (None, "snapshot", "snapshot"), (None, "stats", "stats"),
+    (None, "timeline", "timeline"), (None, "reconcile", "reconcile"),
+    ("audit", "audit", "tail"), ("admin", "admin", "tail"),
+)
 
-    for command in (alerts.alerts, explain.explain, ingest.ingest, query.query, query.sql,
-                    verify.verify, report.report, snapshot.snapshot, stats.stats,
-                    timeline.timeline, reconcile.reconcile):
-        app.command()(command)
-    audit_app.command()(audit.tail)
-    admin_app.command()(admin.tail)
+_registered: set[tuple[str | None, str, str]] = set()
+
+
+def _register_commands(argv: list[str] | None = None) -> None:
+    """Register the command ``argv`` runs on ``app`` or its group, or every command when
+    ``argv`` names none exactly (None, ``--help``, a group alone, a typo: the help and
+    click's "No such command" list them all). typer builds each registered command's
+    options from its signature at every start (14 ms for all of them); a run needs its
+    own. A new command: a function in a module of ``cli/`` (importing ``options``, not
+    this module) and a line in ``COMMANDS``. Registering twice does nothing."""
+    import importlib
+
+    invoked = _invoked(argv)
+    wanted = [invoked] if invoked else list(COMMANDS)
+    if _registered.issuperset(wanted):
+        return
+    groups = {"audit": audit_app, "admin": admin_app}
+    if invoked is None:  # all of them, in their order, after one run's own (tests)
+        for typer_app in (app, *groups.values()):
+            typer_app.registered_commands.clear()
+        _registered.clear()
+    for entry in wanted:
+        group, module, function = entry
+        command = getattr(importlib.import_module(f".{module}", __package__), function)
+        (groups[group] if group else app).command()(command)
+        _registered.add(entry)
+
+
+def _invoked(argv: list[str] | None) -> tuple[str | None, str, str] | None:
+    """The entry of ``COMMANDS`` that ``argv`` runs, if it names one: its first words,
+    after flags only (the root's options, ``--version`` and ``--help``, take no value)."""
+    path: list[str] = []
+    for word in argv or ():
+        if word.startswith("-"):
+            if path:  # a group's or a command's own options: the path is what it is
+                break
+            continue
+        path.append(word)
+        if len(path) == 2 or path[0] not in ("audit", "admin"):
+            break
+    group, name = (path[0], path[1:]) if path[:1] in (["audit"], ["admin"]) else (None, path)
+    return next((entry for entry in COMMANDS
+                 if name and entry[0] == group and entry[2].replace("_", "-") == name[0]),
+                None)
 
 
 #: set to show the traceback of an unexpected error instead of its one line
@@ -86,7 +112,7 @@ def run(argv: list[str] | None = None) -> None:
     does any other error (exit 2)."""
     from ..errors import ForensicsError
 
-    _register_commands()
+    _register_commands(sys.argv[1:] if argv is None else argv)
     try:
         # not standalone: click's usage errors come here, to be one line like the rest
         outcome = _interruptible(

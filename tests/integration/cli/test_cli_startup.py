@@ -118,3 +118,43 @@ def test_reading_a_snapshot_does_not_import_pandas(tmp_path) -> None:
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         assert eval(proc.stdout.strip().splitlines()[-1]) == ["duckdb"], extra
+
+
+def test_a_run_builds_only_its_own_command() -> None:
+    """typer builds the options of every registered command at each start (14 ms for all
+    of them): a run registers the command it names, help and a typo every one."""
+    from support.tail import SHAPES
+
+    code = PROBE.format(argv=["audit", "tail", "--source", str(SHAPES["db_csv"]), "-n", "1"],
+                        heavy=("caracal_forensics.cli.audit", "caracal_forensics.cli.verify"))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert eval(proc.stdout.strip().splitlines()[-1]) == ["caracal_forensics.cli.audit"]
+
+
+def test_which_command_a_command_line_names() -> None:
+    from caracal_forensics.cli.app import _invoked
+
+    assert _invoked(["audit", "tail", "--zone", "verify"]) == ("audit", "audit", "tail")
+    assert _invoked(["--version", "verify", "--source", "x"]) == (None, "verify", "verify")
+    assert _invoked(["admin", "tail"]) == ("admin", "admin", "tail")
+    assert _invoked(["sql", "SELECT 1"]) == (None, "query", "sql")
+    for argv in (None, [], ["--help"], ["audit"], ["audit", "--help", "tail"], ["tial"],
+                 ["audit", "verify"], ["tail"]):
+        assert _invoked(argv) is None, argv
+
+
+def test_help_after_a_run_lists_every_command_in_order(capsys) -> None:
+    """A process that ran one command (a notebook, the tests) and then asks for help gets
+    the whole list, in COMMANDS' order."""
+    import pytest
+
+    from caracal_forensics.cli.app import COMMANDS, _register_commands, app, run
+
+    _register_commands(["stats", "--source", "x"])
+    with pytest.raises(SystemExit):
+        run(["--help"])
+    listed = [line.split()[0] for line in capsys.readouterr().out.split("Commands:")[1]
+              .splitlines() if line.startswith("  ") and not line.startswith("   ")]
+    assert listed == [*(f for g, _, f in COMMANDS if g is None), "audit", "admin"]
+    assert len(app.registered_commands) == len([g for g, _, _ in COMMANDS if g is None])
