@@ -28,8 +28,9 @@ Memory stays that of a slice however much a poll reads (the first poll of a larg
 export): what a file gives is held in memory up to ``_Spooled.SPILL_BYTES`` and beyond
 that in a compressed Arrow file (a file is read whole before any of its rows is handed
 over), a poll's rows are spooled to a Parquet file that DuckDB reads (not a table in
-memory), and ``--json`` / ``--query`` lines are written by tail's bulk writer
-(``run(write=...)``).
+memory; a snapshot's parts, Parquet already, are read in place, once checked against
+its manifest as every open checks them), and ``--json`` / ``--query`` lines are written
+by tail's bulk writer (``run(write=...)``).
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ class Follower:
         self._remove_tmp = weakref.finalize(self, tempdirs.remove, self._tmp)
         self._polls = 0
         self._spools = 0  # files read so far, each spooled once (_Spooled)
+        #: the event parts of the snapshots found this poll, read in place (not spooled)
+        self._parts: list[str] = []
         self._check_paths()
 
     # -- lifecycle --------------------------------------------------------------------
@@ -247,10 +250,12 @@ class Follower:
                 pa.default_memory_pool().release_unused()
             if failure:
                 raise failure[0]
+            # a snapshot's parts hold the event model's columns in its order (its check)
             self._con.execute(f"CREATE OR REPLACE TEMP VIEW {_NEW_TABLE} AS SELECT * FROM "
-                              f"read_parquet({sql_list([spooled])})")
+                              f"read_parquet({sql_list([spooled, *self._parts])})")
             yield first
         finally:
+            self._parts = []
             self._con.execute(f"DROP VIEW IF EXISTS {_NEW_TABLE}")
             if os.path.exists(spooled):
                 os.unlink(spooled)
@@ -338,7 +343,16 @@ class Follower:
         shape = shape_named(state.shape)
         if shape is not None and shape.written_whole:
             if state.size < 0:  # a snapshot is read once: it is written whole
-                yield from self._read_whole(state)
+                try:  # held to its manifest, as every open holds it (sources.scan)
+                    shape.check(path)
+                except InputError as error:
+                    raise _NotReady(error) from None
+                if state.shape == Shape.SNAPSHOT:  # Parquet already: DuckDB reads it
+                    from .sources.snapshot_dir import event_files
+
+                    self._parts += event_files(path)
+                else:
+                    yield from self._read_whole(state)
             state.size, state.mtime_ns = stat.st_size, stat.st_mtime_ns
             return
         if state.incremental:

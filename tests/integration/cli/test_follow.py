@@ -615,3 +615,29 @@ def test_a_large_read_is_spooled_and_later_polls_write_too(tmp_path, monkeypatch
     every = run_cli("audit", "tail", "-s", str(path), "-n", "0", "--json").lines
     got = out.getvalue().split("\n")[:-1]
     assert len(spills) == 2 and len(got) == 60 and sorted(got) == sorted(every)
+
+
+def test_a_followed_snapshot_is_held_to_its_manifest(tmp_path):
+    """`tail --follow` over a snapshot prints what tail prints, and refuses a snapshot
+    altered since it was written as every other open does (a part added, one cut short):
+    it read the parts without looking at the manifest."""
+    snapshot = tmp_path / "snapshot"
+    assert run_cli("ingest", "-s", SHAPES["db_csv"], "--out", snapshot).code == 0
+    once = ["--follow", "--follow-max-seconds", "0"]
+    plain = run_cli("audit", "tail", "-s", snapshot, "--json", "-n", "0")
+    followed = run_cli("audit", "tail", "-s", snapshot, "--json", "-n", "0", *once)
+    assert followed.code == 0 and followed.out == plain.out and len(plain.lines) > 100
+
+    parts = sorted((snapshot / "events").glob("*.parquet"))
+    for alter in ("added", "cut"):
+        altered = tmp_path / alter
+        shutil.copytree(snapshot, altered)
+        part = altered / "events" / parts[0].name
+        if alter == "added":
+            shutil.copy(part, altered / "events" / "part-99999.parquet")
+        else:
+            os.truncate(part, part.stat().st_size - 1)
+        plain = run_cli("audit", "tail", "-s", altered, "--json", "-n", "0")
+        followed = run_cli("audit", "tail", "-s", altered, "--json", "-n", "0", *once)
+        assert plain.code == 2 and "since the snapshot was written" in plain.err, alter
+        assert (followed.code, followed.out, followed.err) == (2, "", plain.err), alter
