@@ -23,7 +23,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..filters import (
     DEFAULT_LIMIT,
     Filters,
@@ -283,20 +283,34 @@ def json_lines(records: Sequence[dict[str, Any]]) -> list[str]:
     return [dumps(record) for record in records]
 
 
-def query_lines(query, records: Sequence[dict[str, Any]]) -> list[str]:
-    """``--query``: per record, the record when the expression is true, its value when
-    it is another truthy value, nothing when falsy (``render.query``'s rules)."""
+def query_lines(query, changes: pa.Table | pa.RecordBatch) -> list[str]:
+    """``--query`` over the changes ``select_changes`` chose: per change, its record when
+    the expression is true, its value when it is another truthy value, nothing when falsy
+    (``render.query``'s rules). A change the expression cannot be evaluated on is an
+    InputError naming its file and line."""
     from ..render.jsonl import dumps
     from ..render.query import is_truthy
 
     lines = []
-    for record in records:
-        value = query.search(record)
+    for record, row in zip(change_records(changes), changes.to_pylist(), strict=True):
+        value = query.search(record, lambda problem, row=row: _change_error(row, problem))
         if value is True:
             lines.append(dumps(record))
         elif is_truthy(value):
             lines.append(dumps(value))
     return lines
+
+
+def _change_error(row: dict[str, Any], problem: str) -> InputError:
+    """An InputError about one change, naming its file and line (an Admin API page's
+    item: ``read.counted_in``)."""
+    from .read import counted_in
+
+    path, line = row.get("source_file"), row.get("source_line")
+    where = None
+    if path is not None and line is not None:
+        where = f"{counted_in(path, row.get('source_shape'))} {line}"
+    return InputError(path or "an input", f"change {row.get('id')!r}: {problem}", where)
 
 
 # --- the table -------------------------------------------------------------------------

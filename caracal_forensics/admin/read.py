@@ -247,6 +247,18 @@ def _item_rows(path: str, items: list, bad: BadLines, zone: str) -> Iterator[dic
         yield row
 
 
+def counted_in(path: str, shape: str | None) -> str:
+    """What ``source_line`` counts in the rows read from ``path`` as ``shape``: the
+    items of an Admin API page (told by the file, on the rare error that names one),
+    else lines."""
+    if shape == AdminShape.API_JSON and os.path.isfile(path):
+        from ..sources._io import max_line_bytes
+
+        if not _first_line_is_item(path, max_line_bytes()):
+            return "item"
+    return "line"
+
+
 def _first_line_is_item(path: str, limit: int) -> bool:
     obj = first_line_object(path, limit)
     return obj is not None and is_admin_row(obj)

@@ -74,13 +74,14 @@ def tail(
 
         compiled = Query(query)
     snap = open_snapshot(source, on_bad_line, exclude=exclude)
-    records = change_records(select_changes(snap.duckdb, filters))
-    if not records:
+    changes = select_changes(snap.duckdb, filters)
+    if not changes.num_rows:
         _warn_nothing(snap.duckdb, filters, quiet=bool(json_output or compiled))
         return
     if compiled is not None:
-        write_lines(query_lines(compiled, records))
+        write_lines(query_lines(compiled, changes))
         return
+    records = change_records(changes)
     if json_output:
         write_lines(json_lines(records))
         return

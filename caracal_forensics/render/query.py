@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ForensicsError, UsageError
@@ -54,14 +54,19 @@ class Query:
             raise UsageError(f"{flag} is nested too deeply ({len(expression)} characters)"
                              ) from None
 
-    def search(self, record: dict[str, Any]) -> Any:
-        """The expression's value for one record."""
+    def search(self, record: dict[str, Any],
+               origin: Callable[[str], ForensicsError] | None = None) -> Any:
+        """The expression's value for one record. When it cannot be evaluated on the
+        record, ``origin(problem)`` is raised: an error naming where the record was read
+        (without it, the record's id alone)."""
         from jmespath.exceptions import JMESPathError
 
         try:
             return self._evaluate(record)
         except (JMESPathError, TypeError, ValueError) as error:  # 'a' < 1 is a TypeError
             message = " ".join(str(error).split())
+            if origin is not None:
+                raise origin(f"{self.flag} failed: {message}") from None
             raise ForensicsError(
                 f"{self.flag} failed on event {record.get('id')!r}: {message}"
             ) from None

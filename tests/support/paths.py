@@ -29,6 +29,8 @@ FIXTURE_EXPORT = FIXTURES / "export"
 FIXTURE_KEY_FILE = FIXTURES / "key.hex"
 #: A small incident in both chains (fixtures/make_incident.py): events and admin changes.
 FIXTURE_INCIDENT = FIXTURES / "incident"
+#: Admin changes in every admin export shape (fixtures/make_admin_fixtures.py).
+FIXTURE_ADMIN = FIXTURES / "admin"
 
 #: Test data: the seed's recipes and the like.
 DATA = TESTS / "data"

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from support.paths import FIXTURE_EXPORT, FIXTURE_INCIDENT, VECTORS
+from support.paths import FIXTURE_ADMIN, FIXTURE_EXPORT, FIXTURE_INCIDENT, VECTORS
 
 import caracal_forensics as cf
 from caracal_forensics.admin.changes import (
@@ -106,11 +108,32 @@ def test_records(incident: cf.Snapshot) -> None:
     line = json_lines([activate])[0]
     assert line.startswith('{"occurred_at": "2026-05-12T10:02:00.250Z", "chain": "zone-pay"')
     # --query: true prints the record, a value is printed, falsy skips
-    assert query_lines(Query("status_code == `403`"), records) == [
+    assert query_lines(Query("status_code == `403`"), table) == [
         json_lines([r])[0] for r in records if r["status_code"] == 403]
     assert query_lines(Query("status_code >= `400` && {who: actor_name, at: occurred_at}"),
-                       records)[0] == (
+                       table)[0] == (
         '{"who": "bob@example.com", "at": "2026-05-12T09:58:10.400Z"}')
+
+
+def test_a_query_failing_on_a_change_names_its_file_and_line(tmp_path) -> None:
+    """`admin tail --query` with an expression that cannot be evaluated on a change (the
+    length of a number) names the change's file and line, or an Admin API page's item,
+    not only its id (it said "failed on event 'ID'")."""
+    from caracal_forensics.errors import InputError
+
+    page = FIXTURE_ADMIN / "admin-audit-zone-alpha.json"
+    items = json.loads(page.read_text("utf-8"))["items"]
+    per_line = tmp_path / "admin-audit-zone-alpha.json"
+    per_line.write_text("".join(json.dumps(item) + "\n" for item in items), "utf-8")
+    for source, unit in ((FIXTURE_INCIDENT / "admin.csv", "line 2"), (page, "item 12"),
+                         (per_line, "line 12")):
+        changes = select_changes(cf.open(str(source)).duckdb, AdminFilters.build(limit=0))
+        with pytest.raises(InputError) as raised:
+            query_lines(Query("length(chain_seq)"), changes)
+        assert (raised.value.path, raised.value.where) == (str(source), unit), source
+        assert raised.value.problem.startswith(
+            f"change {changes.column('id')[0].as_py()!r}: --query failed: In function "
+            "length(), invalid type for value"), raised.value.problem
 
 
 def test_payload_number_literals_are_kept(tmp_path) -> None:
