@@ -116,9 +116,15 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
 def _strings(value: str | Iterable[str] | None, parameter: str) -> tuple[str, ...]:
     if value is None:
         return ()
-    items = [value] if isinstance(value, str) else list(value)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        items = [value]
+    else:
+        items = list(value)
     for item in items:
-        if not isinstance(item, str) or not item:
+        if not isinstance(item, str):
+            raise UsageError(f"{parameter} must be a string or a list of strings, not "
+                             f"{item!r}", parameter)
+        if not item:
             raise UsageError(f"{parameter} needs a non-empty value", parameter)
     return tuple(dict.fromkeys(items))  # de-duplicated, order kept
 

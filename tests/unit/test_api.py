@@ -86,11 +86,18 @@ def test_tail_dates_and_aware_datetimes(snap):
         {"zone": ""},
         {"since": "2026-05-12", "until": "2026-05-11"},
         {"limit": True},
+        {"zone": 5},
+        {"event_type": [1]},
+        {"zone": [b"zone-beta"]},
     ],
 )
 def test_tail_rejects_bad_filters(snap, kwargs):
-    with pytest.raises(UsageError):
+    """Each a UsageError naming its parameter (a zone given as a number was a TypeError,
+    "'int' object is not iterable")."""
+    with pytest.raises(UsageError) as raised:
         snap.tail(**kwargs)
+    named = raised.value.parameter
+    assert set((named,) if isinstance(named, str) else named) <= kwargs.keys()
 
 
 def test_tail_rejects_unknown_keywords(snap):
@@ -159,6 +166,20 @@ def test_open_several_sources():
     assert both.tail(limit=0).height == 240
     shapes = both.tail(request_id="req-000027", limit=0)["source_shape"].to_list()
     assert shapes == ["cli_jsonl"] * 4
+
+
+def test_open_takes_paths_and_lists_of_them(tmp_path):
+    """A notebook hands over pathlib paths, or a list as one argument; nothing, or what is
+    no path, is a UsageError naming ``paths`` (they were "no export files found in " and
+    a TypeError from lstat)."""
+    from pathlib import Path
+
+    assert cf.open(Path(SHAPES["db_csv"])).tail(limit=0).height == 240
+    assert cf.open([str(SHAPES["cli_jsonl"]), Path(SHAPES["ocsf"])]).count() == 480
+    for sources in ((), (5,), ([],), (None,)):
+        with pytest.raises(UsageError) as raised:
+            cf.open(*sources)
+        assert raised.value.parameter == "paths", sources
 
 
 def test_parse_json_literals():
