@@ -11,7 +11,7 @@ it is, without importing ``snapshot``.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,7 @@ def load_sources(paths: Sequence[str], on_bad_line: str = "error", *,
     files, so that ``ingest`` moves the zones that arrived in order into the snapshot; a
     reader that will not ingest (tail, explain, queries, the notebook) spools them as they
     come, which costs less (1M JSON lines events: opened in 2.6 s against 4.0 s)."""
-    paths = _path_texts(paths)
+    paths = path_texts(paths)
     check_on_bad_line(on_bad_line)
     # admin change exports (the second chain) too: they fill the view admin_events
     inputs = scan(paths, fingerprint=False, exclude=exclude, admin=True)
@@ -84,22 +84,22 @@ def load_sources(paths: Sequence[str], on_bad_line: str = "error", *,
     return Loaded(con, inputs, bad, Layout(spool, snapshots, events_sql))
 
 
-def _path_texts(paths: Sequence[Any]) -> list[str]:
+def path_texts(paths: Any, parameter: str = "paths") -> list[str]:
     """The sources as text: a notebook may hand over a ``pathlib.Path``, or a list of them
     as one source (``cf.open(["a.csv", "b.csv"])``); no source at all, or one that is no
-    path, is a usage error (not "no export files found in")."""
-    if isinstance(paths, (str, os.PathLike)):
+    path, is a usage error naming ``parameter`` (not "no export files found in")."""
+    if isinstance(paths, (str, os.PathLike)) or not isinstance(paths, Iterable):
         paths = [paths]
     texts = []
     for path in [item for given in paths for item in (
             given if isinstance(given, (list, tuple)) else [given])]:
         if not isinstance(path, (str, os.PathLike)):
-            raise UsageError(f"paths must be paths (text or os.PathLike), not {path!r}",
-                             "paths")
+            raise UsageError(f"{parameter} must be paths (text or os.PathLike), not "
+                             f"{path!r}", parameter)
         texts.append(os.fspath(path))
     if not texts:
-        raise UsageError("paths must name at least one source: an export file, a "
-                         "directory, a glob or an s3:// URL", "paths")
+        raise UsageError(f"{parameter} must name at least one source: an export file, a "
+                         "directory, a glob or an s3:// URL", parameter)
     return texts
 
 

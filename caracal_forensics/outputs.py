@@ -58,6 +58,8 @@ def refuse_overwriting_inputs(
     a message uses for them.
     """
     called = {**PARAMETER_NAMES, **(names or {})}
+    if not isinstance(out, (str, os.PathLike)):  # a notebook's slip: not os.fspath's error
+        raise UsageError(f"{called['out']} must be a path, not {out!r}")
     shown_out = f"{called['out']} {os.fspath(out)}"
     # (sources.objects.is_object_url, not imported: importing sources loads pyarrow, and
     # ingest picks Arrow's allocator after this check, before pyarrow is loaded)

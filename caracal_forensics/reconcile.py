@@ -175,9 +175,9 @@ def _opened(value: Any, name: str, on_bad_line: str, exclude: Sequence[str]) -> 
 
     if isinstance(value, Snapshot):
         return value
-    paths = [value] if isinstance(value, str) else [str(p) for p in value or ()]
-    if not paths:
-        raise UsageError(f"{name} needs at least one path", name)
+    from .loading import path_texts
+
+    paths = path_texts(value if value is not None else (), name)
     return open_sources(paths, on_bad_line=on_bad_line, exclude=tuple(exclude))
 
 

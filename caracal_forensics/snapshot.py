@@ -81,13 +81,18 @@ class Snapshot:
         """Run SQL over the views ``events`` and ``alerts``; the result as a polars frame.
         Statements that can write files (COPY, EXPORT, ATTACH ...) are refused; ``duckdb``
         is the connection itself, for anything else."""
+        return self._run(query, params, lambda relation: relation.pl())
+
+    def _run(self, query: str, params: dict[str, Any] | list[Any] | None, fetch):
+        """``fetch`` of ``query``'s result once it is no statement that writes files;
+        DuckDB's errors as one ForensicsError (``sql``, ``arrow``)."""
         from .queries import refused_statement
 
         try:
             refused = refused_statement(self._con, query)
             if refused:
                 raise ForensicsError(f"SQL error: {refused}")
-            return self._con.sql(query, params=params).pl()
+            return fetch(self._con.sql(query, params=params))
         except duckdb.Error as error:
             raise ForensicsError(f"SQL error: {str(error).splitlines()[0]}") from None
 
@@ -161,8 +166,11 @@ class Snapshot:
     def count(self) -> int:
         return self._con.sql("SELECT count(*) FROM events").fetchall()[0][0]
 
-    def arrow(self, query: str = "SELECT * FROM events ORDER BY zone_id, chain_seq") -> pa.Table:
-        return self._con.sql(query).to_arrow_table()
+    def arrow(self, query: str = "SELECT * FROM events ORDER BY zone_id, chain_seq",
+              params: dict[str, Any] | list[Any] | None = None) -> pa.Table:
+        """``sql``'s result as an Arrow table (statements that write files refused too: it
+        ran a COPY over the evidence)."""
+        return self._run(query, params, lambda relation: relation.to_arrow_table())
 
     def alerts(
         self, zones: list[str] | None = None, kinds: list[str] | None = None

@@ -182,6 +182,13 @@ def test_open_takes_paths_and_lists_of_them(tmp_path):
         assert raised.value.parameter == "paths", sources
 
 
+def test_ingest_out_dir_must_be_a_path(snap, tmp_path):
+    """A number as out_dir was os.fspath's TypeError; a pathlib path is taken."""
+    with pytest.raises(UsageError, match="must be a path, not 5"):
+        snap.ingest(5)
+    assert snap.ingest(tmp_path / "snapshot")["events"] == 240
+
+
 def test_parse_json_literals():
     value = parse_json('{"a": 1.50, "b": 12345678901234567890123, "c": [0.000000001]}')
     assert value["a"].literal == "1.50" and value["b"] == 12345678901234567890123

@@ -487,7 +487,11 @@ def test_sql_never_writes_files(
     snap = cf.open(str(victim))
     with pytest.raises(ForensicsError, match="statements are not run here"):
         snap.sql(sql)
+    with pytest.raises(ForensicsError, match="statements are not run here"):
+        snap.arrow(sql)  # it ran them: the same refusal as sql
     assert victim.read_bytes() == before
+    with pytest.raises(ForensicsError, match="SQL error: Parser Error"):
+        snap.arrow("SELEC 1")  # DuckDB's own exception before
 
 
 @pytest.mark.parametrize("reader", ["read_text", "read_blob", "read_csv"])

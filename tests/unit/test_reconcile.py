@@ -187,6 +187,13 @@ def test_parameters_are_checked() -> None:
         cf.reconcile(DUMP, PAGES, since="yesterday-ish")
     with pytest.raises(InputError):
         cf.reconcile(DUMP, "/nonexistent/export.csv")
+    # a pathlib path is a path (it was a TypeError, "not iterable"), a number is not one
+    from pathlib import Path
+
+    assert cf.reconcile(Path(DUMP), [Path(page) for page in PAGES]).ok
+    with pytest.raises(UsageError) as error:
+        cf.reconcile(5, DUMP)
+    assert error.value.parameter == "source"
 
 
 @pytest.mark.parametrize("number, text", [
