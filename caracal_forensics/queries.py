@@ -595,8 +595,12 @@ def refused_statement(con: duckdb.DuckDBPyConnection, sql: str) -> str | None:
     """Why ``sql`` may not run over the sources (a statement that can write files), or
     None. Inputs are opened read-only and never changed, whatever SQL a user types:
     ``COPY (SELECT 1) TO 'the-input.csv'`` would overwrite an export. Raises
-    duckdb.Error for SQL that does not parse."""
-    for statement in con.extract_statements(sql):
+    duckdb.Error for SQL that does not parse. Text without a statement (empty, only
+    comments) is refused too: it has no result to show, and ran as nothing."""
+    statements = con.extract_statements(sql)
+    if not statements:
+        return "there is no statement to run (the text is empty or only comments)"
+    for statement in statements:
         kind = statement.type.name
         if kind not in SESSION_STATEMENTS:
             kind = {"LOAD": "INSTALL/LOAD", "COPY_DATABASE": "COPY"}.get(kind, kind)

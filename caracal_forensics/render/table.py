@@ -214,6 +214,9 @@ def render_table(
         title=title,
         caption=caption,
         expand=False,
+        # as wide as its caption at least: rich wraps a caption to the table's width (the
+        # one column of `sql "SELECT 1 AS a"` printed "1 row" a letter a line)
+        min_width=min(len(caption), console.width) if caption else None,
     )
     for index, width in zip(kept, widths, strict=True):
         column = columns[index]

@@ -458,6 +458,13 @@ def test_sql_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and json.loads(out) == {"n": 51}
     code, out, _ = cli(capsys, "sql", "SELECT count(*) AS rows FROM events", *source)
     assert code == 0 and "1200" in out
+    # a table narrower than its caption is widened to it (rich wrapped "1 row" a letter
+    # a line under the one column); text with no statement is a usage error, not nothing
+    code, out, _ = cli(capsys, "sql", "SELECT 1 AS a", *source)
+    assert code == 0 and out.splitlines()[-1].strip() == "1 row"
+    for empty in ("", "  ", ";", "/* nothing */"):
+        code, out, err = cli(capsys, "sql", empty, *source)
+        assert (code, out) == (2, "") and "there is no statement to run" in err, empty
 
 
 @pytest.mark.parametrize(
