@@ -170,6 +170,7 @@ FLAGS = {
     "limit": "--limit",
     "interval": "--interval",
     "paths": "--source",
+    "exclude": "--exclude",
     "on_bad_line": "--on-bad-line",
     "out_dir": "--out",
     "param": "--param",

@@ -151,7 +151,8 @@ def _patterns(exclude: str | Sequence[str] | None) -> tuple[str, ...]:
     items = [exclude] if isinstance(exclude, str) else list(exclude or ())
     for item in items:
         if not isinstance(item, str) or not item:
-            raise UsageError(f"exclude needs non-empty glob patterns, not {item!r}")
+            raise UsageError(f"exclude needs non-empty glob patterns, not {item!r}",
+                             "exclude")
     return tuple(items)
 
 

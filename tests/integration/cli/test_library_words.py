@@ -45,6 +45,9 @@ LIBRARY_CALLS = {
     "params": lambda: queries.bind_params(_query("-- param: who = app-1\nSELECT $who"), {}),
     "query name": lambda: queries.get_query("no_such_query"),
     "time": lambda: parse_time("2026-13-01", "until"),
+    "exclude": lambda: cf.open(CSV, exclude=[""]),
+    "open paths": lambda: cf.open(),
+    "reconcile against": lambda: cf.reconcile(CSV, 5),
 }
 
 
@@ -86,6 +89,7 @@ def test_out_dir_says_out_dir(tmp_path: Path) -> None:
     (["query", "no_such_query"], "(see `caracal-forensics query --list`)"),
     (["query", "denies_for_principal"], "needs --param principal_id=app-0010"),
     (["sql", "SELECT 1", "--param", "x"], "--param must look like NAME=VALUE"),
+    (["stats", "--exclude", ""], "--exclude needs non-empty glob patterns"),
 ])
 def test_the_cli_says_flags(capsys: pytest.CaptureFixture[str], argv: list[str],
                             said: str) -> None:
