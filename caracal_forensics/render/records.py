@@ -159,9 +159,10 @@ _DECODER = json.JSONDecoder(parse_float=LiteralFloat)
 
 def occurred_at_texts(table: pa.Table | pa.RecordBatch) -> list[str | None]:
     """occurred_at as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` per row."""
-    import pyarrow.compute as pc
     if OCCURRED_AT_TEXT in table.schema.names:
         return table.column(OCCURRED_AT_TEXT).to_pylist()
+    import pyarrow.compute as pc  # here: importing it takes 25 ms
+
     column = table.column("occurred_at")
     if pa.types.is_timestamp(column.type) and column.type.tz is not None:
         column = pc.cast(column, pa.timestamp(column.type.unit))  # wall time in UTC
