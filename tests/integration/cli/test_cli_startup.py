@@ -158,3 +158,35 @@ def test_help_after_a_run_lists_every_command_in_order(capsys) -> None:
               .splitlines() if line.startswith("  ") and not line.startswith("   ")]
     assert listed == [*(f for g, _, f in COMMANDS if g is None), "audit", "admin"]
     assert len(app.registered_commands) == len([g for g, _, _ in COMMANDS if g is None])
+
+
+#: Prepended to a probe: the process finds no pandas, as a default install has none.
+WITHOUT_PANDAS = """
+import importlib.abc, sys
+class NoPandas(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == "pandas":
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, NoPandas())
+"""
+
+
+def test_tail_and_explain_of_a_snapshot_do_not_import_pyarrow_compute(tmp_path) -> None:
+    """Importing pyarrow.compute builds its 286 function wrappers: 25 ms or more at each
+    start. Printing a snapshot's events as a table, or explaining a request, needs none of
+    it (occurred_at comes as text from the SQL). Checked as installed by default, without
+    pandas: pyarrow imports pandas, when there is one, at nearly any conversion of Python
+    values (``pa.array``, ``pa.scalar``, ``to_pylist``), and pandas pyarrow.compute."""
+    from support.tail import SHAPES
+
+    snapshot = tmp_path / "snapshot"
+    ingest = ["ingest", "--source", str(SHAPES["db_csv"]), "--out", str(snapshot)]
+    subprocess.run([sys.executable, "-m", "caracal_forensics", *ingest], check=True,
+                   capture_output=True)
+    for argv in (["audit", "tail"], ["explain", "req-000027"]):
+        code = WITHOUT_PANDAS + PROBE.format(
+            argv=[*argv, "--source", str(snapshot)], heavy=("pyarrow.compute", "duckdb"))
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert "req-000027" in proc.stdout or argv[0] == "audit", proc.stdout[:300]
+        assert eval(proc.stdout.strip().splitlines()[-1]) == ["duckdb"], argv
