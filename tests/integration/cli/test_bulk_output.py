@@ -132,6 +132,38 @@ def test_a_jsonb_field_holding_invalid_json_is_said_by_the_evaluator(
     assert '"x": }' not in result.out
 
 
+@pytest.mark.parametrize("expression", ["diagnostics[].step_up_required",
+                                        "decision == 'deny' && diagnostics[?step_up_required]",
+                                        "metadata.latency_ms && diagnostics[0]"])
+def test_a_jsonb_array_holding_invalid_json_is_said_by_the_evaluator(
+        tmp_path: Path, expression: str) -> None:
+    """As above for the diagnostics, an array whose elements a compiled query reads: a
+    cut-short text is neither printed nor DuckDB's "Malformed JSON", whatever reads it
+    first (the elements, a filter of them, a member of another field)."""
+    import csv
+    import json
+
+    from support.cli import run_cli
+
+    with (VECTOR_EXPORT / "db.csv").open(newline="") as source:
+        rows = list(csv.reader(source))[:4]
+    column = rows[0].index("diagnostics_json")
+    cut = '[{"step_up_required": true}, '
+    rows[2][column] = cut
+    rows[2][rows[0].index("decision")] = "deny"
+    corrupt = tmp_path / "db.csv"
+    with corrupt.open("w", newline="") as out:
+        csv.writer(out).writerows(rows)
+    try:
+        json.loads(cut)
+    except ValueError as error:
+        problem = str(error)
+    result = run_cli("audit", "tail", "-s", str(corrupt), "-n", "0", "--query", expression)
+    assert (result.code, result.err.splitlines()) == (2, [
+        f"caracal-forensics: error: {corrupt}: line 3: event {rows[2][0]!r}: "
+        f"diagnostics_json is not valid JSON ({problem})"])
+
+
 def test_a_guard_on_text_and_jsonb_sizes_the_slices_by_its_text_clause(many_events: Path
                                                                        ) -> None:
     """``--limit 0`` with a guard of a text clause and a jsonb one, in slices of 50
