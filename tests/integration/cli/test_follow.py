@@ -617,6 +617,20 @@ def test_a_large_read_is_spooled_and_later_polls_write_too(tmp_path, monkeypatch
     assert len(spills) == 2 and len(got) == 60 and sorted(got) == sorted(every)
 
 
+def test_a_followed_snapshot_is_read_once_in_place(tmp_path, follower_factory):
+    """A snapshot's events come from its parts (Parquet already: no spool), once, with
+    the provenance it recorded; a second poll finds nothing new."""
+    snapshot = tmp_path / "snapshot"
+    assert run_cli("ingest", "-s", SHAPES["db_csv"], "--out", snapshot).code == 0
+    follower = follower_factory([snapshot])
+    first = follower.poll()
+    expected = cf.open(str(snapshot)).tail(limit=0)
+    assert ids(first) == expected["id"].to_list() and first.num_rows == 240
+    assert provenance(first) == set(zip(expected["id"], expected["source_file"],
+                                        expected["source_line"], strict=True))
+    assert follower.poll().num_rows == 0
+
+
 def test_a_followed_snapshot_is_held_to_its_manifest(tmp_path):
     """`tail --follow` over a snapshot prints what tail prints, and refuses a snapshot
     altered since it was written as every other open does (a part added, one cut short):
