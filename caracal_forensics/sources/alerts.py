@@ -12,6 +12,7 @@ from ..model import ALERT_SCHEMA, Shape
 from ._batch import BadLines, constant, lines_from, long_rows
 from ._io import open_binary, too_long
 from ._lines import RowError, read_json_lines, text_value, timestamp_text
+from .db_csv import RowHandler, not_utf8
 
 COLUMNS = ("id", "event_id", "zone_id", "kind", "detail", "observed_at")
 
@@ -46,6 +47,7 @@ def read_jsonl(path: str, bad: BadLines) -> Iterator[pa.RecordBatch]:
 
 def read_csv(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordBatch]:
     import pyarrow.compute as pc
+    handler = RowHandler(lambda row: "skip" if bad.skip else "error")
     stream = open_binary(path)
     try:
         table = pacsv.read_csv(
@@ -53,7 +55,7 @@ def read_csv(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordB
             read_options=pacsv.ReadOptions(use_threads=False,
                                            block_size=max(1 << 20, bad.max_line)),
             parse_options=pacsv.ParseOptions(
-                invalid_row_handler=lambda row: "skip" if bad.skip else "error",
+                invalid_row_handler=handler,
                 newlines_in_values=True,
             ),
             convert_options=pacsv.ConvertOptions(
@@ -67,6 +69,8 @@ def read_csv(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordB
     except pa.ArrowInvalid as error:
         if "straddling" in str(error):  # a record larger than two blocks: never held
             raise too_long(path, bad.max_line, None, "a CSV record") from None
+        if handler.undecodable is not None:
+            raise not_utf8(path, handler, error) from None
         raise InputError(path, f"malformed CSV: {str(error).splitlines()[0][:200]}") from None
     finally:
         stream.close()

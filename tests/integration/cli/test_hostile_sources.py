@@ -430,3 +430,27 @@ def test_json_nested_too_deeply_in_a_manifest_or_an_anchor(snap: Path, tmp_path:
     (snap / "manifest.json").write_text(deep, encoding="utf-8")
     assert_refused(run_cli("stats", "-s", snap), snap / "manifest.json",
                    "unreadable snapshot manifest: nested too deeply")
+
+
+# --- 4. a CSV cut inside a character -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name, command", [
+    ("db.csv", ["audit", "tail", "--json"]),
+    ("db.csv", ["audit", "tail", "--on-bad-line", "skip"]),
+    ("alerts.csv", ["alerts"]),
+])
+def test_a_csv_cut_inside_a_character_is_one_line_naming_it(tmp_path: Path, name: str,
+                                                            command: list[str]) -> None:
+    """A file cut in the middle of a UTF-8 sequence leaves a short row that is not UTF-8:
+    Arrow decodes it before calling the row handler, and the decoding error used to be
+    printed as "Exception ignored ... Traceback" above the error (twice for a table
+    dump), which said "Row #3" of Arrow's instead of the line."""
+    data = (EXPORT / name).read_bytes()
+    third = data.index(b"\n", data.index(b"\n") + 1) + 1  # line 3 begins
+    path = tmp_path / name
+    path.write_bytes(data[:third] + "€".encode()[:1])
+    result = run_subprocess(*command, "-s", path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr == f"caracal-forensics: error: {path}: line 3: not UTF-8 text " \
+                            "(unexpected end of data)\n"
