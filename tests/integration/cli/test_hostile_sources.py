@@ -421,6 +421,18 @@ def test_a_part_corrupted_in_place_is_one_line_naming_it(snap: Path) -> None:
         assert_refused(verify(snap), part, "SHA-256 differs")
 
 
+def test_a_part_corrupted_in_place_names_it_in_tail_json(snap: Path) -> None:
+    """``audit tail --json --limit 0`` reads a snapshot's row groups with Arrow, whose
+    error named no file (``error: a file: ZSTD decompression failed``)."""
+    part = parts(snap)[-1]
+    data = bytearray(part.read_bytes())
+    data[len(data) // 3:len(data) // 2] = bytes(len(data) // 2 - len(data) // 3)  # pages
+    part.write_bytes(bytes(data))
+    result = run_cli("audit", "tail", "--json", "--limit", "0", "-s", snap)
+    assert_refused(result, part, ": row group 0: reading the data failed: ",
+                   "`verify` checks a snapshot's files against its manifest")
+
+
 def test_json_nested_too_deeply_in_a_manifest_or_an_anchor(snap: Path, tmp_path: Path) -> None:
     deep = '{"format": "caracal-forensics-snapshot", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
     anchor = tmp_path / "anchor.json"
