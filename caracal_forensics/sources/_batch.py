@@ -126,6 +126,28 @@ def _columnise(
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+#: The times Python's datetime holds (years 1-9999) as microseconds since the epoch: the
+#: range the toolkit stores (``pgsnapshot`` refuses others too). A time outside it could
+#: not be shown, explained or compared.
+FIRST_MICROS = -62_135_596_800_000_000
+LAST_MICROS = 253_402_300_799_999_999
+
+
+def first_out_of_range(times: pa.Array, per_micro: int = 1) -> int | None:
+    """The index of the first time outside the years 1-9999, else None: one min/max over
+    the column when every time is inside. ``times``: a timestamp[us], or integers of
+    1/``per_micro`` microseconds since the epoch (1000: milliseconds)."""
+    import pyarrow.compute as pc
+    values = times.cast(pa.int64()) if pa.types.is_timestamp(times.type) else times
+    first, last = -(-FIRST_MICROS // per_micro), LAST_MICROS // per_micro
+    bounds = pc.min_max(values)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is None or (first <= low and high <= last):
+        return None
+    outside = pc.or_(pc.less(values, first), pc.greater(values, last))
+    return pc.index(outside, True).as_py()
+
+
 def long_rows(batch: pa.RecordBatch, limit: int) -> pa.Array | None:
     """Which rows' values add up to more than ``limit`` bytes (None if none do; counted
     only when the whole batch is that large): CSV records past the maximum line, which

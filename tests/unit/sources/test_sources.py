@@ -290,6 +290,28 @@ def test_corrupt_parquet_row_group_is_named(tmp_path: Path) -> None:
         cf.open(str(path))
 
 
+@pytest.mark.parametrize("millis", [
+    253_402_300_800_000,  # 10000-01-01: Python's datetime ends with 9999
+    -62_135_596_800_001,  # the millisecond before 0001-01-01
+    2**63 - 1,  # x 1000 wrapped around to a time in 1969, read as if it were the time
+])
+def test_an_ocsf_time_outside_the_years_1_to_9999_is_named(tmp_path: Path, millis: int) -> None:
+    """Such a time used to be read: stats, explain and reconcile then stopped with
+    "unexpected OverflowError" (no file), the largest ones silently as another time."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(VECTORS / "ocsf/audit/2026/05/11/2026-05-11T08.parquet")
+    times = table.column("time").to_pylist()
+    times[4] = millis
+    index = table.schema.get_field_index("time")
+    path = tmp_path / "2026-05-11T08.parquet"
+    pq.write_table(table.set_column(index, "time", pa.array(times, pa.int64())), path)
+    with pytest.raises(InputError) as error:
+        cf.open(str(path))
+    assert str(error.value) == (f"{path}: row 5: column 'time' holds {millis} ms, a time "
+                                "outside the years 1-9999")
+
+
 def test_skip_bad_lines_continues_and_counts(bad) -> None:
     path, _ = bad["malformed json line"]
     snap = cf.open(str(path), on_bad_line="skip")
