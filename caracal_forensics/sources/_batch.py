@@ -133,9 +133,9 @@ FIRST_MICROS = -62_135_596_800_000_000
 LAST_MICROS = 253_402_300_799_999_999
 
 
-def first_out_of_range(times: pa.Array, per_micro: int = 1) -> int | None:
-    """The index of the first time outside the years 1-9999, else None: one min/max over
-    the column when every time is inside. ``times``: a timestamp[us], or integers of
+def out_of_range(times: pa.Array, per_micro: int = 1) -> pa.Array | None:
+    """Which times lie outside the years 1-9999 (None if none do: one min/max over the
+    column when every time is inside). ``times``: a timestamp[us], or integers of
     1/``per_micro`` microseconds since the epoch (1000: milliseconds)."""
     import pyarrow.compute as pc
     values = times.cast(pa.int64()) if pa.types.is_timestamp(times.type) else times
@@ -144,8 +144,31 @@ def first_out_of_range(times: pa.Array, per_micro: int = 1) -> int | None:
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
     if low is None or (first <= low and high <= last):
         return None
-    outside = pc.or_(pc.less(values, first), pc.greater(values, last))
-    return pc.index(outside, True).as_py()
+    return pc.fill_null(pc.or_(pc.less(values, first), pc.greater(values, last)), False)
+
+
+def drop_out_of_range(batch: pa.RecordBatch, bad: BadLines, row_word: str = "line"
+                      ) -> pa.RecordBatch:
+    """``batch`` (with ``source_file`` and ``source_line``) once no time of it lies
+    outside the years 1-9999: a text export may spell one (``0000-01-01``,
+    ``9999-12-31T23:00:00-05:00``) that Arrow reads but nothing after it can show or
+    compare. Each is ``bad.handle``d naming its file and line (``row_word``), so
+    refused, or skipped and counted."""
+    import pyarrow.compute as pc
+    keep = None
+    for index, field in enumerate(batch.schema):
+        if not pa.types.is_timestamp(field.type):
+            continue
+        outside = out_of_range(batch.column(index))
+        if outside is None:
+            continue
+        files, lines = batch.column("source_file"), batch.column("source_line")
+        for row in pc.indices_nonzero(outside).to_pylist():
+            shown = batch.column(index).slice(row, 1).cast(pa.string())[0]
+            bad.handle(InputError(files[row].as_py(), f"{field.name} {shown} is a time "
+                                  "outside the years 1-9999", f"{row_word} {lines[row]}"))
+        keep = pc.invert(outside) if keep is None else pc.and_(keep, pc.invert(outside))
+    return batch if keep is None else batch.filter(keep)
 
 
 def long_rows(batch: pa.RecordBatch, limit: int) -> pa.Array | None:

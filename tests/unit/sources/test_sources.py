@@ -312,6 +312,31 @@ def test_an_ocsf_time_outside_the_years_1_to_9999_is_named(tmp_path: Path, milli
                                 "outside the years 1-9999")
 
 
+@pytest.mark.parametrize("name, old, new, shown", [
+    ("db.jsonl", "2026-05-11T08:00:49.939955+00:00", "0000-01-01T00:00:00Z",
+     "occurred_at 0000-01-01 00:00:00.000000Z"),
+    ("db.csv", "2026-05-11 08:00:49.939955+00", "9999-12-31 23:00:00-05",
+     "occurred_at 10000-01-01 04:00:00.000000Z"),
+    ("db.jsonl", "2026-05-11T08:00:50.506955+00:00", "0001-01-01T00:00:00+05:00",
+     "ingested_at 0000-12-31 19:00:00.000000Z"),
+])
+def test_a_text_time_outside_the_years_1_to_9999_is_named(tmp_path: Path, name: str, old: str,
+                                                          new: str, shown: str) -> None:
+    """Arrow reads year 0 and a 9999 pushed past its end by an offset; stats, explain and
+    reconcile then stopped with "unexpected OverflowError", naming no file. Refused at
+    its line, or skipped and counted."""
+    text = (VECTORS / name).read_text(encoding="utf-8")
+    assert text.count(old) == 1
+    path = tmp_path / name
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    line = 1 + text[:text.index(old)].count("\n")
+    with pytest.raises(InputError) as error:
+        cf.open(str(path))
+    assert str(error.value) == f"{path}: line {line}: {shown} is a time outside the years 1-9999"
+    skipped = cf.open(str(path), on_bad_line="skip")
+    assert skipped.count() == 239 and skipped.skipped_lines == 1
+
+
 def test_skip_bad_lines_continues_and_counts(bad) -> None:
     path, _ = bad["malformed json line"]
     snap = cf.open(str(path), on_bad_line="skip")
