@@ -433,6 +433,26 @@ def test_a_part_corrupted_in_place_names_it_in_tail_json(snap: Path) -> None:
                    "`verify` checks a snapshot's files against its manifest")
 
 
+@pytest.mark.parametrize("statistics", [True, False])
+def test_a_part_rewritten_with_a_time_past_9999_is_refused_on_opening(snap: Path,
+                                                                      statistics: bool) -> None:
+    """A part rewritten (its manifest too) with a time Python cannot hold used to open;
+    stats, explain, timeline, query and reconcile then stopped "unexpected OverflowError"
+    naming no file. The footer's statistics say it (a part without them is read)."""
+    part = parts(snap)[0]
+    table = pq.read_table(part)
+    index = table.schema.get_field_index("occurred_at")
+    times = table.column(index).cast(pa.int64()).to_pylist()
+    times[0] = 253_402_300_800_000_000  # 10000-01-01
+    table = table.set_column(index, table.schema.field(index),
+                             pa.array(times, pa.int64()).cast(table.schema.field(index).type))
+    pq.write_table(table, part, write_statistics=statistics)
+    relist(snap, part)
+    for command in (["stats"], ["explain", "req-000013"], ["timeline", "--zone", "zone-alpha"]):
+        assert_refused(run_cli(*command, "-s", snap), part, ": row group 1: not a snapshot "
+                       "event file: column occurred_at holds a time outside the years 1-9999")
+
+
 def test_json_nested_too_deeply_in_a_manifest_or_an_anchor(snap: Path, tmp_path: Path) -> None:
     deep = '{"format": "caracal-forensics-snapshot", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
     anchor = tmp_path / "anchor.json"
