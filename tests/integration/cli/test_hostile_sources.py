@@ -453,6 +453,30 @@ def test_a_part_rewritten_with_a_time_past_9999_is_refused_on_opening(snap: Path
                        "event file: column occurred_at holds a time outside the years 1-9999")
 
 
+@pytest.mark.parametrize("how", ["--key-file", "AUDIT_HMAC_KEY_FILE"])
+def test_a_key_file_that_never_ends_is_refused_not_read_whole(how: str) -> None:
+    """/dev/zero as the key file was read whole: memory grew until the process was killed
+    (here: under a 1 GiB address-space limit, a MemoryError). It is read up to 64 KiB."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    args = ["verify", "-s", EXPORT / "db.csv"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_HMAC")}
+    if how == "--key-file":
+        args += ["--key-file", "/dev/zero"]
+    else:
+        env["AUDIT_HMAC_KEY_FILE"] = "/dev/zero"
+    result = subprocess.run([sys.executable, "-m", "caracal_forensics", *map(str, args)],
+                            capture_output=True, text=True, cwd=ROOT, env=env,
+                            timeout=HANG_SECONDS, preexec_fn=limit)
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "/dev/zero) is longer" in result.stderr or "/dev/zero is longer" in result.stderr
+    assert "than 65,536 bytes: not a key file" in result.stderr
+
+
 def test_json_nested_too_deeply_in_a_manifest_or_an_anchor(snap: Path, tmp_path: Path) -> None:
     deep = '{"format": "caracal-forensics-snapshot", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
     anchor = tmp_path / "anchor.json"
