@@ -147,26 +147,42 @@ def out_of_range(times: pa.Array, per_micro: int = 1) -> pa.Array | None:
     return pc.fill_null(pc.or_(pc.less(values, first), pc.greater(values, last)), False)
 
 
+def seq_at_the_ends(seqs: pa.Array) -> pa.Array | None:
+    """Which chain_seq values are the int64 extremes (None if none are): a chain's
+    predecessor and successor (seq - 1, seq + 1) overflow there, and no chain reaches
+    them (a bigint sequence from 1)."""
+    import pyarrow.compute as pc
+    bounds = pc.min_max(seqs)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is None or (-(2**63) < low and high < 2**63 - 1):
+        return None
+    return pc.fill_null(pc.or_(pc.equal(seqs, -(2**63)), pc.equal(seqs, 2**63 - 1)), False)
+
+
 def drop_out_of_range(batch: pa.RecordBatch, bad: BadLines, row_word: str = "line"
                       ) -> pa.RecordBatch:
     """``batch`` (with ``source_file`` and ``source_line``) once no time of it lies
-    outside the years 1-9999: a text export may spell one (``0000-01-01``,
-    ``9999-12-31T23:00:00-05:00``) that Arrow reads but nothing after it can show or
-    compare. Each is ``bad.handle``d naming its file and line (``row_word``), so
-    refused, or skipped and counted."""
+    outside the years 1-9999 and no chain_seq is an int64 extreme: a text export may
+    spell a time (``0000-01-01``, ``9999-12-31T23:00:00-05:00``) that Arrow reads but
+    nothing after it can show or compare, and verify's seq - 1 and seq + 1 overflow at
+    the ends of int64. Each is ``bad.handle``d naming its file and line (``row_word``),
+    so refused, or skipped and counted. One min/max per column when all is well."""
     import pyarrow.compute as pc
     keep = None
     for index, field in enumerate(batch.schema):
-        if not pa.types.is_timestamp(field.type):
+        if pa.types.is_timestamp(field.type):
+            outside, what = out_of_range(batch.column(index)), "a time outside the years 1-9999"
+        elif field.name == "chain_seq" and pa.types.is_integer(field.type):
+            outside, what = seq_at_the_ends(batch.column(index)), "out of the range of a chain"
+        else:
             continue
-        outside = out_of_range(batch.column(index))
         if outside is None:
             continue
         files, lines = batch.column("source_file"), batch.column("source_line")
         for row in pc.indices_nonzero(outside).to_pylist():
             shown = batch.column(index).slice(row, 1).cast(pa.string())[0]
-            bad.handle(InputError(files[row].as_py(), f"{field.name} {shown} is a time "
-                                  "outside the years 1-9999", f"{row_word} {lines[row]}"))
+            bad.handle(InputError(files[row].as_py(), f"{field.name} {shown} is {what}",
+                                  f"{row_word} {lines[row]}"))
         keep = pc.invert(outside) if keep is None else pc.and_(keep, pc.invert(outside))
     return batch if keep is None else batch.filter(keep)
 

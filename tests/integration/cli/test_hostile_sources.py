@@ -477,6 +477,21 @@ def test_a_key_file_that_never_ends_is_refused_not_read_whole(how: str) -> None:
     assert "than 65,536 bytes: not a key file" in result.stderr
 
 
+def test_a_part_rewritten_with_a_chain_seq_at_the_end_of_int64_is_refused(snap: Path) -> None:
+    """verify's seq - 1 overflowed in DuckDB ("reading the data failed: Out of Range
+    Error"), naming no file."""
+    part = parts(snap)[0]
+    table = pq.read_table(part)
+    index = table.schema.get_field_index("chain_seq")
+    seqs = table.column(index).to_pylist()
+    seqs[3] = -(2**63)
+    pq.write_table(table.set_column(index, table.schema.field(index),
+                                    pa.array(seqs, pa.int64())), part)
+    relist(snap, part)
+    assert_refused(verify(snap), part, ": row group 1: not a snapshot event file: column "
+                   "chain_seq holds an int64 extreme, out of the range of a chain")
+
+
 def test_json_nested_too_deeply_in_a_manifest_or_an_anchor(snap: Path, tmp_path: Path) -> None:
     deep = '{"format": "caracal-forensics-snapshot", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
     anchor = tmp_path / "anchor.json"

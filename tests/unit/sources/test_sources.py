@@ -337,6 +337,25 @@ def test_a_text_time_outside_the_years_1_to_9999_is_named(tmp_path: Path, name: 
     assert skipped.count() == 239 and skipped.skipped_lines == 1
 
 
+@pytest.mark.parametrize("seq", [-(2**63), 2**63 - 1])
+def test_a_chain_seq_at_an_end_of_int64_is_named(tmp_path: Path, seq: int) -> None:
+    """verify's seq - 1 and seq + 1 overflowed in DuckDB: "reading the data failed: Out
+    of Range Error: Overflow in subtraction of INT64", naming no file and pointing at a
+    snapshot's manifest. Refused at its line, or skipped and counted."""
+    lines = (VECTORS / "db.csv").read_text(encoding="utf-8").split("\n")
+    cells = lines[5].split(",")
+    assert cells[-2].isdigit()  # chain_seq, before ingest_signature
+    cells[-2] = str(seq)
+    lines[5] = ",".join(cells)
+    path = tmp_path / "db.csv"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(InputError) as error:
+        cf.open(str(path))
+    assert str(error.value) == f"{path}: line 6: chain_seq {seq} is out of the range of a chain"
+    skipped = cf.open(str(path), on_bad_line="skip")
+    assert skipped.count() == 239 and skipped.skipped_lines == 1
+
+
 def test_skip_bad_lines_continues_and_counts(bad) -> None:
     path, _ = bad["malformed json line"]
     snap = cf.open(str(path), on_bad_line="skip")
