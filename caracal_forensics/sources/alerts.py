@@ -11,7 +11,7 @@ from ..errors import InputError
 from ..model import ALERT_SCHEMA, Shape
 from ._batch import BadLines, constant, lines_from, long_rows
 from ._io import open_binary, too_long
-from ._lines import RowError, read_json_lines, text_value, timestamp_text
+from ._lines import RowError, _json_type, read_json_lines, text_value, timestamp_text
 from .db_csv import RowHandler, not_utf8
 
 COLUMNS = ("id", "event_id", "zone_id", "kind", "detail", "observed_at")
@@ -29,6 +29,8 @@ def parse_alert_row(obj: dict) -> dict:
         if name == "id":
             # bigserial in a dump: a JSON number (kept as its literal) or text
             value = obj[name]
+            if isinstance(value, (dict, list)):  # str() would be Python's repr of it
+                raise RowError(f"id must be a number, a string or null, not {_json_type(value)}")
             row[name] = None if value is None or isinstance(value, bool) else str(value)
         elif name == "observed_at":
             row[name] = timestamp_text(obj, name)
