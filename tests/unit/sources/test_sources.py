@@ -356,6 +356,25 @@ def test_a_chain_seq_at_an_end_of_int64_is_named(tmp_path: Path, seq: int) -> No
     assert skipped.count() == 239 and skipped.skipped_lines == 1
 
 
+@pytest.mark.parametrize("value, said", [
+    ({"a": [1]}, "an object"), ([5], "an array"), (True, "a boolean"), ("five", "'five'"),
+])
+def test_a_chain_seq_of_the_wrong_type_is_said_as_json(tmp_path: Path, value: object,
+                                                      said: str) -> None:
+    """An object used to be said as Python's repr: "{'a': [JsonbNumber('1')]}"."""
+    import json
+
+    lines = (VECTORS / "db.jsonl").read_text(encoding="utf-8").split("\n")
+    row = json.loads(lines[1])
+    row["chain_seq"] = value
+    lines[1] = json.dumps(row)
+    path = tmp_path / "db.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(InputError) as error:
+        cf.open(str(path))
+    assert str(error.value) == f"{path}: line 2: chain_seq must be an integer, not {said}"
+
+
 def test_skip_bad_lines_continues_and_counts(bad) -> None:
     path, _ = bad["malformed json line"]
     snap = cf.open(str(path), on_bad_line="skip")
