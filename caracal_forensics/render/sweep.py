@@ -268,7 +268,7 @@ def _read(group: _Group, columns: Sequence[str], opened: dict[str, Any],
         # Arrow's error names no file
         raise InputError(group.path, f"reading the data failed: {str(error).splitlines()[0]} "
                          "(`verify` checks a snapshot's files against its manifest)",
-                         f"row group {group.index}") from None
+                         f"row group {group.index + 1}") from None
     per_row = table.nbytes / max(1, table.num_rows)
     if keep is not None:  # the filters' rows (a NULL condition drops the row, as in SQL)
         table = table.filter(keep(table))

@@ -429,7 +429,7 @@ def test_a_part_corrupted_in_place_names_it_in_tail_json(snap: Path) -> None:
     data[len(data) // 3:len(data) // 2] = bytes(len(data) // 2 - len(data) // 3)  # pages
     part.write_bytes(bytes(data))
     result = run_cli("audit", "tail", "--json", "--limit", "0", "-s", snap)
-    assert_refused(result, part, ": row group 0: reading the data failed: ",
+    assert_refused(result, part, ": row group 1: reading the data failed: ",
                    "`verify` checks a snapshot's files against its manifest")
 
 
