@@ -60,8 +60,13 @@ def connect() -> duckdb.DuckDBPyConnection:
 
 def memory_limit() -> str:
     """DuckDB's memory limit: ``$CARACAL_FORENSICS_MEMORY_LIMIT`` (``settings``), checked."""
+    import re
+
     value = settings().memory_limit
-    if not value.replace(".", "", 1).rstrip("KMGTBkmgtib ").isdigit():
+    # a unit is required, and the bytes must fit DuckDB's int64 ("0" and "1e30GB" were
+    # DuckDB's parser errors, said as if the data could not be read)
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*([KMGT](i?B)?|B)", value, re.IGNORECASE) is None \
+            or size_bytes(value) >= 2**63:
         raise UsageError(f"{MEMORY_LIMIT_ENV} must look like 1GB or 512MB, not {value!r}")
     return value
 

@@ -88,12 +88,13 @@ def parse_time(value: str | dt.datetime | dt.date, parameter: str = "since") -> 
             micros,
             tzinfo=_offset(parts["tz"]),
         )
-    except ValueError as error:
+        if round_up:
+            moment += dt.timedelta(microseconds=1)
+        # 9999-12-31T23:00-05:00 is past year 9999 in UTC, 0001-01-01T00:00+01:00 before 1
+        return moment.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError) as error:
         raise UsageError(f"{parameter} {value!r} is not a valid time: {error}",
                          parameter) from None
-    if round_up:
-        moment += dt.timedelta(microseconds=1)
-    return moment.astimezone(dt.timezone.utc)
 
 
 def _offset(text: str | None) -> dt.timezone:
@@ -165,8 +166,9 @@ class Filters:
             raise UsageError("request_id needs a non-empty value", "request_id")
         if limit is None:
             limit = 0
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise UsageError(f"limit must be a whole number >= 0 (0 = all), not {limit!r}",
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit < 2**63:
+            raise UsageError(f"limit must be a whole number >= 0 (0 = all) and below 2**63, "
+                             f"not {limit!r}",
                              "limit")
         since_at = parse_time(since, "since") if since is not None else None
         until_at = parse_time(until, "until") if until is not None else None

@@ -20,6 +20,9 @@ from .errors import HmacKeyError
 KEY_ENV = "AUDIT_HMAC_KEY"
 KEY_FILE_ENV = "AUDIT_HMAC_KEY_FILE"
 MIN_KEY_BYTES = 32
+#: A key file holds some 64 hex digits; one longer than this is not a key file (a device
+#: such as /dev/zero, a log named by mistake) and is never read whole.
+MAX_KEY_FILE_BYTES = 1 << 16
 
 
 def parse_key(text: str | bytes, *, origin: str) -> bytes:
@@ -64,9 +67,13 @@ def read_key_file(path: str | os.PathLike[str], *, origin: str | None = None) ->
     """Read and decode a file holding the key as hex text."""
     origin = origin or f"file {os.fspath(path)}"
     try:
-        data = Path(path).read_bytes()
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as error:
         raise HmacKeyError(f"cannot read HMAC key {origin}: {error.strerror}") from None
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise HmacKeyError(f"HMAC key from {origin} is longer than {MAX_KEY_FILE_BYTES:,} "
+                           "bytes: not a key file")
     return parse_key(data, origin=origin)
 
 

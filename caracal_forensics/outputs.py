@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any, BinaryIO, NamedTuple
 
-from .errors import UsageError
+from .errors import InputError, UsageError
 from .keys import KEY_FILE_ENV
 
 #: Parameter -> how a message calls it. The CLI passes flags ("--report", "--key-file").
@@ -124,11 +124,20 @@ def _stat(path: PathLike) -> tuple[int, int] | None:
 
 
 def check_output_file(path: PathLike, *, name: str = "out") -> None:
-    """Refuse, before any work, a file output that cannot be written: a directory, or
-    in a directory that does not exist (``name`` calls the parameter in the message)."""
+    """Refuse, before any work, a file output that cannot be written: a directory, a
+    device, FIFO or socket (the rename would replace it), or in a directory that does
+    not exist (``name`` calls the parameter in the message)."""
     shown = f"{name} {os.fspath(path)}"
     if os.path.isdir(path):
         raise UsageError(f"{shown} is a directory; name the file to write")
+    if os.path.exists(path) and not os.path.isfile(path):
+        # the rename would replace it: /dev/null made a regular file, for every user
+        from .manifest import check_regular
+
+        try:
+            check_regular(os.fspath(path))
+        except InputError as error:
+            raise UsageError(f"{shown} is {error.problem}; name the file to write") from None
     directory = os.path.dirname(os.path.realpath(path))
     if not os.path.isdir(directory):
         raise UsageError(f"{shown}: directory {directory} does not exist")

@@ -390,8 +390,12 @@ class _Run:
             diffs = []
             for name in JSONB_FIELDS:
                 if pair["differ"] & _BITS[name] and not pair[f"same_{name}"]:
-                    diffs += json_diffs(name, pair[f"s_{name}"], pair[f"a_{name}"], mine,
-                                        theirs)
+                    try:
+                        diffs += json_diffs(name, pair[f"s_{name}"], pair[f"a_{name}"],
+                                            mine, theirs)
+                    except (ValueError, RecursionError):  # nested deeper than Python
+                        # parses (or not JSON): the texts, which differ
+                        diffs.append((name, pair[f"s_{name}"], pair[f"a_{name}"]))
             if diffs:
                 yield self._pair(pair["zone_id"], pair["id"]), diffs
 

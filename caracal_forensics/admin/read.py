@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..jsonb import dumps, loads
 from ..sources._batch import BadLines, rows_to_batches
 from ..sources._io import csv_records, numbered_lines, read_document
-from ..sources._lines import RowError, _json_type, int64_of
+from ..sources._lines import RowError, _json_type, int64_of, shown_value
 from ..sources.api_json import first_line_object
 from .model import ADMIN_SCHEMA, TABLE_COLUMNS, TEXT_FIELDS, AdminShape
 
@@ -101,7 +101,7 @@ def _integer(value: object, key: str) -> int | None:
         return None
     if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value):
         return int64_of(value, key)
-    raise RowError(f"{key} must be an integer, not {str(value)[:40]!r}")
+    raise RowError(f"{key} must be an integer, not {shown_value(value, 40)}")
 
 
 def _status(value: object) -> int | None:
@@ -198,7 +198,7 @@ def parse_api_item(obj: object, zone: str | None) -> dict:
     row["occurred_at"] = stamp
     signed = obj.get("signed")
     if signed is not None and not isinstance(signed, bool):
-        raise RowError(f"signed must be true or false, not {str(signed)[:20]!r}")
+        raise RowError(f"signed must be true or false, not {shown_value(signed, 20)}")
     row["signed"] = signed
     payload = obj.get("payload_json")
     row["payload_json"] = _payload_text(payload)

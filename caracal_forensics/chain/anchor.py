@@ -180,7 +180,7 @@ def _csv_heads(name: str, text: str) -> list[tuple[str, int | None, str | None, 
             raise InputError(name, f"{len(row)} fields where the header has {len(header)}",
                              where)
         seq_text = row[seq_at].strip()
-        if not seq_text.isdigit():
+        if not (seq_text.isascii() and seq_text.isdigit()):  # int("²") fails
             raise InputError(name, f"last_seq {seq_text!r} is not a whole number", where)
         digest = row[hash_at].strip() or None if hash_at is not None else None
         heads.append((row[zone_at], int(seq_text), digest, where))
@@ -191,12 +191,17 @@ def _pick(head: dict[str, Any], keys: tuple[str, ...]) -> Any:
     return next((head[k] for k in keys if k in head), None)
 
 
+#: chain_seq is a bigint: a larger last_seq cannot be compared with the chain's.
+_MAX_SEQ = 2**63 - 1
+
+
 def _check_head(name: str, zone: Any, seq: Any, digest: Any, where: str) -> None:
     if not isinstance(zone, str) or not zone:
         raise InputError(name, f"{where}: no zone_id; {ANCHOR_MUST}")
-    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0):
-        raise InputError(name, f"{where}: last_seq must be a whole number, not "
-                         f"{json.dumps(seq)[:40]}")
+    if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool) or seq < 0
+                            or seq > _MAX_SEQ):
+        raise InputError(name, f"{where}: last_seq must be a whole number up to {_MAX_SEQ}, "
+                         f"not {json.dumps(seq)[:40]}")
     if digest is not None and (not isinstance(digest, str) or not _SHA256.fullmatch(digest)):
         raise InputError(name, f"{where}: last_content_sha256 must be 64 lowercase hex "
                          "digits")

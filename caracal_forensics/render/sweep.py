@@ -253,14 +253,22 @@ def _read(group: _Group, columns: Sequence[str], opened: dict[str, Any],
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from ..errors import InputError
     from ..filters import ORDER_COLUMNS
 
     key = (threading.get_ident(), group.path)  # a reader per thread
-    handle = opened.get(key)
-    if handle is None:
-        handle = opened[key] = pq.ParquetFile(
-            group.path, read_dictionary=_dictionary_columns(group.path, columns))
-    table = handle.read_row_group(group.index, columns=list(columns))
+    try:
+        handle = opened.get(key)
+        if handle is None:
+            handle = opened[key] = pq.ParquetFile(
+                group.path, read_dictionary=_dictionary_columns(group.path, columns))
+        table = handle.read_row_group(group.index, columns=list(columns))
+    except (OSError, pa.ArrowException) as error:
+        # a part corrupted in place (its size unchanged, which opening does not hash):
+        # Arrow's error names no file
+        raise InputError(group.path, f"reading the data failed: {str(error).splitlines()[0]} "
+                         "(`verify` checks a snapshot's files against its manifest)",
+                         f"row group {group.index + 1}") from None
     per_row = table.nbytes / max(1, table.num_rows)
     if keep is not None:  # the filters' rows (a NULL condition drops the row, as in SQL)
         table = table.filter(keep(table))

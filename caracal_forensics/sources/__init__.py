@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import InputError
-from ._batch import BadLines
+from ._batch import BadLines, drop_out_of_range
 from ._io import (
     ChangedWhileRead,
     check_unchanged,
@@ -323,7 +323,8 @@ def _unchanged(source: InputFile, read, bad: BadLines) -> Iterator[pa.RecordBatc
     except InputError:
         check_unchanged(states)
         raise
-    return _checked_after(batches, states)
+    word = "row" if source.shape == "ocsf_parquet" else "line"
+    return _checked_after((drop_out_of_range(batch, bad, word) for batch in batches), states)
 
 
 def _checked_after(batches: Iterator[pa.RecordBatch], states: dict

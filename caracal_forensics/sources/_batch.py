@@ -126,6 +126,67 @@ def _columnise(
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+#: The times Python's datetime holds (years 1-9999) as microseconds since the epoch: the
+#: range the toolkit stores (``pgsnapshot`` refuses others too). A time outside it could
+#: not be shown, explained or compared.
+FIRST_MICROS = -62_135_596_800_000_000
+LAST_MICROS = 253_402_300_799_999_999
+
+
+def out_of_range(times: pa.Array, per_micro: int = 1) -> pa.Array | None:
+    """Which times lie outside the years 1-9999 (None if none do: one min/max over the
+    column when every time is inside). ``times``: a timestamp[us], or integers of
+    1/``per_micro`` microseconds since the epoch (1000: milliseconds)."""
+    import pyarrow.compute as pc
+    values = times.cast(pa.int64()) if pa.types.is_timestamp(times.type) else times
+    first, last = -(-FIRST_MICROS // per_micro), LAST_MICROS // per_micro
+    bounds = pc.min_max(values)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is None or (first <= low and high <= last):
+        return None
+    return pc.fill_null(pc.or_(pc.less(values, first), pc.greater(values, last)), False)
+
+
+def seq_at_the_ends(seqs: pa.Array) -> pa.Array | None:
+    """Which chain_seq values are the int64 extremes (None if none are): a chain's
+    predecessor and successor (seq - 1, seq + 1) overflow there, and no chain reaches
+    them (a bigint sequence from 1)."""
+    import pyarrow.compute as pc
+    bounds = pc.min_max(seqs)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is None or (-(2**63) < low and high < 2**63 - 1):
+        return None
+    return pc.fill_null(pc.or_(pc.equal(seqs, -(2**63)), pc.equal(seqs, 2**63 - 1)), False)
+
+
+def drop_out_of_range(batch: pa.RecordBatch, bad: BadLines, row_word: str = "line"
+                      ) -> pa.RecordBatch:
+    """``batch`` (with ``source_file`` and ``source_line``) once no time of it lies
+    outside the years 1-9999 and no chain_seq is an int64 extreme: a text export may
+    spell a time (``0000-01-01``, ``9999-12-31T23:00:00-05:00``) that Arrow reads but
+    nothing after it can show or compare, and verify's seq - 1 and seq + 1 overflow at
+    the ends of int64. Each is ``bad.handle``d naming its file and line (``row_word``),
+    so refused, or skipped and counted. One min/max per column when all is well."""
+    import pyarrow.compute as pc
+    keep = None
+    for index, field in enumerate(batch.schema):
+        if pa.types.is_timestamp(field.type):
+            outside, what = out_of_range(batch.column(index)), "a time outside the years 1-9999"
+        elif field.name == "chain_seq" and pa.types.is_integer(field.type):
+            outside, what = seq_at_the_ends(batch.column(index)), "out of the range of a chain"
+        else:
+            continue
+        if outside is None:
+            continue
+        files, lines = batch.column("source_file"), batch.column("source_line")
+        for row in pc.indices_nonzero(outside).to_pylist():
+            shown = batch.column(index).slice(row, 1).cast(pa.string())[0]
+            bad.handle(InputError(files[row].as_py(), f"{field.name} {shown} is {what}",
+                                  f"{row_word} {lines[row]}"))
+        keep = pc.invert(outside) if keep is None else pc.and_(keep, pc.invert(outside))
+    return batch if keep is None else batch.filter(keep)
+
+
 def long_rows(batch: pa.RecordBatch, limit: int) -> pa.Array | None:
     """Which rows' values add up to more than ``limit`` bytes (None if none do; counted
     only when the whole batch is that large): CSV records past the maximum line, which

@@ -494,7 +494,7 @@ def int_value(obj: dict, key: str) -> int | None:
         return None
     if isinstance(value, str) and _INTEGER.fullmatch(value):
         return int64_of(value, key)
-    raise RowError(f"{key} must be an integer, not {str(value)[:40]!r}")
+    raise RowError(f"{key} must be an integer, not {shown_value(value, 40)}")
 
 
 def int64_of(digits: str, key: str) -> int:
@@ -533,6 +533,15 @@ def timestamp_text(obj: dict, key: str) -> str | None:
     if value is None or type(value) is str:
         return value
     raise RowError(f"{key} must be a timestamp string, not {_json_type(value)}")
+
+
+def shown_value(value: object, limit: int) -> str:
+    """A wrong value as an error line says it: text or a number as written (cut at
+    ``limit``), else its JSON type (str() of an object is Python's repr of it, with
+    JsonbNumber(...) inside)."""
+    if isinstance(value, str | JsonbNumber):
+        return repr(str(value)[:limit])
+    return _json_type(value)
 
 
 def _json_type(value: object) -> str:

@@ -11,7 +11,8 @@ from ..errors import InputError
 from ..model import ALERT_SCHEMA, Shape
 from ._batch import BadLines, constant, lines_from, long_rows
 from ._io import open_binary, too_long
-from ._lines import RowError, read_json_lines, text_value, timestamp_text
+from ._lines import RowError, _json_type, read_json_lines, text_value, timestamp_text
+from .db_csv import RowHandler, not_utf8
 
 COLUMNS = ("id", "event_id", "zone_id", "kind", "detail", "observed_at")
 
@@ -28,6 +29,8 @@ def parse_alert_row(obj: dict) -> dict:
         if name == "id":
             # bigserial in a dump: a JSON number (kept as its literal) or text
             value = obj[name]
+            if isinstance(value, (dict, list)):  # str() would be Python's repr of it
+                raise RowError(f"id must be a number, a string or null, not {_json_type(value)}")
             row[name] = None if value is None or isinstance(value, bool) else str(value)
         elif name == "observed_at":
             row[name] = timestamp_text(obj, name)
@@ -46,6 +49,7 @@ def read_jsonl(path: str, bad: BadLines) -> Iterator[pa.RecordBatch]:
 
 def read_csv(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordBatch]:
     import pyarrow.compute as pc
+    handler = RowHandler(lambda row: "skip" if bad.skip else "error")
     stream = open_binary(path)
     try:
         table = pacsv.read_csv(
@@ -53,7 +57,7 @@ def read_csv(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordB
             read_options=pacsv.ReadOptions(use_threads=False,
                                            block_size=max(1 << 20, bad.max_line)),
             parse_options=pacsv.ParseOptions(
-                invalid_row_handler=lambda row: "skip" if bad.skip else "error",
+                invalid_row_handler=handler,
                 newlines_in_values=True,
             ),
             convert_options=pacsv.ConvertOptions(
@@ -67,6 +71,8 @@ def read_csv(path: str, bad: BadLines, header: list[str]) -> Iterator[pa.RecordB
     except pa.ArrowInvalid as error:
         if "straddling" in str(error):  # a record larger than two blocks: never held
             raise too_long(path, bad.max_line, None, "a CSV record") from None
+        if handler.undecodable is not None:
+            raise not_utf8(path, handler, error) from None
         raise InputError(path, f"malformed CSV: {str(error).splitlines()[0][:200]}") from None
     finally:
         stream.close()

@@ -35,6 +35,55 @@ def looks_like(header: list[str]) -> bool:
     return "zone_id" in header and "chain_hmac" in header and "event_type" in header
 
 
+class RowHandler:
+    """Arrow's ``invalid_row_handler`` (``decide(row)`` -> "skip" or "error") that knows
+    when Arrow could not call it: Arrow decodes a short row as UTF-8 before calling the
+    handler, so a short row that is not UTF-8 (a file cut inside a character) raises
+    inside Arrow's callback, where Python prints it as "Exception ignored ... Traceback"
+    and the row is an error. ``_quiet_undecodable`` keeps those off stderr and notes the
+    error here (``undecodable``), so that the reader says it in one line (``not_utf8``)."""
+
+    def __init__(self, decide) -> None:
+        self.decide = decide
+        self.undecodable: UnicodeDecodeError | None = None
+        _quiet_undecodable()
+
+    def __call__(self, row: pacsv.InvalidRow) -> str:
+        return self.decide(row)
+
+
+def _quiet_undecodable() -> None:
+    """Install, once, the ``sys.unraisablehook`` that hands a RowHandler's decoding error
+    to the handler instead of printing it; everything else goes to the hook before."""
+    import sys
+
+    previous = sys.unraisablehook
+    if getattr(previous, "row_handlers", False):
+        return
+
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.object, RowHandler) and isinstance(
+                unraisable.exc_value, UnicodeDecodeError):
+            unraisable.object.undecodable = unraisable.exc_value
+            return
+        previous(unraisable)
+
+    hook.row_handlers = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
+def not_utf8(path: str, handler: RowHandler, error: Exception) -> InputError | None:
+    """The one-line error of a short row that was not UTF-8 (``handler.undecodable``),
+    at Arrow's row number (the line, as ``source_line`` counts), else None."""
+    import re
+
+    if handler.undecodable is None:
+        return None
+    row = re.search(r"Row #(\d+)", str(error))
+    return InputError(path, f"not UTF-8 text ({handler.undecodable.reason})",
+                      f"line {row.group(1)}" if row else None)
+
+
 def read(path: str, bad: BadLines, header: list[str], tap: FileDigest | None = None
          ) -> Iterator[pa.RecordBatch]:
     """The dump's events; ``tap`` sees the file's bytes once if the parallel pass reads
@@ -113,7 +162,7 @@ def _parallel(path: str, header: list[str], present: list[str], tap: FileDigest 
         return
     try:
         try:
-            reader = _open(stream, header, present, True, lambda _row: "error")
+            reader = _open(stream, header, present, True, RowHandler(lambda _row: "error"))
         except Exception:
             yield None
             return
@@ -154,10 +203,11 @@ def _sequential(
         )
         return "skip" if bad.skip else "error"
 
+    handler = RowHandler(on_invalid)
     stream = open_binary(path)
     next_line = 2
     try:
-        reader = _open(stream, header, present, False, on_invalid, block_size)
+        reader = _open(stream, header, present, False, handler, block_size)
         handled = 0  # short rows of the first block are seen while opening the reader
         pending: set[int] = set()  # lines of skipped rows not yet passed
         while True:
@@ -209,6 +259,8 @@ def _sequential(
         elif bad_rows:  # the row handler saw it first and knows the line
             line, problem = bad_rows[-1]
             raise InputError(path, problem, f"line {line}") from None
+        elif handler.undecodable is not None:
+            raise not_utf8(path, handler, error) from None
         else:
             raise InputError(path, f"malformed CSV: {_short(error)}") from None
     finally:

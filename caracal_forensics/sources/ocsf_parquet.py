@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from ..errors import InputError
 from ..model import EVENT_SCHEMA, JSONB_FIELDS, UTC_MICROS, Shape
-from ._batch import absent_list, assemble_events
+from ._batch import absent_list, assemble_events, out_of_range
 from ._parquet import open_parquet, row_groups
 
 SHAPE = Shape.OCSF_PARQUET
@@ -65,7 +65,14 @@ def _to_events(
         column = table.column(source).combine_chunks()
         try:
             if name == "occurred_at":
-                column = pc.multiply(column.cast(pa.int64()), 1000).cast(UTC_MICROS)
+                column = column.cast(pa.int64())
+                outside = out_of_range(column, per_micro=1000)
+                if outside is not None:  # Python cannot show it, and x 1000 may overflow
+                    row = pc.index(outside, True).as_py()
+                    raise InputError(
+                        path, f"column {source!r} holds {column[row]} ms, a time "
+                        "outside the years 1-9999", f"row {first + 1 + row}")
+                column = pc.multiply(column, 1000).cast(UTC_MICROS)
             elif name in JSONB_FIELDS:
                 column = pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
             columns[name] = column.cast(EVENT_SCHEMA.field(name).type)

@@ -105,7 +105,39 @@ def _part_rows(path: str, model, what: str) -> int:
         if field.type != expected.type:
             raise InputError(path, f"not a snapshot {what} file: column {field.name} is "
                              f"{field.type}, not {expected.type}")
+    _check_times(path, parquet, what)
     return parquet.metadata.num_rows
+
+
+def _check_times(path: str, parquet, what: str) -> None:
+    """Every time of the part inside the years 1-9999 and no chain_seq an int64
+    extreme (``_batch.drop_out_of_range`` says why), from the footer's statistics (a row
+    group without them is read): ingest writes no other, but a part rewritten with its
+    manifest could, and every command showing it would stop "unexpected"."""
+    import pyarrow as pa
+
+    from ._batch import FIRST_MICROS, LAST_MICROS, out_of_range, seq_at_the_ends
+
+    meta = parquet.metadata
+    for index, field in enumerate(parquet.schema_arrow):
+        if pa.types.is_timestamp(field.type):
+            low, high, check = FIRST_MICROS, LAST_MICROS, out_of_range
+            problem = "a time outside the years 1-9999"
+        elif field.name == "chain_seq" and pa.types.is_integer(field.type):
+            low, high, check = -(2**63) + 1, 2**63 - 2, seq_at_the_ends
+            problem = "an int64 extreme, out of the range of a chain"
+        else:
+            continue
+        for group in range(meta.num_row_groups):
+            stats = meta.row_group(group).column(index).statistics
+            if stats is not None and stats.has_min_max:
+                if low <= stats.min_raw and stats.max_raw <= high:
+                    continue
+            elif check(parquet.read_row_group(group, columns=[field.name])
+                       .column(0).combine_chunks()) is None:
+                continue
+            raise InputError(path, f"not a snapshot {what} file: column {field.name} holds "
+                             f"{problem}", f"row group {group + 1}")
 
 
 #: What the words of every discrepancy end with: what it means.

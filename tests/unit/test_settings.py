@@ -45,8 +45,12 @@ def test_defaults_and_an_environment_of_ones_own() -> None:
         given.workers = 1  # type: ignore[misc]  # frozen
 
 
-def test_a_bad_memory_limit_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(MEMORY_LIMIT_ENV, "lots")
+# "0" (no unit) and a size past int64 were DuckDB's parser errors, said as "reading the
+# data failed ... (`verify` checks a snapshot's files)"
+@pytest.mark.parametrize("value", ["lots", "0", "512", "99999999999999999999GB"])
+def test_a_bad_memory_limit_names_the_variable(monkeypatch: pytest.MonkeyPatch,
+                                               value: str) -> None:
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, value)
     settings()  # reading never fails: only the connection that uses it does
     with pytest.raises(UsageError, match=f"^{MEMORY_LIMIT_ENV} must look like 1GB"):
         engine.connect()

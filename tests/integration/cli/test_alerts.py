@@ -211,3 +211,21 @@ def test_alerts_from_a_snapshot(pg, alerts_db, tmp_path, capsys) -> None:
     records = json_lines(out)
     assert without_source(records) == expected_alerts(pg, alerts_db)
     assert all(r["source"].split("#")[1].startswith("audit_ingest_alerts:") for r in records)
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_an_alert_id_that_is_an_object_is_refused(tmp_path, native: str) -> None:
+    """str() of it was shown as the id: {'a': JsonbNumber('1')}, Python's repr."""
+    from support.cli import run_cli
+    from support.paths import FIXTURE_EXPORT
+
+    dump = (FIXTURE_EXPORT / "alerts.jsonl").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in dump.splitlines()]
+    rows[1]["id"] = {"a": [1]}
+    path = tmp_path / "alerts.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n", encoding="utf-8")
+    code, out, err = run_cli("alerts", "--json", "-s", path,
+                             env={"CARACAL_FORENSICS_NATIVE": native})
+    assert code == 2 and out == ""
+    assert err == (f"caracal-forensics: error: {path}: line 2: id must be a number, a string "
+                   "or null, not an object\n")

@@ -421,6 +421,77 @@ def test_a_part_corrupted_in_place_is_one_line_naming_it(snap: Path) -> None:
         assert_refused(verify(snap), part, "SHA-256 differs")
 
 
+def test_a_part_corrupted_in_place_names_it_in_tail_json(snap: Path) -> None:
+    """``audit tail --json --limit 0`` reads a snapshot's row groups with Arrow, whose
+    error named no file (``error: a file: ZSTD decompression failed``)."""
+    part = parts(snap)[-1]
+    data = bytearray(part.read_bytes())
+    data[len(data) // 3:len(data) // 2] = bytes(len(data) // 2 - len(data) // 3)  # pages
+    part.write_bytes(bytes(data))
+    result = run_cli("audit", "tail", "--json", "--limit", "0", "-s", snap)
+    assert_refused(result, part, ": row group 1: reading the data failed: ",
+                   "`verify` checks a snapshot's files against its manifest")
+
+
+@pytest.mark.parametrize("statistics", [True, False])
+def test_a_part_rewritten_with_a_time_past_9999_is_refused_on_opening(snap: Path,
+                                                                      statistics: bool) -> None:
+    """A part rewritten (its manifest too) with a time Python cannot hold used to open;
+    stats, explain, timeline, query and reconcile then stopped "unexpected OverflowError"
+    naming no file. The footer's statistics say it (a part without them is read)."""
+    part = parts(snap)[0]
+    table = pq.read_table(part)
+    index = table.schema.get_field_index("occurred_at")
+    times = table.column(index).cast(pa.int64()).to_pylist()
+    times[0] = 253_402_300_800_000_000  # 10000-01-01
+    table = table.set_column(index, table.schema.field(index),
+                             pa.array(times, pa.int64()).cast(table.schema.field(index).type))
+    pq.write_table(table, part, write_statistics=statistics)
+    relist(snap, part)
+    for command in (["stats"], ["explain", "req-000013"], ["timeline", "--zone", "zone-alpha"]):
+        assert_refused(run_cli(*command, "-s", snap), part, ": row group 1: not a snapshot "
+                       "event file: column occurred_at holds a time outside the years 1-9999")
+
+
+@pytest.mark.parametrize("how", ["--key-file", "AUDIT_HMAC_KEY_FILE"])
+def test_a_key_file_that_never_ends_is_refused_not_read_whole(how: str) -> None:
+    """/dev/zero as the key file was read whole: memory grew until the process was killed
+    (here: under a 1 GiB address-space limit, a MemoryError). It is read up to 64 KiB."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    args = ["verify", "-s", EXPORT / "db.csv"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUDIT_HMAC")}
+    if how == "--key-file":
+        args += ["--key-file", "/dev/zero"]
+    else:
+        env["AUDIT_HMAC_KEY_FILE"] = "/dev/zero"
+    result = subprocess.run([sys.executable, "-m", "caracal_forensics", *map(str, args)],
+                            capture_output=True, text=True, cwd=ROOT, env=env,
+                            timeout=HANG_SECONDS, preexec_fn=limit)
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "/dev/zero) is longer" in result.stderr or "/dev/zero is longer" in result.stderr
+    assert "than 65,536 bytes: not a key file" in result.stderr
+
+
+def test_a_part_rewritten_with_a_chain_seq_at_the_end_of_int64_is_refused(snap: Path) -> None:
+    """verify's seq - 1 overflowed in DuckDB ("reading the data failed: Out of Range
+    Error"), naming no file."""
+    part = parts(snap)[0]
+    table = pq.read_table(part)
+    index = table.schema.get_field_index("chain_seq")
+    seqs = table.column(index).to_pylist()
+    seqs[3] = -(2**63)
+    pq.write_table(table.set_column(index, table.schema.field(index),
+                                    pa.array(seqs, pa.int64())), part)
+    relist(snap, part)
+    assert_refused(verify(snap), part, ": row group 1: not a snapshot event file: column "
+                   "chain_seq holds an int64 extreme, out of the range of a chain")
+
+
 def test_json_nested_too_deeply_in_a_manifest_or_an_anchor(snap: Path, tmp_path: Path) -> None:
     deep = '{"format": "caracal-forensics-snapshot", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
     anchor = tmp_path / "anchor.json"
@@ -430,3 +501,27 @@ def test_json_nested_too_deeply_in_a_manifest_or_an_anchor(snap: Path, tmp_path:
     (snap / "manifest.json").write_text(deep, encoding="utf-8")
     assert_refused(run_cli("stats", "-s", snap), snap / "manifest.json",
                    "unreadable snapshot manifest: nested too deeply")
+
+
+# --- 4. a CSV cut inside a character -----------------------------------------------------
+
+
+@pytest.mark.parametrize("name, command", [
+    ("db.csv", ["audit", "tail", "--json"]),
+    ("db.csv", ["audit", "tail", "--on-bad-line", "skip"]),
+    ("alerts.csv", ["alerts"]),
+])
+def test_a_csv_cut_inside_a_character_is_one_line_naming_it(tmp_path: Path, name: str,
+                                                            command: list[str]) -> None:
+    """A file cut in the middle of a UTF-8 sequence leaves a short row that is not UTF-8:
+    Arrow decodes it before calling the row handler, and the decoding error used to be
+    printed as "Exception ignored ... Traceback" above the error (twice for a table
+    dump), which said "Row #3" of Arrow's instead of the line."""
+    data = (EXPORT / name).read_bytes()
+    third = data.index(b"\n", data.index(b"\n") + 1) + 1  # line 3 begins
+    path = tmp_path / name
+    path.write_bytes(data[:third] + "€".encode()[:1])
+    result = run_subprocess(*command, "-s", path)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr == f"caracal-forensics: error: {path}: line 3: not UTF-8 text " \
+                            "(unexpected end of data)\n"

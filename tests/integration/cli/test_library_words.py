@@ -80,6 +80,9 @@ def test_out_dir_says_out_dir(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("argv", "said"), [
     (["audit", "tail", "--limit", "-1"], "--limit must be a whole number >= 0"),
+    # past a bigint: was DuckDB's "query failed: Conversion Error: Type INT128 ..."
+    (["audit", "tail", "--limit", "99999999999999999999999"],
+     "--limit must be a whole number >= 0 (0 = all) and below 2**63"),
     (["audit", "tail", "--decision", "maybe"], "--decision must be one of"),
     (["audit", "tail", "--since", "yesterday"], "--since 'yesterday' is not an ISO 8601"),
     (["audit", "tail", "--since", "2026-02-01", "--until", "2026-01-01"],

@@ -250,3 +250,26 @@ def test_a_full_disk_while_the_manifest_is_written_names_it(
     assert code == 2 and line == (f"caracal-forensics: error: {out}/manifest.json: cannot "
                                   "write the manifest: No space left on device")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["verify", "--report"],
+    ["report", "--out"],
+])
+def test_an_output_that_is_not_a_regular_file_is_refused_not_replaced(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str]) -> None:
+    """The temporary file was renamed over a FIFO (or, run as root, over /dev/null or
+    /dev/full: a regular file in its place for every user of the machine). Refused
+    before any work, and left as it was. A FIFO here, so a regression harms nothing."""
+    import stat
+
+    fifo = tmp_path / "out.json"
+    os.mkfifo(fifo)
+    code, out, err = cli(capsys, *argv, fifo, "-s", EXPORT / "db.csv")
+    assert code == 2, (out, err)
+    assert one_error_line(err) == (f"caracal-forensics: error: {argv[1]} {fifo} is not a "
+                                   "regular file (a FIFO); name the file to write")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    with pytest.raises(UsageError, match="not a regular file"):
+        write_atomically(fifo, "x")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)

@@ -110,3 +110,24 @@ def test_skipped_lines_are_said_on_stderr(tmp_path: Path) -> None:
                              "zone-gamma", "--on-bad-line", "skip")
     assert code == 0 and out.startswith("AGREE"), err
     assert "skipped 1 malformed line(s)" in err
+
+
+def test_jsonb_nested_deeper_than_python_parses_is_a_difference(tmp_path: Path) -> None:
+    """A dump's CSV keeps jsonb text as stored, however deep; comparing it by value
+    stopped with "unexpected ValueError: invalid JSON: nested too deeply" (against a
+    dump) or "unexpected RecursionError" (against the Admin API). The texts differ, so
+    the field is a field_mismatch (shown cut short), as any other difference."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(DUMP.read_text(encoding="utf-8"), newline="")))
+    column = rows[0].index("metadata_json")
+    rows[1][column] = "[" * 100_000 + "]" * 100_000
+    deep = tmp_path / "db.csv"
+    with deep.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+    for against in (DUMP, PAGE.parent):
+        code, out, err = run_cli("reconcile", "-s", deep, "--against", against)
+        assert code == 1 and err == "", err
+        assert f"{rows[1][0]} at {deep}:2" in out
+        assert "    metadata_json: source [[[[" in out and "(200000 character" in out

@@ -455,7 +455,10 @@ def test_parse_time():
     naive = dt.datetime(2026, 5, 11, 8)
     assert parse_time(naive) == naive.replace(tzinfo=utc)
     assert parse_time(dt.date(2026, 5, 11)) == dt.datetime(2026, 5, 11, tzinfo=utc)
-    for bad in ("", "08:00", "2026-05-11T25:00:00Z", "2026-02-30", "2026-05-11T08:00:00+2400"):
+    for bad in ("", "08:00", "2026-05-11T25:00:00Z", "2026-02-30", "2026-05-11T08:00:00+2400",
+                # valid as written, outside the years 1-9999 in UTC: was an OverflowError
+                "9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00",
+                "9999-12-31T23:59:59.9999999Z"):
         with pytest.raises(UsageError, match="--until"):
             parse_time(bad, "--until")
 

@@ -137,6 +137,11 @@ def test_a_head_without_a_hash_says_so(forms: dict[str, Path]) -> None:
         ('[{"last_seq": 3}]', "no zone_id"),
         ("zone,seq\nz,1\n", "no zone_id and last_seq columns"),
         ("zone_id,last_seq\nz,twelve\n", "line 2: last_seq 'twelve' is not a whole number"),
+        # a digit to str.isdigit, not to int(): was "unexpected ValueError"
+        ("zone_id,last_seq\nz,\u00b2\n", "line 2: last_seq '\u00b2' is not a whole number"),
+        # past a bigint: was "unexpected TypeError" where Arrow compared it with chain_seq
+        ('{"zones": {"z": {"last_seq": 123456789012345678901234567890}}}',
+         "last_seq must be a whole number up to 9223372036854775807"),
         ("zone_id,last_seq\nz,1\nz,2\n", "second head"),
         ("", "empty"),
         ('{"zones": ', "malformed JSON"),

@@ -290,6 +290,91 @@ def test_corrupt_parquet_row_group_is_named(tmp_path: Path) -> None:
         cf.open(str(path))
 
 
+@pytest.mark.parametrize("millis", [
+    253_402_300_800_000,  # 10000-01-01: Python's datetime ends with 9999
+    -62_135_596_800_001,  # the millisecond before 0001-01-01
+    2**63 - 1,  # x 1000 wrapped around to a time in 1969, read as if it were the time
+])
+def test_an_ocsf_time_outside_the_years_1_to_9999_is_named(tmp_path: Path, millis: int) -> None:
+    """Such a time used to be read: stats, explain and reconcile then stopped with
+    "unexpected OverflowError" (no file), the largest ones silently as another time."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(VECTORS / "ocsf/audit/2026/05/11/2026-05-11T08.parquet")
+    times = table.column("time").to_pylist()
+    times[4] = millis
+    index = table.schema.get_field_index("time")
+    path = tmp_path / "2026-05-11T08.parquet"
+    pq.write_table(table.set_column(index, "time", pa.array(times, pa.int64())), path)
+    with pytest.raises(InputError) as error:
+        cf.open(str(path))
+    assert str(error.value) == (f"{path}: row 5: column 'time' holds {millis} ms, a time "
+                                "outside the years 1-9999")
+
+
+@pytest.mark.parametrize("name, old, new, shown", [
+    ("db.jsonl", "2026-05-11T08:00:49.939955+00:00", "0000-01-01T00:00:00Z",
+     "occurred_at 0000-01-01 00:00:00.000000Z"),
+    ("db.csv", "2026-05-11 08:00:49.939955+00", "9999-12-31 23:00:00-05",
+     "occurred_at 10000-01-01 04:00:00.000000Z"),
+    ("db.jsonl", "2026-05-11T08:00:50.506955+00:00", "0001-01-01T00:00:00+05:00",
+     "ingested_at 0000-12-31 19:00:00.000000Z"),
+])
+def test_a_text_time_outside_the_years_1_to_9999_is_named(tmp_path: Path, name: str, old: str,
+                                                          new: str, shown: str) -> None:
+    """Arrow reads year 0 and a 9999 pushed past its end by an offset; stats, explain and
+    reconcile then stopped with "unexpected OverflowError", naming no file. Refused at
+    its line, or skipped and counted."""
+    text = (VECTORS / name).read_text(encoding="utf-8")
+    assert text.count(old) == 1
+    path = tmp_path / name
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    line = 1 + text[:text.index(old)].count("\n")
+    with pytest.raises(InputError) as error:
+        cf.open(str(path))
+    assert str(error.value) == f"{path}: line {line}: {shown} is a time outside the years 1-9999"
+    skipped = cf.open(str(path), on_bad_line="skip")
+    assert skipped.count() == 239 and skipped.skipped_lines == 1
+
+
+@pytest.mark.parametrize("seq", [-(2**63), 2**63 - 1])
+def test_a_chain_seq_at_an_end_of_int64_is_named(tmp_path: Path, seq: int) -> None:
+    """verify's seq - 1 and seq + 1 overflowed in DuckDB: "reading the data failed: Out
+    of Range Error: Overflow in subtraction of INT64", naming no file and pointing at a
+    snapshot's manifest. Refused at its line, or skipped and counted."""
+    lines = (VECTORS / "db.csv").read_text(encoding="utf-8").split("\n")
+    cells = lines[5].split(",")
+    assert cells[-2].isdigit()  # chain_seq, before ingest_signature
+    cells[-2] = str(seq)
+    lines[5] = ",".join(cells)
+    path = tmp_path / "db.csv"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(InputError) as error:
+        cf.open(str(path))
+    assert str(error.value) == f"{path}: line 6: chain_seq {seq} is out of the range of a chain"
+    skipped = cf.open(str(path), on_bad_line="skip")
+    assert skipped.count() == 239 and skipped.skipped_lines == 1
+
+
+@pytest.mark.parametrize("value, said", [
+    ({"a": [1]}, "an object"), ([5], "an array"), (True, "a boolean"), ("five", "'five'"),
+])
+def test_a_chain_seq_of_the_wrong_type_is_said_as_json(tmp_path: Path, value: object,
+                                                      said: str) -> None:
+    """An object used to be said as Python's repr: "{'a': [JsonbNumber('1')]}"."""
+    import json
+
+    lines = (VECTORS / "db.jsonl").read_text(encoding="utf-8").split("\n")
+    row = json.loads(lines[1])
+    row["chain_seq"] = value
+    lines[1] = json.dumps(row)
+    path = tmp_path / "db.jsonl"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(InputError) as error:
+        cf.open(str(path))
+    assert str(error.value) == f"{path}: line 2: chain_seq must be an integer, not {said}"
+
+
 def test_skip_bad_lines_continues_and_counts(bad) -> None:
     path, _ = bad["malformed json line"]
     snap = cf.open(str(path), on_bad_line="skip")
