@@ -139,7 +139,9 @@ every_bucket AS (
     SELECT unnest(range(min(k), max(k) + 1)) AS k FROM counted
 )
 SELECT
-    make_timestamp(b.k * $step_us)::TIMESTAMPTZ AS bucket,
+    -- the first bucket of an event on 0001-01-01 begins there, not in a year 0 (before
+    -- any time Python or the report can show)
+    make_timestamp(greatest(b.k * $step_us, -62135596800000000))::TIMESTAMPTZ AS bucket,
     coalesce(c.events, 0) AS events,
     coalesce(c.denies, 0) AS denies,
     CASE WHEN coalesce(c.events, 0) = 0 THEN NULL ELSE c.denies / c.events END AS deny_rate
@@ -185,7 +187,7 @@ def series_step(frame: pl.DataFrame) -> int | None:
     """The bucket width (seconds) of a :func:`deny_rate_series` frame, None if under 2 rows."""
     if frame.height < 2:
         return None
-    delta = frame["bucket"][1] - frame["bucket"][0]
+    delta = frame["bucket"][-1] - frame["bucket"][-2]  # the first may begin at year 1
     return int(delta.total_seconds())
 
 

@@ -109,6 +109,20 @@ def test_deny_rate_series_fills_empty_buckets(tmp_path: Path) -> None:
     assert hourly["events"].to_list() == [20, 0, 1]
 
 
+def test_deny_rate_series_of_an_event_on_the_first_day_of_year_1(tmp_path: Path) -> None:
+    """Buckets are aligned to the epoch: the one holding 0001-01-01 began in a year 0,
+    which no datetime holds (report stopped with "unexpected ValueError: year 0 is out
+    of range"). It begins on 0001-01-01; the step is read from the buckets after it."""
+    events = crafted_events()[:2]
+    events[0]["occurred_at"] = datetime(1, 1, 1, tzinfo=timezone.utc)
+    snap = cf.open(str(write_jsonl(tmp_path / "db.jsonl", chain_events(events))))
+    series = deny_rate_series(snap.duckdb)
+    assert series["bucket"][0] == datetime(1, 1, 1, tzinfo=timezone.utc)
+    assert series["events"].sum() == 2 and series_step(series) == choose_step(
+        datetime(1, 1, 1, tzinfo=timezone.utc), events[1]["occurred_at"], 48)
+    _parse(str(charts.deny_rate_chart(series)))  # its time labels, from year 1
+
+
 # --- charts -------------------------------------------------------------------------------
 
 
