@@ -463,17 +463,22 @@ _SENSITIVE_VALUE = (r'"((?i:' + "|".join(sorted(SENSITIVE)) + r'))": '
 def _weakly_equal(name: str) -> str:
     """SQL: against the Admin API's JSON (not a projection), whether two jsonb texts are
     the same once sensitive values are redacted alike and numbers read as doubles
-    (DuckDB's ``json()`` prints each the same); false means "ask Python", never "differ"."""
-    def weak(x: str) -> str:
-        return (f"json(regexp_replace({x}.{name}, '{_SENSITIVE_VALUE}', "
-                f"'\"\\1\": \"{REDACTED}\"', 'g'))::VARCHAR")
+    (DuckDB's ``json()`` prints each the same); false means "ask Python", never "differ".
+    A text that is no JSON (a dump's cell cut short) is never handed to ``json()``, which
+    would fail the whole comparison: Python says it differs (CASE: DuckDB evaluates every
+    operand of an AND)."""
+    def redacted(x: str) -> str:
+        return (f"regexp_replace({x}.{name}, '{_SENSITIVE_VALUE}', "
+                f"'\"\\1\": \"{REDACTED}\"', 'g')")
 
     plain = " AND ".join(
         f"p.{x}_shape IS DISTINCT FROM '{Shape.API_CSV}' AND NOT (p.{x}_shape = "
         f"'{Shape.API_JSON}' AND coalesce(p.{x}_absent_fields, '') LIKE '%diagnostics_json%')"
         f" AND coalesce(p.{x}_absent_fields, '') NOT LIKE '%metadata_json.%'" for x in "sa")
-    return (f"coalesce('{Shape.API_JSON}' IN (p.s_shape, p.a_shape) AND {plain} AND "
-            f"{weak('s')} = {weak('a')}, false)")
+    valid = " AND ".join(f"json_valid({redacted(x)})" for x in "sa")
+    return (f"coalesce(CASE WHEN '{Shape.API_JSON}' IN (p.s_shape, p.a_shape) AND {plain} "
+            f"AND {valid} THEN json({redacted('s')})::VARCHAR = json({redacted('a')})::VARCHAR"
+            f" END, false)")
 
 
 def _mismatch(pair: dict, name: str, mine: str | None, theirs: str | None

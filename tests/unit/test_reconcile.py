@@ -239,3 +239,25 @@ def test_a_sensitive_key_is_redacted_at_any_depth(tmp_path: Path) -> None:
     assert json_diffs("metadata_json", strong, weak.replace("1.5", "1.6"), dump, page) == [
         ("metadata_json.headers", '{"n": 1.50, "Authorization": "Bearer x"}',
          '{"n": 1.6, "Authorization": "[redacted]"}')]
+
+
+@pytest.mark.parametrize("against", ["dump", "pages"])
+def test_a_jsonb_cell_that_is_no_json_is_a_difference(tmp_path: Path, against: str) -> None:
+    """A dump's metadata_json cut short (``x{``; the CSV reader keeps jsonb text as
+    stored) against the intact dump or the Admin API's pages: a field_mismatch showing
+    the texts. DuckDB's json() was handed it and failed the whole comparison, said as
+    "reading the data failed: Malformed JSON ... (`verify` checks a snapshot's files)"."""
+    with open(DUMP, newline="", encoding="utf-8") as source:
+        rows = list(csv.reader(source))
+    header = rows[0]
+    row = next(r for r in rows[1:] if r[header.index("zone_id")] == "zone-alpha")
+    row[header.index("metadata_json")] = "x{"
+    cut = tmp_path / "db.csv"
+    with open(cut, "w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows(rows)
+    other = DUMP if against == "dump" else PAGES
+    result = cf.reconcile(str(cut), other, zone="zone-alpha")
+    assert result.status == "differ"
+    [finding] = result.findings_of("field_mismatch")
+    assert (finding.event_id, finding.field, finding.source_value) == (
+        row[header.index("id")], "metadata_json", "x{")
