@@ -29,6 +29,7 @@ from .render.records import (
     occurred_at_texts,
     parse_json,
     records,
+    rows_without_times,
     too_deep,
 )
 from .render.table import printable
@@ -234,11 +235,15 @@ def admin_changes_before(con, table: pa.Table, zone_id: str | None,
 
     if not has_admin(con):
         return None
-    times = [t for t in table.column("occurred_at").to_pylist() if t is not None]
+    # microseconds since the epoch, not datetimes from pyarrow (which imports pandas)
+    times = [micros for chunk in table.column("occurred_at").chunks
+             for micros in chunk.view(pa.int64()).to_pylist() if micros is not None]
     ids = sorted({value for _, value in involved})
     if not times or not ids:
         return []
-    params = {"zone": zone_id, "ids": ids, "start": min(times) - lookback, "end": max(times)}
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    first, last = (epoch + dt.timedelta(microseconds=m) for m in (min(times), max(times)))
+    params = {"zone": zone_id, "ids": ids, "start": first - lookback, "end": last}
     rows = run_query(
         con,
         f"SELECT *, {CHANGE_AT_SQL} AS occurred_at_text FROM {UNIQUE_VIEW} "
@@ -368,7 +373,7 @@ def _render_text(result: Explanation) -> str:
     denied. Values are printed as text with control characters escaped; non-string
     values as compact JSON with their stored number literals."""
     table = result.table
-    rows = table.to_pylist()
+    rows = rows_without_times(table)  # the times are shown from their text
     occurred = occurred_at_texts(table)
     out = [
         f"Request: {printable(result.request_id)}",

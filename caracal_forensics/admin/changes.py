@@ -252,10 +252,11 @@ def occurred_text(value: dt.datetime | None) -> str | None:
 def change_records(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:
     """Each change's record: RECORD_FIELDS, the payload parsed with its number literals
     kept (``render.records.parse_json``), None where the source lacks a field."""
-    from ..render.records import NestedTooDeeply, parse_json
+    from ..render.records import NestedTooDeeply, parse_json, rows_without_times
 
     out = []
-    for row in table.to_pylist():
+    timed = OCCURRED_AT_TEXT in table.schema.names  # then no datetime is needed
+    for row in rows_without_times(table) if timed else table.to_pylist():
         record: dict[str, Any] = {}
         for name in RECORD_FIELDS:
             if name == "occurred_at":

@@ -190,3 +190,20 @@ def test_tail_and_explain_of_a_snapshot_do_not_import_pyarrow_compute(tmp_path) 
         assert proc.returncode == 0, proc.stderr
         assert "req-000027" in proc.stdout or argv[0] == "audit", proc.stdout[:300]
         assert eval(proc.stdout.strip().splitlines()[-1]) == ["duckdb"], argv
+
+
+def test_explain_and_admin_tail_of_a_snapshot_do_not_import_pandas(tmp_path) -> None:
+    """pyarrow imports pandas, when installed (the spark extra), at its first conversion
+    of a timestamp to a datetime: 0.13 s or more at a command's start. Explaining a
+    request and listing admin changes show their times from text, so convert none."""
+    from support.paths import FIXTURE_INCIDENT
+
+    snapshot = tmp_path / "snapshot"
+    ingest = ["ingest", "--source", str(FIXTURE_INCIDENT), "--out", str(snapshot)]
+    subprocess.run([sys.executable, "-m", "caracal_forensics", *ingest], check=True,
+                   capture_output=True)
+    for argv in (["explain", "req-pay-0067"], ["admin", "tail"], ["admin", "tail", "--json"]):
+        code = PROBE.format(argv=[*argv, "--source", str(snapshot)], heavy=("pandas", "duckdb"))
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.returncode == 0 and len(proc.stdout.splitlines()) > 3, proc  # it ran
+        assert eval(proc.stdout.strip().splitlines()[-1]) == ["duckdb"], argv
