@@ -127,6 +127,16 @@ class Shape:
     ALERT_SHAPES = (ALERTS_CSV, ALERTS_JSONL, ALERTS_SNAPSHOT)
 
 
+#: What ``source_line`` counts in the rows of a shape whose rows are not a file's lines:
+#: an OCSF file's rows, a search page's elements of its "events" array (else lines).
+SOURCE_LINE_UNITS = {Shape.OCSF_PARQUET: "row", Shape.SEARCH_PAGE: "element"}
+
+
+def source_line_unit(shape: str | None) -> str:
+    """The word an error puts before ``source_line`` for a row of ``shape``."""
+    return SOURCE_LINE_UNITS.get(shape or "", "line")
+
+
 def empty_events() -> pa.Table:
     """A zero-row table in the event schema (so an empty source still has columns)."""
     return EVENT_SCHEMA.empty_table()

@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import InputError
-from ..model import ABSENT_FIELD, JSONB_FIELDS, TEXT_FIELDS
+from ..model import ABSENT_FIELD, JSONB_FIELDS, TEXT_FIELDS, source_line_unit
 
 #: The nested (jsonb) record fields: the CLI drops the column's ``_json`` suffix.
 JSON_FIELDS: dict[str, str] = {name.removesuffix("_json"): name for name in JSONB_FIELDS}
@@ -149,7 +149,7 @@ def _event_error(table: pa.Table | pa.RecordBatch, row: int, problem: str) -> In
         return table.column(names.index(name))[row].as_py() if name in names else None
 
     line = value("source_line")
-    unit = {"ocsf_parquet": "row", "search_page": "element"}.get(value("source_shape"), "line")
+    unit = source_line_unit(value("source_shape"))
     return InputError(value("source_file") or "an input", f"event {value('id')!r}: {problem}",
                       f"{unit} {line}" if line is not None else None)
 

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import InputError
+from ..model import source_line_unit
 from ._batch import BadLines, drop_out_of_range
 from ._io import (
     ChangedWhileRead,
@@ -323,7 +324,7 @@ def _unchanged(source: InputFile, read, bad: BadLines) -> Iterator[pa.RecordBatc
     except InputError:
         check_unchanged(states)
         raise
-    word = "row" if source.shape == "ocsf_parquet" else "line"
+    word = source_line_unit(source.shape)
     return _checked_after((drop_out_of_range(batch, bad, word) for batch in batches), states)
 
 

@@ -337,6 +337,22 @@ def test_a_text_time_outside_the_years_1_to_9999_is_named(tmp_path: Path, name: 
     assert skipped.count() == 239 and skipped.skipped_lines == 1
 
 
+def test_a_search_page_time_outside_the_years_1_to_9999_is_named_by_its_element(
+        tmp_path: Path) -> None:
+    """A search page has no lines: its rows are the elements of "events", as every other
+    error about its events says (``model.source_line_unit``)."""
+    import json
+
+    page = json.loads((VECTORS / "search" / "page-000.json").read_text(encoding="utf-8"))
+    page["events"][2]["Event"]["occurred_at"] = "0001-01-01T00:00:00+05:00"
+    path = tmp_path / "page-000.json"
+    path.write_text(json.dumps(page), encoding="utf-8")
+    with pytest.raises(InputError) as error:
+        cf.open(str(path))
+    assert str(error.value) == (f"{path}: element 3: occurred_at 0000-12-31 19:00:00.000000Z "
+                                "is a time outside the years 1-9999")
+
+
 @pytest.mark.parametrize("seq", [-(2**63), 2**63 - 1])
 def test_a_chain_seq_at_an_end_of_int64_is_named(tmp_path: Path, seq: int) -> None:
     """verify's seq - 1 and seq + 1 overflowed in DuckDB: "reading the data failed: Out
