@@ -293,8 +293,9 @@ def query_lines(query, changes: pa.Table | pa.RecordBatch) -> list[str]:
     from ..render.query import is_truthy
 
     lines = []
-    for record, row in zip(change_records(changes), changes.to_pylist(), strict=True):
-        value = query.search(record, lambda problem, row=row: _change_error(row, problem))
+    for index, record in enumerate(change_records(changes)):
+        value = query.search(record, lambda problem, index=index: _change_error(
+            changes, index, problem))
         if value is True:
             lines.append(dumps(record))
         elif is_truthy(value):
@@ -302,16 +303,19 @@ def query_lines(query, changes: pa.Table | pa.RecordBatch) -> list[str]:
     return lines
 
 
-def _change_error(row: dict[str, Any], problem: str) -> InputError:
-    """An InputError about one change, naming its file and line (an Admin API page's
-    item: ``read.counted_in``)."""
+def _change_error(changes: pa.Table | pa.RecordBatch, index: int,
+                  problem: str) -> InputError:
+    """An InputError about change ``index`` of ``changes``, naming its file and line (an
+    Admin API page's item: ``read.counted_in``); its provenance read only then."""
     from .read import counted_in
 
-    path, line = row.get("source_file"), row.get("source_line")
+    row = changes.slice(index, 1).select(
+        ["id", "source_file", "source_line", "source_shape"]).to_pylist()[0]
+    path, line = row["source_file"], row["source_line"]
     where = None
     if path is not None and line is not None:
-        where = f"{counted_in(path, row.get('source_shape'))} {line}"
-    return InputError(path or "an input", f"change {row.get('id')!r}: {problem}", where)
+        where = f"{counted_in(path, row['source_shape'])} {line}"
+    return InputError(path or "an input", f"change {row['id']!r}: {problem}", where)
 
 
 # --- the table -------------------------------------------------------------------------
