@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from .timetext import iso_text
+
 if TYPE_CHECKING:
     import duckdb
     import polars as pl
@@ -93,7 +95,7 @@ def _utc(value: datetime) -> datetime:
 def _time_label(value: datetime, step: int | None) -> str:
     value = _utc(value)
     if step is not None and step >= 86400:
-        return value.strftime("%Y-%m-%d")
+        return iso_text(value)[:10]
     if step is not None and step < 60:
         return value.strftime("%H:%M:%S")
     return value.strftime("%H:%M")
@@ -136,7 +138,8 @@ def deny_rate_chart(
     first, last = _utc(rows[0][0]), _utc(rows[-1][0])
     subtitle = (
         f"{total_denies} of {total_events} events denied, per {_duration(step)} bucket, "
-        f"{first:%Y-%m-%d %H:%M:%S}Z to {last:%Y-%m-%d %H:%M:%S}Z (bucket starts, UTC)"
+        f"{iso_text(first, 'seconds', ' ')}Z to {iso_text(last, 'seconds', ' ')}Z "
+        "(bucket starts, UTC)"
     )
     parts = _open(width, height, title, subtitle)
     parts.append(f'<text x="12" y="38" fill="{MUTED}">{escape_text(subtitle)}</text>')
@@ -160,7 +163,7 @@ def deny_rate_chart(
     for i, (bucket, events, denies, rate) in enumerate(rows):
         bar_h = plot_h * events / max_events
         x = left + i * slot + slot * 0.1
-        tip = f"{_utc(bucket):%Y-%m-%d %H:%M:%S}Z: {events} events, {denies} denied"
+        tip = f"{iso_text(_utc(bucket), 'seconds', ' ')}Z: {events} events, {denies} denied"
         if rate is not None:
             tip += f" ({rate:.1%})"
         parts.append(

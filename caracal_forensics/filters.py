@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from .errors import ForensicsError, UsageError
+from .timetext import iso_text
 
 #: Values ``--decision`` accepts (compared case-insensitively with the stored decision).
 #: ``partial``: current releases decide some requests only in part (FORMAT.md 6).
@@ -233,7 +234,7 @@ def _in_list(column: str, name: str, values: Sequence[str], params: dict[str, An
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_text(moment) + "Z"
 
 
 def _columns_sql(columns: Sequence[str] | None) -> str:

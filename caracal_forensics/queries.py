@@ -21,13 +21,14 @@ import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from .errors import InputError, UsageError
 from .settings import QUERIES_ENV, settings
+from .timetext import iso_text
 
 if TYPE_CHECKING:
     import duckdb
@@ -633,9 +634,7 @@ def _first_line(error: BaseException) -> str:
 
 def format_time(value: datetime) -> str:
     """An aware time as UTC ``2026-05-11T08:00:03.212365Z``; a naive one without the Z."""
-    if value.tzinfo is None:
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_text(value) + ("" if value.tzinfo is None else "Z")
 
 
 def json_value(value: Any) -> str:

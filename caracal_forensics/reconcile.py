@@ -37,6 +37,7 @@ from .chain.report import MAX_FINDINGS_PER_KIND, Finding, InputSummary, Kind
 from .errors import UsageError
 from .model import JSONB_FIELDS, Shape
 from .reconcile_fields import API_SHAPES, REDACTED, SENSITIVE, js_number  # noqa: F401
+from .timetext import iso_text
 
 if TYPE_CHECKING:
     from .snapshot import Snapshot
@@ -507,8 +508,7 @@ def _window(filters: Any) -> str:
 
 
 def _hour_text(hour: datetime | None) -> str | None:
-    return None if hour is None else hour.astimezone(timezone.utc).strftime(
-        "%Y-%m-%dT%H:00:00Z")
+    return None if hour is None else iso_text(hour, "hours") + ":00:00Z"
 
 
 def _at(path: str | None, line: int | None) -> str | None:
@@ -530,8 +530,7 @@ def _stamp(moment: datetime | None, digits: int | None) -> str | None:
     """A time as findings show it: ISO, to the digits its side has."""
     if moment is None:
         return None
-    text = moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return (text[:-3] if (digits or 6) < 6 else text) + "Z"
+    return iso_text(moment, "milliseconds" if (digits or 6) < 6 else "microseconds") + "Z"
 
 
 def _value(pair: dict, x: str, name: str) -> str | None:

@@ -31,6 +31,7 @@ from ..filters import (
     run_query,
     window_clauses,
 )
+from ..timetext import iso_text
 from .model import GLOBAL_CHAIN
 from .snapshot import UNIQUE_VIEW, VIEW
 
@@ -245,8 +246,7 @@ def occurred_text(value: dt.datetime | None) -> str | None:
     """``2026-05-12T10:02:00.250Z`` (toISOString: milliseconds, UTC)."""
     if value is None:
         return None
-    value = value.astimezone(dt.timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return iso_text(value, "milliseconds") + "Z"
 
 
 def change_records(table: pa.Table | pa.RecordBatch) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ..timetext import iso_text
 from . import wording
 from .report import Finding, Kind, Report
 
@@ -53,11 +54,12 @@ def parse_hour(value: str | datetime, parameter: str = "through") -> datetime:
 
 
 def hour_text(hour: datetime) -> str:
-    return hour.strftime("%Y-%m-%dT%H")
+    return iso_text(hour, "hours")
 
 
 def _key(root: str, hour: datetime) -> str:
-    return f"{root}{hour:%Y/%m/%d}/{hour_text(hour)}.parquet"
+    text = hour_text(hour)
+    return f"{root}{text[:4]}/{text[5:7]}/{text[8:10]}/{text}.parquet"
 
 
 def hourly_files(paths: Iterable[str]) -> dict[str, set[datetime]]:

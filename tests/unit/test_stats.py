@@ -120,7 +120,11 @@ def test_deny_rate_series_of_an_event_on_the_first_day_of_year_1(tmp_path: Path)
     assert series["bucket"][0] == datetime(1, 1, 1, tzinfo=timezone.utc)
     assert series["events"].sum() == 2 and series_step(series) == choose_step(
         datetime(1, 1, 1, tzinfo=timezone.utc), events[1]["occurred_at"], 48)
-    _parse(str(charts.deny_rate_chart(series)))  # its time labels, from year 1
+    chart = str(charts.deny_rate_chart(series))
+    _parse(chart)  # its time labels, from year 1
+    # the year in four digits, as everywhere else (strftime's %Y wrote "1-01-01")
+    assert "0001-01-01 00:00:00Z to " in chart
+    assert snap.stats()["first_occurred_at"] == "0001-01-01T00:00:00.000000Z"
 
 
 # --- charts -------------------------------------------------------------------------------
