@@ -17,7 +17,7 @@ from contextlib import contextmanager
 import duckdb
 import pyarrow as pa
 
-from .errors import UsageError
+from .errors import ForensicsError, InputError, UsageError
 from .model import ALERT_SCHEMA, EVENT_SCHEMA
 from .settings import MEMORY_LIMIT_ENV, settings
 from .sources import BadLines, InputFile, read_inputs
@@ -133,6 +133,7 @@ def create_views(
 
     event_parts = ["SELECT * FROM loaded_events"]
     alert_parts = ["SELECT * FROM loaded_alerts"]
+    _SNAPSHOTS[con] = [snap.path for snap in snapshots]
     for snap in snapshots:
         files = event_files(snap.path)
         if files:
@@ -157,6 +158,50 @@ def create_views(
         + ")"
     )
     return view_sql(con, "events")
+
+
+#: The snapshot directories behind each connection's views (``create_views``), for
+#: naming a file damaged in place when DuckDB fails on the data (``query_error``).
+_SNAPSHOTS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, list[str]] = (
+    weakref.WeakKeyDictionary())
+
+#: DuckDB's errors that a damaged Parquet file gives (its thrift "don't know what type",
+#: a page that does not decompress); the others (parser, binder, conversion ...) are
+#: about the statement, and no file is hashed for them.
+_DATA_ERRORS = frozenset({"Error", "IOException", "InvalidInputException",
+                          "InternalException", "SerializationException"})
+
+
+def query_error(error: duckdb.Error, con: duckdb.DuckDBPyConnection | None = None,
+                prefix: str = "query failed") -> ForensicsError:
+    """DuckDB's ``error`` as ours: ``prefix: its first line``. When it can come of the
+    data and a file of a snapshot behind ``con`` (None: behind any open connection) no
+    longer has the SHA-256 its manifest lists, an InputError naming that file, the
+    message after it: opening a snapshot checks sizes and footers, not hashes, so a part
+    damaged in place is found here, when reading it fails (DuckDB's message names no
+    file)."""
+    lines = str(error).strip().splitlines()
+    first = lines[0][:300] if lines else type(error).__name__
+    if type(error).__name__ in _DATA_ERRORS:
+        changed = changed_snapshot_file(con)
+        if changed is not None:
+            return InputError(changed.path, f"{changed.problem}; {prefix}: {first}")
+    return ForensicsError(f"{prefix}: {first}")
+
+
+def changed_snapshot_file(con: duckdb.DuckDBPyConnection | None = None) -> InputError | None:
+    """The first file of the snapshots behind ``con`` (None: every open connection's)
+    whose SHA-256 differs from its manifest's, as ``manifest.check_digests`` says it."""
+    from .manifest import check_digests
+
+    directories = _SNAPSHOTS.get(con, []) if con is not None else [
+        path for paths in list(_SNAPSHOTS.values()) for path in paths]
+    for directory in dict.fromkeys(directories):
+        try:
+            check_digests(directory)
+        except InputError as changed:
+            return changed
+    return None
 
 
 def view_sql(con: duckdb.DuckDBPyConnection, name: str) -> str | None:

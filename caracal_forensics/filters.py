@@ -21,7 +21,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .errors import ForensicsError, UsageError
+from .errors import UsageError
 from .timetext import iso_text
 
 #: Values ``--decision`` accepts (compared case-insensitively with the stored decision).
@@ -319,7 +319,9 @@ def run_query(con, sql: str, params: dict[str, Any]) -> pa.Table:
     try:
         return con.sql(sql, params=params).to_arrow_table()
     except duckdb.Error as error:
-        raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+        from .engine import query_error
+
+        raise query_error(error, con) from None
 
 
 def select(

@@ -509,7 +509,7 @@ def run_sql(
     try:
         frame = relation.pl()
     except duckdb.Error as error:
-        raise UsageError(f"{label}: {_first_line(error)}") from None
+        raise _failed(con, error, label) from None
     return QueryResult(frame, json_columns)
 
 
@@ -535,7 +535,18 @@ def iter_sql(
             if batch.num_rows:
                 yield QueryResult(pl.from_arrow(batch), json_columns)
     except duckdb.Error as error:
-        raise UsageError(f"{label}: {_first_line(error)}") from None
+        raise _failed(con, error, label) from None
+
+
+def _failed(con: duckdb.DuckDBPyConnection, error: duckdb.Error, label: str
+            ) -> UsageError | InputError:
+    """A statement failing as it runs: a UsageError (the SQL), or the snapshot file
+    changed in place that DuckDB failed to read (``engine.query_error``)."""
+    from .engine import query_error
+
+    found = query_error(error, con, label)
+    return found if isinstance(found, InputError) else UsageError(
+        f"{label}: {_first_line(error)}")
 
 
 def iter_named(

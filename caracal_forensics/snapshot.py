@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from .engine import confine, confined_twin, connect
+from .engine import confine, confined_twin, connect, query_error
 from .errors import ForensicsError
 from .loading import load_sources
 from .model import Shape
@@ -94,7 +94,7 @@ class Snapshot:
                 raise ForensicsError(f"SQL error: {refused}")
             return fetch(self._con.sql(query, params=params))
         except duckdb.Error as error:
-            raise ForensicsError(f"SQL error: {str(error).splitlines()[0]}") from None
+            raise query_error(error, self._con, "SQL error") from None
 
     def confine(self) -> None:
         """From now on let DuckDB read only the files behind ``events`` and ``alerts`` (and

@@ -340,7 +340,13 @@ def _exit_on_unreadable_data(error: Exception) -> None:
     elif "No space left on device" in first or "[errno 28]" in first.lower():
         warn(f"error: the disk is full: {first} (temporary files go to $TMPDIR)")
     else:
-        warn(f"error: reading the data failed: {first} "
+        from ..engine import query_error
+        from ..errors import InputError
+
+        found = query_error(error, prefix="reading the data failed")
+        # a snapshot's file changed in place, named; else where to look
+        warn(f"error: {found}" if isinstance(found, InputError) else
+             f"error: reading the data failed: {first} "
              "(`verify` checks a snapshot's files against its manifest)")
     sys.exit(2)
 

@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
+from ..engine import query_error
 from ..errors import ForensicsError
 from ..filters import ORDER_ASC, ORDER_COLUMNS, ORDER_DESC, ROW_COUNT, Filters, newest_only
 
@@ -258,7 +259,7 @@ def _fetch_one(con, sql: str, params: dict[str, Any]) -> Sequence[Any]:
     try:
         return con.sql(sql, params=params).fetchall()[0]
     except duckdb.Error as error:
-        raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+        raise query_error(error, con) from None
 
 
 def _switching(con, sql_of: Callable[[str], str], params: dict[str, Any], refusable: bool,
@@ -311,8 +312,9 @@ def _batches(con, sql: str, params: dict[str, Any], refusable: bool = False,
     try:  # DuckDB parses and binds the statement here, and runs it below
         relation = con.sql(sql, params=params)
     except duckdb.Error as error:
-        raise (Refused if refusable else ForensicsError)(
-            f"query failed: {str(error).splitlines()[0]}") from None
+        if refusable:
+            raise Refused(f"query failed: {str(error).splitlines()[0]}") from None
+        raise query_error(error, con) from None
     reader = None
     try:
         reader = relation.to_arrow_reader(rows)
@@ -320,7 +322,7 @@ def _batches(con, sql: str, params: dict[str, Any], refusable: bool = False,
             if batch.num_rows:
                 yield batch
     except duckdb.Error as error:
-        raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+        raise query_error(error, con) from None
     finally:
         if reader is not None:
             reader.close()
@@ -492,7 +494,7 @@ def _schema(con, relation: str, columns: Sequence[str]):
     try:
         return con.sql(f"SELECT {listed} FROM {relation} LIMIT 0").to_arrow_table().schema
     except duckdb.Error as error:
-        raise ForensicsError(f"query failed: {str(error).splitlines()[0]}") from None
+        raise query_error(error, con) from None
 
 
 class _Sink:

@@ -189,6 +189,28 @@ def test_ingest_out_dir_must_be_a_path(snap, tmp_path):
     assert snap.ingest(tmp_path / "snapshot")["events"] == 240
 
 
+def test_a_snapshot_part_changed_in_place_is_named_by_sql_and_tail(snap, tmp_path):
+    """A part damaged in place (its size kept, which opening checks) failed in DuckDB
+    with a message naming no file ("don't know what type"): the API's errors name it."""
+    from caracal_forensics.errors import InputError
+
+    snap.ingest(tmp_path / "snapshot")
+    part = sorted((tmp_path / "snapshot" / "events").glob("*.parquet"))[0]
+    data = bytearray(part.read_bytes())
+    data[4:2004] = bytes(2000)
+    part.write_bytes(bytes(data))
+    damaged = cf.open(tmp_path / "snapshot")
+    for read in (lambda: damaged.sql("SELECT max(id) FROM events"),
+                 lambda: damaged.arrow("SELECT max(id) FROM events"), damaged.tail):
+        with pytest.raises(InputError, match="SHA-256 differs from") as raised:
+            read()
+        assert raised.value.path == str(part)
+    # a statement's own error stays its own (nothing hashed for a typo)
+    with pytest.raises(Exception, match="SQL error: Parser Error") as raised:
+        damaged.sql("SELEC 1")
+    assert not isinstance(raised.value, InputError)
+
+
 def test_parse_json_literals():
     value = parse_json('{"a": 1.50, "b": 12345678901234567890123, "c": [0.000000001]}')
     assert value["a"].literal == "1.50" and value["b"] == 12345678901234567890123
