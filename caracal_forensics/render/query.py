@@ -124,7 +124,9 @@ class Query:
         ``a && b`` is falsy when either side is, so each ``field == 'text'`` of the
         top-level ``&&`` chain must hold: a text field is compared as stored, and a string
         inside a nested field must appear, quoted, in the stored jsonb text (which holds
-        it verbatim unless it has a character jsonb escapes; those are left out). The
+        it verbatim unless it has a character jsonb escapes; those are left out). So must
+        a filter ``x[?...]`` over a jsonb field ``x`` find an element: the keys its
+        condition needs present appear, quoted, in ``x``'s text (``_filter_guard``). The
         expression still decides; the guard only spares events it would drop."""
         from .jmes import conjuncts
         from .records import JSON_FIELDS, SOURCE_COLUMN, TEXT_RECORD_FIELDS
@@ -134,6 +136,11 @@ class Query:
         plain_params: dict[str, Any] = {}
         params: dict[str, Any] = {}
         for node in conjuncts(self._compiled.parsed):
+            if node.get("type") == "filter_projection":
+                clause = _filter_guard(node, params)
+                if clause is not None:
+                    clauses.append(clause)
+                continue
             if node.get("type") != "comparator" or node.get("value") != "eq":
                 continue
             left, right = node["children"]
@@ -166,6 +173,92 @@ class Guard(tuple):
     None (a clause on jsonb text is read only by the slices themselves)."""
 
     plain: tuple[str, dict[str, Any]] | None = None
+
+
+#: Nodes that only navigate a value (no function makes a key that is not in the text).
+_NAVIGATION = frozenset({"field", "subexpression", "index_expression", "index", "flatten",
+                         "slice", "identity"})
+
+
+def _filter_guard(node: dict[str, Any], params: dict[str, Any]) -> str | None:
+    """A SQL condition that holds whenever ``x[?condition]`` (``x`` a jsonb field, or a
+    path into one) is truthy, or None: some element then satisfies the condition, and
+    every key the condition needs present is in ``x``'s stored text, quoted (a value
+    inside the field is part of its text). ``params`` takes the texts looked for."""
+    from .jmes import nodes
+    from .records import JSON_FIELDS, SOURCE_COLUMN
+
+    base, _project, condition = node["children"]
+    start = base
+    while start.get("type") in ("subexpression", "index_expression", "flatten"):
+        start = start["children"][0]
+    if (start.get("type") != "field" or start["value"] not in JSON_FIELDS
+            or any(part.get("type") not in _NAVIGATION for part in nodes(base))):
+        return None
+    column = SOURCE_COLUMN[start["value"]]
+    texts: dict[str, str] = {}
+
+    def found(text: str) -> str | None:
+        if _JSONB_ESCAPED.search(text):
+            return None  # jsonb writes it escaped: not found verbatim
+        name = f"q{len(params) + len(texts)}"
+        texts[name] = f'"{text}"'
+        return f'contains("{column}", ${name})'
+
+    clause = _needed(condition, found)
+    if clause is not None:  # only the texts the clause kept: DuckDB refuses an unused one
+        params.update((name, text) for name, text in texts.items()
+                      if re.search(rf"\${name}\b", clause))
+    return clause
+
+
+def _needed(node: dict[str, Any], found: Callable[[str], str | None]) -> str | None:
+    """A condition on the text that holds whenever ``node`` is truthy on an element of
+    it, or None. ``found(text)``: the condition that ``"text"`` appears."""
+    kind = node.get("type")
+    if kind in ("field", "subexpression"):  # a path of keys: each one present
+        return _present(node, found)
+    if kind == "and_expression":
+        parts = [_needed(child, found) for child in node["children"]]
+        return _all(*parts)
+    if kind == "or_expression":
+        parts = [_needed(child, found) for child in node["children"]]
+        return None if None in parts else "(" + " OR ".join(parts) + ")"  # type: ignore[arg-type]
+    if kind != "comparator":
+        return None
+    op = node["value"]
+    left, right = node["children"]
+    if left.get("type") == "literal":
+        left, right = right, left
+    if op in ("lt", "lte", "gt", "gte"):  # null on either side gives null
+        return _all(_present(left, found), _present(right, found))
+    if right.get("type") == "literal":
+        value = right.get("value")
+        path = _present(left, found)
+        if op == "eq" and value is not None and path is not None:  # the key holds it
+            return _all(path, found(value) if isinstance(value, str) else None)
+        if op == "ne" and value is None:  # `x != null`: x holds a value
+            return path
+        return None
+    if op == "ne":  # two paths: null != null is false, so one of them holds a value
+        parts = [_present(left, found), _present(right, found)]
+        return None if None in parts else "(" + " OR ".join(parts) + ")"  # type: ignore[arg-type]
+    return None  # two paths equal: both may be missing
+
+
+def _present(node: dict[str, Any], found: Callable[[str], str | None]) -> str | None:
+    """``found`` of every key of a path of fields (``a``, ``a.b``), or None."""
+    if node.get("type") == "field":
+        return found(node["value"])
+    if node.get("type") == "subexpression":
+        return _all(*(_present(child, found) for child in node["children"])) if all(
+            child.get("type") == "field" for child in node["children"]) else None
+    return None
+
+
+def _all(*parts: str | None) -> str | None:
+    kept = [part for part in parts if part is not None]
+    return " AND ".join(kept) if kept else None
 
 
 @functools.lru_cache(maxsize=64)

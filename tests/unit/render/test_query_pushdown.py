@@ -67,6 +67,20 @@ _NESTED = st.sampled_from(["metadata.principal_id", "metadata.jti", "diagnostics
                            "metadata"])
 
 
+#: Filters over a jsonb field, which the guard requires keys of (``_filter_guard``), and
+#: some it must not: equal paths (both missing is equal), ``!=`` a text, a function.
+FILTER_EXPRESSIONS = (
+    "diagnostics[?step_up_required != null]", "diagnostics[?step_up_required == 'mfa']",
+    "diagnostics[?risk > `0.5`]", "diagnostics[?attempt == `2` || cooldown_s]",
+    "diagnostics[?step_up_required != risk].step_up_required", "diagnostics[?!risk]",
+    "diagnostics[?reason == 'scope_not_allowed' && scopes]", "determining_policies[?policy]",
+    "diagnostics[?step_up_required == attempt]", "diagnostics[?step_up_required != 'mfa']",
+    "diagnostics[?to_string(attempt) == '2']", "diagnostics[?scopes[0] == 'payments:write']",
+    "diagnostics[][?step_up_required]", "metadata.scopes[?@ == 'payments:write']",
+)
+_FILTERS = st.sampled_from(FILTER_EXPRESSIONS)
+
+
 @st.composite
 def expressions(draw) -> str:
     atoms = st.one_of(
@@ -78,6 +92,7 @@ def expressions(draw) -> str:
         st.sampled_from(["{id: id, p: metadata.principal_id}", "@", "*", "keys(@)",
                          "length(@) > `3`", "diagnostics[?step_up_required]",
                          "to_string(@)", "* | [0]"]),
+        _FILTERS,
     )
     parts = draw(st.lists(atoms, min_size=1, max_size=3))
     joiner = draw(st.sampled_from([" && ", " || "]))
@@ -90,6 +105,16 @@ def expressions(draw) -> str:
 @example(expression="* | [0] && keys(@)")  # raised: keys() of a list (issue 15.2)
 def test_lean_query_prints_what_the_plain_reading_prints(snap, expression) -> None:
     assert outcome(lean, snap, expression) == outcome(plain, snap, expression)
+
+
+@pytest.mark.parametrize("prefix", ["", "decision == 'deny' && ", "event_type && "])
+def test_every_filter_guard_keeps_what_the_plain_reading_prints(snap, prefix) -> None:
+    """Each filter of ``_FILTERS``, alone and after other conditions: those that are a
+    guard drop only events the expression drops, those that must not be one are not."""
+    for expression in FILTER_EXPRESSIONS:
+        for suffix in ("", " && {id: id}"):
+            full = prefix + expression + suffix
+            assert outcome(lean, snap, full) == outcome(plain, snap, full), full
 
 
 def outcome(read, snap: cf.Snapshot, expression: str) -> list[str] | str:
@@ -118,6 +143,23 @@ def test_the_guard_and_the_fields_are_what_the_expression_names() -> None:
     assert Query("metadata.principal_id == 'app-7'").guard().plain is None
     assert Query("decision == 'deny' || id == 'x'").guard() is None  # an || is not a guard
     assert Query("metadata.note == 'a\"b'").guard() is None  # jsonb escapes the quote
+    # a filter over a jsonb field finds an element only where the keys its condition
+    # needs are in the field's text (either side of `!=` between two paths)
+    query = Query("decision == 'deny' && diagnostics[?step_up_required != null] && {id: id}")
+    assert query.guard()[0] == ('"decision" = $q0 AND (contains("diagnostics_json", $q1) OR '
+                             'contains("diagnostics_json", $q2))')
+    assert query.guard()[1] == {"q0": "deny", "q1": '"step_up_required"', "q2": '"null"'}
+    assert tuple(Query("diagnostics[?a.b == 'x' && c > `1`].d").guard()) == (
+        'contains("diagnostics_json", $q0) AND contains("diagnostics_json", $q1) AND '
+        'contains("diagnostics_json", $q2) AND contains("diagnostics_json", $q3)',
+        {"q0": '"a"', "q1": '"b"', "q2": '"x"', "q3": '"c"'})
+    for truthy_without_the_keys in ("diagnostics[?a == b]", "diagnostics[?a != 'x']",
+                                    "diagnostics[?!a]", "diagnostics[?to_string(a) == '5']",
+                                    "merge(metadata, `{}`)[?a]", "diagnostics[?a || !b]"):
+        assert Query(truthy_without_the_keys).guard() is None, truthy_without_the_keys
+    # a text jsonb writes escaped is not looked for; the key still is
+    assert tuple(Query("diagnostics[?a == 'q\"x']").guard()) == (
+        'contains("diagnostics_json", $q0)', {"q0": '"a"'})
     assert Query("keys(@)").fields is None and Query("*").fields is None
     assert Query("id").fields == {"id"}
 
