@@ -88,6 +88,13 @@ class CompiledQuery:
     per_text_lets: tuple[str, tuple[str, ...]] | None = None
 
     @property
+    def lists(self) -> bool:
+        """True when a let computes over the elements of a list (a lambda per event):
+        what costs DuckDB more per vector than per event (``bulk.ordered_batches``'
+        ``compact``)."""
+        return any("lambda " in sql for _name, sql in self.lets)
+
+    @property
     def always_exact(self) -> bool:
         """True when no event ever needs the evaluator (``fallback_sql`` is FALSE)."""
         return self.fallback_sql == "false"

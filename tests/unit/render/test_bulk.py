@@ -211,6 +211,7 @@ EXPRESSIONS = [
     "decision == 'deny'",
     "diagnostics[0]",
     "sort_by(not_null(diagnostics, `[]`), &to_string(@))",  # not compiled: evaluator
+    "diagnostics[?risk > `0.5`] && {id: id, risk: diagnostics[].risk}",  # decimals
 ]
 
 
@@ -220,24 +221,30 @@ def test_queries_print_what_the_evaluator_printed(name: str) -> None:
     for expression in EXPRESSIONS:
         query = Query(expression)
         limits = (0, 50) if name == "vectors/db.csv" else (0,)
-        for filters in (Filters.build(limit=limit) for limit in limits):
+        for filters in [*(Filters.build(limit=limit) for limit in limits),
+                        Filters.build(limit=0, decision="deny")]:
             table = select(snap.duckdb, filters, columns=EVENT_COLUMNS,
                            extra=(f"{OCCURRED_AT_SQL} AS {OCCURRED_AT_TEXT}",))
             old = "".join(line + "\n" for line in query.lines(table))
             compiled = query.to_sql()
             if compiled is None:  # the CLI then runs the evaluator, as before
                 continue
-            for sampled in (False, True):  # sized from a sample, its field's few texts
+            guard = None if filters.limit else query.guard()  # as tail's
+            # sized from a sample, its field's few texts; the selected events sorted
+            # before the lines are computed (compact), and not
+            for sampled, compact in ((False, False), (True, False), (False, True)):
                 per_text = compiled.per_text_lets and (  # computed once each and joined
                     compiled.per_text_lets[0],
                     lambda relation, c=compiled: c.relation(relation, per_text=True))
                 out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
                 write_query_lines(ordered_batches(
-                    snap.duckdb, filters, query_select(compiled), bucket_rows=17,
-                    slice_bytes=5_000, wrap=compiled.relation,
+                    snap.duckdb, filters, query_select(compiled, events=False),
+                    guard=guard, bucket_rows=17, slice_bytes=5_000, wrap=compiled.relation,
                     line_bytes="strlen(line)" if sampled else None,
-                    per_text=per_text if sampled else None), query, out)
-                assert out.buffer.getvalue().decode() == old, expression
+                    per_text=per_text if sampled else None, compact=compact,
+                    fallback_select=None if compiled.always_exact else
+                    query_select(compiled)), query, out)
+                assert out.buffer.getvalue().decode() == old, (expression, compact)
 
 
 def test_few_texts_of_a_column_are_computed_once_each_and_joined() -> None:
