@@ -257,7 +257,8 @@ class _Sample:
                           for name in ORDER_COLUMNS)
         texts = (f"(SELECT count(DISTINCT {per_text[0]}) FROM {sampled})" if per_text
                  else "NULL")
-        self.sql = (f"SELECT count(*), sum({line_bytes} + __key_bytes), {texts} FROM "
+        # an event printing nothing (a NULL line) is sorted all the same: its keys count
+        self.sql = (f"SELECT count(*), sum(coalesce({line_bytes}, 0) + __key_bytes), {texts} FROM "
                     f"(SELECT {select}, {keys} AS __key_bytes FROM {self.wrap(sampled)} "
                     f"WHERE {where})")
 

@@ -183,7 +183,7 @@ def _statements(line: str, **sizing) -> tuple[int, list[str]]:
     first = next(batches).column(0).to_pylist()
     con.cursor().execute("UPDATE copied SET id = 'changed'")
     rest = [text for batch in batches for text in batch.column(0).to_pylist()]
-    changed = [text for text in first + rest if "changed" in text]
+    changed = [text for text in first + rest if text and "changed" in text]
     return (1 if not changed else 2), first + rest
 
 
@@ -196,6 +196,12 @@ def test_a_narrow_selection_is_sized_from_a_sample_of_its_lines() -> None:
     assert statements == 1 and len(lines) == 240
     wide = _statements("repeat(id, 40)", line_bytes="strlen(line)", **narrow)
     assert wide[0] == 2 and len(wide[1]) == 240
+    # an event printing nothing is sorted all the same: its keys size the slice (they
+    # were left out, and a query printing a few of 10M events sorted them in one slice
+    # of 1.2 GB); 240 events of keys are more than one slice of 20,000 bytes
+    few = "CASE WHEN decision = 'deny' AND zone_id = 'zone-beta' THEN id END"
+    assert _statements(few, line_bytes="strlen(line)", slice_bytes=60_000)[0] == 1
+    assert _statements(few, line_bytes="strlen(line)", slice_bytes=20_000)[0] == 2
     # a sample DuckDB refuses sizes nothing: the statement itself says why
     with pytest.raises(cf.ForensicsError, match="query failed"):
         _statements("CAST(id AS INTEGER)", line_bytes="strlen(line)", **narrow)
