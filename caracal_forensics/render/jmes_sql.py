@@ -86,6 +86,10 @@ class CompiledQuery:
     #: (a jsonb column, the lets that read it and nothing else): what ``relation`` can
     #: compute once per distinct stored text of that column (``per_text``)
     per_text_lets: tuple[str, tuple[str, ...]] | None = None
+    #: BOOLEAN, never NULL: TRUE for every event whose ``line_sql`` is not NULL (the
+    #: value's truth, without building its text; an event ``fallback_sql`` marks is
+    #: decided by the evaluator whatever this says)
+    prints_sql: str = "true"
 
     @property
     def lists(self) -> bool:
@@ -157,6 +161,7 @@ def compile_query(expression: str) -> CompiledQuery | None:
             then = f"CASE WHEN {is_true} THEN {record_line_sql()} ELSE {text.expr} END"
         truthy = result.truthy()
         line = f"CASE WHEN {truthy} THEN {then} END"
+        prints = f"coalesce({truthy}, false)"
     except (Unsupported, RecursionError):
         return None
     printed = f"CASE WHEN {truthy} THEN {text.fb} ELSE false END" if text.fb else None
@@ -171,6 +176,7 @@ def compile_query(expression: str) -> CompiledQuery | None:
         # tested once per event (json_valid parses the whole field), in a column read by
         # the line, the fallback and every let
         line = f"CASE WHEN {_VALID} THEN {line} END"
+        prints = f"CASE WHEN {_VALID} THEN {prints} ELSE false END"
         fallback_sql = f"CASE WHEN {_VALID} THEN {fallback_sql} ELSE true END"
         lets = ((_VALID, valid),
                 *((name, f"CASE WHEN {_VALID} THEN {sql} END") for name, sql in lets))
@@ -178,7 +184,8 @@ def compile_query(expression: str) -> CompiledQuery | None:
         return None
     compiler.columns.update(parsed_columns)
     columns = tuple(c for c in _EVENT_COLUMNS if c in compiler.columns)
-    return CompiledQuery(expression, line, fallback_sql, columns, lets, _per_text(lets))
+    return CompiledQuery(expression, line, fallback_sql, columns, lets, _per_text(lets),
+                         prints)
 
 
 #: A SQL string literal (its words are no column's).

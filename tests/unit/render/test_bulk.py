@@ -237,8 +237,11 @@ def test_queries_print_what_the_evaluator_printed(name: str) -> None:
                 continue
             guard = None if filters.limit else query.guard()  # as tail's
             # sized from a sample, its field's few texts; the selected events sorted
-            # before the lines are computed (compact), and not
-            for sampled, compact in ((False, False), (True, False), (False, True)):
+            # before the lines are computed (compact), and not; only the events that
+            # print (or that the evaluator decides) sorted, and all
+            only = f"({compiled.prints_sql}) OR ({compiled.fallback_sql})"
+            for sampled, compact, sorted_only in ((False, False, None), (True, False, only),
+                                                  (False, True, only), (True, True, None)):
                 per_text = compiled.per_text_lets and (  # computed once each and joined
                     compiled.per_text_lets[0],
                     lambda relation, c=compiled: c.relation(relation, per_text=True))
@@ -248,6 +251,7 @@ def test_queries_print_what_the_evaluator_printed(name: str) -> None:
                     guard=guard, bucket_rows=17, slice_bytes=5_000, wrap=compiled.relation,
                     line_bytes="strlen(line)" if sampled else None,
                     per_text=per_text if sampled else None, compact=compact,
+                    sorted_only=sorted_only,
                     fallback_select=None if compiled.always_exact else
                     query_select(compiled)), query, out)
                 assert out.buffer.getvalue().decode() == old, (expression, compact)

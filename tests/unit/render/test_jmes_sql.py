@@ -127,6 +127,13 @@ def _same(con, tables, expression: str, relation: str = "ev") -> bool:
     expected = _evaluated(query, tables[relation])
     assert got == expected, expression
     compiled = compile_query(expression)
+    if compiled is not None and isinstance(got, list):
+        # prints_sql holds wherever a line is printed (what tail sorts only: the rest
+        # is left out before the sort), unless the evaluator decides the event
+        missed = con.sql(f"SELECT count(*) FROM {compiled.relation(relation)} WHERE "
+                         f"({compiled.line_sql}) IS NOT NULL AND NOT ({compiled.prints_sql}) "
+                         f"AND NOT ({compiled.fallback_sql})").fetchall()[0][0]
+        assert missed == 0, expression
     if compiled is not None and compiled.per_text_lets is not None:
         # the lists computed once per distinct text of their field, joined back
         assert _compiled(con, expression, query, relation, per_text=True) == expected, \
