@@ -197,11 +197,12 @@ def _filter_guard(node: dict[str, Any], params: dict[str, Any]) -> str | None:
         return None
     column = SOURCE_COLUMN[start["value"]]
     texts: dict[str, str] = {}
+    prefix = f"f{len(params)}_"  # names of their own: the guard's are q0, q1, ... by count
 
     def found(text: str) -> str | None:
         if _JSONB_ESCAPED.search(text):
             return None  # jsonb writes it escaped: not found verbatim
-        name = f"q{len(params) + len(texts)}"
+        name = f"{prefix}{len(texts)}"
         texts[name] = f'"{text}"'
         return f'contains("{column}", ${name})'
 

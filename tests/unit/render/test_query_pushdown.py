@@ -77,6 +77,9 @@ FILTER_EXPRESSIONS = (
     "diagnostics[?step_up_required == attempt]", "diagnostics[?step_up_required != 'mfa']",
     "diagnostics[?to_string(attempt) == '2']", "diagnostics[?scopes[0] == 'payments:write']",
     "diagnostics[][?step_up_required]", "metadata.scopes[?@ == 'payments:write']",
+    # a text looked for and not needed, then two text clauses: each keeps its own name
+    "diagnostics[?attempt == `null` && cooldown_s] && decision == 'deny' && "
+    "metadata.principal_id == 'app-0010'",
 )
 _FILTERS = st.sampled_from(FILTER_EXPRESSIONS)
 
@@ -146,20 +149,27 @@ def test_the_guard_and_the_fields_are_what_the_expression_names() -> None:
     # a filter over a jsonb field finds an element only where the keys its condition
     # needs are in the field's text (either side of `!=` between two paths)
     query = Query("decision == 'deny' && diagnostics[?step_up_required != null] && {id: id}")
-    assert query.guard()[0] == ('"decision" = $q0 AND (contains("diagnostics_json", $q1) OR '
-                             'contains("diagnostics_json", $q2))')
-    assert query.guard()[1] == {"q0": "deny", "q1": '"step_up_required"', "q2": '"null"'}
+    assert query.guard()[0] == ('"decision" = $q0 AND (contains("diagnostics_json", $f1_0) '
+                                'OR contains("diagnostics_json", $f1_1))')
+    assert query.guard()[1] == {"q0": "deny", "f1_0": '"step_up_required"', "f1_1": '"null"'}
     assert tuple(Query("diagnostics[?a.b == 'x' && c > `1`].d").guard()) == (
-        'contains("diagnostics_json", $q0) AND contains("diagnostics_json", $q1) AND '
-        'contains("diagnostics_json", $q2) AND contains("diagnostics_json", $q3)',
-        {"q0": '"a"', "q1": '"b"', "q2": '"x"', "q3": '"c"'})
+        'contains("diagnostics_json", $f0_0) AND contains("diagnostics_json", $f0_1) AND '
+        'contains("diagnostics_json", $f0_2) AND contains("diagnostics_json", $f0_3)',
+        {"f0_0": '"a"', "f0_1": '"b"', "f0_2": '"x"', "f0_3": '"c"'})
+    # a text looked for and then not needed (`a == null` needs nothing) leaves its name
+    # unused: the next clause's name is still its own (it took the unused one's number)
+    sql, params = Query("decision == 'deny' && diagnostics[?a == `null` && c] && "
+                        "metadata.x == 'p' && event_type == 'y'").guard()
+    assert sql == ('"decision" = $q0 AND contains("diagnostics_json", $f1_1) AND '
+                   'contains("metadata_json", $q2) AND "event_type" = $q3')
+    assert params == {"q0": "deny", "f1_1": '"c"', "q2": '"p"', "q3": "y"}
     for truthy_without_the_keys in ("diagnostics[?a == b]", "diagnostics[?a != 'x']",
                                     "diagnostics[?!a]", "diagnostics[?to_string(a) == '5']",
                                     "merge(metadata, `{}`)[?a]", "diagnostics[?a || !b]"):
         assert Query(truthy_without_the_keys).guard() is None, truthy_without_the_keys
     # a text jsonb writes escaped is not looked for; the key still is
     assert tuple(Query("diagnostics[?a == 'q\"x']").guard()) == (
-        'contains("diagnostics_json", $q0)', {"q0": '"a"'})
+        'contains("diagnostics_json", $f0_0)', {"f0_0": '"a"'})
     assert Query("keys(@)").fields is None and Query("*").fields is None
     assert Query("id").fields == {"id"}
 
