@@ -256,7 +256,10 @@ class Follower:
             yield first
         finally:
             self._parts = []
-            self._con.execute(f"DROP VIEW IF EXISTS {_NEW_TABLE}")
+            try:
+                self._con.execute(f"DROP VIEW IF EXISTS {_NEW_TABLE}")
+            except duckdb.ConnectionException:  # closed first: Ctrl-C before the block
+                pass  # began, and this generator ended when collected (nothing to drop)
             if os.path.exists(spooled):
                 os.unlink(spooled)
 
