@@ -277,6 +277,7 @@ def confined_twin(con: duckdb.DuckDBPyConnection, files: list[str]) -> duckdb.Du
         twin.execute(f"COMMENT ON VIEW unique_events IS '{plan[0][0]}'")
     spill = twin.sql("SELECT current_setting('temp_directory')").fetchall()[0][0]
     confine(twin, files, [spill])
+    _SNAPSHOTS[twin] = list(_SNAPSHOTS.get(con, []))  # the same snapshots behind it
     return twin
 
 
