@@ -223,8 +223,7 @@ def _needed(node: dict[str, Any], found: Callable[[str], str | None]) -> str | N
         parts = [_needed(child, found) for child in node["children"]]
         return _all(*parts)
     if kind == "or_expression":
-        parts = [_needed(child, found) for child in node["children"]]
-        return None if None in parts else "(" + " OR ".join(parts) + ")"  # type: ignore[arg-type]
+        return _any(*(_needed(child, found) for child in node["children"]))
     if kind != "comparator":
         return None
     op = node["value"]
@@ -242,8 +241,7 @@ def _needed(node: dict[str, Any], found: Callable[[str], str | None]) -> str | N
             return path
         return None
     if op == "ne":  # two paths: null != null is false, so one of them holds a value
-        parts = [_present(left, found), _present(right, found)]
-        return None if None in parts else "(" + " OR ".join(parts) + ")"  # type: ignore[arg-type]
+        return _any(_present(left, found), _present(right, found))
     return None  # two paths equal: both may be missing
 
 
@@ -258,8 +256,17 @@ def _present(node: dict[str, Any], found: Callable[[str], str | None]) -> str | 
 
 
 def _all(*parts: str | None) -> str | None:
+    """Every condition known (None: not known), or None when none is."""
     kept = [part for part in parts if part is not None]
     return " AND ".join(kept) if kept else None
+
+
+def _any(*parts: str | None) -> str | None:
+    """One of the conditions, or None when one of them is not known (it may hold where
+    no text is found)."""
+    if None in parts:
+        return None
+    return "(" + " OR ".join(parts) + ")"  # type: ignore[arg-type]
 
 
 @functools.lru_cache(maxsize=64)
