@@ -155,11 +155,11 @@ class Query:
                 plain.append(clauses[-1])
                 params[name] = plain_params[name] = literal
             elif (left.get("type") == "subexpression" and left["children"][0].get("type")
-                  == "field" and left["children"][0]["value"] in JSON_FIELDS
-                  and not _JSONB_ESCAPED.search(literal)):
+                  == "field" and left["children"][0]["value"] in JSON_FIELDS):
                 column = SOURCE_COLUMN[left["children"][0]["value"]]
-                clauses.append(f'contains("{column}", ${name})')
-                params[name] = f'"{literal}"'
+                clause = _found_in(column, literal, name, params)
+                if clause is not None:
+                    clauses.append(clause)
         if not clauses:
             return None
         guard = Guard((" AND ".join(clauses), params))
@@ -200,17 +200,23 @@ def _filter_guard(node: dict[str, Any], params: dict[str, Any]) -> str | None:
     prefix = f"f{len(params)}_"  # names of their own: the guard's are q0, q1, ... by count
 
     def found(text: str) -> str | None:
-        if _JSONB_ESCAPED.search(text):
-            return None  # jsonb writes it escaped: not found verbatim
-        name = f"{prefix}{len(texts)}"
-        texts[name] = f'"{text}"'
-        return f'contains("{column}", ${name})'
+        return _found_in(column, text, f"{prefix}{len(texts)}", texts)
 
     clause = _needed(condition, found)
     if clause is not None:  # only the texts the clause kept: DuckDB refuses an unused one
         params.update((name, text) for name, text in texts.items()
                       if re.search(rf"\${name}\b", clause))
     return clause
+
+
+def _found_in(column: str, text: str, name: str, params: dict[str, Any]) -> str | None:
+    """SQL that holds when ``"text"`` appears in the stored jsonb text of ``column`` (the
+    quoted text bound as ``params[name]``), or None when jsonb writes it escaped (then it
+    is not found verbatim, and nothing is bound)."""
+    if _JSONB_ESCAPED.search(text):
+        return None
+    params[name] = f'"{text}"'
+    return f'contains("{column}", ${name})'
 
 
 def _needed(node: dict[str, Any], found: Callable[[str], str | None]) -> str | None:
