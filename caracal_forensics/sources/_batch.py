@@ -133,30 +133,36 @@ FIRST_MICROS = -62_135_596_800_000_000
 LAST_MICROS = 253_402_300_799_999_999
 
 
+#: The chain_seq values a chain can hold: all of int64 but its two extremes, where a
+#: chain's predecessor and successor (seq - 1, seq + 1) overflow (a bigint sequence from 1
+#: never reaches them).
+FIRST_SEQ = -(2**63) + 1
+LAST_SEQ = 2**63 - 2
+
+
 def out_of_range(times: pa.Array, per_micro: int = 1) -> pa.Array | None:
     """Which times lie outside the years 1-9999 (None if none do: one min/max over the
     column when every time is inside). ``times``: a timestamp[us], or integers of
     1/``per_micro`` microseconds since the epoch (1000: milliseconds)."""
-    import pyarrow.compute as pc
     values = times.cast(pa.int64()) if pa.types.is_timestamp(times.type) else times
-    first, last = -(-FIRST_MICROS // per_micro), LAST_MICROS // per_micro
+    return _outside(values, -(-FIRST_MICROS // per_micro), LAST_MICROS // per_micro)
+
+
+def seq_at_the_ends(seqs: pa.Array) -> pa.Array | None:
+    """Which chain_seq values are the int64 extremes (None if none are): outside
+    FIRST_SEQ..LAST_SEQ."""
+    return _outside(seqs, FIRST_SEQ, LAST_SEQ)
+
+
+def _outside(values: pa.Array, first: int, last: int) -> pa.Array | None:
+    """Which integers lie outside ``first``..``last``, or None if none do (one min/max
+    over the column then)."""
+    import pyarrow.compute as pc
     bounds = pc.min_max(values)
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
     if low is None or (first <= low and high <= last):
         return None
     return pc.fill_null(pc.or_(pc.less(values, first), pc.greater(values, last)), False)
-
-
-def seq_at_the_ends(seqs: pa.Array) -> pa.Array | None:
-    """Which chain_seq values are the int64 extremes (None if none are): a chain's
-    predecessor and successor (seq - 1, seq + 1) overflow there, and no chain reaches
-    them (a bigint sequence from 1)."""
-    import pyarrow.compute as pc
-    bounds = pc.min_max(seqs)
-    low, high = bounds["min"].as_py(), bounds["max"].as_py()
-    if low is None or (-(2**63) < low and high < 2**63 - 1):
-        return None
-    return pc.fill_null(pc.or_(pc.equal(seqs, -(2**63)), pc.equal(seqs, 2**63 - 1)), False)
 
 
 def drop_out_of_range(batch: pa.RecordBatch, bad: BadLines, row_word: str = "line"

@@ -116,7 +116,14 @@ def _check_times(path: str, parquet, what: str) -> None:
     manifest could, and every command showing it would stop "unexpected"."""
     import pyarrow as pa
 
-    from ._batch import FIRST_MICROS, LAST_MICROS, out_of_range, seq_at_the_ends
+    from ._batch import (
+        FIRST_MICROS,
+        FIRST_SEQ,
+        LAST_MICROS,
+        LAST_SEQ,
+        out_of_range,
+        seq_at_the_ends,
+    )
 
     meta = parquet.metadata
     for index, field in enumerate(parquet.schema_arrow):
@@ -124,7 +131,7 @@ def _check_times(path: str, parquet, what: str) -> None:
             low, high, check = FIRST_MICROS, LAST_MICROS, out_of_range
             problem = "a time outside the years 1-9999"
         elif field.name == "chain_seq" and pa.types.is_integer(field.type):
-            low, high, check = -(2**63) + 1, 2**63 - 2, seq_at_the_ends
+            low, high, check = FIRST_SEQ, LAST_SEQ, seq_at_the_ends
             problem = "an int64 extreme, out of the range of a chain"
         else:
             continue
