@@ -7,7 +7,11 @@ from __future__ import annotations
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the command runs in a process of its own, without
+    pandas (``pandas_gate``)."""
+    from ..pandas_gate import decline
     from .app import run
+
+    decline()
 
     run()

@@ -54,6 +54,9 @@ def require() -> None:
         import pyspark  # noqa: F401
     except ImportError:
         raise UsageError(f"the spark engine needs pyspark: {INSTALL_HINT}") from None
+    from ..pandas_gate import allow
+
+    allow()  # pyspark checks for pandas and converts through it (toPandas, mapInArrow)
     # mapInArrow's pandas check warns about pandas 3 on every call; Arrow is what we use
     warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
 

@@ -8,10 +8,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ("duckdb", "pyarrow", "polars", "psycopg", "jmespath", "zstandard", "numpy")
 
 PROBE = """
 import sys
+
+import pytest
 from caracal_forensics.cli.app import run
 try:
     run({argv!r})
@@ -207,3 +211,68 @@ def test_explain_and_admin_tail_of_a_snapshot_do_not_import_pandas(tmp_path) -> 
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert proc.returncode == 0 and len(proc.stdout.splitlines()) > 3, proc  # it ran
         assert eval(proc.stdout.strip().splitlines()[-1]) == ["duckdb"], argv
+
+
+MAIN_PROBE = """
+import sys
+
+import pytest
+from caracal_forensics.cli import main
+sys.argv = ["caracal-forensics", *{argv!r}]
+try:
+    main()
+except SystemExit:
+    pass
+print(sorted(m for m in ("pandas", "pyarrow") if m in sys.modules))
+"""
+
+
+def test_the_console_script_never_imports_pandas(tmp_path) -> None:
+    """pyarrow imports pandas, where installed, at its first conversion of Python values,
+    which the text readers, verify and explain make: 0.11-0.13 s a command
+    (``pandas_gate``). The console script declines it; what it prints is unchanged."""
+    pytest.importorskip("pandas")
+    from support.tail import KEY_FILE, SHAPES
+
+    runs = [["stats", "--source", str(SHAPES["db_csv"])],
+            ["audit", "tail", "--source", str(SHAPES["cli_jsonl"]), "--limit", "3"],
+            ["verify", "--source", str(SHAPES["db_csv"]), "--key-file", str(KEY_FILE)]]
+    for argv in runs:
+        proc = subprocess.run([sys.executable, "-c", MAIN_PROBE.format(argv=argv)],
+                              capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        *printed, imported = proc.stdout.strip().splitlines()
+        assert eval(imported) == ["pyarrow"], argv  # it read the export
+        # the same words as a process where pandas was imported first
+        code = f"import pandas\n{MAIN_PROBE.format(argv=argv)}"
+        with_pandas = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                     text=True, cwd=tmp_path)
+        assert with_pandas.stdout.strip().splitlines()[:-1] == printed, argv
+
+
+def test_a_step_that_needs_pandas_gets_it_back() -> None:
+    """``pandas_gate.allow`` (the Spark engine's first step) undoes ``decline``, and
+    pyarrow, told once that pandas is absent, converts to and from it when asked."""
+    pytest.importorskip("pandas")
+    code = """
+import sys
+
+import pytest
+from caracal_forensics import pandas_gate
+pandas_gate.decline()
+import pyarrow as pa
+pa.array([1, 2])  # pyarrow's check, declined
+try:
+    import pandas
+except ImportError as error:
+    print("declined:", error)
+assert "pandas" not in sys.modules
+pandas_gate.allow()
+import pandas
+print(pa.Table.from_pandas(pandas.DataFrame({"a": [1]})).to_pandas()["a"].tolist())
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "declined: pandas is not imported by the command line (pandas_gate.allow lets it)",
+        "[1]"]
