@@ -12,22 +12,29 @@ copy of an event, a shape lacking a field, millisecond timestamps, upper-case he
 it stops, and ``verify`` runs the exhaustive pipeline (``stages.py``, ``findings.py``),
 which finds and explains every problem. So the pass can never hide a finding; tests check
 that both give the same report wherever the pass answers.
+
+One failure it answers for: a wrong key. When the first row it cannot prove fails on its
+HMAC alone, a second pass expects every HMAC to fail and everything else to hold, and
+gives the exhaustive pipeline's report for that (one ``every_hmac_failed`` finding per
+zone); at the first HMAC that verifies, it gives up as well (a wrong key made verify of
+10M events 22.7 s and 1.05 GB, the exhaustive pipeline's, against 7.9 s and 0.52 GB).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..keys import key_fingerprint
 from ..model import ABSENT_FIELD, HASH_FIELDS, PRECISION_FIELD
 from . import digest, native, wording
 from .engine import arrow_reader
-from .report import Finding, Kind, Report
+from .report import Finding, Kind, Reason, Report
 
 if TYPE_CHECKING:
     import duckdb
@@ -75,6 +82,10 @@ class _NotClean(Exception):
     """A row the pass cannot prove: the exhaustive pipeline takes over."""
 
 
+class _HmacFails(_NotClean):
+    """The first row the pass cannot prove fails on its HMAC alone: a wrong key, maybe."""
+
+
 class _OutOfOrder(_NotClean):
     """A row that does not follow its zone's previous row: out of order, or a broken link."""
 
@@ -93,12 +104,13 @@ def clean_pass_over(
 ) -> Report | None:
     """The clean pass over event batches as a reader gives them, or (``batches`` None)
     over the Parquet files of the canonical snapshots among ``inputs``, without DuckDB:
-    the report if every row verifies in the order given, else None."""
-    try:
-        return _Pass(None, key, zones, anchor, recover_microseconds).run(
-            anchor, list(inputs), batches=batches)
-    except _NotClean:
-        return None
+    the report if every row verifies in the order given, else None. (Batches are read
+    once: the wrong key's second pass is made over files only, and over the batches by
+    ``clean_pass`` once they are loaded.)"""
+    inputs = list(inputs)
+    return _answer(lambda wrong_key: _Pass(
+        None, key, zones, anchor, recover_microseconds, wrong_key).run(
+            anchor, inputs, batches=batches), again=batches is None)
 
 
 def clean_pass(
@@ -111,9 +123,11 @@ def clean_pass(
 ) -> Report | None:
     """The report of an export every row of which verifies, or None if one does not."""
     inputs = list(inputs)
-    try:
+
+    def attempt(wrong_key: bool) -> Report:
         try:
-            return _Pass(con, key, zones, anchor, recover_microseconds).run(anchor, inputs)
+            return _Pass(con, key, zones, anchor, recover_microseconds, wrong_key).run(
+                anchor, inputs)
         except _OutOfOrder as error:
             if _snapshot_files(inputs) is not None:
                 raise
@@ -121,8 +135,25 @@ def clean_pass(
         # Rows not stored in chain order (hourly OCSF files hold late events in a later
         # hour; a merged export): once more, sorted by DuckDB. Where the content is not
         # recomputed (millisecond time) only the narrow chain columns are sorted.
-        return _Pass(con, key, zones, anchor, recover_microseconds).run(
+        return _Pass(con, key, zones, anchor, recover_microseconds, wrong_key).run(
             anchor, inputs, sort=True, narrow=mode is not None and not mode.precise)
+
+    return _answer(attempt)
+
+
+def _answer(attempt: Callable[[bool], Report], again: bool = True) -> Report | None:
+    """``attempt(False)``'s report; when it gave up on an HMAC alone and ``again``,
+    ``attempt(True)``'s, which expects every HMAC to fail (``_Pass.wrong_key``); None
+    when neither proves its case."""
+    try:
+        return attempt(False)
+    except _HmacFails:
+        if not again:
+            return None
+    except _NotClean:
+        return None
+    try:
+        return attempt(True)
     except _NotClean:
         return None
 
@@ -137,15 +168,19 @@ class _Mode:
 
 
 class _Pass:
-    """One attempt: rows checked on two worker threads, linked in order on this one."""
+    """One attempt: rows checked on two worker threads, linked in order on this one.
+    ``wrong_key``: every row's HMAC must fail instead, and the rest hold (the report then
+    says the key is probably wrong), for shapes carrying the prev (else the HMAC is the
+    link, and a wrong key breaks every link: the exhaustive pipeline's case)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection | None, key: bytes | None,
                  zones: Sequence[str] | None, anchor: Report | None,
-                 recover_microseconds: bool) -> None:
+                 recover_microseconds: bool, wrong_key: bool = False) -> None:
         from .summary import anchor_heads
 
         self.con = con
         self.key = key
+        self.wrong_key = wrong_key and key is not None
         self.zones = list(dict.fromkeys(zones)) if zones else None  # as verify takes them
         self.zone_set = pa.array(self.zones, pa.string()) if self.zones else None
         self.heads: dict[str, Head] = anchor_heads(anchor, self.zones)
@@ -256,12 +291,21 @@ class _Pass:
         mode = _mode_of(batch)
         if not mode.precise and (self.recover or not mode.stored):
             raise _NotClean  # recovery (or an unverifiable row) is the exhaustive path's
+        if self.wrong_key and not mode.has_prev:
+            raise _NotClean
         if not mode.stored:
             column = batch.schema.get_field_index("content_sha256")
             batch = batch.set_column(column, "content_sha256", native.content_hex(batch))
-        if native.first_unproven_row(batch, self.key, check_content=mode.precise and mode.stored,
+        check_content = mode.precise and mode.stored
+        key = None if self.wrong_key else self.key
+        if native.first_unproven_row(batch, key, check_content=check_content,
                                      has_prev=mode.has_prev) >= 0:
+            if (key is not None and mode.has_prev and native.first_unproven_row(
+                    batch, None, check_content=check_content, has_prev=True) < 0):
+                raise _HmacFails  # the rows hold but for an HMAC: a wrong key?
             raise _NotClean
+        if self.wrong_key:
+            _every_hmac_fails(batch, self.key)
         return batch, mode
 
     def _follow(self, batch: pa.RecordBatch | pa.Table) -> None:
@@ -342,6 +386,13 @@ class _Pass:
             if self.key is None:
                 findings.append(Finding(Kind.UNVERIFIABLE, zone, None, None, None,
                                         wording.no_key(0 if mode.stored else z["events"])))
+            elif self.wrong_key:
+                if z["events"] < 2:
+                    raise _NotClean  # one HMAC failing is no sign of a wrong key
+                findings.append(Finding(
+                    Kind.HMAC_MISMATCH, zone, event, seq, source,
+                    wording.every_hmac_failed(z["events"], key_fingerprint(self.key)),
+                    reason=Reason.EVERY_HMAC_FAILED))
         for zone in self.heads:
             if zone not in stats:
                 raise _NotClean  # truncated: the whole zone is gone
@@ -454,6 +505,20 @@ def _decoded(table: pa.Table) -> pa.Table:
             table = table.set_column(index, field.name,
                                      table.column(index).cast(field.type.value_type))
     return table
+
+
+def _every_hmac_fails(batch: pa.RecordBatch, key: bytes) -> None:
+    """Give up unless every row carries an HMAC and none is the one ``key`` gives (compared
+    as the exhaustive pipeline does, lower-cased: it is hex or it fails either way)."""
+    stored = batch.column("chain_hmac")
+    if not len(stored):
+        return
+    if stored.null_count or pc.min(pc.binary_length(stored)).as_py() == 0:
+        raise _NotClean  # an HMAC missing: not checked, which the exhaustive path counts
+    computed = native.hmac_hex(key, batch.column("content_sha256"),
+                               batch.column("prev_content_sha256"))
+    if pc.any(pc.equal(pc.ascii_lower(stored), computed)).as_py():
+        raise _NotClean  # an HMAC verifies: not a wrong key
 
 
 def _mode_of(batch: pa.RecordBatch) -> _Mode:

@@ -85,9 +85,10 @@ def test_clean_pass_agrees_with_the_exhaustive_pipeline(rows, shape, kind, data)
     recover = data.draw(st.booleans())
     report, answered = both(rows_con(original), key=key, zones=zones,
                             recover_microseconds=recover)
-    if answered:
-        assert report.status in ("intact", "partial")
-        assert not any(f.fails for f in report.findings)
+    if answered:  # intact, or (the wrong key's pass) every HMAC failing alone
+        failing = [f for f in report.findings if f.fails]
+        assert all(f.every_hmac_failed for f in failing)
+        assert key is OTHER_KEY or (not failing and report.status in ("intact", "partial"))
 
 
 @SETTINGS
@@ -172,6 +173,52 @@ def test_a_copied_or_replayed_event_sends_it_to_the_exhaustive_pipeline() -> Non
     assert not answered and "conflicting_duplicate" in {f.kind for f in report.findings}
 
 
+def test_a_wrong_key_is_answered_by_a_second_clean_pass() -> None:
+    """Every HMAC fails and nothing else does: the pass that expects it gives the
+    exhaustive pipeline's report, one every_hmac_failed finding per zone, at its first
+    event (with a zone's later start, a zone asked for that is absent, an HMAC stored in
+    upper case, which fails all the same)."""
+    rows = events(400, zones=("zone-a", "zone-b", "zone-c"))
+    report, answered = both(rows_con(rows), key=OTHER_KEY)
+    assert answered and report.status == "tampered" and report.likely_wrong_key
+    assert [(f.zone_id, f.chain_seq, f.reason) for f in report.findings] == [
+        (zone, 1, "every_hmac_failed") for zone in ("zone-a", "zone-b", "zone-c")]
+    later = [r for r in rows if r["chain_seq"] > 10]
+    report, answered = both(rows_con(later), key=OTHER_KEY)
+    assert answered and {f.kind for f in report.findings} == {"unanchored_start",
+                                                               "hmac_mismatch"}
+    report, answered = both(rows_con(rows), key=OTHER_KEY, zones=["zone-b", "zone-x"])
+    assert answered and [z.zone_id for z in report.zones] == ["zone-b", "zone-x"]
+    upper = [dict(r, chain_hmac=r["chain_hmac"].upper()) if i == 30 else r
+             for i, r in enumerate(rows)]
+    assert both(rows_con(upper), key=OTHER_KEY)[1]
+
+
+@pytest.mark.parametrize("change", ["one_verifies", "first_verifies", "upper_verifies",
+                                    "one_event_zone", "no_hmac", "empty_hmac", "edited"])
+def test_the_wrong_key_pass_gives_up_unless_every_hmac_fails_alone(change) -> None:
+    """One HMAC that verifies with the key given (an event re-chained with it), a zone of
+    one event (one failing HMAC says nothing of the key), an HMAC missing (not checked),
+    an edited event: the exhaustive pipeline's findings, not the wrong key's. (An HMAC
+    stored in upper case verifies there: it is lower-cased first.)"""
+    from caracal_forensics.chain import digest
+
+    rows = events(60, zones=("zone-a", "zone-b"))
+    at = 0 if change == "first_verifies" else 30
+    if change.endswith("_verifies"):
+        row = rows[at]
+        hmac = digest.chain_hmac(OTHER_KEY, row["content_sha256"], row["prev_content_sha256"])
+        rows[at] = dict(row, chain_hmac=hmac.upper() if change == "upper_verifies" else hmac)
+    elif change == "one_event_zone":
+        rows += chain([event(99, zone="zone-c")])
+    elif change in ("no_hmac", "empty_hmac"):
+        rows[at] = dict(rows[at], chain_hmac=None if change == "no_hmac" else "")
+    else:
+        rows[at] = dict(rows[at], decision="allow-edited")
+    report, answered = both(rows_con(rows), key=OTHER_KEY)
+    assert not answered and report.status == "tampered"
+
+
 # --- canonical snapshots: read straight from Parquet ----------------------------------------
 
 
@@ -221,6 +268,8 @@ def test_a_snapshot_is_checked_from_parquet_and_agrees(snapshot_dir, monkeypatch
     assert read
     report, answered = both(factory, inputs=inputs, zones=["zone-b"])
     assert answered and [z.zone_id for z in report.zones] == ["zone-b"]
+    report, answered = both(factory, inputs=inputs, key=OTHER_KEY)
+    assert answered and report.likely_wrong_key and len(report.findings) == 3
 
 
 def test_a_tampered_snapshot_gets_the_exhaustive_findings(snapshot_dir) -> None:
@@ -473,8 +522,13 @@ def test_verify_files_checks_a_snapshot_without_duckdb(snapshot_dir, monkeypatch
     from caracal_forensics.chain.files import verify_files
 
     opened = cf.open(str(snapshot_dir)).verify(key=KEY)
+    wrong_key = cf.open(str(snapshot_dir)).verify(key=OTHER_KEY)
     monkeypatch.setattr(snapshot, "open_sources", lambda *a, **k: pytest.fail("opened"))
     streamed = verify_files([str(snapshot_dir)], key=KEY, zones=["zone-c", "zone-a"])
     assert [z.zone_id for z in streamed.report.zones] == ["zone-a", "zone-c"]
     streamed = verify_files([str(snapshot_dir)], key=KEY)
     assert _as_dict(streamed.report) == _as_dict(opened)
+    # a wrong key: the second pass reads the files again, still without DuckDB
+    streamed = verify_files([str(snapshot_dir)], key=OTHER_KEY)
+    assert streamed.report.likely_wrong_key
+    assert _as_dict(streamed.report) == _as_dict(wrong_key)
