@@ -33,6 +33,7 @@ from .render.records import (
     too_deep,
 )
 from .render.table import printable
+from .timetext import from_micros
 
 if TYPE_CHECKING:
     import polars as pl
@@ -241,8 +242,7 @@ def admin_changes_before(con, table: pa.Table, zone_id: str | None,
     ids = sorted({value for _, value in involved})
     if not times or not ids:
         return []
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-    first, last = (epoch + dt.timedelta(microseconds=m) for m in (min(times), max(times)))
+    first, last = from_micros(min(times)), from_micros(max(times))
     params = {"zone": zone_id, "ids": ids, "start": first - lookback, "end": last}
     rows = run_query(
         con,

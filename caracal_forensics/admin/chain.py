@@ -26,17 +26,17 @@ import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 
 from ..chain.description import ChainSpec
 from ..jsonb import loads
+from ..timetext import EPOCH, from_micros
 from .js import is_index_key, string_text, stringify
 from .model import GLOBAL_CHAIN, HASH_FIELDS, TEXT_FIELDS
 
 US = "\x1f"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 #: The most orders (whole payload renderings) tried per row: every order of an object of
 #: up to 8 keys (8! = 40,320), or of several smaller ones (their n! multiplied). Its
@@ -63,8 +63,8 @@ ORDER_NOT_FOUND = "payload_json key order"
 def iso_millis(value: datetime | int) -> str:
     """occurred_at (a UTC datetime, or microseconds since the epoch) as JavaScript's
     ``toISOString()``: always three fractional digits and ``Z``."""
-    micros = value if isinstance(value, int) else (value - _EPOCH) // timedelta(microseconds=1)
-    moment = _EPOCH + timedelta(microseconds=micros - micros % 1000)
+    micros = value if isinstance(value, int) else (value - EPOCH) // timedelta(microseconds=1)
+    moment = from_micros(micros - micros % 1000)
     year = moment.year
     year_text = f"{year:04d}" if year <= 9999 else f"+{year:06d}"
     return (f"{year_text}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"

@@ -172,11 +172,9 @@ def _order(text: str) -> list[Any]:
 
 def _time(micros: int | None) -> Any:
     """An aware UTC datetime from epoch microseconds."""
-    import datetime as dt
+    from ..timetext import from_micros
 
-    if micros is None:
-        return None
-    return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=micros)
+    return None if micros is None else from_micros(micros)
 
 
 def _split(text: str) -> list[str]:
