@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -314,10 +314,19 @@ def newest_only(con, relation: str, where: str, params: dict[str, Any],
 
 def run_query(con, sql: str, params: dict[str, Any]) -> pa.Table:
     """Run SQL and fetch the whole result as Arrow (a DuckDB error becomes ours)."""
+    return _ours(con, lambda: con.sql(sql, params=params).to_arrow_table())
+
+
+def run_statement(con, sql: str, params: dict[str, Any]) -> None:
+    """Run SQL for what it does (a table made), a DuckDB error becoming ours."""
+    _ours(con, lambda: con.execute(sql, params))
+
+
+def _ours(con, call: Callable[[], Any]) -> Any:
     import duckdb
 
     try:
-        return con.sql(sql, params=params).to_arrow_table()
+        return call()
     except duckdb.Error as error:
         from .engine import query_error
 

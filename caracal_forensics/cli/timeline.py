@@ -41,19 +41,21 @@ def timeline(
     """Admin changes and decision events of one zone in time order, one line each; runs
     of identical decisions for one principal collapse into one line with a count."""
     from ..admin.snapshot import has_admin
-    from ..admin.timeline import timeline as build
+    from ..admin.timeline import timeline_stream
+    from ..render.jsonl import dumps, write_lines
 
     snap = open_snapshot(source, on_bad_line, exclude=exclude)
-    result = build(snap.duckdb, zone, since=since, until=until, collapse=not every_event)
+    # written as read: a busy zone's runs stay in DuckDB until their line is written
+    result = timeline_stream(snap.duckdb, zone, since=since, until=until,
+                             collapse=not every_event)
     if not has_admin(snap.duckdb):
         warn("none of the sources holds admin changes: only decisions are shown "
              "(give a dump of admin_audit_events or the Admin API's admin-audit export)")
-    if not result.entries:
+    if not result.line_count:
+        result.close()
         warn(f"nothing in zone {zone!r} in this window")
         return
     if json_output:
-        from ..render.jsonl import dumps, write_lines
-
-        write_lines(dumps(entry) for entry in result.to_dicts())
-        return
-    print(result.text())
+        write_lines(dumps(entry) for entry in result.dicts())
+    else:
+        write_lines(result.text_lines())

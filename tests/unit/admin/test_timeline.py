@@ -4,10 +4,13 @@ fixtures/incident and on crafted events around its changes."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from support.crafted import chain_events, ev, write_jsonl
 from support.paths import FIXTURE_EXPORT, FIXTURE_INCIDENT
 
@@ -156,3 +159,87 @@ def test_explain_without_admin_sources_says_nothing_of_them() -> None:
     assert result.admin_changes is None
     assert "Admin changes" not in result.text()
     assert "admin_changes" not in result.to_dict() and "admin_changes" not in result.to_json()
+
+
+# --- the runs, against a model; read as a stream --------------------------------------------
+
+_PRINCIPALS = ["app-1", "app-2", None, "app\u0085three"]  # None: no principal; a NEL in one
+_AT = dt.datetime(2026, 5, 12, 10, 0, tzinfo=UTC)  # the incident's changes: 10:02 on
+
+
+def _model_runs(rows: list[dict], cuts: list[dt.datetime], collapse: bool) -> list[tuple]:
+    """The runs as the module's docstring defines them, in Python."""
+    by_principal: dict = {}
+    for line, row in enumerate(rows, start=1):
+        if row["decision"] is None:
+            continue
+        principal = (row["metadata_json"] or {}).get("principal_id")
+        by_principal.setdefault(principal, []).append((line, row))
+    runs = []
+    for principal, events in by_principal.items():
+        events.sort(key=lambda item: (item[1]["occurred_at"], item[1]["chain_seq"],
+                                      item[1]["id"], item[0]))
+        previous = None
+        for _line, row in events:
+            key = (row["decision"].lower(), row["event_type"], row["policy_set_id"],
+                   row["policy_set_version_id"],
+                   json.dumps(row["determining_policies_json"]),
+                   sum(cut <= row["occurred_at"] for cut in cuts))
+            if not collapse or key != previous:
+                runs.append([principal, row, row, 0, row["occurred_at"], row["occurred_at"]])
+            run = runs[-1]
+            run[2], run[3] = row, run[3] + 1
+            run[4], run[5] = min(run[4], row["occurred_at"]), max(run[5], row["occurred_at"])
+            previous = key
+    runs.sort(key=lambda r: (r[4], r[1]["chain_seq"], r[1]["id"]))
+    return [(first["decision"].lower(), principal, first["event_type"],
+             first["policy_set_version_id"],
+             tuple(p["policy"] for p in first["determining_policies_json"]), n, first_at,
+             last_at, first["request_id"], last["request_id"], first["id"])
+            for principal, first, last, n, first_at, last_at in runs]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 60), st.sampled_from(_PRINCIPALS),
+                          st.sampled_from(["allow", "deny", "DENY", None]),
+                          st.sampled_from(["token_exchange", "step_up_issued"]),
+                          st.sampled_from(["psv-6", "psv-7"]),
+                          st.sampled_from([("base",), ("a", "b"), ()]),
+                          st.one_of(st.none(), st.sampled_from(["r1", "r2", "r3"]))),
+                min_size=1, max_size=40),
+       st.booleans())
+def test_the_runs_are_the_models(tmp_path_factory, rows, collapse) -> None:
+    """Random decisions of a few principals around the incident's changes (times shared
+    by several events, decisions in other cases, no principal, no request id): the
+    timeline's runs, in order, are those of a plain Python model of the module's rule;
+    the stream gives the same lines, and leaves no table behind."""
+    from caracal_forensics.admin.timeline import timeline_stream
+
+    events = []
+    for n, (step, principal, decision, event_type, version, policies, request) in enumerate(
+            rows):
+        event = ev(f"ev-{n:03d}", "zone-pay", event_type, 0, decision, request=request,
+                   principal=principal, version=version, policies=policies)
+        event["occurred_at"] = _AT + dt.timedelta(seconds=15 * step)
+        events.append(event)
+    chained = chain_events(events)
+    folder = tmp_path_factory.mktemp("runs")
+    write_jsonl(folder / "db.jsonl", chained)
+    shutil.copy(FIXTURE_INCIDENT / "admin.csv", folder)
+    snap = cf.open(str(folder))
+    result = snap.timeline("zone-pay", collapse=collapse)
+    cuts = [e.at for e in result.entries if isinstance(e, Change) and not e.failed]
+    runs = [(r.decision, r.principal, r.event_type, r.policy_set_version_id, r.policies,
+             r.count, r.first_at, r.last_at, r.first_request_id, r.last_request_id,
+             r.first_event_id) for r in result.entries if isinstance(r, Decisions)]
+    modelled = [dict(event, chain_seq=row["chain_seq"])
+                for event, row in zip(events, chained, strict=True)]
+    assert runs == _model_runs(modelled, cuts, collapse)
+    stream = timeline_stream(snap.duckdb, "zone-pay", collapse=collapse)
+    assert list(stream.text_lines()) == result.text().split("\n")
+    leftover = "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_cf_timeline%'"
+    assert snap.duckdb.execute(leftover).fetchall() == [(0,)]
+    partly = timeline_stream(snap.duckdb, "zone-pay", collapse=collapse)
+    next(partly.dicts(), None)
+    partly.close()
+    assert snap.duckdb.execute(leftover).fetchall() == [(0,)]
