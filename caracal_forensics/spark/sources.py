@@ -121,8 +121,9 @@ class SparkSources:
     # --- stats ----------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
-        """``Snapshot.stats()``, aggregated in Spark (``stats._GROUPED`` in Spark SQL)."""
-        from ..stats import _GROUPED, assemble
+        """``Snapshot.stats()``, aggregated in Spark (``stats._GROUPED`` and
+        ``_DISTINCT_SEQ`` in Spark SQL)."""
+        from ..stats import _DISTINCT_SEQ, _GROUPED, assemble
         from . import spark_errors
 
         # times leave Spark as epoch microseconds: its datetimes are in the driver's zone
@@ -134,11 +135,14 @@ class SparkSources:
         with spark_errors():
             rows = [tuple(_time(v) if i in (5, 6) else v for i, v in enumerate(r))
                     for r in self.spark.sql(sql, events=self._unique()).collect()]
+            distinct_seqs = {zone: n for zone, n in self.spark.sql(
+                _DISTINCT_SEQ.replace("FROM unique_events", "FROM {events}"),
+                events=self._unique()).collect()}
             input_rows = self.events.count()
         from ..alerts import count_alerts
 
         alerts = count_alerts(self.opened(EVENT_SCHEMA.empty_table()).duckdb)
-        return assemble(rows, input_rows, alerts)
+        return assemble(rows, distinct_seqs, input_rows, alerts)
 
     def _unique(self) -> Any:
         """One row per event (zone_id, id): the copy ``queries.unique_events`` keeps."""

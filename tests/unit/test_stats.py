@@ -59,6 +59,21 @@ def test_stats_count_gaps_and_missing_decisions(tmp_path: Path) -> None:
     assert (z1["first_seq"], z1["last_seq"], z1["events"], z1["missing_seq"]) == (1, 12, 10, 2)
 
 
+def test_a_seq_carried_twice_counts_once(tmp_path: Path) -> None:
+    """missing_seq: the seqs of the zone's range no row carries (counted per zone apart
+    from the other numbers), a seq held by two events once."""
+    rows = chain_events(crafted_events())
+    z1 = [r for r in rows if r["zone_id"] == "z1"]
+    z1[5]["chain_seq"] = z1[4]["chain_seq"]  # another event at the same seq
+    numbers = cf.open(str(write_jsonl(tmp_path / "db.jsonl", rows))).stats()
+    zone = next(z for z in numbers["zones"] if z["zone_id"] == "z1")
+    seqs = [r["chain_seq"] for r in z1]
+    assert zone["events"] == len(seqs)
+    assert zone["missing_seq"] == (max(seqs) - min(seqs) + 1) - len(set(seqs)) == 1
+    other = next(z for z in numbers["zones"] if z["zone_id"] == "z2")
+    assert other["missing_seq"] == 0
+
+
 def test_stats_command(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = cli(capsys, "stats", "--source", str(VECTORS), "--json")
     assert code == 0
