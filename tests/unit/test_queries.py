@@ -21,6 +21,7 @@ from support.crafted import (
     M_A1,
     M_A2,
     chain_events,
+    crafted_events,
     crafted_export,
     ev,
     write_jsonl,
@@ -274,6 +275,33 @@ def test_rare_event_types_and_non_complete(crafted: cf.Snapshot) -> None:
     found = crafted.query("non_complete_evaluations")
     assert found["id"].to_list() == ["e17", "e18"]
     assert found["evaluation_status"].to_list() == ["upstream_error", None]
+
+
+#: rare_event_types as first written: every type aggregated, the rare kept after (its
+#: sample ids sorted the common types' every id); the query finds the rare types first.
+_RARE_AS_WRITTEN = """
+SELECT event_type, count(*) AS events,
+       round(count(*) / (SELECT count(*) FROM unique_events), 6) AS share,
+       count(*) FILTER (WHERE lower(decision) = 'deny') AS denies,
+       min(occurred_at) AS first_seen, max(occurred_at) AS last_seen,
+       list(DISTINCT zone_id ORDER BY zone_id) AS zones,
+       list(id ORDER BY occurred_at, id)[1:10] AS sample_ids
+FROM unique_events GROUP BY event_type
+HAVING count(*) <= CAST($max_share AS DOUBLE) * (SELECT count(*) FROM unique_events)
+ORDER BY events, event_type"""
+
+
+@pytest.mark.parametrize("max_share", ["0", "0.05", "0.2", "0.5", "1"])
+def test_rare_event_types_as_first_written(tmp_path: Path, max_share: str) -> None:
+    """The same rows as the plain aggregate, a type without a name (NULL) and types of
+    more than ten events (their first ten ids) included."""
+    events = crafted_events() + [ev(f"n{i}", "z1", None, 900 + i, "deny") for i in range(2)]
+    events += [ev(f"t{i:02d}", "z2", "token_exchange", 1000 - i, "allow") for i in range(12)]
+    snap = cf.open(str(write_jsonl(tmp_path / "db.jsonl", chain_events(events))))
+    found = snap.query("rare_event_types", max_share=max_share)
+    expected = snap.sql(_RARE_AS_WRITTEN, {"max_share": max_share})
+    assert found.to_dicts() == expected.to_dicts()
+    assert found.height > 0 or max_share == "0"
 
 
 def test_top_denied_and_deny_rate(crafted: cf.Snapshot) -> None:
