@@ -304,6 +304,53 @@ def test_rare_event_types_as_first_written(tmp_path: Path, max_share: str) -> No
     assert found.height > 0 or max_share == "0"
 
 
+#: denied_then_allowed as first written: every request's lists and sequence made, the
+#: requests kept after; the query finds the requests first.
+_DENIED_THEN_ALLOWED_AS_WRITTEN = """
+SELECT request_id,
+    list(DISTINCT coalesce(TRY(json_extract_string(metadata_json, '$.application_id')),
+                           TRY(json_extract_string(metadata_json, '$.principal_id')))
+        ORDER BY coalesce(TRY(json_extract_string(metadata_json, '$.application_id')),
+                          TRY(json_extract_string(metadata_json, '$.principal_id'))))
+        FILTER (WHERE coalesce(TRY(json_extract_string(metadata_json, '$.application_id')),
+                               TRY(json_extract_string(metadata_json, '$.principal_id')))
+                IS NOT NULL) AS principals,
+    list(DISTINCT zone_id ORDER BY zone_id) AS zones,
+    min(occurred_at) FILTER (WHERE lower(decision) = 'deny') AS first_deny,
+    max(occurred_at) FILTER (WHERE lower(decision) = 'allow') AS last_allow,
+    count(*) AS events,
+    string_agg(event_type || ':' || coalesce(lower(decision), '?'), ' > '
+        ORDER BY occurred_at, zone_id, chain_seq, id) AS sequence
+FROM unique_events
+WHERE request_id IS NOT NULL AND request_id <> ''
+GROUP BY request_id
+HAVING min(occurred_at) FILTER (WHERE lower(decision) = 'deny')
+     < max(occurred_at) FILTER (WHERE lower(decision) = 'allow')
+ORDER BY first_deny, request_id"""
+
+
+def test_denied_then_allowed_as_first_written(tmp_path: Path) -> None:
+    """The same rows as the plain aggregate: requests across zones, in several cases of
+    decision, without a principal, an empty request id, a deny after the allow or at
+    the same instant."""
+    events = crafted_events() + [
+        ev("r1", "z1", "token_exchange", 900, "DENY", request="req-r"),
+        ev("r2", "z2", "step_up_decided", 905, "Allow", request="req-r", principal="app-q"),
+        ev("r3", "z1", "token_exchange", 910, None, request="req-r", principal="app-p"),
+        ev("r4", "z1", "token_exchange", 920, "allow", request="req-late"),
+        ev("r5", "z2", "token_exchange", 930, "deny", request="req-late"),
+        ev("r6", "z1", "token_exchange", 940, "deny", request=""),
+        ev("r7", "z2", "token_exchange", 950, "allow", request=""),
+        ev("r8", "z1", "token_exchange", 960, "deny", request="req-same"),
+        ev("r9", "z2", "token_exchange", 960, "allow", request="req-same"),
+    ]
+    snap = cf.open(str(write_jsonl(tmp_path / "db.jsonl", chain_events(events))))
+    found = snap.query("denied_then_allowed")
+    assert found.to_dicts() == snap.sql(_DENIED_THEN_ALLOWED_AS_WRITTEN).to_dicts()
+    assert "req-r" in found["request_id"].to_list()
+    assert not {"req-late", "req-same", ""} & set(found["request_id"].to_list())
+
+
 def test_top_denied_and_deny_rate(crafted: cf.Snapshot) -> None:
     top = crafted.query("top_denied_principals", limit="2")
     assert top["principal_id"].to_list() == ["app-burst", HOSTILE]
