@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Iterable
@@ -148,12 +149,54 @@ def print_result(result: QueryResult, title: str | None = None) -> None:
             # whole columns or none (a number cut short reads as another number); what
             # does not fit is named in the caption
             shrink=False,
+            widest=functools.partial(widest_cell, result.frame, i),
         )
         for i, name in enumerate(result.columns)
     ]
-    rows = list(result.frame.iter_rows())
+    rows = _FrameRows(result.frame)
     caption = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
     render_table(rows, columns, console=console, title=title, caption=caption)
+
+
+def widest_cell(frame, index: int) -> int:
+    """The width of the widest cell column ``index`` of ``frame`` has in the table
+    (``text_value``, then ``printable``), from the column at once where its type says
+    (printable ASCII text, integers, times of the years 1-9999), else value by value: not
+    from the rows, which a long table makes once more to write them."""
+    import polars as pl
+    from rich.cells import cell_len
+
+    from ..queries import text_value
+    from ..render.table import printable
+
+    series = frame.to_series(index)
+    if series.null_count() == len(series):
+        return 0
+    dtype = series.dtype
+    if dtype == pl.String and not series.str.contains(r"[^\x20-\x7e]").any():
+        return int(series.str.len_bytes().max())  # type: ignore[arg-type]
+    if dtype.is_integer():
+        return int(series.cast(pl.String).str.len_bytes().max())  # type: ignore[arg-type]
+    if isinstance(dtype, pl.Datetime):
+        years = series.dt.year()
+        if 1 <= years.min() and years.max() <= 9999:  # type: ignore[operator]
+            # format_time: YYYY-MM-DDTHH:MM:SS.ffffff, and Z when it has a zone
+            return 26 + (dtype.time_zone is not None)
+    return max(cell_len(printable(text_value(value))) for value in series.to_list())
+
+
+class _FrameRows:
+    """A frame's rows as tuples, made as they are read (``render_table`` reads a long
+    table twice): not a list of them all beside the frame."""
+
+    def __init__(self, frame) -> None:
+        self.frame = frame
+
+    def __len__(self) -> int:
+        return self.frame.height
+
+    def __iter__(self):
+        return self.frame.iter_rows()
 
 
 def _print_list(queries) -> None:

@@ -13,7 +13,7 @@ recolour a terminal.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -59,7 +59,9 @@ class Column:
     ``key`` is a dict key or a function of the row. Higher ``priority`` columns are kept
     longest when the terminal is narrow. ``shrink=False`` keeps the column at its natural
     width (an id, a number or a time cut short is worse than none). ``style`` is a rich
-    style, or a function of the cell text returning one.
+    style, or a function of the cell text returning one. ``widest``: the width of the
+    column's widest cell, computed without the rows (a long table's rows are then read
+    once, to be written).
     """
 
     header: str
@@ -70,6 +72,7 @@ class Column:
     justify: str = "left"
     style: str | Callable[[str], str | None] | None = None
     shrink: bool = True
+    widest: Callable[[], int] | None = None
 
     def cell(self, row: Any) -> str:
         value = self.key(row) if callable(self.key) else row.get(self.key)
@@ -94,25 +97,53 @@ def make_console(file: IO[str] | None = None, width: int | None = None):
     )
 
 
-def _natural_widths(columns: Sequence[Column], cells: list[list[str]]) -> list[int]:
+def _natural_widths(columns: Sequence[Column], cells: Iterable[list[str]]) -> list[int]:
+    """Each column's widest cell (or header), within its ``max_width``."""
+    from rich.cells import cell_len
+
+    widest = [0] * len(columns)
+    for row in cells:
+        widest = [max(width, cell_len(text)) for width, text in zip(widest, row, strict=True)]
+    return _within_bounds(columns, widest)
+
+
+def _long_natural_widths(columns: Sequence[Column], rows: Iterable[Any]) -> list[int]:
+    """``_natural_widths`` of a long table: from the columns' ``widest`` where they have
+    one, the others' cells made a row at a time and not kept."""
+    from rich.cells import cell_len
+
+    widest = [column.widest() if column.widest is not None else 0 for column in columns]
+    measured = [(i, column) for i, column in enumerate(columns) if column.widest is None]
+    if measured:
+        for row in rows:
+            for i, column in measured:
+                widest[i] = max(widest[i], cell_len(column.cell(row)))
+    return _within_bounds(columns, widest)
+
+
+def _within_bounds(columns: Sequence[Column], widest: list[int]) -> list[int]:
+    """The widths of columns whose widest cells are ``widest``: at least their header
+    (and 1), at most their ``max_width`` (or header)."""
     from rich.cells import cell_len
 
     widths = []
-    for index, column in enumerate(columns):
-        width = cell_len(column.header)
-        for row in cells:
-            width = max(width, cell_len(row[index]))
+    for column, width in zip(columns, widest, strict=True):
+        header = cell_len(column.header)
+        width = max(width, header)
         if column.max_width:
-            width = min(width, max(column.max_width, cell_len(column.header)))
+            width = min(width, max(column.max_width, header))
         widths.append(max(width, 1))
     return widths
 
 
 def fit_columns(
-    columns: Sequence[Column], cells: list[list[str]], width: int
+    columns: Sequence[Column], cells: Iterable[list[str]] | None, width: int,
+    natural: list[int] | None = None,
 ) -> tuple[list[int], list[int]]:
-    """(indexes of the columns kept, their widths) for a table at most ``width`` wide."""
-    natural = _natural_widths(columns, cells)
+    """(indexes of the columns kept, their widths) for a table at most ``width`` wide,
+    from the cells or their ``natural`` widths."""
+    if natural is None:
+        natural = _natural_widths(columns, cells or ())
     floor = [
         min(natural[i], max(column.min_width, 1)) if column.shrink else natural[i]
         for i, column in enumerate(columns)
@@ -189,15 +220,22 @@ def render_table(
     """Print ``rows`` as a table fitting the console; returns (kept columns, widths) so a
     caller printing more rows later (``--follow``) can keep the same layout. When it
     lays the table out itself, the caption names the columns left out (``hidden_hint``:
-    where to see them)."""
+    where to see them).
+
+    A long table (more than ``FAST_ROWS`` rows) is read twice, its cells made as they
+    are read, never all held: once for the column widths, once to write its rows (the
+    1M rows of a named query at 10M events took 2.4 GB held as cells)."""
     console = console or make_console()
-    cells = [[column.cell(row) for column in columns] for row in rows]
+    many = len(rows) > FAST_ROWS
+    cells = None if many else _cells(columns, rows)
     if kept is None or widths is None:
-        kept, widths = fit_columns(columns, cells, console.width)
+        kept, widths = fit_columns(columns, cells, console.width, natural=None if not many
+                                   else _long_natural_widths(columns, rows))
         note = hidden_note(columns, kept, hidden_hint)
         if note:
             caption = f"{caption}; {note}" if caption else note
     else:
+        cells = cells if cells is not None else _cells(columns, rows)
         grown = _grown(columns, cells, kept, widths, console.width)
         if grown is not None:  # wider rows than the first ones: wider columns, named again
             widths, show_header = grown, True
@@ -209,10 +247,10 @@ def render_table(
                            shown_caption, caption)
 
     drawn = None
-    if len(cells) > FAST_ROWS and not (console.color_system
-                                       and any(columns[i].style for i in kept)):
+    if many and not (console.color_system and any(columns[i].style for i in kept)):
         drawn = _drawn_widths(console, table((), show_header, title, caption))
     if drawn is None:
+        cells = cells if cells is not None else _cells(columns, rows)
         console.print(table(cells, show_header, title, caption))
         return kept, widths
     # a long table: rich lays out its header and caption, each row is written here as
@@ -220,15 +258,22 @@ def render_table(
     if show_header or title:
         console.print(table((), show_header, title, None))
     justify = [columns[i].justify for i in kept]
+    shown = [columns[i] for i in kept]
     lines: list[str] = []
-    for row_cells in cells:
-        texts = [row_cells[i] for i in kept]
+    for row in rows:
+        texts = [column.cell(row) for column in shown]
         if all(text.isascii() for text in texts):
             lines.append(_ascii_row(texts, drawn, justify))
+            if len(lines) >= _WRITE_ROWS:
+                console.file.write("\n".join(lines) + "\n")
+                lines = []
             continue
         if lines:
             console.file.write("\n".join(lines) + "\n")
             lines = []
+        row_cells = [""] * len(columns)  # the kept columns' cells, where rich reads them
+        for index, text in zip(kept, texts, strict=True):
+            row_cells[index] = text
         console.print(table([row_cells], False, None, None))  # wide or combining characters
     if lines:
         console.file.write("\n".join(lines) + "\n")
@@ -238,8 +283,13 @@ def render_table(
 
 
 #: Rows up to which rich draws a table whole; a longer one has its rows written by
-#: ``_ascii_row`` (the same text, tested against rich).
+#: ``_ascii_row`` (the same text, tested against rich), so many at a time.
 FAST_ROWS = 200
+_WRITE_ROWS = 4096
+
+
+def _cells(columns: Sequence[Column], rows: Iterable[Any]) -> list[list[str]]:
+    return [[column.cell(row) for column in columns] for row in rows]
 
 
 def _drawn_widths(console, table) -> list[int] | None:

@@ -5,6 +5,7 @@ tables, drawn both ways, on a terminal and off one, compared byte for byte."""
 from __future__ import annotations
 
 import io
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -81,3 +82,59 @@ def test_right_justified_cells_lose_trailing_spaces_before_the_cut(text: str) ->
     rows = [[text, text]] * 3
     assert _draw(rows, columns, fast=True, terminal=False) == \
         _draw(rows, columns, fast=False, terminal=False)
+
+
+class _Counted(list):
+    """Rows that count how often they are read."""
+
+    reads = 0
+
+    def __iter__(self):
+        self.reads += 1
+        return super().__iter__()
+
+
+def test_a_long_table_reads_its_rows_twice_or_once_given_the_widths() -> None:
+    """Its cells are made as the rows are read, never all held: once for the widths,
+    once to write them; a column that knows its widest cell (``widest``) spares the
+    first read. The same table either way."""
+    rows = _Counted([{0: f"row {n}", 1: "x" * (n % 17)} for n in range(500)])
+    measured = [Column("a", key=0), Column("b", key=1)]
+    out = io.StringIO()
+    render_table(rows, measured, console=make_console(file=out, width=80))
+    assert rows.reads == 2
+    rows.reads = 0
+    known = [Column("a", key=0, widest=lambda: 7), Column("b", key=1, widest=lambda: 16)]
+    again = io.StringIO()
+    render_table(rows, known, console=make_console(file=again, width=80))
+    assert rows.reads == 1 and again.getvalue() == out.getvalue()
+
+
+_VALUES = {
+    "text": st.text(max_size=12),
+    "ascii": st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=12),
+    "int": st.integers(-(2**63), 2**63 - 1),
+    "float": st.floats(allow_nan=True, allow_infinity=True),
+    "time": st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)),
+    "utc": st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31),
+                        timezones=st.just(timezone.utc)),
+    "list": st.lists(st.text(max_size=3), max_size=3),
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(_VALUES)), st.data())
+def test_widest_cell_is_the_widest_cell_the_rows_make(kind, data) -> None:
+    """``cli.query.widest_cell`` (a query result's column at once) against the cells the
+    table makes of its rows (``text_value``, then ``printable``), NULLs among them."""
+    import polars as pl
+    from rich.cells import cell_len
+
+    from caracal_forensics.cli.query import widest_cell
+    from caracal_forensics.queries import text_value
+    from caracal_forensics.render.table import printable
+
+    values = data.draw(st.lists(st.one_of(st.none(), _VALUES[kind]), min_size=1, max_size=30))
+    frame = pl.DataFrame({"c": values}, strict=False)
+    cells = [printable(text_value(row[0])) for row in frame.iter_rows()]
+    assert widest_cell(frame, 0) == max(cell_len(cell) for cell in cells)
