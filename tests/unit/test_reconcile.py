@@ -261,3 +261,32 @@ def test_a_jsonb_cell_that_is_no_json_is_a_difference(tmp_path: Path, against: s
     [finding] = result.findings_of("field_mismatch")
     assert (finding.event_id, finding.field, finding.source_value) == (
         row[header.index("id")], "metadata_json", "x{")
+
+
+def test_the_short_fields_and_the_chain_compared_by_value(tmp_path: Path) -> None:
+    """Two dumps of the same events (compared through an MD5 of each value): a changed
+    decision, manifest or HMAC is named with both values; a request id NULL on one side
+    and empty on the other is no difference (the CSV export cannot tell them apart), a
+    prev NULL on one side and empty on the other is."""
+    from support.crafted import chain_events, crafted_events, write_jsonl
+
+    rows = chain_events(crafted_events())
+    edited = [dict(row) for row in rows]
+    edited[0]["decision"] = "allow-edited"
+    edited[1]["manifest_sha"] = "sha256:" + "cd" * 32
+    edited[2]["chain_hmac"] = "0" * 64
+    rows[3]["request_id"], edited[3]["request_id"] = None, ""
+    rows[4]["prev_content_sha256"], edited[4]["prev_content_sha256"] = None, ""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    source = write_jsonl(tmp_path / "a" / "db.jsonl", rows)
+    against = write_jsonl(tmp_path / "b" / "db.jsonl", edited)
+    result = cf.reconcile(str(source), str(against))
+    found = {(f.event_id, f.field): (f.source_value, f.against_value)
+             for f in result.findings_of("field_mismatch")}
+    assert found == {
+        (rows[0]["id"], "decision"): (rows[0]["decision"], "allow-edited"),
+        (rows[1]["id"], "manifest_sha"): (rows[1]["manifest_sha"], "sha256:" + "cd" * 32),
+        (rows[2]["id"], "chain_hmac"): (rows[2]["chain_hmac"], "0" * 64),
+        (rows[4]["id"], "prev_content_sha256"): (None, ""),
+    }
