@@ -222,9 +222,10 @@ def render_table(
     lays the table out itself, the caption names the columns left out (``hidden_hint``:
     where to see them).
 
-    A long table (more than ``FAST_ROWS`` rows) is read twice, its cells made as they
-    are read, never all held: once for the column widths, once to write its rows (the
-    1M rows of a named query at 10M events took 2.4 GB held as cells)."""
+    A long table (more than ``FAST_ROWS`` rows) has its cells made as its rows are
+    read, never all held (the 1M rows of a named query at 10M events took 2.4 GB held as
+    cells): its rows are read once for the column widths, unless every column knows its
+    widest cell (``Column.widest``), and once to be written."""
     console = console or make_console()
     many = len(rows) > FAST_ROWS
     cells = None if many else _cells(columns, rows)
