@@ -33,7 +33,7 @@ def utc_times(column: Any) -> list[datetime | None]:
     for chunk in chunks:
         if not pa.types.is_timestamp(chunk.type) or chunk.type.unit != "us":
             raise TypeError(f"utc_times reads timestamp[us] columns, not {chunk.type}")
-        times += [None if micros is None else EPOCH + timedelta(microseconds=micros)
+        times += [None if micros is None else from_micros(micros)
                   for micros in chunk.view(pa.int64()).to_pylist()]
     return times
 

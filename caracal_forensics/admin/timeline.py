@@ -160,14 +160,14 @@ def timeline_stream(con, zone: str, since: Any = None, until: Any = None, *,
             con, f"SELECT count(*), coalesce(sum(n), 0), max(n) FILTER (WHERE n > 1) "
                  f"FROM {table}", {}).to_pylist()[0].values()
         principals = run_query(con, f"SELECT DISTINCT principal FROM {table}", {})
-        width = max((len(_show(p or "-")) for p in principals.column(0).to_pylist()),
-                    default=1)
+        width, count_width = _column_widths(principals.column(0).to_pylist(),
+                                            (longest,) if longest else ())
     except BaseException:
         con.execute(f"DROP TABLE IF EXISTS {table}")
         raise
     return TimelineStream(zone, since_at, until_at, changes=len(changes), events=events,
                           line_count=len(changes) + runs, principal_width=width,
-                          count_width=len(f"{longest}x") if longest else 0,
+                          count_width=count_width,
                           _con=con, _table=table, _changes=changes)
 
 
@@ -380,9 +380,16 @@ def _until(first: dt.datetime, last: dt.datetime) -> str:
 def render_lines(entries: list[Change | Decisions]) -> list[str]:
     """The timeline's lines (``iter_lines``), the widths taken from ``entries``."""
     runs = [e for e in entries if isinstance(e, Decisions)]
-    width = max((len(_show(r.principal or "-")) for r in runs), default=1)
-    counts = max((len(f"{r.count}x") for r in runs if r.count > 1), default=0)
+    width, counts = _column_widths([r.principal for r in runs], [r.count for r in runs])
     return list(iter_lines(entries, width, counts))
+
+
+def _column_widths(principals: Iterable[str | None], counts: Iterable[int]) -> tuple[int, int]:
+    """The widths of the principal column and of the count column (``Nx``, only for runs
+    of more than one), from the runs' principals and counts."""
+    width = max((len(_show(p or "-")) for p in principals), default=1)
+    longest = max((n for n in counts if n > 1), default=0)
+    return width, len(f"{longest}x") if longest else 0
 
 
 def iter_lines(entries: Iterable[Change | Decisions], width: int,
