@@ -458,6 +458,30 @@ static inline int hex_equals(const StrArray *a, Py_ssize_t i, const unsigned cha
     return memcmp(s, hex, 64) == 0;
 }
 
+/* Whether string i of a is neither NULL nor empty. */
+static inline int str_present(const StrArray *a, Py_ssize_t i) {
+    size_t len = 0;
+    if (!str_valid(a, i)) return 0;
+    str_at(a, i, &len);
+    return len > 0;
+}
+
+/* Whether string i of a, its letters lower-cased, is the 64 hex digits of digest: how
+ * the exhaustive pipeline compares a stored HMAC (hex in either case verifies). */
+static inline int hex_equals_folded(const StrArray *a, Py_ssize_t i,
+                                    const unsigned char digest[32]) {
+    if (!str_valid(a, i)) return 0;
+    size_t len;
+    const unsigned char *s = str_at(a, i, &len);
+    if (len != 64) return 0;
+    char hex[64];
+    to_hex(digest, hex);
+    for (size_t k = 0; k < 64; k++)
+        if ((s[k] >= 'A' && s[k] <= 'F' ? s[k] + ('a' - 'A') : s[k]) != (unsigned char)hex[k])
+            return 0;
+    return 1;
+}
+
 /* Whether string i of a is 64 lowercase hex digits (or, with empty_ok, empty). */
 static inline int lower_hex(const StrArray *a, Py_ssize_t i, int empty_ok) {
     if (!str_valid(a, i)) return 0;
@@ -637,23 +661,25 @@ static int follower_grow(Follower *f) {
     return 0;
 }
 
-/* follow(follower, key | None, has_prev, n, zone(v, o, d, offset, large), seq_validity,
- *        seq_data, seq_offset, content(...), prev(...), id(...), hmac(...))
- *   -> (bad, new_zone_rows)
+/* follow(follower, key | None, has_prev, wrong_key, n, zone(v, o, d, offset, large),
+ *        seq_validity, seq_data, seq_offset, content(...), prev(...), id(...), hmac(...))
+ *   -> (bad, new_zone_rows, on_hmac)
  * Links each row to the previous row of its zone: its seq must be the next one and (with
  * has_prev) its prev_content_sha256 the predecessor's content hash; a zone's first row
  * must be seq 1 with an empty prev, or start later (unanchored: listed in
  * new_zone_rows). Without a prev column the link is the HMAC: with a key, chain_hmac
  * must be HMAC-SHA256(key, content + "|" + the predecessor's content hash, "" at seq 1),
  * unchecked at an unanchored start. bad is the first row that breaks this (or lacks
- * zone, seq or a 64-digit content hash), else -1. */
+ * zone, seq or a 64-digit content hash), else -1; on_hmac: it broke on its HMAC alone.
+ * wrong_key turns the HMAC's test round: every HMAC checked must be present and fail
+ * (compared lower-cased), as it does under a wrong key. */
 static PyObject *follow(PyObject *self, PyObject *args) {
     PyObject *capsule, *key_obj, *zv, *zo, *zd, *sv, *sd, *cv, *co, *cd, *pv, *po, *pd, *iv,
         *io, *id, *hv, *ho, *hd;
     Py_ssize_t n, z_off, s_off, c_off, p_off, i_off, h_off;
-    int z_large, c_large, p_large, i_large, h_large, has_prev;
-    if (!PyArg_ParseTuple(args, "OOpnOOOnpOOnOOOnpOOOnpOOOnpOOOnp", &capsule, &key_obj,
-                          &has_prev, &n, &zv, &zo, &zd, &z_off, &z_large, &sv, &sd, &s_off,
+    int z_large, c_large, p_large, i_large, h_large, has_prev, wrong_key;
+    if (!PyArg_ParseTuple(args, "OOppnOOOnpOOnOOOnpOOOnpOOOnpOOOnp", &capsule, &key_obj,
+                          &has_prev, &wrong_key, &n, &zv, &zo, &zd, &z_off, &z_large, &sv, &sd, &s_off,
                           &cv, &co, &cd, &c_off, &c_large, &pv, &po, &pd, &p_off, &p_large,
                           &iv, &io, &id, &i_off, &i_large, &hv, &ho, &hd, &h_off, &h_large))
         return NULL;
@@ -703,6 +729,7 @@ static PyObject *follow(PyObject *self, PyObject *args) {
     {
         const int64_t *seqs = (const int64_t *)sdata.buf + s_off;
         Py_ssize_t bad = -1;
+        int on_hmac = 0;
         unsigned char digest[32];
         for (Py_ssize_t i = 0; i < n; i++) {
             const char *pred = NULL; /* the content hash this row's HMAC chains to */
@@ -771,8 +798,12 @@ static PyObject *follow(PyObject *self, PyObject *args) {
             if (keyed && pred) {
                 chain_hmac(&inner0, &outer0, cs, 64, (const unsigned char *)pred, pred_len,
                            digest);
-                if (!hex_equals(&hm, i, digest)) {
+                /* a wrong key's pass: the HMAC is there and fails */
+                int holds = wrong_key ? str_present(&hm, i) && !hex_equals_folded(&hm, i, digest)
+                                      : hex_equals(&hm, i, digest);
+                if (!holds) {
                     bad = i;
+                    on_hmac = 1;
                     break;
                 }
             }
@@ -782,7 +813,7 @@ static PyObject *follow(PyObject *self, PyObject *args) {
             f->last = s;
             f->ids[f->n_ids++] = is ? fnv1a(is, ilen) : 0;
         }
-        result = Py_BuildValue("(nO)", bad, starts);
+        result = Py_BuildValue("(nOO)", bad, starts, on_hmac ? Py_True : Py_False);
     }
 done:
     Py_XDECREF(starts);

@@ -113,13 +113,14 @@ def follower() -> object:
 
 
 def follow(state: object, batch: pa.RecordBatch, key: bytes | None = None,
-           has_prev: bool = True) -> tuple[int, list[int]]:
+           has_prev: bool = True, wrong_key: bool = False) -> tuple[int, list[int], bool]:
     """Link each row to the previous row of its zone: the next seq, and its prev is the
     predecessor's content hash (without ``has_prev``: with a key, its chain_hmac chains to
-    that hash). Returns the first row that does not link (-1 if none) and the rows
-    starting a zone."""
+    that hash; with ``wrong_key``, every such HMAC is present and fails instead, compared
+    lower-cased). Returns the first row that does not link (-1 if none), the rows
+    starting a zone, and whether that row failed on its HMAC alone."""
     return _native.follow(
-        state, key, has_prev, batch.num_rows, *_parts(_column(batch, "zone_id")),
+        state, key, has_prev, wrong_key, batch.num_rows, *_parts(_column(batch, "zone_id")),
         *_int64_parts(_column(batch, "chain_seq")), *_parts(_column(batch, "content_sha256")),
         *_parts(_column(batch, "prev_content_sha256")), *_parts(_column(batch, "id")),
         *_parts(_column(batch, "chain_hmac")))

@@ -15,7 +15,7 @@ Either way a canonical snapshot's files are hashed against its manifest meanwhil
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -311,13 +311,24 @@ class Verifier:
             bad = BadLines(skip=self.on_bad_line == "skip")
             # the inputs' SHA-256 on another thread while they are read and checked
             hashing = Fingerprints(inputs)
+            readings = 0
+
+            def read() -> Iterator[pa.RecordBatch]:
+                """The inputs' batches, from the start (a wrong key's pass reads them
+                again); each reading counts its own skipped lines and hashes anew."""
+                nonlocal bad, readings
+                if readings:
+                    hashing.restart()
+                    bad = BadLines(skip=bad.skip)
+                readings += 1
+                return read_inputs(inputs, bad)
+
             try:
                 # canonical snapshots are read by row group on both cores; the rest streams
                 snapshots = all(i.shape == Shape.SNAPSHOT for i in inputs)
                 report = clean.clean_pass_over(
-                    None if snapshots else read_inputs(inputs, bad), self.key_bytes,
-                    self._zone_list(), self.event_anchor, inputs,
-                    self.recover_microseconds)
+                    None if snapshots else read, self.key_bytes, self._zone_list(),
+                    self.event_anchor, inputs, self.recover_microseconds)
                 if report is not None:
                     hashing.wait()
                     report.inputs = [InputSummary.of(i) for i in inputs]

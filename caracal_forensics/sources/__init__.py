@@ -280,6 +280,11 @@ class Fingerprints:
                 check_unchanged(source.states)
             source.bytes, source.sha256 = self._results[index]
 
+    def restart(self) -> None:
+        """The inputs are read again from the start: the readers' taps start over."""
+        for tap in self._taps.values():
+            tap.restart()
+
     def cancel(self) -> None:
         """Stop hashing (after an error elsewhere); a no-op once finished."""
         self._stop.set()

@@ -377,6 +377,20 @@ class FileDigest:
             self._later[0].put(None)
             self._later = None
 
+    def restart(self) -> None:
+        """The reader starts again from the first byte (verify's second pass after a
+        first that gave up early): what it passed so far is forgotten."""
+        if self._expected < 0:
+            return  # discarded
+        if self._later is not None:
+            work, thread = self._later
+            work.put(None)
+            thread.join()
+            self._later = None
+        self._sha = hashlib.sha256()
+        self._size = 0
+        self._finished = False
+
     def _hash(self, work) -> None:
         while (view := work.get()) is not None:
             self._sha.update(view)

@@ -173,34 +173,41 @@ def test_a_copied_or_replayed_event_sends_it_to_the_exhaustive_pipeline() -> Non
     assert not answered and "conflicting_duplicate" in {f.kind for f in report.findings}
 
 
-def test_a_wrong_key_is_answered_by_a_second_clean_pass() -> None:
+@pytest.mark.parametrize("shape", ["db", "cli", "ocsf"])
+def test_a_wrong_key_is_answered_by_a_second_clean_pass(shape) -> None:
     """Every HMAC fails and nothing else does: the pass that expects it gives the
     exhaustive pipeline's report, one every_hmac_failed finding per zone, at its first
     event (with a zone's later start, a zone asked for that is absent, an HMAC stored in
-    upper case, which fails all the same)."""
-    rows = events(400, zones=("zone-a", "zone-b", "zone-c"))
-    report, answered = both(rows_con(rows), key=OTHER_KEY)
+    upper case, which fails all the same). Without a prev column (the CLI's JSON, OCSF)
+    each HMAC is tested against its predecessor's content hash; there a zone starting
+    later is the exhaustive pipeline's: its first HMAC chains to a hash not exported."""
+    rows = SHAPES[shape](events(400, zones=("zone-a", "zone-b", "zone-c")))
+    wrong = {"key": OTHER_KEY, "recover_microseconds": False}
+    report, answered = both(rows_con(rows), **wrong)
     assert answered and report.status == "tampered" and report.likely_wrong_key
-    assert [(f.zone_id, f.chain_seq, f.reason) for f in report.findings] == [
-        (zone, 1, "every_hmac_failed") for zone in ("zone-a", "zone-b", "zone-c")]
+    assert [(f.zone_id, f.chain_seq, f.reason) for f in report.findings
+            if f.fails] == [(zone, 1, "every_hmac_failed") for zone in ("zone-a", "zone-b",
+                                                                        "zone-c")]
     later = [r for r in rows if r["chain_seq"] > 10]
-    report, answered = both(rows_con(later), key=OTHER_KEY)
-    assert answered and {f.kind for f in report.findings} == {"unanchored_start",
-                                                               "hmac_mismatch"}
-    report, answered = both(rows_con(rows), key=OTHER_KEY, zones=["zone-b", "zone-x"])
+    report, answered = both(rows_con(later), **wrong)
+    assert answered == (shape == "db")
+    assert {"unanchored_start", "hmac_mismatch"} <= {f.kind for f in report.findings}
+    report, answered = both(rows_con(rows), zones=["zone-b", "zone-x"], **wrong)
     assert answered and [z.zone_id for z in report.zones] == ["zone-b", "zone-x"]
     upper = [dict(r, chain_hmac=r["chain_hmac"].upper()) if i == 30 else r
              for i, r in enumerate(rows)]
-    assert both(rows_con(upper), key=OTHER_KEY)[1]
+    assert both(rows_con(upper), **wrong)[1]
 
 
+@pytest.mark.parametrize("shape", ["db", "cli"])
 @pytest.mark.parametrize("change", ["one_verifies", "first_verifies", "upper_verifies",
                                     "one_event_zone", "no_hmac", "empty_hmac", "edited"])
-def test_the_wrong_key_pass_gives_up_unless_every_hmac_fails_alone(change) -> None:
+def test_the_wrong_key_pass_gives_up_unless_every_hmac_fails_alone(change, shape) -> None:
     """One HMAC that verifies with the key given (an event re-chained with it), a zone of
     one event (one failing HMAC says nothing of the key), an HMAC missing (not checked),
     an edited event: the exhaustive pipeline's findings, not the wrong key's. (An HMAC
-    stored in upper case verifies there: it is lower-cased first.)"""
+    stored in upper case verifies there: it is lower-cased first.) The CLI's JSON has no
+    prev column: its HMACs are the links the follower tests."""
     from caracal_forensics.chain import digest
 
     rows = events(60, zones=("zone-a", "zone-b"))
@@ -215,8 +222,11 @@ def test_the_wrong_key_pass_gives_up_unless_every_hmac_fails_alone(change) -> No
         rows[at] = dict(rows[at], chain_hmac=None if change == "no_hmac" else "")
     else:
         rows[at] = dict(rows[at], decision="allow-edited")
-    report, answered = both(rows_con(rows), key=OTHER_KEY)
-    assert not answered and report.status == "tampered"
+    report, answered = both(rows_con(SHAPES[shape](rows)), key=OTHER_KEY)
+    assert report.status == "tampered"
+    # in the CLI's JSON only the HMAC covers an event's content: under a wrong key an
+    # edit shows nowhere, and both paths say every HMAC fails
+    assert answered == (change == "edited" and shape == "cli")
 
 
 # --- canonical snapshots: read straight from Parquet ----------------------------------------
@@ -341,11 +351,11 @@ def test_a_window_too_small_for_the_displacement_gives_up(monkeypatch) -> None:
     whole = _batch(rows[:4] + late)
     batches = [whole.slice(i, 4) for i in range(0, whole.num_rows, 4)]
     monkeypatch.setattr(clean, "_displaced", lambda inputs: True)
-    streamed = clean.clean_pass_over(batches, KEY, None, None, [])
+    streamed = clean.clean_pass_over(lambda: batches, KEY, None, None, [])
     assert streamed is not None
     assert _as_dict(streamed) == _as_dict(verify_module.verify(connect(rows), key=KEY))
     monkeypatch.setattr(clean, "REORDER_ROWS", 8)
-    assert clean.clean_pass_over(batches, KEY, None, None, []) is None
+    assert clean.clean_pass_over(lambda: batches, KEY, None, None, []) is None
 
 
 def test_the_reorder_window_lets_rows_through_once_they_link() -> None:
@@ -381,8 +391,8 @@ def test_follow_links_interleaved_zones_and_stops_at_a_break() -> None:
     rows = events(100, zones=("a", "b", "c"))
     state = native.follower()
     assert native.follow(state, _batch(rows[:50])) [0] == -1
-    bad, starts = native.follow(state, _batch(rows[50:]))
-    assert bad == -1 and starts == []
+    bad, starts, on_hmac = native.follow(state, _batch(rows[50:]))
+    assert bad == -1 and starts == [] and not on_hmac
     zones = {z: (n, first, last) for z, n, first, last, _ in native.follower_zones(state)}
     assert sum(n for n, _, _ in zones.values()) == 100
     assert all(first == 1 and last == n for n, first, last in zones.values())
@@ -514,6 +524,35 @@ def test_verify_files_falls_back_for_findings_and_counts_skipped_lines(tmp_path)
     report = verify_files([str(edited)], key=key).report
     assert report.status == "tampered"
     assert "content_mismatch" in {f.kind for f in report.findings}
+
+
+@pytest.mark.parametrize("shape", ["db_csv", "db_jsonl", "cli_jsonl"])
+def test_verify_files_streams_a_wrong_key_twice_without_loading(shape, tmp_path,
+                                                                monkeypatch) -> None:
+    """A wrong key over a text export: the first pass gives up at the first HMAC and the
+    wrong key's reads the file again, not loaded; the file's SHA-256 is still that of
+    its bytes (its reader hashes it on the way, twice) and a skipped line counts once."""
+    from support.tail import SHAPES
+
+    import caracal_forensics as cf
+    from caracal_forensics import snapshot
+    from caracal_forensics.chain.files import verify_files
+
+    path = SHAPES[shape]
+    opened = cf.open(str(path)).verify(key=OTHER_KEY)
+    lines = path.read_bytes().split(b"\n")
+    broken = tmp_path / path.name
+    at = 12 if shape != "db_csv" else 1  # the CSV's skipped record: one short of fields
+    broken.write_bytes(b"\n".join([*lines[:at], b'"x"' if shape == "db_csv" else b"{not",
+                                   *lines[at:]]))
+    monkeypatch.setattr(snapshot, "open_sources", lambda *a, **k: pytest.fail("loaded"))
+    streamed = verify_files([str(path)], key=OTHER_KEY)
+    assert streamed.report.likely_wrong_key
+    assert _as_dict(streamed.report) == _as_dict(opened)
+    assert streamed.report.inputs[0].sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    skipped = verify_files([str(broken)], key=OTHER_KEY, on_bad_line="skip")
+    assert skipped.skipped_lines == 1 and skipped.report.likely_wrong_key
+    assert skipped.report.inputs[0].sha256 == hashlib.sha256(broken.read_bytes()).hexdigest()
 
 
 def test_verify_files_checks_a_snapshot_without_duckdb(snapshot_dir, monkeypatch) -> None:
