@@ -80,7 +80,11 @@ def reconcile(source: str | Sequence[str] | Snapshot, against: str | Sequence[st
 
 
 def jsonb_text(raw_json: str) -> str:
-    """Render JSON text exactly as PostgreSQL's ``jsonb::text`` prints it."""
+    """Render JSON text exactly as PostgreSQL's ``jsonb::text`` prints it. A ValueError
+    says why PostgreSQL would reject the text (bad JSON, NaN, \\u0000, numeric overflow);
+    a TypeError, that ``raw_json`` is not a str."""
+    if not isinstance(raw_json, str):
+        raise TypeError(f"raw_json must be str, not {type(raw_json).__name__}")
     from .jsonb import jsonb_text as _jsonb_text
 
     return _jsonb_text(raw_json)

@@ -217,3 +217,16 @@ def test_parse_json_literals():
     assert value["a"].literal == "1.50" and value["b"] == 12345678901234567890123
     assert repr(value["c"][0]) == "0.000000001"
     assert parse_json(None) is None
+
+
+def test_jsonb_text_names_what_is_wrong():
+    """cf.jsonb_text prints jsonb's text; text PostgreSQL rejects is a ValueError saying
+    why, anything not a str a TypeError naming the parameter."""
+    assert cf.jsonb_text('{"b": 1.50, "a": 1e2}') == '{"a": 100, "b": 1.50}'
+    for text, why in (("{bad", "invalid JSON"), ('"\\u0000"', "jsonb"),
+                      ("[1e999999]", "overflows")):
+        with pytest.raises(ValueError, match=why):
+            cf.jsonb_text(text)
+    for value in (None, b"{}", 5):
+        with pytest.raises(TypeError, match=r"^raw_json must be str, not "):
+            cf.jsonb_text(value)
