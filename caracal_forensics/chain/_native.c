@@ -447,15 +447,22 @@ static PyObject *content_hex(PyObject *self, PyObject *args) {
     return Py_BuildValue("(NNN)", rv, ro, rd);
 }
 
-/* Whether string i of a is exactly the 64 lowercase hex digits of digest. */
-static inline int hex_equals(const StrArray *a, Py_ssize_t i, const unsigned char digest[32]) {
+/* Whether string i of a is exactly the 64 lowercase hex digits of digest, or (fold) is
+ * once its letters are lower-cased: how the exhaustive pipeline compares a stored HMAC
+ * (hex in either case verifies there). */
+static inline int hex_equals(const StrArray *a, Py_ssize_t i, const unsigned char digest[32],
+                             int fold) {
     if (!str_valid(a, i)) return 0;
     size_t len;
     const unsigned char *s = str_at(a, i, &len);
     if (len != 64) return 0;
     char hex[64];
     to_hex(digest, hex);
-    return memcmp(s, hex, 64) == 0;
+    if (!fold) return memcmp(s, hex, 64) == 0;
+    for (size_t k = 0; k < 64; k++)
+        if ((s[k] >= 'A' && s[k] <= 'F' ? s[k] + ('a' - 'A') : s[k]) != (unsigned char)hex[k])
+            return 0;
+    return 1;
 }
 
 /* Whether string i of a is neither NULL nor empty. */
@@ -464,22 +471,6 @@ static inline int str_present(const StrArray *a, Py_ssize_t i) {
     if (!str_valid(a, i)) return 0;
     str_at(a, i, &len);
     return len > 0;
-}
-
-/* Whether string i of a, its letters lower-cased, is the 64 hex digits of digest: how
- * the exhaustive pipeline compares a stored HMAC (hex in either case verifies). */
-static inline int hex_equals_folded(const StrArray *a, Py_ssize_t i,
-                                    const unsigned char digest[32]) {
-    if (!str_valid(a, i)) return 0;
-    size_t len;
-    const unsigned char *s = str_at(a, i, &len);
-    if (len != 64) return 0;
-    char hex[64];
-    to_hex(digest, hex);
-    for (size_t k = 0; k < 64; k++)
-        if ((s[k] >= 'A' && s[k] <= 'F' ? s[k] + ('a' - 'A') : s[k]) != (unsigned char)hex[k])
-            return 0;
-    return 1;
 }
 
 /* Whether string i of a is 64 lowercase hex digits (or, with empty_ok, empty). */
@@ -543,7 +534,7 @@ static PyObject *row_check(PyObject *self, PyObject *args) {
             size_t len;
             if (check_content) {
                 content_digest(&in, i, digest);
-                if (!hex_equals(&c, i, digest)) {
+                if (!hex_equals(&c, i, digest, 0)) {
                     bad = i;
                     break;
                 }
@@ -561,7 +552,7 @@ static PyObject *row_check(PyObject *self, PyObject *args) {
             size_t p_len = 0;
             const unsigned char *ps = str_valid(&p, i) ? str_at(&p, i, &p_len) : NULL;
             chain_hmac(&inner0, &outer0, s, len, ps, p_len, digest);
-            if (!hex_equals(&h, i, digest)) {
+            if (!hex_equals(&h, i, digest, 0)) {
                 bad = i;
                 break;
             }
@@ -799,8 +790,8 @@ static PyObject *follow(PyObject *self, PyObject *args) {
                 chain_hmac(&inner0, &outer0, cs, 64, (const unsigned char *)pred, pred_len,
                            digest);
                 /* a wrong key's pass: the HMAC is there and fails */
-                int holds = wrong_key ? str_present(&hm, i) && !hex_equals_folded(&hm, i, digest)
-                                      : hex_equals(&hm, i, digest);
+                int holds = wrong_key ? str_present(&hm, i) && !hex_equals(&hm, i, digest, 1)
+                                      : hex_equals(&hm, i, digest, 0);
                 if (!holds) {
                     bad = i;
                     on_hmac = 1;
