@@ -16,9 +16,8 @@ that both give the same report wherever the pass answers.
 One failure it answers for: a wrong key. When the first row it cannot prove fails on its
 HMAC alone, a second pass expects every HMAC to fail and everything else to hold, and
 gives the exhaustive pipeline's report for that (one ``every_hmac_failed`` finding per
-zone); at the first HMAC that verifies, it gives up as well. (With a wrong key, verify
-of 10M events took the exhaustive pipeline's 22.7 s and 1.05 GB; now 7.7 s and 0.57 GB;
-the CLI's JSON lines of 1M events, without a prev column, 6.45 s and 1.34 GB.)
+zone); at the first HMAC that verifies, it gives up as well (with a wrong key, verify of
+10M events took the exhaustive pipeline's 22.7 s and 1.05 GB; now 7.7 s and 0.57 GB).
 """
 
 from __future__ import annotations
@@ -95,6 +94,16 @@ class _OutOfOrder(_NotClean):
         self.mode = mode
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """The clean pass's report, or None. ``sorting_may_prove``: it gave up on rows out of
+    chain order only, which the pass over the loaded rows sorted (``clean_pass``) may
+    still prove; at anything else that pass would give up again, at the same row."""
+
+    report: Report | None
+    sorting_may_prove: bool = False
+
+
 def clean_pass_over(
     read: Callable[[], Iterable[pa.RecordBatch]] | None,
     key: bytes | None,
@@ -102,10 +111,10 @@ def clean_pass_over(
     anchor: Report | None,
     inputs: Iterable[Any],
     recover_microseconds: bool = True,
-) -> Report | None:
+) -> Outcome:
     """The clean pass over the event batches ``read()`` gives, as a reader gives them, or
     (``read`` None) over the Parquet files of the canonical snapshots among ``inputs``,
-    without DuckDB: the report if every row verifies in the order given, else None.
+    without DuckDB: the report if every row verifies in the order given.
     (The wrong key's second pass calls ``read`` again: the first gives up early.)"""
     inputs = list(inputs)
     return _answer(lambda wrong_key: _Pass(
@@ -138,23 +147,20 @@ def clean_pass(
         return _Pass(con, key, zones, anchor, recover_microseconds, wrong_key).run(
             anchor, inputs, sort=True, narrow=mode is not None and not mode.precise)
 
-    return _answer(attempt)
+    return _answer(attempt).report
 
 
-def _answer(attempt: Callable[[bool], Report]) -> Report | None:
+def _answer(attempt: Callable[[bool], Report]) -> Outcome:
     """``attempt(False)``'s report; when it gave up on an HMAC alone, ``attempt(True)``'s,
-    which expects every HMAC to fail (``_Pass.wrong_key``); None when neither proves its
-    case."""
-    try:
-        return attempt(False)
-    except _HmacFails:
-        pass
-    except _NotClean:
-        return None
-    try:
-        return attempt(True)
-    except _NotClean:
-        return None
+    which expects every HMAC to fail (``_Pass.wrong_key``, where none gives up so)."""
+    for wrong_key in (False, True):
+        try:
+            return Outcome(attempt(wrong_key))
+        except _HmacFails:
+            continue
+        except _NotClean as error:
+            return Outcome(None, isinstance(error, _OutOfOrder))
+    return Outcome(None)
 
 
 @dataclass(frozen=True)
@@ -169,9 +175,8 @@ class _Mode:
 class _Pass:
     """One attempt: rows checked on two worker threads, linked in order on this one.
     ``wrong_key``: every row's HMAC must fail instead, and the rest hold (the report then
-    says the key is probably wrong). Without a prev column the HMAC is the link: the
-    follower then checks each HMAC against its predecessor's content hash, and seqs
-    stand in for the links a wrong key cannot show."""
+    says the key is probably wrong); without a prev column the follower tests each HMAC
+    against its predecessor's content hash, and seqs stand in for the links."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection | None, key: bytes | None,
                  zones: Sequence[str] | None, anchor: Report | None,
@@ -343,10 +348,9 @@ class _Pass:
         self._note(rows, starts)
 
     def _follow_rows(self, rows: pa.RecordBatch | pa.Table) -> tuple[int, list[int]]:
-        """``native.follow`` over ``rows``: the first that does not link (-1 if none) and
-        the rows starting a zone. Without a prev column the HMAC is the link: one failing
-        where the seq links is no matter of order (a wrong key, maybe: ``_HmacFails``),
-        and in the wrong key's pass one verifying, or missing, ends the pass."""
+        """``native.follow``: the first row that does not link (-1 if none), the rows
+        starting a zone. Without a prev column an HMAC failing where the seq links is no
+        matter of order (``_HmacFails``); in the wrong key's pass one verifying ends it."""
         assert self.mode is not None
         bad, starts, on_hmac = native.follow(self.follower, rows, self.key,
                                              self.mode.has_prev, self.wrong_key)

@@ -304,6 +304,7 @@ class Verifier:
         from ..sources import BadLines, Fingerprints, read_inputs
         from . import clean, native
 
+        outcome = None  # the clean pass's, over the inputs as read
         # alerts files are counted when loaded, so such a set is opened the usual way
         # wire files are held to the ledger by the exhaustive checks (FORMAT.md 7)
         if (clean.ENABLED and native.AVAILABLE and not any(i.holds_alerts for i in inputs)
@@ -326,9 +327,10 @@ class Verifier:
             try:
                 # canonical snapshots are read by row group on both cores; the rest streams
                 snapshots = all(i.shape == Shape.SNAPSHOT for i in inputs)
-                report = clean.clean_pass_over(
+                outcome = clean.clean_pass_over(
                     None if snapshots else read, self.key_bytes, self._zone_list(),
                     self.event_anchor, inputs, self.recover_microseconds)
+                report = outcome.report
                 if report is not None:
                     hashing.wait()
                     report.inputs = [InputSummary.of(i) for i in inputs]
@@ -344,6 +346,8 @@ class Verifier:
         report = verify(loaded.con, key=self.key_bytes, zones=self._zone_list(),
                         anchor=self.event_anchor,
                         recover_microseconds=self.recover_microseconds, inputs=loaded.inputs,
-                        progress=progress, max_findings=self.max_findings)
+                        progress=progress, max_findings=self.max_findings,
+                        # the clean pass gave up above: again only if sorting may help
+                        clean_first=outcome is None or outcome.sorting_may_prove)
         report.skipped_lines = loaded.bad.count
         return report

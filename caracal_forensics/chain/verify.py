@@ -36,17 +36,20 @@ def verify(
     inputs: Iterable[Any] = (),
     progress: Progress | None = None,
     max_findings: int = MAX_FINDINGS_PER_KIND,
+    clean_first: bool = True,
 ) -> Report:
     """Verify the events of ``con``'s view ``events``; never prints, never exits.
 
     ``key`` is the decoded HMAC key (bytes) or its hex text (str); None checks content
     and links only and reports the HMAC as unverifiable. ``zones`` narrows the work.
     ``anchor`` is an earlier Report whose zone heads must still be there. ``progress``
-    is called with (done, total) during microsecond recovery.
+    is called with (done, total) during microsecond recovery. ``clean_first``: try the
+    clean pass first (False when a clean pass over the same rows, as read, gave up where
+    this one would too).
     """
     run = Run(con, coerce_key(key), zones, anchor, max_findings)
     # wire events (FORMAT.md 7) are checked against the ledger by the exhaustive checks
-    if clean.ENABLED and native.AVAILABLE and not _has_wire(inputs):
+    if clean_first and clean.ENABLED and native.AVAILABLE and not _has_wire(inputs):
         report = clean.clean_pass(con, run.key, run.zones, anchor, inputs,
                                   recover_microseconds)
         if report is not None:

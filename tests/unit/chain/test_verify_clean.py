@@ -351,11 +351,12 @@ def test_a_window_too_small_for_the_displacement_gives_up(monkeypatch) -> None:
     whole = _batch(rows[:4] + late)
     batches = [whole.slice(i, 4) for i in range(0, whole.num_rows, 4)]
     monkeypatch.setattr(clean, "_displaced", lambda inputs: True)
-    streamed = clean.clean_pass_over(lambda: batches, KEY, None, None, [])
+    streamed = clean.clean_pass_over(lambda: batches, KEY, None, None, []).report
     assert streamed is not None
     assert _as_dict(streamed) == _as_dict(verify_module.verify(connect(rows), key=KEY))
     monkeypatch.setattr(clean, "REORDER_ROWS", 8)
-    assert clean.clean_pass_over(lambda: batches, KEY, None, None, []) is None
+    gave_up = clean.clean_pass_over(lambda: batches, KEY, None, None, [])
+    assert gave_up.report is None and gave_up.sorting_may_prove
 
 
 def test_the_reorder_window_lets_rows_through_once_they_link() -> None:
@@ -553,6 +554,32 @@ def test_verify_files_streams_a_wrong_key_twice_without_loading(shape, tmp_path,
     skipped = verify_files([str(broken)], key=OTHER_KEY, on_bad_line="skip")
     assert skipped.skipped_lines == 1 and skipped.report.likely_wrong_key
     assert skipped.report.inputs[0].sha256 == hashlib.sha256(broken.read_bytes()).hexdigest()
+
+
+def test_loaded_rows_are_passed_over_again_only_to_be_sorted(tmp_path, monkeypatch) -> None:
+    """Where the pass over the rows as read gives up at an edited event, the pass over the
+    loaded rows would give up at the same row: it is not made. Rows further out of chain
+    order than the reorder window reaches are passed over again, sorted, and proven."""
+    from support.tail import KEY_FILE, SHAPES
+
+    from caracal_forensics.chain.files import verify_files
+
+    passes = []
+    over_loaded = clean.clean_pass
+    monkeypatch.setattr(clean, "clean_pass",
+                        lambda *args, **kw: passes.append(1) or over_loaded(*args, **kw))
+    key = KEY_FILE.read_text().strip()
+    lines = SHAPES["db_jsonl"].read_bytes().split(b"\n")  # not splitlines: U+2028 in values
+    edited = tmp_path / "edited.jsonl"
+    edited.write_bytes(b"\n".join(lines).replace(b'"deny"', b'"allow"', 1))
+    for wrong in (False, True):
+        report = verify_files([str(edited)], key=OTHER_KEY if wrong else key).report
+        assert report.status == "tampered" and passes == []
+    monkeypatch.setattr(clean, "REORDER_ROWS", 8)
+    reversed_ = tmp_path / "reversed.jsonl"
+    reversed_.write_bytes(b"\n".join(line for line in reversed(lines) if line) + b"\n")
+    report = verify_files([str(reversed_)], key=key).report
+    assert report.status == "intact" and passes == [1]
 
 
 def test_verify_files_checks_a_snapshot_without_duckdb(snapshot_dir, monkeypatch) -> None:
