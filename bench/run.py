@@ -642,6 +642,15 @@ def verify_tasks(bench: Bench, meta: dict, n: int) -> None:
         bench.cf(f"verify_{shape}", "verify", f"verify {shape}",
                  ["verify", "--source", source, "--key-file", key, "--json"], events=n,
                  compare=compare, expect_rc=(0, 1, 3), json_report=True)
+    # a wrong key: every HMAC fails, which the clean pass answers too, with or without a
+    # prev column (the CLI's JSON lines: its HMAC is the link)
+    wrong_key = os.path.join(OUT, "wrong-key.hex")
+    with open(wrong_key, "w") as out:
+        out.write("ab" * 32 + "\n")
+    for shape, source in (("snapshot", files["snapshot"]), ("cli_jsonl", files["cli.jsonl"])):
+        bench.cf(f"verify_{shape}_wrong_key", "verify", f"verify {shape} with a wrong key",
+                 ["verify", "--source", source, "--key-file", wrong_key, "--json"],
+                 events=n, compare=[f"verify_{shape}"], expect_rc=(1,), json_report=True)
     bench.cf("verify_ocsf_norecover", "verify", "verify ocsf --no-recover-microseconds",
              ["verify", "--source", files["ocsf"], "--key-file", key, "--json",
               "--no-recover-microseconds"], events=n, compare=["plain_verify_csv"],
