@@ -670,6 +670,27 @@ def test_a_table_dump_is_fingerprinted_by_its_reader(tmp_path, monkeypatch, vari
     assert tapped == ([None] if variant == "short row" else [expected])
 
 
+@pytest.mark.parametrize("name", ["db.csv", "db.jsonl", "cli.jsonl"])
+def test_a_file_read_twice_is_fingerprinted_by_its_second_reading(tmp_path, monkeypatch,
+                                                                   name):
+    """A wrong key: verify's first pass gives up at the first HMAC and the wrong key's
+    pass reads the file again from the start; the reader's tap starts over with it, so
+    the fingerprint is still taken on the way, not by hashing the file once more."""
+    from caracal_forensics.chain.files import verify_files
+    from caracal_forensics.sources import _io
+
+    tapped = []
+    original = _io.FileDigest.result
+    monkeypatch.setattr(_io.FileDigest, "result",
+                        lambda self: tapped.append(original(self)) or tapped[-1])
+    path = VECTORS / name
+    verified = verify_files([str(path)], key="ab" * 32)
+    assert verified.report.likely_wrong_key
+    expected = _io.file_sha256(str(path))
+    assert (verified.report.inputs[0].bytes, verified.report.inputs[0].sha256) == expected
+    assert tapped == [expected]
+
+
 def test_a_snapshot_input_counts_its_events(tmp_path):
     """Reports list each input's rows; a snapshot's are its events (from its footers)."""
     from caracal_forensics.chain.files import verify_files
