@@ -385,10 +385,18 @@ class _Run:
         final in SQL; a jsonb field's are decided by ``reconcile_fields`` (what the
         weaker row can carry), in Python, for the rows that SQL could not settle (against
         the Admin API's JSON: equal once both are redacted alike and read as doubles)."""
-        from .reconcile_fields import caps, json_diffs
+        import heapq
 
         short = [n for n in COMPARED_FIELDS if n not in JSONB_FIELDS]
-        yield from self._short_differences(short)
+        # in time order per zone, as the missing events are listed: the findings listed
+        # under the cap are the first ones, the same in every run
+        yield from heapq.merge(self._short_differences(short), self._json_differences(),
+                               key=_in_order)
+
+    def _json_differences(self) -> Iterator[tuple[dict, list]]:
+        """Pairs whose jsonb texts differ, with the differences the weaker row can carry."""
+        from .reconcile_fields import caps, json_diffs
+
         texts = ", ".join(f"CASE WHEN p.differ & {_BITS[n]} <> 0 THEN {x}.{n} END AS {x}_{n}"
                           for n in JSONB_FIELDS for x in "sa")
         weak = ", ".join(f"{_weakly_equal(n)} AS same_{n}" for n in JSONB_FIELDS)
@@ -429,8 +437,10 @@ class _Run:
         both sides' rows (``s``, ``a``)."""
         # pairs holds only the rows of the window already
         query = (f"SELECT p.*, {_provenance_sql()}, {columns} FROM pairs p "
-                 f"{self._beside('JOIN')} WHERE {where}")
-        for batch in self.con.sql(query).to_arrow_reader(BATCH_ROWS):
+                 f"{self._beside('JOIN')} WHERE {where} "
+                 f"ORDER BY p.zone_id, p.occurred NULLS LAST, p.id")
+        # a cursor of its own: two such streams are read side by side
+        for batch in self.con.cursor().sql(query).to_arrow_reader(BATCH_ROWS):
             columns_ = batch.to_pydict()
             names = list(columns_)
             for row in zip(*columns_.values(), strict=True):
@@ -484,6 +494,15 @@ def _weakly_equal(name: str) -> str:
             f"AND {plain} "
             f"AND {valid} THEN json({redacted('s')})::VARCHAR = json({redacted('a')})::VARCHAR"
             f" END, false)")
+
+
+def _in_order(found: tuple[dict, list]) -> tuple:
+    """A pair's place in ``_joined``'s order: zone, then occurred_at (NULL last), id."""
+    pair = found[0]
+    return (pair["zone_id"], pair["occurred"] is None, pair["occurred"] or _NEVER, pair["id"])
+
+
+_NEVER = datetime.min.replace(tzinfo=timezone.utc)  # stands in for a NULL occurred_at
 
 
 def _provenance_sql() -> str:

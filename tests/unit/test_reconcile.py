@@ -290,3 +290,31 @@ def test_the_short_fields_and_the_chain_compared_by_value(tmp_path: Path) -> Non
         (rows[2]["id"], "chain_hmac"): (rows[2]["chain_hmac"], "0" * 64),
         (rows[4]["id"], "prev_content_sha256"): (None, ""),
     }
+
+
+def test_the_differences_listed_under_the_cap_are_the_first_in_time(tmp_path: Path) -> None:
+    """Past the cap, the field differences listed are a zone's first ones by occurred_at
+    (then id), whatever order the files hold them in, short fields and jsonb alike: the
+    same findings in every run, as the missing events are listed."""
+    from caracal_forensics.reconcile import reconcile
+
+    # not splitlines: U+2028 in values
+    lines = (VECTOR_EXPORT / "db.jsonl").read_text(encoding="utf-8").rstrip("\n").split("\n")
+    edited = []
+    for number, line in enumerate(lines):
+        if '"zone_id":"zone-alpha"' in line:
+            line = (line.replace('"decision":"allow"', '"decision":"deny"', 1)
+                    .replace('"decision":"deny"', '"decision":"allow"', 1)
+                    if number % 2 else line.replace('"latency_ms": ', '"latency_ms": 1', 1))
+        edited.append(line)
+    path = tmp_path / "edited.jsonl"
+    path.write_text("\n".join(reversed(edited)) + "\n", encoding="utf-8")
+    result = reconcile(str(VECTOR_EXPORT / "db.jsonl"), str(path), zone="zone-alpha", cap=5)
+    whole = reconcile(str(VECTOR_EXPORT / "db.jsonl"), str(path), zone="zone-alpha")
+    listed = [f for f in result.findings if f.kind == "field_mismatch" and f.event_id]
+    every = sorted(whole.findings_of("field_mismatch"), key=lambda f: f.event_id)
+    times = {json.loads(line)["id"]: json.loads(line)["occurred_at"] for line in lines}
+    first = sorted(every, key=lambda f: (times[f.event_id], f.event_id))[:5]
+    assert len(every) > 20 and {f.field for f in every} == {"decision", "metadata_json.latency_ms"}
+    assert {(f.event_id, f.field) for f in listed} == {(f.event_id, f.field) for f in first}
+    assert result.totals["field_mismatch"] == len(every)
