@@ -59,6 +59,9 @@ COMPARED_FIELDS = (*TEXT, *JSONB_FIELDS, *TIMES, *CHAIN, "chain_seq")
 AGREE, DIFFER = "agree", "differ"
 #: Rows per Arrow batch read from either side.
 BATCH_ROWS = 65_536
+#: Events (of the larger side) above which the two sides are joined a group of zones at
+#: a time (``_Run._zone_groups``).
+GROUP_EVENTS = 5_000_000
 
 
 @dataclass(frozen=True)
@@ -287,20 +290,59 @@ class _Run:
                 finally:
                     self.con.unregister("_side")
             self.relations[side] = relation
-        # each side's slim rows go straight into the join (held as tables first, two
-        # sides of 10M events went to disk twice)
-        slim = ", ".join(f"{side} AS ({_slim_sql(self.where, relation)})"
-                         for side, relation in self.relations.items())
         kept = ", ".join(f"{x}.{name} AS {x}_{name}" for x in "sa" for name in _KEPT)
-        self.con.execute(
-            f"CREATE TABLE pairs AS WITH {slim} SELECT coalesce(s.zone_id, a.zone_id) AS zone_id, "
-            f"coalesce(s.id, a.id) AS id, s.id IS NOT NULL AS in_s, a.id IS NOT NULL AS in_a, "
-            f"coalesce(s.occurred_at, a.occurred_at) AS occurred, "
-            f"coalesce(s.chain_seq, a.chain_seq) AS seq, {kept}, "
-            f"CASE WHEN s.id IS NOT NULL AND a.id IS NOT NULL THEN {_differ_sql()} ELSE 0 "
-            f"END AS differ "
-            f"FROM source s FULL OUTER JOIN against a ON s.zone_id = a.zone_id AND s.id = a.id",
-            self.params)
+        for index, (where, params) in enumerate(self._zone_groups()):
+            # each side's slim rows go straight into the join (held as tables first, two
+            # sides of 10M events went to disk twice)
+            slim = ", ".join(f"{side} AS ({_slim_sql(where, relation)})"
+                             for side, relation in self.relations.items())
+            self.con.execute(
+                f"{'INSERT INTO pairs' if index else 'CREATE TABLE pairs AS'} WITH {slim} "
+                f"SELECT coalesce(s.zone_id, a.zone_id) AS zone_id, "
+                f"coalesce(s.id, a.id) AS id, s.id IS NOT NULL AS in_s, a.id IS NOT NULL AS in_a, "
+                f"coalesce(s.occurred_at, a.occurred_at) AS occurred, "
+                f"coalesce(s.chain_seq, a.chain_seq) AS seq, {kept}, "
+                f"CASE WHEN s.id IS NOT NULL AND a.id IS NOT NULL THEN {_differ_sql()} ELSE 0 "
+                f"END AS differ "
+                f"FROM source s FULL OUTER JOIN against a ON s.zone_id = a.zone_id "
+                f"AND s.id = a.id", params)
+
+    def _zone_groups(self) -> list[tuple[str, dict[str, Any]]]:
+        """The WHERE clauses (and parameters) the pairs are joined by, a part at a time:
+        the whole window at once unless a zone's events on either side add up to more
+        than GROUP_EVENTS; then zones packed in groups of about that many, a larger zone
+        cut in parts by a hash of the event id (both sides alike, so a pair stays in one
+        part), events without a zone last. At once, the 10M snapshot against the 1M one
+        ran out of memory writing the pairs; its 10M against itself went 30.3 -> 25.5 s
+        and 9.8 -> 4.1 GB of temporary files at the peak, a group at a time."""
+        sizes: Counter[str | None] = Counter()
+        for snap in self.snaps.values():
+            for zone, events in snap.duckdb.execute(
+                    f"SELECT zone_id, count(*) FROM events WHERE {self.where} GROUP BY 1",
+                    self.params).fetchall():
+                sizes[zone] = max(sizes[zone], events)  # the larger side is the join's
+        if sum(sizes.values()) <= GROUP_EVENTS:
+            return [(self.where, self.params)]
+        groups: list[list[str]] = []
+        held = 0
+        for zone in sorted(z for z in sizes if z is not None):
+            if not groups or held + sizes[zone] > GROUP_EVENTS:
+                groups.append([])
+                held = 0
+            groups[-1].append(zone)
+            held += sizes[zone]
+        clauses = []
+        for group in groups:
+            params = dict(self.params)
+            params.update({f"_zone_{i}": zone for i, zone in enumerate(group)})
+            listed = ", ".join(f"$_zone_{i}" for i in range(len(group)))
+            parts = -(-sizes[group[0]] // GROUP_EVENTS) if len(group) == 1 else 1
+            for part in range(parts):
+                cut = f" AND hash(id) % {parts} = {part}" if parts > 1 else ""
+                clauses.append((f"({self.where}) AND zone_id IN ({listed}){cut}", params))
+        if None in sizes:
+            clauses.append((f"({self.where}) AND zone_id IS NULL", self.params))
+        return clauses
 
     def result(self) -> Reconciliation:
         from ._version import __version__

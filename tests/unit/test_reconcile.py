@@ -318,3 +318,56 @@ def test_the_differences_listed_under_the_cap_are_the_first_in_time(tmp_path: Pa
     assert len(every) > 20 and {f.field for f in every} == {"decision", "metadata_json.latency_ms"}
     assert {(f.event_id, f.field) for f in listed} == {(f.event_id, f.field) for f in first}
     assert result.totals["field_mismatch"] == len(every)
+
+
+@pytest.mark.parametrize("group_events", [30, 120])
+def test_zones_joined_a_group_at_a_time_give_the_same_result(tmp_path: Path, monkeypatch,
+                                                             group_events: int) -> None:
+    """Past GROUP_EVENTS the sides are joined a part at a time (zones packed, or a zone
+    cut in parts by its ids' hash): the same counts, findings and hours, with a window
+    and a zone filter, with events missing and fields differing, as joined at once."""
+    import importlib
+
+    module = importlib.import_module("caracal_forensics.reconcile")
+    default = module.GROUP_EVENTS
+
+    def edit(items: list[dict]) -> None:
+        items[0]["decision"] = "deny" if items[0]["decision"] == "allow" else "allow"
+        items[1]["metadata_json"]["principal_id"] = "app-9999"
+        del items[3]
+        items.append(dict(items[4], id="ev-forged"))
+
+    groups = []
+    zone_groups = module._Run._zone_groups
+    monkeypatch.setattr(module._Run, "_zone_groups",
+                        lambda self: groups.append(zone_groups(self)) or groups[-1])
+    page = _page(tmp_path, edit)
+    cases = [((DUMP, [page, *PAGES[1:]]), {}), ((DUMP, PAGES), {"since": "2026-05-11T08:30:00Z"}),
+             ((DUMP, [page]), {"zone": ["zone-alpha", "zone-beta"]}),
+             ((str(VECTOR_EXPORT / "db.jsonl"), DUMP), {})]
+    for (source, against), kwargs in cases:
+        at_once = module.reconcile(source, against, **kwargs).to_dict()
+        monkeypatch.setattr(module, "GROUP_EVENTS", group_events)
+        grouped = module.reconcile(source, against, **kwargs).to_dict()
+        monkeypatch.setattr(module, "GROUP_EVENTS", default)
+        for result in (at_once, grouped):
+            result.pop("generated_at")
+        assert grouped == at_once
+    # the whole export (the first case): one join at once, then its four zones packed
+    # (by about 120 events), or each cut in parts (of about 30)
+    assert len(groups[0]) == 1 and (len(groups[1]) > 8 if group_events == 30
+                                     else 1 < len(groups[1]) <= 3)
+    assert at_once["matched"] > 200
+    # an event without a zone (a snapshot from PostgreSQL holds what the table holds)
+    for group_events_now in (default, group_events):
+        monkeypatch.setattr(module, "GROUP_EVENTS", group_events_now)
+        left = cf.open(DUMP)
+        left.layout = None
+        left.duckdb.execute("CREATE TABLE held AS SELECT * FROM events")
+        left.duckdb.execute("UPDATE held SET zone_id = NULL WHERE id = (SELECT min(id) FROM held)")
+        left.duckdb.execute("CREATE OR REPLACE VIEW events AS SELECT * FROM held")
+        result = module.reconcile(left, DUMP).to_dict()
+        result.pop("generated_at")
+        if group_events_now != group_events:
+            at_once = result
+    assert result == at_once and result["totals"]["missing_in_source"] == 2
