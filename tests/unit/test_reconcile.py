@@ -371,3 +371,43 @@ def test_zones_joined_a_group_at_a_time_give_the_same_result(tmp_path: Path, mon
         if group_events_now != group_events:
             at_once = result
     assert result == at_once and result["totals"]["missing_in_source"] == 2
+
+
+def test_the_missing_events_listed_under_the_cap_are_the_first_in_time(tmp_path: Path) -> None:
+    """Past the cap, the missing events listed are a zone's first by occurred_at, then id,
+    whatever order the files hold them in (and the ids sort in); the rest are counted."""
+    import hashlib
+    import re
+
+    from caracal_forensics.reconcile import reconcile
+
+    def renamed(line: str) -> str:  # ids in another order than time
+        return re.sub(r'^\{"id":"([^"]+)"', lambda m: '{"id":"' + hashlib.md5(
+            m.group(1).encode()).hexdigest() + '"', line)
+
+    # not splitlines: U+2028 in values
+    lines = [renamed(line) for line in (VECTOR_EXPORT / "db.jsonl").read_text(
+        encoding="utf-8").rstrip("\n").split("\n")]
+    kept = [line for line in lines if '"zone_id":"zone-alpha"' not in line]
+    path = tmp_path / "without-alpha.jsonl"
+    path.write_text("\n".join(reversed(kept)) + "\n", encoding="utf-8")
+    source = tmp_path / "reversed.jsonl"
+    source.write_text("\n".join(reversed(lines)) + "\n", encoding="utf-8")
+    result = reconcile(str(source), str(path), cap=5)
+    alpha = [json.loads(line) for line in lines if '"zone_id":"zone-alpha"' in line]
+    first = sorted(alpha, key=lambda event: (event["occurred_at"], event["id"]))[:5]
+    listed = [f for f in result.findings_of("missing_in_source") if f.event_id]
+    assert {f.event_id for f in listed} == {event["id"] for event in first}
+    assert all(f.missing_from == "against" for f in listed)
+    assert result.totals["missing_in_source"] == len(alpha) > 20
+    # an event without a time (a snapshot from PostgreSQL holds what the table holds)
+    # comes after every timed one
+    left = cf.open(str(source))
+    left.layout = None
+    left.duckdb.execute("CREATE TABLE held AS SELECT * FROM events")
+    left.duckdb.execute("UPDATE held SET occurred_at = NULL WHERE id = $id", {"id": first[0]["id"]})
+    left.duckdb.execute("CREATE OR REPLACE VIEW events AS SELECT * FROM held")
+    result = reconcile(left, str(path), cap=5)
+    later = sorted(alpha, key=lambda event: (event["occurred_at"], event["id"]))[1:6]
+    listed = [f for f in result.findings_of("missing_in_source") if f.event_id]
+    assert {f.event_id for f in listed} == {event["id"] for event in later}
