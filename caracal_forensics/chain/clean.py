@@ -152,7 +152,7 @@ def clean_pass(
 
 def _answer(attempt: Callable[[bool], Report]) -> Outcome:
     """``attempt(False)``'s report; when it gave up on an HMAC alone, ``attempt(True)``'s,
-    which expects every HMAC to fail (``_Pass.wrong_key``, where none gives up so)."""
+    which expects every HMAC to fail (``_Pass.wrong_key``: it never gives up so)."""
     for wrong_key in (False, True):
         try:
             return Outcome(attempt(wrong_key))
