@@ -473,6 +473,14 @@ static inline int str_present(const StrArray *a, Py_ssize_t i) {
     return len > 0;
 }
 
+/* Whether the stored HMAC i of a holds against digest: exactly its lowercase hex; in a
+ * wrong key's pass (wrong_key), there and failing even once lower-cased. */
+static inline int hmac_holds(const StrArray *a, Py_ssize_t i, const unsigned char digest[32],
+                             int wrong_key) {
+    return wrong_key ? str_present(a, i) && !hex_equals(a, i, digest, 1)
+                     : hex_equals(a, i, digest, 0);
+}
+
 /* Whether string i of a is 64 lowercase hex digits (or, with empty_ok, empty). */
 static inline int lower_hex(const StrArray *a, Py_ssize_t i, int empty_ok) {
     if (!str_valid(a, i)) return 0;
@@ -487,20 +495,21 @@ static inline int lower_hex(const StrArray *a, Py_ssize_t i, int empty_ok) {
     return !bad;
 }
 
-/* row_check(key | None, check_content, has_prev, n, fields, jsonb_flags,
+/* row_check(key | None, check_content, has_prev, wrong_key, n, fields, jsonb_flags,
  *           micros_validity, micros_data, micros_offset, content(v, o, d, offset, large),
  *           hmac(...), prev(...)) -> int
  * The first row whose stored content_sha256 is not exactly (lowercase hex) the
  * recomputed one (with check_content; else merely not 64 characters), or, with a key and
  * has_prev, whose stored chain_hmac is not exactly HMAC-SHA256(key, content + "|" +
- * (prev or "")); -1 when every row holds. The clean pass of verify: it proves rows
- * right, never explains why one is not. */
+ * (prev or "")) (with wrong_key: is missing, or is it once lower-cased); -1 when every
+ * row holds. The clean pass of verify: it proves rows right, never explains why one is
+ * not. */
 static PyObject *row_check(PyObject *self, PyObject *args) {
     PyObject *key_obj, *fields, *flags, *mv, *md, *cv, *co, *cd, *hv, *ho, *hd, *pv, *po, *pd;
     Py_ssize_t n, m_off, c_off, h_off, p_off;
-    int c_large, h_large, p_large, check_content, has_prev;
-    if (!PyArg_ParseTuple(args, "OppnOOOOnOOOnpOOOnpOOOnp", &key_obj, &check_content,
-                          &has_prev, &n, &fields, &flags, &mv, &md, &m_off, &cv, &co, &cd,
+    int c_large, h_large, p_large, check_content, has_prev, wrong_key;
+    if (!PyArg_ParseTuple(args, "OpppnOOOOnOOOnpOOOnpOOOnp", &key_obj, &check_content,
+                          &has_prev, &wrong_key, &n, &fields, &flags, &mv, &md, &m_off, &cv, &co, &cd,
                           &c_off, &c_large, &hv, &ho, &hd, &h_off, &h_large, &pv, &po, &pd,
                           &p_off, &p_large))
         return NULL;
@@ -552,7 +561,7 @@ static PyObject *row_check(PyObject *self, PyObject *args) {
             size_t p_len = 0;
             const unsigned char *ps = str_valid(&p, i) ? str_at(&p, i, &p_len) : NULL;
             chain_hmac(&inner0, &outer0, s, len, ps, p_len, digest);
-            if (!hex_equals(&h, i, digest, 0)) {
+            if (!hmac_holds(&h, i, digest, wrong_key)) {
                 bad = i;
                 break;
             }
@@ -789,10 +798,7 @@ static PyObject *follow(PyObject *self, PyObject *args) {
             if (keyed && pred) {
                 chain_hmac(&inner0, &outer0, cs, 64, (const unsigned char *)pred, pred_len,
                            digest);
-                /* a wrong key's pass: the HMAC is there and fails */
-                int holds = wrong_key ? str_present(&hm, i) && !hex_equals(&hm, i, digest, 1)
-                                      : hex_equals(&hm, i, digest, 0);
-                if (!holds) {
+                if (!hmac_holds(&hm, i, digest, wrong_key)) {
                     bad = i;
                     on_hmac = 1;
                     break;

@@ -97,12 +97,13 @@ def content_hex(batch: pa.RecordBatch | pa.Table) -> pa.Array:
 
 
 def first_unproven_row(batch: pa.RecordBatch, key: bytes | None, *, check_content: bool = True,
-                       has_prev: bool = True) -> int:
+                       has_prev: bool = True, wrong_key: bool = False) -> int:
     """The first row whose stored content_sha256 is not exactly the recomputed lowercase
     hex (without ``check_content``: not 64 characters), or, with a key and ``has_prev``,
-    whose chain_hmac over its stored prev is not; -1 if every row holds."""
+    whose chain_hmac over its stored prev is not (with ``wrong_key``: is missing, or is
+    it once lower-cased, as ``follow`` tests it); -1 if every row holds."""
     return _native.row_check(
-        key, check_content, has_prev, *_content_args(batch),
+        key, check_content, has_prev, wrong_key, *_content_args(batch),
         *_parts(_column(batch, "content_sha256")),
         *_parts(_column(batch, "chain_hmac")), *_parts(_column(batch, "prev_content_sha256")))
 
