@@ -223,28 +223,26 @@ def _interruptible(call: Callable[[], object]) -> object:
     Interrupted when a signal came, whatever the interrupt turned into on its way out
     (DuckDB's "Query interrupted", a cursor left with "an open result", typer's
     Exit(130)) or if some code swallowed it. Only the first signal is raised: a second
-    Ctrl-C must not cut the clean-up short."""
+    Ctrl-C must not cut the clean-up short (see _StopSignals for a signal landing in a
+    finalizer)."""
     import signal
 
-    from ..interrupts import hold_interrupt
-
-    signalled: list[int] = []
-
-    def handler(signum: int, frame: object) -> None:
-        signalled.append(signum)
-        if len(signalled) == 1 and not hold_interrupt():  # held: raised where safe
-            raise KeyboardInterrupt
-
+    stop = _StopSignals()
     previous: dict[int, Any] = {}
     try:
         for name in _STOP_SIGNALS:
             number = getattr(signal, name)
             if signal.getsignal(number) == signal.SIG_IGN:
                 continue  # ignored by whoever started us (a background job, nohup): so be it
-            previous[number] = signal.signal(number, handler)
+            previous[number] = signal.signal(number, stop.handle)
     except ValueError:  # not the main thread: signals stay as they are
         pass
-    watcher = _CancelWatcher() if previous else None
+    previous_hook = sys.unraisablehook
+    if previous:
+        stop.watcher = _CancelWatcher()
+        stop.previous_hook = previous_hook
+        sys.unraisablehook = stop.unraisable
+    signalled = stop.signalled
     try:
         try:
             outcome = call()
@@ -252,8 +250,9 @@ def _interruptible(call: Callable[[], object]) -> object:
             for number, old in previous.items():
                 # interrupted: what is left to clean up at exit (finalizers) finishes too
                 signal.signal(number, signal.SIG_IGN if signalled else old)
-            if watcher is not None:
-                watcher.stop()
+            sys.unraisablehook = previous_hook
+            if stop.watcher is not None:
+                stop.watcher.stop()
     except BaseException as error:
         if signalled:
             raise Interrupted(signalled[0]) from None
@@ -263,6 +262,64 @@ def _interruptible(call: Callable[[], object]) -> object:
     if signalled:
         raise Interrupted(signalled[0])
     return outcome
+
+
+class _StopSignals:
+    """The handler of the stop signals while a command runs, and the interrupt it owes.
+
+    Python drops an exception raised in a finalizer (a ``weakref.finalize`` callback, a
+    ``__del__``, a generator closed as it is freed), printing "Exception ignored in ..."
+    and a traceback, and the work goes on: seen in CI, Ctrl-C landing while a DuckDB
+    connection's spill directory was being removed. A signal landing in a finalizer is
+    therefore not raised there but delivered again shortly (the watcher thread's
+    ``redeliver``), the finalizer finishing its work meanwhile; one lost all the same
+    (in a generator's ``finally``, which the handler cannot tell from any other) is
+    taken from Python's report (``sys.unraisablehook``) and delivered again as well."""
+
+    def __init__(self) -> None:
+        self.signalled: list[int] = []
+        self.watcher: _CancelWatcher | None = None
+        self.previous_hook: Callable[[Any], object] = sys.__unraisablehook__
+        self._owed = True  # the first signal's KeyboardInterrupt, or a lost one, is due
+
+    def handle(self, signum: int, frame: Any) -> None:
+        from ..interrupts import hold_interrupt
+
+        self.signalled.append(signum)
+        if not self._owed:
+            return
+        if self.watcher is not None and _in_finalizer(frame):
+            self.watcher.redeliver(self.signalled[0])
+            return
+        self._owed = False
+        if not hold_interrupt():  # held: raised where safe
+            raise KeyboardInterrupt
+
+    def unraisable(self, report: Any) -> None:
+        if not (self.signalled and isinstance(report.exc_value, KeyboardInterrupt)):
+            self.previous_hook(report)
+            return
+        if self.watcher is not None:
+            self.watcher.redeliver(self.signalled[0])
+        self._owed = True  # last: no signal handler runs between it and the return
+
+
+def _in_finalizer(frame: Any) -> bool:
+    """Whether ``frame`` runs inside a ``weakref.finalize`` callback or a ``__del__``."""
+    import weakref
+
+    finalizing = weakref.finalize.__call__.__code__
+    while frame is not None:
+        if frame.f_code is finalizing or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+#: The byte that asks the watcher to deliver a lost signal again (signals write their
+#: number, 1-64; stop() writes 0).
+_REDELIVER = b"\xff"
+_REDELIVER_DELAY_SECONDS = 0.005
 
 
 class _CancelWatcher:
@@ -277,6 +334,7 @@ class _CancelWatcher:
 
         self._receive, self._send = socket.socketpair()
         self._send.setblocking(False)
+        self._signum: int = signal.SIGINT  # the signal to deliver again (redeliver)
         try:
             self._previous_fd = signal.set_wakeup_fd(self._send.fileno(), warn_on_full_buffer=False)
         except ValueError:  # not the main thread
@@ -296,6 +354,26 @@ class _CancelWatcher:
             if not data or b"\0" in data:  # stop() asked to leave, or closed it
                 return
             cancel_all()
+            if _REDELIVER in data:
+                self._deliver_again()
+
+    def redeliver(self, signum: int) -> None:
+        """Have ``signum`` delivered to the main thread again, shortly: it is in a
+        finalizer now, where an interrupt is lost (see _StopSignals)."""
+        self._signum = signum
+        try:
+            self._send.send(_REDELIVER)
+        except OSError:
+            pass
+
+    def _deliver_again(self) -> None:
+        import _thread
+        import time
+
+        # The main thread has long left the hook that asked (it needed the GIL to get
+        # here); should the signal land in a finalizer once more, it comes back here.
+        time.sleep(_REDELIVER_DELAY_SECONDS)
+        _thread.interrupt_main(self._signum)
 
     def stop(self) -> None:
         import signal

@@ -1,0 +1,153 @@
+"""A stop signal landing in a finalizer (a ``weakref.finalize`` callback, a generator
+closed as it is freed): Python drops an exception raised there, printing "Exception
+ignored in ..." and a traceback, and the work went on. Seen in CI by chance: Ctrl-C
+while a DuckDB connection's spill directory was being removed. The CLI's handler
+(``cli.app._interruptible``) raises the interrupt again once the finalizer has returned,
+and nothing is printed."""
+
+from __future__ import annotations
+
+import signal
+import time
+import weakref
+
+import pytest
+
+from caracal_forensics.cli.app import Interrupted, _interruptible
+
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+
+#: how long the work would go on if the interrupt stayed lost
+WORK_SECONDS = 5.0
+
+
+@pytest.fixture
+def handlers_restored():
+    """``_interruptible`` leaves SIGINT and SIGTERM ignored after a signal (what is left
+    at exit finishes); the test process gets its own handlers back."""
+    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for number, handler in saved.items():
+        signal.signal(number, handler)
+
+
+class _Thing:
+    pass
+
+
+def _work_after(free_it, progress: list[str]) -> None:
+    """Free what holds the finalizer, then work on for WORK_SECONDS unless stopped."""
+    free_it()
+    deadline = time.monotonic() + WORK_SECONDS
+    while time.monotonic() < deadline:
+        pass
+    progress.append("ran to the end")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_in_a_weakref_finalizer_stops_the_work_after_it(handlers_restored, capfd,
+                                                                 signum) -> None:
+    progress: list[str] = []
+
+    def finalizer() -> None:
+        signal.raise_signal(signum)  # the handler runs here, inside the finalizer
+        progress.append("finalizer finished")
+
+    def work() -> None:
+        holder = [_Thing()]
+        weakref.finalize(holder[0], finalizer)
+        _work_after(holder.clear, progress)
+
+    started = time.monotonic()
+    with pytest.raises(Interrupted) as stopped:
+        _interruptible(work)
+    assert stopped.value.signum == signum
+    assert progress == ["finalizer finished"]
+    assert time.monotonic() - started < WORK_SECONDS / 2
+    assert capfd.readouterr().err == ""
+
+
+def test_a_signal_in_a_generator_closed_as_it_is_freed(handlers_restored, capfd) -> None:
+    """The handler cannot tell a generator's ``finally`` run as it is freed from any
+    other: the interrupt is raised there and lost (its ``finally`` cut short, as any
+    interrupt cuts work short), then taken from Python's report and raised again."""
+    progress: list[str] = []
+
+    def reading():
+        try:
+            yield 1
+        finally:
+            signal.raise_signal(signal.SIGINT)
+            progress.append("finalizer finished")
+
+    def work() -> None:
+        holder = [reading()]
+        next(holder[0])
+        _work_after(holder.clear, progress)
+
+    started = time.monotonic()
+    with pytest.raises(Interrupted):
+        _interruptible(work)
+    assert progress == []
+    assert time.monotonic() - started < WORK_SECONDS / 2
+    assert capfd.readouterr().err == ""
+
+
+def test_a_signal_in_a_del_method_waits_for_it(handlers_restored, capfd) -> None:
+    progress: list[str] = []
+
+    class Resource:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGINT)
+            progress.append("finalizer finished")
+
+    def work() -> None:
+        _work_after([Resource()].clear, progress)
+
+    started = time.monotonic()
+    with pytest.raises(Interrupted):
+        _interruptible(work)
+    assert progress == ["finalizer finished"]
+    assert time.monotonic() - started < WORK_SECONDS / 2
+    assert capfd.readouterr().err == ""
+
+
+def test_other_unraisable_errors_still_reach_the_previous_hook(handlers_restored) -> None:
+    seen: list[type] = []
+
+    class Resource:
+        def __del__(self) -> None:
+            raise ValueError("not an interrupt")
+
+    def work() -> None:
+        holder = [Resource()]
+        holder.clear()
+
+    import sys
+
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda report: seen.append(report.exc_type)
+    try:
+        _interruptible(work)
+    finally:
+        sys.unraisablehook = previous
+    assert seen == [ValueError]
+
+
+def test_a_second_signal_is_still_not_raised(handlers_restored, capfd) -> None:
+    """Raising again is for an interrupt that was lost; a second Ctrl-C during the
+    clean-up the first one started is not one."""
+    progress: list[str] = []
+
+    def work() -> None:
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            signal.raise_signal(signal.SIGINT)  # the clean-up goes on
+            progress.append("cleaned up")
+            raise
+
+    with pytest.raises(Interrupted):
+        _interruptible(work)
+    assert progress == ["cleaned up"]
+    assert capfd.readouterr().err == ""
