@@ -65,6 +65,13 @@ def remove(directory: str) -> None:
         os.close(fd)
 
 
+def remove_all() -> None:
+    """Remove every directory this process made and still holds: for an exit that runs
+    no finalizers (``os._exit``)."""
+    for directory in list(_held):
+        remove(directory)
+
+
 def sweep_stale(parent: str | None = None) -> list[str]:
     """Remove the directories of processes that are gone; returns the ones removed.
 

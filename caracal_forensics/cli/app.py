@@ -390,13 +390,40 @@ class _CancelWatcher:
 
 
 def _exit_interrupted(interrupt: KeyboardInterrupt) -> None:
-    """One line, and 128 + the signal: 130 for Ctrl-C, 143 for SIGTERM."""
+    """One line, and 128 + the signal: 130 for Ctrl-C, 143 for SIGTERM; the exit is
+    bounded (``_end_after``)."""
     import signal
 
     number = getattr(interrupt, "signum", signal.SIGINT)
     name = "" if number == signal.SIGINT else f" ({signal.Signals(number).name})"
     warn(f"interrupted{name}")
+    _end_after(EXIT_GRACE_SECONDS, 128 + number)
     sys.exit(128 + number)
+
+
+#: How long an interrupted process's exit may take before it is cut short.
+EXIT_GRACE_SECONDS = 3.0
+
+
+def _end_after(seconds: float, code: int) -> None:
+    """End the process with ``code`` if its exit still runs ``seconds`` from now.
+
+    An interrupt leaves the process to Python's exit, which joins every thread still
+    running: one that nothing ends (a pool's worker started as the interrupt landed)
+    held an interrupted command for ever. Past the grace the temporary directories are
+    removed, as exit would, and the process ends without waiting."""
+    import threading
+
+    def end() -> None:
+        import time
+
+        from .. import tempdirs
+
+        time.sleep(seconds)
+        tempdirs.remove_all()
+        os._exit(code)
+
+    threading.Thread(target=end, name="exit-grace", daemon=True).start()
 
 
 def _exit_on_unreadable_data(error: Exception) -> None:

@@ -269,7 +269,7 @@ def _thread_pool(size: int) -> ThreadPoolExecutor:
     another reader may be using it)."""
     pool = _threads.get(size)
     if pool is None:
-        pool = _threads[size] = ThreadPoolExecutor(size, thread_name_prefix="caracal-jsonl")
+        pool = _threads[size] = _started_pool(size, "caracal-jsonl")
     return pool
 
 
@@ -280,8 +280,25 @@ _READER_PREFIX = "caracal-jsonl-read"
 def _reader() -> ThreadPoolExecutor:
     global _reader_pool
     if _reader_pool is None:
-        _reader_pool = ThreadPoolExecutor(1, thread_name_prefix=_READER_PREFIX)
+        _reader_pool = _started_pool(1, _READER_PREFIX)
     return _reader_pool
+
+
+def _started_pool(size: int, prefix: str) -> ThreadPoolExecutor:
+    """A pool that is never shut down, its ``size`` workers started at once, a stop
+    signal held meanwhile (``deferred_interrupts``). A pool starts a worker in
+    ``submit()`` and notes it just after: an interrupt landing between the two left a
+    worker that nothing ends, which Python's exit waited for for ever (a pool shut
+    down ends it, one never shut down does not)."""
+    from ..interrupts import deferred_interrupts
+
+    with deferred_interrupts():
+        pool = ThreadPoolExecutor(size, thread_name_prefix=prefix)
+        # each task waits for all the others: none is idle, so each submit starts one
+        everyone = threading.Barrier(size)
+        for _ in range(size):
+            pool.submit(everyone.wait)
+    return pool
 
 
 def _read_some(
