@@ -270,11 +270,12 @@ class _StopSignals:
     Python drops an exception raised in a finalizer (a ``weakref.finalize`` callback, a
     ``__del__``, a generator closed as it is freed), printing "Exception ignored in ..."
     and a traceback, and the work goes on: seen in CI, Ctrl-C landing while a DuckDB
-    connection's spill directory was being removed. A signal landing in a finalizer is
-    therefore not raised there but delivered again shortly (the watcher thread's
-    ``redeliver``), the finalizer finishing its work meanwhile; one lost all the same
-    (in a generator's ``finally``, which the handler cannot tell from any other) is
-    taken from Python's report (``sys.unraisablehook``) and delivered again as well."""
+    connection's spill directory was being removed. A signal landing in a finalizer, or
+    in an extension module's initialisation (``_raising_is_unsafe``), is therefore not
+    raised there but delivered again shortly (the watcher thread's ``redeliver``), the
+    finalizer or the import finishing meanwhile; one lost all the same (in a generator's
+    ``finally``, which the handler cannot tell from any other) is taken from Python's
+    report (``sys.unraisablehook``) and delivered again as well."""
 
     def __init__(self) -> None:
         self.signalled: list[int] = []
@@ -288,7 +289,7 @@ class _StopSignals:
         self.signalled.append(signum)
         if not self._owed:
             return
-        if self.watcher is not None and _in_finalizer(frame):
+        if self.watcher is not None and _raising_is_unsafe(frame):
             self.watcher.redeliver(self.signalled[0])
             return
         self._owed = False
@@ -304,16 +305,29 @@ class _StopSignals:
         self._owed = True  # last: no signal handler runs between it and the return
 
 
-def _in_finalizer(frame: Any) -> bool:
-    """Whether ``frame`` runs inside a ``weakref.finalize`` callback or a ``__del__``."""
-    import weakref
-
-    finalizing = weakref.finalize.__call__.__code__
+def _raising_is_unsafe(frame: Any) -> bool:
+    """Whether ``frame`` runs where a KeyboardInterrupt raised would be lost, or worse:
+    in a finalizer (a ``weakref.finalize`` callback, a ``__del__``: Python drops it), or
+    in an extension module's initialisation, which calls Python (DuckDB's creating its
+    enums: nanobind aborts the process, "Critical nanobind error", seen with Ctrl-C while
+    ``duckdb`` was being imported)."""
     while frame is not None:
-        if frame.f_code is finalizing or frame.f_code.co_name == "__del__":
+        if frame.f_code in _UNSAFE_CODE or frame.f_code.co_name == "__del__":
             return True
         frame = frame.f_back
     return False
+
+
+def _unsafe_code() -> frozenset[Any]:
+    import weakref
+    from importlib import _bootstrap_external  # type: ignore[attr-defined]
+
+    loader = _bootstrap_external.ExtensionFileLoader
+    return frozenset((weakref.finalize.__call__.__code__, loader.create_module.__code__,
+                      loader.exec_module.__code__))
+
+
+_UNSAFE_CODE = _unsafe_code()
 
 
 #: The byte that asks the watcher to deliver a lost signal again (signals write their
@@ -358,8 +372,8 @@ class _CancelWatcher:
                 self._deliver_again()
 
     def redeliver(self, signum: int) -> None:
-        """Have ``signum`` delivered to the main thread again, shortly: it is in a
-        finalizer now, where an interrupt is lost (see _StopSignals)."""
+        """Have ``signum`` delivered to the main thread again, shortly: it runs where
+        raising it is unsafe now (see _StopSignals)."""
         self._signum = signum
         try:
             self._send.send(_REDELIVER)

@@ -1,17 +1,22 @@
-"""A stop signal landing in a finalizer (a ``weakref.finalize`` callback, a generator
-closed as it is freed): Python drops an exception raised there, printing "Exception
-ignored in ..." and a traceback, and the work went on. Seen in CI by chance: Ctrl-C
-while a DuckDB connection's spill directory was being removed. The CLI's handler
-(``cli.app._interruptible``) raises the interrupt again once the finalizer has returned,
+"""A stop signal landing where raising it is unsafe: in a finalizer (a
+``weakref.finalize`` callback, a ``__del__``, a generator closed as it is freed), Python
+drops an exception raised there, printing "Exception ignored in ..." and a traceback, and
+the work went on (seen in CI: Ctrl-C while a DuckDB connection's spill directory was
+being removed); in an extension module's initialisation, nanobind aborted the process.
+The CLI's handler (``cli.app._interruptible``) raises the interrupt once out of there,
 and nothing is printed."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 import weakref
 
 import pytest
+from support.paths import ROOT
 
 from caracal_forensics.cli.app import Interrupted, _interruptible
 
@@ -123,8 +128,6 @@ def test_other_unraisable_errors_still_reach_the_previous_hook(handlers_restored
         holder = [Resource()]
         holder.clear()
 
-    import sys
-
     previous = sys.unraisablehook
     sys.unraisablehook = lambda report: seen.append(report.exc_type)
     try:
@@ -151,3 +154,53 @@ def test_a_second_signal_is_still_not_raised(handlers_restored, capfd) -> None:
         _interruptible(work)
     assert progress == ["cleaned up"]
     assert capfd.readouterr().err == ""
+
+
+def test_a_signal_while_an_extension_module_initialises_waits_for_it(tmp_path) -> None:
+    """DuckDB's module, as it is imported, calls Python to make its enums: Ctrl-C raised
+    there aborted the process ("Critical nanobind error", exit -6; seen once in about
+    twenty interrupts in a command's first 0.4 s). The signal is raised here from the
+    Python call that makes an enum inside the module's initialisation (a profile hook),
+    in a process of its own that has not imported duckdb yet."""
+    code = """
+import importlib, signal, sys
+from caracal_forensics.cli.app import Interrupted, _interruptible
+assert "duckdb" not in sys.modules
+LOADING = {"create_module", "exec_module"}
+raised = []
+
+def profile(frame, event, arg):
+    # where the abort was seen: nanobind making an enum (Python's enum module)
+    if event != "call" or raised or frame.f_code.co_qualname != "EnumType.__call__":
+        return
+    caller = frame.f_back
+    while caller is not None:
+        code = caller.f_code
+        if code.co_name in LOADING and "ExtensionFileLoader" in code.co_qualname \\
+                and "duckdb" in repr(caller.f_locals.get("spec") or caller.f_locals.get("module")):
+            raised.append(frame.f_code.co_name)
+            signal.raise_signal(signal.SIGINT)
+            return
+        caller = caller.f_back
+
+def work():
+    sys.setprofile(profile)
+    try:
+        importlib.import_module("duckdb")
+    finally:
+        sys.setprofile(None)
+    time.sleep(5)
+
+import time
+started = time.monotonic()
+try:
+    _interruptible(work)
+except Interrupted:
+    # the native module initialised whole; the interrupt came after it, not 5 s later
+    print("interrupted", bool(raised), "_duckdb" in sys.modules,
+          time.monotonic() - started < 2.5)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "interrupted True True True\n"
