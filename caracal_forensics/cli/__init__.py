@@ -9,9 +9,14 @@ from __future__ import annotations
 def main() -> None:
     """Console-script entry point: the command runs in a process of its own, without
     pandas (``pandas_gate``)."""
-    from ..pandas_gate import decline
-    from .app import run
+    try:
+        from ..pandas_gate import decline
+        from .app import run
 
-    decline()
+        decline()
+    except KeyboardInterrupt:  # Ctrl-C while starting up, before run() handles signals
+        import sys
 
+        print("caracal-forensics: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
     run()

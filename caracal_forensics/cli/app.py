@@ -112,8 +112,8 @@ def run(argv: list[str] | None = None) -> None:
     does any other error (exit 2)."""
     from ..errors import ForensicsError
 
-    _register_commands(sys.argv[1:] if argv is None else argv)
     try:
+        _register_commands(sys.argv[1:] if argv is None else argv)
         # not standalone: click's usage errors come here, to be one line like the rest
         outcome = _interruptible(
             lambda: app(args=argv, prog_name="caracal-forensics", standalone_mode=False)

@@ -384,3 +384,26 @@ def test_the_shared_parsing_pools_start_their_workers_at_once() -> None:
         assert pool.submit(sum, [1, 2]).result(timeout=10) == 3
     finally:
         pool.shutdown()
+
+
+@pytest.mark.parametrize("module", ["caracal_forensics.cli.app", "typer",
+                                    "caracal_forensics.cli.audit"])
+def test_ctrl_c_while_starting_up_is_one_line_and_130(tmp_path, module) -> None:
+    """Before the CLI handles signals (its modules being imported, its commands
+    registered) Ctrl-C printed Python's KeyboardInterrupt traceback. Here SIGINT comes
+    as ``module`` is about to be imported (an import hook raises it)."""
+    code = (
+        "import signal, sys\n"
+        "class Hook:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == {module!r}:\n"
+        "            sys.meta_path.remove(self)\n"
+        "            signal.raise_signal(signal.SIGINT)\n"
+        "sys.meta_path.insert(0, Hook())\n"
+        "from caracal_forensics.cli import main\n"
+        "sys.argv = ['caracal-forensics', 'audit', 'tail', '--help']\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert (result.returncode, result.stderr) == (130, "caracal-forensics: interrupted\n")
