@@ -352,10 +352,10 @@ def test_an_interrupted_run_ends_though_a_thread_never_would(tmp_path) -> None:
     code = (
         "import threading\n"
         "from caracal_forensics import tempdirs\n"
-        "from caracal_forensics.cli.app import Interrupted, _exit_interrupted\n"
+        "from caracal_forensics.cli.stopping import Interrupted, exit_interrupted\n"
         "tempdirs.make()\n"
         "threading.Thread(target=threading.Event().wait, name='orphan').start()\n"
-        "_exit_interrupted(Interrupted(2))\n"
+        "exit_interrupted(Interrupted(2))\n"
     )
     process = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -3,7 +3,7 @@
 drops an exception raised there, printing "Exception ignored in ..." and a traceback, and
 the work went on (seen in CI: Ctrl-C while a DuckDB connection's spill directory was
 being removed); in an extension module's initialisation, nanobind aborted the process.
-The CLI's handler (``cli.app._interruptible``) raises the interrupt once out of there,
+The CLI's handler (``cli.stopping.interruptible``) raises the interrupt once out of there,
 and nothing is printed."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import weakref
 import pytest
 from support.paths import ROOT
 
-from caracal_forensics.cli.app import Interrupted, _interruptible
+from caracal_forensics.cli.stopping import Interrupted, interruptible
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
 
@@ -28,7 +28,7 @@ WORK_SECONDS = 5.0
 
 @pytest.fixture
 def handlers_restored():
-    """``_interruptible`` leaves SIGINT and SIGTERM ignored after a signal (what is left
+    """``interruptible`` leaves SIGINT and SIGTERM ignored after a signal (what is left
     at exit finishes); the test process gets its own handlers back."""
     saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
     yield
@@ -65,7 +65,7 @@ def test_a_signal_in_a_weakref_finalizer_stops_the_work_after_it(handlers_restor
 
     started = time.monotonic()
     with pytest.raises(Interrupted) as stopped:
-        _interruptible(work)
+        interruptible(work)
     assert stopped.value.signum == signum
     assert progress == ["finalizer finished"]
     assert time.monotonic() - started < WORK_SECONDS / 2
@@ -92,7 +92,7 @@ def test_a_signal_in_a_generator_closed_as_it_is_freed(handlers_restored, capfd)
 
     started = time.monotonic()
     with pytest.raises(Interrupted):
-        _interruptible(work)
+        interruptible(work)
     assert progress == []
     assert time.monotonic() - started < WORK_SECONDS / 2
     assert capfd.readouterr().err == ""
@@ -111,7 +111,7 @@ def test_a_signal_in_a_del_method_waits_for_it(handlers_restored, capfd) -> None
 
     started = time.monotonic()
     with pytest.raises(Interrupted):
-        _interruptible(work)
+        interruptible(work)
     assert progress == ["finalizer finished"]
     assert time.monotonic() - started < WORK_SECONDS / 2
     assert capfd.readouterr().err == ""
@@ -131,7 +131,7 @@ def test_other_unraisable_errors_still_reach_the_previous_hook(handlers_restored
     previous = sys.unraisablehook
     sys.unraisablehook = lambda report: seen.append(report.exc_type)
     try:
-        _interruptible(work)
+        interruptible(work)
     finally:
         sys.unraisablehook = previous
     assert seen == [ValueError]
@@ -151,7 +151,7 @@ def test_a_second_signal_is_still_not_raised(handlers_restored, capfd) -> None:
             raise
 
     with pytest.raises(Interrupted):
-        _interruptible(work)
+        interruptible(work)
     assert progress == ["cleaned up"]
     assert capfd.readouterr().err == ""
 
@@ -164,7 +164,7 @@ def test_a_signal_while_an_extension_module_initialises_waits_for_it(tmp_path) -
     in a process of its own that has not imported duckdb yet."""
     code = """
 import importlib, signal, sys
-from caracal_forensics.cli.app import Interrupted, _interruptible
+from caracal_forensics.cli.stopping import Interrupted, interruptible
 assert "duckdb" not in sys.modules
 LOADING = {"create_module", "exec_module"}
 raised = []
@@ -194,7 +194,7 @@ def work():
 import time
 started = time.monotonic()
 try:
-    _interruptible(work)
+    interruptible(work)
 except Interrupted:
     # the native module initialised whole; the interrupt came after it, not 5 s later
     print("interrupted", bool(raised), "_duckdb" in sys.modules,

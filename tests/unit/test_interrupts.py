@@ -12,7 +12,7 @@ import pytest
 from caracal_forensics import interrupts
 
 
-def _handler(signum: int, frame: object) -> None:  # the CLI's, as cli.app installs it
+def _handler(signum: int, frame: object) -> None:  # the CLI's, as cli.stopping installs it
     if not interrupts.hold_interrupt():
         raise KeyboardInterrupt
 
