@@ -24,6 +24,20 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+#: Signals that stop a command, handled alike so that each cleans up: Ctrl-C (SIGINT),
+#: SIGTERM (``kill``, a service manager, a container stop) and SIGHUP (the terminal or
+#: the SSH session went away: a snapshot half written was left behind). Exit 128 + the
+#: signal. Worker processes ignore them all and leave them to the main process.
+STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+
+
+def stop_signals() -> list[int]:
+    """The numbers of STOP_SIGNALS this platform has."""
+    import signal
+
+    return [getattr(signal, name) for name in STOP_SIGNALS if hasattr(signal, name)]
+
+
 _lock = threading.Lock()
 _cancels: dict[int, Callable[[], object]] = {}
 _next = [0]

@@ -12,10 +12,6 @@ from typing import Any
 
 from .options import warn
 
-#: Signals that stop a command: Ctrl-C, and SIGTERM (``kill``, a service manager, a
-#: container stop), handled alike so that both clean up; exit 128 + the signal.
-_STOP_SIGNALS = ("SIGINT", "SIGTERM")
-
 
 class Interrupted(KeyboardInterrupt):
     """A command stopped by a signal (``signum``), whatever error it surfaced as."""
@@ -35,11 +31,12 @@ def interruptible(call: Callable[[], object]) -> object:
     raising it is unsafe)."""
     import signal
 
+    from ..interrupts import stop_signals
+
     stop = _StopSignals()
     previous: dict[int, Any] = {}
     try:
-        for name in _STOP_SIGNALS:
-            number = getattr(signal, name)
+        for number in stop_signals():
             if signal.getsignal(number) == signal.SIG_IGN:
                 continue  # ignored by whoever started us (a background job, nohup): so be it
             previous[number] = signal.signal(number, stop.handle)
@@ -218,7 +215,10 @@ def exit_interrupted(interrupt: KeyboardInterrupt) -> None:
 
     number = getattr(interrupt, "signum", signal.SIGINT)
     name = "" if number == signal.SIGINT else f" ({signal.Signals(number).name})"
-    warn(f"interrupted{name}")
+    try:
+        warn(f"interrupted{name}")
+    except OSError:  # stderr went with the terminal (SIGHUP): the exit code says it
+        pass
     _end_after(EXIT_GRACE_SECONDS, 128 + number)
     sys.exit(128 + number)
 

@@ -102,28 +102,46 @@ def _executor() -> ProcessPoolExecutor:
         from multiprocessing import resource_tracker
 
         # the pool's queues start multiprocessing's resource tracker, a child too
-        with _keyless_environment():
+        with _keyless_environment(), _hangup_ignored():
             resource_tracker.ensure_running()
         _pool = ProcessPoolExecutor(workers(), mp_context=_quiet_spawn_context(),
                                     initializer=_leave_interrupts_to_the_parent)
     return _pool
 
 
-#: Ctrl-C reaches every process of the terminal's group, and so may SIGTERM: workers leave
-#: them to the main process, which handles them and stops the pool. Else each worker
-#: printed its own KeyboardInterrupt traceback (one that was still importing broke the
-#: pool, and the main process hung on it).
-_STOP_SIGNALS = ("SIGINT", "SIGTERM")
+@contextmanager
+def _hangup_ignored() -> Iterator[None]:
+    """SIGHUP ignored meanwhile, so that a child started now (multiprocessing's resource
+    tracker, which ignores SIGINT and SIGTERM itself) inherits that: a hang-up of the
+    terminal killed it, and multiprocessing printed its warnings and tracebacks."""
+    import signal
+
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(hangup, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(hangup, signal.SIG_DFL if previous is None else previous)
 
 
 class _QuietSpawnProcess(KeylessProcess):
     """A keyless "spawn" worker born with the stop signals blocked (a blocked signal stays
-    blocked across exec) until ``_leave_interrupts_to_the_parent`` ignores them."""
+    blocked across exec) until ``_leave_interrupts_to_the_parent`` ignores them.
+
+    Ctrl-C reaches every process of the terminal's group, and so may SIGTERM or a
+    hang-up: workers leave them to the main process, which handles them and stops the
+    pool. Else each worker printed its own KeyboardInterrupt traceback (one that was
+    still importing broke the pool, and the main process hung on it)."""
 
     def start(self) -> None:
         import signal
 
-        stops = {getattr(signal, name) for name in _STOP_SIGNALS}
+        from ..interrupts import stop_signals
+
+        stops = set(stop_signals())
         # blocked in this thread only, while it forks: one arriving now waits, not lost
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, stops)
         try:
@@ -141,10 +159,12 @@ def _quiet_spawn_context() -> mp_context.SpawnContext:
 
 
 def _leave_interrupts_to_the_parent() -> None:
-    """In a worker: ignore the stop signals (see _STOP_SIGNALS), then unblock them."""
+    """In a worker: ignore the stop signals (see _QuietSpawnProcess), then unblock them."""
     import signal
 
-    stops = {getattr(signal, name) for name in _STOP_SIGNALS}
+    from ..interrupts import stop_signals
+
+    stops = set(stop_signals())
     for number in stops:
         signal.signal(number, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)

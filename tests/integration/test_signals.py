@@ -113,7 +113,8 @@ def assert_interrupted(process, elapsed: float, err: str, signum: int) -> None:
     assert elapsed < 3, elapsed  # a second on a quiet machine; 2 busy cores are shared
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_signal_mid_ingest_leaves_no_output_and_no_spool(big_export, tmp_path, signum) -> None:
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -153,17 +154,20 @@ def test_ctrl_c_mid_command_is_one_line_and_130(big_export, tmp_path, command, o
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ctrl_c_in_a_terminal_reaches_the_worker_processes_too(big_export, tmp_path) -> None:
-    """A terminal's Ctrl-C goes to the whole process group. Without the C kernel, JSON
-    lines are parsed in worker processes: each printed its own KeyboardInterrupt
-    traceback, and one still starting broke the pool and hung the command."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["SIGINT", "SIGHUP"])
+def test_ctrl_c_in_a_terminal_reaches_the_worker_processes_too(big_export, tmp_path,
+                                                               signum) -> None:
+    """A terminal's Ctrl-C (or its hang-up) goes to the whole process group. Without the C
+    kernel, JSON lines are parsed in worker processes: each printed its own
+    KeyboardInterrupt traceback, and one still starting broke the pool and hung the
+    command."""
     env = {"CARACAL_FORENSICS_NATIVE": "0", "CARACAL_FORENSICS_WORKERS": "2"}
     process = start(["stats", "-s", big_export], tmp_path, env=env, new_session=True)
     children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
     wait_until(lambda: children.read_text().split(), process)
     time.sleep(0.5)
-    elapsed, err = stop(process, signal.SIGINT, group=True)
-    assert_interrupted(process, elapsed, err, signal.SIGINT)
+    elapsed, err = stop(process, signum, group=True)
+    assert_interrupted(process, elapsed, err, signum)
     assert list(tmp_path.iterdir()) == []
 
 
