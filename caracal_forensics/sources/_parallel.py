@@ -105,7 +105,7 @@ def _executor() -> ProcessPoolExecutor:
         with _keyless_environment(), _hangup_ignored():
             resource_tracker.ensure_running()
         _pool = ProcessPoolExecutor(workers(), mp_context=_quiet_spawn_context(),
-                                    initializer=_leave_interrupts_to_the_parent)
+                                    initializer=_worker_started)
     return _pool
 
 
@@ -156,6 +156,33 @@ class _QuietSpawnContext(KeylessContext):
 
 def _quiet_spawn_context() -> mp_context.SpawnContext:
     return _QuietSpawnContext()
+
+
+def _worker_started() -> None:
+    """In a worker, first: stop signals left to the main process, and an end of its own
+    when the main process is gone."""
+    _leave_interrupts_to_the_parent()
+    _end_with_the_parent()
+
+
+#: How often a worker looks whether the main process still lives.
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _end_with_the_parent() -> None:
+    """A thread that ends this worker once its main process is gone (killed outright:
+    ``kill -9``, the out-of-memory killer). A worker ignores the stop signals and waits
+    for work on a queue it holds both ends of: it waited for ever, 185 MB each."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _leave_interrupts_to_the_parent() -> None:

@@ -185,6 +185,35 @@ def test_kill_9_leftovers_are_removed_by_the_next_run(big_export, tmp_path) -> N
     assert list(tmp.iterdir()) == []
 
 
+def test_worker_processes_end_when_the_main_process_is_killed(big_export, tmp_path) -> None:
+    """Worker processes ignore the stop signals (the main process handles them) and wait
+    for work on a queue they hold both ends of: after a kill -9 of the main process they
+    waited for ever. Now each ends within a few seconds of its parent."""
+    env = {"CARACAL_FORENSICS_NATIVE": "0", "CARACAL_FORENSICS_WORKERS": "2"}
+    process = start(["stats", "-s", big_export], tmp_path, env=env)
+    listed = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    wait_until(lambda: len(listed.read_text().split()) >= 2, process)
+    time.sleep(0.5)  # the workers started, their initializer run
+    children = [int(pid) for pid in listed.read_text().split()]
+    process.kill()
+    process.wait(30)
+
+    def gone(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        return state == "Z"  # ended, not yet reaped by its new parent
+
+    deadline = time.monotonic() + 20
+    while not all(gone(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [pid for pid in children if not gone(pid)]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert alive == []
+
+
 _HOLDER = """
 import sys, time
 from caracal_forensics import tempdirs
