@@ -4,12 +4,20 @@
 -- A NULL principal_id groups the denies whose metadata names no principal; principal_key
 -- says which metadata key named it (application_id in current releases, principal_id in
 -- the older guide's), both when they differ across events.
-WITH keyed AS (
+WITH parsed AS (
     SELECT
         *,
-        TRY(json_extract_string(metadata_json, '$.application_id')) AS application_id,
-        TRY(json_extract_string(metadata_json, '$.principal_id')) AS older_principal_id
+        -- both keys from one parse of the metadata
+        TRY(json_extract_string(metadata_json, ['$.application_id', '$.principal_id']))
+            AS principal_ids
     FROM unique_events
+),
+keyed AS (
+    SELECT
+        *,
+        principal_ids[1] AS application_id,
+        principal_ids[2] AS older_principal_id
+    FROM parsed
 )
 SELECT
     coalesce(application_id, older_principal_id) AS principal_id,
