@@ -163,21 +163,22 @@ def test_a_signal_while_an_extension_module_initialises_waits_for_it(tmp_path) -
     Python call that makes an enum inside the module's initialisation (a profile hook),
     in a process of its own that has not imported duckdb yet."""
     code = """
-import importlib, signal, sys
+import enum, importlib, signal, sys
+from importlib.machinery import ExtensionFileLoader
 from caracal_forensics.cli.stopping import Interrupted, interruptible
 assert "duckdb" not in sys.modules
-LOADING = {"create_module", "exec_module"}
+LOADING = {ExtensionFileLoader.create_module.__code__, ExtensionFileLoader.exec_module.__code__}
+MAKING_AN_ENUM = type(enum.Enum).__call__.__code__
 raised = []
 
 def profile(frame, event, arg):
     # where the abort was seen: nanobind making an enum (Python's enum module)
-    if event != "call" or raised or frame.f_code.co_qualname != "EnumType.__call__":
+    if event != "call" or raised or frame.f_code is not MAKING_AN_ENUM:
         return
     caller = frame.f_back
     while caller is not None:
-        code = caller.f_code
-        if code.co_name in LOADING and "ExtensionFileLoader" in code.co_qualname \\
-                and "duckdb" in repr(caller.f_locals.get("spec") or caller.f_locals.get("module")):
+        if caller.f_code in LOADING and "duckdb" in repr(
+                caller.f_locals.get("spec") or caller.f_locals.get("module")):
             raised.append(frame.f_code.co_name)
             signal.raise_signal(signal.SIGINT)
             return
