@@ -343,8 +343,13 @@ def _started_pool(size: int, prefix: str) -> ThreadPoolExecutor:
         pool = ThreadPoolExecutor(size, thread_name_prefix=prefix)
         # each task waits for all the others: none is idle, so each submit starts one
         everyone = threading.Barrier(size)
-        for _ in range(size):
-            pool.submit(everyone.wait)
+        try:
+            for _ in range(size):
+                pool.submit(everyone.wait)
+        except BaseException:  # an interrupt not held (no CLI handler): leave none waiting
+            everyone.abort()
+            pool.shutdown(wait=False)
+            raise
     return pool
 
 

@@ -419,6 +419,39 @@ def test_the_shared_parsing_pools_start_their_workers_at_once() -> None:
         pool.shutdown()
 
 
+def test_a_shared_pool_interrupted_while_starting_leaves_no_worker_waiting() -> None:
+    """Without the CLI's handler (a notebook's Ctrl-C) the interrupt is not held: raised
+    as the second worker is asked for, the first must not wait for ever for the others
+    (a thread nothing ends holds the process's exit)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from caracal_forensics.sources import _parallel
+
+    submits = []
+
+    def profile(frame, event, arg) -> None:
+        if event == "call" and frame.f_code is ThreadPoolExecutor.submit.__code__:
+            submits.append(frame)
+            if len(submits) == 2:
+                signal.raise_signal(signal.SIGINT)  # Python's own handler: KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.setprofile(profile)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _parallel._started_pool(3, "interrupted-while-starting")
+    finally:
+        sys.setprofile(None)
+        signal.signal(signal.SIGINT, previous)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+            t.name.startswith("interrupted-while-starting") for t in threading.enumerate()):
+        time.sleep(0.05)
+    assert [t.name for t in threading.enumerate()
+            if t.name.startswith("interrupted-while-starting")] == []
+
+
 @pytest.mark.parametrize("module", ["caracal_forensics.cli.app", "typer",
                                     "caracal_forensics.cli.audit"])
 def test_ctrl_c_while_starting_up_is_one_line_and_130(tmp_path, module) -> None:
