@@ -28,9 +28,13 @@ WORK_SECONDS = 20.0
 
 @pytest.fixture
 def handlers_restored():
-    """``interruptible`` leaves SIGINT and SIGTERM ignored after a signal (what is left
-    at exit finishes); the test process gets its own handlers back."""
-    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    """``interruptible`` leaves every stop signal ignored after a signal (what is left at
+    exit finishes); the test process gets its own handlers back. (SIGHUP left ignored
+    here was inherited by the CLI processes later tests start: their hang-up tests failed
+    when they ran after these.)"""
+    from caracal_forensics.interrupts import stop_signals
+
+    saved = {number: signal.getsignal(number) for number in stop_signals()}
     yield
     for number, handler in saved.items():
         signal.signal(number, handler)
