@@ -42,10 +42,8 @@ def interruptible(call: Callable[[], object]) -> object:
             previous[number] = signal.signal(number, stop.handle)
     except ValueError:  # not the main thread: signals stay as they are
         pass
-    previous_hook = sys.unraisablehook
     if previous:
         stop.watcher = _CancelWatcher()
-        stop.previous_hook = previous_hook
         sys.unraisablehook = stop.unraisable
     signalled = stop.signalled
     try:
@@ -55,7 +53,7 @@ def interruptible(call: Callable[[], object]) -> object:
             for number, old in previous.items():
                 # interrupted: what is left to clean up at exit (finalizers) finishes too
                 signal.signal(number, signal.SIG_IGN if signalled else old)
-            sys.unraisablehook = previous_hook
+            sys.unraisablehook = stop.previous_hook
             if stop.watcher is not None:
                 stop.watcher.stop()
     except BaseException as error:
@@ -85,7 +83,7 @@ class _StopSignals:
     def __init__(self) -> None:
         self.signalled: list[int] = []
         self.watcher: _CancelWatcher | None = None
-        self.previous_hook: Callable[[Any], object] = sys.__unraisablehook__
+        self.previous_hook: Callable[[Any], object] = sys.unraisablehook  # put back after
         self._owed = True  # the first signal's KeyboardInterrupt, or a lost one, is due
 
     def handle(self, signum: int, frame: Any) -> None:
